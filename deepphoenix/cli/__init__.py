@@ -1,0 +1,26 @@
+"""The `deepphoenix` command line. Library code never prints or exits; this package turns
+results into text and `DeepPhoenixError` into one line and an exit code."""
+
+from __future__ import annotations
+
+import click
+
+from deepphoenix import __version__
+from deepphoenix.cli._common import DeepPhoenixGroup
+from deepphoenix.cli._programs import check, diff, grammars, mutate, seed, sites
+
+__all__ = ["cli", "main"]
+
+
+@click.group(cls=DeepPhoenixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deepphoenix")
+def cli() -> None:
+    """AST-grounded program mutation with a learned T5 proposer (DeepPhoenix)."""
+
+
+for command in (seed, grammars, sites, mutate, check, diff):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli.main(prog_name="deepphoenix")

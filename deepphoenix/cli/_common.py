@@ -1,0 +1,110 @@
+"""What every command shares: the one error-catching entry point, shared options, and
+small output helpers. Only the CLI imports click."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from deepphoenix.errors import DeepPhoenixError
+from deepphoenix.grammar import Grammar
+from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "DeepPhoenixGroup",
+    "echo_json",
+    "fail",
+    "grammar_option",
+    "json_option",
+    "load_program",
+    "write_atomic",
+]
+
+EXIT_INTERRUPTED = 130
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DeepPhoenixGroup(click.Group):
+    """A click group whose every failure is one line on stderr and an exit code:
+    1 for deepphoenix errors, 2 for usage errors, 130 for Ctrl-C. Never a traceback."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            result = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(0)
+        except click.ClickException as exc:
+            hint = ""
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            click.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except DeepPhoenixError as exc:
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # `deepphoenix … | head`: the reader left; not an error of ours.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Stop a command with one line on stderr (for verdicts that are not exceptions)."""
+    click.echo(f"error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def grammar_option(f: F) -> F:
+    return click.option(
+        "--grammar", "-g", "grammar", default="t5", show_default=True, metavar="NAME|PATH|infer",
+        help="A registered grammar, a grammar TOML file, or 'infer' to infer one from FILE.",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
+
+
+def load_program(path: str, grammar: str | Grammar) -> Program:
+    """Read FILE and parse it against the grammar spec (name, path, or infer)."""
+    text = read_source(path)
+    resolved = resolve_grammar(grammar, text, path)
+    return parse_program(text, resolved, path)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,54 @@
+"""Grammars: declarative data saying which sites of a program may change, their domains,
+mutation operators, derivations and invariants. Never imports torch."""
+
+from deepphoenix.grammar._expr import EvaluationError, Expression, compile_expression
+from deepphoenix.grammar._grammar import Grammar, coerce_value
+from deepphoenix.grammar._mutation import draw_value, move_value, neighbours, round_half_up
+from deepphoenix.grammar._registry import ENTRY_POINT_GROUP, grammar_names, load_grammar
+from deepphoenix.grammar._spec import (
+    Domain,
+    Form,
+    Invariant,
+    Kind,
+    Operator,
+    OperatorKind,
+    Selector,
+    SiteSpec,
+    Value,
+    format_value,
+)
+from deepphoenix.grammar._toml import (
+    default_operator,
+    default_selectors,
+    parse_grammar,
+    read_grammar_file,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Domain",
+    "EvaluationError",
+    "Expression",
+    "Form",
+    "Grammar",
+    "Invariant",
+    "Kind",
+    "Operator",
+    "OperatorKind",
+    "Selector",
+    "SiteSpec",
+    "Value",
+    "coerce_value",
+    "compile_expression",
+    "default_operator",
+    "default_selectors",
+    "draw_value",
+    "format_value",
+    "grammar_names",
+    "load_grammar",
+    "move_value",
+    "neighbours",
+    "parse_grammar",
+    "read_grammar_file",
+    "round_half_up",
+]

@@ -1,0 +1,200 @@
+"""`Grammar`: the sites of a program family, how they derive, and the invariants they keep."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepphoenix.errors import EditError, GrammarError, did_you_mean
+from deepphoenix.grammar._expr import EvaluationError
+from deepphoenix.grammar._spec import Domain, Invariant, Kind, SiteSpec, Value, format_value
+from deepphoenix.outcome import OK, Check, Outcome
+
+__all__ = ["Grammar", "coerce_value"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grammar:
+    """A named set of site declarations and invariants. Data, not code.
+
+    Build one with `load_grammar` (built-in name or TOML path), `parse_grammar` (TOML text),
+    `infer_grammar` (from a source), or directly. Construction validates cross references
+    and orders derived sites so each is computed after what it reads.
+    """
+
+    name: str
+    sites: tuple[SiteSpec, ...]
+    invariants: tuple[Invariant, ...] = ()
+    description: str = ""
+    origin: str = ""
+    _by_name: dict[str, SiteSpec] = field(init=False, repr=False, compare=False)
+    _derive_order: tuple[SiteSpec, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, SiteSpec] = {}
+        for spec in self.sites:
+            if spec.name in by_name:
+                raise GrammarError(f"grammar {self.name!r}: site {spec.name!r} is declared twice")
+            by_name[spec.name] = spec
+        for spec in self.sites:
+            if spec.derive is not None:
+                for dep in spec.derive.names:
+                    if dep not in by_name:
+                        raise GrammarError(
+                            f"grammar {self.name!r}: site {spec.name!r} derives from unknown "
+                            f"site {dep!r}.{did_you_mean(dep, by_name)}"
+                        )
+        for inv in self.invariants:
+            for dep in inv.expression.names:
+                if dep not in by_name:
+                    raise GrammarError(
+                        f"grammar {self.name!r}: invariant {inv.text!r} names unknown site "
+                        f"{dep!r}.{did_you_mean(dep, by_name)}"
+                    )
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_derive_order", _topological(self.name, by_name))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Grammar, (self.name, self.sites, self.invariants, self.description, self.origin))
+
+    # -- lookup --------------------------------------------------------------------------
+    def site(self, name: str) -> SiteSpec:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise EditError(
+                f"grammar {self.name!r} has no site {name!r}.{did_you_mean(name, self._by_name)}"
+            ) from None
+
+    def has_site(self, name: str) -> bool:
+        return name in self._by_name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sites)
+
+    @property
+    def proposable(self) -> tuple[SiteSpec, ...]:
+        return tuple(s for s in self.sites if s.proposable)
+
+    # -- values --------------------------------------------------------------------------
+    def derive(self, values: Mapping[str, Value]) -> dict[str, Value]:
+        """Return `values` with every derived site recomputed from the others."""
+        out = dict(values)
+        for spec in self._derive_order:
+            assert spec.derive is not None
+            out[spec.name] = _as_kind(spec, spec.derive.evaluate(out))
+        return out
+
+    def check(self, values: Mapping[str, Value], present: frozenset[str] | None = None) -> Check:
+        """Validate complete values: domains first, then derivations, then invariants.
+
+        `present` names the sites bound in the source; a derivation is only checked for a
+        derived site that is present (an absent one keeps its default and is not written).
+        """
+        for spec in self.sites:
+            value = values[spec.name]
+            declared = spec.proposable or spec.domain != Domain()
+            if declared and not spec.domain.contains(spec.kind, value):
+                return Check(
+                    Outcome.OUT_OF_DOMAIN,
+                    f"{spec.name}={format_value(value)} is outside "
+                    f"{spec.domain.describe(spec.kind)}",
+                )
+        for spec in self._derive_order:
+            if present is not None and spec.name not in present:
+                continue
+            assert spec.derive is not None
+            try:
+                expected = _as_kind(spec, spec.derive.evaluate(values))
+            except EvaluationError as exc:
+                return Check(Outcome.INVARIANT, f"{spec.name} = {spec.derive.text} fails: {exc}")
+            if values[spec.name] != expected:
+                return Check(
+                    Outcome.INVARIANT,
+                    f"{spec.name} == {spec.derive.text} broken: "
+                    + _show(values, (spec.name, *sorted(spec.derive.names))),
+                )
+        for inv in self.invariants:
+            try:
+                holds = bool(inv.expression.evaluate(values))
+                failure = ""
+            except EvaluationError as exc:
+                holds, failure = False, f" ({exc})"
+            if not holds:
+                return Check(
+                    Outcome.INVARIANT,
+                    f"{inv.text} broken: {_show(values, sorted(inv.expression.names))}{failure}",
+                )
+        return OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "origin": self.origin,
+            "sites": [s.to_dict() for s in self.sites],
+            "invariants": [i.text for i in self.invariants],
+        }
+
+
+def coerce_value(spec: SiteSpec, value: object) -> Value:
+    """Return `value` as the site's kind, or raise `EditError` naming site, value and type."""
+    kind = spec.kind
+    if kind is Kind.BOOL:
+        if isinstance(value, bool):
+            return value
+    elif kind is Kind.INT:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            return int(value)
+    elif kind in (Kind.FLOAT, Kind.LOG_FLOAT):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, str):
+        return value
+    expected = {"int": "int", "float": "float", "log-float": "float", "bool": "bool"}.get(
+        kind.value, "str"
+    )
+    raise EditError(
+        f"Expected {expected} for site {spec.name!r} but got {value!r} "
+        f"(type={type(value).__name__})"
+    )
+
+
+def _as_kind(spec: SiteSpec, value: Value) -> Value:
+    if spec.kind is Kind.INT and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if spec.kind in (Kind.FLOAT, Kind.LOG_FLOAT) and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def _show(values: Mapping[str, Value], names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"{n}={format_value(values[n])}" for n in names)
+
+
+def _topological(grammar: str, by_name: dict[str, SiteSpec]) -> tuple[SiteSpec, ...]:
+    order: list[SiteSpec] = []
+    state: dict[str, int] = {}
+
+    def visit(spec: SiteSpec, chain: tuple[str, ...]) -> None:
+        if state.get(spec.name) == 2:
+            return
+        if state.get(spec.name) == 1:
+            raise GrammarError(
+                f"grammar {grammar!r}: derived sites form a cycle: {' -> '.join(chain)}"
+            )
+        state[spec.name] = 1
+        if spec.derive is not None:
+            for dep in sorted(spec.derive.names):
+                visit(by_name[dep], (*chain, dep))
+            order.append(spec)
+        state[spec.name] = 2
+
+    for spec in by_name.values():
+        visit(spec, (spec.name,))
+    return tuple(order)

@@ -1,0 +1,59 @@
+"""The mutator owns the concrete syntax tree: parse, find sites, apply edits by splicing
+literals at CST-derived spans (every other byte kept), validate on values, hash variants
+canonically, diff and ground untrusted text. It never writes a user's file and never
+imports torch."""
+
+from deepphoenix.mutator._bindings import Binding, collect_bindings
+from deepphoenix.mutator._diff import Diff, diff_programs, diff_text, unified_diff
+from deepphoenix.mutator._ground import (
+    TargetFormat,
+    format_edit_script,
+    ground,
+    parse_edit_script,
+)
+from deepphoenix.mutator._infer import infer_grammar, infer_spec
+from deepphoenix.mutator._literal import parse_value_text, render_value
+from deepphoenix.mutator._program import (
+    HASH_LENGTH,
+    Edit,
+    Mutation,
+    Program,
+    Site,
+    Variant,
+    canonical_hash,
+    find_sites,
+    parse_program,
+    read_program,
+)
+from deepphoenix.mutator._resolve import resolve_grammar
+from deepphoenix.mutator._source import parse_module, read_source
+
+__all__ = [
+    "HASH_LENGTH",
+    "Binding",
+    "Diff",
+    "Edit",
+    "Mutation",
+    "Program",
+    "Site",
+    "TargetFormat",
+    "Variant",
+    "canonical_hash",
+    "collect_bindings",
+    "diff_programs",
+    "diff_text",
+    "find_sites",
+    "format_edit_script",
+    "ground",
+    "infer_grammar",
+    "infer_spec",
+    "parse_edit_script",
+    "parse_module",
+    "parse_program",
+    "parse_value_text",
+    "read_program",
+    "read_source",
+    "render_value",
+    "resolve_grammar",
+    "unified_diff",
+]

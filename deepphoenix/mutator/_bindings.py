@@ -1,0 +1,185 @@
+"""Bindings: every place a source binds a name to a value, with the value's exact span.
+
+One CST pass collects assignments to names and attributes, annotated class fields,
+keyword arguments and parameter defaults. Spans come from libcst's byte-span metadata,
+checked against the node's own code (libcst miscounts after a form feed, so a span that
+does not hold the node's text is searched for nearby).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper
+
+from deepphoenix.grammar import Form, Selector, Value
+from deepphoenix.mutator._literal import dotted_name, literal_of
+
+__all__ = ["Binding", "collect_bindings"]
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One binding of a name to a value expression; `literal` is (tag, value) or None."""
+
+    form: Form
+    target: str
+    owner: str | None
+    literal: tuple[str, Value] | None
+    start: int  # character offsets of the value expression in the source text
+    end: int
+    line: int  # 1-based
+    column: int  # 1-based
+
+    @property
+    def label(self) -> str:
+        """How people would point at it: ``config.d_ff``, ``T5Config(d_ff=…)``, …"""
+        owner = self.owner or "…"
+        if self.form is Form.ATTRIBUTE:
+            return f"{owner}.{self.target}"
+        if self.form is Form.KEYWORD:
+            return f"{owner}({self.target}=…)"
+        if self.form is Form.FIELD:
+            return f"{owner}.{self.target}"
+        if self.form is Form.PARAMETER:
+            return f"{owner}({self.target}=…)"
+        return self.target
+
+    def selected_by(self, selector: Selector) -> bool:
+        return (
+            selector.form is self.form
+            and selector.target == self.target
+            and selector.matches_owner(self.owner)
+        )
+
+
+class _Collector(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (ByteSpanPositionProvider,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scopes: list[tuple[str, str]] = []
+        self.found: list[tuple[Form, str, str | None, cst.BaseExpression]] = []
+
+    def _owner_path(self) -> str | None:
+        return ".".join(name for _, name in self.scopes) or None
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.scopes.append(("class", node.name.value))
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.scopes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        prefix = self._owner_path()
+        owner = f"{prefix}.{node.name.value}" if prefix else node.name.value
+        params = node.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            if param.default is not None:
+                self.found.append((Form.PARAMETER, param.name.value, owner, param.default))
+        self.scopes.append(("function", node.name.value))
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.scopes.pop()
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1:
+            self._bind(node.targets[0].target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._bind(node.target, node.value)
+
+    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name):
+            in_class = bool(self.scopes) and self.scopes[-1][0] == "class"
+            if in_class:
+                self.found.append((Form.FIELD, target.value, self._owner_path(), value))
+            else:
+                self.found.append((Form.NAME, target.value, None, value))
+        elif isinstance(target, cst.Attribute):
+            self.found.append((Form.ATTRIBUTE, target.attr.value, dotted_name(target.value), value))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        owner = dotted_name(node.func)
+        for arg in node.args:
+            if arg.keyword is not None and not arg.star:
+                self.found.append((Form.KEYWORD, arg.keyword.value, owner, arg.value))
+
+
+class _Offsets:
+    """Byte offsets to character offsets, and character offsets to line and column."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ascii = text.isascii()
+        self._chars: list[int] = []
+        if not self.ascii:
+            for index, char in enumerate(text):
+                self._chars.extend([index] * len(char.encode("utf-8")))
+            self._chars.append(len(text))
+        self.line_starts = [0] + [mt.end() for mt in _NEWLINE.finditer(text)]
+
+    def char(self, byte_offset: int) -> int:
+        return byte_offset if self.ascii else self._chars[byte_offset]
+
+    def line_column(self, offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.line_starts, offset)
+        return line, offset - self.line_starts[line - 1] + 1
+
+
+_last: tuple[cst.Module, str, list[Binding]] | None = None
+
+
+def collect_bindings(module: cst.Module, text: str) -> list[Binding]:
+    """Every binding in document order. `text` must be the code `module` was parsed from.
+
+    The last module's bindings are kept (libcst nodes take no weak references): inferring
+    a grammar and then parsing against it walks the tree, the costly part, once.
+    """
+    global _last
+    if _last is not None and _last[0] is module and _last[1] is text:
+        return list(_last[2])
+    bindings = _collect(module, text)
+    _last = (module, text, bindings)
+    return list(bindings)
+
+
+def _collect(module: cst.Module, text: str) -> list[Binding]:
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    collector = _Collector()
+    wrapper.visit(collector)
+    spans = wrapper.resolve(ByteSpanPositionProvider)
+    offsets = _Offsets(text)
+    out: list[Binding] = []
+    for form, target, owner, node in collector.found:
+        span = spans[node]
+        start = offsets.char(span.start)
+        end = offsets.char(span.start + span.length)
+        literal = literal_of(node)
+        if literal is not None:
+            expected = module.code_for_node(
+                node.with_changes(lpar=(), rpar=()) if node.lpar else node
+            )
+            if text[start:end] != expected:
+                start, end = _search_near(text, expected, start)
+        line, column = offsets.line_column(start)
+        out.append(Binding(form, target, owner, literal, start, end, line, column))
+    out.sort(key=lambda b: b.start)
+    return out
+
+
+def _search_near(text: str, expected: str, guess: int) -> tuple[int, int]:
+    """Where `expected` really is: libcst's offset falls short by one per form feed before
+    the node, so look forward from the guess first, then anywhere."""
+    found = text.find(expected, guess)
+    if found < 0:
+        found = text.find(expected)
+    if found < 0:  # cannot happen for code libcst produced from this text
+        raise AssertionError(f"literal {expected!r} not found in source")
+    return found, found + len(expected)

@@ -1,0 +1,378 @@
+"""`Program`: a source parsed once against a grammar, ready to be mutated many times.
+
+Parsing finds the grammar's sites and splits the text into fixed pieces around the site
+literals. Applying edits splices new literals into those pieces, so every byte outside the
+edited literals is kept; validation runs on the values (domains, derivations, invariants),
+and the canonical hash is assembled from a pre-split `ast.dump` of the template, so no
+variant is re-parsed.
+
+The canonical hash is the SHA-256 of ``ast.dump(ast.parse(source))``: formatting and
+comments do not change it. It is stable for a given Python minor version.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from deepphoenix.errors import EditError, ParseError, SiteError
+from deepphoenix.grammar import (
+    EvaluationError,
+    Grammar,
+    SiteSpec,
+    Value,
+    coerce_value,
+    format_value,
+)
+from deepphoenix.mutator._bindings import Binding, collect_bindings
+from deepphoenix.mutator._literal import normalise, render_value, value_fits
+from deepphoenix.mutator._source import parse_module, read_source
+from deepphoenix.outcome import Check, Outcome
+
+__all__ = [
+    "HASH_LENGTH",
+    "Edit",
+    "Mutation",
+    "Program",
+    "Site",
+    "Variant",
+    "canonical_hash",
+    "find_sites",
+    "parse_program",
+]
+
+HASH_LENGTH = 16  # hex digits of SHA-256 kept as a variant's name
+_FRAGMENTS: dict[str, str] = {}
+_MARK = re.compile(r"Name\(id='__deepphoenix_site_(\d+)__', ctx=Load\(\)\)")
+_FRAGMENT_CACHE_LIMIT = 65_536
+
+
+def canonical_hash(source: str) -> str:
+    """The formatting-insensitive name of a source (raises `ParseError` if not Python)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ParseError(exc.msg, path=None, line=exc.lineno or 1, column=exc.offset or 1) from None
+    return _digest(ast.dump(tree))
+
+
+def _digest(dump: str) -> str:
+    return hashlib.sha256(dump.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def _fragment(literal: str) -> str:
+    """`ast.dump` of a literal expression, as it appears inside a module's dump."""
+    found = _FRAGMENTS.get(literal)
+    if found is None:
+        found = ast.dump(ast.parse(literal, mode="eval").body)
+        if len(_FRAGMENTS) >= _FRAGMENT_CACHE_LIMIT:
+            _FRAGMENTS.clear()
+        _FRAGMENTS[literal] = found
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A grammar site found in a source: its value and where its literal is."""
+
+    name: str
+    value: Value
+    literal: str
+    start: int
+    end: int
+    line: int
+    column: int
+    selector: str
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "value": self.value, "literal": self.literal,
+            "line": self.line, "column": self.column, "selector": self.selector,
+            "label": self.label,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Set site `site` to `value`."""
+
+    site: str
+    value: Value
+
+    def __str__(self) -> str:
+        return f"{self.site}={format_value(self.value)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "value": self.value}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Edit:
+        return cls(site=str(data["site"]), value=data["value"])
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A program produced by edits: its text, canonical hash, all site values, and the
+    sites that differ from its parent (derived ones included)."""
+
+    source: str
+    hash: str
+    values: tuple[tuple[str, Value], ...]
+    changes: tuple[Edit, ...]
+    parent: str
+
+    def value(self, site: str) -> Value:
+        return dict(self.values)[site]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash, "parent": self.parent, "source": self.source,
+            "values": dict(self.values), "changes": [e.to_dict() for e in self.changes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Variant:
+        return cls(
+            source=data["source"], hash=data["hash"], values=tuple(data["values"].items()),
+            changes=tuple(Edit.from_dict(e) for e in data["changes"]), parent=data["parent"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """The typed outcome of applying edits. `variant` is set whenever the edits produced a
+    text (accepted or not); `reason` says why a rejected one was rejected."""
+
+    outcome: Outcome
+    reason: str = ""
+    variant: Variant | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+def _as_edits(edits: Mapping[str, Value] | Iterable[Edit]) -> list[Edit]:
+    if isinstance(edits, Mapping):
+        return [Edit(k, v) for k, v in edits.items()]
+    return list(edits)
+
+
+class Program:
+    """A source parsed against a grammar. Immutable; create with `parse_program`."""
+
+    __slots__ = (
+        "_dump_fixed", "_dump_order", "_fixed", "_specs", "_values", "grammar", "hash",
+        "module", "path", "present", "sites", "text",
+    )
+
+    def __init__(self, text: str, grammar: Grammar, *, path: str | None = None,
+                 module: cst.Module | None = None) -> None:
+        self.text = text
+        self.grammar = grammar
+        self.path = path
+        self.module = module if module is not None else parse_module(text, path)
+        self.sites: tuple[Site, ...] = tuple(find_sites(self.module, text, grammar, path))
+        self.present = frozenset(s.name for s in self.sites)
+        values: dict[str, Value] = {}
+        for spec in grammar.sites:
+            if spec.default is not None:
+                values[spec.name] = spec.default
+        values.update((s.name, s.value) for s in self.sites)
+        self._values = values
+        self._specs = tuple(grammar.site(s.name) for s in self.sites)
+        pieces, cursor = [], 0
+        for site in self.sites:
+            pieces.append(text[cursor:site.start])
+            cursor = site.end
+        pieces.append(text[cursor:])
+        self._fixed = tuple(pieces)
+        self._dump_fixed, self._dump_order = self._split_dump()
+        self.hash = _digest(self._assemble_dump([s.literal for s in self.sites]))
+
+    # -- construction helpers ------------------------------------------------------------
+    def _split_dump(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        marks = [f"__deepphoenix_site_{i}__" for i in range(len(self.sites))]
+        template = self._fixed[0] + "".join(
+            mark + fixed for mark, fixed in zip(marks, self._fixed[1:], strict=True)
+        )
+        try:
+            dump = ast.dump(ast.parse(template))
+        except SyntaxError as exc:
+            raise ParseError(
+                f"{exc.msg} (libcst accepts it, this Python does not)",
+                path=self.path, line=exc.lineno or 1, column=exc.offset or 1,
+            ) from None
+        fixed: list[str] = []
+        order: list[int] = []
+        cursor = 0
+        for hit in _MARK.finditer(dump):
+            fixed.append(dump[cursor:hit.start()])
+            order.append(int(hit.group(1)))
+            cursor = hit.end()
+        fixed.append(dump[cursor:])
+        return tuple(fixed), tuple(order)
+
+    def _assemble_dump(self, literals: list[str]) -> str:
+        parts = [self._dump_fixed[0]]
+        for index, fixed in zip(self._dump_order, self._dump_fixed[1:], strict=True):
+            parts.append(_fragment(literals[index]))
+            parts.append(fixed)
+        return "".join(parts)
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def values(self) -> dict[str, Value]:
+        """Every grammar site's value: found in the source, else the grammar default."""
+        return dict(self._values)
+
+    def site(self, name: str) -> Site:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        self.grammar.site(name)  # raises for unknown names, with suggestions
+        raise EditError(f"site {name!r} is not in {self.path or 'the source'}")
+
+    @property
+    def proposable(self) -> tuple[SiteSpec, ...]:
+        """Specs of the sites in this source that proposers may change."""
+        return tuple(spec for spec in self._specs if spec.proposable)
+
+    # -- writing -------------------------------------------------------------------------
+    def apply(self, edits: Mapping[str, Value] | Iterable[Edit]) -> Mutation:
+        """Apply edits to proposable sites, recompute derived sites, validate.
+
+        Returns a `Mutation` (`OK`, `NO_OP`, `OUT_OF_DOMAIN`, `INVARIANT`); raises
+        `EditError` for edits that name unknown, derived, fixed or absent sites or carry
+        a value of the wrong type.
+        """
+        values = dict(self._values)
+        for edit in _as_edits(edits):
+            spec = self.grammar.site(edit.site)
+            if not spec.proposable:
+                what = "derived" if spec.derived else "fixed (mutable = false)"
+                raise EditError(f"site {edit.site!r} is {what}; it cannot be edited")
+            if edit.site not in self.present:
+                raise EditError(f"site {edit.site!r} is not in {self.path or 'the source'}")
+            values[edit.site] = coerce_value(spec, edit.value)
+        try:
+            values = self.grammar.derive(values)
+        except EvaluationError as exc:
+            return Mutation(Outcome.INVARIANT, f"derivation fails: {exc}")
+        return self.with_values(values)
+
+    def with_values(self, values: Mapping[str, Value]) -> Mutation:
+        """Write the given values of all sites as they are (no derivation) and validate.
+        Grounding uses it so a model's wrong derived value is caught, not silently fixed."""
+        variant, check = self.render(values)
+        if not variant.changes:
+            return Mutation(Outcome.NO_OP, "the edits change no site")
+        return Mutation(check.outcome, check.reason, variant)
+
+    def render(self, values: Mapping[str, Value]) -> tuple[Variant, Check]:
+        """The variant holding `values` (the program itself when nothing changes) and the
+        grammar's verdict on them."""
+        changes = tuple(
+            Edit(s.name, values[s.name]) for s in self.sites
+            if values[s.name] != self._values[s.name]
+            or type(values[s.name]) is not type(self._values[s.name])
+        )
+        literals = [
+            render_value(spec, values[site.name], site.literal) if site.name in values
+            and values[site.name] != site.value else site.literal
+            for site, spec in zip(self.sites, self._specs, strict=True)
+        ]
+        parts = [self._fixed[0]]
+        for literal, fixed in zip(literals, self._fixed[1:], strict=True):
+            parts.append(literal)
+            parts.append(fixed)
+        variant = Variant(
+            source="".join(parts),
+            hash=_digest(self._assemble_dump(literals)),
+            values=tuple((spec.name, values[spec.name]) for spec in self.grammar.sites),
+            changes=changes,
+            parent=self.hash,
+        )
+        return variant, self.grammar.check(values, self.present)
+
+
+def parse_program(text: str, grammar: Grammar, path: str | None = None) -> Program:
+    """Parse `text` and find the grammar's sites in it.
+
+    Raises `ParseError` for invalid Python and `SiteError` when the grammar does not fit.
+    """
+    return Program(text, grammar, path=path)
+
+
+def read_program(path: str | Path, grammar: Grammar) -> Program:
+    """Read and parse a file (`SourceError` for unreadable files)."""
+    return Program(read_source(path), grammar, path=str(path))
+
+
+def find_sites(module: cst.Module, text: str, grammar: Grammar,
+               path: str | None = None) -> list[Site]:
+    """The grammar's sites in a parsed module, in document order.
+
+    Raises `SiteError` when none is found, a required one is missing, one matches several
+    places or a non-literal of the wrong kind, or two sites claim the same literal.
+    """
+    where = path or "the source"
+    bindings = collect_bindings(module, text)
+    claimed: dict[int, str] = {}
+    sites: list[Site] = []
+    for spec in grammar.sites:
+        matches: dict[int, tuple[Binding, str]] = {}
+        for selector in spec.selectors:
+            selected = [b for b in bindings if b.selected_by(selector)]
+            if selector.index is not None:
+                selected = selected[selector.index - 1 : selector.index]
+            for binding in selected:
+                if binding.literal is not None:
+                    matches.setdefault(binding.start, (binding, str(selector)))
+        if not matches:
+            if spec.default is None:
+                raise SiteError(
+                    f"site {spec.name!r} of grammar {grammar.name!r} is not in {where} and has "
+                    "no default"
+                )
+            continue
+        if len(matches) > 1:
+            lines = ", ".join(f"line {b.line} ({b.label})" for b, _ in matches.values())
+            raise SiteError(
+                f"site {spec.name!r} matches {len(matches)} places in {where}: {lines}; narrow "
+                "its selector (owner or #index)"
+            )
+        binding, selector_text = next(iter(matches.values()))
+        assert binding.literal is not None
+        tag, value = binding.literal
+        if not value_fits(spec, tag, value):
+            raise SiteError(
+                f"site {spec.name!r} at {where}:{binding.line} ({binding.label}) is "
+                f"{text[binding.start:binding.end]!r}, not a literal of kind {spec.kind}"
+            )
+        if binding.start in claimed:
+            raise SiteError(
+                f"sites {claimed[binding.start]!r} and {spec.name!r} both select "
+                f"{where}:{binding.line} ({binding.label})"
+            )
+        claimed[binding.start] = spec.name
+        sites.append(Site(
+            name=spec.name, value=normalise(spec, value), literal=text[binding.start:binding.end],
+            start=binding.start, end=binding.end, line=binding.line, column=binding.column,
+            selector=selector_text, label=binding.label,
+        ))
+    if not sites:
+        raise SiteError(
+            f"grammar {grammar.name!r} finds no sites in {where}; try --grammar infer or a "
+            "grammar for this kind of file"
+        )
+    sites.sort(key=lambda s: s.start)
+    return sites

@@ -1,0 +1,161 @@
+"""`RandomProposer`: the grammar-driven proposer. It draws the paper's refinement
+distribution (one site picked by weight, moved by its operator: depth or heads ±1, d_ff
+±1–50%), samples whole random programs for the refinement dataset, and is the baseline
+the learned proposer is compared with."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from deepphoenix.errors import ConfigError
+from deepphoenix.grammar import Value, draw_value, move_value
+from deepphoenix.mutator import Edit, Mutation, Program, format_edit_script
+from deepphoenix.outcome import Outcome
+
+__all__ = ["DistinctVariants", "Proposal", "RandomProposer"]
+
+_ATTEMPTS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """One candidate: the grounded mutation and the text it came from (a model's output,
+    or the edit script a random draw amounts to)."""
+
+    mutation: Mutation
+    text: str
+
+
+class RandomProposer:
+    """Draws edits from the grammar. `max_edits` > 1 chains up to that many moves."""
+
+    name = "random"
+
+    def __init__(self, max_edits: int = 1) -> None:
+        if not isinstance(max_edits, int) or isinstance(max_edits, bool) or max_edits < 1:
+            raise ConfigError(
+                f"Expected int >= 1 but got max_edits={max_edits!r} "
+                f"(type={type(max_edits).__name__})"
+            )
+        self.max_edits = max_edits
+
+    def draw_edits(self, program: Program, rng: random.Random,
+                   base: Mapping[str, Value] | None = None) -> tuple[Edit, ...] | None:
+        """A chain of 1..max_edits single-site moves from `base` (default: the program's
+        values); None if the program has no site that may move."""
+        specs = program.proposable
+        if not specs:
+            return None
+        start = dict(base) if base is not None else program.values
+        values = dict(start)
+        for _ in range(rng.randint(1, self.max_edits)):
+            for _attempt in range(_ATTEMPTS):
+                spec = rng.choices(specs, weights=[s.weight for s in specs])[0]
+                new = move_value(spec, values[spec.name], rng)
+                if new is not None:
+                    values[spec.name] = new
+                    break
+            else:
+                break
+        # Moves can cancel out (+1 then -1): an empty tuple, not None, says so.
+        return tuple(Edit(k, v) for k, v in values.items() if v != start[k])
+
+    def refine(self, program: Program, rng: random.Random) -> Mutation:
+        """One accepted refinement if any of `_ATTEMPTS` draws gives one, else the last
+        rejected mutation (its outcome says why)."""
+        last = Mutation(Outcome.NO_OP, "no site of the program can move")
+        for _ in range(_ATTEMPTS):
+            edits = self.draw_edits(program, rng)
+            if edits is None:
+                return last
+            if not edits:
+                continue
+            last = program.apply(edits)
+            if last.ok:
+                return last
+        return last
+
+    def refine_values(self, program: Program, base: Mapping[str, Value],
+                      rng: random.Random) -> tuple[dict[str, Value], tuple[Edit, ...]] | None:
+        """Values one refinement away from `base` that satisfy the grammar, and the edits."""
+        for _ in range(_ATTEMPTS):
+            edits = self.draw_edits(program, rng, base)
+            if edits is None:
+                return None
+            if not edits:
+                continue
+            values = dict(base)
+            values.update((e.site, e.value) for e in edits)
+            values = program.grammar.derive(values)
+            if program.grammar.check(values, program.present).ok:
+                return values, edits
+        return None
+
+    def sample_values(self, program: Program, rng: random.Random) -> dict[str, Value]:
+        """Every proposable site drawn uniformly from its domain, derived sites recomputed,
+        redrawn until the grammar accepts (the dataset's unrefined programs)."""
+        for _ in range(_ATTEMPTS):
+            values = program.values
+            values.update((spec.name, draw_value(spec, rng)) for spec in program.proposable)
+            values = program.grammar.derive(values)
+            if program.grammar.check(values, program.present).ok:
+                return values
+        raise ConfigError(
+            f"no random draw of grammar {program.grammar.name!r} satisfies its invariants in "
+            f"{_ATTEMPTS} tries; check the domains and invariants"
+        )
+
+    def propose(self, program: Program, n: int, rng: random.Random) -> list[Proposal]:
+        """`n` candidates (each one refinement of `program`), as the loop consumes them."""
+        out = []
+        for _ in range(n):
+            mutation = self.refine(program, rng)
+            text = format_edit_script(program, mutation.variant.changes) if (
+                mutation.variant is not None
+            ) else ""
+            out.append(Proposal(mutation, text))
+        return out
+
+
+class DistinctVariants:
+    """Distinct accepted variants of a program, drawn until `n` or the draws stall.
+
+    Iterate for the variants; afterwards `exhausted` says whether fewer than `n` exist
+    within the proposer's reach (no new variant in `stall` consecutive draws).
+    """
+
+    def __init__(self, proposer: RandomProposer, program: Program, n: int,
+                 rng: random.Random, stall: int = 2_000) -> None:
+        self.proposer, self.program, self.n, self.rng, self.stall = proposer, program, n, rng, stall
+        self.exhausted = False
+        self.draws = 0
+        self.rejected: dict[Outcome, int] = {}
+
+    def __iter__(self) -> Iterator[Mutation]:
+        seen = {self.program.hash}
+        produced = 0
+        since_new = 0
+        while produced < self.n:
+            if since_new >= self.stall:
+                self.exhausted = True
+                return
+            self.draws += 1
+            since_new += 1
+            edits = self.proposer.draw_edits(self.program, self.rng)
+            if edits is None:
+                self.exhausted = True
+                return
+            if not edits:
+                continue
+            mutation = self.program.apply(edits)
+            if not mutation.ok or mutation.variant is None:
+                self.rejected[mutation.outcome] = self.rejected.get(mutation.outcome, 0) + 1
+                continue
+            if mutation.variant.hash in seen:
+                continue
+            seen.add(mutation.variant.hash)
+            produced += 1
+            since_new = 0
+            yield mutation

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deepphoenix.cli import cli
+from deepphoenix.seeds import seed_source
+from tests.cli.conftest import Invoke
+
+
+def _all_commands(group, prefix=()):  # type: ignore[no-untyped-def]
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if hasattr(command, "commands"):
+            yield from _all_commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("command", [(), *_all_commands(cli)], ids=lambda c: " ".join(c) or "-")
+def test_every_command_has_help(invoke: Invoke, command: tuple[str, ...]) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+
+
+def test_seed_prints_the_paper_snippet(invoke: Invoke) -> None:
+    result = invoke("seed")
+    assert result.exit_code == 0
+    assert result.stdout == seed_source("paper")
+    assert 'from_pretrained("Salesforce/codet5-small")' in result.stdout
+    assert invoke("seed", "tiny").stdout == seed_source("tiny")
+    assert set(invoke("seed", "--list").stdout.split()) == {"paper", "tiny"}
+
+
+def test_sites_lists_the_five_t5_sites(invoke: Invoke, paper: Path) -> None:
+    result = invoke("sites", paper)
+    assert result.exit_code == 0
+    names = [line.split()[0] for line in result.stdout.splitlines()[1:6]]
+    assert names == ["num_layers", "num_decoder_layers", "d_ff", "num_heads", "d_kv"]
+    data = json.loads(invoke("sites", paper, "--json").stdout)
+    assert [s["name"] for s in data["sites"]] == names
+    assert data["defaults"] == {"d_model": 512}
+
+
+def test_sites_with_inferred_grammar(invoke: Invoke, paper: Path) -> None:
+    data = json.loads(invoke("sites", paper, "--grammar", "infer", "--json").stdout)
+    assert [s["name"] for s in data["sites"]] == [
+        "num_layers", "num_decoder_layers", "d_ff", "num_heads", "d_kv"]
+
+
+def test_mutate_writes_500_distinct_variants_that_all_check(invoke: Invoke, paper: Path,
+                                                            tmp_path: Path) -> None:
+    result = invoke("mutate", paper, "-n", "500", "--seed", "1", "--out", "d")
+    assert result.exit_code == 0, result.stderr
+    files = sorted((tmp_path / "d").glob("*.py"))
+    assert len(files) == 500
+    assert len({f.read_text() for f in files}) == 500
+    assert paper.read_text() == seed_source("paper")  # never written in place
+    from deepphoenix.grammar import load_grammar
+    from deepphoenix.mutator import canonical_hash, parse_program
+
+    t5 = load_grammar("t5")
+    for path in files:
+        program = parse_program(path.read_text(), t5)
+        assert t5.check(program.values, program.present).ok
+        assert path.stem == canonical_hash(path.read_text())
+    for path in files[:5]:  # and through the CLI itself
+        assert invoke("check", path).exit_code == 0
+
+
+def test_mutate_says_why_fewer(invoke: Invoke, paper: Path, tmp_path: Path) -> None:
+    result = invoke("mutate", paper, "-n", "500", "--max-edits", "1", "--out", "d")
+    assert result.exit_code == 0
+    assert len(list((tmp_path / "d").glob("*.py"))) == 106  # every single-edit neighbour
+    assert "only 106 distinct variants" in result.stderr
+    assert "raise --max-edits" in result.stderr
+
+
+def test_mutate_prints_diffs_and_is_seeded(invoke: Invoke, paper: Path) -> None:
+    first = invoke("mutate", paper, "-n", "3", "--seed", "7")
+    assert first.exit_code == 0
+    assert first.stdout.count("--- a/") == 3 and "+config." in first.stdout
+    assert invoke("mutate", paper, "-n", "3", "--seed", "7").stdout == first.stdout
+    assert invoke("mutate", paper, "-n", "3", "--seed", "8").stdout != first.stdout
+
+
+def test_check_reports_the_broken_invariant(invoke: Invoke, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(seed_source("paper").replace("num_heads = 8", "num_heads = 7"))
+    result = invoke("check", "bad.py")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: bad.py: invariant: d_kv == d_model // num_heads broken: "
+        "d_kv=64, d_model=512, num_heads=7"
+    )
+    data = json.loads(invoke("check", bad, "--json").stdout)
+    assert data["ok"] is False and data["outcome"] == "invariant"
+
+
+def test_check_passes_the_seed(invoke: Invoke, paper: Path) -> None:
+    result = invoke("check", paper)
+    assert result.exit_code == 0 and "ok" in result.stdout
+
+
+def test_diff_reports_edits_and_ungrounded_changes(invoke: Invoke, paper: Path,
+                                                   tmp_path: Path) -> None:
+    other = tmp_path / "b.py"
+    other.write_text("import os\n" + seed_source("paper").replace("num_heads = 8",
+                     "num_heads = 7").replace("d_kv = 64", "d_kv = 73"))
+    result = invoke("diff", paper, other)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "num_heads: 8 -> 7", "d_kv: 64 -> 73 (derived)", "ungrounded: added `import os`"]
+    data = json.loads(invoke("diff", paper, other, "--json").stdout)
+    assert data["grounded"] is False
+    assert data["edits"] == [{"site": "num_heads", "value": 7}, {"site": "d_kv", "value": 73}]
+
+
+def test_grammars_lists_and_shows(invoke: Invoke) -> None:
+    listing = invoke("grammars")
+    assert listing.exit_code == 0 and listing.stdout.startswith("t5 ")
+    shown = invoke("grammars", "t5")
+    assert "d_kv: int" in shown.stdout and "derive d_model // num_heads" in shown.stdout
+
+
+BAD_GRAMMAR = "[sites.a]\nkind = 'int'\nmin = 9\nmax = 1\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "setup", "code", "message"),
+    [
+        (["sites", "missing.py"], None, 1, "missing.py: no such file"),
+        (["sites", "adir"], "dir", 1, "adir: is a directory"),
+        (["sites", "f.py"], b"\x89PNG\x00\x01", 1, "f.py: is a binary file"),
+        (["sites", "f.py"], b"x = '\xff\xfe'\n", 1, "f.py: is not UTF-8 text"),
+        (["sites", "f.py"], b"x = (\n", 1, "f.py:1:5: syntax error: '(' was never closed"),
+        (["sites", "f.py"], b"", 1, "f.py: is empty"),
+        (["sites", "f.py"], b"   \n\n", 1, "f.py: is empty"),
+        (["sites", "f.py"], b"x = 1\n", 1, "finds no sites in f.py"),
+        (["sites", "f.py", "-g", "g.toml"], b"a = 1\n", 1, "g.toml:3: key 'sites.a.min'"),
+        (["sites", "f.py", "-g", "t6"], b"a = 1\n", 1, "Unknown grammar 't6'. Did you mean 't5'?"),
+        (["mutate", "f.py", "-n", "0"], b"config.d_ff = 128\n", 2, "'-n': 0 is not in the range"),
+        (["mutate", "f.py", "-n", "-3"], b"config.d_ff = 128\n", 2, "'-n': -3 is not in the"),
+        (["mutate", "f.py", "-n", "x"], b"config.d_ff = 128\n", 2, "'x' is not a valid integer"),
+        (["mutate", "f.py", "--out", "f.py"], b"config.d_ff = 128\n", 2, "is a file"),
+        (["check", "f.py"], b"x = (\n", 1, "syntax error"),
+        (["diff", "f.py", "missing.py"], b"config.d_ff = 128\n", 1, "missing.py: no such file"),
+        (["seed", "paperr"], None, 1, "Unknown seed 'paperr'. Did you mean 'paper'?"),
+        (["sites"], None, 2, "Missing argument 'FILE'"),
+        (["frobnicate"], None, 2, "No such command 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_an_exit_code(invoke: Invoke, tmp_path: Path, args: list[str],
+                                                setup: object, code: int, message: str) -> None:
+    if setup == "dir":
+        (tmp_path / "adir").mkdir()
+    elif isinstance(setup, bytes):
+        (tmp_path / "f.py").write_bytes(setup)
+    (tmp_path / "g.toml").write_text(BAD_GRAMMAR)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no partial output
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "deepphoenix", "seed", "tiny"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout == seed_source("tiny")
+
+
+def test_import_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, deepphoenix, deepphoenix.cli, deepphoenix.testing, "
+            "deepphoenix.proposers; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
