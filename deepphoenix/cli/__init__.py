@@ -7,6 +7,7 @@ import click
 
 from deepphoenix import __version__
 from deepphoenix.cli._common import DeepPhoenixGroup
+from deepphoenix.cli._learn import dataset, propose, train
 from deepphoenix.cli._programs import check, diff, grammars, mutate, seed, sites
 
 __all__ = ["cli", "main"]
@@ -18,7 +19,7 @@ def cli() -> None:
     """AST-grounded program mutation with a learned T5 proposer (DeepPhoenix)."""
 
 
-for command in (seed, grammars, sites, mutate, check, diff):
+for command in (seed, grammars, sites, mutate, check, diff, dataset, train, propose):
     cli.add_command(command)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -16,6 +15,7 @@ import click
 from deepphoenix.errors import DeepPhoenixError
 from deepphoenix.grammar import Grammar
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
+from deepphoenix.store_io import write_text_atomic
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -99,12 +99,4 @@ def echo_json(data: Any) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)

@@ -1,0 +1,124 @@
+"""The learned proposer's jobs, run inside a sandbox worker: train the model a source
+defines, and sample candidates from it. The parent (`T5Proposer`) grounds the samples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from deepphoenix.proposers._constraint import ConstraintAutomaton
+from deepphoenix.sandbox._build import build_model, count_parameters
+from deepphoenix.sandbox._child import JobContext
+from deepphoenix.sandbox._fit import fit, load_tokens
+
+__all__ = ["generate_job", "train_job"]
+
+_PROGRESS_EVERY = 0.5  # seconds between progress messages
+
+
+def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Build the model `args["source"]` defines (fresh init), train it on the tokenized
+    dataset, save the checkpoint and keep the model for `generate_job`."""
+    import torch
+
+    device = ctx.device(args.get("device"))
+    began = time.perf_counter()
+    model = build_model(args["source"], ctx.workspace, int(args["vocab_size"]),
+                        int(args["seed"])).to(device)
+    build_seconds = time.perf_counter() - began
+    inputs, labels = load_tokens(args["tokens"], ctx.state.setdefault("tokens", {}))
+    samples = args.get("samples")
+    if samples:
+        inputs, labels = inputs[:samples], labels[:samples]
+    last = [0.0]
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= _PROGRESS_EVERY or step == total:
+            last[0] = now
+            ctx.progress(step=step, total=total, loss=loss)
+
+    result = fit(
+        model, inputs, labels, device=device, epochs=int(args["epochs"]),
+        batch_size=int(args["batch_size"]), lr=float(args["lr"]),
+        weight_decay=float(args.get("weight_decay", 0.01)), seed=int(args["seed"]),
+        shuffle=True, max_seconds=args.get("max_seconds"), stop_on_nan=True, on_step=on_step,
+    )
+    if result.stopped.startswith("non-finite"):
+        raise FloatingPointError(f"training diverged: {result.stopped}")
+    model.eval()
+    out = args.get("out")
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(folder)
+        shutil.copyfile(args["tokenizer"], folder / "tokenizer.json")
+        (folder / "source.py").write_text(args["source"], encoding="utf-8")
+        (folder / "losses.json").write_text(json.dumps(result.losses))
+    ctx.state["proposer"] = {"model": model, "key": str(out or "memory"), "device": device}
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return {
+        **result.to_dict(), "build_seconds": build_seconds, "params": count_parameters(model),
+        "device": device,
+    }
+
+
+def _proposer(ctx: JobContext, model_dir: str | None, device: str) -> Any:
+    held = ctx.state.get("proposer")
+    if held is not None and (model_dir is None or held["key"] == str(model_dir)):
+        return held["model"]
+    if model_dir is None:
+        raise RuntimeError("no proposer model in this worker; train or load one first")
+    import transformers
+
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(device).eval()
+    ctx.state["proposer"] = {"model": model, "key": str(model_dir), "device": device}
+    return model
+
+
+def _number_encoder(ctx: JobContext, tokenizer_path: str) -> Any:
+    cache = ctx.state.setdefault("tokenizers", {})
+    tokenizer = cache.get(tokenizer_path)
+    if tokenizer is None:
+        from tokenizers import Tokenizer
+
+        tokenizer = cache[tokenizer_path] = Tokenizer.from_file(tokenizer_path)
+    return lambda text: tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Sample `n` outputs for one input, optionally under a constraint spec."""
+    import torch
+
+    device = ctx.device(args.get("device"))
+    model = _proposer(ctx, args.get("model_dir"), device)
+    began = time.perf_counter()
+    input_ids = torch.tensor([args["input_ids"]], dtype=torch.long, device=device)
+    kwargs: dict[str, Any] = {
+        "do_sample": True, "num_return_sequences": int(args["n"]),
+        "max_new_tokens": int(args["max_new_tokens"]),
+        "temperature": float(args.get("temperature", 1.0)),
+        "top_k": int(args.get("top_k", 0)), "top_p": float(args.get("top_p", 1.0)),
+        "pad_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 0,
+    }
+    spec = args.get("constraint")
+    if spec is not None:
+        automaton = ConstraintAutomaton(spec, _number_encoder(ctx, args["tokenizer"]))
+        kwargs["prefix_allowed_tokens_fn"] = (
+            lambda _batch, ids: automaton.allowed(ids.tolist()[1:])
+        )
+    torch.manual_seed(int(args["seed"]))
+    with torch.no_grad():
+        output = model.generate(input_ids=input_ids,
+                                attention_mask=torch.ones_like(input_ids), **kwargs)
+    sequences = []
+    for row in output.tolist():
+        ids = row[1:]
+        if 2 in ids:
+            ids = ids[: ids.index(2)]
+        sequences.append([t for t in ids if t != 0])
+    return {"sequences": sequences, "seconds": time.perf_counter() - began}

@@ -1,0 +1,258 @@
+"""`T5Proposer`: the learned proposer. The model is whatever the source under evolution
+defines (the self-reference); it is built, trained and sampled in a sandbox worker. Its
+outputs are text: each is grounded against the trusted parent (parsed, reduced to edits at
+grammar sites, applied to the parent's CST) and never executed.
+
+A model directory holds ``model.safetensors``, ``config.json``, ``generation_config.json``
+(from ``save_pretrained``), ``tokenizer.json``, ``source.py`` (the source that defined the
+model), ``losses.json`` (every training step) and ``proposer.json`` (format and settings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from deepphoenix.errors import CheckpointError, ConfigError, WorkerError
+from deepphoenix.mutator import Mutation, Program, TargetFormat, canonical_hash, ground
+from deepphoenix.outcome import Outcome
+from deepphoenix.proposers._constraint import build_constraint
+from deepphoenix.proposers._dataset import RefinementPair
+from deepphoenix.proposers._random import Proposal
+from deepphoenix.proposers._tokenizer import PreTokenizer, load_tokenizer, train_tokenizer
+from deepphoenix.sandbox import JobResult, Worker
+from deepphoenix.store_io import write_text_atomic
+
+__all__ = [
+    "ProposerData",
+    "SampleSettings",
+    "T5Proposer",
+    "TrainSettings",
+    "prepare_data",
+]
+
+_MAX_TOKENS = 1024
+TRAIN_JOB = "deepphoenix.proposers._jobs:train_job"
+GENERATE_JOB = "deepphoenix.proposers._jobs:generate_job"
+
+
+@dataclass(frozen=True, slots=True)
+class ProposerData:
+    """A run's tokenizer and tokenized refinement dataset, made once per run."""
+
+    tokenizer_path: Path
+    tokens_path: Path
+    format: TargetFormat
+    vocab_size: int
+    pairs: int
+    mean_input_tokens: float
+    mean_target_tokens: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(tokenizer_path=str(self.tokenizer_path), tokens_path=str(self.tokens_path),
+                    format=self.format.value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProposerData:
+        return cls(**{**data, "tokenizer_path": Path(data["tokenizer_path"]),
+                      "tokens_path": Path(data["tokens_path"]),
+                      "format": TargetFormat(data["format"])})
+
+
+def prepare_data(pairs: Sequence[RefinementPair], fmt: TargetFormat | str, folder: Path,
+                 vocab_size: int = 1024,
+                 pre_tokenizer: PreTokenizer | str = PreTokenizer.DIGITS) -> ProposerData:
+    """Train the tokenizer on the pairs (both formats' texts) and tokenize them once."""
+    fmt = TargetFormat(fmt)
+    texts = [text for pair in pairs for text in (pair.input, pair.target)]
+    tokenizer = train_tokenizer(texts, vocab_size, pre_tokenizer)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer_path = folder / "tokenizer.json"
+    write_text_atomic(tokenizer_path, tokenizer.to_str(pretty=False))
+    inputs = [e.ids for e in tokenizer.encode_batch([p.input for p in pairs])]
+    labels = [e.ids for e in tokenizer.encode_batch([p.target for p in pairs])]
+    longest = max(max(len(x) for x in inputs), max(len(y) for y in labels))
+    if longest > _MAX_TOKENS:
+        raise ConfigError(f"a refinement pair is {longest} tokens long, over the {_MAX_TOKENS} "
+                          "limit; use a shorter seed source or a larger vocabulary")
+    tokens_path = folder / "tokens.json"
+    write_text_atomic(tokens_path, json.dumps({"input_ids": inputs, "labels": labels},
+                                              separators=(",", ":")))
+    return ProposerData(
+        tokenizer_path=tokenizer_path, tokens_path=tokens_path, format=fmt,
+        vocab_size=tokenizer.get_vocab_size(), pairs=len(pairs),
+        mean_input_tokens=sum(map(len, inputs)) / len(inputs),
+        mean_target_tokens=sum(map(len, labels)) / len(labels),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    """The training stage. Typical CPU values train a tiny T5 in a minute or two."""
+
+    epochs: int = 3  # passes over the (first `samples`) pairs
+    batch_size: int = 32
+    lr: float = 1e-3  # AdamW
+    weight_decay: float = 0.01
+    samples: int | None = None  # None: every pair
+    seed: int = 0  # model init and data order
+    device: str = "auto"  # auto | cpu | cuda
+    max_seconds: float | None = None  # stop early after this much training time
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"Expected int >= 1 but got {name}={value!r} "
+                                  f"(type={type(value).__name__})")
+        if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"Expected a positive float but got lr={self.lr!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"Expected auto, cpu or cuda but got device={self.device!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSettings:
+    """How candidates are sampled."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no top-k cut
+    top_p: float = 1.0
+    constrained: bool = True  # copy the parent, choose only inside site literals
+    forbid_no_op: bool = True  # under constraints, never sample the parent itself
+
+    def validate(self) -> None:
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ConfigError(f"Expected temperature > 0 but got {self.temperature!r}")
+        if self.top_k < 0:
+            raise ConfigError(f"Expected top_k >= 0 but got {self.top_k!r}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"Expected 0 < top_p <= 1 but got {self.top_p!r}")
+
+
+class T5Proposer:
+    """Samples candidate edits from a trained model held by a sandbox worker."""
+
+    name = "t5"
+
+    def __init__(self, worker: Worker, tokenizer_path: Path, fmt: TargetFormat,
+                 model_dir: Path | None = None, sampling: SampleSettings | None = None,
+                 device: str = "auto", timeout: float | None = 600.0) -> None:
+        self.worker = worker
+        self.tokenizer_path = Path(tokenizer_path).resolve()
+        self.tokenizer = load_tokenizer(self.tokenizer_path)
+        self.format = TargetFormat(fmt)
+        self.model_dir = Path(model_dir).resolve() if model_dir is not None else None
+        self.sampling = sampling or SampleSettings()
+        self.sampling.validate()
+        self.device = device
+        self.timeout = timeout
+        self.last_seconds = 0.0
+
+    # -- training ------------------------------------------------------------------------
+    @classmethod
+    def train(cls, source: str, data: ProposerData, settings: TrainSettings, worker: Worker,
+              out: Path | None = None, sampling: SampleSettings | None = None,
+              on_progress: Callable[[dict[str, Any]], None] | None = None,
+              timeout: float | None = None) -> tuple[T5Proposer, dict[str, Any]]:
+        """Build the model `source` defines (in the worker), train it, save it to `out`."""
+        settings.validate()
+        # Paths cross into a worker whose working directory differs: make them absolute.
+        args = {
+            "source": source, "vocab_size": data.vocab_size,
+            "tokens": str(data.tokens_path.resolve()),
+            "tokenizer": str(data.tokenizer_path.resolve()),
+            "out": str(out.resolve()) if out else None,
+            **asdict(settings),
+        }
+        result = worker.run(TRAIN_JOB, args, timeout=timeout, on_progress=on_progress)
+        report = _value_or_raise(result, "training the proposer")
+        if out is not None:
+            meta = {
+                "format": data.format.value, "vocab_size": data.vocab_size,
+                "source_hash": canonical_hash(source), "train": asdict(settings),
+                "params": report["params"], "mean_loss": report["mean_loss"],
+                "final_loss": report["final_loss"], "steps": report["steps"],
+                "seconds": report["seconds"], "device": report["device"],
+                "stopped": report["stopped"],
+            }
+            write_text_atomic(out / "proposer.json", json.dumps(meta, indent=2))
+        proposer = cls(worker, data.tokenizer_path if out is None else out / "tokenizer.json",
+                       data.format, model_dir=out, sampling=sampling, device=settings.device)
+        return proposer, report
+
+    @classmethod
+    def load(cls, model_dir: Path, worker: Worker, sampling: SampleSettings | None = None,
+             device: str = "auto") -> T5Proposer:
+        """A proposer from a model directory written by `train`."""
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise CheckpointError(f"{model_dir}: no such model directory")
+        missing = [name for name in ("config.json", "tokenizer.json", "proposer.json")
+                   if not (model_dir / name).exists()]
+        if not any(model_dir.glob("*.safetensors")):
+            missing.append("model.safetensors")
+        if missing:
+            raise CheckpointError(f"{model_dir}: not a deepphoenix model (missing "
+                                  f"{', '.join(missing)}); train one with `deepphoenix train`")
+        try:
+            meta = json.loads((model_dir / "proposer.json").read_text())
+            fmt = TargetFormat(meta["format"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{model_dir}/proposer.json is unreadable ({exc})") from None
+        return cls(worker, model_dir / "tokenizer.json", fmt, model_dir=model_dir,
+                   sampling=sampling, device=device)
+
+    # -- sampling ------------------------------------------------------------------------
+    def sample_texts(self, parent: Program, n: int, seed: int) -> list[str]:
+        """`n` raw model outputs for the parent (untrusted text)."""
+        input_ids = self.tokenizer.encode(parent.text).ids
+        if len(input_ids) > _MAX_TOKENS:
+            raise ConfigError(f"the parent is {len(input_ids)} tokens long, over the "
+                              f"{_MAX_TOKENS}-token limit of the proposer")
+        constraint = None
+        if self.sampling.constrained:
+            constraint = build_constraint(parent, self.tokenizer, self.format,
+                                          self.sampling.forbid_no_op)
+        max_new = len(input_ids) + 32 if self.format is TargetFormat.SOURCE else 32
+        args = {
+            "input_ids": input_ids, "n": n, "seed": seed, "max_new_tokens": max_new,
+            "temperature": self.sampling.temperature, "top_k": self.sampling.top_k,
+            "top_p": self.sampling.top_p, "constraint": constraint,
+            "tokenizer": str(self.tokenizer_path), "device": self.device,
+            "model_dir": str(self.model_dir) if self.model_dir else None,
+        }
+        result = self.worker.run(GENERATE_JOB, args, timeout=self.timeout)
+        value = _value_or_raise(result, "sampling candidates")
+        self.last_seconds = float(value["seconds"])
+        return [self.tokenizer.decode(ids) for ids in value["sequences"]]
+
+    def propose(self, parent: Program, n: int, seed: int) -> list[Proposal]:
+        """`n` grounded candidates; a repeat of an earlier candidate of the same call is
+        marked `DUPLICATE`."""
+        proposals = []
+        seen: set[str] = set()
+        for text in self.sample_texts(parent, n, seed):
+            mutation = ground(parent, text, self.format)
+            variant = mutation.variant
+            if mutation.ok and variant is not None:
+                if variant.hash in seen:
+                    mutation = Mutation(Outcome.DUPLICATE, "same variant as an earlier "
+                                        "candidate of this batch", variant)
+                seen.add(variant.hash)
+            proposals.append(Proposal(mutation, text))
+        return proposals
+
+
+def _value_or_raise(result: JobResult, doing: str) -> dict[str, Any]:
+    if result.ok:
+        value: dict[str, Any] = result.value
+        return value
+    detail = result.error or result.status.value
+    raise WorkerError(f"{doing} failed in the worker ({result.status.value}): {detail}")

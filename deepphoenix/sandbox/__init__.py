@@ -1,0 +1,14 @@
+"""Sandboxed worker processes: where every piece of torch work runs (building a model from
+a source, training, sampling, few-shot scoring). Importing this package does not import
+torch; the workers do."""
+
+from deepphoenix.sandbox._worker import (
+    JobResult,
+    JobStatus,
+    Worker,
+    WorkerPool,
+    WorkerSettings,
+    scrubbed_env,
+)
+
+__all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings", "scrubbed_env"]

@@ -1,0 +1,53 @@
+"""Framing between the parent and a worker: 4-byte big-endian length, then UTF-8 JSON."""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import IO, Any
+
+__all__ = ["MAX_MESSAGE", "ProtocolError", "read_message", "write_message"]
+
+MAX_MESSAGE = 256 * 2**20
+_HEADER = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a message."""
+
+
+def write_message(stream: IO[bytes], message: dict[str, Any]) -> None:
+    data = json.dumps(message, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    if len(data) > MAX_MESSAGE:
+        raise ProtocolError(f"message of {len(data)} bytes is over the {MAX_MESSAGE} limit")
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
+    """The next message, or None at end of stream."""
+    header = _read_exactly(stream, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > MAX_MESSAGE:
+        raise ProtocolError(f"message of {size} bytes is over the {MAX_MESSAGE} limit")
+    body = _read_exactly(stream, size)
+    if body is None:
+        return None
+    message = json.loads(body.decode("utf-8"))
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    return message

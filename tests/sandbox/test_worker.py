@@ -1,0 +1,114 @@
+"""Real worker processes: isolation, timeouts that kill the process group, deaths, memory
+limits, no network, state kept between jobs."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from deepphoenix.sandbox import JobStatus, Worker, WorkerPool, WorkerSettings
+
+DIAG = "deepphoenix.sandbox._diagnostics"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a reaper (containers often have none)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.fixture(scope="module")
+def worker() -> Worker:
+    w = Worker(WorkerSettings(threads=1, memory_limit=3 * 2**30), name="test")
+    yield w
+    w.close()
+
+
+def test_worker_is_isolated(worker: Worker) -> None:
+    result = worker.run(f"{DIAG}:describe")
+    assert result.ok, result.error
+    info = result.value
+    assert info["pid"] != os.getpid()
+    assert info["pgid"] == info["pid"]  # its own process group
+    assert info["cwd"] != os.getcwd() and "deepphoenix-test-" in info["cwd"]
+    env = info["env"]
+    assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
+    assert not any(k.lower() in ("http_proxy", "https_proxy") for k in env)
+    assert env["HOME"].startswith(info["cwd"])
+    assert info["threads"] == 1
+
+
+def test_network_is_refused(worker: Worker) -> None:
+    result = worker.run(f"{DIAG}:connect", {"host": "127.0.0.1", "port": 9})
+    assert result.ok
+    assert result.value["connected"] is False
+    assert "network access is disabled" in result.value["error"]
+
+
+def test_state_persists_between_jobs(worker: Worker) -> None:
+    worker.run(f"{DIAG}:remember", {"value": 41})
+    assert worker.run(f"{DIAG}:remember", {"value": 42}).value == {"before": 41}
+
+
+def test_job_exception_is_a_result(worker: Worker) -> None:
+    result = worker.run(f"{DIAG}:fail", {"message": "boom"})
+    assert result.status is JobStatus.ERROR
+    assert result.error == "ValueError: boom"
+    assert "Traceback" in result.traceback
+    assert worker.run(f"{DIAG}:remember", {"value": 1}).ok  # the worker survived
+
+
+def test_only_deepphoenix_jobs_run(worker: Worker) -> None:
+    result = worker.run("os:system", {"command": "true"})
+    assert result.status is JobStatus.ERROR and "not a deepphoenix job" in result.error
+
+
+def test_memory_limit(worker: Worker) -> None:
+    result = worker.run(f"{DIAG}:allocate", {"bytes": 4 * 2**30})
+    assert result.status is JobStatus.ERROR and result.kind == "memory"
+    assert worker.run(f"{DIAG}:allocate", {"bytes": 2**20}).ok
+
+
+def test_timeout_kills_the_process_group_and_a_new_worker_starts(worker: Worker) -> None:
+    before = worker.starts
+    child_seen: list[int] = []
+    began = time.monotonic()
+    result = worker.run(f"{DIAG}:sleep", {"seconds": 60, "spawn": True}, timeout=2,
+                        on_progress=lambda m: child_seen.append(m["child"]))
+    assert result.status is JobStatus.TIMEOUT
+    assert time.monotonic() - began < 20
+    assert child_seen and child_seen[0] > 0
+    time.sleep(0.5)
+    assert not _running(child_seen[0])  # the job's own child died with the group
+    assert worker.run(f"{DIAG}:remember", {"value": 1}).ok
+    assert worker.starts == before + 1
+
+
+def test_a_dying_worker_takes_only_its_job(worker: Worker) -> None:
+    result = worker.run(f"{DIAG}:die", {"code": 3})
+    assert result.status is JobStatus.DIED and "exited with code 3" in result.error
+    assert worker.run(f"{DIAG}:remember", {"value": 1}).ok
+
+
+def test_workspace_is_removed_on_close() -> None:
+    w = Worker(WorkerSettings(preload=()), name="tmp")
+    assert w.run(f"{DIAG}:remember", {"value": 1}).ok
+    workspace = w.workspace
+    assert workspace is not None and workspace.exists()
+    w.close()
+    assert not workspace.exists()
+
+
+def test_pool_runs_jobs_and_logs(tmp_path: Path) -> None:
+    with WorkerPool(2, WorkerSettings(preload=()), log_dir=tmp_path) as pool:
+        jobs = [(i, f"{DIAG}:remember", {"value": i}, 30.0) for i in range(6)]
+        results = dict(pool.run_all(jobs))
+    assert sorted(results) == list(range(6))
+    assert all(r.ok for r in results.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval0.log", "eval1.log"]
