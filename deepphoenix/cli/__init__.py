@@ -8,7 +8,9 @@ import click
 from deepphoenix import __version__
 from deepphoenix.cli._common import DeepPhoenixGroup
 from deepphoenix.cli._learn import dataset, propose, train
+from deepphoenix.cli._lineage import lineage, plot
 from deepphoenix.cli._programs import check, diff, grammars, mutate, seed, sites
+from deepphoenix.cli._run import evaluate, run
 
 __all__ = ["cli", "main"]
 
@@ -19,7 +21,8 @@ def cli() -> None:
     """AST-grounded program mutation with a learned T5 proposer (DeepPhoenix)."""
 
 
-for command in (seed, grammars, sites, mutate, check, diff, dataset, train, propose):
+for command in (run, seed, grammars, sites, mutate, check, diff, dataset, train, propose,
+                evaluate, lineage, plot):
     cli.add_command(command)
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -70,6 +71,20 @@ def _block_network() -> None:
     sys.addaudithook(hook)
 
 
+def _watch_parent() -> None:
+    """Exit when the parent dies (even by SIGKILL): workers live in their own session, so
+    nothing else would stop an orphan in the middle of a long job."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _resolve(name: str) -> Callable[[dict[str, Any], JobContext], Any]:
     if not name.startswith(ALLOWED_PREFIX):
         raise PermissionError(f"job {name!r} is not a deepphoenix job")
@@ -87,6 +102,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
+    _watch_parent()
     _limit_memory(settings.get("memory_limit"))
     _block_network()
     started = time.perf_counter()

@@ -300,20 +300,22 @@ class WorkerPool:
             self._idle.put(worker)
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="deepphoenix")
 
-    def _run_on_idle(self, fn: str, args: dict[str, Any], timeout: float | None,
-                     on_progress: Callable[[dict[str, Any]], None] | None) -> JobResult:
+    def _run_on_idle(self, key: Any, fn: str, args: dict[str, Any], timeout: float | None,
+                     on_progress: Callable[[Any, dict[str, Any]], None] | None) -> JobResult:
         worker = self._idle.get()
         try:
-            return worker.run(fn, args, timeout, on_progress)
+            report = None if on_progress is None else (lambda m: on_progress(key, m))
+            return worker.run(fn, args, timeout, report)
         finally:
             self._idle.put(worker)
 
     def run_all(self, jobs: Iterable[tuple[Any, str, dict[str, Any], float | None]],
-                on_progress: Callable[[dict[str, Any]], None] | None = None,
+                on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
-        """Run (key, fn, args, timeout) jobs; yield (key, result) in completion order."""
+        """Run (key, fn, args, timeout) jobs; yield (key, result) in completion order.
+        `on_progress(key, message)` is called from the pool's threads."""
         futures = {
-            self._executor.submit(self._run_on_idle, fn, args, timeout, on_progress): key
+            self._executor.submit(self._run_on_idle, key, fn, args, timeout, on_progress): key
             for key, fn, args, timeout in jobs
         }
         try:
@@ -326,6 +328,10 @@ class WorkerPool:
     def warm(self) -> None:
         """Start every worker now (in parallel) rather than at its first job."""
         list(self._executor.map(lambda w: w.start(), self.workers))
+
+    @property
+    def startup_seconds(self) -> list[float]:
+        return [s for w in self.workers for s in w.startup_seconds]
 
     def close(self) -> None:
         for worker in self.workers:

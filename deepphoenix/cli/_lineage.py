@@ -1,0 +1,106 @@
+"""`deepphoenix lineage export|show|best` and `deepphoenix plot`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deepphoenix.cli._common import echo_json
+from deepphoenix.cli._run import write_plots
+from deepphoenix.grammar import format_value
+from deepphoenix.lineage import FORMATS, best_path, build_graph
+from deepphoenix.store import RunStore
+
+__all__ = ["lineage", "plot"]
+
+RUN_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group()
+def lineage() -> None:
+    """Inspect and export a run's lineage graph."""
+
+
+@lineage.command("export")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="json",
+              show_default=True, help="json is lossless; graphml/gexf flatten structure to "
+              "JSON strings; dot is for Graphviz.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--no-source", is_flag=True, help="Leave the program texts out.")
+def export(run_dir: Path, fmt: str, out: Path, no_source: bool) -> None:
+    """Write RUN_DIR's lineage graph to a file."""
+    store = RunStore.open(run_dir)
+    try:
+        graph = build_graph(store, include_source=not no_source)
+    finally:
+        store.close()
+    FORMATS[fmt](graph, out)
+    click.echo(f"wrote {graph.number_of_nodes()} nodes and {graph.number_of_edges()} edges "
+               f"to {out}")
+
+
+@lineage.command("show")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def show(run_dir: Path, as_json: bool) -> None:
+    """The path from the seed to the best variant: edits, losses, parameters."""
+    store = RunStore.open(run_dir)
+    try:
+        graph = build_graph(store, include_source=False)
+        status = store.get_meta("status")
+    finally:
+        store.close()
+    path = best_path(graph)
+    steps = []
+    for index, node in enumerate(path):
+        data = graph.nodes[node]
+        step = {"hash": node, "loss": data.get("loss"), "params": data.get("params")}
+        if index:
+            edge = next(iter(graph[path[index - 1]][node].values()))
+            step.update(episode=edge["episode"], batch=edge["batch"], edits=edge["edits"])
+        steps.append(step)
+    if as_json:
+        echo_json({"run_dir": str(run_dir), "status": status, "path": steps})
+        return
+    if status != "finished":
+        click.echo(f"(run {status}: best so far)")
+    for index, step in enumerate(steps):
+        loss = f"loss {step['loss']:.4f}" if step["loss"] is not None else "not scored"
+        params = f"{step['params'] / 1e6:.2f} M params" if step.get("params") else ""
+        if index == 0:
+            click.echo(f"seed {step['hash']}  {loss}  {params}")
+            continue
+        edits = ", ".join(f"{e['site']}={format_value(e['value'])}" for e in step["edits"])
+        delta = ""
+        previous = steps[index - 1]["loss"]
+        if step["loss"] is not None and previous is not None:
+            delta = f" ({step['loss'] - previous:+.4f})"
+        click.echo(f"  episode {step['episode']} batch {step['batch']}: {edits}")
+        click.echo(f"  -> {step['hash']}  {loss}{delta}  {params}")
+    click.echo(f"{len(steps) - 1} accepted refinements from seed to best")
+
+
+@lineage.command("best")
+@click.argument("run_dir", type=RUN_DIR)
+def best(run_dir: Path) -> None:
+    """Print the best source found so far."""
+    store = RunStore.open(run_dir)
+    try:
+        graph = build_graph(store)
+    finally:
+        store.close()
+    click.echo(graph.nodes[graph.graph["best"]]["source"], nl=False)
+
+
+@click.command()
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the PNGs [default: RUN_DIR/plots].")
+def plot(run_dir: Path, out: Path | None) -> None:
+    """Draw Figure 1 (each episode's training loss, first 3 steps omitted) and the lineage
+    picture (the seed-to-best path highlighted, rejected attempts faint)."""
+    written = write_plots(run_dir, out or run_dir / "plots")
+    for path in written:
+        click.echo(str(path))

@@ -1,0 +1,287 @@
+"""`deepphoenix run` and `deepphoenix evaluate`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deepphoenix.cli._common import EXIT_INTERRUPTED, echo_json, grammar_option, load_program
+from deepphoenix.cli._progress import Reporter, _clock
+from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.lineage import build_graph, plot_lineage, plot_training
+from deepphoenix.proposers import make_dataset
+from deepphoenix.proposers._t5 import prepare_data
+from deepphoenix.sandbox import WorkerPool, WorkerSettings
+from deepphoenix.search import PRESETS, Event, Run, RunConfig, preset, strategy_names
+from deepphoenix.store import DB_NAME, RunStore
+
+__all__ = ["evaluate", "run", "write_plots"]
+
+RUNS_DIR = Path("runs")
+
+# CLI option name -> RunConfig field, for options that override a preset.
+_OVERRIDES = {
+    "source": "seed_source", "grammar": "grammar", "proposer": "proposer",
+    "strategy": "strategy", "fmt": "format", "seed_": "seed", "device": "device",
+    "episodes": "episodes", "batches": "batches", "candidates": "candidates",
+    "fewshot_samples": "fewshot_samples", "workers": "workers", "timeout": "timeout",
+    "train_epochs": "train_epochs", "temperature": "temperature",
+}
+
+
+class _RunDisplay:
+    """Turns run events into a status line (terminal), log lines, or JSON lines."""
+
+    def __init__(self, reporter: Reporter, config: RunConfig) -> None:
+        self.reporter = reporter
+        self.config = config
+        self.began = time.monotonic()
+        self.first_batch_began: float | None = None
+        self.batches_done = 0
+        self.episode = 0
+        self.batch = 0
+        self.scored = 0
+        self.best: float | None = None
+        self.seed_loss: float | None = None
+        self.resumed_batches = 0
+
+    def _eta(self) -> str:
+        total = self.config.episodes * self.config.batches
+        done = self.batches_done
+        if not done or self.first_batch_began is None or done <= self.resumed_batches:
+            return "ETA -"
+        per_batch = (time.monotonic() - self.first_batch_began) / (done - self.resumed_batches)
+        return f"ETA {_clock(per_batch * (total - done))}"
+
+    def _status(self, extra: str = "") -> None:
+        c = self.config
+        best = f"best {self.best:.4f}" if self.best is not None else "best -"
+        self.reporter.status(
+            f"episode {self.episode}/{c.episodes} batch {self.batch}/{c.batches} "
+            f"scored {self.scored} {best} {extra}{self._eta()}")
+
+    def __call__(self, event: Event) -> None:
+        f = event.fields
+        self.reporter.event(event.kind, **{k: v for k, v in f.items() if k != "config"})
+        kind = event.kind
+        if kind == "run":
+            self.reporter.line(f"run directory: {f['run_dir']}"
+                               + (" (resuming)" if f["resumed"] else ""))
+        elif kind == "data":
+            self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
+                               f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
+        elif kind == "seed":
+            self.seed_loss = self.best = f["loss"]
+            self.reporter.line(f"seed {f['hash'][:8]}: few-shot loss {f['loss']:.4f}, "
+                               f"{f['params'] / 1e6:.2f} M parameters")
+        elif kind == "episode":
+            self.episode, self.batch = f["episode"], 0
+            self.reporter.line(f"episode {f['episode']}/{f['episodes']}: source "
+                               f"{f['source'][:8]}")
+        elif kind == "training":
+            self._status(f"training {f['step']}/{f['total']} loss {f['loss']:.3f} ")
+        elif kind == "trained":
+            self.reporter.line(f"  trained the episode's model ({f['params'] / 1e6:.2f} M) for "
+                               f"{f['steps']} steps in {f['seconds']:.1f} s, final loss "
+                               f"{f['final_loss']:.4f}")
+        elif kind == "batch":
+            self.batch = f["batch"]
+            if self.first_batch_began is None:
+                self.first_batch_began = time.monotonic()
+                self.resumed_batches = self.batches_done
+            self._status()
+        elif kind == "proposed":
+            outcomes = ", ".join(f"{n} {k}" for k, n in sorted(f["outcomes"].items()))
+            self.reporter.status(f"  batch {f['batch']}: proposed {outcomes}", force=True)
+        elif kind == "evaluated":
+            if f["status"] == "scored":
+                self.scored += 1
+            else:
+                self.reporter.line(f"  {f['hash'][:8]} {f['status']} at {f['stage']}: "
+                                   f"{f['reason'][:100]}")
+            self._status()
+        elif kind == "batch_done":
+            self.batches_done += 1
+            if f["improved"]:
+                self.best = f["loss"]
+                self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} loss "
+                                   f"{f['loss']:.4f}")
+            self._status()
+        elif kind == "episode_done":
+            loss = f"{f['loss']:.4f}" if f["loss"] is not None else "-"
+            self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} loss {loss}")
+
+
+def _new_run_dir(name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = RUNS_DIR / f"{name}-{stamp}"
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = RUNS_DIR / f"{name}-{stamp}-{suffix}"
+    return candidate
+
+
+def _latest_unfinished() -> Path:
+    if RUNS_DIR.is_dir():
+        runs = sorted((p for p in RUNS_DIR.iterdir() if (p / DB_NAME).exists()),
+                      key=lambda p: (p / DB_NAME).stat().st_mtime, reverse=True)
+        for path in runs:
+            store = RunStore.open(path)
+            try:
+                if store.get_meta("status") != "finished":
+                    return path
+            finally:
+                store.close()
+    raise RunDirError("no unfinished run under ./runs to resume; pass --run-dir DIR")
+
+
+def write_plots(run_dir: Path, out: Path) -> list[Path]:
+    """Figure 1 (when the run trained models) and the lineage picture."""
+    store = RunStore.open(run_dir)
+    try:
+        written = []
+        if plot_training(store, out / "figure1.png"):
+            written.append(out / "figure1.png")
+        config = store.get_meta("config", {})
+        plot_lineage(build_graph(store, include_source=False), out / "lineage.png",
+                     int(config.get("batches", 1)))
+        written.append(out / "lineage.png")
+        return written
+    finally:
+        store.close()
+
+
+@click.command()
+@click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="cpu",
+              show_default=True, help="smoke (CI), cpu (a few minutes), paper (a GPU).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the run lives [default: runs/<preset>-<time>].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --run-dir (default: the latest unfinished one).")
+@click.option("--proposer", type=click.Choice(["t5", "random"]), default=None,
+              help="t5: the source's own model (paper); random: grammar draws (baseline).")
+@click.option("--strategy", type=click.Choice(strategy_names()), default=None,
+              help="greedy (paper) or best-of-n (every candidate from the seed).")
+@click.option("--source", type=str, default=None,
+              help="Seed source: a built-in seed name (paper, tiny) or a file.")
+@grammar_option
+@click.option("--format", "fmt", type=click.Choice(["source", "edits"]), default=None,
+              help="What the model writes.")
+@click.option("--unconstrained", is_flag=True, default=False,
+              help="Sample freely, as the paper did (default: constrained decoding).")
+@click.option("--seed", "seed_", type=int, default=None, help="Run seed.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--episodes", type=click.IntRange(min=1), default=None)
+@click.option("--batches", type=click.IntRange(min=1), default=None)
+@click.option("--candidates", type=click.IntRange(min=1), default=None)
+@click.option("--fewshot-samples", type=click.IntRange(min=1), default=None)
+@click.option("--train-epochs", type=click.IntRange(min=1), default=None)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Evaluation worker processes.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per candidate evaluation before its worker is killed.")
+@click.option("--no-plots", is_flag=True, help="Skip drawing the plots at the end.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line.")
+@click.pass_context
+def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool,
+        no_plots: bool, as_json: bool, unconstrained: bool, **options: Any) -> None:
+    """Run the self-reprogramming loop (paper, Algorithm 1) and record its lineage.
+
+    Every attempt goes to RUN_DIR/run.sqlite as it happens; Ctrl-C or a crash loses no
+    finished evaluation, and --resume continues where the run stopped.
+    """
+    overrides = {_OVERRIDES[k]: v for k, v in options.items() if v is not None}
+    if ctx.get_parameter_source("grammar") is not click.core.ParameterSource.COMMANDLINE:
+        overrides.pop("grammar", None)
+    if unconstrained:
+        overrides["constrained"] = False
+    if resume:
+        run_dir = run_dir or _latest_unfinished()
+        given = [k for k in overrides]
+        if ctx.get_parameter_source("preset_name") is click.core.ParameterSource.COMMANDLINE:
+            given.append("preset")
+        if given:
+            raise ConfigError(f"a resumed run keeps its stored config; drop "
+                              f"{', '.join(sorted(given))}")
+        runner = Run(run_dir, resume=True)
+        config = runner.config
+    else:
+        config = preset(preset_name).with_overrides(**overrides)
+        run_dir = run_dir or _new_run_dir(config.preset)
+        runner = Run(run_dir, config)
+    reporter = Reporter("json" if as_json else "auto")
+    display = _RunDisplay(reporter, config)
+    runner.on_event = display
+    try:
+        summary = runner.execute()
+    except KeyboardInterrupt:
+        reporter.done()
+        done = runner.store.evaluations_done()
+        runner.close()
+        click.echo(f"interrupted: {done} evaluations are saved in {run_dir}; resume with: "
+                   f"deepphoenix run --run-dir {run_dir} --resume", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        reporter.done()
+    runner.close()
+    plots = [] if no_plots else write_plots(run_dir, run_dir / "plots")
+    if as_json:
+        click.echo(json.dumps({"event": "summary", **summary.to_dict(),
+                               "plots": [str(p) for p in plots]}))
+        return
+    change = ""
+    if summary.seed_loss and summary.best_loss is not None:
+        change = f", {100 * (summary.best_loss / summary.seed_loss - 1):+.1f}%"
+    best = f"{summary.best_loss:.4f}" if summary.best_loss is not None else "-"
+    seed_loss = f"{summary.seed_loss:.4f}" if summary.seed_loss is not None else "-"
+    click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
+               f"best few-shot loss {best} (seed {seed_loss}{change})")
+    click.echo(f"run directory: {run_dir}")
+    click.echo(f"best source:   {summary.best_path}")
+    if plots:
+        click.echo(f"plots:         {', '.join(str(p) for p in plots)}")
+    click.echo(f"lineage:       deepphoenix lineage show {run_dir}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=str))
+@grammar_option
+@click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Few-shot pairs (one epoch).")
+@click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True)
+@click.option("--seed", "seed_", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def evaluate(file: str, grammar: str, samples: int, vocab_size: int, seed_: int, device: str,
+             timeout: float, as_json: bool) -> None:
+    """Score FILE with the few-shot run: build its model in a sandboxed worker, train one
+    epoch on the first SAMPLES refinement pairs (generated in FILE's style)."""
+    program = load_program(file, grammar)
+    with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
+        data = prepare_data(make_dataset(program, samples, seed_), "source", Path(folder),
+                            vocab_size)
+        with WorkerPool(1, WorkerSettings(device=device)) as pool:
+            evaluator = Evaluator(pool, data.tokens_path, data.vocab_size, EvalSettings(
+                samples=samples, seed=seed_, device=device, timeout=timeout))
+            (result,) = list(evaluator.evaluate([(program.hash, program.text)]))
+    if as_json:
+        echo_json(result.to_dict())
+    elif result.score is not None:
+        m = result.metrics
+        click.echo(f"{file}: few-shot loss {result.score:.4f} ({m['params'] / 1e6:.2f} M "
+                   f"parameters, {m['steps']} steps, {m['wall_seconds']:.1f} s on "
+                   f"{m['device']})")
+    if result.score is None:
+        raise SystemExit(f"error: {file}: {result.status.value} at {result.stage}: "
+                         f"{result.reason}")

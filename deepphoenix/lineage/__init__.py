@@ -1,0 +1,28 @@
+"""The lineage graph of a run and its exports: node-link JSON (lossless), GraphML and GEXF
+(structured attributes as JSON strings), DOT, and PNG pictures."""
+
+from deepphoenix.lineage._dot import to_dot, write_dot
+from deepphoenix.lineage._gexf import read_gexf, write_gexf
+from deepphoenix.lineage._graph import best_path, build_graph
+from deepphoenix.lineage._graphml import read_graphml, write_graphml
+from deepphoenix.lineage._json import read_json, write_json
+from deepphoenix.lineage._plot import SKIP_STEPS, plot_lineage, plot_training
+
+FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "dot": write_dot}
+
+__all__ = [
+    "FORMATS",
+    "SKIP_STEPS",
+    "best_path",
+    "build_graph",
+    "plot_lineage",
+    "plot_training",
+    "read_gexf",
+    "read_graphml",
+    "read_json",
+    "to_dot",
+    "write_dot",
+    "write_gexf",
+    "write_graphml",
+    "write_json",
+]

@@ -1,0 +1,82 @@
+"""The lineage graph: a networkx `MultiDiGraph` built from a run database.
+
+Nodes are variants (keyed by canonical hash; ``kind="variant"``) and rejected attempts
+that produced no program (``kind="attempt"``, keyed ``attempt-<id>``: unparseable,
+ungrounded or no-op outputs). Every attempt is an edge parent → child keyed ``a<id>``,
+so a variant proposed twice has two edges. Attributes never hold None (absent instead),
+which keeps every export format able to carry them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import networkx as nx
+
+from deepphoenix.store import RunStore
+
+__all__ = ["best_path", "build_graph"]
+
+
+def _clean(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def build_graph(store: RunStore, include_source: bool = True) -> nx.MultiDiGraph:
+    config = store.get_meta("config", {})
+    graph = nx.MultiDiGraph()
+    variants = store.variants()
+    seed = variants[0].hash if variants else ""
+    best = store.get_meta("best") or _last_best(store) or seed
+    graph.graph.update(_clean({
+        "seed": seed, "best": best, "status": store.get_meta("status"),
+        "proposer": config.get("proposer"), "strategy": config.get("strategy"),
+        "config": config,
+    }))
+    for v in variants:
+        graph.add_node(v.hash, **_clean({
+            "kind": "variant", "status": v.status, "stage": v.stage or None,
+            "reason": v.reason or None, "loss": v.mean_loss,
+            "params": v.metrics.get("params"), "first_episode": v.first_episode,
+            "values": v.values, "source": v.source if include_source else None,
+            "metrics": {k: x for k, x in v.metrics.items() if k != "losses"} or None,
+        }))
+    for a in store.attempts():
+        target = a.child
+        if target is None or target not in graph:
+            target = f"attempt-{a.id}"
+            graph.add_node(target, **_clean({
+                "kind": "attempt", "status": a.outcome, "reason": a.reason or None,
+                "first_episode": a.episode, "text": a.raw_text if include_source else None,
+            }))
+        graph.add_edge(a.parent, target, key=f"a{a.id}", **_clean({
+            "episode": a.episode, "batch": a.batch, "slot": a.slot, "proposer": a.proposer,
+            "outcome": a.outcome, "reason": a.reason or None, "edits": a.edits,
+        }))
+    path = best_path(graph)
+    for node in path:
+        graph.nodes[node]["on_best_path"] = True
+    for parent, child in itertools.pairwise(path):
+        for key in graph[parent][child]:
+            graph.edges[parent, child, key]["on_best_path"] = True
+            break
+    return graph
+
+
+def _last_best(store: RunStore) -> str | None:
+    finished = [b for b in store.batches() if b["best"]]
+    return str(finished[-1]["best"]) if finished else None
+
+
+def best_path(graph: nx.MultiDiGraph) -> list[str]:
+    """Variants from the seed to the best, through accepted proposals."""
+    seed, best = graph.graph.get("seed"), graph.graph.get("best")
+    if not seed or not best or seed not in graph or best not in graph:
+        return []
+    variants = graph.subgraph(n for n, d in graph.nodes(data=True) if d["kind"] == "variant")
+    try:
+        path: list[str] = nx.shortest_path(variants, seed, best)
+    except nx.NetworkXNoPath:
+        return [seed]
+    return path

@@ -1,0 +1,159 @@
+"""`RunConfig`: every knob of a run in one object, with presets. The resolved config is
+saved in the run directory (``config.json`` and the run database) and a resumed run reads
+it back from there."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from deepphoenix.errors import ConfigError, UnknownNameError
+
+__all__ = ["PRESETS", "RunConfig", "preset"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    # -- what evolves ---------------------------------------------------------------------
+    preset: str = "cpu"  # the preset these values started from
+    seed_source: str = "tiny"  # a built-in seed (paper, tiny) or a path to a source file
+    grammar: str = "t5"  # grammar name, TOML path, or "infer"
+    # -- how ------------------------------------------------------------------------------
+    proposer: str = "t5"  # t5 (the source's own model) | random (grammar draws)
+    strategy: str = "greedy"  # greedy (the paper) | best-of-n (every candidate from the seed)
+    format: str = "source"  # what the model writes: source (paper) | edits (site=value)
+    constrained: bool = True  # constrained decoding: copy the parent, choose inside literals
+    episodes: int = 3  # E: training stage + B batches each (paper: 10)
+    batches: int = 3  # B: greedy steps per episode (paper: 8)
+    candidates: int = 4  # C: candidates sampled per batch (paper: 8)
+    # -- data -----------------------------------------------------------------------------
+    dataset_size: int = 4096  # refinement pairs generated once per run
+    vocab_size: int = 1024  # byte-level BPE size (CodeT5: 32100)
+    pre_tokenizer: str = "digits"  # digits | none | gpt2
+    # -- training stage (the proposer model of each episode) -----------------------------
+    train_epochs: int = 2
+    train_samples: int | None = 2048  # first N pairs (None: all)
+    train_batch_size: int = 32
+    train_lr: float = 1e-3
+    train_max_seconds: float | None = None  # cut a long training stage short
+    # -- few-shot score -------------------------------------------------------------------
+    fewshot_samples: int = 256  # one epoch over the first N pairs (paper: 1024)
+    fewshot_batch_size: int = 16
+    fewshot_lr: float = 1e-3
+    # -- sampling -------------------------------------------------------------------------
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no cut
+    top_p: float = 1.0
+    # -- execution ------------------------------------------------------------------------
+    seed: int = 0  # everything random derives from it: same seed, same run
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
+    workers: int = 1  # evaluation workers
+    threads: int = 0  # torch threads per worker (0: cores / workers)
+    timeout: float = 600.0  # seconds per candidate evaluation (hard; kills the worker)
+    memory_limit_gb: float | None = None  # per worker, CPU only (None: 80% of RAM / workers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown run config keys: {', '.join(unknown)}")
+        config = cls(**data)
+        config.validate()
+        return config
+
+    def with_overrides(self, **changes: Any) -> RunConfig:
+        config = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        config.validate()
+        return config
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def planned_candidates(self) -> int:
+        return self.episodes * self.batches * self.candidates
+
+    def worker_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def memory_limit_bytes(self) -> int | None:
+        if self.memory_limit_gb is not None:
+            return int(self.memory_limit_gb * 2**30) if self.memory_limit_gb > 0 else None
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return None
+        return int(total * 0.8 / self.workers)
+
+    def validate(self) -> None:
+        choices = {
+            "proposer": ("t5", "random"), "format": ("source", "edits"),
+            "pre_tokenizer": ("digits", "none", "gpt2"),
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise UnknownNameError(name.replace("_", "-"), str(value), allowed)
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise UnknownNameError("device", self.device, ("auto", "cpu", "cuda"))
+        positive_ints = ("episodes", "batches", "candidates", "dataset_size", "train_epochs",
+                         "train_batch_size", "fewshot_samples", "fewshot_batch_size", "workers")
+        for name in positive_ints:
+            _check_int(name, getattr(self, name), 1)
+        _check_int("vocab_size", self.vocab_size, 261)
+        _check_int("threads", self.threads, 0)
+        _check_int("top_k", self.top_k, 0)
+        if self.train_samples is not None:
+            _check_int("train_samples", self.train_samples, 1)
+        if self.fewshot_samples > self.dataset_size:
+            raise ConfigError(f"fewshot_samples={self.fewshot_samples} is more than "
+                              f"dataset_size={self.dataset_size}")
+        for name in ("train_lr", "fewshot_lr", "temperature", "timeout"):
+            _check_positive(name, getattr(self, name))
+        if self.train_max_seconds is not None:
+            _check_positive("train_max_seconds", self.train_max_seconds)
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"Expected 0 < top_p <= 1 but got top_p={self.top_p!r}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"Expected int >= {minimum} but got {name}={value!r} "
+                          f"(type={type(value).__name__})")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not ok or not math.isfinite(value):
+        raise ConfigError(f"Expected a positive number but got {name}={value!r} "
+                          f"(type={type(value).__name__})")
+
+
+PRESETS: dict[str, RunConfig] = {
+    # CI: the whole loop, tiny everything, well under a minute on two cores.
+    "smoke": RunConfig(
+        preset="smoke", seed_source="tiny", episodes=2, batches=2, candidates=3,
+        dataset_size=256, vocab_size=400, train_epochs=1, train_samples=128,
+        fewshot_samples=32, fewshot_batch_size=16, timeout=120.0,
+    ),
+    # The default of `deepphoenix run`: a tiny seed that shows selection working in a few
+    # minutes on a laptop-class CPU.
+    "cpu": RunConfig(preset="cpu"),
+    # The paper: E=10, B=8, C=8, 1024 few-shot samples, the paper seed. Meant for a GPU.
+    "paper": RunConfig(
+        preset="paper", seed_source="paper", episodes=10, batches=8, candidates=8,
+        dataset_size=8192, train_epochs=3, train_samples=None, fewshot_samples=1024,
+        fewshot_batch_size=16, timeout=1800.0,
+    ),
+}
+
+
+def preset(name: str) -> RunConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownNameError("preset", name, PRESETS) from None

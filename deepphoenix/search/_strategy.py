@@ -1,0 +1,97 @@
+"""Search strategies: which program to propose from, and which one to keep.
+
+A strategy is a small object with a `name`, ``parent(best, seed)`` and
+``select(best, candidates)``. Built-ins register here; third parties register a class or
+instance under the ``deepphoenix.strategies`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Protocol
+
+from deepphoenix.errors import UnknownNameError
+
+__all__ = ["BestOfN", "Greedy", "Scored", "Strategy", "get_strategy", "strategy_names"]
+
+ENTRY_POINT_GROUP = "deepphoenix.strategies"
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A variant and its score (mean few-shot loss; None if it was not scored)."""
+
+    hash: str
+    loss: float | None
+
+
+class Strategy(Protocol):
+    name: str
+
+    def parent(self, best: str, seed: str) -> str:
+        """The variant the next batch is proposed from."""
+        ...
+
+    def select(self, best: Scored, candidates: Sequence[Scored]) -> Scored:
+        """The variant kept after a batch."""
+        ...
+
+
+def _lowest(best: Scored, candidates: Sequence[Scored]) -> Scored:
+    """The lowest loss among the current best and the scored candidates; the current best
+    wins ties and stays when every candidate is worse (or none was scored)."""
+    chosen = best
+    for candidate in candidates:
+        if candidate.loss is None:
+            continue
+        if chosen.loss is None or candidate.loss < chosen.loss:
+            chosen = candidate
+    return chosen
+
+
+class Greedy:
+    """The paper's greedy search: propose from the best so far; keep a candidate only if
+    its loss is lower."""
+
+    name = "greedy"
+
+    def parent(self, best: str, seed: str) -> str:
+        return best
+
+    def select(self, best: Scored, candidates: Sequence[Scored]) -> Scored:
+        return _lowest(best, candidates)
+
+
+class BestOfN:
+    """Best-of-N sampling: every candidate is proposed from the seed; the best one seen is
+    kept. The baseline that tells whether iterating helps."""
+
+    name = "best-of-n"
+
+    def parent(self, best: str, seed: str) -> str:
+        return seed
+
+    def select(self, best: Scored, candidates: Sequence[Scored]) -> Scored:
+        return _lowest(best, candidates)
+
+
+_BUILTIN: dict[str, type] = {"greedy": Greedy, "best-of-n": BestOfN}
+
+
+def strategy_names() -> list[str]:
+    extra = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(set(_BUILTIN) | extra)
+
+
+def get_strategy(name: str) -> Strategy:
+    if name in _BUILTIN:
+        built: Strategy = _BUILTIN[name]()
+        return built
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == name:
+            obj = entry.load()
+            loaded: Strategy = obj() if isinstance(obj, type) else obj
+            return loaded
+    raise UnknownNameError("strategy", name, strategy_names())

@@ -1,0 +1,329 @@
+"""The run database: one SQLite file (WAL) per run directory that records every attempt.
+
+Tables:
+
+- ``meta``: schema version, the resolved run config, status, timestamps.
+- ``variants``: every distinct program seen, by canonical hash: its source, site values,
+  status (``pending`` → ``scored`` | ``failed``, or ``rejected`` at the static stage),
+  the stage and reason of a failure, the traceback when it raised, and the metrics.
+- ``attempts``: every candidate a proposer produced (episode, batch, slot), its parent,
+  the variant it grounded to (none when the text was unparseable or ungrounded), the
+  outcome, the edits, and the raw text. These are the lineage graph's edges.
+- ``batches`` and ``episodes``: the loop's progress, the RNG seed each batch drew from,
+  the best variant after each, the training curve of each episode's model.
+
+Nothing is ever evicted. Each evaluation is committed as it completes, so a crash, a
+``kill -9`` or Ctrl-C loses no finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepphoenix.errors import RunDirError
+from deepphoenix.evaluator import EvalResult, EvalStatus
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "RunStore", "VariantRow"]
+
+DB_NAME = "run.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS variants (
+    hash TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    site_values TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stage TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    traceback TEXT NOT NULL DEFAULT '',
+    mean_loss REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    first_episode INTEGER,
+    created_at REAL NOT NULL,
+    scored_at REAL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    episode INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    parent TEXT NOT NULL,
+    child TEXT,
+    proposer TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    edits TEXT NOT NULL DEFAULT '[]',
+    raw_text TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    UNIQUE (episode, batch, slot)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    episode INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    parent TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    best TEXT,
+    proposal_seconds REAL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (episode, batch)
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    episode INTEGER PRIMARY KEY,
+    source_hash TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    training TEXT NOT NULL DEFAULT '{}',
+    best TEXT,
+    started_at REAL NOT NULL,
+    trained_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_child ON attempts (child);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class VariantRow:
+    hash: str
+    source: str
+    values: dict[str, Any]
+    status: str
+    stage: str
+    reason: str
+    traceback: str
+    mean_loss: float | None
+    metrics: dict[str, Any]
+    first_episode: int | None
+    created_at: float
+    scored_at: float | None
+
+    @property
+    def done(self) -> bool:
+        """Evaluated (or rejected): never evaluated again."""
+        return self.status != "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    id: int
+    episode: int
+    batch: int
+    slot: int
+    parent: str
+    child: str | None
+    proposer: str
+    outcome: str
+    reason: str
+    edits: list[dict[str, Any]]
+    raw_text: str
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+class RunStore:
+    """The SQLite database of one run directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise RunDirError(f"{self.path}: not a deepphoenix run database ({exc})") from None
+        self.db.row_factory = sqlite3.Row
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, run_dir: Path, config: dict[str, Any]) -> RunStore:
+        """A new run database; `RunDirError` if one is already there."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / DB_NAME
+        if path.exists():
+            raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it "
+                              "or choose another --run-dir")
+        store = cls(path)
+        with store.transaction():
+            store.set_meta("schema_version", SCHEMA_VERSION)
+            store.set_meta("config", config)
+            store.set_meta("status", "running")
+            store.set_meta("created_at", time.time())
+        return store
+
+    @classmethod
+    def open(cls, run_dir: Path) -> RunStore:
+        """An existing run database; `RunDirError` if there is none or it is too new."""
+        path = Path(run_dir) / DB_NAME
+        if not Path(run_dir).is_dir():
+            raise RunDirError(f"{run_dir}: no such run directory")
+        if not path.exists():
+            raise RunDirError(f"{run_dir}: not a deepphoenix run directory (no {DB_NAME})")
+        store = cls(path)
+        version = store.get_meta("schema_version")
+        if version != SCHEMA_VERSION:
+            store.close()
+            raise RunDirError(f"{run_dir} was written with run-database schema {version}; this "
+                              f"deepphoenix reads schema {SCHEMA_VERSION}")
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta ----------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row["value"])
+
+    # -- variants ------------------------------------------------------------------------
+    def add_variant(self, hash_: str, source: str, values: dict[str, Any], episode: int,
+                    status: str = "pending", stage: str = "", reason: str = "") -> None:
+        """Record a variant the first time it is seen (later sightings change nothing)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO variants (hash, source, site_values, status, stage, reason, "
+            "first_episode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (hash_, source, json.dumps(values), status, stage, reason, episode, time.time()),
+        )
+
+    def record_evaluation(self, result: EvalResult) -> None:
+        """Store one evaluation, committed at once."""
+        self.db.execute(
+            "UPDATE variants SET status = ?, stage = ?, reason = ?, traceback = ?, "
+            "mean_loss = ?, metrics = ?, scored_at = ? WHERE hash = ?",
+            (result.status.value, result.stage, result.reason, result.traceback,
+             result.score, json.dumps(result.metrics, default=_json_default), time.time(),
+             result.hash),
+        )
+
+    def variant(self, hash_: str) -> VariantRow | None:
+        row = self.db.execute("SELECT * FROM variants WHERE hash = ?", (hash_,)).fetchone()
+        return None if row is None else _variant(row)
+
+    def variants(self) -> list[VariantRow]:
+        return [_variant(r) for r in self.db.execute(
+            "SELECT * FROM variants ORDER BY created_at, hash")]
+
+    def evaluations_done(self) -> int:
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM variants WHERE status IN ('scored', 'failed')").fetchone()[0])
+
+    # -- attempts ------------------------------------------------------------------------
+    def add_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
+        now = time.time()
+        self.db.executemany(
+            "INSERT INTO attempts (episode, batch, slot, parent, child, proposer, outcome, "
+            "reason, edits, raw_text, created_at) VALUES (:episode, :batch, :slot, :parent, "
+            ":child, :proposer, :outcome, :reason, :edits, :raw_text, :created_at)",
+            [{**r, "edits": json.dumps(r.get("edits", [])), "created_at": now} for r in rows],
+        )
+
+    def attempts(self, episode: int | None = None, batch: int | None = None) -> list[AttemptRow]:
+        query = "SELECT * FROM attempts"
+        args: tuple[int, ...] = ()
+        if episode is not None and batch is not None:
+            query, args = query + " WHERE episode = ? AND batch = ?", (episode, batch)
+        return [_attempt(r) for r in self.db.execute(query + " ORDER BY id", args)]
+
+    # -- batches and episodes ------------------------------------------------------------
+    def start_batch(self, episode: int, batch: int, parent: str, seed: int) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO batches (episode, batch, parent, seed, started_at) "
+            "VALUES (?, ?, ?, ?, ?)", (episode, batch, parent, seed, time.time()))
+
+    def set_batch_proposal_time(self, episode: int, batch: int, seconds: float) -> None:
+        self.db.execute("UPDATE batches SET proposal_seconds = ? WHERE episode = ? AND batch = ?",
+                        (seconds, episode, batch))
+
+    def finish_batch(self, episode: int, batch: int, best: str) -> None:
+        self.db.execute("UPDATE batches SET best = ?, finished_at = ? WHERE episode = ? AND "
+                        "batch = ?", (best, time.time(), episode, batch))
+
+    def batch(self, episode: int, batch: int) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM batches WHERE episode = ? AND batch = ?",
+                              (episode, batch)).fetchone()
+        return None if row is None else dict(row)
+
+    def batches(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM batches ORDER BY episode, batch")]
+
+    def start_episode(self, episode: int, source_hash: str, seed: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO episodes (episode, source_hash, seed, started_at) "
+                        "VALUES (?, ?, ?, ?)", (episode, source_hash, seed, time.time()))
+
+    def record_training(self, episode: int, training: dict[str, Any]) -> None:
+        self.db.execute("UPDATE episodes SET training = ?, trained_at = ? WHERE episode = ?",
+                        (json.dumps(training, default=_json_default), time.time(), episode))
+
+    def finish_episode(self, episode: int, best: str) -> None:
+        self.db.execute("UPDATE episodes SET best = ?, finished_at = ? WHERE episode = ?",
+                        (best, time.time(), episode))
+
+    def episode(self, episode: int) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM episodes WHERE episode = ?", (episode,)).fetchone()
+        return None if row is None else _episode(row)
+
+    def episodes(self) -> list[dict[str, Any]]:
+        return [_episode(r) for r in self.db.execute("SELECT * FROM episodes ORDER BY episode")]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float):
+        return None
+    return str(value)
+
+
+def _variant(row: sqlite3.Row) -> VariantRow:
+    return VariantRow(
+        hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
+        status=row["status"], stage=row["stage"], reason=row["reason"],
+        traceback=row["traceback"], mean_loss=_finite(row["mean_loss"]),
+        metrics=json.loads(row["metrics"]), first_episode=row["first_episode"],
+        created_at=row["created_at"], scored_at=row["scored_at"],
+    )
+
+
+def _attempt(row: sqlite3.Row) -> AttemptRow:
+    return AttemptRow(
+        id=row["id"], episode=row["episode"], batch=row["batch"], slot=row["slot"],
+        parent=row["parent"], child=row["child"], proposer=row["proposer"],
+        outcome=row["outcome"], reason=row["reason"], edits=json.loads(row["edits"]),
+        raw_text=row["raw_text"],
+    )
+
+
+def _episode(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["training"] = json.loads(data["training"])
+    return data
+
+
+def result_of(row: VariantRow) -> EvalResult:
+    """The stored evaluation of a variant as an `EvalResult` (the cache's answer)."""
+    return EvalResult(row.hash, EvalStatus(row.status), row.stage, row.reason, row.traceback,
+                      row.metrics)

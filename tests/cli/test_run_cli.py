@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepphoenix.store import RunStore
+from tests.cli.conftest import Invoke
+
+
+@pytest.mark.parametrize(
+    ("args", "setup", "code", "message"),
+    [
+        (["run", "--resume"], None, 1, "no unfinished run under ./runs"),
+        (["run", "--run-dir", "r"], "run", 1, "already holds a run; pass --resume"),
+        (["run", "--run-dir", "r", "--resume", "--episodes", "5"], "run", 1,
+         "a resumed run keeps its stored config; drop episodes"),
+        (["run", "--run-dir", "nope", "--resume"], None, 1, "nope: no such run directory"),
+        (["run", "--preset", "huge"], None, 2, "'--preset'"),
+        (["run", "--source", "missing.py", "--run-dir", "x"], None, 1, "missing.py: no such file"),
+        (["run", "--episodes", "0"], None, 2, "'--episodes'"),
+        (["lineage", "show", "nope"], None, 1, "nope: no such run directory"),
+        (["lineage", "export", ".", "-o", "x.json"], None, 1, "not a deepphoenix run directory"),
+        (["lineage", "export", "r", "--format", "csv", "-o", "x"], "run", 2, "'--format'"),
+        (["plot", "nope"], None, 1, "no such run directory"),
+        (["evaluate", "missing.py"], None, 1, "missing.py: no such file"),
+    ],
+)
+def test_bad_run_input(invoke: Invoke, tmp_path: Path, args: list[str], setup: object,
+                       code: int, message: str) -> None:
+    if setup == "run":
+        RunStore.create(tmp_path / "r", {"episodes": 1}).close()
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_scores_a_file(invoke: Invoke, tmp_path: Path) -> None:
+    from deepphoenix.seeds import seed_source
+
+    (tmp_path / "t.py").write_text(seed_source("tiny"))
+    result = invoke("evaluate", "t.py", "--samples", "32", "--vocab-size", "300")
+    assert result.exit_code == 0, result.stderr
+    assert "few-shot loss" in result.stdout and "M parameters" in result.stdout

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from deepphoenix.errors import ConfigError, RunDirError, UnknownNameError
+from deepphoenix.search import (
+    PRESETS,
+    BestOfN,
+    Greedy,
+    RunConfig,
+    Scored,
+    derive_seed,
+    get_strategy,
+    preset,
+)
+from deepphoenix.store import RunStore
+
+
+def test_greedy_keeps_the_parent_unless_a_candidate_is_lower() -> None:
+    greedy = Greedy()
+    best = Scored("p", 2.0)
+    assert greedy.parent("p", "s") == "p"
+    assert greedy.select(best, [Scored("a", 2.5), Scored("b", None)]) == best
+    assert greedy.select(best, [Scored("a", 2.0)]) == best  # ties keep the parent
+    assert greedy.select(best, [Scored("a", 1.9), Scored("b", 1.5)]).hash == "b"
+    assert greedy.select(Scored("p", None), [Scored("a", 3.0)]).hash == "a"
+
+
+def test_best_of_n_always_proposes_from_the_seed() -> None:
+    strategy = BestOfN()
+    assert strategy.parent("best", "seed") == "seed"
+    assert strategy.select(Scored("x", 1.0), [Scored("y", 0.5)]).hash == "y"
+
+
+def test_strategy_registry() -> None:
+    assert isinstance(get_strategy("greedy"), Greedy)
+    with pytest.raises(UnknownNameError, match="Did you mean 'greedy'"):
+        get_strategy("gredy")
+
+
+def test_presets_match_the_issue() -> None:
+    paper = preset("paper")
+    assert (paper.episodes, paper.batches, paper.candidates, paper.fewshot_samples) == (
+        10, 8, 8, 1024)
+    assert paper.seed_source == "paper"
+    assert preset("cpu") == RunConfig()
+    assert set(PRESETS) == {"smoke", "cpu", "paper"}
+    with pytest.raises(UnknownNameError, match="Did you mean 'paper'"):
+        preset("papr")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"episodes": 0}, "episodes=0"), ({"candidates": "8"}, "candidates='8' (type=str)"),
+    ({"proposer": "t6"}, "Did you mean 't5'"), ({"top_p": 0}, "top_p"),
+    ({"fewshot_samples": 5000}, "more than dataset_size"), ({"timeout": -1.0}, "timeout=-1.0"),
+    ({"device": "tpu"}, "Unknown device 'tpu'"),
+])
+def test_config_validation(changes: dict, message: str) -> None:
+    with pytest.raises((ConfigError, UnknownNameError), match=re.escape(message)):
+        RunConfig().with_overrides(**changes)
+
+
+def test_config_round_trips() -> None:
+    config = preset("smoke").with_overrides(seed=7)
+    assert RunConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown run config keys: bogus"):
+        RunConfig.from_dict({**config.to_dict(), "bogus": 1})
+
+
+def test_derived_seeds_are_stable_and_distinct() -> None:
+    assert derive_seed(0, "propose", 1, 2) == derive_seed(0, "propose", 1, 2)
+    assert len({derive_seed(0, "propose", e, b) for e in range(5) for b in range(5)}) == 25
+    assert 0 <= derive_seed(123, "x") < 2**31
+
+
+def test_store_refuses_to_overwrite_and_checks_what_it_opens(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "r", {"a": 1})
+    store.close()
+    with pytest.raises(RunDirError, match="pass --resume"):
+        RunStore.create(tmp_path / "r", {"a": 1})
+    with pytest.raises(RunDirError, match="no such run directory"):
+        RunStore.open(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunDirError, match="not a deepphoenix run directory"):
+        RunStore.open(tmp_path / "empty")
+    reopened = RunStore.open(tmp_path / "r")
+    reopened.set_meta("schema_version", 99)
+    reopened.close()
+    with pytest.raises(RunDirError, match="schema 99"):
+        RunStore.open(tmp_path / "r")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "run.sqlite").write_text("not a database")
+    with pytest.raises(RunDirError, match="not a deepphoenix run database"):
+        RunStore.open(tmp_path / "junk")
