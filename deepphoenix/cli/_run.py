@@ -113,6 +113,9 @@ class _RunDisplay:
                 self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} loss "
                                    f"{f['loss']:.4f}")
             self._status()
+        elif kind == "proposer_failed":
+            self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
+                               "using random refinements instead")
         elif kind == "episode_done":
             loss = f"{f['loss']:.4f}" if f["loss"] is not None else "-"
             self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} loss {loss}")

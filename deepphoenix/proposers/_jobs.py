@@ -111,6 +111,13 @@ def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         kwargs["prefix_allowed_tokens_fn"] = (
             lambda _batch, ids: automaton.allowed(ids.tolist()[1:])
         )
+    if getattr(model.config, "is_encoder_decoder", False):
+        # transformers 5 sizes the default cache by `num_hidden_layers`, which T5 maps to
+        # the encoder's depth: a deeper decoder then fails with IndexError (the bug of
+        # transformers PR #40277, back for T5). Caches built without a config grow per layer.
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+        kwargs["past_key_values"] = EncoderDecoderCache(DynamicCache(), DynamicCache())
     torch.manual_seed(int(args["seed"]))
     with torch.no_grad():
         output = model.generate(input_ids=input_ids,

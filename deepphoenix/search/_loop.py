@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from deepphoenix.errors import ConfigError, DeepPhoenixError, RunDirError
+from deepphoenix.errors import ConfigError, DeepPhoenixError, RunDirError, WorkerError
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.grammar import Grammar
 from deepphoenix.mutator import Mutation, Program, parse_program, read_source, resolve_grammar
@@ -126,9 +126,16 @@ class _RandomAdapter:
 
 class _T5Adapter:
     """The source's own T5: trained each episode (or loaded from that episode's
-    checkpoint when resuming), then sampled."""
+    checkpoint when resuming), then sampled.
+
+    The model is whatever the evolving source defines, so it can fail to train or to
+    sample (out of memory, a library limit). Then the failure is recorded and that
+    episode's (or batch's) candidates come from the grammar's random refinements, named
+    ``random-fallback`` in the lineage, and the run goes on.
+    """
 
     name = "t5"
+    FALLBACK = "random-fallback"
 
     def __init__(self, run_dir: Path, config: RunConfig, data: ProposerData,
                  settings: WorkerSettings, emit: Callable[[Event], None]) -> None:
@@ -140,6 +147,8 @@ class _T5Adapter:
         self.sampling = SampleSettings(temperature=config.temperature, top_k=config.top_k,
                                        top_p=config.top_p, constrained=config.constrained)
         self.proposer: T5Proposer | None = None
+        self.fallback = _RandomAdapter()
+        self.failure = ""
 
     def begin_episode(self, episode: int, program: Program, seed: int) -> dict[str, Any] | None:
         folder = self.run_dir / "episodes" / str(episode) / "model"
@@ -160,15 +169,31 @@ class _T5Adapter:
             self.emit(Event("training", {"episode": episode, "step": message["step"],
                                          "total": message["total"], "loss": message["loss"]}))
 
-        self.proposer, report = T5Proposer.train(
-            program.text, self.data, settings, self.worker, out=folder,
-            sampling=self.sampling, on_progress=progress,
-        )
+        self.name, self.failure = "t5", ""
+        try:
+            self.proposer, report = T5Proposer.train(
+                program.text, self.data, settings, self.worker, out=folder,
+                sampling=self.sampling, on_progress=progress,
+            )
+        except WorkerError as exc:
+            self._fall_back(episode, str(exc))
+            return {"failed": str(exc), "losses": []}
         return report
 
+    def _fall_back(self, episode: int, reason: str) -> None:
+        self.proposer, self.name, self.failure = None, self.FALLBACK, reason
+        self.emit(Event("proposer_failed", {"episode": episode, "reason": reason}))
+
     def propose(self, parent: Program, n: int, seed: int) -> list[Proposal]:
-        assert self.proposer is not None, "begin_episode first"
-        return self.proposer.propose(parent, n, seed)
+        if self.proposer is not None:
+            try:
+                self.name = "t5"
+                return self.proposer.propose(parent, n, seed)
+            except WorkerError as exc:
+                self.name, self.failure = self.FALLBACK, str(exc)
+                self.emit(Event("proposer_failed", {"reason": str(exc)}))
+        self.name = self.FALLBACK
+        return self.fallback.propose(parent, n, seed)
 
     def close(self) -> None:
         self.worker.close()
@@ -321,6 +346,7 @@ class Run:
             report = proposer.begin_episode(episode, program, train_seed)
             if report is not None:
                 self.store.record_training(episode, report)
+            if report is not None and "failed" not in report:
                 self.emit("trained", episode=episode, steps=report["steps"],
                           final_loss=report["final_loss"], seconds=report["seconds"],
                           params=report["params"])

@@ -97,3 +97,14 @@ def test_load_rejects_non_models(tmp_path: Path, worker: Worker) -> None:
         T5Proposer.load(tmp_path / "nope", worker)
     with pytest.raises(CheckpointError, match=r"missing config\.json"):
         T5Proposer.load(tmp_path, worker)
+
+
+def test_a_decoder_deeper_than_the_encoder_can_sample(worker: Worker, tmp_path: Path) -> None:
+    # Regression: transformers 5 sized the generation cache by the encoder's depth.
+    source = TINY.text.replace("num_layers = 2", "num_layers = 1").replace(
+        "num_decoder_layers = 2", "num_decoder_layers = 3")
+    program = parse_program(source, T5)
+    data = prepare_data(make_dataset(program, 64, seed=0), "source", tmp_path / "data", 300)
+    proposer, _ = T5Proposer.train(source, data, TrainSettings(epochs=1, device="cpu"), worker)
+    proposals = proposer.propose(program, 4, seed=0)
+    assert all(p.mutation.outcome in (Outcome.OK, Outcome.DUPLICATE) for p in proposals)

@@ -235,3 +235,26 @@ def test_ctrl_c_saves_work_and_says_how_to_resume(tmp_path: Path) -> None:
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "finished in" in out
+
+
+def test_a_proposer_that_cannot_train_falls_back_and_the_run_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unit-level: the training job is replaced by one that fails as a worker would.
+    from deepphoenix.errors import WorkerError
+    from deepphoenix.proposers._t5 import T5Proposer
+
+    def failing_train(*args: object, **kwargs: object) -> None:
+        raise WorkerError("training the proposer failed in the worker (error): out of memory")
+
+    monkeypatch.setattr(T5Proposer, "train", classmethod(lambda cls, *a, **k: failing_train()))
+    events: list[str] = []
+    run = Run(tmp_path / "run", preset("smoke").with_overrides(episodes=1, batches=1),
+              on_event=lambda e: events.append(e.kind))
+    summary = run.execute()
+    attempts = run.store.attempts()
+    episode = run.store.episode(1)
+    run.close()
+    assert "proposer_failed" in events
+    assert {a.proposer for a in attempts} == {"random-fallback"}
+    assert episode is not None and "out of memory" in episode["training"]["failed"]
+    assert summary.evaluations >= 2

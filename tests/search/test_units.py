@@ -46,7 +46,7 @@ def test_presets_match_the_issue() -> None:
     assert (paper.episodes, paper.batches, paper.candidates, paper.fewshot_samples) == (
         10, 8, 8, 1024)
     assert paper.seed_source == "paper"
-    assert preset("cpu") == RunConfig()
+    assert preset("cpu").seed_source == "tiny" and preset("cpu").proposer == "t5"
     assert set(PRESETS) == {"smoke", "cpu", "paper"}
     with pytest.raises(UnknownNameError, match="Did you mean 'paper'"):
         preset("papr")
