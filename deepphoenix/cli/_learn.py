@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +178,12 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
             "text": proposal.text,
         })
     valid = [r for r in rows if r["outcome"] == Outcome.OK.value]
+    counts = Counter(r["outcome"] for r in rows)
     if as_json:
         echo_json({"file": file, "model": str(model_dir), "format": proposer.format.value,
                    "constrained": not unconstrained, "candidates": rows,
-                   "valid": len(valid), "seconds": proposer.last_seconds})
+                   "valid": len(valid), "outcomes": dict(counts),
+                   "seconds": proposer.last_seconds})
         return
     for row in rows:
         edits = ", ".join(f"{e['site']}={format_value(e['value'])}" for e in row["edits"])
@@ -188,6 +191,7 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
             click.echo(f"#{row['index']} ok  {edits}  ({row['hash']})")
         else:
             click.echo(f"#{row['index']} {row['outcome']}: {row['reason']}")
-    click.echo(f"{len(valid)} of {len(rows)} candidates valid and distinct "
-               f"({proposer.last_seconds:.2f} s sampling, "
+    tally = ", ".join(f"{n} {k}" for k, n in counts.most_common())
+    click.echo(f"{len(valid)} of {len(rows)} candidates valid and distinct ({tally}; "
+               f"{proposer.last_seconds:.2f} s sampling, "
                f"{'constrained' if not unconstrained else 'unconstrained'})")

@@ -97,10 +97,12 @@ def best(run_dir: Path) -> None:
 @click.command()
 @click.argument("run_dir", type=RUN_DIR)
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for the PNGs [default: RUN_DIR/plots].")
-def plot(run_dir: Path, out: Path | None) -> None:
+              help="Directory for the pictures [default: RUN_DIR/plots].")
+@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
+              show_default=True)
+def plot(run_dir: Path, out: Path | None, fmt: str) -> None:
     """Draw Figure 1 (each episode's training loss, first 3 steps omitted) and the lineage
     picture (the seed-to-best path highlighted, rejected attempts faint)."""
-    written = write_plots(run_dir, out or run_dir / "plots")
+    written = write_plots(run_dir, out or run_dir / "plots", fmt)
     for path in written:
         click.echo(str(path))

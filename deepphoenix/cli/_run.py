@@ -145,17 +145,17 @@ def _latest_unfinished() -> Path:
     raise RunDirError("no unfinished run under ./runs to resume; pass --run-dir DIR")
 
 
-def write_plots(run_dir: Path, out: Path) -> list[Path]:
+def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
     """Figure 1 (when the run trained models) and the lineage picture."""
     store = RunStore.open(run_dir)
     try:
         written = []
-        if plot_training(store, out / "figure1.png"):
-            written.append(out / "figure1.png")
+        if plot_training(store, out / f"figure1.{fmt}"):
+            written.append(out / f"figure1.{fmt}")
         config = store.get_meta("config", {})
-        plot_lineage(build_graph(store, include_source=False), out / "lineage.png",
+        plot_lineage(build_graph(store, include_source=False), out / f"lineage.{fmt}",
                      int(config.get("batches", 1)))
-        written.append(out / "lineage.png")
+        written.append(out / f"lineage.{fmt}")
         return written
     finally:
         store.close()

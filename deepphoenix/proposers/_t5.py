@@ -126,8 +126,11 @@ class SampleSettings:
     top_p: float = 1.0
     constrained: bool = True  # copy the parent, choose only inside site literals
     forbid_no_op: bool = True  # under constraints, never sample the parent itself
+    rounds: int = 4  # draw again, up to this many rounds, for slots that repeat a candidate
 
     def validate(self) -> None:
+        if not isinstance(self.rounds, int) or self.rounds < 1:
+            raise ConfigError(f"Expected int >= 1 but got rounds={self.rounds!r}")
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ConfigError(f"Expected temperature > 0 but got {self.temperature!r}")
         if self.top_k < 0:
@@ -154,6 +157,7 @@ class T5Proposer:
         self.device = device
         self.timeout = timeout
         self.last_seconds = 0.0
+        self.last_draws = 0
 
     # -- training ------------------------------------------------------------------------
     @classmethod
@@ -234,19 +238,41 @@ class T5Proposer:
         return [self.tokenizer.decode(ids) for ids in value["sequences"]]
 
     def propose(self, parent: Program, n: int, seed: int) -> list[Proposal]:
-        """`n` grounded candidates; a repeat of an earlier candidate of the same call is
-        marked `DUPLICATE`."""
-        proposals = []
+        """`n` grounded candidates, distinct where the model allows.
+
+        A trained model is confident, so a batch of samples repeats itself. Slots that
+        repeat an earlier candidate are drawn again (seeded, up to `sampling.rounds`
+        rounds in all), which samples the batch without replacement; a repeat that is
+        still left is marked `DUPLICATE`. Rejected samples keep their slot: they are the
+        model's own failures. `last_draws` says how many samples were drawn.
+        """
+        proposals: list[Proposal] = []
         seen: set[str] = set()
-        for text in self.sample_texts(parent, n, seed):
-            mutation = ground(parent, text, self.format)
-            variant = mutation.variant
-            if mutation.ok and variant is not None:
-                if variant.hash in seen:
+        self.last_draws = 0
+        seconds = 0.0
+        for round_ in range(self.sampling.rounds):
+            repeats = [i for i, p in enumerate(proposals)
+                       if p.mutation.outcome is Outcome.DUPLICATE]
+            if round_ and not repeats:
+                break
+            draw_seed = seed if round_ == 0 else (seed + 1_000_003 * round_) % 2**31
+            texts = self.sample_texts(parent, n, draw_seed)
+            self.last_draws += len(texts)
+            seconds += self.last_seconds
+            for text in texts:
+                mutation = ground(parent, text, self.format)
+                variant = mutation.variant
+                if mutation.ok and variant is not None and variant.hash in seen:
                     mutation = Mutation(Outcome.DUPLICATE, "same variant as an earlier "
                                         "candidate of this batch", variant)
-                seen.add(variant.hash)
-            proposals.append(Proposal(mutation, text))
+                if round_ == 0:
+                    if mutation.ok and variant is not None:
+                        seen.add(variant.hash)
+                    proposals.append(Proposal(mutation, text))
+                elif mutation.ok and variant is not None and repeats:
+                    seen.add(variant.hash)
+                    proposals[repeats.pop(0)] = Proposal(mutation, text)
+        self.last_seconds = seconds
         return proposals
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.errors import CheckpointError
+from deepphoenix.errors import CheckpointError, ConfigError
 from deepphoenix.grammar import load_grammar
-from deepphoenix.mutator import parse_program
+from deepphoenix.mutator import TargetFormat, parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._t5 import SampleSettings, T5Proposer, TrainSettings, prepare_data
@@ -108,3 +108,49 @@ def test_a_decoder_deeper_than_the_encoder_can_sample(worker: Worker, tmp_path: 
     proposer, _ = T5Proposer.train(source, data, TrainSettings(epochs=1, device="cpu"), worker)
     proposals = proposer.propose(program, 4, seed=0)
     assert all(p.mutation.outcome in (Outcome.OK, Outcome.DUPLICATE) for p in proposals)
+
+
+class _Scripted(T5Proposer):
+    """`sample_texts` replaced by a script of draws, one list per call: the resampling
+    bookkeeping of `propose` without a model."""
+
+    def __init__(self, draws: list[list[str]], rounds: int) -> None:
+        self.format = TargetFormat.EDITS
+        self.sampling = SampleSettings(rounds=rounds)
+        self.draws = list(draws)
+        self.seeds: list[int] = []
+        self.last_seconds = 0.0
+        self.last_draws = 0
+
+    def sample_texts(self, parent, n, seed):  # type: ignore[no-untyped-def]
+        self.seeds.append(seed)
+        self.last_seconds = 0.5
+        return self.draws.pop(0)[:n]
+
+
+def test_repeats_are_drawn_again_and_rejections_keep_their_slot() -> None:
+    first = ["num_layers=3", "num_layers=3", "num_heads=99", "num_layers=3"]
+    second = ["num_layers=3", "num_decoder_layers=5", "nonsense", "d_ff=512"]
+    proposer = _Scripted([first, second], rounds=4)
+    out = proposer.propose(TINY, 4, seed=11)
+    assert [p.mutation.outcome for p in out] == [
+        Outcome.OK, Outcome.OK, out[2].mutation.outcome, Outcome.OK]
+    assert out[2].mutation.outcome not in (Outcome.OK, Outcome.DUPLICATE)  # slot kept
+    assert [p.text for p in out] == ["num_layers=3", "num_decoder_layers=5",
+                                     "num_heads=99", "d_ff=512"]
+    hashes = [p.mutation.variant.hash for p in out if p.mutation.ok and p.mutation.variant]
+    assert len(set(hashes)) == 3
+    assert proposer.seeds[0] == 11 and proposer.seeds[1] != 11  # a fresh, seeded draw
+    assert proposer.last_draws == 8 and proposer.last_seconds == 1.0  # stopped: no repeats
+
+
+def test_a_single_round_leaves_repeats_marked() -> None:
+    proposer = _Scripted([["num_layers=3", "num_layers=3"]], rounds=1)
+    out = proposer.propose(TINY, 2, seed=0)
+    assert [p.mutation.outcome for p in out] == [Outcome.OK, Outcome.DUPLICATE]
+    assert proposer.last_draws == 2
+
+
+def test_rounds_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="rounds"):
+        SampleSettings(rounds=0).validate()

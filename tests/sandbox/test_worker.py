@@ -42,6 +42,7 @@ def test_worker_is_isolated(worker: Worker) -> None:
     assert not any(k.lower() in ("http_proxy", "https_proxy") for k in env)
     assert env["HOME"].startswith(info["cwd"])
     assert info["threads"] == 1
+    assert info["device"] == ("cuda" if info["cuda"] else "cpu")  # "auto" resolves
 
 
 def test_network_is_refused(worker: Worker) -> None:
