@@ -5,7 +5,7 @@ loss against its seed for the t5 proposer and the random baselines at equal budg
 Usage::
 
     python benchmarks/bench_evaluator.py [--repeats 3] [--runs t5,random,best-of-n]
-        [--skip-runs] [--json OUT]
+        [--skip-runs] [--skip-evals] [--json OUT]
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs", default="t5,random,best-of-n")
     parser.add_argument("--skip-runs", action="store_true")
+    parser.add_argument("--skip-evals", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -91,8 +92,9 @@ def main() -> None:
               "| build | start-up share if a process were started per candidate |")
         print("|---|---|---|---|---|---|---|")
         out["evaluations"] = []
-        for seed_name, samples in (("tiny", 256), ("tiny", 1024), ("paper", 256),
-                                   ("paper", 1024)):
+        cases = () if args.skip_evals else (("tiny", 256), ("tiny", 1024), ("paper", 256),
+                                            ("paper", 1024))
+        for seed_name, samples in cases:
             r = evaluation_seconds(seed_name, samples, args.repeats, folder)
             out["evaluations"].append(r)
             share = start / (start + r["wall"])

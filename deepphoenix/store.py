@@ -148,9 +148,15 @@ class RunStore:
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def create(cls, run_dir: Path, config: dict[str, Any]) -> RunStore:
-        """A new run database; `RunDirError` if one is already there."""
-        run_dir.mkdir(parents=True, exist_ok=True)
+    def create(cls, run_dir: Path, config: dict[str, Any],
+               meta: dict[str, Any] | None = None) -> RunStore:
+        """A new run database holding `config` and `meta`, written in one transaction;
+        `RunDirError` if one is already there."""
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {run_dir}: "
+                              f"{exc.strerror or exc}") from None
         path = run_dir / DB_NAME
         if path.exists():
             raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it "
@@ -161,6 +167,8 @@ class RunStore:
             store.set_meta("config", config)
             store.set_meta("status", "running")
             store.set_meta("created_at", time.time())
+            for key, value in (meta or {}).items():
+                store.set_meta(key, value)
         return store
 
     @classmethod
@@ -224,6 +232,9 @@ class RunStore:
     def variant(self, hash_: str) -> VariantRow | None:
         row = self.db.execute("SELECT * FROM variants WHERE hash = ?", (hash_,)).fetchone()
         return None if row is None else _variant(row)
+
+    def variant_hashes(self) -> set[str]:
+        return {str(r[0]) for r in self.db.execute("SELECT hash FROM variants")}
 
     def variants(self) -> list[VariantRow]:
         return [_variant(r) for r in self.db.execute(

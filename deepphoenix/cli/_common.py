@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,6 +63,15 @@ class DeepPhoenixGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(0)
+        except sqlite3.DatabaseError as exc:
+            # A damaged or locked run database surfaces at query time, anywhere.
+            click.echo(f"error: run database: {_one_line(str(exc))}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            # The file system said no (permissions, a full disk) where we wrote or read.
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{_one_line(exc.strerror or str(exc))}", err=True)
+            sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -151,11 +151,14 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
 @click.option("--unconstrained", is_flag=True,
               help="Sample freely (the paper); by default the model may only copy the "
                    "parent and choose inside site literals.")
+@click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Draw again, up to this many draws in all, for candidates that repeat "
+                   "an earlier one (1: keep repeats, as the paper).")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 @grammar_option
 @json_option
 def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: float,
-            top_k: int, top_p: float, unconstrained: bool, device: str, grammar: str,
+            top_k: int, top_p: float, unconstrained: bool, rounds: int, device: str, grammar: str,
             as_json: bool) -> None:
     """Sample N candidate edits of FILE from a trained model, each grounded on FILE.
 
@@ -164,7 +167,7 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
     """
     program = load_program(file, grammar)
     sampling = SampleSettings(temperature=temperature, top_k=top_k, top_p=top_p,
-                              constrained=not unconstrained)
+                              constrained=not unconstrained, rounds=rounds)
     with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
         proposer = T5Proposer.load(model_dir, worker, sampling, device)
         proposals = proposer.propose(program, count, seed_)
@@ -182,7 +185,7 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
     if as_json:
         echo_json({"file": file, "model": str(model_dir), "format": proposer.format.value,
                    "constrained": not unconstrained, "candidates": rows,
-                   "valid": len(valid), "outcomes": dict(counts),
+                   "valid": len(valid), "outcomes": dict(counts), "draws": proposer.last_draws,
                    "seconds": proposer.last_seconds})
         return
     for row in rows:
@@ -193,5 +196,5 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
             click.echo(f"#{row['index']} {row['outcome']}: {row['reason']}")
     tally = ", ".join(f"{n} {k}" for k, n in counts.most_common())
     click.echo(f"{len(valid)} of {len(rows)} candidates valid and distinct ({tally}; "
-               f"{proposer.last_seconds:.2f} s sampling, "
+               f"{proposer.last_draws} samples in {proposer.last_seconds:.2f} s, "
                f"{'constrained' if not unconstrained else 'unconstrained'})")

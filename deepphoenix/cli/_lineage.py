@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from deepphoenix.cli._common import echo_json
 from deepphoenix.cli._run import write_plots
+from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
 from deepphoenix.lineage import FORMATS, best_path, build_graph
 from deepphoenix.store import RunStore
@@ -52,6 +54,7 @@ def show(run_dir: Path, as_json: bool) -> None:
         status = store.get_meta("status")
     finally:
         store.close()
+    _require_best(run_dir, graph)
     path = best_path(graph)
     steps = []
     for index, node in enumerate(path):
@@ -91,7 +94,14 @@ def best(run_dir: Path) -> None:
         graph = build_graph(store)
     finally:
         store.close()
+    _require_best(run_dir, graph)
     click.echo(graph.nodes[graph.graph["best"]]["source"], nl=False)
+
+
+def _require_best(run_dir: Path, graph: Any) -> None:
+    if not graph.graph.get("best") or graph.graph["best"] not in graph:
+        raise RunDirError(f"{run_dir}: no variant recorded yet (the run stopped before its "
+                          "seed was stored); resume it or start a new one")
 
 
 @click.command()

@@ -32,6 +32,7 @@ _OVERRIDES = {
     "episodes": "episodes", "batches": "batches", "candidates": "candidates",
     "fewshot_samples": "fewshot_samples", "workers": "workers", "timeout": "timeout",
     "train_epochs": "train_epochs", "temperature": "temperature",
+    "draw_rounds": "draw_rounds", "train_timeout": "train_timeout",
 }
 
 
@@ -73,6 +74,8 @@ class _RunDisplay:
         if kind == "run":
             self.reporter.line(f"run directory: {f['run_dir']}"
                                + (" (resuming)" if f["resumed"] else ""))
+        elif kind == "warning":
+            self.reporter.line(f"warning: {f['message']}")
         elif kind == "data":
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
                                f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
@@ -187,10 +190,15 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--fewshot-samples", type=click.IntRange(min=1), default=None)
 @click.option("--train-epochs", type=click.IntRange(min=1), default=None)
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--draw-rounds", type=click.IntRange(min=1), default=None,
+              help="Draws per batch for candidates that repeat another (1: as the paper).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Evaluation worker processes.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds per candidate evaluation before its worker is killed.")
+@click.option("--train-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per proposer training stage before its worker is killed "
+                   "(the episode then proposes at random).")
 @click.option("--no-plots", is_flag=True, help="Skip drawing the plots at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line.")
 @click.pass_context

@@ -101,6 +101,8 @@ class Evaluator:
         settings.validate()
         self.pool = pool
         self.tokens_path = Path(tokens_path).resolve()
+        if not self.tokens_path.is_file():  # a setup error, never a candidate's failure
+            raise ConfigError(f"{self.tokens_path}: no such tokenized dataset")
         self.vocab_size = vocab_size
         self.settings = settings
 

@@ -72,16 +72,38 @@ def _recompile(text: str, names: tuple[str, ...]) -> Expression:
     return compile_expression(text, names)
 
 
+_MAX_LENGTH = 2000  # characters; invariants are one line
+_MAX_DEPTH = 100  # levels of nesting
+
+
+def _depth(root: ast.AST) -> int:
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def compile_expression(text: str, known: Iterable[str]) -> Expression:
     """Parse `text` into an `Expression` whose names must all be in `known`.
 
     Raises `ExpressionError` naming the offending construct or name.
     """
     known_set = frozenset(known)
+    if len(text) > _MAX_LENGTH:
+        raise ExpressionError(f"expression {text[:40]!r}... is {len(text)} characters long; "
+                              f"the limit is {_MAX_LENGTH}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"expression {text!r} is not valid: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"expression {text[:40]!r}... is nested too deeply") from None
+    if _depth(tree.body) > _MAX_DEPTH:  # evaluation recurses once per level
+        raise ExpressionError(f"expression {text[:40]!r}... is nested more than "
+                              f"{_MAX_DEPTH} levels deep")
     names: set[str] = set()
     fn = _compile(tree.body, text, known_set, names)
     return Expression(text=text.strip(), names=frozenset(names), _fn=fn)

@@ -19,19 +19,28 @@ def write_gexf(graph: nx.MultiDiGraph, path: Path) -> None:
     flat = flatten(graph)
     # GEXF has no graph-level attributes: carry them on a marker in the graph's name.
     flat.graph = {"name": _encode(flat.graph)}
+    # Edge keys travel as an attribute: networkx reads a file without parallel edges back
+    # as a simple graph and would number the keys afresh.
+    for _, _, key, data in flat.edges(keys=True, data=True):
+        data[_KEY] = key
     nx.write_gexf(flat, buffer)
     write_bytes_atomic(Path(path), buffer.getvalue())
 
 
 def read_gexf(path: Path) -> nx.MultiDiGraph:
-    graph = nx.MultiDiGraph(nx.read_gexf(str(path)))
-    attrs = _decode(graph.graph.get("name", ""))
-    graph.graph = attrs
-    for _, data in graph.nodes(data=True):
+    read = nx.MultiDiGraph(nx.read_gexf(str(path)))
+    graph = nx.MultiDiGraph()
+    graph.graph = _decode(read.graph.get("name", ""))
+    for node, data in read.nodes(data=True):
         data.pop("label", None)
-    for _, _, data in graph.edges(data=True):
+        graph.add_node(node, **data)
+    for u, v, key, data in read.edges(keys=True, data=True):
         data.pop("id", None)
+        graph.add_edge(u, v, key=data.pop(_KEY, key), **data)
     return unflatten(graph)
+
+
+_KEY = "multiedge_key"
 
 
 def _encode(attrs: dict[str, object]) -> str:

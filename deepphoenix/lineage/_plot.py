@@ -108,7 +108,8 @@ def plot_lineage(graph: nx.MultiDiGraph, path: Path, batches_per_episode: int) -
     axes.set_xlabel(f"batch ({batches_per_episode} per episode)")
     axes.set_ylabel("few-shot mean loss (lower is better)")
     axes.set_title("Lineage: every proposal; failed and rejected in the grey band")
-    axes.legend(fontsize=8, loc="upper right")
+    if axes.get_legend_handles_labels()[0]:  # an empty run has nothing to label
+        axes.legend(fontsize=8, loc="upper right")
     axes.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

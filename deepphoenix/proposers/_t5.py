@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,7 @@ class T5Proposer:
         try:
             meta = json.loads((model_dir / "proposer.json").read_text())
             fmt = TargetFormat(meta["format"])
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError, OSError) as exc:
             raise CheckpointError(f"{model_dir}/proposer.json is unreadable ({exc})") from None
         return cls(worker, model_dir / "tokenizer.json", fmt, model_dir=model_dir,
                    sampling=sampling, device=device)
@@ -237,17 +237,19 @@ class T5Proposer:
         self.last_seconds = float(value["seconds"])
         return [self.tokenizer.decode(ids) for ids in value["sequences"]]
 
-    def propose(self, parent: Program, n: int, seed: int) -> list[Proposal]:
+    def propose(self, parent: Program, n: int, seed: int,
+                exclude: Collection[str] = ()) -> list[Proposal]:
         """`n` grounded candidates, distinct where the model allows.
 
         A trained model is confident, so a batch of samples repeats itself. Slots that
         repeat an earlier candidate are drawn again (seeded, up to `sampling.rounds`
         rounds in all), which samples the batch without replacement; a repeat that is
         still left is marked `DUPLICATE`. Rejected samples keep their slot: they are the
-        model's own failures. `last_draws` says how many samples were drawn.
+        model's own failures. Variants whose hash is in `exclude` (say, those a run has
+        already evaluated) count as repeats. `last_draws` says how many samples were drawn.
         """
         proposals: list[Proposal] = []
-        seen: set[str] = set()
+        seen: set[str] = set(exclude)
         self.last_draws = 0
         seconds = 0.0
         for round_ in range(self.sampling.rounds):
@@ -263,8 +265,8 @@ class T5Proposer:
                 mutation = ground(parent, text, self.format)
                 variant = mutation.variant
                 if mutation.ok and variant is not None and variant.hash in seen:
-                    mutation = Mutation(Outcome.DUPLICATE, "same variant as an earlier "
-                                        "candidate of this batch", variant)
+                    mutation = Mutation(Outcome.DUPLICATE, _repeat_reason(variant.hash,
+                                                                          exclude), variant)
                 if round_ == 0:
                     if mutation.ok and variant is not None:
                         seen.add(variant.hash)
@@ -282,3 +284,9 @@ def _value_or_raise(result: JobResult, doing: str) -> dict[str, Any]:
         return value
     detail = result.error or result.status.value
     raise WorkerError(f"{doing} failed in the worker ({result.status.value}): {detail}")
+
+
+def _repeat_reason(hash_: str, exclude: Collection[str]) -> str:
+    if hash_ in exclude:
+        return "a variant already evaluated in this run"
+    return "same variant as an earlier candidate of this batch"

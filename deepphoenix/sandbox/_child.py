@@ -55,9 +55,16 @@ def _limit_memory(limit: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def _block_network() -> None:
-    """Refuse every socket connection and name lookup in this process (audit hooks cannot
-    be removed). Unix-domain sockets stay allowed."""
+    """Refuse name lookups and outgoing non-Unix socket connections in this process (audit
+    hooks cannot be removed). This stops the libraries' downloads; it is not a network
+    sandbox (`sendto` on an unconnected socket, or a child process, is not covered)."""
     import socket
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
@@ -103,11 +110,15 @@ def main() -> None:
     os.dup2(devnull, 0)
     settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
     _watch_parent()
-    _limit_memory(settings.get("memory_limit"))
+    device = settings.get("device", "auto")
+    if device != "auto":
+        _limit_memory(settings.get("memory_limit"))
     _block_network()
     started = time.perf_counter()
     for module in settings.get("preload", []):
         importlib.import_module(module)
+    if device == "auto" and not _cuda_available():
+        _limit_memory(settings.get("memory_limit"))  # "auto" on a machine without CUDA
     threads = settings.get("threads") or 0
     if threads and "torch" in sys.modules:
         import torch

@@ -91,7 +91,9 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings) -> dict[str, str]:
         "NO_PROXY": "*",
         "no_proxy": "*",
         "DEEPPHOENIX_WORKER": json.dumps({
-            "memory_limit": settings.memory_limit if settings.device != "cuda" else None,
+            # CUDA needs large address-space reservations; "auto" is decided in the worker.
+            "memory_limit": (None if settings.device.startswith("cuda")
+                             else settings.memory_limit),
             "threads": settings.threads,
             "device": settings.device,
             "preload": list(settings.preload),
@@ -151,7 +153,12 @@ class Worker:
         except OSError as exc:
             raise WorkerError(f"cannot start a worker process: {exc}") from None
         self.starts += 1
-        ready = self._read(deadline=time.monotonic() + _START_TIMEOUT)
+        try:
+            ready = self._read(deadline=time.monotonic() + _START_TIMEOUT)
+        except TimeoutError:
+            self.kill()
+            raise WorkerError(f"worker {self.name} did not start within {_START_TIMEOUT:.0f} s "
+                              "(importing torch on a loaded machine?)") from None
         if ready is None or ready.get("type") != "ready":
             tail = self.log_tail()
             self.kill()

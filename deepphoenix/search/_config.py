@@ -38,6 +38,7 @@ class RunConfig:
     train_batch_size: int = 32
     train_lr: float = 1e-3
     train_max_seconds: float | None = None  # cut a long training stage short
+    train_timeout: float = 7200.0  # hard limit on a training stage (kills its worker)
     # -- few-shot score -------------------------------------------------------------------
     fewshot_samples: int = 256  # one epoch over the first N pairs (paper: 1024)
     fewshot_batch_size: int = 16
@@ -46,6 +47,7 @@ class RunConfig:
     temperature: float = 1.0
     top_k: int = 0  # 0: no cut
     top_p: float = 1.0
+    draw_rounds: int = 4  # draws per batch for slots that repeat a candidate (paper: 1)
     # -- execution ------------------------------------------------------------------------
     seed: int = 0  # everything random derives from it: same seed, same run
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda
@@ -107,12 +109,13 @@ class RunConfig:
         _check_int("vocab_size", self.vocab_size, 261)
         _check_int("threads", self.threads, 0)
         _check_int("top_k", self.top_k, 0)
+        _check_int("draw_rounds", self.draw_rounds, 1)
         if self.train_samples is not None:
             _check_int("train_samples", self.train_samples, 1)
         if self.fewshot_samples > self.dataset_size:
             raise ConfigError(f"fewshot_samples={self.fewshot_samples} is more than "
                               f"dataset_size={self.dataset_size}")
-        for name in ("train_lr", "fewshot_lr", "temperature", "timeout"):
+        for name in ("train_lr", "fewshot_lr", "temperature", "timeout", "train_timeout"):
             _check_positive(name, getattr(self, name))
         if self.train_max_seconds is not None:
             _check_positive("train_max_seconds", self.train_max_seconds)

@@ -20,19 +20,22 @@ resumed run ends where an uninterrupted one would.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import platform
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from deepphoenix.errors import ConfigError, DeepPhoenixError, RunDirError, WorkerError
 from deepphoenix.evaluator import EvalSettings, Evaluator
-from deepphoenix.grammar import Grammar
+from deepphoenix.grammar import Grammar, grammar_names, parse_grammar
 from deepphoenix.mutator import Mutation, Program, parse_program, read_source, resolve_grammar
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Proposal, RandomProposer, make_dataset, write_pairs
@@ -93,12 +96,17 @@ class RunSummary:
 
 
 class _EpisodeProposer(Protocol):
+    """Per episode: `begin_episode` gets the training report stored by an earlier start of
+    the run (None if there is none) and returns the report to store, or None."""
+
     name: str
 
-    def begin_episode(self, episode: int, program: Program, seed: int) -> dict[str, Any] | None:
+    def begin_episode(self, episode: int, program: Program, seed: int,
+                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
         ...
 
-    def propose(self, parent: Program, n: int, seed: int) -> list[Proposal]:
+    def propose(self, parent: Program, n: int, seed: int,
+                exclude: Collection[str] = ()) -> list[Proposal]:
         ...
 
     def close(self) -> None:
@@ -106,19 +114,38 @@ class _EpisodeProposer(Protocol):
 
 
 class _RandomAdapter:
-    """The grammar's random refinements (the baseline); no training stage."""
+    """The grammar's random refinements (the baseline); no training stage. Slots that
+    repeat a candidate of their batch are drawn again under the same rule as the learned
+    proposer (`rounds` draws in all), so the two compare at an equal budget."""
 
     name = "random"
 
-    def __init__(self) -> None:
+    def __init__(self, rounds: int) -> None:
         self.proposer = RandomProposer(max_edits=1)
+        self.rounds = rounds
 
-    def begin_episode(self, episode: int, program: Program, seed: int) -> dict[str, Any] | None:
+    def begin_episode(self, episode: int, program: Program, seed: int,
+                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
 
-    def propose(self, parent: Program, n: int, seed: int) -> list[Proposal]:
-        proposals = self.proposer.propose(parent, n, random.Random(seed))
-        return _mark_duplicates(proposals)
+    def propose(self, parent: Program, n: int, seed: int,
+                exclude: Collection[str] = ()) -> list[Proposal]:
+        rng = random.Random(seed)
+        proposals = _mark_duplicates(self.proposer.propose(parent, n, rng), exclude)
+        for _ in range(self.rounds - 1):
+            repeats = [i for i, p in enumerate(proposals)
+                       if p.mutation.outcome is Outcome.DUPLICATE]
+            if not repeats:
+                break
+            seen = set(exclude) | {p.mutation.variant.hash for p in proposals
+                                   if p.mutation.ok and p.mutation.variant is not None}
+            for slot, fresh in zip(repeats, self.proposer.propose(parent, len(repeats), rng),
+                                   strict=True):
+                variant = fresh.mutation.variant
+                if fresh.mutation.ok and variant is not None and variant.hash not in seen:
+                    seen.add(variant.hash)
+                    proposals[slot] = fresh
+        return proposals
 
     def close(self) -> None:
         return None
@@ -145,17 +172,26 @@ class _T5Adapter:
         self.worker = Worker(settings, name="proposer")
         self.emit = emit
         self.sampling = SampleSettings(temperature=config.temperature, top_k=config.top_k,
-                                       top_p=config.top_p, constrained=config.constrained)
+                                       top_p=config.top_p, constrained=config.constrained,
+                                       rounds=config.draw_rounds)
         self.proposer: T5Proposer | None = None
-        self.fallback = _RandomAdapter()
+        self.fallback = _RandomAdapter(config.draw_rounds)
         self.failure = ""
 
-    def begin_episode(self, episode: int, program: Program, seed: int) -> dict[str, Any] | None:
+    def begin_episode(self, episode: int, program: Program, seed: int,
+                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
         folder = self.run_dir / "episodes" / str(episode) / "model"
+        if stored is not None and "failed" in stored:
+            # Training failed before the interruption: the episode's earlier batches used
+            # the fallback, so the rest do too (the same run as an uninterrupted one).
+            self._fall_back(episode, str(stored["failed"]))
+            return stored
         if (folder / "proposer.json").exists():
+            self.name, self.failure = "t5", ""
             self.proposer = T5Proposer.load(folder, self.worker, self.sampling,
                                             self.config.device)
-            return None  # trained before the interruption; its curve is already stored
+            # Trained before the interruption; the curve may not have reached the database.
+            return stored if stored is not None else _report_from_checkpoint(folder)
         if folder.exists():
             shutil.rmtree(folder)  # half-written by an interrupted run
         c = self.config
@@ -173,7 +209,7 @@ class _T5Adapter:
         try:
             self.proposer, report = T5Proposer.train(
                 program.text, self.data, settings, self.worker, out=folder,
-                sampling=self.sampling, on_progress=progress,
+                sampling=self.sampling, on_progress=progress, timeout=c.train_timeout,
             )
         except WorkerError as exc:
             self._fall_back(episode, str(exc))
@@ -184,33 +220,121 @@ class _T5Adapter:
         self.proposer, self.name, self.failure = None, self.FALLBACK, reason
         self.emit(Event("proposer_failed", {"episode": episode, "reason": reason}))
 
-    def propose(self, parent: Program, n: int, seed: int) -> list[Proposal]:
+    def propose(self, parent: Program, n: int, seed: int,
+                exclude: Collection[str] = ()) -> list[Proposal]:
         if self.proposer is not None:
             try:
                 self.name = "t5"
-                return self.proposer.propose(parent, n, seed)
+                return self.proposer.propose(parent, n, seed, exclude)
             except WorkerError as exc:
                 self.name, self.failure = self.FALLBACK, str(exc)
                 self.emit(Event("proposer_failed", {"reason": str(exc)}))
         self.name = self.FALLBACK
-        return self.fallback.propose(parent, n, seed)
+        return self.fallback.propose(parent, n, seed, exclude)
 
     def close(self) -> None:
         self.worker.close()
 
 
-def _mark_duplicates(proposals: list[Proposal]) -> list[Proposal]:
-    seen: set[str] = set()
+def _report_from_checkpoint(folder: Path) -> dict[str, Any]:
+    """The training report of a saved proposer (`proposer.json` and `losses.json`)."""
+    meta = json.loads((folder / "proposer.json").read_text())
+    losses = json.loads((folder / "losses.json").read_text())
+    keys = ("params", "mean_loss", "final_loss", "steps", "seconds", "device", "stopped")
+    return {**{k: meta[k] for k in keys if k in meta}, "losses": losses,
+            "sum_loss": sum(losses)}
+
+
+def _mark_duplicates(proposals: list[Proposal], exclude: Collection[str] = ()) -> list[Proposal]:
+    seen: set[str] = set(exclude)
     out = []
     for proposal in proposals:
         variant = proposal.mutation.variant
         if proposal.mutation.ok and variant is not None:
             if variant.hash in seen:
-                proposal = Proposal(Mutation(Outcome.DUPLICATE, "same variant as an earlier "
-                                             "candidate of this batch", variant), proposal.text)
+                reason = ("a variant already evaluated in this run" if variant.hash in exclude
+                          else "same variant as an earlier candidate of this batch")
+                proposal = Proposal(Mutation(Outcome.DUPLICATE, reason, variant), proposal.text)
             seen.add(variant.hash)
         out.append(proposal)
     return out
+
+
+def _stored_config(data: Any) -> RunConfig:
+    """The config a run was created with. Keys added to `RunConfig` since then take the
+    value that reproduces the old behaviour, not today's default."""
+    if not isinstance(data, dict):
+        raise RunDirError("the run database holds no run config")
+    return RunConfig.from_dict({**_LEGACY_DEFAULTS, **data})
+
+
+# RunConfig fields added after runs were first written, with the behaviour before them.
+_LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1}
+
+
+def _grammar_file_text(spec: str) -> str | None:
+    """The TOML text of a grammar given as a file, kept in the run so that editing the file
+    later cannot change a resumed run; None for built-in, registered and inferred ones."""
+    if spec == "infer" or spec in grammar_names():
+        return None
+    try:
+        return Path(spec).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # it was just read to resolve the grammar
+        raise RunDirError(f"grammar file {spec!r} cannot be read again: {exc}") from None
+
+
+def _stored_grammar(spec: str, seed_text: str, toml_text: str | None) -> Grammar:
+    if toml_text is not None:
+        return parse_grammar(toml_text, origin=spec, default_name=Path(spec).stem)
+    return resolve_grammar(spec, seed_text, "seed")
+
+
+def _environment(config: RunConfig) -> dict[str, Any]:
+    """What a score or a hash may depend on beyond the config."""
+    return {"python": ".".join(platform.python_version_tuple()[:2]),
+            "threads": config.worker_threads()}
+
+
+class _RunLock:
+    """An exclusive lock on a run directory for the life of a `Run` (released by the OS
+    when the process dies, so a `kill -9` never leaves a stale lock)."""
+
+    NAME = ".lock"
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    @classmethod
+    def acquire(cls, run_dir: Path, create: bool) -> _RunLock:
+        if create:
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunDirError(f"cannot create run directory {run_dir}: "
+                                  f"{exc.strerror or exc}") from None
+        elif not run_dir.is_dir():
+            raise RunDirError(f"{run_dir}: no such run directory")
+        try:
+            handle = open(run_dir / cls.NAME, "a+")  # noqa: SIM115 - held until release
+        except OSError as exc:
+            raise RunDirError(f"cannot lock run directory {run_dir}: "
+                              f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunDirError(f"{run_dir} is in use by a running deepphoenix ({holder}); "
+                              "wait for it or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        self.handle.close()
 
 
 class Run:
@@ -218,25 +342,49 @@ class Run:
 
     def __init__(self, run_dir: Path, config: RunConfig | None = None, *, resume: bool = False,
                  on_event: Callable[[Event], None] | None = None) -> None:
-        self.run_dir = Path(run_dir)
+        # Absolute, so that a resume from another working directory finds everything.
+        self.run_dir = Path(run_dir).resolve()
         self.on_event = on_event
+        self._lock: _RunLock | None = None
+        self.pending_warnings: list[str] = []
         if resume:
-            self.store = RunStore.open(self.run_dir)
-            self.config = RunConfig.from_dict(self.store.get_meta("config"))
-            self.seed_text: str = self.store.get_meta("seed_text")
+            self._lock = _RunLock.acquire(self.run_dir, create=False)
+            try:
+                self.store = RunStore.open(self.run_dir)
+                self.config = _stored_config(self.store.get_meta("config"))
+                seed_text = self.store.get_meta("seed_text")
+                if not isinstance(seed_text, str):
+                    raise RunDirError(f"{self.run_dir}: the run was stopped before its seed "
+                                      "was stored; start a new run")
+                self.seed_text = seed_text
+                self.grammar = _stored_grammar(self.config.grammar, seed_text,
+                                               self.store.get_meta("grammar_toml"))
+                self.seed_program = parse_program(self.seed_text, self.grammar, "seed")
+            except BaseException:
+                self._lock.release()
+                raise
+            self._check_environment()
         else:
             if config is None:
                 raise ConfigError("a new run needs a config")
             config.validate()
+            # Everything that can be wrong with the input is found before anything is
+            # written: a bad grammar or seed leaves no run directory behind.
             self.seed_text = load_seed_text(config.seed_source)
             self.config = config
-            self.store = RunStore.create(self.run_dir, config.to_dict())
-            with self.store.transaction():
-                self.store.set_meta("seed_text", self.seed_text)
+            self.grammar = resolve_grammar(config.grammar, self.seed_text, "seed")
+            self.seed_program = parse_program(self.seed_text, self.grammar, "seed")
+            grammar_toml = _grammar_file_text(config.grammar)
+            self._lock = _RunLock.acquire(self.run_dir, create=True)
+            try:
+                self.store = RunStore.create(self.run_dir, config.to_dict(), {
+                    "seed_text": self.seed_text, "grammar_toml": grammar_toml,
+                    "environment": _environment(config)})
+            except BaseException:
+                self._lock.release()
+                raise
             write_text_atomic(self.run_dir / "config.json",
                               json.dumps(config.to_dict(), indent=2) + "\n")
-        self.grammar: Grammar = resolve_grammar(self.config.grammar, self.seed_text, "seed")
-        self.seed_program = parse_program(self.seed_text, self.grammar, "seed")
         self.strategy = get_strategy(self.config.strategy)
 
     def emit(self, kind: str, **fields: Any) -> None:
@@ -252,13 +400,20 @@ class Run:
         folder = self.run_dir / "data"
         meta = folder / "data.json"
         if meta.exists():
-            return ProposerData.from_dict(json.loads(meta.read_text()))
+            # The files live next to data.json whatever the paths stored (older runs
+            # stored them relative to the working directory of the first start).
+            stored = json.loads(meta.read_text())
+            return ProposerData.from_dict({
+                **stored, "tokenizer_path": folder / Path(stored["tokenizer_path"]).name,
+                "tokens_path": folder / Path(stored["tokens_path"]).name})
         c = self.config
         pairs = make_dataset(self.seed_program, c.dataset_size, derive_seed(c.seed, "data"),
                              c.format)
         write_pairs(pairs, folder / "pairs.jsonl", c.format)
         data = prepare_data(pairs, c.format, folder, c.vocab_size, c.pre_tokenizer)
-        write_text_atomic(meta, json.dumps(data.to_dict(), indent=2))
+        stored = {**data.to_dict(), "tokenizer_path": data.tokenizer_path.name,
+                  "tokens_path": data.tokens_path.name}  # relative to data/
+        write_text_atomic(meta, json.dumps(stored, indent=2))
         return data
 
     # -- the loop ------------------------------------------------------------------------
@@ -267,6 +422,8 @@ class Run:
         c = self.config
         self.emit("run", run_dir=str(self.run_dir), config=c.to_dict(),
                   resumed=self.store.evaluations_done() > 0)
+        for message in self.pending_warnings:
+            self.emit("warning", message=message)
         data = self._data()
         self.emit("data", pairs=data.pairs, vocab_size=data.vocab_size,
                   mean_input_tokens=data.mean_input_tokens)
@@ -280,7 +437,7 @@ class Run:
                 device=c.device, log_path=self.run_dir / "logs" / "proposer.log")
             proposer = _T5Adapter(self.run_dir, c, data, proposer_settings, self.emit_event)
         else:
-            proposer = _RandomAdapter()
+            proposer = _RandomAdapter(self.config.draw_rounds)
         evaluator = Evaluator(pool, data.tokens_path, data.vocab_size, EvalSettings(
             samples=c.fewshot_samples, batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
             seed=derive_seed(c.seed, "fewshot"), device=c.device, timeout=c.timeout))
@@ -343,10 +500,12 @@ class Run:
             program = parse_program(self._source(best), self.grammar)
             self.emit("episode", episode=episode, episodes=c.episodes, source=best,
                       loss=self._loss(best))
-            report = proposer.begin_episode(episode, program, train_seed)
-            if report is not None:
+            stored = (record["training"] if record is not None
+                      and record["trained_at"] is not None else None)
+            report = proposer.begin_episode(episode, program, train_seed, stored)
+            if report is not None and stored is None:
                 self.store.record_training(episode, report)
-            if report is not None and "failed" not in report:
+            if report is not None and stored is None and "failed" not in report:
                 self.emit("trained", episode=episode, steps=report["steps"],
                           final_loss=report["final_loss"], seconds=report["seconds"],
                           params=report["params"])
@@ -376,7 +535,10 @@ class Run:
         if not attempts:
             parent_program = parse_program(self._source(parent), self.grammar)
             began = time.monotonic()
-            proposals = proposer.propose(parent_program, c.candidates, seed)
+            # Every slot goes to a variant this run has not met: a repeat would spend an
+            # evaluation slot on a cached score (and never win a greedy step).
+            proposals = proposer.propose(parent_program, c.candidates, seed,
+                                         self.store.variant_hashes())
             self._record_proposals(episode, batch, parent, proposer.name, proposals)
             self.store.set_batch_proposal_time(episode, batch, time.monotonic() - began)
             attempts = self.store.attempts(episode, batch)
@@ -441,3 +603,17 @@ class Run:
 
     def close(self) -> None:
         self.store.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _check_environment(self) -> None:
+        """Warn when a resume runs where losses or hashes may come out differently."""
+        before = self.store.get_meta("environment") or {}
+        now = _environment(self.config)
+        changed = [f"{k} {before[k]} -> {now[k]}" for k in sorted(now)
+                   if k in before and before[k] != now[k]]
+        if changed:
+            self.pending_warnings.append(
+                "resuming in a different environment (" + ", ".join(changed) + "): scores "
+                "of new evaluations may not match an uninterrupted run exactly")

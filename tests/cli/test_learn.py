@@ -39,6 +39,10 @@ def test_train_then_propose(invoke: Invoke, tiny: Path, tmp_path: Path) -> None:
     data = json.loads(shown.stdout)
     assert len(data["candidates"]) == 4 and data["constrained"] is True
     assert all(c["outcome"] in ("ok", "duplicate") for c in data["candidates"])
+    assert sum(data["outcomes"].values()) == 4 and data["draws"] >= 4
+    once = json.loads(invoke("propose", tiny, "--model", "m", "-n", "4", "--json",
+                             "--rounds", "1").stdout)
+    assert once["draws"] == 4
     text = invoke("propose", tiny, "--model", "m", "-n", "2")
     assert text.exit_code == 0 and "candidates valid" in text.stdout
 
@@ -54,6 +58,7 @@ def test_train_then_propose(invoke: Invoke, tiny: Path, tmp_path: Path) -> None:
          "bad.jsonl:1: not a refinement pair"),
         (["dataset", "-o", "x.jsonl", "--source", "missing.py"], "no such file"),
         (["propose", "tiny.py", "--model", ".", "--top-p", "0"], "'--top-p'"),
+        (["propose", "tiny.py", "--model", ".", "--rounds", "0"], "'--rounds'"),
     ],
 )
 def test_bad_input(invoke: Invoke, tiny: Path, tmp_path: Path, args: list[str],

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,19 @@ from tests.cli.conftest import Invoke
         (["lineage", "export", "r", "--format", "csv", "-o", "x"], "run", 2, "'--format'"),
         (["plot", "nope"], None, 1, "no such run directory"),
         (["evaluate", "missing.py"], None, 1, "missing.py: no such file"),
+        (["lineage", "best", "r"], "run", 1, "no variant recorded yet"),
+        (["lineage", "show", "r"], "run", 1, "no variant recorded yet"),
+        (["lineage", "export", "r", "-o", "/proc/nope/x.json"], "run", 1, "/proc/nope"),
+        (["lineage", "show", "r"], "corrupt", 1, "run database: database disk image is malformed"),
+        (["run", "--run-dir", "/proc/nope/r"], None, 1, "cannot create run directory"),
     ],
 )
 def test_bad_run_input(invoke: Invoke, tmp_path: Path, args: list[str], setup: object,
                        code: int, message: str) -> None:
-    if setup == "run":
+    if setup in ("run", "corrupt"):
         RunStore.create(tmp_path / "r", {"episodes": 1}).close()
+    if setup == "corrupt":
+        _corrupt(tmp_path / "r" / "run.sqlite")
     result = invoke(*args)
     assert result.exit_code == code, result.output
     lines = result.stderr.splitlines()
@@ -44,3 +52,18 @@ def test_evaluate_scores_a_file(invoke: Invoke, tmp_path: Path) -> None:
     result = invoke("evaluate", "t.py", "--samples", "32", "--vocab-size", "300")
     assert result.exit_code == 0, result.stderr
     assert "few-shot loss" in result.stdout and "M parameters" in result.stdout
+
+
+def _corrupt(path: Path) -> None:
+    """Fill the variants table, then overwrite the start of every page after the first
+    three: the header still opens, queries find a malformed page."""
+    db = sqlite3.connect(path)
+    db.executemany("INSERT INTO variants (hash, source, site_values, status, created_at) "
+                   "VALUES (?, ?, '{}', 'scored', 0)", [(f"h{i}", "x" * 500) for i in range(300)])
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = bytearray(path.read_bytes())
+    for offset in range(4096 * 3, len(data), 4096):
+        data[offset:offset + 100] = bytes(range(100))
+    path.write_bytes(bytes(data))

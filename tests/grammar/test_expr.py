@@ -79,3 +79,18 @@ def test_records_the_names_it_reads_and_pickles() -> None:
     again = pickle.loads(pickle.dumps(expr))
     assert again.text == expr.text
     assert again.evaluate({"d_model": 64, "num_heads": 4}) == 16
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("-" * 1200 + "a", "nested"),  # beyond the parser's own limit
+    ("a" + " + 1" * 300, "nested more than 100"),  # parses, but would recurse when evaluated
+    ("not " * 150 + "a", "nested more than 100"),
+    ("a + " * 600 + "a", "characters long"),
+])
+def test_hostile_expressions_are_expression_errors(text: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=message):
+        compile_expression(text, NAMES)
+
+
+def test_deep_but_allowed_expressions_evaluate() -> None:
+    assert compile_expression("-" * 60 + "a", NAMES).evaluate({"a": 2}) == 2

@@ -10,7 +10,7 @@ import pytest
 
 from deepphoenix.errors import CheckpointError, ConfigError
 from deepphoenix.grammar import load_grammar
-from deepphoenix.mutator import TargetFormat, parse_program
+from deepphoenix.mutator import TargetFormat, ground, parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._t5 import SampleSettings, T5Proposer, TrainSettings, prepare_data
@@ -154,3 +154,15 @@ def test_a_single_round_leaves_repeats_marked() -> None:
 def test_rounds_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="rounds"):
         SampleSettings(rounds=0).validate()
+
+
+def test_variants_to_exclude_count_as_repeats() -> None:
+    first = ["num_layers=3", "d_ff=512"]
+    excluded = ground(TINY, "num_layers=3", "edits").variant
+    assert excluded is not None
+    proposer = _Scripted([first, ["num_heads=8", "num_heads=2"]], rounds=2)
+    out = proposer.propose(TINY, 2, seed=0, exclude={excluded.hash})
+    assert [p.text for p in out] == ["num_heads=8", "d_ff=512"]
+    once = _Scripted([first], rounds=1).propose(TINY, 2, seed=0, exclude={excluded.hash})
+    assert once[0].mutation.outcome is Outcome.DUPLICATE
+    assert "already evaluated" in once[0].mutation.reason

@@ -113,3 +113,16 @@ def test_pool_runs_jobs_and_logs(tmp_path: Path) -> None:
     assert sorted(results) == list(range(6))
     assert all(r.ok for r in results.values())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval0.log", "eval1.log"]
+
+
+def test_a_worker_that_does_not_start_in_time_is_a_worker_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepphoenix.errors import WorkerError
+    from deepphoenix.sandbox import _worker
+
+    monkeypatch.setattr(_worker, "_START_TIMEOUT", 0.05)  # importing torch takes seconds
+    slow = Worker(WorkerSettings(threads=1), name="slow")
+    with pytest.raises(WorkerError, match="did not start within"):
+        slow.start()
+    assert not slow.alive
+    slow.close()

@@ -56,7 +56,7 @@ def test_presets_match_the_issue() -> None:
     ({"episodes": 0}, "episodes=0"), ({"candidates": "8"}, "candidates='8' (type=str)"),
     ({"proposer": "t6"}, "Did you mean 't5'"), ({"top_p": 0}, "top_p"),
     ({"fewshot_samples": 5000}, "more than dataset_size"), ({"timeout": -1.0}, "timeout=-1.0"),
-    ({"device": "tpu"}, "Unknown device 'tpu'"),
+    ({"device": "tpu"}, "Unknown device 'tpu'"), ({"draw_rounds": 0}, "draw_rounds=0"),
 ])
 def test_config_validation(changes: dict, message: str) -> None:
     with pytest.raises((ConfigError, UnknownNameError), match=re.escape(message)):
@@ -95,3 +95,41 @@ def test_store_refuses_to_overwrite_and_checks_what_it_opens(tmp_path: Path) -> 
     (tmp_path / "junk" / "run.sqlite").write_text("not a database")
     with pytest.raises(RunDirError, match="not a deepphoenix run database"):
         RunStore.open(tmp_path / "junk")
+
+
+def test_random_baseline_draws_repeats_again_like_the_learned_proposer() -> None:
+    from deepphoenix.grammar import load_grammar
+    from deepphoenix.mutator import parse_program
+    from deepphoenix.outcome import Outcome
+    from deepphoenix.search._loop import _RandomAdapter
+    from deepphoenix.seeds import seed_source
+
+    tiny = parse_program(seed_source("tiny"), load_grammar("t5"))
+    repeats = {1: 0, 4: 0}
+    for seed in range(20):
+        once = _RandomAdapter(rounds=1).propose(tiny, 8, seed)
+        again = _RandomAdapter(rounds=4).propose(tiny, 8, seed)
+        for a, b in zip(once, again, strict=True):
+            if a.mutation.outcome is not Outcome.DUPLICATE:
+                assert a.text == b.text  # only repeated slots are drawn again
+        for rounds, batch in ((1, once), (4, again)):
+            repeats[rounds] += sum(p.mutation.outcome is Outcome.DUPLICATE for p in batch)
+            hashes = [p.mutation.variant.hash for p in batch
+                      if p.mutation.ok and p.mutation.variant is not None]
+            assert len(hashes) == len(set(hashes))
+    assert repeats[1] > 10 and repeats[4] < repeats[1] / 4
+
+
+def test_random_baseline_skips_variants_the_run_has_met() -> None:
+    from deepphoenix.grammar import load_grammar
+    from deepphoenix.mutator import parse_program
+    from deepphoenix.search._loop import _RandomAdapter
+    from deepphoenix.seeds import seed_source
+
+    tiny = parse_program(seed_source("tiny"), load_grammar("t5"))
+    first = _RandomAdapter(rounds=4).propose(tiny, 4, seed=3)
+    met = {p.mutation.variant.hash for p in first if p.mutation.ok and p.mutation.variant}
+    assert met
+    again = _RandomAdapter(rounds=4).propose(tiny, 4, seed=3, exclude=met)
+    fresh = {p.mutation.variant.hash for p in again if p.mutation.ok and p.mutation.variant}
+    assert fresh and not fresh & met

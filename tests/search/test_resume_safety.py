@@ -1,0 +1,115 @@
+"""What a resume depends on stays inside the run directory, and one run directory serves
+one process at a time: working directory, grammar files, config keys added later, a kill
+between writes, a second process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from deepphoenix.errors import GrammarError, RunDirError
+from deepphoenix.grammar import load_grammar
+from deepphoenix.mutator import parse_program
+from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.search import Run, RunConfig, preset
+from deepphoenix.search._loop import (
+    _report_from_checkpoint,
+    _stored_config,
+    _T5Adapter,
+)
+from deepphoenix.seeds import seed_source
+
+SMOKE = preset("smoke")
+
+
+def test_a_resume_from_another_working_directory_finds_the_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    run = Run(Path("runs/x"), SMOKE)  # relative, as `deepphoenix run` makes it
+    made = run._data()
+    run.close()
+    stored = json.loads((first / "runs/x/data/data.json").read_text())
+    assert not Path(stored["tokens_path"]).is_absolute()
+    monkeypatch.chdir(second)
+    again = Run(first / "runs/x", resume=True)
+    data = again._data()
+    again.close()
+    assert data.tokens_path == first / "runs/x/data/tokens.json"
+    assert data.tokens_path.is_file() and data.tokenizer_path.is_file()
+    assert data.tokens_path.read_bytes() == made.tokens_path.read_bytes()
+
+
+def test_a_run_directory_serves_one_process_at_a_time(tmp_path: Path) -> None:
+    run = Run(tmp_path / "r", SMOKE)
+    with pytest.raises(RunDirError, match="in use by a running deepphoenix"):
+        Run(tmp_path / "r", resume=True)
+    run.close()
+    Run(tmp_path / "r", resume=True).close()  # released on close
+
+
+def test_bad_input_leaves_no_run_directory(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[sites.d_ff]\nkind = 'integer'\n")
+    with pytest.raises(GrammarError):
+        Run(tmp_path / "r", SMOKE.with_overrides(grammar=str(bad)))
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_grammar_file_is_kept_in_the_run(tmp_path: Path) -> None:
+    grammar = tmp_path / "mine.toml"
+    text = (resources.files("deepphoenix.grammar") / "builtin" / "t5.toml").read_text()
+    grammar.write_text(text.replace("max = 8", "max = 6", 1))
+    run = Run(tmp_path / "r", SMOKE.with_overrides(grammar=str(grammar)))
+    before = run.grammar.to_dict()["sites"]
+    run.close()
+    grammar.write_text("this is no longer a grammar")
+    again = Run(tmp_path / "r", resume=True)
+    assert again.grammar.to_dict()["sites"] == before
+    assert before != load_grammar("t5").to_dict()["sites"]  # the file's, not the built-in
+    again.close()
+
+
+def test_config_keys_added_later_keep_the_old_behaviour() -> None:
+    old = {k: v for k, v in SMOKE.to_dict().items() if k != "draw_rounds"}
+    assert _stored_config(old).draw_rounds == 1
+    assert _stored_config(SMOKE.to_dict()).draw_rounds == RunConfig().draw_rounds == 4
+    with pytest.raises(RunDirError):
+        _stored_config(None)
+
+
+def test_a_curve_is_rebuilt_from_a_checkpoint_saved_just_before_a_kill(tmp_path: Path) -> None:
+    (tmp_path / "proposer.json").write_text(json.dumps({
+        "format": "source", "params": 123, "mean_loss": 2.0, "final_loss": 1.0, "steps": 3,
+        "seconds": 0.5, "device": "cpu", "stopped": False}))
+    (tmp_path / "losses.json").write_text(json.dumps([3.0, 2.0, 1.0]))
+    report = _report_from_checkpoint(tmp_path)
+    assert report["losses"] == [3.0, 2.0, 1.0] and report["steps"] == 3
+    assert report["params"] == 123 and report["sum_loss"] == 6.0
+
+
+def test_a_training_that_failed_stays_failed_on_resume(tmp_path: Path) -> None:
+    # No worker starts: the stored failure decides, as it did before the interruption.
+    adapter = _T5Adapter(tmp_path, SMOKE, None, WorkerSettings(), lambda event: None)  # type: ignore[arg-type]
+    tiny = parse_program(seed_source("tiny"), load_grammar("t5"))
+    stored = {"failed": "out of memory", "losses": []}
+    assert adapter.begin_episode(1, tiny, 0, stored) is stored
+    proposals = adapter.propose(tiny, 3, seed=1)
+    assert adapter.name == "random-fallback" and adapter.failure == "out of memory"
+    assert len(proposals) == 3 and not adapter.worker.alive
+    adapter.close()
+
+
+def test_a_run_killed_before_its_seed_was_stored_says_so(tmp_path: Path) -> None:
+    from deepphoenix.store import RunStore
+
+    RunStore.create(tmp_path / "r", SMOKE.to_dict()).close()  # no seed_text
+    with pytest.raises(RunDirError, match="stopped before its seed was stored"):
+        Run(tmp_path / "r", resume=True)
+    shutil.rmtree(tmp_path / "r")
