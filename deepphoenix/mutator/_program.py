@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -272,6 +273,10 @@ class Program:
     def with_values(self, values: Mapping[str, Value]) -> Mutation:
         """Write the given values of all sites as they are (no derivation) and validate.
         Grounding uses it so a model's wrong derived value is caught, not silently fixed."""
+        for name, value in values.items():
+            # inf and nan have no literal: written as a call, the site would be lost.
+            if isinstance(value, float) and not math.isfinite(value):
+                return Mutation(Outcome.OUT_OF_DOMAIN, f"{name}={value} is not a finite number")
         variant, check = self.render(values)
         if not variant.changes:
             return Mutation(Outcome.NO_OP, "the edits change no site")

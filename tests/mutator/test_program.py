@@ -226,3 +226,15 @@ def test_canonical_hash_ignores_formatting() -> None:
     noisy = "# header\n" + PAPER.replace(" = ", "  =  ").replace("1024", "(1024)  # width")
     assert canonical_hash(noisy) == program.hash == canonical_hash(PAPER)
     assert canonical_hash(PAPER.replace("1024", "1025")) != program.hash
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_floats_are_rejected_before_they_reach_the_source(value: float) -> None:
+    # Found by hypothesis: `float('inf')` written as a call is no literal, so the edited
+    # variant lost its site and could not be parsed back.
+    grammar = parse_grammar("[sites.a]\nselect = 'attribute:*.s_a'\nkind = 'float'\n"
+                            "min = 0.0\nmax = 1.0\n")
+    program = parse_program("config.s_a = 0.0  # note\n", grammar)
+    result = program.apply([Edit("a", value)])
+    assert result.outcome is Outcome.OUT_OF_DOMAIN and result.variant is None
+    assert "not a finite number" in result.reason
