@@ -9,6 +9,7 @@ from deepphoenix.proposers._dataset import (
     read_pairs,
     write_pairs,
 )
+from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._random import DistinctVariants, Proposal, RandomProposer
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Proposal",
     "RandomProposer",
     "RefinementPair",
+    "draw_distinct",
     "iter_pairs",
     "make_dataset",
     "read_pairs",

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import CheckpointError, ConfigError, WorkerError
-from deepphoenix.mutator import Mutation, Program, TargetFormat, canonical_hash, ground
-from deepphoenix.outcome import Outcome
+from deepphoenix.mutator import Program, TargetFormat, canonical_hash, ground
 from deepphoenix.proposers._constraint import build_constraint
 from deepphoenix.proposers._dataset import RefinementPair
+from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._random import Proposal
 from deepphoenix.proposers._tokenizer import PreTokenizer, load_tokenizer, train_tokenizer
 from deepphoenix.sandbox import JobResult, Worker
@@ -214,8 +214,19 @@ class T5Proposer:
                    sampling=sampling, device=device)
 
     # -- sampling ------------------------------------------------------------------------
-    def sample_texts(self, parent: Program, n: int, seed: int) -> list[str]:
-        """`n` raw model outputs for the parent (untrusted text)."""
+    def sample_texts(self, parent: Program, n: int, seed: int,
+                     prepared: dict[str, Any] | None = None) -> list[str]:
+        """`n` raw model outputs for the parent (untrusted text). `prepared` is what
+        `prepare` gave for this parent, to reuse across draws."""
+        args = {**(prepared or self.prepare(parent)), "n": n, "seed": seed}
+        result = self.worker.run(GENERATE_JOB, args, timeout=self.timeout)
+        value = _value_or_raise(result, "sampling candidates")
+        self.last_seconds = float(value["seconds"])
+        return [self.tokenizer.decode(ids) for ids in value["sequences"]]
+
+    def prepare(self, parent: Program) -> dict[str, Any]:
+        """The generation job's arguments for a parent but `n` and `seed`: its tokens and
+        (constrained) the automaton, built once per parent."""
         input_ids = self.tokenizer.encode(parent.text).ids
         if len(input_ids) > _MAX_TOKENS:
             raise ConfigError(f"the parent is {len(input_ids)} tokens long, over the "
@@ -225,55 +236,36 @@ class T5Proposer:
             constraint = build_constraint(parent, self.tokenizer, self.format,
                                           self.sampling.forbid_no_op)
         max_new = len(input_ids) + 32 if self.format is TargetFormat.SOURCE else 32
-        args = {
-            "input_ids": input_ids, "n": n, "seed": seed, "max_new_tokens": max_new,
+        return {
+            "input_ids": input_ids, "max_new_tokens": max_new,
             "temperature": self.sampling.temperature, "top_k": self.sampling.top_k,
             "top_p": self.sampling.top_p, "constraint": constraint,
             "tokenizer": str(self.tokenizer_path), "device": self.device,
             "model_dir": str(self.model_dir) if self.model_dir else None,
         }
-        result = self.worker.run(GENERATE_JOB, args, timeout=self.timeout)
-        value = _value_or_raise(result, "sampling candidates")
-        self.last_seconds = float(value["seconds"])
-        return [self.tokenizer.decode(ids) for ids in value["sequences"]]
 
     def propose(self, parent: Program, n: int, seed: int,
                 exclude: Collection[str] = ()) -> list[Proposal]:
         """`n` grounded candidates, distinct where the model allows.
 
-        A trained model is confident, so a batch of samples repeats itself. Slots that
-        repeat an earlier candidate are drawn again (seeded, up to `sampling.rounds`
-        rounds in all), which samples the batch without replacement; a repeat that is
-        still left is marked `DUPLICATE`. Rejected samples keep their slot: they are the
-        model's own failures. Variants whose hash is in `exclude` (say, those a run has
-        already evaluated) count as repeats. `last_draws` says how many samples were drawn.
+        A trained model is confident, so a batch of samples repeats itself: repeats (and
+        variants in `exclude`) are drawn again by `draw_distinct`, each round a full
+        seeded batch, up to `sampling.rounds` rounds. `last_draws` says how many samples
+        were drawn, `last_seconds` how long sampling took.
         """
-        proposals: list[Proposal] = []
-        seen: set[str] = set(exclude)
+        prepared = self.prepare(parent)
         self.last_draws = 0
         seconds = 0.0
-        for round_ in range(self.sampling.rounds):
-            repeats = [i for i, p in enumerate(proposals)
-                       if p.mutation.outcome is Outcome.DUPLICATE]
-            if round_ and not repeats:
-                break
+
+        def draw(round_: int, _open: int) -> list[Proposal]:
+            nonlocal seconds
             draw_seed = seed if round_ == 0 else (seed + 1_000_003 * round_) % 2**31
-            texts = self.sample_texts(parent, n, draw_seed)
+            texts = self.sample_texts(parent, n, draw_seed, prepared)
             self.last_draws += len(texts)
             seconds += self.last_seconds
-            for text in texts:
-                mutation = ground(parent, text, self.format)
-                variant = mutation.variant
-                if mutation.ok and variant is not None and variant.hash in seen:
-                    mutation = Mutation(Outcome.DUPLICATE, _repeat_reason(variant.hash,
-                                                                          exclude), variant)
-                if round_ == 0:
-                    if mutation.ok and variant is not None:
-                        seen.add(variant.hash)
-                    proposals.append(Proposal(mutation, text))
-                elif mutation.ok and variant is not None and repeats:
-                    seen.add(variant.hash)
-                    proposals[repeats.pop(0)] = Proposal(mutation, text)
+            return [Proposal(ground(parent, text, self.format), text) for text in texts]
+
+        proposals = draw_distinct(draw, n, self.sampling.rounds, exclude)
         self.last_seconds = seconds
         return proposals
 
@@ -285,8 +277,3 @@ def _value_or_raise(result: JobResult, doing: str) -> dict[str, Any]:
     detail = result.error or result.status.value
     raise WorkerError(f"{doing} failed in the worker ({result.status.value}): {detail}")
 
-
-def _repeat_reason(hash_: str, exclude: Collection[str]) -> str:
-    if hash_ in exclude:
-        return "a variant already evaluated in this run"
-    return "same variant as an earlier candidate of this batch"

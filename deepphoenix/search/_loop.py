@@ -36,9 +36,15 @@ from typing import Any, Protocol
 from deepphoenix.errors import ConfigError, DeepPhoenixError, RunDirError, WorkerError
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.grammar import Grammar, grammar_names, parse_grammar
-from deepphoenix.mutator import Mutation, Program, parse_program, read_source, resolve_grammar
+from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.outcome import Outcome
-from deepphoenix.proposers import Proposal, RandomProposer, make_dataset, write_pairs
+from deepphoenix.proposers import (
+    Proposal,
+    RandomProposer,
+    draw_distinct,
+    make_dataset,
+    write_pairs,
+)
 from deepphoenix.proposers._t5 import (
     ProposerData,
     SampleSettings,
@@ -131,21 +137,8 @@ class _RandomAdapter:
     def propose(self, parent: Program, n: int, seed: int,
                 exclude: Collection[str] = ()) -> list[Proposal]:
         rng = random.Random(seed)
-        proposals = _mark_duplicates(self.proposer.propose(parent, n, rng), exclude)
-        for _ in range(self.rounds - 1):
-            repeats = [i for i, p in enumerate(proposals)
-                       if p.mutation.outcome is Outcome.DUPLICATE]
-            if not repeats:
-                break
-            seen = set(exclude) | {p.mutation.variant.hash for p in proposals
-                                   if p.mutation.ok and p.mutation.variant is not None}
-            for slot, fresh in zip(repeats, self.proposer.propose(parent, len(repeats), rng),
-                                   strict=True):
-                variant = fresh.mutation.variant
-                if fresh.mutation.ok and variant is not None and variant.hash not in seen:
-                    seen.add(variant.hash)
-                    proposals[slot] = fresh
-        return proposals
+        return draw_distinct(lambda _round, k: self.proposer.propose(parent, k, rng), n,
+                             self.rounds, exclude)
 
     def close(self) -> None:
         return None
@@ -243,21 +236,6 @@ def _report_from_checkpoint(folder: Path) -> dict[str, Any]:
     keys = ("params", "mean_loss", "final_loss", "steps", "seconds", "device", "stopped")
     return {**{k: meta[k] for k in keys if k in meta}, "losses": losses,
             "sum_loss": sum(losses)}
-
-
-def _mark_duplicates(proposals: list[Proposal], exclude: Collection[str] = ()) -> list[Proposal]:
-    seen: set[str] = set(exclude)
-    out = []
-    for proposal in proposals:
-        variant = proposal.mutation.variant
-        if proposal.mutation.ok and variant is not None:
-            if variant.hash in seen:
-                reason = ("a variant already evaluated in this run" if variant.hash in exclude
-                          else "same variant as an earlier candidate of this batch")
-                proposal = Proposal(Mutation(Outcome.DUPLICATE, reason, variant), proposal.text)
-            seen.add(variant.hash)
-        out.append(proposal)
-    return out
 
 
 def _stored_config(data: Any) -> RunConfig:

@@ -122,7 +122,10 @@ class _Scripted(T5Proposer):
         self.last_seconds = 0.0
         self.last_draws = 0
 
-    def sample_texts(self, parent, n, seed):  # type: ignore[no-untyped-def]
+    def prepare(self, parent):  # type: ignore[no-untyped-def]
+        return {}
+
+    def sample_texts(self, parent, n, seed, prepared=None):  # type: ignore[no-untyped-def]
         self.seeds.append(seed)
         self.last_seconds = 0.5
         return self.draws.pop(0)[:n]
