@@ -19,7 +19,6 @@ Nothing is ever evicted. Each evaluation is committed as it completes, so a cras
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import RunDirError
-from deepphoenix.evaluator import EvalResult, EvalStatus
+from deepphoenix.evaluator import EvalResult
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "RunStore", "VariantRow"]
 
@@ -128,10 +127,6 @@ class AttemptRow:
     raw_text: str
 
 
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
 class RunStore:
     """The SQLite database of one run directory."""
 
@@ -190,6 +185,12 @@ class RunStore:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self.db.execute("BEGIN IMMEDIATE")
@@ -225,7 +226,7 @@ class RunStore:
             "UPDATE variants SET status = ?, stage = ?, reason = ?, traceback = ?, "
             "mean_loss = ?, metrics = ?, scored_at = ? WHERE hash = ?",
             (result.status.value, result.stage, result.reason, result.traceback,
-             result.score, json.dumps(result.metrics, default=_json_default), time.time(),
+             result.score, json.dumps(result.metrics, default=str), time.time(),
              result.hash),
         )
 
@@ -289,7 +290,7 @@ class RunStore:
 
     def record_training(self, episode: int, training: dict[str, Any]) -> None:
         self.db.execute("UPDATE episodes SET training = ?, trained_at = ? WHERE episode = ?",
-                        (json.dumps(training, default=_json_default), time.time(), episode))
+                        (json.dumps(training, default=str), time.time(), episode))
 
     def finish_episode(self, episode: int, best: str) -> None:
         self.db.execute("UPDATE episodes SET best = ?, finished_at = ? WHERE episode = ?",
@@ -303,17 +304,11 @@ class RunStore:
         return [_episode(r) for r in self.db.execute("SELECT * FROM episodes ORDER BY episode")]
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float):
-        return None
-    return str(value)
-
-
 def _variant(row: sqlite3.Row) -> VariantRow:
     return VariantRow(
         hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
         status=row["status"], stage=row["stage"], reason=row["reason"],
-        traceback=row["traceback"], mean_loss=_finite(row["mean_loss"]),
+        traceback=row["traceback"], mean_loss=row["mean_loss"],
         metrics=json.loads(row["metrics"]), first_episode=row["first_episode"],
         created_at=row["created_at"], scored_at=row["scored_at"],
     )
@@ -333,8 +328,3 @@ def _episode(row: sqlite3.Row) -> dict[str, Any]:
     data["training"] = json.loads(data["training"])
     return data
 
-
-def result_of(row: VariantRow) -> EvalResult:
-    """The stored evaluation of a variant as an `EvalResult` (the cache's answer)."""
-    return EvalResult(row.hash, EvalStatus(row.status), row.stage, row.reason, row.traceback,
-                      row.metrics)

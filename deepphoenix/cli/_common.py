@@ -8,7 +8,6 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -16,9 +15,9 @@ import click
 from deepphoenix.errors import DeepPhoenixError
 from deepphoenix.grammar import Grammar
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
-from deepphoenix.store_io import write_text_atomic
 
 __all__ = [
+    "DEVICES",
     "EXIT_INTERRUPTED",
     "DeepPhoenixGroup",
     "echo_json",
@@ -26,7 +25,6 @@ __all__ = [
     "grammar_option",
     "json_option",
     "load_program",
-    "write_atomic",
 ]
 
 EXIT_INTERRUPTED = 130
@@ -85,11 +83,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def grammar_option(f: F) -> F:
-    return click.option(
-        "--grammar", "-g", "grammar", default="t5", show_default=True, metavar="NAME|PATH|infer",
+DEVICES = click.Choice(["auto", "cpu", "cuda"])
+
+
+def grammar_option(f: F | None = None, *, default: str | None = "t5") -> Any:
+    """`--grammar`; `default=None` lets a preset decide (`run`)."""
+    option = click.option(
+        "--grammar", "-g", "grammar", default=default, show_default=default is not None,
+        metavar="NAME|PATH|infer",
         help="A registered grammar, a grammar TOML file, or 'infer' to infer one from FILE.",
-    )(f)
+    )
+    return option(f) if f is not None else option
 
 
 def json_option(f: F) -> F:
@@ -106,7 +110,3 @@ def load_program(path: str, grammar: str | Grammar) -> Program:
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    write_text_atomic(path, text)

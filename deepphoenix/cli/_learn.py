@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from deepphoenix.cli._common import echo_json, grammar_option, json_option, load_program
+from deepphoenix.cli._common import DEVICES, echo_json, grammar_option, json_option, load_program
 from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import format_value
@@ -26,7 +26,6 @@ from deepphoenix.seeds import seed_source
 __all__ = ["dataset", "propose", "train"]
 
 FORMATS = click.Choice([f.value for f in TargetFormat])
-DEVICES = click.Choice(["auto", "cpu", "cuda"])
 
 
 def _template(source: str | None, grammar: str) -> Program:

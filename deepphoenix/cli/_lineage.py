@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from deepphoenix.cli._common import echo_json
+from deepphoenix.cli._common import echo_json, json_option
 from deepphoenix.cli._run import write_plots
 from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
-from deepphoenix.lineage import FORMATS, best_path, build_graph
+from deepphoenix.lineage import FORMATS, best_hash, best_path, build_graph
 from deepphoenix.store import RunStore
 
 __all__ = ["lineage", "plot"]
@@ -33,11 +32,8 @@ def lineage() -> None:
 @click.option("--no-source", is_flag=True, help="Leave the program texts out.")
 def export(run_dir: Path, fmt: str, out: Path, no_source: bool) -> None:
     """Write RUN_DIR's lineage graph to a file."""
-    store = RunStore.open(run_dir)
-    try:
+    with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=not no_source)
-    finally:
-        store.close()
     FORMATS[fmt](graph, out)
     click.echo(f"wrote {graph.number_of_nodes()} nodes and {graph.number_of_edges()} edges "
                f"to {out}")
@@ -45,16 +41,14 @@ def export(run_dir: Path, fmt: str, out: Path, no_source: bool) -> None:
 
 @lineage.command("show")
 @click.argument("run_dir", type=RUN_DIR)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option
 def show(run_dir: Path, as_json: bool) -> None:
     """The path from the seed to the best variant: edits, losses, parameters."""
-    store = RunStore.open(run_dir)
-    try:
+    with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=False)
-        status = store.get_meta("status")
-    finally:
-        store.close()
-    _require_best(run_dir, graph)
+    status = graph.graph.get("status")
+    if not graph.graph.get("best"):
+        raise _no_variant(run_dir)
     path = best_path(graph)
     steps = []
     for index, node in enumerate(path):
@@ -89,19 +83,17 @@ def show(run_dir: Path, as_json: bool) -> None:
 @click.argument("run_dir", type=RUN_DIR)
 def best(run_dir: Path) -> None:
     """Print the best source found so far."""
-    store = RunStore.open(run_dir)
-    try:
-        graph = build_graph(store)
-    finally:
-        store.close()
-    _require_best(run_dir, graph)
-    click.echo(graph.nodes[graph.graph["best"]]["source"], nl=False)
+    with RunStore.open(run_dir) as store:
+        found = best_hash(store)
+        row = store.variant(found) if found else None
+    if row is None:
+        raise _no_variant(run_dir)
+    click.echo(row.source, nl=False)
 
 
-def _require_best(run_dir: Path, graph: Any) -> None:
-    if not graph.graph.get("best") or graph.graph["best"] not in graph:
-        raise RunDirError(f"{run_dir}: no variant recorded yet (the run stopped before its "
-                          "seed was stored); resume it or start a new one")
+def _no_variant(run_dir: Path) -> RunDirError:
+    return RunDirError(f"{run_dir}: no variant recorded yet (the run stopped before its "
+                       "seed was stored); resume it or start a new one")
 
 
 @click.command()

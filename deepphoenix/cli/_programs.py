@@ -13,13 +13,13 @@ from deepphoenix.cli._common import (
     grammar_option,
     json_option,
     load_program,
-    write_atomic,
 )
 from deepphoenix.errors import SourceError
 from deepphoenix.grammar import format_value, grammar_names, load_grammar
 from deepphoenix.mutator import diff_text, read_source, unified_diff
 from deepphoenix.proposers import DistinctVariants, RandomProposer
 from deepphoenix.seeds import seed_names, seed_source
+from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["check", "diff", "grammars", "mutate", "seed", "sites"]
 
@@ -149,7 +149,7 @@ def mutate(file: str, grammar: str, count: int, seed_: int, max_edits: int,
         edits = ", ".join(str(e) for e in variant.changes)
         if out_dir is not None:
             target = out_dir / f"{variant.hash}.py"
-            write_atomic(target, variant.source)
+            write_text_atomic(target, variant.source)
             records.append({"hash": variant.hash, "path": str(target), "edits": edits})
         elif as_json:
             records.append({"hash": variant.hash, "edits": edits, "source": variant.source})

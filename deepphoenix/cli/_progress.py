@@ -95,6 +95,3 @@ class ProgressBar:
             f"ETA {_clock(eta)}", force=step == total,
         )
         self.reporter.event("progress", label=self.label, step=step, total=total, **fields)
-
-    def finish(self, text: str) -> None:
-        self.reporter.line(f"{self.label}: {text} ({_clock(time.monotonic() - self.began)})")

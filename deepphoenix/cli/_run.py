@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from deepphoenix.cli._common import EXIT_INTERRUPTED, echo_json, grammar_option, load_program
+from deepphoenix.cli._common import (
+    DEVICES,
+    EXIT_INTERRUPTED,
+    echo_json,
+    fail,
+    grammar_option,
+    json_option,
+    load_program,
+)
 from deepphoenix.cli._progress import Reporter, _clock
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import EvalSettings, Evaluator
@@ -42,14 +50,12 @@ class _RunDisplay:
     def __init__(self, reporter: Reporter, config: RunConfig) -> None:
         self.reporter = reporter
         self.config = config
-        self.began = time.monotonic()
         self.first_batch_began: float | None = None
         self.batches_done = 0
         self.episode = 0
         self.batch = 0
         self.scored = 0
         self.best: float | None = None
-        self.seed_loss: float | None = None
         self.resumed_batches = 0
 
     def _eta(self) -> str:
@@ -80,7 +86,7 @@ class _RunDisplay:
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
                                f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
         elif kind == "seed":
-            self.seed_loss = self.best = f["loss"]
+            self.best = f["loss"]
             self.reporter.line(f"seed {f['hash'][:8]}: few-shot loss {f['loss']:.4f}, "
                                f"{f['params'] / 1e6:.2f} M parameters")
         elif kind == "episode":
@@ -139,29 +145,22 @@ def _latest_unfinished() -> Path:
         runs = sorted((p for p in RUNS_DIR.iterdir() if (p / DB_NAME).exists()),
                       key=lambda p: (p / DB_NAME).stat().st_mtime, reverse=True)
         for path in runs:
-            store = RunStore.open(path)
-            try:
+            with RunStore.open(path) as store:
                 if store.get_meta("status") != "finished":
                     return path
-            finally:
-                store.close()
     raise RunDirError("no unfinished run under ./runs to resume; pass --run-dir DIR")
 
 
 def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
     """Figure 1 (when the run trained models) and the lineage picture."""
-    store = RunStore.open(run_dir)
-    try:
+    with RunStore.open(run_dir) as store:
         written = []
         if plot_training(store, out / f"figure1.{fmt}"):
             written.append(out / f"figure1.{fmt}")
-        config = store.get_meta("config", {})
-        plot_lineage(build_graph(store, include_source=False), out / f"lineage.{fmt}",
-                     int(config.get("batches", 1)))
-        written.append(out / f"lineage.{fmt}")
-        return written
-    finally:
-        store.close()
+        graph = build_graph(store, include_source=False)
+    plot_lineage(graph, out / f"lineage.{fmt}", int(graph.graph["config"].get("batches", 1)))
+    written.append(out / f"lineage.{fmt}")
+    return written
 
 
 @click.command()
@@ -177,13 +176,13 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="greedy (paper) or best-of-n (every candidate from the seed).")
 @click.option("--source", type=str, default=None,
               help="Seed source: a built-in seed name (paper, tiny) or a file.")
-@grammar_option
+@grammar_option(default=None)
 @click.option("--format", "fmt", type=click.Choice(["source", "edits"]), default=None,
               help="What the model writes.")
 @click.option("--unconstrained", is_flag=True, default=False,
               help="Sample freely, as the paper did (default: constrained decoding).")
 @click.option("--seed", "seed_", type=int, default=None, help="Run seed.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--device", type=DEVICES, default=None)
 @click.option("--episodes", type=click.IntRange(min=1), default=None)
 @click.option("--batches", type=click.IntRange(min=1), default=None)
 @click.option("--candidates", type=click.IntRange(min=1), default=None)
@@ -210,8 +209,6 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     finished evaluation, and --resume continues where the run stopped.
     """
     overrides = {_OVERRIDES[k]: v for k, v in options.items() if v is not None}
-    if ctx.get_parameter_source("grammar") is not click.core.ParameterSource.COMMANDLINE:
-        overrides.pop("grammar", None)
     if unconstrained:
         overrides["constrained"] = False
     if resume:
@@ -269,11 +266,10 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
               help="Few-shot pairs (one epoch).")
 @click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True)
 @click.option("--seed", "seed_", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
               show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option
 def evaluate(file: str, grammar: str, samples: int, vocab_size: int, seed_: int, device: str,
              timeout: float, as_json: bool) -> None:
     """Score FILE with the few-shot run: build its model in a sandboxed worker, train one
@@ -294,5 +290,4 @@ def evaluate(file: str, grammar: str, samples: int, vocab_size: int, seed_: int,
                    f"parameters, {m['steps']} steps, {m['wall_seconds']:.1f} s on "
                    f"{m['device']})")
     if result.score is None:
-        raise SystemExit(f"error: {file}: {result.status.value} at {result.stage}: "
-                         f"{result.reason}")
+        fail(f"{file}: {result.status.value} at {result.stage}: {result.reason}")

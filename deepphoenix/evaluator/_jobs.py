@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.sandbox._build import BuildFailure, build_model, count_parameters
 from deepphoenix.sandbox._child import JobContext
 from deepphoenix.sandbox._fit import _batch, fit, load_tokens
+from deepphoenix.sandbox._protocol import failure_text, is_out_of_memory
 
 __all__ = ["evaluate_job"]
 
@@ -38,12 +38,10 @@ def _peak_rss() -> int | None:
 
 
 def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
-    message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() or (
-            "can't allocate memory" in str(exc)):
+    message, trace = failure_text(exc)
+    if is_out_of_memory(exc):
         message = f"out of memory: {message}"
-    return {"status": "failed", "stage": stage, "reason": message[:2000],
-            "traceback": traceback.format_exc()[-8000:]}
+    return {"status": "failed", "stage": stage, "reason": message, "traceback": trace}
 
 
 def evaluate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:

@@ -4,7 +4,12 @@ mutation operators, derivations and invariants. Never imports torch."""
 from deepphoenix.grammar._expr import EvaluationError, Expression, compile_expression
 from deepphoenix.grammar._grammar import Grammar, coerce_value
 from deepphoenix.grammar._mutation import draw_value, move_value, neighbours, round_half_up
-from deepphoenix.grammar._registry import ENTRY_POINT_GROUP, grammar_names, load_grammar
+from deepphoenix.grammar._registry import (
+    ENTRY_POINT_GROUP,
+    grammar_file,
+    grammar_names,
+    load_grammar,
+)
 from deepphoenix.grammar._spec import (
     Domain,
     Form,
@@ -22,6 +27,7 @@ from deepphoenix.grammar._toml import (
     default_selectors,
     parse_grammar,
     read_grammar_file,
+    read_grammar_text,
 )
 
 __all__ = [
@@ -44,11 +50,13 @@ __all__ = [
     "default_selectors",
     "draw_value",
     "format_value",
+    "grammar_file",
     "grammar_names",
     "load_grammar",
     "move_value",
     "neighbours",
     "parse_grammar",
     "read_grammar_file",
+    "read_grammar_text",
     "round_half_up",
 ]

@@ -15,7 +15,7 @@ from deepphoenix.errors import GrammarError, UnknownNameError
 from deepphoenix.grammar._grammar import Grammar
 from deepphoenix.grammar._toml import parse_grammar, read_grammar_file
 
-__all__ = ["ENTRY_POINT_GROUP", "grammar_names", "load_grammar"]
+__all__ = ["ENTRY_POINT_GROUP", "grammar_file", "grammar_names", "load_grammar"]
 
 ENTRY_POINT_GROUP = "deepphoenix.grammars"
 
@@ -64,7 +64,16 @@ def load_grammar(spec: str | Path) -> Grammar:
             f"entry point {text!r} in {ENTRY_POINT_GROUP!r} gave {type(obj).__name__}, "
             "expected a Grammar, a callable returning one, or a TOML path"
         )
-    path = Path(text)
-    if path.suffix == ".toml" or path.exists() or "/" in text:
+    path = grammar_file(text)
+    if path is not None:
         return read_grammar_file(path)
     raise UnknownNameError("grammar", text, [*grammar_names(), "infer"])
+
+
+def grammar_file(spec: str) -> Path | None:
+    """The TOML file a grammar spec names, or None when it names a registered grammar
+    (or nothing)."""
+    if spec in _builtin_names() or spec in _entry_points():
+        return None
+    path = Path(spec)
+    return path if path.suffix == ".toml" or path.exists() or "/" in spec else None

@@ -57,6 +57,11 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def read_grammar_file(path: str | Path) -> Grammar:
     """Load a grammar from a TOML file; `GrammarError` names the key and line on failure."""
     path = Path(path)
+    return parse_grammar(read_grammar_text(path), origin=str(path), default_name=path.stem)
+
+
+def read_grammar_text(path: Path) -> str:
+    """A grammar file's text, or `GrammarError` saying why it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -67,7 +72,7 @@ def read_grammar_file(path: str | Path) -> Grammar:
         raise GrammarError(f"grammar file {str(path)!r} is not UTF-8 text") from None
     except OSError as exc:
         raise GrammarError(f"grammar file {str(path)!r} cannot be read: {exc.strerror}") from None
-    return parse_grammar(text, origin=str(path), default_name=path.stem)
+    return text
 
 
 def parse_grammar(text: str, *, origin: str = "<toml>", default_name: str = "grammar") -> Grammar:

@@ -3,7 +3,7 @@
 
 from deepphoenix.lineage._dot import to_dot, write_dot
 from deepphoenix.lineage._gexf import read_gexf, write_gexf
-from deepphoenix.lineage._graph import best_path, build_graph
+from deepphoenix.lineage._graph import best_hash, best_path, build_graph
 from deepphoenix.lineage._graphml import read_graphml, write_graphml
 from deepphoenix.lineage._json import read_json, write_json
 from deepphoenix.lineage._plot import SKIP_STEPS, plot_lineage, plot_training
@@ -13,6 +13,7 @@ FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "do
 __all__ = [
     "FORMATS",
     "SKIP_STEPS",
+    "best_hash",
     "best_path",
     "build_graph",
     "plot_lineage",

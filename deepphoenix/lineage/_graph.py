@@ -16,7 +16,7 @@ import networkx as nx
 
 from deepphoenix.store import RunStore
 
-__all__ = ["best_path", "build_graph"]
+__all__ = ["best_hash", "best_path", "build_graph"]
 
 
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def build_graph(store: RunStore, include_source: bool = True) -> nx.MultiDiGraph
     graph = nx.MultiDiGraph()
     variants = store.variants()
     seed = variants[0].hash if variants else ""
-    best = store.get_meta("best") or _last_best(store) or seed
+    best = best_hash(store) or seed
     graph.graph.update(_clean({
         "seed": seed, "best": best, "status": store.get_meta("status"),
         "proposer": config.get("proposer"), "strategy": config.get("strategy"),
@@ -64,9 +64,17 @@ def build_graph(store: RunStore, include_source: bool = True) -> nx.MultiDiGraph
     return graph
 
 
-def _last_best(store: RunStore) -> str | None:
+def best_hash(store: RunStore) -> str | None:
+    """The best variant so far: the finished run's, else the last finished batch's, else
+    the seed's (None when nothing is recorded yet)."""
+    best = store.get_meta("best")
+    if best:
+        return str(best)
     finished = [b for b in store.batches() if b["best"]]
-    return str(finished[-1]["best"]) if finished else None
+    if finished:
+        return str(finished[-1]["best"])
+    variants = store.variants()
+    return variants[0].hash if variants else None
 
 
 def best_path(graph: nx.MultiDiGraph) -> list[str]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from deepphoenix.grammar import Kind, compile_expression
 from deepphoenix.mutator import Program, TargetFormat
+from deepphoenix.sandbox._build import EOS_ID, PAD_ID, UNK_ID
 
 __all__ = ["ConstraintAutomaton", "build_constraint"]
 
@@ -43,7 +44,7 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
     decode = tokenizer.decode
     number_tokens = {}
     for index in vocab.values():
-        if index < 4:
+        if index <= UNK_ID:  # special tokens
             continue
         text = decode([index])
         if text and _NUMBERISH.match(text):
@@ -51,7 +52,7 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
     grammar = program.grammar
     env = {k: v for k, v in program.values.items()}
     spec: dict[str, Any] = {
-        "format": fmt.value, "eos": 2, "pad": 0, "number_tokens": number_tokens,
+        "format": fmt.value, "eos": EOS_ID, "pad": PAD_ID, "number_tokens": number_tokens,
         "env": env, "forbid_no_op": forbid_no_op,
     }
     if fmt is TargetFormat.EDITS:
@@ -135,10 +136,9 @@ def _int_prefix_ok(text: str, low: float | None, high: float | None,
     return False
 
 
-def _float_prefix_ok(text: str, low: float | None, high: float | None, max_len: int,
-                     forbidden: float | None = None) -> bool:
+def _float_prefix_ok(text: str, low: float | None, high: float | None, max_len: int) -> bool:
     """Whether a decimal float in [low, high] of at most `max_len` characters starts with
-    `text`. (A forbidden single value is only excluded once the text is complete.)"""
+    `text`."""
     if not text:
         return True
     match = _DECIMAL.match(text)
@@ -162,7 +162,7 @@ def _float_prefix_ok(text: str, low: float | None, high: float | None, max_len: 
         return False
     value = float(f"{whole}.{fraction or '0'}")
     if len(text) == max_len:
-        return lo <= value <= hi and value != forbidden
+        return lo <= value <= hi
     return value <= hi and value + 10.0 ** -len(fraction) > lo
 
 

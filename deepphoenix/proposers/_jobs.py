@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.proposers._constraint import ConstraintAutomaton
-from deepphoenix.sandbox._build import build_model, count_parameters
+from deepphoenix.sandbox._build import EOS_ID, PAD_ID, build_model, count_parameters
 from deepphoenix.sandbox._child import JobContext
 from deepphoenix.sandbox._fit import fit, load_tokens
 
@@ -103,7 +103,7 @@ def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "max_new_tokens": int(args["max_new_tokens"]),
         "temperature": float(args.get("temperature", 1.0)),
         "top_k": int(args.get("top_k", 0)), "top_p": float(args.get("top_p", 1.0)),
-        "pad_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 0,
+        "pad_token_id": PAD_ID, "eos_token_id": EOS_ID, "decoder_start_token_id": PAD_ID,
     }
     spec = args.get("constraint")
     if spec is not None:
@@ -125,7 +125,7 @@ def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     sequences = []
     for row in output.tolist():
         ids = row[1:]
-        if 2 in ids:
-            ids = ids[: ids.index(2)]
-        sequences.append([t for t in ids if t != 0])
+        if EOS_ID in ids:
+            ids = ids[: ids.index(EOS_ID)]
+        sequences.append([t for t in ids if t != PAD_ID])
     return {"sequences": sequences, "seconds": time.perf_counter() - began}

@@ -23,6 +23,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from deepphoenix.errors import CheckpointError, ConfigError
+from deepphoenix.sandbox._build import BOS_ID, EOS_ID, PAD_ID
 
 __all__ = [
     "BOS_ID",
@@ -34,8 +35,7 @@ __all__ = [
     "train_tokenizer",
 ]
 
-SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
-PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # in id order: PAD_ID, BOS_ID, EOS_ID, UNK_ID
 _MIN_VOCAB = 256 + len(SPECIAL_TOKENS) + 1
 
 

@@ -16,7 +16,12 @@ from typing import Any
 
 from deepphoenix.seeds import CODET5_DIR, codet5_config
 
-__all__ = ["BuildFailure", "build_model", "write_codet5_config"]
+__all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "UNK_ID", "BuildFailure", "build_model",
+           "write_codet5_config"]
+
+# CodeT5's special token ids: the tokenizer reserves them, the built model's config and
+# generation use them (the decoder starts from pad, as in T5).
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 
 
 class BuildFailure(Exception):
@@ -58,8 +63,8 @@ def build_model(source: str, workspace: Path, vocab_size: int, seed: int) -> Any
         raise BuildFailure("`model` is not an encoder-decoder (seq2seq) model")
     if getattr(config, "vocab_size", vocab_size) != vocab_size:
         built.resize_token_embeddings(vocab_size)
-    config.pad_token_id, config.bos_token_id, config.eos_token_id = 0, 1, 2
-    config.decoder_start_token_id = 0
+    config.pad_token_id, config.bos_token_id, config.eos_token_id = PAD_ID, BOS_ID, EOS_ID
+    config.decoder_start_token_id = PAD_ID
     return built
 
 

@@ -15,12 +15,16 @@ import resource
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from deepphoenix.sandbox._protocol import read_message, write_message
+from deepphoenix.sandbox._protocol import (
+    failure_text,
+    is_out_of_memory,
+    read_message,
+    write_message,
+)
 
 ALLOWED_PREFIX = "deepphoenix."
 
@@ -114,7 +118,6 @@ def main() -> None:
     if device != "auto":
         _limit_memory(settings.get("memory_limit"))
     _block_network()
-    started = time.perf_counter()
     for module in settings.get("preload", []):
         importlib.import_module(module)
     if device == "auto" and not _cuda_available():
@@ -124,10 +127,9 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(threads)
-    startup = time.perf_counter() - started
     workspace = Path.cwd()
     context = JobContext(channel, workspace, settings.get("device", "auto"))
-    write_message(channel, {"type": "ready", "pid": os.getpid(), "startup_seconds": startup})
+    write_message(channel, {"type": "ready"})
     while True:
         message = read_message(jobs)
         if message is None or message.get("type") == "exit":
@@ -138,12 +140,11 @@ def main() -> None:
             value = _resolve(str(message["fn"]))(message.get("args", {}), context)
             reply = {"type": "result", "id": context.job_id, "ok": True, "value": value}
         except BaseException as exc:  # a job's failure is reported, never fatal
-            kind = "memory" if isinstance(exc, MemoryError) or "can't allocate memory" in str(
-                exc) else "exception"
+            error, trace = failure_text(exc)
             reply = {
-                "type": "result", "id": context.job_id, "ok": False, "kind": kind,
-                "error": f"{type(exc).__name__}: {exc}"[:2000],
-                "traceback": traceback.format_exc()[-8000:],
+                "type": "result", "id": context.job_id, "ok": False,
+                "kind": "memory" if is_out_of_memory(exc) else "exception",
+                "error": error, "traceback": trace,
             }
         reply["seconds"] = time.perf_counter() - began
         os.chdir(workspace)  # a job that changed directory does not move the next one

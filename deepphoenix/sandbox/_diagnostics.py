@@ -1,5 +1,5 @@
 """Small jobs that exercise the sandbox itself: what a worker sees and what it refuses.
-`deepphoenix doctor` and the sandbox tests run them in real workers."""
+The sandbox tests run them in real workers."""
 
 from __future__ import annotations
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import struct
+import traceback
 from typing import IO, Any
 
-__all__ = ["MAX_MESSAGE", "ProtocolError", "read_message", "write_message"]
+__all__ = [
+    "MAX_MESSAGE",
+    "ProtocolError",
+    "failure_text",
+    "is_out_of_memory",
+    "read_message",
+    "write_message",
+]
 
 MAX_MESSAGE = 256 * 2**20
 _HEADER = struct.Struct(">I")
@@ -51,3 +59,16 @@ def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     return message
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's, the address-space limit's and torch's (CPU or CUDA) ways of saying it."""
+    text = str(exc)
+    return (isinstance(exc, MemoryError) or "out of memory" in text.lower()
+            or "can't allocate memory" in text)
+
+
+def failure_text(exc: BaseException) -> tuple[str, str]:
+    """A failure as reported over the wire: the message and the traceback's tail, both
+    bounded so a report never approaches `MAX_MESSAGE`."""
+    return f"{type(exc).__name__}: {exc}"[:2000], traceback.format_exc()[-8000:]

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
@@ -118,7 +118,6 @@ class Worker:
         self._workspace: Path | None = None
         self._log: IO[bytes] | None = None
         self._job_id = 0
-        self.pid: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -163,7 +162,6 @@ class Worker:
             tail = self.log_tail()
             self.kill()
             raise WorkerError(f"worker {self.name} failed to start: {tail or 'no output'}")
-        self.pid = int(ready["pid"])
         self.startup_seconds.append(time.perf_counter() - began)
 
     def close(self) -> None:
@@ -332,14 +330,6 @@ class WorkerPool:
             for future in futures:
                 future.cancel()
 
-    def warm(self) -> None:
-        """Start every worker now (in parallel) rather than at its first job."""
-        list(self._executor.map(lambda w: w.start(), self.workers))
-
-    @property
-    def startup_seconds(self) -> list[float]:
-        return [s for w in self.workers for s in w.startup_seconds]
-
     def close(self) -> None:
         for worker in self.workers:
             worker.close()
@@ -355,8 +345,4 @@ class WorkerPool:
 def _with_log(settings: WorkerSettings, log_dir: Path | None, index: int) -> WorkerSettings:
     if log_dir is None:
         return settings
-    return WorkerSettings(
-        threads=settings.threads, memory_limit=settings.memory_limit, device=settings.device,
-        preload=settings.preload, log_path=log_dir / f"eval{index}.log",
-        extra_env=settings.extra_env,
-    )
+    return replace(settings, log_path=log_dir / f"eval{index}.log")

@@ -75,10 +75,6 @@ class RunConfig:
         return config
 
     # -- derived values -------------------------------------------------------------------
-    @property
-    def planned_candidates(self) -> int:
-        return self.episodes * self.batches * self.candidates
-
     def worker_threads(self) -> int:
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from deepphoenix.errors import ConfigError, DeepPhoenixError, RunDirError, WorkerError
 from deepphoenix.evaluator import EvalSettings, Evaluator
-from deepphoenix.grammar import Grammar, grammar_names, parse_grammar
+from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import (
@@ -251,14 +251,11 @@ _LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1}
 
 
 def _grammar_file_text(spec: str) -> str | None:
-    """The TOML text of a grammar given as a file, kept in the run so that editing the file
-    later cannot change a resumed run; None for built-in, registered and inferred ones."""
-    if spec == "infer" or spec in grammar_names():
-        return None
-    try:
-        return Path(spec).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:  # it was just read to resolve the grammar
-        raise RunDirError(f"grammar file {spec!r} cannot be read again: {exc}") from None
+    """The TOML text of a grammar given as a file, read once and kept in the run so that
+    editing the file later cannot change a resumed run; None for built-in, registered
+    and inferred grammars."""
+    path = grammar_file(spec) if spec != "infer" else None
+    return read_grammar_text(path) if path is not None else None
 
 
 def _stored_grammar(spec: str, seed_text: str, toml_text: str | None) -> Grammar:
@@ -350,9 +347,9 @@ class Run:
             # written: a bad grammar or seed leaves no run directory behind.
             self.seed_text = load_seed_text(config.seed_source)
             self.config = config
-            self.grammar = resolve_grammar(config.grammar, self.seed_text, "seed")
-            self.seed_program = parse_program(self.seed_text, self.grammar, "seed")
             grammar_toml = _grammar_file_text(config.grammar)
+            self.grammar = _stored_grammar(config.grammar, self.seed_text, grammar_toml)
+            self.seed_program = parse_program(self.seed_text, self.grammar, "seed")
             self._lock = _RunLock.acquire(self.run_dir, create=True)
             try:
                 self.store = RunStore.create(self.run_dir, config.to_dict(), {
@@ -368,10 +365,6 @@ class Run:
     def emit(self, kind: str, **fields: Any) -> None:
         if self.on_event is not None:
             self.on_event(Event(kind, fields))
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.store.get_meta("status") == "finished")
 
     # -- data ----------------------------------------------------------------------------
     def _data(self) -> ProposerData:

@@ -16,6 +16,7 @@ from deepphoenix.lineage import (
     write_graphml,
     write_json,
 )
+from tests.lineage.graphs import assert_same_graph
 
 
 def _graph(parallel: bool) -> nx.MultiDiGraph:
@@ -39,8 +40,5 @@ def test_edges_and_their_keys_round_trip(tmp_path: Path, writer, reader,  # type
     path = tmp_path / "g"
     writer(graph, path)
     again = reader(path)
-    assert sorted(again.edges(keys=True, data=True), key=str) == sorted(
-        graph.edges(keys=True, data=True), key=str)
-    assert dict(again.nodes(data=True)) == dict(graph.nodes(data=True))
-    assert again.graph == graph.graph
+    assert_same_graph(again, graph)
     assert again.number_of_edges("a", "b") == (3 if parallel else 1)

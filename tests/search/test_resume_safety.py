@@ -5,7 +5,6 @@ between writes, a second process."""
 from __future__ import annotations
 
 import json
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -112,4 +111,3 @@ def test_a_run_killed_before_its_seed_was_stored_says_so(tmp_path: Path) -> None
     RunStore.create(tmp_path / "r", SMOKE.to_dict()).close()  # no seed_text
     with pytest.raises(RunDirError, match="stopped before its seed was stored"):
         Run(tmp_path / "r", resume=True)
-    shutil.rmtree(tmp_path / "r")

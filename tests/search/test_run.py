@@ -29,6 +29,7 @@ from deepphoenix.lineage import (
 )
 from deepphoenix.search import Run, preset
 from deepphoenix.store import RunStore
+from tests.lineage.graphs import assert_same_graph
 from tests.search.faulty import FAULTY_GRAMMAR, FAULTY_SOURCE
 
 
@@ -68,6 +69,8 @@ def test_smoke_run_finishes_and_says_where_everything_is(smoke_run) -> None:  # 
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best_loss"] <= summary["seed_loss"]
+    scored = [loss for _, status, loss in _variants(run_dir) if status == "scored"]
+    assert summary["best_loss"] == pytest.approx(min(scored))  # greedy ends at the minimum
 
 
 def test_store_records_every_attempt(smoke_run) -> None:  # type: ignore[no-untyped-def]
@@ -128,10 +131,7 @@ def test_exports_round_trip(smoke_run, tmp_path: Path, fmt, writer, reader) -> N
     path = tmp_path / f"lineage.{fmt}"
     writer(graph, path)
     again = reader(path)
-    assert dict(again.nodes(data=True)) == dict(graph.nodes(data=True))
-    assert sorted(again.edges(keys=True, data=True), key=str) == sorted(
-        graph.edges(keys=True, data=True), key=str)
-    assert again.graph == graph.graph
+    assert_same_graph(again, graph)
     assert best_path(again) == best_path(graph)
 
 
