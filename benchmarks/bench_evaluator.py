@@ -5,7 +5,7 @@ loss against its seed for the t5 proposer and the random baselines at equal budg
 Usage::
 
     python benchmarks/bench_evaluator.py [--repeats 3] [--runs t5,random,best-of-n]
-        [--skip-runs] [--skip-evals] [--json OUT]
+        [--skip-runs] [--skip-evals] [--draw-rounds N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import machine_header
 
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.grammar import load_grammar
@@ -76,10 +77,11 @@ def main() -> None:
     parser.add_argument("--runs", default="t5,random,best-of-n")
     parser.add_argument("--skip-runs", action="store_true")
     parser.add_argument("--skip-evals", action="store_true")
+    parser.add_argument("--draw-rounds", type=int, default=None,
+                        help="override the preset's draws per batch (1: keep repeats)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    print(machine_header())
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -109,7 +111,7 @@ def main() -> None:
             print("\n| cpu preset run | seed loss | best loss | change | evaluations | wall |")
             print("|---|---|---|---|---|---|")
             for label in args.runs.split(","):
-                r = cpu_run(label, folder, **variants[label])
+                r = cpu_run(label, folder, draw_rounds=args.draw_rounds, **variants[label])
                 out["runs"].append(r)
                 change = 100 * (r["best_loss"] / r["seed_loss"] - 1)
                 print(f"| {label} | {r['seed_loss']:.4f} | {r['best_loss']:.4f} | "

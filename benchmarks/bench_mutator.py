@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import libcst as cst
+from _common import machine_header
 
 from deepphoenix.grammar import Grammar, load_grammar
 from deepphoenix.mutator import (
@@ -202,8 +202,7 @@ def main() -> None:
         bench(f"{real.parent.name}/{real.name} (inferred)", real_text,
               infer_grammar(real_text, str(real)), args.seconds),
     ]
-    print(f"# machine: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}; one core used")
+    print(machine_header("one core used"))
     print("| file | lines | sites | deepphoenix mutants/s | with random draw | naive mutants/s "
           "| speed-up | libcst parse | naive per mutant | parse_program once |")
     print("|---|---|---|---|---|---|---|---|---|---|")
