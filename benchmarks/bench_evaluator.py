@@ -22,11 +22,12 @@ from typing import Any
 from _common import machine_header
 
 from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._t5 import prepare_data
-from deepphoenix.sandbox import Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.search import Run, preset
 from deepphoenix.seeds import seed_source
 
@@ -46,9 +47,12 @@ def evaluation_seconds(seed_name: str, samples: int, repeats: int,
     program = parse_program(seed_source(seed_name), grammar)
     data = prepare_data(make_dataset(program, samples, seed=0), "source",
                         folder / f"{seed_name}-{samples}", 1024)
-    with WorkerPool(1, WorkerSettings(threads=os.cpu_count() or 1)) as pool:
-        evaluator = Evaluator(pool, data.tokens_path, data.vocab_size,
-                              EvalSettings(samples=samples, batch_size=16, device="cpu"))
+    settings = ExecutorSettings(worker=WorkerSettings(threads=os.cpu_count() or 1,
+                                                      device="cpu"))
+    with LocalExecutor(settings) as pool:
+        evaluator = Evaluator(pool, EvalSettings(rows=data.tokens_path,
+                                                 vocab_size=data.vocab_size, samples=samples,
+                                                 batch_size=16))
         list(evaluator.evaluate([("warm", program.text)]))  # first job imports model code
         walls, fits, builds = [], [], []
         for i in range(repeats):

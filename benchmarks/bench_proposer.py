@@ -26,12 +26,13 @@ from typing import Any
 from _common import machine_header
 
 from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._t5 import SampleSettings, T5Proposer, TrainSettings, prepare_data
-from deepphoenix.sandbox import Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
 
 CANDIDATES = 8
@@ -85,7 +86,7 @@ def bench_format(seed_name: str, fmt: str, minutes: float, batches: int, pairs: 
     parent = parse_program(seed_source(seed_name), grammar)
     data = prepare_data(make_dataset(parent, pairs, seed=0, fmt=fmt), fmt, folder / fmt, 1024)
     with Worker(WorkerSettings(threads=os.cpu_count() or 1), name="bench") as worker:
-        settings = TrainSettings(epochs=1000, batch_size=32, lr=1e-3, seed=0, device="cpu",
+        settings = TrainSettings(epochs=1000, batch_size=32, lr=1e-3, seed=0,
                                  max_seconds=minutes * 60)
         proposer, report = T5Proposer.train(parent.text, data, settings, worker)
         results: dict[str, Any] = {
@@ -111,11 +112,14 @@ def bench_tokenizers(folder: Path) -> list[dict[str, Any]]:
     parent = parse_program(seed_source("tiny"), grammar)
     pairs = make_dataset(parent, 1024, seed=0)
     rows = []
-    with WorkerPool(1, WorkerSettings(threads=os.cpu_count() or 1)) as pool:
+    settings = ExecutorSettings(worker=WorkerSettings(threads=os.cpu_count() or 1,
+                                                      device="cpu"))
+    with LocalExecutor(settings) as pool:
         for kind in ("digits", "none", "gpt2"):
             data = prepare_data(pairs, "source", folder / f"tok-{kind}", 1024, kind)
-            evaluator = Evaluator(pool, data.tokens_path, data.vocab_size,
-                                  EvalSettings(samples=1024, batch_size=16, device="cpu"))
+            evaluator = Evaluator(pool, EvalSettings(rows=data.tokens_path,
+                                                     vocab_size=data.vocab_size, samples=1024,
+                                                     batch_size=16))
             list(evaluator.evaluate([("warm", parent.text)]))
             (result,) = list(evaluator.evaluate([(kind, parent.text)]))
             rows.append({"pre_tokenizer": kind, "tokens_per_source": data.mean_input_tokens,

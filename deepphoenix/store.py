@@ -2,10 +2,12 @@
 
 Tables:
 
-- ``meta``: schema version, the resolved run config, status, timestamps.
+- ``meta``: schema version, the resolved run config, the objective (name, direction and,
+  for a user objective, its text), status, timestamps.
 - ``variants``: every distinct program seen, by canonical hash: its source, site values,
   status (``pending`` → ``scored`` | ``failed``, or ``rejected`` at the static stage),
-  the stage and reason of a failure, the traceback when it raised, and the metrics.
+  the stage and reason of a failure, the traceback when it raised, the score (in the
+  objective's direction) and every metric.
 - ``attempts``: every candidate a proposer produced (episode, batch, slot), its parent,
   the variant it grounded to (none when the text was unparseable or ungrounded), the
   outcome, the edits, and the raw text. These are the lineage graph's edges.
@@ -33,7 +35,12 @@ from deepphoenix.evaluator import EvalResult
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "RunStore", "VariantRow"]
 
 DB_NAME = "run.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 (before objectives): no `score` column; the score was `mean_loss`, minimized,
+# under the fewshot objective. Such a database is read as it is, and upgraded in place
+# when a run is resumed from it.
+_LEGACY_OBJECTIVE = {"name": "fewshot", "direction": "minimize", "function": "", "text": "",
+                     "origin": ""}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +53,7 @@ CREATE TABLE IF NOT EXISTS variants (
     reason TEXT NOT NULL DEFAULT '',
     traceback TEXT NOT NULL DEFAULT '',
     mean_loss REAL,
+    score REAL,
     metrics TEXT NOT NULL DEFAULT '{}',
     first_episode INTEGER,
     created_at REAL NOT NULL,
@@ -100,7 +108,7 @@ class VariantRow:
     stage: str
     reason: str
     traceback: str
-    mean_loss: float | None
+    score: float | None
     metrics: dict[str, Any]
     first_episode: int | None
     created_at: float
@@ -130,16 +138,21 @@ class AttemptRow:
 class RunStore:
     """The SQLite database of one run directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, create: bool = False) -> None:
         self.path = Path(path)
         try:
             self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            if create:
+                self.db.executescript(_SCHEMA)
+            self.db.execute("SELECT value FROM meta LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise RunDirError(f"{self.path}: not a deepphoenix run database ({exc})") from None
         self.db.row_factory = sqlite3.Row
+        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(variants)")}
+        # Schema 1 has no score column: its score is the few-shot mean loss.
+        self._score_column = "score" if "score" in columns else "mean_loss"
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -156,7 +169,7 @@ class RunStore:
         if path.exists():
             raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it "
                               "or choose another --run-dir")
-        store = cls(path)
+        store = cls(path, create=True)
         with store.transaction():
             store.set_meta("schema_version", SCHEMA_VERSION)
             store.set_meta("config", config)
@@ -176,11 +189,30 @@ class RunStore:
             raise RunDirError(f"{run_dir}: not a deepphoenix run directory (no {DB_NAME})")
         store = cls(path)
         version = store.get_meta("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in (1, SCHEMA_VERSION):
             store.close()
             raise RunDirError(f"{run_dir} was written with run-database schema {version}; this "
-                              f"deepphoenix reads schema {SCHEMA_VERSION}")
+                              f"deepphoenix reads schemas 1 and {SCHEMA_VERSION}")
         return store
+
+    def upgrade(self) -> None:
+        """Bring a schema-1 database to this schema (before a resume writes to it): the
+        score column, filled from the few-shot mean loss, and the fewshot objective."""
+        if self.get_meta("schema_version") == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            self.db.execute("ALTER TABLE variants ADD COLUMN score REAL")
+            self.db.execute("UPDATE variants SET score = mean_loss")
+            if self.get_meta("objective") is None:
+                self.set_meta("objective", _LEGACY_OBJECTIVE)
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        self._score_column = "score"
+
+    @property
+    def objective(self) -> dict[str, Any]:
+        """The run's objective: name, direction (and a user objective's text)."""
+        found = self.get_meta("objective")
+        return dict(found) if isinstance(found, dict) else dict(_LEGACY_OBJECTIVE)
 
     def close(self) -> None:
         self.db.close()
@@ -224,7 +256,7 @@ class RunStore:
         """Store one evaluation, committed at once."""
         self.db.execute(
             "UPDATE variants SET status = ?, stage = ?, reason = ?, traceback = ?, "
-            "mean_loss = ?, metrics = ?, scored_at = ? WHERE hash = ?",
+            "score = ?, metrics = ?, scored_at = ? WHERE hash = ?",
             (result.status.value, result.stage, result.reason, result.traceback,
              result.score, json.dumps(result.metrics, default=str), time.time(),
              result.hash),
@@ -232,13 +264,22 @@ class RunStore:
 
     def variant(self, hash_: str) -> VariantRow | None:
         row = self.db.execute("SELECT * FROM variants WHERE hash = ?", (hash_,)).fetchone()
-        return None if row is None else _variant(row)
+        return None if row is None else self._variant(row)
+
+    def _variant(self, row: sqlite3.Row) -> VariantRow:
+        return VariantRow(
+            hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
+            status=row["status"], stage=row["stage"], reason=row["reason"],
+            traceback=row["traceback"], score=row[self._score_column],
+            metrics=json.loads(row["metrics"]), first_episode=row["first_episode"],
+            created_at=row["created_at"], scored_at=row["scored_at"],
+        )
 
     def variant_hashes(self) -> set[str]:
         return {str(r[0]) for r in self.db.execute("SELECT hash FROM variants")}
 
     def variants(self) -> list[VariantRow]:
-        return [_variant(r) for r in self.db.execute(
+        return [self._variant(r) for r in self.db.execute(
             "SELECT * FROM variants ORDER BY created_at, hash")]
 
     def evaluations_done(self) -> int:
@@ -302,16 +343,6 @@ class RunStore:
 
     def episodes(self) -> list[dict[str, Any]]:
         return [_episode(r) for r in self.db.execute("SELECT * FROM episodes ORDER BY episode")]
-
-
-def _variant(row: sqlite3.Row) -> VariantRow:
-    return VariantRow(
-        hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
-        status=row["status"], stage=row["stage"], reason=row["reason"],
-        traceback=row["traceback"], mean_loss=row["mean_loss"],
-        metrics=json.loads(row["metrics"]), first_episode=row["first_episode"],
-        created_at=row["created_at"], scored_at=row["scored_at"],
-    )
 
 
 def _attempt(row: sqlite3.Row) -> AttemptRow:

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from deepphoenix.evaluator import EvalSettings, EvalStatus, Evaluator
+from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._t5 import T5Proposer, TrainSettings, prepare_data
-from deepphoenix.sandbox import Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
 
 pytestmark = pytest.mark.gpu
@@ -30,9 +31,10 @@ def _needs_cuda() -> None:
 def test_fewshot_scoring_on_cuda(device: str, seed_name: str, tmp_path: Path) -> None:
     program = parse_program(seed_source(seed_name), load_grammar("t5"))
     data = prepare_data(make_dataset(program, 256, seed=0), "source", tmp_path, 1024)
-    with WorkerPool(1, WorkerSettings(device=device)) as pool:
-        evaluator = Evaluator(pool, data.tokens_path, data.vocab_size,
-                              EvalSettings(samples=256, device=device))
+    settings = ExecutorSettings(worker=WorkerSettings(device=device))
+    with LocalExecutor(settings) as executor:
+        evaluator = Evaluator(executor, EvalSettings(rows=data.tokens_path,
+                                                     vocab_size=data.vocab_size, samples=256))
         (result,) = list(evaluator.evaluate([(program.hash, program.text)]))
     assert result.status is EvalStatus.SCORED, result.reason
     assert result.metrics["device"] == "cuda"
@@ -45,7 +47,7 @@ def test_proposer_trains_with_bf16_and_samples_on_cuda(tmp_path: Path) -> None:
     data = prepare_data(make_dataset(program, 512, seed=0), "source", tmp_path, 1024)
     with Worker(WorkerSettings(device="cuda")) as worker:
         proposer, report = T5Proposer.train(
-            program.text, data, TrainSettings(epochs=2, device="cuda"), worker)
+            program.text, data, TrainSettings(epochs=2), worker)
         assert report["device"] == "cuda" and report["losses"][-1] < report["losses"][0]
         proposals = proposer.propose(program, 8, seed=0)
     assert all(p.mutation.outcome in (Outcome.OK, Outcome.DUPLICATE) for p in proposals)

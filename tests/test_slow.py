@@ -40,7 +40,7 @@ def test_validity_target_after_at_most_five_minutes(fmt: str, tmp_path: Path) ->
     data = prepare_data(make_dataset(parent, 4096, seed=0, fmt=fmt), fmt, tmp_path, 1024)
     with Worker(WorkerSettings(threads=os.cpu_count() or 1)) as worker:
         proposer, _ = T5Proposer.train(
-            parent.text, data, TrainSettings(epochs=1000, device="cpu", max_seconds=270),
+            parent.text, data, TrainSettings(epochs=1000, max_seconds=270),
             worker)
         valid = total = 0
         for seed in range(10):

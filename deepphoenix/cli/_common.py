@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from deepphoenix.device import check_device
 from deepphoenix.errors import DeepPhoenixError
 from deepphoenix.grammar import Grammar
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
@@ -83,7 +84,23 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-DEVICES = click.Choice(["auto", "cpu", "cuda"])
+class _DeviceType(click.ParamType):
+    """A device name, checked by the same rule as a run config (`check_device`)."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        try:
+            return check_device(value)
+        except DeepPhoenixError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "auto|cpu|cuda|cuda:N"
+
+
+DEVICES = _DeviceType()
 
 
 def grammar_option(f: F | None = None, *, default: str | None = "t5") -> Any:

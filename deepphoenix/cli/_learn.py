@@ -99,7 +99,7 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
     else:
         pairs = make_dataset(template, pair_count, seed_, fmt)
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, samples=samples,
-                             seed=seed_, device=device,
+                             seed=seed_,
                              max_seconds=None if max_minutes is None else max_minutes * 60)
     settings.validate()
     reporter = Reporter("json" if as_json else "auto")
@@ -168,7 +168,7 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
     sampling = SampleSettings(temperature=temperature, top_k=top_k, top_p=top_p,
                               constrained=not unconstrained, rounds=rounds)
     with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
-        proposer = T5Proposer.load(model_dir, worker, sampling, device)
+        proposer = T5Proposer.load(model_dir, worker, sampling)
         proposals = proposer.propose(program, count, seed_)
     rows: list[dict[str, Any]] = []
     for index, proposal in enumerate(proposals, start=1):

@@ -43,7 +43,7 @@ def export(run_dir: Path, fmt: str, out: Path, no_source: bool) -> None:
 @click.argument("run_dir", type=RUN_DIR)
 @json_option
 def show(run_dir: Path, as_json: bool) -> None:
-    """The path from the seed to the best variant: edits, losses, parameters."""
+    """The path from the seed to the best variant: edits, scores, parameters."""
     with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=False)
     status = graph.graph.get("status")
@@ -53,30 +53,37 @@ def show(run_dir: Path, as_json: bool) -> None:
     steps = []
     for index, node in enumerate(path):
         data = graph.nodes[node]
-        step = {"hash": node, "loss": data.get("loss"), "params": data.get("params")}
+        step = {"hash": node, "score": data.get("score"), "params": data.get("params")}
         if index:
             edge = next(iter(graph[path[index - 1]][node].values()))
             step.update(episode=edge["episode"], batch=edge["batch"], edits=edge["edits"])
         steps.append(step)
+    objective = graph.graph.get("objective", "score")
+    direction = graph.graph.get("direction", "minimize")
     if as_json:
-        echo_json({"run_dir": str(run_dir), "status": status, "path": steps})
+        echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
+                   "direction": direction, "path": steps})
         return
     if status != "finished":
         click.echo(f"(run {status}: best so far)")
+    click.echo(f"objective: {objective} ({'higher' if direction == 'maximize' else 'lower'} "
+               "is better)")
     for index, step in enumerate(steps):
-        loss = f"loss {step['loss']:.4f}" if step["loss"] is not None else "not scored"
+        loss = (f"{objective} {step['score']:.4f}" if step["score"] is not None
+                else "not scored")
         params = f"{step['params'] / 1e6:.2f} M params" if step.get("params") else ""
         if index == 0:
             click.echo(f"seed {step['hash']}  {loss}  {params}")
             continue
         edits = ", ".join(f"{e['site']}={format_value(e['value'])}" for e in step["edits"])
         delta = ""
-        previous = steps[index - 1]["loss"]
-        if step["loss"] is not None and previous is not None:
-            delta = f" ({step['loss'] - previous:+.4f})"
+        previous = steps[index - 1]["score"]
+        if step["score"] is not None and previous is not None:
+            delta = f" ({step['score'] - previous:+.4f})"
         click.echo(f"  episode {step['episode']} batch {step['batch']}: {edits}")
         click.echo(f"  -> {step['hash']}  {loss}{delta}  {params}")
-    click.echo(f"{len(steps) - 1} accepted refinements from seed to best")
+    accepted = len(steps) - 1
+    click.echo(f"{accepted} accepted refinement{'' if accepted == 1 else 's'} from seed to best")
 
 
 @lineage.command("best")

@@ -31,7 +31,8 @@ def seed(name: str, list_names: bool) -> None:
     """Print a built-in seed source (default: paper).
 
     'paper' is the paper's Table 1 T5 snippet; 'tiny' the same shape with a 128-wide model
-    for CPU runs. Both run offline with the CodeT5-small config shipped in the package.
+    for CPU runs; 'tiny-train' the tiny T5 with its own learning dynamics and train();
+    'gpt' a small GPT language model (the code-lm task). All run offline.
     """
     if list_names:
         for known in seed_names():

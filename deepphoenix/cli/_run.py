@@ -22,11 +22,22 @@ from deepphoenix.cli._common import (
 from deepphoenix.cli._progress import Reporter, _clock
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
 from deepphoenix.lineage import build_graph, plot_lineage, plot_training
-from deepphoenix.proposers import make_dataset
-from deepphoenix.proposers._t5 import prepare_data
-from deepphoenix.sandbox import WorkerPool, WorkerSettings
-from deepphoenix.search import PRESETS, Event, Run, RunConfig, preset, strategy_names
+from deepphoenix.objectives import objective_names, resolve_objective
+from deepphoenix.proposers import proposer_names
+from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.search import (
+    PRESETS,
+    TASK_NAMES,
+    Event,
+    Run,
+    RunConfig,
+    RunData,
+    prepare_run_data,
+    preset,
+    strategy_names,
+)
 from deepphoenix.store import DB_NAME, RunStore
 
 __all__ = ["evaluate", "run", "write_plots"]
@@ -40,7 +51,9 @@ _OVERRIDES = {
     "episodes": "episodes", "batches": "batches", "candidates": "candidates",
     "fewshot_samples": "fewshot_samples", "workers": "workers", "timeout": "timeout",
     "train_epochs": "train_epochs", "temperature": "temperature",
-    "draw_rounds": "draw_rounds", "train_timeout": "train_timeout",
+    "draw_rounds": "draw_rounds", "train_timeout": "train_timeout", "objective": "objective",
+    "direction": "direction", "task": "task", "proposer_source": "proposer_source",
+    "max_params": "max_params", "executor": "executor",
 }
 
 
@@ -57,6 +70,7 @@ class _RunDisplay:
         self.scored = 0
         self.best: float | None = None
         self.resumed_batches = 0
+        self.objective = config.objective
 
     def _eta(self) -> str:
         total = self.config.episodes * self.config.batches
@@ -78,17 +92,19 @@ class _RunDisplay:
         self.reporter.event(event.kind, **{k: v for k, v in f.items() if k != "config"})
         kind = event.kind
         if kind == "run":
+            self.objective = f["objective"]
             self.reporter.line(f"run directory: {f['run_dir']}"
                                + (" (resuming)" if f["resumed"] else ""))
+            self.reporter.line(f"objective: {f['objective']} ({f['direction']})")
         elif kind == "warning":
             self.reporter.line(f"warning: {f['message']}")
         elif kind == "data":
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
                                f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
         elif kind == "seed":
-            self.best = f["loss"]
-            self.reporter.line(f"seed {f['hash'][:8]}: few-shot loss {f['loss']:.4f}, "
-                               f"{f['params'] / 1e6:.2f} M parameters")
+            self.best = f["score"]
+            self.reporter.line(f"seed {f['hash'][:8]}: "
+                               f"{_score_line(self.objective, f['score'], f.get('params'))}")
         elif kind == "episode":
             self.episode, self.batch = f["episode"], 0
             self.reporter.line(f"episode {f['episode']}/{f['episodes']}: source "
@@ -118,16 +134,28 @@ class _RunDisplay:
         elif kind == "batch_done":
             self.batches_done += 1
             if f["improved"]:
-                self.best = f["loss"]
-                self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} loss "
-                                   f"{f['loss']:.4f}")
+                self.best = f["score"]
+                self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} "
+                                   f"{self.objective} {f['score']:.4f}")
             self._status()
         elif kind == "proposer_failed":
             self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
                                "using random refinements instead")
         elif kind == "episode_done":
-            loss = f"{f['loss']:.4f}" if f["loss"] is not None else "-"
-            self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} loss {loss}")
+            score = f"{f['score']:.4f}" if f["score"] is not None else "-"
+            self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} "
+                               f"{self.objective} {score}")
+
+
+def _score_line(objective: str, score: float | None, params: int | None) -> str:
+    text = f"{objective} {score:.4f}" if score is not None else f"{objective} -"
+    return text + (f", {params / 1e6:.2f} M parameters" if params else "")
+
+
+def _change(before: float | None, after: float | None) -> str:
+    if not before or after is None:
+        return ""
+    return f"; {100 * (after / before - 1):+.1f}%"
 
 
 def _new_run_dir(name: str) -> Path:
@@ -165,17 +193,38 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 
 @click.command()
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="cpu",
-              show_default=True, help="smoke (CI), cpu (a few minutes), paper (a GPU).")
+              show_default=True, help="smoke (CI), cpu (a few minutes), gpt-cpu (a GPT on "
+              "Python source, a few minutes), paper (a GPU).")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run lives [default: runs/<preset>-<time>].")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --run-dir (default: the latest unfinished one).")
-@click.option("--proposer", type=click.Choice(["t5", "random"]), default=None,
-              help="t5: the source's own model (paper); random: grammar draws (baseline).")
+@click.option("--proposer", type=click.Choice(proposer_names()), default=None,
+              help="t5: a T5 trained on the program's refinements (paper); random: grammar "
+                   "draws (baseline).  [default: t5]")
+@click.option("--proposer-source", type=str, default=None, metavar="self|NAME|FILE",
+              help="The source that defines the proposing T5: 'self' (the program's own "
+                   "model, the paper), a built-in seed or a file.  [default: self for the "
+                   "refinement task, else tiny]")
+@click.option("--objective", type=str, default=None, metavar="NAME|PATH.py:FN|module:FN",
+              help=f"How a candidate is scored: {', '.join(objective_names())} (built-in "
+                   "losses), or your function FN(program, ctx) returning a number or a "
+                   "mapping with 'score'.  [default: fewshot]")
+@click.option("--direction", type=str, default=None, metavar="minimize|maximize",
+              help="Whether a lower or a higher score is better.  [default: the objective's "
+                   "own, else minimize]")
+@click.option("--task", type=click.Choice(TASK_NAMES), default=None,
+              help="The data of the built-in objectives: refinement (seq2seq, the paper) or "
+                   "code-lm (byte-level language modelling of Python source).")
+@click.option("--max-params", type=click.IntRange(min=1), default=None,
+              help="Reject a candidate with more parameters before it trains.")
+@click.option("--executor", type=click.Choice(executor_names()), default=None,
+              help="Where sandboxed jobs run.  [default: local]")
 @click.option("--strategy", type=click.Choice(strategy_names()), default=None,
               help="greedy (paper) or best-of-n (every candidate from the seed).")
 @click.option("--source", type=str, default=None,
-              help="Seed source: a built-in seed name (paper, tiny) or a file.")
+              help="Seed source: a built-in seed name (paper, tiny, tiny-train, gpt) or a "
+                   "file.")
 @grammar_option(default=None)
 @click.option("--format", "fmt", type=click.Choice(["source", "edits"]), default=None,
               help="What the model writes.")
@@ -245,13 +294,10 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
                                "plots": [str(p) for p in plots]}))
         return
-    change = ""
-    if summary.seed_loss and summary.best_loss is not None:
-        change = f", {100 * (summary.best_loss / summary.seed_loss - 1):+.1f}%"
-    best = f"{summary.best_loss:.4f}" if summary.best_loss is not None else "-"
-    seed_loss = f"{summary.seed_loss:.4f}" if summary.seed_loss is not None else "-"
+    best = _score_line(summary.objective, summary.best_score, summary.best_params)
+    seed = _score_line("seed", summary.seed_score, summary.seed_params)
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
-               f"best few-shot loss {best} (seed {seed_loss}{change})")
+               f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})")
     click.echo(f"run directory: {run_dir}")
     click.echo(f"best source:   {summary.best_path}")
     if plots:
@@ -262,32 +308,56 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
 @click.command()
 @click.argument("file", type=click.Path(path_type=str))
 @grammar_option
+@click.option("--objective", type=str, default="fewshot", show_default=True,
+              metavar="NAME|PATH.py:FN|module:FN",
+              help=f"How to score FILE: {', '.join(objective_names())}, or your own function.")
+@click.option("--direction", type=str, default=None, metavar="minimize|maximize",
+              help="Whether a lower or a higher score is better (reported, not used).")
+@click.option("--task", type=click.Choice(TASK_NAMES), default="refinement", show_default=True,
+              help="The data of the built-in objectives.")
 @click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Few-shot pairs (one epoch).")
-@click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True)
-@click.option("--seed", "seed_", type=int, default=0, show_default=True)
+              help="Few-shot rows (one epoch): refinement pairs or code-lm blocks.")
+@click.option("--heldout-samples", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Held-out rows of the val-loss objective.")
+@click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True,
+              help="Size of the BPE trained on the refinement pairs.")
+@click.option("--seed", "seed_", type=int, default=0, show_default=True,
+              help="Seed of the data and of the model's initialisation.")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
-              show_default=True)
+              show_default=True, help="Seconds before the evaluation is killed.")
 @json_option
-def evaluate(file: str, grammar: str, samples: int, vocab_size: int, seed_: int, device: str,
+def evaluate(file: str, grammar: str, objective: str, direction: str | None, task: str,
+             samples: int, heldout_samples: int, vocab_size: int, seed_: int, device: str,
              timeout: float, as_json: bool) -> None:
-    """Score FILE with the few-shot run: build its model in a sandboxed worker, train one
-    epoch on the first SAMPLES refinement pairs (generated in FILE's style)."""
+    """Score FILE as a run would score a candidate: build its model in a sandboxed worker,
+    train one epoch on the first SAMPLES rows (refinement pairs in FILE's style, or Python
+    source blocks), and compute the objective."""
     program = load_program(file, grammar)
+    spec = resolve_objective(objective, direction)
+    config = RunConfig(
+        objective=objective, direction=direction, task=task, fewshot_samples=samples,
+        heldout_samples=heldout_samples, dataset_size=samples + heldout_samples,
+        vocab_size=vocab_size, seed=seed_, device=device, timeout=timeout)
+    config.validate()
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
-        data = prepare_data(make_dataset(program, samples, seed_), "source", Path(folder),
-                            vocab_size)
-        with WorkerPool(1, WorkerSettings(device=device)) as pool:
-            evaluator = Evaluator(pool, data.tokens_path, data.vocab_size, EvalSettings(
-                samples=samples, seed=seed_, device=device, timeout=timeout))
+        data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
+        settings = ExecutorSettings(workers=1, worker=WorkerSettings(
+            device=device, memory_limit=config.memory_limit_bytes()))
+        with LocalExecutor(settings) as executor:
+            evaluator = Evaluator(executor, EvalSettings(
+                objective=spec, task=task, rows=data.rows, vocab_size=data.vocab_size,
+                samples=samples, heldout=heldout_samples if objective == "val-loss" else 0,
+                seed=seed_, timeout=timeout))
             (result,) = list(evaluator.evaluate([(program.hash, program.text)]))
     if as_json:
-        echo_json(result.to_dict())
+        echo_json({**result.to_dict(), "objective": spec.name,
+                   "direction": spec.direction.value})
     elif result.score is not None:
         m = result.metrics
-        click.echo(f"{file}: few-shot loss {result.score:.4f} ({m['params'] / 1e6:.2f} M "
-                   f"parameters, {m['steps']} steps, {m['wall_seconds']:.1f} s on "
-                   f"{m['device']})")
+        params = f"{m['params'] / 1e6:.2f} M parameters, " if m.get("params") else ""
+        steps = f"{m['steps']} steps, " if "steps" in m else ""
+        click.echo(f"{file}: {spec.name} {result.score:.4f} ({spec.direction.word} is better; "
+                   f"{params}{steps}{m['wall_seconds']:.1f} s on {m['device']})")
     if result.score is None:
         fail(f"{file}: {result.status.value} at {result.stage}: {result.reason}")

@@ -1,8 +1,10 @@
-"""Scoring candidates: a cascade of static checks, build, a smoke step and the extended
-few-shot run, in sandboxed workers. Importing it does not import torch."""
+"""Scoring candidates: a cascade of static checks, build, a smoke step, the few-shot run
+(or the program's own train()) and the objective, in sandboxed workers on an executor.
+Importing it does not import torch."""
 
 from deepphoenix.evaluator._evaluator import (
     EVALUATE_JOB,
+    EvalJob,
     EvalResult,
     EvalSettings,
     EvalStatus,
@@ -10,5 +12,5 @@ from deepphoenix.evaluator._evaluator import (
     static_check,
 )
 
-__all__ = ["EVALUATE_JOB", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
+__all__ = ["EVALUATE_JOB", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
            "static_check"]

@@ -1,11 +1,13 @@
 """`Evaluator`: the cascade that scores candidates, from milliseconds to minutes.
 
 static (in this process: the source compiles; the grammar's checks already ran when the
-candidate was grounded) → build (execute the source in a worker, instantiate the model,
-count parameters) → smoke (one forward/backward pass: catches OOM and NaN) → few-shot (one
-epoch over the first N refinement pairs, fixed seed and order; score = mean training
-loss). Each stage that fails records its stage and reason; a timeout kills the worker's
-process group and is recorded at the stage the job had reached.
+candidate was grounded) → build (execute the program in a worker, find its model and
+learning dynamics, count parameters) → smoke (one forward/backward pass: catches OOM and
+NaN) → fewshot, or train when the program defines its own train() (one epoch over the
+run's first N samples, fixed seed and order) → heldout (``val-loss`` only) → or, for a user
+objective, objective (``NAME(program, ctx)``). Each stage that fails records its stage and
+reason; a timeout kills the worker's process group and is recorded at the stage the job
+had reached. The score is computed by trusted code; its direction is the objective's.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.sandbox import JobResult, JobStatus, WorkerPool
+from deepphoenix.executor import Executor
+from deepphoenix.objectives import ObjectiveSpec
+from deepphoenix.sandbox import JobResult, JobStatus
 
-__all__ = ["EVALUATE_JOB", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
+__all__ = ["EVALUATE_JOB", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
            "static_check"]
 
 EVALUATE_JOB = "deepphoenix.evaluator._jobs:evaluate_job"
@@ -29,8 +33,8 @@ EVALUATE_JOB = "deepphoenix.evaluator._jobs:evaluate_job"
 
 class EvalStatus(StrEnum):
     SCORED = "scored"
-    REJECTED = "rejected"  # failed a static check
-    FAILED = "failed"  # raised, hung, ran out of memory or produced NaN
+    REJECTED = "rejected"  # failed a static check, or over the parameter limit
+    FAILED = "failed"  # raised, hung, ran out of memory, produced NaN or no score
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +44,11 @@ class EvalResult:
 
     hash: str
     status: EvalStatus
-    stage: str = ""  # static | build | smoke | fewshot
+    stage: str = ""  # static | build | smoke | fewshot | train | heldout | objective
     reason: str = ""
     traceback: str = ""
+    score: float | None = None  # the objective's value (direction: the run's)
     metrics: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def score(self) -> float | None:
-        """Mean few-shot training loss (lower is better), or None if not scored."""
-        if self.status is not EvalStatus.SCORED:
-            return None
-        value = self.metrics.get("mean_loss")
-        return float(value) if value is not None and math.isfinite(value) else None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -60,28 +57,92 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:
-        return cls(**{**data, "status": EvalStatus(data["status"])})
+        """A result from its dict (what a worker sends); a score that is not a finite
+        number makes it a failure, never a score."""
+        status = EvalStatus(data["status"])
+        score = data.get("score")
+        metrics = data.get("metrics") or {}
+        stage, reason = str(data.get("stage", "")), str(data.get("reason", ""))
+        if status is EvalStatus.SCORED:
+            finite = (isinstance(score, int | float) and not isinstance(score, bool)
+                      and math.isfinite(score))
+            if not finite:
+                status, reason = EvalStatus.FAILED, f"no finite score ({score!r})"
+                stage, score = stage or "objective", None
+        else:
+            score = None
+        return cls(hash=str(data["hash"]), status=status, stage=stage, reason=reason,
+                   traceback=str(data.get("traceback", "")),
+                   score=None if score is None else float(score),
+                   metrics=metrics if isinstance(metrics, dict) else {})
 
 
 @dataclass(frozen=True, slots=True)
 class EvalSettings:
-    """The few-shot run. The paper: one epoch over the first 1024 pairs."""
+    """How every candidate of a run is scored. The paper: the few-shot objective, one
+    epoch over the first 1024 refinement pairs."""
 
-    samples: int = 1024  # first N pairs of the refinement dataset
-    batch_size: int = 16
-    lr: float = 1e-3  # AdamW
-    weight_decay: float = 0.01
+    objective: ObjectiveSpec = field(default_factory=lambda: ObjectiveSpec("fewshot"))
+    task: str = "refinement"  # refinement | code-lm (built-in objectives only)
+    rows: Path | None = None  # the run's rows (built-in objectives only)
+    vocab_size: int = 32100  # the refinement tokenizer's (T5 programs are resized to it)
+    samples: int = 1024  # first N rows: the few-shot epoch
+    heldout: int = 0  # last K rows: the held-out set of val-loss
+    batch_size: int = 16  # unless the program sets batch_size
+    lr: float = 1e-3  # unless the program sets lr
+    weight_decay: float = 0.01  # unless the program sets weight_decay
     seed: int = 0  # the same for every candidate: they differ only in their code
-    device: str = "auto"
     timeout: float = 600.0  # seconds per candidate, build to last step
+    max_params: int | None = None  # a candidate above it is rejected before it trains
 
     def validate(self) -> None:
         for name in ("samples", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"Expected int >= 1 but got fewshot {name}={value!r}")
-        if not self.timeout > 0:
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ConfigError(f"Expected a positive timeout but got {self.timeout!r}")
+        if self.objective.builtin:
+            if self.rows is None or not Path(self.rows).is_file():
+                # a setup error, never a candidate's failure
+                raise ConfigError(f"{self.rows}: no such data file for the "
+                                  f"{self.objective.name} objective")
+            if self.objective.name == "val-loss" and self.heldout < 1:
+                raise ConfigError("the val-loss objective needs held-out samples "
+                                  "(heldout_samples >= 1)")
+
+    def job(self, source: str) -> EvalJob:
+        return EvalJob(source=source, objective=self.objective.to_dict(), task=self.task,
+                       rows=str(Path(self.rows).resolve()) if self.rows else "",
+                       vocab_size=self.vocab_size, samples=self.samples,
+                       heldout=self.heldout, batch_size=self.batch_size, lr=self.lr,
+                       weight_decay=self.weight_decay, seed=self.seed,
+                       max_params=self.max_params)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalJob:
+    """What crosses into the worker for one candidate."""
+
+    source: str
+    objective: dict[str, Any]
+    task: str
+    rows: str
+    vocab_size: int
+    samples: int
+    heldout: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
+    max_params: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalJob:
+        return cls(**data)
 
 
 def static_check(hash_: str, source: str) -> EvalResult | None:
@@ -94,24 +155,16 @@ def static_check(hash_: str, source: str) -> EvalResult | None:
 
 
 class Evaluator:
-    """Scores candidate sources on a worker pool."""
+    """Scores candidate sources on an executor."""
 
-    def __init__(self, pool: WorkerPool, tokens_path: Path, vocab_size: int,
-                 settings: EvalSettings) -> None:
+    def __init__(self, executor: Executor, settings: EvalSettings) -> None:
         settings.validate()
-        self.pool = pool
-        self.tokens_path = Path(tokens_path).resolve()
-        if not self.tokens_path.is_file():  # a setup error, never a candidate's failure
-            raise ConfigError(f"{self.tokens_path}: no such tokenized dataset")
-        self.vocab_size = vocab_size
+        self.executor = executor
         self.settings = settings
 
-    def _args(self, source: str) -> dict[str, Any]:
-        s = self.settings
-        return {"source": source, "vocab_size": self.vocab_size,
-                "tokens": str(self.tokens_path), "samples": s.samples,
-                "batch_size": s.batch_size, "lr": s.lr, "weight_decay": s.weight_decay,
-                "seed": s.seed, "device": s.device}
+    @property
+    def objective(self) -> ObjectiveSpec:
+        return self.settings.objective
 
     def evaluate(self, candidates: Sequence[tuple[str, str]],
                  on_stage: Callable[[str, str], None] | None = None) -> Iterator[EvalResult]:
@@ -124,16 +177,19 @@ class Evaluator:
             if rejected is not None:
                 yield rejected
                 continue
-            jobs.append((hash_, EVALUATE_JOB, self._args(source), self.settings.timeout))
+            jobs.append((hash_, EVALUATE_JOB, self.settings.job(source).to_dict(),
+                         self.settings.timeout))
 
         def progress(key: Any, message: dict[str, Any]) -> None:
             stage = str(message.get("stage", ""))
+            if not stage:
+                return
             with lock:
                 stages[key] = stage
             if on_stage is not None:
                 on_stage(key, stage)
 
-        for hash_, job in self.pool.run_all(jobs, on_progress=progress):
+        for hash_, job in self.executor.run_all(jobs, on_progress=progress):
             with lock:
                 stage = stages.get(hash_, "build")
             yield _to_result(hash_, job, stage)
@@ -142,11 +198,14 @@ class Evaluator:
 def _to_result(hash_: str, job: JobResult, stage: str) -> EvalResult:
     if job.status is JobStatus.OK:
         value = job.value
-        if value.get("status") == EvalStatus.SCORED.value:
-            return EvalResult(hash_, EvalStatus.SCORED, metrics=value["metrics"])
-        metrics = {"losses": value["losses"]} if "losses" in value else {}
-        return EvalResult(hash_, EvalStatus.FAILED, value.get("stage", stage),
-                          value.get("reason", ""), value.get("traceback", ""), metrics)
+        if not isinstance(value, dict):
+            return EvalResult(hash_, EvalStatus.FAILED, stage,
+                              f"malformed reply from the worker ({type(value).__name__})")
+        try:
+            return EvalResult.from_dict({**value, "hash": hash_})
+        except (KeyError, TypeError, ValueError) as exc:
+            return EvalResult(hash_, EvalStatus.FAILED, stage,
+                              f"malformed reply from the worker ({exc})")
     if job.status is JobStatus.TIMEOUT:
         return EvalResult(hash_, EvalStatus.FAILED, stage, f"timeout: {job.error}")
     if job.status is JobStatus.DIED:

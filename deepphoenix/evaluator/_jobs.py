@@ -1,22 +1,48 @@
-"""The evaluation job, run inside a sandbox worker: build → smoke step → few-shot run.
+"""The evaluation job, run inside a sandbox worker: the cascade after the static stage.
 
-It never raises for a candidate's failure: each stage that fails returns
-``{"status": "failed", "stage": …, "reason": …, "traceback": …}``. The parent records
-timeouts and worker deaths itself, at the stage this job last reported.
+build → (built-in objectives) smoke → fewshot or train → heldout (val-loss);
+build → (a user objective) objective.
+
+It never raises for a candidate's failure: a stage that fails returns
+``{"status": "failed", "stage": …, "reason": …, "traceback": …}``; a scored candidate
+returns ``{"status": "scored", "score": …, "metrics": …}``. The parent records timeouts and
+worker deaths itself, at the stage this job last reported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from deepphoenix.sandbox._build import BuildFailure, build_model, count_parameters
+from deepphoenix.evaluator._evaluator import EvalJob
+from deepphoenix.objectives._spec import ObjectiveSpec
+from deepphoenix.objectives._user import (
+    ObjectiveContext,
+    ObjectiveFailure,
+    call_objective,
+    load_objective,
+)
 from deepphoenix.sandbox._child import JobContext
-from deepphoenix.sandbox._fit import _batch, fit, load_tokens
 from deepphoenix.sandbox._protocol import failure_text, is_out_of_memory
+from deepphoenix.training import (
+    BuildFailure,
+    Dynamics,
+    NoLossReported,
+    NonFiniteLoss,
+    TrainContext,
+    autocast,
+    count_parameters,
+    exec_program,
+    get_task,
+    load_rows,
+    program_model,
+    seq2seq_model,
+    train_model,
+)
 
 __all__ = ["evaluate_job"]
 
@@ -37,71 +63,126 @@ def _peak_rss() -> int | None:
     return None
 
 
+def _failed(stage: str, reason: str, trace: str = "", **extra: Any) -> dict[str, Any]:
+    return {"status": "failed", "stage": stage, "reason": reason, "traceback": trace, **extra}
+
+
 def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, BuildFailure | ObjectiveFailure | NoLossReported | NonFiniteLoss):
+        return _failed(stage, str(exc))
     message, trace = failure_text(exc)
     if is_out_of_memory(exc):
         message = f"out of memory: {message}"
-    return {"status": "failed", "stage": stage, "reason": message, "traceback": trace}
+    return _failed(stage, message, trace)
 
 
 def evaluate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Score one candidate source: mean training loss of one epoch over the first
-    `samples` pairs, fixed seed and order."""
+    """Score one candidate source under the run's objective."""
     import torch
 
-    device = ctx.device(args.get("device"))
-    seed = int(args["seed"])
+    job = EvalJob.from_dict(args)
+    objective = ObjectiveSpec.from_dict(job.objective)
+    device = ctx.device()
     cuda = device.startswith("cuda")
     _reset_peak_rss()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     began = time.perf_counter()
-
     ctx.progress(stage="build")
     try:
-        model = build_model(args["source"], ctx.workspace, int(args["vocab_size"]), seed)
-        params = count_parameters(model)
-        model.to(device)
-    except BuildFailure as exc:
-        return {"status": "failed", "stage": "build", "reason": str(exc), "traceback": ""}
+        program = exec_program(job.source, ctx.workspace, job.seed, job.vocab_size)
+        if objective.builtin:
+            model = (seq2seq_model(program, job.vocab_size) if job.task == "refinement"
+                     else program_model(program))
+        else:
+            model = program.get("model")
+        params = count_parameters(model) if isinstance(model, torch.nn.Module) else None
+        if job.max_params is not None and params is not None and params > job.max_params:
+            return {"status": "rejected", "stage": "build", "traceback": "",
+                    "reason": f"{params:,} parameters, over the limit of {job.max_params:,}",
+                    "metrics": {"params": params}}
+        dynamics = Dynamics.read(program, Dynamics(lr=job.lr, batch_size=job.batch_size,
+                                                   weight_decay=job.weight_decay))
+        if isinstance(model, torch.nn.Module):
+            model.to(device)
     except BaseException as exc:
         return _failure("build", exc)
-    build_seconds = time.perf_counter() - began
+    metrics: dict[str, Any] = {"params": params, "device": device,
+                               "build_seconds": time.perf_counter() - began}
+    if objective.builtin:
+        outcome = _builtin(job, objective, program, model, dynamics, device, ctx, metrics)
+    else:
+        outcome = _user(job, objective, program, device, ctx, metrics)
+    if outcome["status"] == "scored":
+        metrics.update(
+            wall_seconds=time.perf_counter() - began,
+            peak_memory=(int(torch.cuda.max_memory_allocated()) if cuda else _peak_rss()),
+            peak_memory_kind="cuda allocated" if cuda else "process resident set",
+        )
+    return outcome
 
-    inputs, labels = load_tokens(args["tokens"], ctx.state.setdefault("tokens", {}))
-    samples = int(args["samples"])
-    inputs, labels = inputs[:samples], labels[:samples]
-    batch_size = int(args["batch_size"])
 
+def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
+             dynamics: Dynamics, device: str, ctx: JobContext,
+             metrics: dict[str, Any]) -> dict[str, Any]:
+    task = get_task(job.task)
+    rows = load_rows(job.rows, ctx.state.setdefault("rows", {}))
+    train_rows = rows[:job.samples]
     ctx.progress(stage="smoke")
     try:  # one forward and backward pass on the first batch, weights untouched
         model.train()
-        batch = _batch(inputs[:batch_size], labels[:batch_size], device)
-        loss = model(**batch).loss
+        with autocast(device):
+            loss = task.loss(model, task.collate(train_rows[:job.batch_size], device))
         loss.backward()
         model.zero_grad(set_to_none=True)
         smoke_loss = float(loss.detach().float().item())
     except BaseException as exc:
         return _failure("smoke", exc)
     if not math.isfinite(smoke_loss):
-        return {"status": "failed", "stage": "smoke",
-                "reason": f"non-finite loss {smoke_loss} on the first batch", "traceback": ""}
-
-    ctx.progress(stage="fewshot")
+        return _failed("smoke", f"non-finite loss {smoke_loss} on the first batch")
+    stage = "train" if dynamics.train is not None else "fewshot"
+    ctx.progress(stage=stage)
+    training = TrainContext(task, train_rows, device=device, seed=job.seed,
+                            batch_size=dynamics.batch_size, epochs=1, shuffle=False)
     try:
-        result = fit(model, inputs, labels, device=device, epochs=1, batch_size=batch_size,
-                     lr=float(args["lr"]), weight_decay=float(args.get("weight_decay", 0.01)),
-                     seed=seed, shuffle=False, stop_on_nan=True)
+        result = train_model(model, training, dynamics)
     except BaseException as exc:
-        return _failure("fewshot", exc)
-    if result.stopped.startswith("non-finite"):
-        return {"status": "failed", "stage": "fewshot", "reason": result.stopped,
-                "traceback": "", "losses": result.losses}
-    metrics = result.to_dict()
-    metrics.update(
-        params=params, device=device, build_seconds=build_seconds,
-        wall_seconds=time.perf_counter() - began, smoke_loss=smoke_loss,
-        peak_memory=(int(torch.cuda.max_memory_allocated()) if cuda else _peak_rss()),
-        peak_memory_kind="cuda allocated" if cuda else "process resident set",
-    )
-    return {"status": "scored", "metrics": metrics}
+        failed = _failure(stage, exc)
+        if training.result.losses:
+            failed["metrics"] = {"losses": training.result.losses}
+        return failed
+    metrics.update(result.to_dict(), smoke_loss=smoke_loss, dynamics=dynamics.describe())
+    score = result.mean_loss
+    if objective.name == "val-loss":
+        ctx.progress(stage="heldout")
+        try:
+            score = task.heldout_loss(model, rows[len(rows) - job.heldout:], device,
+                                      job.batch_size)
+        except BaseException as exc:
+            return _failure("heldout", exc)
+        if not math.isfinite(score):
+            return _failed("heldout", f"non-finite held-out loss {score}")
+        metrics["heldout_loss"] = score
+    return {"status": "scored", "score": score, "metrics": metrics}
+
+
+def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
+          ctx: JobContext, metrics: dict[str, Any]) -> dict[str, Any]:
+    ctx.progress(stage="objective")
+    workdir = ctx.workspace / "objective"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir()
+    context = ObjectiveContext(device, job.seed, workdir,
+                               lambda step, value: ctx.progress(step=step, value=value))
+    try:
+        function = load_objective(objective.text, objective.function, objective.origin,
+                                  ctx.state.setdefault("objective", {}))
+        score, extra = call_objective(function, program, context)
+    except BaseException as exc:
+        return _failure("objective", exc)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    metrics.update(extra)
+    if context.reports:
+        metrics["reports"] = context.reports
+    return {"status": "scored", "score": score, "metrics": metrics}

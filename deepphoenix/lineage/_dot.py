@@ -1,5 +1,5 @@
 """Graphviz DOT export, written directly (no pygraphviz needed). Nodes show a short hash and
-the loss; the best path is bold; rejected attempts are grey and dashed. Render with
+the score; the best path is bold; rejected attempts are grey and dashed. Render with
 ``dot -Tsvg lineage.dot -o lineage.svg``."""
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ def to_dot(graph: nx.MultiDiGraph) -> str:
             label = data.get("status", "rejected")
             style = 'style=dashed, color=gray60, fontcolor=gray50'
         else:
-            loss = data.get("loss")
-            label = f"{str(node)[:8]}\\n" + (f"loss {loss:.4f}" if loss is not None
-                                               else data.get("status", ""))
+            score = data.get("score")
+            # a real newline: `_quote` writes it as DOT's \n escape
+            label = f"{str(node)[:8]}\n" + (f"{graph.graph.get('objective', 'score')} "
+                                              f"{score:.4f}" if score is not None
+                                              else data.get("status", ""))
             style = "color=gray40" if data.get("status") != "scored" else ""
             if data.get("on_best_path"):
                 style = "penwidth=2.5, color=firebrick"

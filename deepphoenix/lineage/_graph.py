@@ -29,15 +29,17 @@ def build_graph(store: RunStore, include_source: bool = True) -> nx.MultiDiGraph
     variants = store.variants()
     seed = variants[0].hash if variants else ""
     best = best_hash(store) or seed
+    objective = store.objective
     graph.graph.update(_clean({
         "seed": seed, "best": best, "status": store.get_meta("status"),
         "proposer": config.get("proposer"), "strategy": config.get("strategy"),
+        "objective": objective["name"], "direction": objective["direction"],
         "config": config,
     }))
     for v in variants:
         graph.add_node(v.hash, **_clean({
             "kind": "variant", "status": v.status, "stage": v.stage or None,
-            "reason": v.reason or None, "loss": v.mean_loss,
+            "reason": v.reason or None, "score": v.score,
             "params": v.metrics.get("params"), "first_episode": v.first_episode,
             "values": v.values, "source": v.source if include_source else None,
             "metrics": {k: x for k, x in v.metrics.items() if k != "losses"} or None,

@@ -2,9 +2,9 @@
 
 - `plot_training`: the paper's Figure 1: the training-stage loss curve of each episode's
   model, the first 3 steps omitted so the start does not set the scale.
-- `plot_lineage`: every variant at (batch, few-shot loss); proposals as lines from parent
-  to child; the path from seed to best highlighted; failed and rejected attempts faint,
-  in a band below the axis.
+- `plot_lineage`: every variant at (batch, score); proposals as lines from parent to
+  child; the path from seed to best highlighted; failed and rejected attempts faint, in a
+  band on the worse side of every score (above for a minimized objective).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def plot_training(store: RunStore, path: Path) -> bool:
     for (episode, training), color in zip(curves, colors, strict=True):
         losses = training["losses"][SKIP_STEPS:]
         params = training.get("params")
-        label = f"model {episode - 1}" + (f" ({params / 1e6:.2f} M)" if params else "")
+        label = f"episode {episode}" + (f" ({params / 1e6:.2f} M)" if params else "")
         axes.plot(range(SKIP_STEPS + 1, SKIP_STEPS + 1 + len(losses)), losses, color=color,
                   label=label, linewidth=1.2, marker="o" if len(losses) < 30 else None,
                   markersize=3)
@@ -61,19 +61,22 @@ def plot_training(store: RunStore, path: Path) -> bool:
 
 def plot_lineage(graph: nx.MultiDiGraph, path: Path, batches_per_episode: int) -> None:
     plt = _pyplot()
-    scored = [d["loss"] for _, d in graph.nodes(data=True) if "loss" in d]
+    scored = [d["score"] for _, d in graph.nodes(data=True) if "score" in d]
     low = min(scored) if scored else 0.0
     high = max(scored) if scored else 1.0
-    band = low - 0.15 * (high - low or 1.0)  # where unscored things go
+    maximize = graph.graph.get("direction") == "maximize"
+    # Unscored things go on the worse side of every score, never among the better ones.
+    margin = 0.15 * (high - low or 1.0)
+    band = low - margin if maximize else high + margin
     position: dict[str, tuple[float, float]] = {}
     seed = graph.graph.get("seed")
     for _, v, data in graph.edges(data=True):
         x = (data["episode"] - 1) * batches_per_episode + data["batch"] + data["slot"] * 0.06
         if v not in position:
-            loss = graph.nodes[v].get("loss")
-            position[v] = (x, loss if loss is not None else band)
+            score = graph.nodes[v].get("score")
+            position[v] = (x, score if score is not None else band)
     if seed is not None and seed in graph:
-        position[seed] = (0.0, graph.nodes[seed].get("loss", band))
+        position[seed] = (0.0, graph.nodes[seed].get("score", band))
     figure, axes = plt.subplots(figsize=(10, 5.5))
     for u, v, data in graph.edges(data=True):
         if u in position and v in position:
@@ -102,14 +105,17 @@ def plot_lineage(graph: nx.MultiDiGraph, path: Path, batches_per_episode: int) -
                       xytext=(6, -10), color="firebrick")
         axes.annotate("seed", position[path_nodes[0]], textcoords="offset points",
                       xytext=(6, 6), color="firebrick")
-    axes.axhline(band, color="0.9", linewidth=6, zorder=0)
-    axes.annotate("failed / rejected", (0, band), textcoords="offset points", xytext=(2, 5),
-                  fontsize=7, color="0.5")
+    if any(y == band for _, y in position.values()):  # only when something failed
+        axes.axhline(band, color="0.9", linewidth=6, zorder=0)
+        axes.annotate("failed / rejected", (0, band), textcoords="offset points",
+                      xytext=(2, 5), fontsize=7, color="0.5")
     axes.set_xlabel(f"batch ({batches_per_episode} per episode)")
-    axes.set_ylabel("few-shot mean loss (lower is better)")
+    objective = graph.graph.get("objective", "score")
+    axes.set_ylabel(f"{objective} ({'higher' if maximize else 'lower'} is better)")
     axes.set_title("Lineage: every proposal; failed and rejected in the grey band")
     if axes.get_legend_handles_labels()[0]:  # an empty run has nothing to label
-        axes.legend(fontsize=8, loc="upper right")
+        # outside the axes, so that it never hides a point
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

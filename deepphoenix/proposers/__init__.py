@@ -1,7 +1,10 @@
-"""Proposers produce edits. `RandomProposer` draws from the grammar (and builds the
-refinement dataset); the learned `T5Proposer` (``deepphoenix.proposers._t5``) drives a
-sandbox worker and grounds what it samples. Nothing here imports torch; the worker does."""
+"""Proposers produce candidate edits. The seam is a small ask/tell protocol (`Proposer`,
+made by a registered factory from a `ProposerContext`); built-ins are ``random`` (the
+grammar's refinements) and ``t5`` (the learned proposer, which drives a sandbox worker and
+grounds what it samples). `RandomProposer` also builds the refinement dataset. Nothing
+here imports torch; the workers do."""
 
+from deepphoenix.proposers._builtin import LearnedProposer, RandomRefiner
 from deepphoenix.proposers._dataset import (
     RefinementPair,
     iter_pairs,
@@ -10,16 +13,52 @@ from deepphoenix.proposers._dataset import (
     write_pairs,
 )
 from deepphoenix.proposers._distinct import draw_distinct
+from deepphoenix.proposers._protocol import (
+    ENTRY_POINT_GROUP,
+    Observation,
+    Proposer,
+    ProposerContext,
+    ProposerFactory,
+    get_proposer,
+    needs_refinement_data,
+    proposer_factory,
+    proposer_names,
+    register_proposer,
+)
 from deepphoenix.proposers._random import DistinctVariants, Proposal, RandomProposer
+from deepphoenix.proposers._t5 import (
+    ProposerData,
+    SampleSettings,
+    T5Proposer,
+    TrainSettings,
+    prepare_data,
+)
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "DistinctVariants",
+    "LearnedProposer",
+    "Observation",
     "Proposal",
+    "Proposer",
+    "ProposerContext",
+    "ProposerData",
+    "ProposerFactory",
     "RandomProposer",
+    "RandomRefiner",
     "RefinementPair",
+    "SampleSettings",
+    "T5Proposer",
+    "TrainSettings",
     "draw_distinct",
+    "get_proposer",
     "iter_pairs",
     "make_dataset",
+    "needs_refinement_data",
+    "prepare_data",
+    "proposer_factory",
+    "proposer_names",
     "read_pairs",
+    "register_proposer",
     "write_pairs",
 ]

@@ -26,7 +26,7 @@ from typing import Any
 
 from deepphoenix.grammar import Kind, compile_expression
 from deepphoenix.mutator import Program, TargetFormat
-from deepphoenix.sandbox._build import EOS_ID, PAD_ID, UNK_ID
+from deepphoenix.seeds import EOS_ID, PAD_ID, UNK_ID
 
 __all__ = ["ConstraintAutomaton", "build_constraint"]
 

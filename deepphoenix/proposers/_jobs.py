@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.proposers._constraint import ConstraintAutomaton
-from deepphoenix.sandbox._build import EOS_ID, PAD_ID, build_model, count_parameters
 from deepphoenix.sandbox._child import JobContext
-from deepphoenix.sandbox._fit import fit, load_tokens
+from deepphoenix.seeds import EOS_ID, PAD_ID
+from deepphoenix.training import (
+    Dynamics,
+    TrainContext,
+    count_parameters,
+    exec_program,
+    get_task,
+    load_rows,
+    seq2seq_model,
+    train_model,
+)
 
 __all__ = ["generate_job", "train_job"]
 
@@ -21,18 +30,24 @@ _PROGRESS_EVERY = 0.5  # seconds between progress messages
 
 def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Build the model `args["source"]` defines (fresh init), train it on the tokenized
-    dataset, save the checkpoint and keep the model for `generate_job`."""
+    refinement pairs with the program's own learning dynamics (its lr, batch size,
+    optimizer, epochs and train(), where it defines them; the run's settings otherwise),
+    save the checkpoint and keep the model for `generate_job`."""
     import torch
 
-    device = ctx.device(args.get("device"))
+    device = ctx.device()
     began = time.perf_counter()
-    model = build_model(args["source"], ctx.workspace, int(args["vocab_size"]),
-                        int(args["seed"])).to(device)
+    program = exec_program(args["source"], ctx.workspace, int(args["seed"]),
+                           int(args["vocab_size"]))
+    model = seq2seq_model(program, int(args["vocab_size"])).to(device)
+    dynamics = Dynamics.read(program, Dynamics(
+        lr=float(args["lr"]), batch_size=int(args["batch_size"]),
+        weight_decay=float(args.get("weight_decay", 0.01)), epochs=int(args["epochs"])))
     build_seconds = time.perf_counter() - began
-    inputs, labels = load_tokens(args["tokens"], ctx.state.setdefault("tokens", {}))
+    rows = load_rows(args["tokens"], ctx.state.setdefault("rows", {}))
     samples = args.get("samples")
     if samples:
-        inputs, labels = inputs[:samples], labels[:samples]
+        rows = rows[:samples]
     last = [0.0]
 
     def on_step(step: int, total: int, loss: float) -> None:
@@ -41,14 +56,10 @@ def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             last[0] = now
             ctx.progress(step=step, total=total, loss=loss)
 
-    result = fit(
-        model, inputs, labels, device=device, epochs=int(args["epochs"]),
-        batch_size=int(args["batch_size"]), lr=float(args["lr"]),
-        weight_decay=float(args.get("weight_decay", 0.01)), seed=int(args["seed"]),
-        shuffle=True, max_seconds=args.get("max_seconds"), stop_on_nan=True, on_step=on_step,
-    )
-    if result.stopped.startswith("non-finite"):
-        raise FloatingPointError(f"training diverged: {result.stopped}")
+    training = TrainContext(get_task("refinement"), rows, device=device, seed=int(args["seed"]),
+                            batch_size=dynamics.batch_size, epochs=dynamics.epochs,
+                            shuffle=True, max_seconds=args.get("max_seconds"), on_step=on_step)
+    result = train_model(model, training, dynamics)
     model.eval()
     out = args.get("out")
     if out:
@@ -63,7 +74,7 @@ def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         torch.cuda.empty_cache()
     return {
         **result.to_dict(), "build_seconds": build_seconds, "params": count_parameters(model),
-        "device": device,
+        "device": device, "dynamics": dynamics.describe(),
     }
 
 
@@ -94,7 +105,7 @@ def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Sample `n` outputs for one input, optionally under a constraint spec."""
     import torch
 
-    device = ctx.device(args.get("device"))
+    device = ctx.device()
     model = _proposer(ctx, args.get("model_dir"), device)
     began = time.perf_counter()
     input_ids = torch.tensor([args["input_ids"]], dtype=torch.long, device=device)

@@ -13,18 +13,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import CheckpointError, ConfigError, WorkerError
+from deepphoenix.executor import Lane
 from deepphoenix.mutator import Program, TargetFormat, canonical_hash, ground
 from deepphoenix.proposers._constraint import build_constraint
 from deepphoenix.proposers._dataset import RefinementPair
 from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._random import Proposal
 from deepphoenix.proposers._tokenizer import PreTokenizer, load_tokenizer, train_tokenizer
-from deepphoenix.sandbox import JobResult, Worker
+from deepphoenix.sandbox import JobResult
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = [
@@ -102,8 +103,10 @@ class TrainSettings:
     weight_decay: float = 0.01
     samples: int | None = None  # None: every pair
     seed: int = 0  # model init and data order
-    device: str = "auto"  # auto | cpu | cuda
     max_seconds: float | None = None  # stop early after this much training time
+
+    def with_seed(self, seed: int) -> TrainSettings:
+        return replace(self, seed=seed)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -113,8 +116,6 @@ class TrainSettings:
                                   f"(type={type(value).__name__})")
         if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"Expected a positive float but got lr={self.lr!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"Expected auto, cpu or cuda but got device={self.device!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +145,9 @@ class T5Proposer:
 
     name = "t5"
 
-    def __init__(self, worker: Worker, tokenizer_path: Path, fmt: TargetFormat,
+    def __init__(self, worker: Lane, tokenizer_path: Path, fmt: TargetFormat,
                  model_dir: Path | None = None, sampling: SampleSettings | None = None,
-                 device: str = "auto", timeout: float | None = 600.0) -> None:
+                 timeout: float | None = 600.0) -> None:
         self.worker = worker
         self.tokenizer_path = Path(tokenizer_path).resolve()
         self.tokenizer = load_tokenizer(self.tokenizer_path)
@@ -154,14 +155,13 @@ class T5Proposer:
         self.model_dir = Path(model_dir).resolve() if model_dir is not None else None
         self.sampling = sampling or SampleSettings()
         self.sampling.validate()
-        self.device = device
         self.timeout = timeout
         self.last_seconds = 0.0
         self.last_draws = 0
 
     # -- training ------------------------------------------------------------------------
     @classmethod
-    def train(cls, source: str, data: ProposerData, settings: TrainSettings, worker: Worker,
+    def train(cls, source: str, data: ProposerData, settings: TrainSettings, worker: Lane,
               out: Path | None = None, sampling: SampleSettings | None = None,
               on_progress: Callable[[dict[str, Any]], None] | None = None,
               timeout: float | None = None) -> tuple[T5Proposer, dict[str, Any]]:
@@ -188,12 +188,12 @@ class T5Proposer:
             }
             write_text_atomic(out / "proposer.json", json.dumps(meta, indent=2))
         proposer = cls(worker, data.tokenizer_path if out is None else out / "tokenizer.json",
-                       data.format, model_dir=out, sampling=sampling, device=settings.device)
+                       data.format, model_dir=out, sampling=sampling)
         return proposer, report
 
     @classmethod
-    def load(cls, model_dir: Path, worker: Worker, sampling: SampleSettings | None = None,
-             device: str = "auto") -> T5Proposer:
+    def load(cls, model_dir: Path, worker: Lane,
+             sampling: SampleSettings | None = None) -> T5Proposer:
         """A proposer from a model directory written by `train`."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -211,7 +211,7 @@ class T5Proposer:
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise CheckpointError(f"{model_dir}/proposer.json is unreadable ({exc})") from None
         return cls(worker, model_dir / "tokenizer.json", fmt, model_dir=model_dir,
-                   sampling=sampling, device=device)
+                   sampling=sampling)
 
     # -- sampling ------------------------------------------------------------------------
     def sample_texts(self, parent: Program, n: int, seed: int,
@@ -240,7 +240,7 @@ class T5Proposer:
             "input_ids": input_ids, "max_new_tokens": max_new,
             "temperature": self.sampling.temperature, "top_k": self.sampling.top_k,
             "top_p": self.sampling.top_p, "constraint": constraint,
-            "tokenizer": str(self.tokenizer_path), "device": self.device,
+            "tokenizer": str(self.tokenizer_path),
             "model_dir": str(self.model_dir) if self.model_dir else None,
         }
 

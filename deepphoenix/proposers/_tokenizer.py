@@ -23,7 +23,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from deepphoenix.errors import CheckpointError, ConfigError
-from deepphoenix.sandbox._build import BOS_ID, EOS_ID, PAD_ID
+from deepphoenix.seeds import BOS_ID, EOS_ID, PAD_ID
 
 __all__ = [
     "BOS_ID",

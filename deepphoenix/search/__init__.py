@@ -1,30 +1,42 @@
-"""Runs: the self-reprogramming loop, its presets and search strategies. The loop drives
-proposers and the evaluator and records everything in the run database."""
+"""Runs: the self-reprogramming loop and the pieces around it, one module a stage —
+`RunConfig` and presets (`_config`), the run directory and its lock (`_rundir`), the data
+(`_data`), the loop (`_loop`), search strategies (`_strategy`), and `Run`, which wires
+them up (`_run`)."""
 
-from deepphoenix.search._config import PRESETS, RunConfig, preset
-from deepphoenix.search._loop import Event, Run, RunSummary, derive_seed, load_seed_text
+from deepphoenix.search._config import PRESETS, TASK_NAMES, RunConfig, preset
+from deepphoenix.search._data import RunData, prepare_run_data
+from deepphoenix.search._loop import Event, SearchLoop
+from deepphoenix.search._run import Run, RunSummary
+from deepphoenix.search._rundir import RunDir, derive_seed, load_seed_text
 from deepphoenix.search._strategy import (
     BestOfN,
     Greedy,
     Scored,
     Strategy,
+    best_of,
     get_strategy,
     strategy_names,
 )
 
 __all__ = [
     "PRESETS",
+    "TASK_NAMES",
     "BestOfN",
     "Event",
     "Greedy",
     "Run",
     "RunConfig",
+    "RunData",
+    "RunDir",
     "RunSummary",
     "Scored",
+    "SearchLoop",
     "Strategy",
+    "best_of",
     "derive_seed",
     "get_strategy",
     "load_seed_text",
+    "prepare_run_data",
     "preset",
     "strategy_names",
 ]

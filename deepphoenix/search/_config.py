@@ -9,7 +9,13 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from deepphoenix.device import check_device
 from deepphoenix.errors import ConfigError, UnknownNameError
+from deepphoenix.executor import executor_names
+from deepphoenix.objectives import Direction
+from deepphoenix.proposers import proposer_names
+
+TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 
 __all__ = ["PRESETS", "RunConfig", "preset"]
 
@@ -18,10 +24,19 @@ __all__ = ["PRESETS", "RunConfig", "preset"]
 class RunConfig:
     # -- what evolves ---------------------------------------------------------------------
     preset: str = "cpu"  # the preset these values started from
-    seed_source: str = "tiny"  # a built-in seed (paper, tiny) or a path to a source file
+    seed_source: str = "tiny"  # a built-in seed (paper, tiny, tiny-train, gpt) or a file
     grammar: str = "t5"  # grammar name, TOML path, or "infer"
+    # -- how a candidate is scored --------------------------------------------------------
+    objective: str = "fewshot"  # fewshot (paper) | val-loss | PATH.py:NAME | pkg.module:NAME
+    direction: str | None = None  # minimize | maximize (None: the objective's own)
+    task: str = "refinement"  # built-in objectives' data: refinement (paper) | code-lm
+    heldout_samples: int = 64  # val-loss: the last K rows, never trained on
+    block_size: int = 64  # code-lm: bytes a model reads per row
+    max_params: int | None = None  # reject a candidate above this many parameters
     # -- how ------------------------------------------------------------------------------
-    proposer: str = "t5"  # t5 (the source's own model) | random (grammar draws)
+    proposer: str = "t5"  # t5 (a T5 trained on refinements) | random (grammar draws)
+    proposer_source: str | None = None  # the T5 that proposes: self | a seed | a file
+    #                                     (None: self for the refinement task, else tiny)
     strategy: str = "greedy"  # greedy (the paper) | best-of-n (every candidate from the seed)
     format: str = "source"  # what the model writes: source (paper) | edits (site=value)
     constrained: bool = True  # constrained decoding: copy the parent, choose inside literals
@@ -50,7 +65,8 @@ class RunConfig:
     draw_rounds: int = 4  # draws per batch for slots that repeat a candidate (paper: 1)
     # -- execution ------------------------------------------------------------------------
     seed: int = 0  # everything random derives from it: same seed, same run
-    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    executor: str = "local"  # where sandboxed jobs run: local (persistent workers)
     workers: int = 1  # evaluation workers
     threads: int = 0  # torch threads per worker (0: cores / workers)
     timeout: float = 600.0  # seconds per candidate evaluation (hard; kills the worker)
@@ -87,19 +103,37 @@ class RunConfig:
             return None
         return int(total * 0.8 / self.workers)
 
+    def proposer_source_spec(self) -> str | None:
+        """The source that defines the proposing T5: None for the paper's self-reference
+        (the program's own model), else a seed name or a file. Self-reference is the
+        default where the program must be a seq2seq model anyway (built-in objectives on
+        the refinement task); otherwise the tiny seed proposes."""
+        if self.proposer_source == "self":
+            return None
+        if self.proposer_source is None:
+            self_referential = self.task == "refinement" and self.objective in (
+                "fewshot", "val-loss")
+            return None if self_referential else "tiny"
+        return self.proposer_source
+
     def validate(self) -> None:
         choices = {
-            "proposer": ("t5", "random"), "format": ("source", "edits"),
-            "pre_tokenizer": ("digits", "none", "gpt2"),
+            "proposer": proposer_names(), "format": ("source", "edits"),
+            "pre_tokenizer": ("digits", "none", "gpt2"), "task": tuple(TASK_NAMES),
+            "executor": executor_names(),
         }
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise UnknownNameError(name.replace("_", "-"), str(value), allowed)
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise UnknownNameError("device", self.device, ("auto", "cpu", "cuda"))
+        check_device(self.device)
+        if self.direction is not None:
+            Direction.parse(self.direction)
+        if not isinstance(self.objective, str) or not self.objective:
+            raise ConfigError(f"Expected an objective name but got objective={self.objective!r}")
         positive_ints = ("episodes", "batches", "candidates", "dataset_size", "train_epochs",
-                         "train_batch_size", "fewshot_samples", "fewshot_batch_size", "workers")
+                         "train_batch_size", "fewshot_samples", "fewshot_batch_size", "workers",
+                         "heldout_samples", "block_size")
         for name in positive_ints:
             _check_int(name, getattr(self, name), 1)
         _check_int("vocab_size", self.vocab_size, 261)
@@ -108,9 +142,16 @@ class RunConfig:
         _check_int("draw_rounds", self.draw_rounds, 1)
         if self.train_samples is not None:
             _check_int("train_samples", self.train_samples, 1)
-        if self.fewshot_samples > self.dataset_size:
-            raise ConfigError(f"fewshot_samples={self.fewshot_samples} is more than "
-                              f"dataset_size={self.dataset_size}")
+        if self.max_params is not None:
+            _check_int("max_params", self.max_params, 1)
+        if self.task == "refinement":
+            needed = self.fewshot_samples + (self.heldout_samples
+                                             if self.objective == "val-loss" else 0)
+            if needed > self.dataset_size:
+                raise ConfigError(f"fewshot_samples={self.fewshot_samples}"
+                                  + (f" + heldout_samples={self.heldout_samples}"
+                                     if self.objective == "val-loss" else "")
+                                  + f" is more than dataset_size={self.dataset_size}")
         for name in ("train_lr", "fewshot_lr", "temperature", "timeout", "train_timeout"):
             _check_positive(name, getattr(self, name))
         if self.train_max_seconds is not None:
@@ -149,6 +190,15 @@ PRESETS: dict[str, RunConfig] = {
         preset="paper", seed_source="paper", episodes=10, batches=8, candidates=8,
         dataset_size=8192, train_epochs=3, train_samples=None, fewshot_samples=1024,
         fewshot_batch_size=16, timeout=1800.0,
+    ),
+    # The second built-in task: a small GPT (its own learning dynamics) learning to model
+    # Python standard-library source, byte by byte, scored by held-out loss; proposals
+    # from a tiny T5 trained on the GPT program's refinements (edit scripts).
+    "gpt-cpu": RunConfig(
+        preset="gpt-cpu", seed_source="gpt", grammar="gpt", objective="val-loss",
+        task="code-lm", format="edits", episodes=2, batches=3, candidates=4,
+        dataset_size=1024, train_epochs=1, train_samples=512, fewshot_samples=256,
+        heldout_samples=64, workers=2, timeout=300.0,
     ),
 }
 

@@ -1,8 +1,8 @@
 """Search strategies: which program to propose from, and which one to keep.
 
 A strategy is a small object with a `name`, ``parent(best, seed)`` and
-``select(best, candidates)``. Built-ins register here; third parties register a class or
-instance under the ``deepphoenix.strategies`` entry-point group.
+``select(best, candidates, direction)``. Built-ins register here; third parties register a
+class or instance under the ``deepphoenix.strategies`` entry-point group.
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ from importlib import metadata
 from typing import Protocol
 
 from deepphoenix.errors import UnknownNameError
+from deepphoenix.objectives import Direction
 
-__all__ = ["BestOfN", "Greedy", "Scored", "Strategy", "get_strategy", "strategy_names"]
+__all__ = ["BestOfN", "Greedy", "Scored", "Strategy", "best_of", "get_strategy",
+           "strategy_names"]
 
 ENTRY_POINT_GROUP = "deepphoenix.strategies"
 
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """A variant and its score (mean few-shot loss; None if it was not scored)."""
+    """A variant and its score (None if it was not scored)."""
 
     hash: str
-    loss: float | None
+    score: float | None
 
 
 class Strategy(Protocol):
@@ -34,34 +36,38 @@ class Strategy(Protocol):
         """The variant the next batch is proposed from."""
         ...
 
-    def select(self, best: Scored, candidates: Sequence[Scored]) -> Scored:
+    def select(self, best: Scored, candidates: Sequence[Scored],
+               direction: Direction = Direction.MINIMIZE) -> Scored:
         """The variant kept after a batch."""
         ...
 
 
-def _lowest(best: Scored, candidates: Sequence[Scored]) -> Scored:
-    """The lowest loss among the current best and the scored candidates; the current best
-    wins ties and stays when every candidate is worse (or none was scored)."""
+def best_of(best: Scored, candidates: Sequence[Scored],
+            direction: Direction = Direction.MINIMIZE) -> Scored:
+    """The best score in `direction` among the current best and the scored candidates;
+    the current best wins ties and stays when every candidate is worse (or none was
+    scored)."""
     chosen = best
     for candidate in candidates:
-        if candidate.loss is None:
+        if candidate.score is None:
             continue
-        if chosen.loss is None or candidate.loss < chosen.loss:
+        if chosen.score is None or direction.better(candidate.score, chosen.score):
             chosen = candidate
     return chosen
 
 
 class Greedy:
     """The paper's greedy search: propose from the best so far; keep a candidate only if
-    its loss is lower."""
+    its score is better."""
 
     name = "greedy"
 
     def parent(self, best: str, seed: str) -> str:
         return best
 
-    def select(self, best: Scored, candidates: Sequence[Scored]) -> Scored:
-        return _lowest(best, candidates)
+    def select(self, best: Scored, candidates: Sequence[Scored],
+               direction: Direction = Direction.MINIMIZE) -> Scored:
+        return best_of(best, candidates, direction)
 
 
 class BestOfN:
@@ -73,8 +79,9 @@ class BestOfN:
     def parent(self, best: str, seed: str) -> str:
         return seed
 
-    def select(self, best: Scored, candidates: Sequence[Scored]) -> Scored:
-        return _lowest(best, candidates)
+    def select(self, best: Scored, candidates: Sequence[Scored],
+               direction: Direction = Direction.MINIMIZE) -> Scored:
+        return best_of(best, candidates, direction)
 
 
 _BUILTIN: dict[str, type] = {"greedy": Greedy, "best-of-n": BestOfN}

@@ -5,7 +5,10 @@
 generic config that lacks T5's attributes, and it sets ``num_heads`` and ``d_kv`` so the
 paper's heads refinement has a literal to change. `tiny` is the same shape with a
 128-wide model for CPU runs. Both read ``Salesforce/codet5-small`` as a local directory
-that the sandbox writes from `codet5_config()`; nothing is fetched.
+that the sandbox writes from `codet5_config()`; nothing is fetched. `tiny-train` is `tiny`
+with its own learning dynamics and ``train()`` (the paper's Algorithm 1 in full). `gpt` is a
+small GPT language model in the style of nanoGPT (a config dataclass, a model class, its
+own learning dynamics), the program of the code-lm task; it needs only torch.
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ from typing import Any
 
 from deepphoenix.errors import UnknownNameError
 
-__all__ = ["CODET5_DIR", "codet5_config", "seed_names", "seed_source"]
+__all__ = ["BOS_ID", "CODET5_DIR", "EOS_ID", "PAD_ID", "UNK_ID", "codet5_config", "seed_names",
+           "seed_source"]
 
 CODET5_DIR = "Salesforce/codet5-small"
+
+# CodeT5's special token ids: the tokenizer reserves them, every built model's config and
+# generation use them (the decoder starts from pad, as in T5).
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 
 
 def seed_names() -> list[str]:

@@ -30,12 +30,31 @@ from tests.cli.conftest import Invoke
         (["lineage", "export", "r", "-o", "/proc/nope/x.json"], "run", 1, "/proc/nope"),
         (["lineage", "show", "r"], "corrupt", 1, "run database: database disk image is malformed"),
         (["run", "--run-dir", "/proc/nope/r"], None, 1, "cannot create run directory"),
+        (["run", "--objective", "nope.py:evaluate", "--run-dir", "x"], None, 1,
+         "objective file: nope.py: no such file"),
+        (["run", "--objective", "score.py:evaluat", "--run-dir", "x"], "objective", 1,
+         "has no function 'evaluat' (it defines evaluate, wrong). Did you mean 'evaluate'?"),
+        (["run", "--objective", "score.py:wrong", "--run-dir", "x"], "objective", 1,
+         "wrong(program) has the wrong signature; an objective is called as "
+         "wrong(program, ctx)"),
+        (["run", "--objective", "score.py", "--run-dir", "x"], "objective", 1,
+         "Unknown objective 'score.py'"),
+        (["run", "--direction", "sideways", "--run-dir", "x"], None, 1,
+         "Unknown direction 'sideways'"),
+        (["run", "--objective", "val-loss", "--direction", "maximize", "--run-dir", "x"], None,
+         1, "'val-loss' objective is a loss and is minimized"),
+        (["evaluate", "--objective", "score.py:wrong", "s.py"], "objective", 1,
+         "wrong signature"),
+        (["run", "--proposer", "t5x"], None, 2, "'t5x' is not one of"),
     ],
 )
 def test_bad_run_input(invoke: Invoke, tmp_path: Path, args: list[str], setup: object,
                        code: int, message: str) -> None:
     if setup in ("run", "corrupt"):
         RunStore.create(tmp_path / "r", {"episodes": 1}).close()
+    if setup == "objective":
+        (tmp_path / "score.py").write_text(OBJECTIVE)
+        (tmp_path / "s.py").write_text("x = 1\n")
     if setup == "corrupt":
         _corrupt(tmp_path / "r" / "run.sqlite")
     result = invoke(*args)
@@ -45,13 +64,38 @@ def test_bad_run_input(invoke: Invoke, tmp_path: Path, args: list[str], setup: o
     assert not (tmp_path / "x").exists()
 
 
+OBJECTIVE = """
+def evaluate(program, ctx):
+    return "0.9"
+
+def wrong(program):
+    return 1.0
+"""
+
+
 def test_evaluate_scores_a_file(invoke: Invoke, tmp_path: Path) -> None:
     from deepphoenix.seeds import seed_source
 
     (tmp_path / "t.py").write_text(seed_source("tiny"))
     result = invoke("evaluate", "t.py", "--samples", "32", "--vocab-size", "300")
     assert result.exit_code == 0, result.stderr
-    assert "few-shot loss" in result.stdout and "M parameters" in result.stdout
+    assert "fewshot " in result.stdout and "M parameters" in result.stdout
+    assert "lower is better" in result.stdout
+
+
+def test_an_objective_that_returns_a_string_fails_the_seed_in_one_line(
+        invoke: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "score.py").write_text(OBJECTIVE)
+    (tmp_path / "m.py").write_text("import torch\nmodel = torch.nn.Linear(2, 1)\nw = 3\n")
+    (tmp_path / "g.toml").write_text("[sites.w]\nselect = 'name:w'\nkind = 'int'\n"
+                                     "min = 1\nmax = 9\n")
+    result = invoke("run", "--source", "m.py", "--grammar", "g.toml", "--objective",
+                    "score.py:evaluate", "--proposer", "random", "--preset", "smoke",
+                    "--run-dir", "r")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: the seed itself fails at the objective stage: the objective's return value "
+        "is a str ('0.9'); expected a number or a mapping with a 'score' key"]
 
 
 def _corrupt(path: Path) -> None:

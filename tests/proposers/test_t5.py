@@ -38,7 +38,7 @@ def trained(request: pytest.FixtureRequest, worker: Worker,
     data = prepare_data(make_dataset(TINY, 256, seed=0, fmt=fmt), fmt, folder / "data", 400)
     progress: list[dict] = []
     proposer, report = T5Proposer.train(
-        TINY.text, data, TrainSettings(epochs=2, batch_size=32, seed=0, device="cpu"), worker,
+        TINY.text, data, TrainSettings(epochs=2, batch_size=32, seed=0), worker,
         out=folder / "model", on_progress=progress.append)
     report["progress"] = progress
     return proposer, report, folder / "model"
@@ -109,7 +109,7 @@ def test_a_decoder_deeper_than_the_encoder_can_sample(worker: Worker, tmp_path: 
         "num_decoder_layers = 2", "num_decoder_layers = 3")
     program = parse_program(source, T5)
     data = prepare_data(make_dataset(program, 64, seed=0), "source", tmp_path / "data", 300)
-    proposer, _ = T5Proposer.train(source, data, TrainSettings(epochs=1, device="cpu"), worker)
+    proposer, _ = T5Proposer.train(source, data, TrainSettings(epochs=1), worker)
     proposals = proposer.propose(program, 4, seed=0)
     assert all(p.mutation.outcome in (Outcome.OK, Outcome.DUPLICATE) for p in proposals)
 

@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 
 from deepphoenix.errors import GrammarError, RunDirError
+from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
-from deepphoenix.sandbox import WorkerSettings
-from deepphoenix.search import Run, RunConfig, preset
-from deepphoenix.search._loop import (
-    _report_from_checkpoint,
-    _stored_config,
-    _T5Adapter,
-)
+from deepphoenix.proposers import LearnedProposer, ProposerContext, ProposerData
+from deepphoenix.proposers._builtin import _report_from_checkpoint
+from deepphoenix.search import Run, RunConfig, prepare_run_data, preset
+from deepphoenix.search._rundir import _stored_config
 from deepphoenix.seeds import seed_source
 
 SMOKE = preset("smoke")
@@ -32,14 +30,17 @@ def test_a_resume_from_another_working_directory_finds_the_data(
     second.mkdir()
     monkeypatch.chdir(first)
     run = Run(Path("runs/x"), SMOKE)  # relative, as `deepphoenix run` makes it
-    made = run._data()
+    made = prepare_run_data(run.run_dir / "data", run.config, run.dir.seed_program, True).proposer
     run.close()
+    assert made is not None
     stored = json.loads((first / "runs/x/data/data.json").read_text())
     assert not Path(stored["tokens_path"]).is_absolute()
     monkeypatch.chdir(second)
     again = Run(first / "runs/x", resume=True)
-    data = again._data()
+    data = prepare_run_data(again.run_dir / "data", again.config, again.dir.seed_program,
+                            True).proposer
     again.close()
+    assert data is not None
     assert data.tokens_path == first / "runs/x/data/tokens.json"
     assert data.tokens_path.is_file() and data.tokenizer_path.is_file()
     assert data.tokens_path.read_bytes() == made.tokens_path.read_bytes()
@@ -66,11 +67,11 @@ def test_a_grammar_file_is_kept_in_the_run(tmp_path: Path) -> None:
     text = (resources.files("deepphoenix.grammar") / "builtin" / "t5.toml").read_text()
     grammar.write_text(text.replace("max = 8", "max = 6", 1))
     run = Run(tmp_path / "r", SMOKE.with_overrides(grammar=str(grammar)))
-    before = run.grammar.to_dict()["sites"]
+    before = run.dir.grammar.to_dict()["sites"]
     run.close()
     grammar.write_text("this is no longer a grammar")
     again = Run(tmp_path / "r", resume=True)
-    assert again.grammar.to_dict()["sites"] == before
+    assert again.dir.grammar.to_dict()["sites"] == before
     assert before != load_grammar("t5").to_dict()["sites"]  # the file's, not the built-in
     again.close()
 
@@ -95,14 +96,19 @@ def test_a_curve_is_rebuilt_from_a_checkpoint_saved_just_before_a_kill(tmp_path:
 
 def test_a_training_that_failed_stays_failed_on_resume(tmp_path: Path) -> None:
     # No worker starts: the stored failure decides, as it did before the interruption.
-    adapter = _T5Adapter(tmp_path, SMOKE, None, WorkerSettings(), lambda event: None)  # type: ignore[arg-type]
+    executor = LocalExecutor(ExecutorSettings())
+    data = ProposerData(tmp_path / "tokenizer.json", tmp_path / "tokens.json", "source",  # type: ignore[arg-type]
+                        400, 0, 0.0, 0.0)
+    adapter = LearnedProposer(ProposerContext(run_dir=tmp_path, executor=executor, seed=0,
+                                              data=data))
     tiny = parse_program(seed_source("tiny"), load_grammar("t5"))
     stored = {"failed": "out of memory", "losses": []}
     assert adapter.begin_episode(1, tiny, 0, stored) is stored
     proposals = adapter.propose(tiny, 3, seed=1)
     assert adapter.name == "random-fallback" and adapter.failure == "out of memory"
-    assert len(proposals) == 3 and not adapter.worker.alive
+    assert len(proposals) == 3 and not executor.lane("proposer").alive  # type: ignore[attr-defined]
     adapter.close()
+    executor.close()
 
 
 def test_a_run_killed_before_its_seed_was_stored_says_so(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from tests.search.faulty import FAULTY_GRAMMAR, FAULTY_SOURCE
 def _variants(run_dir: Path) -> list[tuple[str, str, float | None]]:
     with sqlite3.connect(run_dir / "run.sqlite") as db:
         return [(h, s, None if x is None else round(x, 6)) for h, s, x in db.execute(
-            "SELECT hash, status, mean_loss FROM variants ORDER BY hash")]
+            "SELECT hash, status, score FROM variants ORDER BY hash")]
 
 
 def _evaluated(run_dir: Path) -> int:
@@ -68,9 +68,11 @@ def test_smoke_run_finishes_and_says_where_everything_is(smoke_run) -> None:  # 
                  "episodes/1/model/model.safetensors", "episodes/2/model/proposer.json"):
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["best_loss"] <= summary["seed_loss"]
+    assert summary["objective"] == "fewshot" and summary["direction"] == "minimize"
+    assert summary["best_score"] <= summary["seed_score"]
+    assert summary["best_params"] > 0 and summary["seed_params"] > 0
     scored = [loss for _, status, loss in _variants(run_dir) if status == "scored"]
-    assert summary["best_loss"] == pytest.approx(min(scored))  # greedy ends at the minimum
+    assert summary["best_score"] == pytest.approx(min(scored))  # greedy ends at the minimum
 
 
 def test_store_records_every_attempt(smoke_run) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +112,9 @@ def test_lineage_show_best_and_plot(smoke_run, tmp_path: Path) -> None:  # type:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert path[0]["hash"] == summary["seed_hash"] and path[-1]["hash"] == summary["best_hash"]
     text = runner.invoke(cli, ["lineage", "show", str(run_dir)])
-    assert text.exit_code == 0 and text.stdout.startswith("seed ")
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[:2][0] == "objective: fewshot (lower is better)"
+    assert text.stdout.splitlines()[1].startswith("seed ")
     best = runner.invoke(cli, ["lineage", "best", str(run_dir)])
     assert best.stdout == (run_dir / "best.py").read_text()
     plotted = runner.invoke(cli, ["plot", str(run_dir), "-o", str(tmp_path / "p")])
@@ -146,6 +150,7 @@ def test_export_cli_and_dot(smoke_run, tmp_path: Path) -> None:  # type: ignore[
     graph = build_graph(store)
     store.close()
     dot = to_dot(graph)
+    assert "\\n" in dot and "\\\\n" not in dot  # Graphviz's line break, not a literal \n
     assert dot.startswith("digraph lineage {") and dot.count("->") == graph.number_of_edges()
     assert "firebrick" in dot  # the best path
 
@@ -175,7 +180,7 @@ def test_failing_candidates_are_recorded_and_the_run_goes_on(tmp_path: Path) -> 
     for v in by_fault["diverge"]:
         assert v.status == "failed" and v.stage in ("smoke", "fewshot")
         assert "non-finite" in v.reason
-    assert summary.best_loss is not None
+    assert summary.best_score is not None
     best = next(v for v in variants if v.hash == summary.best_hash)
     assert not (best.values["crash"] or best.values["hang"] or best.values["diverge"])
 

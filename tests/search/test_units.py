@@ -29,6 +29,17 @@ def test_greedy_keeps_the_parent_unless_a_candidate_is_lower() -> None:
     assert greedy.select(Scored("p", None), [Scored("a", 3.0)]).hash == "a"
 
 
+def test_strategies_follow_the_objective_direction() -> None:
+    from deepphoenix.objectives import Direction
+
+    best = Scored("p", 2.0)
+    up = Direction.MAXIMIZE
+    for strategy in (Greedy(), BestOfN()):
+        assert strategy.select(best, [Scored("a", 1.5), Scored("b", 2.5)], up).hash == "b"
+        assert strategy.select(best, [Scored("a", 1.5)], up) == best
+        assert strategy.select(best, [Scored("a", 1.5), Scored("b", 2.5)]).hash == "a"
+
+
 def test_best_of_n_always_proposes_from_the_seed() -> None:
     strategy = BestOfN()
     assert strategy.parent("best", "seed") == "seed"
@@ -47,7 +58,11 @@ def test_presets_match_the_issue() -> None:
         10, 8, 8, 1024)
     assert paper.seed_source == "paper"
     assert preset("cpu").seed_source == "tiny" and preset("cpu").proposer == "t5"
-    assert set(PRESETS) == {"smoke", "cpu", "paper"}
+    assert set(PRESETS) == {"smoke", "cpu", "paper", "gpt-cpu"}
+    gpt = preset("gpt-cpu")
+    assert (gpt.seed_source, gpt.grammar, gpt.objective, gpt.task) == (
+        "gpt", "gpt", "val-loss", "code-lm")
+    assert gpt.proposer_source_spec() == "tiny" and preset("cpu").proposer_source_spec() is None
     with pytest.raises(UnknownNameError, match="Did you mean 'paper'"):
         preset("papr")
 
@@ -56,11 +71,25 @@ def test_presets_match_the_issue() -> None:
     ({"episodes": 0}, "episodes=0"), ({"candidates": "8"}, "candidates='8' (type=str)"),
     ({"proposer": "t6"}, "Did you mean 't5'"), ({"top_p": 0}, "top_p"),
     ({"fewshot_samples": 5000}, "more than dataset_size"), ({"timeout": -1.0}, "timeout=-1.0"),
-    ({"device": "tpu"}, "Unknown device 'tpu'"), ({"draw_rounds": 0}, "draw_rounds=0"),
+    ({"device": "tpu"}, "Expected auto (CUDA when a GPU is visible, else CPU), cpu, cuda or "
+                        "cuda:N but got device='tpu'"), ({"draw_rounds": 0}, "draw_rounds=0"),
+    ({"direction": "up"}, "Unknown direction 'up'"), ({"task": "vision"}, "Unknown task"),
+    ({"objective": "val-loss", "fewshot_samples": 4096}, "+ heldout_samples=64 is more than"),
 ])
 def test_config_validation(changes: dict, message: str) -> None:
     with pytest.raises((ConfigError, UnknownNameError), match=re.escape(message)):
         RunConfig().with_overrides(**changes)
+
+
+def test_a_device_is_checked_by_one_rule_everywhere() -> None:
+    from deepphoenix.device import check_device
+
+    for good in ("auto", "cpu", "cuda", "cuda:1"):
+        assert check_device(good) == good
+        assert RunConfig(device=good).device == good
+    for bad in ("cuda:", "gpu", "CUDA", 0):
+        with pytest.raises(ConfigError):
+            check_device(bad)
 
 
 def test_config_round_trips() -> None:
@@ -101,7 +130,7 @@ def test_random_baseline_draws_repeats_again_like_the_learned_proposer() -> None
     from deepphoenix.grammar import load_grammar
     from deepphoenix.mutator import parse_program
     from deepphoenix.outcome import Outcome
-    from deepphoenix.search._loop import _RandomAdapter
+    from deepphoenix.proposers import RandomRefiner as _RandomAdapter
     from deepphoenix.seeds import seed_source
 
     tiny = parse_program(seed_source("tiny"), load_grammar("t5"))
@@ -123,7 +152,7 @@ def test_random_baseline_draws_repeats_again_like_the_learned_proposer() -> None
 def test_random_baseline_skips_variants_the_run_has_met() -> None:
     from deepphoenix.grammar import load_grammar
     from deepphoenix.mutator import parse_program
-    from deepphoenix.search._loop import _RandomAdapter
+    from deepphoenix.proposers import RandomRefiner as _RandomAdapter
     from deepphoenix.seeds import seed_source
 
     tiny = parse_program(seed_source("tiny"), load_grammar("t5"))

@@ -1,0 +1,121 @@
+"""The executor seam and the local executor.
+
+An `Executor` runs named worker jobs with the sandbox's guarantees (a process group per
+worker, a hard timeout that kills it, a memory limit, a scrubbed offline environment) and
+never raises for a job's own failure: exceptions, timeouts and deaths come back as
+`JobResult`s. Third parties register a factory ``factory(settings) -> Executor`` under the
+``deepphoenix.executors`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+from deepphoenix.errors import UnknownNameError
+from deepphoenix.sandbox import JobResult, Worker, WorkerPool, WorkerSettings
+
+__all__ = ["ENTRY_POINT_GROUP", "Executor", "ExecutorSettings", "Lane", "LocalExecutor",
+           "executor_names", "get_executor"]
+
+ENTRY_POINT_GROUP = "deepphoenix.executors"
+
+Job = tuple[Any, str, dict[str, Any], float | None]  # (key, job name, args, timeout)
+Progress = Callable[[Any, dict[str, Any]], None]
+
+
+class Lane(Protocol):
+    """A worker that keeps state between its jobs (the proposer's trained model)."""
+
+    def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
+            on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class Executor(Protocol):
+    name: str
+
+    def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
+                ) -> Iterator[tuple[Any, JobResult]]:
+        """Run the jobs; yield (key, result) in completion order."""
+        ...
+
+    def lane(self, name: str) -> Lane:
+        """A stateful worker for one purpose (``"proposer"``), closed with the executor."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorSettings:
+    """What every executor is told: how many evaluation workers, how each is started, and
+    where the logs go."""
+
+    workers: int = 1  # evaluation workers
+    worker: WorkerSettings = field(default_factory=WorkerSettings)  # evaluation workers'
+    lane: WorkerSettings = field(default_factory=WorkerSettings)  # the proposer's worker's
+    log_dir: Path | None = None
+
+
+class LocalExecutor:
+    """Persistent sandbox workers on this machine (the default)."""
+
+    name = "local"
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self.settings = settings
+        self.pool = WorkerPool(settings.workers, settings.worker, log_dir=settings.log_dir)
+        self._lanes: dict[str, Worker] = {}
+
+    def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
+                ) -> Iterator[tuple[Any, JobResult]]:
+        return self.pool.run_all(jobs, on_progress=on_progress)
+
+    def lane(self, name: str) -> Lane:
+        found = self._lanes.get(name)
+        if found is None:
+            settings = self.settings.lane
+            if settings.log_path is None and self.settings.log_dir is not None:
+                settings = replace(settings, log_path=self.settings.log_dir / f"{name}.log")
+            found = self._lanes[name] = Worker(settings, name=name)
+        return found
+
+    def close(self) -> None:
+        for lane in self._lanes.values():
+            lane.close()
+        self.pool.close()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_BUILTIN: dict[str, Callable[[ExecutorSettings], Executor]] = {"local": LocalExecutor}
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def executor_names() -> list[str]:
+    return sorted(set(_BUILTIN) | set(_entry_points()))
+
+
+def get_executor(name: str, settings: ExecutorSettings) -> Executor:
+    factory = _BUILTIN.get(name)
+    if factory is None:
+        entry = _entry_points().get(name)
+        if entry is None:
+            raise UnknownNameError("executor", name, executor_names())
+        factory = entry.load()
+    return factory(settings)

@@ -1,0 +1,188 @@
+"""Objectives, on the parent side: how a candidate is scored, in which direction, and
+which objective a run names. Nothing here imports torch or executes a user's file: a
+user objective is read as text and checked with `ast`; it runs only in a worker.
+
+Built-ins:
+
+- ``fewshot`` (the paper's, the default): the mean training loss of one epoch over the
+  run's first N samples, fixed order — how fast the program learns. Minimized.
+- ``val-loss``: after that epoch, the mean loss on held-out samples the training never
+  saw, in eval mode, each position scored from an input that ends there. Minimized.
+
+A user objective is ``PATH.py:NAME`` or ``package.module:NAME`` (or a name registered under
+the ``deepphoenix.objectives`` entry-point group): a function ``NAME(program, ctx)``
+returning a number or a mapping with a ``"score"`` key. It may declare its direction with
+``NAME.direction = "maximize"`` at the top level of its file.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from deepphoenix.errors import ConfigError, SourceError, UnknownNameError, did_you_mean
+from deepphoenix.mutator import read_source
+
+__all__ = ["BUILTIN_OBJECTIVES", "ENTRY_POINT_GROUP", "Direction", "ObjectiveSpec",
+           "objective_names", "resolve_objective"]
+
+ENTRY_POINT_GROUP = "deepphoenix.objectives"
+
+
+class Direction(StrEnum):
+    """Which way a score is better."""
+
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+    @classmethod
+    def parse(cls, value: str) -> Direction:
+        try:
+            return cls(value)
+        except ValueError:
+            raise UnknownNameError("direction", value, [d.value for d in cls]) from None
+
+    def better(self, score: float, than: float) -> bool:
+        """Whether `score` is strictly better than `than`."""
+        return score < than if self is Direction.MINIMIZE else score > than
+
+    @property
+    def word(self) -> str:
+        return "lower" if self is Direction.MINIMIZE else "higher"
+
+
+# name -> what it measures (every built-in is a loss: minimized).
+BUILTIN_OBJECTIVES: dict[str, str] = {
+    "fewshot": "mean training loss of the few-shot epoch",
+    "val-loss": "held-out loss after the few-shot epoch",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveSpec:
+    """The objective a run names, with everything a worker needs to compute it.
+
+    For a user objective, `text` is the file's text as read when the run was created: it
+    is stored in the run, so a resume uses the same objective even if the file changed.
+    """
+
+    name: str  # fewshot | val-loss | the spec as given (score.py:evaluate)
+    direction: Direction = Direction.MINIMIZE
+    function: str = ""  # user objectives: the function's name
+    text: str = ""  # user objectives: the file's text
+    origin: str = ""  # user objectives: the file it was read from
+
+    @property
+    def builtin(self) -> bool:
+        return self.name in BUILTIN_OBJECTIVES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "direction": self.direction.value,
+                "function": self.function, "text": self.text, "origin": self.origin}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectiveSpec:
+        return cls(name=str(data["name"]), direction=Direction(data.get("direction",
+                                                                         "minimize")),
+                   function=str(data.get("function", "")), text=str(data.get("text", "")),
+                   origin=str(data.get("origin", "")))
+
+
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def objective_names() -> list[str]:
+    return sorted(set(BUILTIN_OBJECTIVES) | set(_entry_points()))
+
+
+def resolve_objective(spec: str, direction: str | None = None) -> ObjectiveSpec:
+    """The objective `spec` names, checked without running it; `direction` (when given)
+    overrides what a user objective declares. Every failure is one line."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"Expected an objective name or PATH.py:NAME but got {spec!r}")
+    chosen = Direction.parse(direction) if direction is not None else None
+    if spec in BUILTIN_OBJECTIVES:
+        if chosen is Direction.MAXIMIZE:
+            raise ConfigError(f"the {spec!r} objective is a loss and is minimized; "
+                              "--direction maximize is for your own objective")
+        return ObjectiveSpec(spec)
+    target = _entry_points().get(spec, spec)
+    where, colon, function = target.rpartition(":")
+    if not colon or not where or not function:
+        raise UnknownNameError("objective", spec, [*objective_names(), "PATH.py:NAME",
+                                                   "package.module:NAME"])
+    origin, text = _objective_text(where)
+    declared = _check_function(text, function, origin)
+    return ObjectiveSpec(spec, chosen or declared or Direction.MINIMIZE, function, text,
+                         origin)
+
+
+def _objective_text(where: str) -> tuple[str, str]:
+    """The text of the file an objective lives in: a path, or an importable module."""
+    if where.endswith(".py") or "/" in where or Path(where).exists():
+        try:
+            return str(Path(where).resolve()), read_source(where)
+        except SourceError as exc:
+            raise ConfigError(f"objective file: {exc}") from None
+    try:
+        found = importlib.util.find_spec(where)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"objective module {where!r} cannot be found ({exc})") from None
+    if found is None or not found.origin or not found.origin.endswith(".py"):
+        raise ConfigError(f"objective module {where!r} cannot be found as a Python file; "
+                          "give PATH.py:NAME or an importable package.module:NAME")
+    return found.origin, read_source(found.origin)
+
+
+def _check_function(text: str, name: str, origin: str) -> Direction | None:
+    """Check that `text` defines ``name(program, ctx)`` at its top level; the direction
+    it declares (``name.direction = "maximize"``), if any."""
+    try:
+        tree = ast.parse(text, filename=origin)
+    except SyntaxError as exc:
+        raise ConfigError(f"{origin}:{exc.lineno}:{exc.offset}: syntax error in the "
+                          f"objective file: {exc.msg}") from None
+    functions = {node.name: node for node in tree.body
+                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    node = functions.get(name)
+    if node is None:
+        known = sorted(functions)
+        listing = f" (it defines {', '.join(known)})" if known else " (it defines no function)"
+        raise ConfigError(f"{origin} has no function {name!r}{listing}."
+                          f"{did_you_mean(name, known)}")
+    if isinstance(node, ast.AsyncFunctionDef):
+        raise ConfigError(f"{origin}: {name} is async; an objective is a plain function "
+                          f"{name}(program, ctx)")
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    required = len(positional) - len(args.defaults)
+    takes_two = len(positional) >= 2 or args.vararg is not None
+    required_kwonly = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+                       if d is None]
+    if required > 2 or not takes_two or required_kwonly:
+        shown = ", ".join(a.arg for a in positional) or "no positional parameters"
+        raise ConfigError(f"{origin}: {name}({shown}) has the wrong signature; an objective "
+                          f"is called as {name}(program, ctx)")
+    return _declared_direction(tree, name, origin)
+
+
+def _declared_direction(tree: ast.Module, name: str, origin: str) -> Direction | None:
+    for node in tree.body:
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target = node.targets[0]
+        if (isinstance(target, ast.Attribute) and target.attr == "direction"
+                and isinstance(target.value, ast.Name) and target.value.id == name):
+            value = node.value
+            if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+                raise ConfigError(f"{origin}:{node.lineno}: {name}.direction must be the "
+                                  "string 'minimize' or 'maximize'")
+            return Direction.parse(value.value)
+    return None
+

@@ -1,0 +1,102 @@
+"""A user objective, on the worker side: compiled from the text stored in the run, called
+as ``NAME(program, ctx)``, its return value checked by trusted code.
+
+Only the objective the run names runs, and only inside a sandbox worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import types
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OBJECTIVE_MODULE", "ObjectiveContext", "ObjectiveFailure", "call_objective",
+           "load_objective"]
+
+OBJECTIVE_MODULE = "__deepphoenix_objective__"
+
+
+class ObjectiveFailure(Exception):
+    """The objective returned something that is not a score."""
+
+
+class ObjectiveContext:
+    """What a user objective gets besides the program.
+
+    - ``device``: ``"cpu"`` or ``"cuda[:N]"``, where the model should run;
+    - ``seed``: the run's evaluation seed (the same for every candidate);
+    - ``workdir``: an empty directory for this evaluation;
+    - ``report(step, value)``: an intermediate value (a learning curve), recorded.
+    """
+
+    def __init__(self, device: str, seed: int, workdir: Path,
+                 on_report: Callable[[int, float], None] | None = None) -> None:
+        self.device = device
+        self.seed = seed
+        self.workdir = workdir
+        self.reports: list[tuple[int, float]] = []
+        self._on_report = on_report
+
+    def report(self, step: int, value: float) -> None:
+        self.reports.append((int(step), float(value)))
+        if self._on_report is not None:
+            self._on_report(int(step), float(value))
+
+
+def load_objective(text: str, function: str, origin: str,
+                   cache: dict[str, Any]) -> Callable[..., Any]:
+    """The objective's function, its file executed once per worker (cached by text)."""
+    key = hashlib.sha256(f"{function}\0{text}".encode()).hexdigest()
+    found = cache.get(key)
+    if found is None:
+        module = types.ModuleType(OBJECTIVE_MODULE)
+        module.__file__ = origin
+        sys.modules[OBJECTIVE_MODULE] = module
+        exec(compile(text, origin or "<objective>", "exec"), module.__dict__)
+        found = getattr(module, function, None)
+        if not callable(found):
+            raise ObjectiveFailure(f"the objective file defines no function {function!r}")
+        cache.clear()
+        cache[key] = found
+    return found
+
+
+def call_objective(function: Callable[..., Any], program: Mapping[str, Any],
+                   ctx: ObjectiveContext) -> tuple[float, dict[str, float]]:
+    """Call the objective; its score and its other numeric metrics. `ObjectiveFailure`
+    for a return value that is not a finite score."""
+    value = function(program, ctx)
+    metrics: dict[str, float] = {}
+    if isinstance(value, Mapping):
+        if "score" not in value:
+            raise ObjectiveFailure(f"the objective returned a mapping without a 'score' key "
+                                   f"(keys: {', '.join(map(str, value)) or 'none'})")
+        score = _number("score", value["score"])
+        for key, item in value.items():
+            if key != "score" and _is_number(item):
+                metrics[str(key)] = float(item)
+    else:
+        score = _number("the objective's return value", value)
+    if not math.isfinite(score):
+        raise ObjectiveFailure(f"the objective returned a non-finite score ({score})")
+    return score, metrics
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    item = getattr(value, "item", None)  # a 0-d tensor or a numpy scalar
+    return callable(item) and getattr(value, "ndim", None) == 0
+
+
+def _number(what: str, value: Any) -> float:
+    if _is_number(value):
+        return float(value)
+    raise ObjectiveFailure(f"{what} is a {type(value).__name__} ({str(value)[:60]!r}); "
+                           "expected a number or a mapping with a 'score' key")

@@ -1,0 +1,123 @@
+"""The proposer seam: a small ask/tell protocol, what a proposer is given, and the registry.
+
+A proposer is made once per run by a factory ``factory(ctx: ProposerContext) -> Proposer``
+(a class is a factory). Built-ins register in code; third parties register a factory under
+the ``deepphoenix.proposers`` entry-point group. Per episode the loop calls
+`begin_episode` (a learned proposer trains here), then per batch `propose` (ask) and, once
+the batch is scored, `observe` (tell). A proposer keeps no state that only lives in
+memory: on resume the loop replays every stored observation through `observe` before the
+first new batch, and `begin_episode` gets the training report an earlier start stored,
+so a resumed run proposes what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+from deepphoenix.errors import UnknownNameError
+from deepphoenix.executor import Executor
+from deepphoenix.mutator import Program
+from deepphoenix.proposers._random import Proposal
+from deepphoenix.proposers._t5 import ProposerData, SampleSettings, TrainSettings
+
+__all__ = ["ENTRY_POINT_GROUP", "Observation", "Proposer", "ProposerContext",
+           "ProposerFactory", "get_proposer", "needs_refinement_data", "proposer_factory",
+           "proposer_names", "register_proposer"]
+
+ENTRY_POINT_GROUP = "deepphoenix.proposers"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A scored (or failed) candidate: what a proposer learns from."""
+
+    parent: str
+    child: str
+    values: dict[str, Any]
+    status: str  # scored | failed | rejected
+    score: float | None  # None unless scored
+
+
+@dataclass(frozen=True, slots=True)
+class ProposerContext:
+    """What a proposer is given when a run makes it."""
+
+    run_dir: Path
+    executor: Executor
+    seed: int  # the run seed
+    direction: str = "minimize"  # the objective's: minimize | maximize
+    draw_rounds: int = 4  # draws per batch for slots that repeat a candidate
+    data: ProposerData | None = None  # the refinement data (learned proposers)
+    sampling: SampleSettings = field(default_factory=SampleSettings)
+    training: TrainSettings = field(default_factory=TrainSettings)
+    train_timeout: float | None = None
+    proposer_source: str | None = None  # the T5 that proposes; None: the program itself
+    emit: Callable[[str, dict[str, Any]], None] = lambda kind, fields: None
+
+
+class Proposer(Protocol):
+    """Ask/tell. `name` is recorded with every attempt (it may change, e.g. to
+    ``random-fallback`` when a learned proposer fails)."""
+
+    name: str
+
+    def begin_episode(self, episode: int, program: Program, seed: int,
+                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Start an episode from `program`. `stored` is the training report an earlier
+        start of this run stored (None if none); return the report to store, or None."""
+        ...
+
+    def propose(self, parent: Program, n: int, seed: int,
+                exclude: Collection[str] = ()) -> list[Proposal]:
+        """`n` candidates from `parent`; variants in `exclude` (already met) count as
+        repeats. Seeded: the same call gives the same candidates."""
+        ...
+
+    def observe(self, observations: Sequence[Observation]) -> None:
+        """Results of evaluated candidates, in the order the run recorded them."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+ProposerFactory = Callable[[ProposerContext], Proposer]
+
+_BUILTIN: dict[str, ProposerFactory] = {}
+
+
+def register_proposer(name: str, factory: ProposerFactory) -> None:
+    """Register a built-in proposer (third parties use the entry-point group)."""
+    _BUILTIN[name] = factory
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def proposer_names() -> list[str]:
+    return sorted(set(_BUILTIN) | set(_entry_points()))
+
+
+def proposer_factory(name: str) -> ProposerFactory:
+    factory = _BUILTIN.get(name)
+    if factory is None:
+        entry = _entry_points().get(name)
+        if entry is None:
+            raise UnknownNameError("proposer", name, proposer_names())
+        factory = entry.load()
+    return factory
+
+
+def get_proposer(name: str, ctx: ProposerContext) -> Proposer:
+    return proposer_factory(name)(ctx)
+
+
+def needs_refinement_data(name: str) -> bool:
+    """Whether the proposer trains on the run's refinement pairs (a factory says so with
+    a ``needs_refinement_data = True`` attribute)."""
+    return bool(getattr(proposer_factory(name), "needs_refinement_data", False))

@@ -1,0 +1,182 @@
+"""`Run`: one run directory, wired up. It creates or resumes the directory (`RunDir`),
+makes the data (`prepare_run_data`), starts the executor, the proposer and the evaluator
+from the config, hands them to the `SearchLoop`, and writes the summary."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepphoenix.errors import ConfigError
+from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.executor import ExecutorSettings, get_executor
+from deepphoenix.proposers import (
+    ProposerContext,
+    SampleSettings,
+    TrainSettings,
+    get_proposer,
+    needs_refinement_data,
+)
+from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.search._config import RunConfig
+from deepphoenix.search._data import RunData, prepare_run_data
+from deepphoenix.search._loop import Event, SearchLoop
+from deepphoenix.search._rundir import RunDir, derive_seed
+from deepphoenix.search._strategy import get_strategy
+from deepphoenix.store import RunStore
+from deepphoenix.store_io import write_text_atomic
+
+__all__ = ["Run", "RunSummary"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_dir: Path
+    objective: str
+    direction: str
+    seed_hash: str
+    seed_score: float | None
+    seed_params: int | None
+    best_hash: str
+    best_score: float | None
+    best_params: int | None
+    evaluations: int
+    seconds: float
+    best_path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "objective": self.objective,
+                "direction": self.direction, "seed_hash": self.seed_hash,
+                "seed_score": self.seed_score, "seed_params": self.seed_params,
+                "best_hash": self.best_hash, "best_score": self.best_score,
+                "best_params": self.best_params, "evaluations": self.evaluations,
+                "seconds": self.seconds, "best_path": str(self.best_path)}
+
+
+class Run:
+    """One run directory: create it or resume it, then `execute`."""
+
+    def __init__(self, run_dir: Path, config: RunConfig | None = None, *, resume: bool = False,
+                 on_event: Callable[[Event], None] | None = None) -> None:
+        if resume:
+            self.dir = RunDir.open(Path(run_dir))
+        else:
+            if config is None:
+                raise ConfigError("a new run needs a config")
+            self.dir = RunDir.create(Path(run_dir), config)
+        self.on_event = on_event
+        self.strategy = get_strategy(self.config.strategy)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.dir.path
+
+    @property
+    def store(self) -> RunStore:
+        return self.dir.store
+
+    @property
+    def config(self) -> RunConfig:
+        return self.dir.config
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(Event(kind, fields))
+
+    def execute(self) -> RunSummary:
+        began = time.monotonic()
+        c = self.config
+        objective = self.dir.objective
+        self.emit("run", run_dir=str(self.run_dir), config=c.to_dict(),
+                  objective=objective.name, direction=objective.direction.value,
+                  resumed=self.store.evaluations_done() > 0)
+        for message in self.dir.warnings:
+            self.emit("warning", message=message)
+        data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
+                                needs_refinement_data(c.proposer))
+        if data.proposer is not None:
+            self.emit("data", pairs=data.proposer.pairs, vocab_size=data.proposer.vocab_size,
+                      mean_input_tokens=data.proposer.mean_input_tokens)
+        executor = get_executor(c.executor, self._executor_settings())
+        try:
+            proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
+            try:
+                evaluator = Evaluator(executor, self._eval_settings(data))
+                loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
+                best = loop.execute()
+            finally:
+                proposer.close()
+        finally:
+            executor.close()
+        summary = self._finish(best, time.monotonic() - began)
+        self.emit("done", **summary.to_dict())
+        return summary
+
+    # -- wiring ------------------------------------------------------------------------------
+    def _executor_settings(self) -> ExecutorSettings:
+        c = self.config
+        return ExecutorSettings(
+            workers=c.workers,
+            worker=WorkerSettings(threads=c.worker_threads(), memory_limit=c.memory_limit_bytes(),
+                                  device=c.device),
+            lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
+                                memory_limit=None, device=c.device),
+            log_dir=self.run_dir / "logs")
+
+    def _proposer_context(self, executor: Any, data: RunData) -> ProposerContext:
+        c = self.config
+
+        def emit(kind: str, fields: dict[str, Any]) -> None:
+            self.emit(kind, **fields)
+
+        return ProposerContext(
+            run_dir=self.run_dir, executor=executor, seed=c.seed,
+            direction=self.dir.objective.direction.value, draw_rounds=c.draw_rounds,
+            data=data.proposer,
+            sampling=SampleSettings(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
+                                    constrained=c.constrained, rounds=c.draw_rounds),
+            training=TrainSettings(epochs=c.train_epochs, batch_size=c.train_batch_size,
+                                   lr=c.train_lr, samples=c.train_samples,
+                                   max_seconds=c.train_max_seconds),
+            train_timeout=c.train_timeout, proposer_source=self.dir.proposer_source, emit=emit)
+
+    def _eval_settings(self, data: RunData) -> EvalSettings:
+        c = self.config
+        objective = self.dir.objective
+        return EvalSettings(
+            objective=objective, task=c.task, rows=data.rows, vocab_size=data.vocab_size,
+            samples=c.fewshot_samples,
+            heldout=c.heldout_samples if objective.name == "val-loss" else 0,
+            batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
+            seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params)
+
+    # -- the end -----------------------------------------------------------------------------
+    def _finish(self, best: str, seconds: float) -> RunSummary:
+        best_row = self.store.variant(best)
+        seed_row = self.store.variant(self.dir.seed_program.hash)
+        assert best_row is not None and seed_row is not None
+        best_path = self.run_dir / "best.py"
+        write_text_atomic(best_path, best_row.source)
+        objective = self.dir.objective
+        summary = RunSummary(
+            run_dir=self.run_dir, objective=objective.name,
+            direction=objective.direction.value, seed_hash=seed_row.hash,
+            seed_score=seed_row.score, seed_params=seed_row.metrics.get("params"),
+            best_hash=best, best_score=best_row.score,
+            best_params=best_row.metrics.get("params"),
+            evaluations=self.store.evaluations_done(), seconds=seconds, best_path=best_path,
+        )
+        with self.store.transaction():
+            self.store.set_meta("status", "finished")
+            self.store.set_meta("best", best)
+            self.store.set_meta("finished_at", time.time())
+        write_text_atomic(self.run_dir / "summary.json",
+                          json.dumps(summary.to_dict(), indent=2) + "\n")
+        return summary
+
+    def close(self) -> None:
+        self.dir.close()

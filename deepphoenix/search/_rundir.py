@@ -1,0 +1,206 @@
+"""A run directory: creating one, or opening one to resume, under an exclusive lock.
+
+Everything a resume needs is inside the directory, written before anything runs: the
+resolved config, the seed text, the TOML text of a grammar given as a file, the objective
+(with a user objective's text), and the text of a separate proposer source. So a resume
+from another working directory, or after editing any of those files, is the same run.
+Everything that can be wrong with the input is found before anything is written: a bad
+grammar, seed or objective leaves no run directory behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
+from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
+from deepphoenix.objectives import ObjectiveSpec, resolve_objective
+from deepphoenix.search._config import RunConfig
+from deepphoenix.seeds import seed_names, seed_source
+from deepphoenix.store import RunStore
+from deepphoenix.store_io import write_text_atomic
+
+__all__ = ["RunDir", "derive_seed", "load_seed_text"]
+
+# RunConfig fields added after runs were first written, with the behaviour before them.
+_LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1}
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 31-bit seed for one purpose of a run (data, training, a batch's proposals)."""
+    text = ":".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def load_seed_text(spec: str) -> str:
+    """A built-in seed by name, or a source file."""
+    if spec in seed_names():
+        return seed_source(spec)
+    return read_source(spec)
+
+
+@dataclass
+class RunDir:
+    """An open run directory: its store (locked for this process), config and inputs."""
+
+    path: Path
+    store: RunStore
+    config: RunConfig
+    seed_text: str
+    grammar: Grammar
+    seed_program: Program
+    objective: ObjectiveSpec
+    proposer_source: str | None  # the proposing T5's source text; None: self-reference
+    warnings: list[str]
+    _lock: _RunLock | None
+
+    @classmethod
+    def create(cls, path: Path, config: RunConfig) -> RunDir:
+        path = Path(path).resolve()
+        config.validate()
+        seed_text = load_seed_text(config.seed_source)
+        grammar_toml = _grammar_file_text(config.grammar)
+        grammar = _stored_grammar(config.grammar, seed_text, grammar_toml)
+        seed_program = parse_program(seed_text, grammar, "seed")
+        objective = resolve_objective(config.objective, config.direction)
+        source_spec = config.proposer_source_spec()
+        proposer_source = load_seed_text(source_spec) if source_spec is not None else None
+        lock = _RunLock.acquire(path, create=True)
+        try:
+            store = RunStore.create(path, config.to_dict(), {
+                "seed_text": seed_text, "grammar_toml": grammar_toml,
+                "objective": objective.to_dict(), "proposer_source": proposer_source,
+                "environment": _environment(config)})
+        except BaseException:
+            lock.release()
+            raise
+        write_text_atomic(path / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+        return cls(path, store, config, seed_text, grammar, seed_program, objective,
+                   proposer_source, [], lock)
+
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        path = Path(path).resolve()
+        lock = _RunLock.acquire(path, create=False)
+        try:
+            store = RunStore.open(path)
+            try:
+                config = _stored_config(store.get_meta("config"))
+                seed_text = store.get_meta("seed_text")
+                if not isinstance(seed_text, str):
+                    raise RunDirError(f"{path}: the run was stopped before its seed was "
+                                      "stored; start a new run")
+                grammar = _stored_grammar(config.grammar, seed_text,
+                                          store.get_meta("grammar_toml"))
+                seed_program = parse_program(seed_text, grammar, "seed")
+                objective = ObjectiveSpec.from_dict(store.objective)
+                proposer_source = store.get_meta("proposer_source")
+                store.upgrade()
+            except BaseException:
+                store.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        run = cls(path, store, config, seed_text, grammar, seed_program, objective,
+                  proposer_source, [], lock)
+        run._check_environment()
+        return run
+
+    def close(self) -> None:
+        self.store.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _check_environment(self) -> None:
+        """Warn when a resume runs where scores or hashes may come out differently."""
+        before = self.store.get_meta("environment") or {}
+        now = _environment(self.config)
+        changed = [f"{k} {before[k]} -> {now[k]}" for k in sorted(now)
+                   if k in before and before[k] != now[k]]
+        if changed:
+            self.warnings.append(
+                "resuming in a different environment (" + ", ".join(changed) + "): scores "
+                "of new evaluations may not match an uninterrupted run exactly")
+
+
+def _stored_config(data: Any) -> RunConfig:
+    """The config a run was created with. Keys added to `RunConfig` since then take the
+    value that reproduces the old behaviour, not today's default."""
+    if not isinstance(data, dict):
+        raise RunDirError("the run database holds no run config")
+    try:
+        return RunConfig.from_dict({**_LEGACY_DEFAULTS, **data})
+    except ConfigError as exc:
+        raise RunDirError(f"the stored run config cannot run here: {exc}") from None
+
+
+def _grammar_file_text(spec: str) -> str | None:
+    """The TOML text of a grammar given as a file, read once and kept in the run so that
+    editing the file later cannot change a resumed run; None for built-in, registered
+    and inferred grammars."""
+    path = grammar_file(spec) if spec != "infer" else None
+    return read_grammar_text(path) if path is not None else None
+
+
+def _stored_grammar(spec: str, seed_text: str, toml_text: str | None) -> Grammar:
+    if toml_text is not None:
+        return parse_grammar(toml_text, origin=spec, default_name=Path(spec).stem)
+    return resolve_grammar(spec, seed_text, "seed")
+
+
+def _environment(config: RunConfig) -> dict[str, Any]:
+    """What a score or a hash may depend on beyond the config."""
+    return {"python": ".".join(platform.python_version_tuple()[:2]),
+            "threads": config.worker_threads()}
+
+
+class _RunLock:
+    """An exclusive lock on a run directory for the life of a run (released by the OS
+    when the process dies, so a `kill -9` never leaves a stale lock)."""
+
+    NAME = ".lock"
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    @classmethod
+    def acquire(cls, run_dir: Path, create: bool) -> _RunLock:
+        if create:
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunDirError(f"cannot create run directory {run_dir}: "
+                                  f"{exc.strerror or exc}") from None
+        elif not run_dir.is_dir():
+            raise RunDirError(f"{run_dir}: no such run directory")
+        try:
+            handle = open(run_dir / cls.NAME, "a+")  # noqa: SIM115 - held until release
+        except OSError as exc:
+            raise RunDirError(f"cannot lock run directory {run_dir}: "
+                              f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunDirError(f"{run_dir} is in use by a running deepphoenix ({holder}); "
+                              "wait for it or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        self.handle.close()
