@@ -333,8 +333,8 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
     """Score FILE as a run would score a candidate: build its model in a sandboxed worker,
     train one epoch on the first SAMPLES rows (refinement pairs in FILE's style, or Python
     source blocks), and compute the objective."""
-    program = load_program(file, grammar)
     spec = resolve_objective(objective, direction)
+    program = load_program(file, grammar)
     config = RunConfig(
         objective=objective, direction=direction, task=task, fewshot_samples=samples,
         heldout_samples=heldout_samples, dataset_size=samples + heldout_samples,
