@@ -10,7 +10,7 @@ from deepphoenix.cli._common import echo_json, json_option
 from deepphoenix.cli._run import write_plots
 from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
-from deepphoenix.lineage import FORMATS, best_hash, best_path, build_graph
+from deepphoenix.lineage import FORMATS, best_hash, best_path, build_graph, pareto_front
 from deepphoenix.store import RunStore
 
 __all__ = ["lineage", "plot"]
@@ -96,6 +96,28 @@ def best(run_dir: Path) -> None:
     if row is None:
         raise _no_variant(run_dir)
     click.echo(row.source, nl=False)
+
+
+@lineage.command("pareto")
+@click.argument("run_dir", type=RUN_DIR)
+@json_option
+def pareto(run_dir: Path, as_json: bool) -> None:
+    """The variants on the score / parameter-count Pareto front, fewest parameters first:
+    none of them is beaten on both by another variant."""
+    with RunStore.open(run_dir) as store:
+        front = pareto_front(store)
+        objective = store.objective
+    if not front:
+        raise RunDirError(f"{run_dir}: no scored variant with a parameter count yet")
+    if as_json:
+        echo_json({"run_dir": str(run_dir), "objective": objective["name"],
+                   "direction": objective["direction"],
+                   "front": [{"hash": p.hash, "score": p.score, "params": p.params}
+                             for p in front]})
+        return
+    for point in front:
+        click.echo(f"{point.hash}  {objective['name']} {point.score:.4f}  "
+                   f"{point.params / 1e6:.2f} M params")
 
 
 def _no_variant(run_dir: Path) -> RunDirError:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from deepphoenix.errors import UnknownNameError
+from deepphoenix.registry import Registry
 from deepphoenix.sandbox import JobResult, Worker, WorkerPool, WorkerSettings
 
-__all__ = ["ENTRY_POINT_GROUP", "Executor", "ExecutorSettings", "Lane", "LocalExecutor",
-           "executor_names", "get_executor"]
+__all__ = ["ENTRY_POINT_GROUP", "EXECUTORS", "Executor", "ExecutorSettings", "Lane",
+           "LocalExecutor", "executor_names", "get_executor"]
 
 ENTRY_POINT_GROUP = "deepphoenix.executors"
 
@@ -100,22 +99,14 @@ class LocalExecutor:
         self.close()
 
 
-_BUILTIN: dict[str, Callable[[ExecutorSettings], Executor]] = {"local": LocalExecutor}
-
-
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+EXECUTORS: Registry[Callable[[ExecutorSettings], Executor]] = Registry(
+    "executor", ENTRY_POINT_GROUP)
+EXECUTORS.register("local", LocalExecutor)
 
 
 def executor_names() -> list[str]:
-    return sorted(set(_BUILTIN) | set(_entry_points()))
+    return EXECUTORS.names()
 
 
 def get_executor(name: str, settings: ExecutorSettings) -> Executor:
-    factory = _BUILTIN.get(name)
-    if factory is None:
-        entry = _entry_points().get(name)
-        if entry is None:
-            raise UnknownNameError("executor", name, executor_names())
-        factory = entry.load()
-    return factory(settings)
+    return EXECUTORS.get(name)(settings)

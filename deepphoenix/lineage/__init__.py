@@ -6,6 +6,7 @@ from deepphoenix.lineage._gexf import read_gexf, write_gexf
 from deepphoenix.lineage._graph import best_hash, best_path, build_graph
 from deepphoenix.lineage._graphml import read_graphml, write_graphml
 from deepphoenix.lineage._json import read_json, write_json
+from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS, plot_lineage, plot_training
 
 FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "dot": write_dot}
@@ -13,9 +14,11 @@ FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "do
 __all__ = [
     "FORMATS",
     "SKIP_STEPS",
+    "ParetoPoint",
     "best_hash",
     "best_path",
     "build_graph",
+    "pareto_front",
     "plot_lineage",
     "plot_training",
     "read_gexf",

@@ -1,8 +1,8 @@
 """Proposers produce candidate edits. The seam is a small ask/tell protocol (`Proposer`,
 made by a registered factory from a `ProposerContext`); built-ins are ``random`` (the
-grammar's refinements) and ``t5`` (the learned proposer, which drives a sandbox worker and
-grounds what it samples). `RandomProposer` also builds the refinement dataset. Nothing
-here imports torch; the workers do."""
+grammar's refinements), ``t5`` (the learned proposer, which drives a sandbox worker and
+grounds what it samples) and ``tpe`` (Optuna's TPE over the sites). `RandomProposer` also
+builds the refinement dataset. Nothing here imports torch; the workers do."""
 
 from deepphoenix.proposers._builtin import LearnedProposer, RandomRefiner
 from deepphoenix.proposers._dataset import (
@@ -33,6 +33,7 @@ from deepphoenix.proposers._t5 import (
     TrainSettings,
     prepare_data,
 )
+from deepphoenix.proposers._tpe import TPEProposer, site_distributions
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -49,6 +50,7 @@ __all__ = [
     "RefinementPair",
     "SampleSettings",
     "T5Proposer",
+    "TPEProposer",
     "TrainSettings",
     "draw_distinct",
     "get_proposer",
@@ -60,5 +62,6 @@ __all__ = [
     "proposer_names",
     "read_pairs",
     "register_proposer",
+    "site_distributions",
     "write_pairs",
 ]

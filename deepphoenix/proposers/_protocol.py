@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from deepphoenix.errors import UnknownNameError
 from deepphoenix.executor import Executor
 from deepphoenix.mutator import Program
 from deepphoenix.proposers._random import Proposal
 from deepphoenix.proposers._t5 import ProposerData, SampleSettings, TrainSettings
+from deepphoenix.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "Observation", "Proposer", "ProposerContext",
            "ProposerFactory", "get_proposer", "needs_refinement_data", "proposer_factory",
@@ -87,30 +86,20 @@ class Proposer(Protocol):
 
 ProposerFactory = Callable[[ProposerContext], Proposer]
 
-_BUILTIN: dict[str, ProposerFactory] = {}
+PROPOSERS: Registry[ProposerFactory] = Registry("proposer", ENTRY_POINT_GROUP)
 
 
 def register_proposer(name: str, factory: ProposerFactory) -> None:
     """Register a built-in proposer (third parties use the entry-point group)."""
-    _BUILTIN[name] = factory
-
-
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    PROPOSERS.register(name, factory)
 
 
 def proposer_names() -> list[str]:
-    return sorted(set(_BUILTIN) | set(_entry_points()))
+    return PROPOSERS.names()
 
 
 def proposer_factory(name: str) -> ProposerFactory:
-    factory = _BUILTIN.get(name)
-    if factory is None:
-        entry = _entry_points().get(name)
-        if entry is None:
-            raise UnknownNameError("proposer", name, proposer_names())
-        factory = entry.load()
-    return factory
+    return PROPOSERS.get(name)
 
 
 def get_proposer(name: str, ctx: ProposerContext) -> Proposer:

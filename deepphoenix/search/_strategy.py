@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Protocol
 
-from deepphoenix.errors import UnknownNameError
 from deepphoenix.objectives import Direction
+from deepphoenix.registry import Registry
 
 __all__ = ["BestOfN", "Greedy", "Scored", "Strategy", "best_of", "get_strategy",
            "strategy_names"]
@@ -84,21 +83,17 @@ class BestOfN:
         return best_of(best, candidates, direction)
 
 
-_BUILTIN: dict[str, type] = {"greedy": Greedy, "best-of-n": BestOfN}
+STRATEGIES: Registry[object] = Registry("strategy", ENTRY_POINT_GROUP)
+STRATEGIES.register("greedy", Greedy)
+STRATEGIES.register("best-of-n", BestOfN)
 
 
 def strategy_names() -> list[str]:
-    extra = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(set(_BUILTIN) | extra)
+    return STRATEGIES.names()
 
 
 def get_strategy(name: str) -> Strategy:
-    if name in _BUILTIN:
-        built: Strategy = _BUILTIN[name]()
-        return built
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name == name:
-            obj = entry.load()
-            loaded: Strategy = obj() if isinstance(obj, type) else obj
-            return loaded
-    raise UnknownNameError("strategy", name, strategy_names())
+    """A strategy instance: registered classes are instantiated, instances used as is."""
+    found = STRATEGIES.get(name)
+    strategy: Strategy = found() if isinstance(found, type) else found  # type: ignore[assignment]
+    return strategy

@@ -17,7 +17,7 @@ tokens gains nothing from it, and neither does one that turns dropout off.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,25 @@ class Task:
     def loss(self, model: Any, tensors: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def prefix_logits(self, model: Any, tensors: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+        """(logits, targets) of the scored positions of a batch, each position's logits
+        from an input that ends there."""
+        raise NotImplementedError
+
     def heldout_loss(self, model: Any, rows: Sequence[Any], device: str,
                      batch_size: int) -> float:
-        raise NotImplementedError
+        """The mean loss per scored token of `rows`, in eval mode, without gradients."""
+        import torch
+
+        total, count = 0.0, 0
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                tensors = self.collate(rows[start:start + batch_size], device)
+                for logits, target in self.prefix_logits(model, tensors):
+                    total += float(_cross_entropy(logits, target, "sum"))
+                    count += int((target != IGNORE).sum())
+        return total / count if count else float("nan")
 
 
 def _logits(output: Any) -> Any:
@@ -112,34 +128,21 @@ class Seq2SeqTask(Task):
         output = model(**tensors)
         return _cross_entropy(_logits(output), tensors["labels"])
 
-    def heldout_loss(self, model: Any, rows: Sequence[Any], device: str,
-                     batch_size: int) -> float:
+    def prefix_logits(self, model: Any, tensors: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
         import torch
 
-        total, count = 0.0, 0
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(rows), batch_size):
-                t = self.collate(rows[start:start + batch_size], device)
-                labels = t["labels"]
-                decoder_input = torch.zeros_like(labels)  # decoder starts from pad (0)
-                decoder_input[:, 1:] = labels[:, :-1].clamp(min=0)
-                encoded = None
-                if hasattr(model, "get_encoder"):
-                    encoded = model.get_encoder()(input_ids=t["input_ids"],
-                                                  attention_mask=t["attention_mask"])
-                for position in _positions(labels.shape[1]):
-                    kwargs: dict[str, Any] = {"attention_mask": t["attention_mask"],
-                                              "decoder_input_ids": decoder_input[:, :position + 1]}
-                    if encoded is not None:
-                        kwargs["encoder_outputs"] = encoded
-                    else:
-                        kwargs["input_ids"] = t["input_ids"]
-                    logits = _logits(model(**kwargs))[:, -1]
-                    target = labels[:, position]
-                    total += float(_cross_entropy(logits, target, "sum"))
-                    count += int((target != IGNORE).sum())
-        return total / count if count else float("nan")
+        labels = tensors["labels"]
+        decoder_input = torch.zeros_like(labels)  # the decoder starts from pad (0)
+        decoder_input[:, 1:] = labels[:, :-1].clamp(min=0)
+        inputs: dict[str, Any] = {"attention_mask": tensors["attention_mask"]}
+        if hasattr(model, "get_encoder"):  # encode once, decode every prefix
+            inputs["encoder_outputs"] = model.get_encoder()(
+                input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"])
+        else:
+            inputs["input_ids"] = tensors["input_ids"]
+        for position in _positions(labels.shape[1]):
+            output = model(**inputs, decoder_input_ids=decoder_input[:, :position + 1])
+            yield _logits(output)[:, -1], labels[:, position]
 
 
 class LanguageModelTask(Task):
@@ -159,21 +162,10 @@ class LanguageModelTask(Task):
     def loss(self, model: Any, tensors: dict[str, Any]) -> Any:
         return _cross_entropy(_logits(model(tensors["idx"])), tensors["targets"])
 
-    def heldout_loss(self, model: Any, rows: Sequence[Any], device: str,
-                     batch_size: int) -> float:
-        import torch
-
-        total, count = 0.0, 0
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(rows), batch_size):
-                t = self.collate(rows[start:start + batch_size], device)
-                idx, targets = t["idx"], t["targets"]
-                for position in _positions(idx.shape[1]):
-                    logits = _logits(model(idx[:, :position + 1]))[:, -1]
-                    total += float(_cross_entropy(logits, targets[:, position], "sum"))
-                    count += targets.shape[0]
-        return total / count if count else float("nan")
+    def prefix_logits(self, model: Any, tensors: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+        idx, targets = tensors["idx"], tensors["targets"]
+        for position in _positions(idx.shape[1]):
+            yield _logits(model(idx[:, :position + 1]))[:, -1], targets[:, position]
 
 
 def _positions(length: int) -> list[int]:

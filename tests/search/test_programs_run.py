@@ -224,6 +224,20 @@ def test_a_programs_own_dynamics_and_train_decide_its_score(tmp_path: Path) -> N
     assert builtin.score == pytest.approx(seed_result.score, rel=1e-6)
 
 
+def test_a_train_function_that_hangs_is_killed_and_recorded_at_its_stage(
+        tmp_path: Path) -> None:
+    seed = seed_source("tiny-train") + "\ndef train(model, ctx):\n    while True:\n        pass\n"
+    program = parse_program(seed_source("tiny-train"), load_grammar("t5-train"))
+    config = RunConfig(dataset_size=40, fewshot_samples=32, vocab_size=300)
+    data = prepare_run_data(tmp_path, config, program, refinement=False)
+    settings = EvalSettings(objective=resolve_objective("fewshot"), rows=data.rows,
+                            vocab_size=data.vocab_size, samples=32, timeout=60)
+    with LocalExecutor(ExecutorSettings(workers=1)) as executor:
+        (result,) = Evaluator(executor, settings).evaluate([("hangs", seed)])
+    assert (result.status, result.stage) == (EvalStatus.FAILED, "train")
+    assert result.reason.startswith("timeout: timed out after 60 s")
+
+
 def test_val_loss_scores_held_out_pairs(tmp_path: Path) -> None:
     program = parse_program(seed_source("tiny"), load_grammar("t5"))
     config = RunConfig(dataset_size=48, fewshot_samples=32, heldout_samples=16,
@@ -262,3 +276,33 @@ def test_a_run_written_before_objectives_opens_and_resumes(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert [list(row) for row in _scores(run_dir)] == expected["variants"]
     assert json.loads((run_dir / "summary.json").read_text())["best_hash"] == expected["best"]
+
+
+def test_the_pareto_front_of_score_and_parameters(user_run) -> None:  # type: ignore[no-untyped-def]
+    run_dir, _ = user_run
+    result = CliRunner().invoke(cli, ["lineage", "pareto", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    front = json.loads(result.stdout)["front"]
+    assert [p["params"] for p in front] == sorted({p["params"] for p in front})
+    assert [p["score"] for p in front] == sorted(p["score"] for p in front)  # maximized
+    with RunStore.open(run_dir) as store:
+        scored = [v for v in store.variants() if v.status == "scored"]
+    for v in scored:  # nothing off the front beats a front point on both counts
+        assert any(p["params"] <= v.metrics["params"] and p["score"] >= v.score  # type: ignore[operator]
+                   for p in front)
+    assert max(p["score"] for p in front) == pytest.approx(max(v.score for v in scored))  # type: ignore[type-var]
+
+
+def test_candidates_over_max_params_are_rejected_before_they_train(tmp_path: Path) -> None:
+    args = _user_files(tmp_path)
+    result = CliRunner().invoke(cli, [*args, "--max-params", "40", "--episodes", "1",
+                                      "--run-dir", str(tmp_path / "run")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with RunStore.open(tmp_path / "run") as store:
+        variants = store.variants()
+    over = [v for v in variants if v.metrics.get("params", 0) > 40]
+    assert over and all(v.status == "rejected" and v.stage == "build" and
+                        "over the limit of 40" in v.reason and "reports" not in v.metrics
+                        for v in over)
+    assert all(v.metrics["params"] <= 40 for v in variants if v.status == "scored")

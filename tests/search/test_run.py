@@ -263,3 +263,22 @@ def test_a_proposer_that_cannot_train_falls_back_and_the_run_goes_on(
     assert {a.proposer for a in attempts} == {"random-fallback"}
     assert episode is not None and "out of memory" in episode["training"]["failed"]
     assert summary.evaluations >= 2
+
+
+def test_a_tpe_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:
+    args = ["run", "--preset", "smoke", "--proposer", "tpe", "--batches", "1", "--json"]
+    reference = tmp_path / "reference"
+    done = _spawn([*args, "--run-dir", str(reference)], tmp_path)
+    _, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err
+    run_dir = tmp_path / "killed"
+    proc = _spawn([*args, "--run-dir", str(run_dir)], tmp_path)
+    _wait_for(run_dir, 5, proc)  # past the first batch: the history is non-empty
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    resumed = _spawn(["run", "--run-dir", str(run_dir), "--resume", "--json"], tmp_path)
+    _out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert _variants(run_dir) == _variants(reference)
+    with RunStore.open(reference) as store:
+        assert {a.proposer for a in store.attempts()} == {"tpe"}

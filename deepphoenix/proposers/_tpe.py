@@ -1,0 +1,133 @@
+"""`tpe`: Optuna's TPE sampler over a grammar's sites, as a proposer.
+
+Each proposable site becomes an Optuna distribution (int, float, log-float, categorical,
+bool); derived sites are derived by the grammar; a draw that breaks an invariant is
+recorded as rejected with its reason (and told to the study as failed). Candidates are
+asked in batches (the constant-liar strategy keeps one batch's asks apart), so parallel
+workers stay busy.
+
+There is no state that lives only in memory: before each batch a fresh study is rebuilt
+from every observed result, in the order the run recorded them, with a sampler seeded by
+the batch's seed. A resumed run replays the same observations, so it asks the same
+candidates as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from deepphoenix.errors import ConfigError
+from deepphoenix.grammar import Kind, SiteSpec
+from deepphoenix.mutator import Program
+from deepphoenix.outcome import Outcome
+from deepphoenix.proposers._distinct import draw_distinct
+from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
+from deepphoenix.proposers._random import Proposal
+
+__all__ = ["TPEProposer", "site_distributions"]
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        raise ConfigError("the tpe proposer needs Optuna: pip install optuna") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def site_distributions(sites: Sequence[SiteSpec]) -> dict[str, Any]:
+    """An Optuna distribution per site; `ConfigError` for a site TPE cannot search (a
+    numeric site without both bounds)."""
+    optuna = _optuna()
+    dist = optuna.distributions
+    found: dict[str, Any] = {}
+    for spec in sites:
+        domain = spec.domain
+        if spec.kind is Kind.BOOL:
+            found[spec.name] = dist.CategoricalDistribution([False, True])
+        elif spec.kind is Kind.CATEGORICAL:
+            found[spec.name] = dist.CategoricalDistribution(list(domain.choices))
+        elif domain.low is None or domain.high is None or not (
+                math.isfinite(domain.low) and math.isfinite(domain.high)):
+            raise ConfigError(f"the tpe proposer needs min and max for site {spec.name!r} "
+                              f"({spec.kind.value}); add them to the grammar")
+        elif spec.kind is Kind.INT:
+            found[spec.name] = dist.IntDistribution(math.ceil(domain.low),
+                                                    math.floor(domain.high))
+        else:
+            found[spec.name] = dist.FloatDistribution(domain.low, domain.high,
+                                                      log=spec.kind is Kind.LOG_FLOAT)
+    return found
+
+
+def _inside(distribution: Any, value: Any) -> bool:
+    choices = getattr(distribution, "choices", None)
+    if choices is not None:
+        return value in choices
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and distribution.low <= value <= distribution.high)
+
+
+class TPEProposer:
+    """Optuna's TPE over the parent program's proposable sites."""
+
+    name = "tpe"
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        self.optuna = _optuna()
+        self.direction = ctx.direction
+        self.rounds = ctx.draw_rounds
+        self.history: list[Observation] = []
+
+    def begin_episode(self, episode: int, program: Program, seed: int,
+                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None
+
+    def observe(self, observations: Sequence[Observation]) -> None:
+        self.history.extend(observations)
+
+    def _study(self, distributions: dict[str, Any], seed: int) -> Any:
+        optuna = self.optuna
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        study = optuna.create_study(direction=self.direction, sampler=sampler)
+        for seen in self.history:
+            params = {k: seen.values[k] for k in distributions if k in seen.values}
+            if len(params) != len(distributions) or not all(
+                    _inside(distributions[k], v) for k, v in params.items()):
+                continue  # outside the domain: nothing TPE can use
+            state = (optuna.trial.TrialState.COMPLETE if seen.score is not None
+                     else optuna.trial.TrialState.FAIL)
+            study.add_trial(optuna.trial.create_trial(
+                params=params, distributions=distributions, state=state,
+                value=seen.score if seen.score is not None else None))
+        return study
+
+    def propose(self, parent: Program, n: int, seed: int,
+                exclude: Collection[str] = ()) -> list[Proposal]:
+        distributions = site_distributions(
+            [spec for spec in parent.proposable if spec.name in parent.present])
+        study = self._study(distributions, seed)
+
+        def draw(_round: int, count: int) -> list[Proposal]:
+            proposals = []
+            for _ in range(count):
+                trial = study.ask(distributions)
+                values = dict(trial.params)
+                edits = {k: v for k, v in values.items() if v != parent.values.get(k)}
+                mutation = parent.apply(edits)
+                if mutation.outcome in (Outcome.INVARIANT, Outcome.OUT_OF_DOMAIN):
+                    study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+                proposals.append(Proposal(mutation, json.dumps(values, sort_keys=True)))
+            return proposals
+
+        return draw_distinct(draw, n, self.rounds, exclude)
+
+    def close(self) -> None:
+        return None
+
+
+register_proposer("tpe", TPEProposer)
