@@ -204,7 +204,7 @@ def test_a_programs_own_dynamics_and_train_decide_its_score(tmp_path: Path) -> N
     config = RunConfig(dataset_size=40, fewshot_samples=32, vocab_size=300, seed=1)
     data = prepare_run_data(tmp_path, config, program, refinement=False)
     settings = EvalSettings(objective=resolve_objective("fewshot"), rows=data.rows,
-                            vocab_size=data.vocab_size, samples=32, seed=1, timeout=120)
+                            vocab_size=data.vocab_size, samples=32, seed=1, timeout=600)
     with LocalExecutor(ExecutorSettings(workers=1)) as executor:
         results = {r.hash: r for r in Evaluator(executor, settings).evaluate(
             list(sources.items()))}
@@ -244,7 +244,7 @@ def test_val_loss_scores_held_out_pairs(tmp_path: Path) -> None:
                        vocab_size=300, objective="val-loss")
     data = prepare_run_data(tmp_path, config, program, refinement=False)
     settings = EvalSettings(objective=resolve_objective("val-loss"), rows=data.rows,
-                            vocab_size=data.vocab_size, samples=32, heldout=16, timeout=120)
+                            vocab_size=data.vocab_size, samples=32, heldout=16, timeout=600)
     with LocalExecutor(ExecutorSettings(workers=1)) as executor:
         (result,) = Evaluator(executor, settings).evaluate([(program.hash, program.text)])
     assert result.status is EvalStatus.SCORED
