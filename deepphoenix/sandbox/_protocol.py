@@ -145,18 +145,25 @@ class FrameReader:
         del self._buffer[:end]
         return frame
 
-    def read(self, deadline: float | None) -> bytes | None:
-        """The next frame's body; None at end of stream (a torn last frame included);
-        `TimeoutError` past `deadline` (a `time.monotonic()` value); `ProtocolError` for a
-        frame over `MAX_MESSAGE`."""
+    def read(self, deadline: float | None, exited: int | None = None) -> bytes | None:
+        """The next frame's body; None at end of stream (a torn last frame included), or
+        once the descriptor `exited` (a pidfd of the writer) is readable and nothing more
+        is; `TimeoutError` past `deadline` (a `time.monotonic()` value); `ProtocolError`
+        for a frame over `MAX_MESSAGE`. The pidfd matters because the pipe's write end
+        may live on in processes the writer forked."""
+        watch = [self.fd] if exited is None else [self.fd, exited]
         while True:
             frame = self._frame()
             if frame is not None:
                 return frame
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([self.fd], [], [], wait)
+            ready, _, _ = select.select(watch, [], [], wait)
             if not ready:
                 raise TimeoutError
+            if self.fd not in ready:  # the writer is gone: take what it left, then stop
+                ready, _, _ = select.select([self.fd], [], [], 0)
+                if not ready:
+                    return None
             chunk = os.read(self.fd, 2**20)
             if not chunk:
                 return None

@@ -99,21 +99,23 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def reap(pids: Iterable[int], timeout: float = 2.0) -> None:
-    """Collect the exit status of those `pids` that are our children (no zombies left),
-    waiting up to `timeout` seconds for killed ones to finish dying."""
+    """Wait up to `timeout` seconds for `pids` (killed) to be gone, collecting the exit
+    status of those that are, or become, our children: a killed process whose parent is
+    killed too is re-parented to the subreaper, and a zombie left unreaped lives on."""
+    me = os.getpid()
     pending = set(pids)
     deadline = time.monotonic() + timeout
     while pending:
         for pid in list(pending):
-            try:
-                done, _status = os.waitpid(pid, os.WNOHANG)
-            except (ChildProcessError, OSError):  # not our child, or already reaped
-                done = pid
-            if done:
+            info = _stat(pid)
+            if info is None:
                 pending.discard(pid)
+            elif info[0] == me and info[2] in ("Z", "X"):
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(pid, os.WNOHANG)
         if not pending or time.monotonic() > deadline:
             return
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 def kill_tree(roots: Iterable[int], include_roots: bool = True,

@@ -192,6 +192,7 @@ class Worker:
         self._jobs: IO[bytes] | None = None
         self._reader: FrameReader | None = None
         self._drain: LogDrain | None = None
+        self._pidfd: int | None = None
         self._job_id = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -250,12 +251,16 @@ class Worker:
                     os.close(fd)
         self._jobs = os.fdopen(jobs_w, "wb", buffering=0)
         self._reader = FrameReader(results_r)
+        try:
+            self._pidfd = os.pidfd_open(self._proc.pid)
+        except (OSError, AttributeError):  # before Linux 5.3: death shows as end of stream
+            self._pidfd = None
         self._drain = LogDrain(log_r, log_path, self.settings.log_cap)
         self.starts += 1
         key = secrets.token_bytes(32)
         try:
             write_message(self._jobs, {"type": "hello", "key": key.hex()})
-            frame = self._reader.read(time.monotonic() + _START_TIMEOUT)
+            frame = self._reader.read(time.monotonic() + _START_TIMEOUT, self._pidfd)
             ready = None if frame is None else decode_signed(key, frame)
         except TimeoutError:
             self.kill()
@@ -306,6 +311,10 @@ class Worker:
                 else:
                     closer.close()
         self._jobs = self._reader = None
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
         if self._drain is not None:
             self._drain.join(timeout=5)
             self._drain = None
@@ -359,7 +368,7 @@ class Worker:
         seq = 0
         while True:
             try:
-                frame = reader.read(deadline)
+                frame = reader.read(deadline, self._pidfd)
                 if frame is None:
                     return self._died(began)
                 message = _check(decode_signed(key, frame), job_id, seq)
