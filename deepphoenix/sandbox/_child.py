@@ -6,6 +6,13 @@ in on one, authenticated results and progress go out on the other (see `_protoco
 are moved to close-on-exec descriptors at unpredictable numbers, so no program a candidate
 starts inherits them; stdin is /dev/null and stdout and stderr are the worker log.
 
+The process started first is a small *supervisor*: a child subreaper that forks the worker
+proper and never runs a job. Orphans of the worker's descendants are re-parented to the
+worker (a subreaper too) while it lives, and to the supervisor once it has died; when the
+worker ends, however it ends (``os._exit`` from a candidate, the OOM killer), the
+supervisor kills every process left below it and exits the way the worker did. So a
+process a candidate started can outlive neither its job nor its worker.
+
 Before anything else runs the worker leaves the network (a new network namespace where the
 kernel allows it), becomes a child subreaper, and installs an audit hook that refuses name
 lookups and non-Unix connections, sends and binds. After every job it kills every process
@@ -21,13 +28,14 @@ import json
 import os
 import random
 import resource
+import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from deepphoenix.sandbox._protocol import (
     encode_signed,
@@ -136,8 +144,11 @@ def _hide(fd: int) -> int:
     import fcntl
 
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    floor = random.SystemRandom().randrange(64, max(65, min(soft, 1024) - 64))
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    try:
+        floor = random.SystemRandom().randrange(64, max(65, min(soft, 1024) - 64))
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    except OSError:  # a low descriptor limit
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
     os.close(fd)
     return moved
 
@@ -207,15 +218,46 @@ def _python_threads() -> set[int]:
     return set(sys._current_frames())
 
 
+def _supervise(worker: int) -> NoReturn:
+    """Reap everything below us until the worker ends (or our parent does), then kill what
+    is left and end as the worker did."""
+    parent = os.getppid()
+    status = 0
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == worker:
+            break
+        if pid == 0:
+            if os.getppid() != parent:  # our parent died: so does everything below us
+                status = 1 << 8
+                break
+            time.sleep(0.05)
+    kill_tree([os.getpid()], include_roots=False)
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
 def main() -> None:
     settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
-    isolation: dict[str, Any] = {}
+    channel_fds = (int(settings["jobs_fd"]), int(settings["results_fd"]))
+    isolation: dict[str, Any] = {"supervisor": become_subreaper()}
+    worker = os.fork()
+    if worker:
+        for fd in channel_fds:
+            os.close(fd)
+        _supervise(worker)
+    os.setsid()  # the worker proper: its own session and process group
     # Namespaces first: unshare refuses a process that already has threads.
     isolation["network"] = (_isolate_network() if settings.get("isolate_network", True)
                             else "none (not asked)")
     isolation["subreaper"] = become_subreaper()
-    jobs_in = os.fdopen(_hide(int(settings["jobs_fd"])), "rb")
-    channel = _Channel(_hide(int(settings["results_fd"])))
+    jobs_in = os.fdopen(_hide(channel_fds[0]), "rb")
+    channel = _Channel(_hide(channel_fds[1]))
     _watch_parent()
     device = settings.get("device", "auto")
     limited = False
@@ -241,11 +283,11 @@ def main() -> None:
         return
     channel.begin(bytes.fromhex(str(hello.pop("key"))), 0)
     channel.send({"type": "ready", "isolation": isolation})
-    known_threads = _python_threads()
     while True:
         message = read_message(jobs_in)
         if message is None or message.get("type") == "exit":
             break
+        known_threads = _python_threads()
         context.job_id = int(message.get("id", 0))
         channel.begin(bytes.fromhex(str(message.pop("key"))), context.job_id)
         began = time.perf_counter()
@@ -263,7 +305,8 @@ def main() -> None:
         reply["seconds"] = time.perf_counter() - began
         reply["leftovers"] = kill_tree([os.getpid()], include_roots=False)
         # A thread the job started and left running could read the next job's key from
-        # the job channel: the parent retires a worker that reports one.
+        # the job channel: the parent retires a worker that reports one. (Threads without
+        # a Python frame, torch's and OpenMP's, are not counted.)
         reply["stray_threads"] = len(_python_threads() - known_threads)
         os.chdir(workspace)  # a job that changed directory does not move the next one
         gc.collect()

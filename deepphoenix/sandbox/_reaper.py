@@ -1,12 +1,12 @@
 """Finding and killing the processes a candidate started, wherever they went.
 
 A process that forks, calls ``setsid`` and ignores SIGTERM leaves any process group kill
-behind. Two things keep it reachable: every worker (and the parent that starts workers) is
-a *child subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``), so an orphan is re-parented to the
-nearest worker or parent instead of to init; and `kill_tree` walks ``/proc`` for every
-process whose parent chain leads to a root, stops them all with SIGSTOP (a stopped process
-cannot fork any more, so the tree stops growing), re-walks until no new process shows up,
-then SIGKILLs them and reaps those that became our children. Linux only.
+behind. Two things keep it reachable: every worker and its supervisor is a *child
+subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``), so an orphan is re-parented to the worker,
+or to the supervisor once the worker is gone, instead of to init; and `kill_tree` walks
+``/proc`` for every process whose parent chain leads to a root, stops them all with SIGSTOP
+(a stopped process cannot fork any more, so the tree stops growing), re-walks until no new
+process shows up, then SIGKILLs them and reaps those that became our children. Linux only.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import signal
 import time
 from collections.abc import Iterable
 
-__all__ = ["adopted_orphans", "become_subreaper", "descendants", "kill_tree", "process_table",
+__all__ = ["become_subreaper", "descendants", "kill_tree", "process_table",
            "reap"]
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -78,19 +78,6 @@ def descendants(root: int, table: dict[int, tuple[int, int, str]] | None = None)
                 found.add(child)
                 stack.append(child)
     return {pid for pid in found if table[pid][2] not in ("Z", "X")}
-
-
-def adopted_orphans(exclude: Iterable[int] = ()) -> set[int]:
-    """Our children that we did not start: processes re-parented to us (a subreaper) after
-    a worker died. Our own direct children (workers, anything else started with our
-    session) are told apart by their session: a worker's descendants live in the worker's
-    session or in one of their own, never in ours."""
-    me = os.getpid()
-    own_session = os.getsid(0)
-    skip = set(exclude)
-    return {pid for pid, (ppid, sid, state) in process_table().items()
-            if ppid == me and sid != own_session and pid not in skip
-            and state not in ("Z", "X")}
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -8,7 +8,7 @@ imports torch once and then runs job after job. Results come back over a pipe no
 candidate starts inherits, each message authenticated with a key fresh for the job; a
 forged or torn message is a recorded failure and the worker is replaced. A job that
 outlives its timeout has the worker and every process it started killed (escapees from the
-process group included: workers and their parent are child subreapers); the worker is
+process group included: the worker and its supervisor are child subreapers); the worker is
 replaced at the next job. A worker that dies takes only its job with it. Its output goes to
 a log capped at `WorkerSettings.log_cap` bytes. See docs/sandbox.md for the threat model.
 """
@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -43,7 +42,7 @@ from deepphoenix.sandbox._protocol import (
     decode_signed,
     write_message,
 )
-from deepphoenix.sandbox._reaper import adopted_orphans, become_subreaper, kill_tree, reap
+from deepphoenix.sandbox._reaper import kill_tree
 
 __all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings",
            "default_memory_limit", "scrubbed_env"]
@@ -53,21 +52,6 @@ _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIB
                  "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
 _RAM_SHARE = 0.8  # of physical memory, split between the workers that run at once
 FORGED = "forged or malformed reply"
-
-# Pids of the workers of this process that have not been waited for: never mistaken for
-# orphans that a dead worker left to us.
-_worker_pids: set[int] = set()
-_worker_pids_lock = threading.Lock()
-_subreaper: bool | None = None
-
-
-def _become_subreaper() -> bool:
-    """Once per process: orphans of a worker that died are re-parented to us, not init."""
-    global _subreaper
-    if _subreaper is None:
-        _subreaper = become_subreaper()
-    return _subreaper
-
 
 class JobStatus(StrEnum):
     OK = "ok"
@@ -206,6 +190,8 @@ class Worker:
 
     @property
     def pid(self) -> int | None:
+        """The pid of the worker's supervisor (the process started; the worker proper is
+        its child)."""
         return None if self._proc is None else self._proc.pid
 
     def _log_path(self) -> Path | None:
@@ -218,7 +204,6 @@ class Worker:
             return
         self.kill()
         self._cleanup()
-        _become_subreaper()
         workspace = Path(tempfile.mkdtemp(prefix=f"deepphoenix-{self.name}-"))
         (workspace / ".home").mkdir()
         (workspace / ".tmp").mkdir()
@@ -233,14 +218,12 @@ class Worker:
         try:
             env = scrubbed_env(workspace, self.settings, fds=(jobs_r, results_w),
                                sharing=self.sharing)
-            with _worker_pids_lock:  # no orphan sweep runs while the pid is unknown
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "deepphoenix.sandbox._child"],
-                    stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w,
-                    pass_fds=(jobs_r, results_w), cwd=workspace, env=env,
-                    start_new_session=True,
-                )
-                _worker_pids.add(self._proc.pid)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "deepphoenix.sandbox._child"],
+                stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w,
+                pass_fds=(jobs_r, results_w), cwd=workspace, env=env,
+                start_new_session=True,
+            )
         except OSError as exc:
             for fd in (jobs_r, jobs_w, results_r, results_w, log_r, log_w):
                 os.close(fd)
@@ -288,8 +271,8 @@ class Worker:
         self._cleanup()
 
     def kill(self) -> None:
-        """Kill the worker and every process it started, wherever they went (their own
-        session included), and the orphans any dead worker left to this process."""
+        """Kill the worker, its supervisor and every process it started, wherever they
+        went (their own sessions included)."""
         proc = self._proc
         if proc is None:
             return
@@ -299,9 +282,6 @@ class Worker:
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        _sweep_orphans(exclude=[proc.pid])
-        with _worker_pids_lock:
-            _worker_pids.discard(proc.pid)
         for closer in (self._jobs, self._reader):
             if closer is None:
                 continue
@@ -438,17 +418,6 @@ def _check(message: dict[str, Any], job_id: int, seq: int) -> dict[str, Any]:
     if message.get("seq") != seq:
         raise _Forged(f"message {str(message.get('seq'))[:40]} out of order (expected {seq})")
     return message
-
-
-def _sweep_orphans(exclude: Iterable[int]) -> None:
-    """Kill the processes a dead worker left to this process (a subreaper), and reap the
-    zombies among them."""
-    with _worker_pids_lock:
-        skip = set(_worker_pids) | set(exclude)
-        roots = adopted_orphans(exclude=skip)
-        if roots:
-            kill_tree(roots)
-        reap(adopted_orphans(exclude=skip) | roots, timeout=0.5)
 
 
 class WorkerPool:
