@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deepphoenix.sandbox._protocol import (
+    ProtocolError,
     encode_signed,
     failure_text,
     is_out_of_memory,
@@ -312,7 +313,7 @@ def main() -> None:
         gc.collect()
         try:
             channel.send(reply)
-        except (TypeError, ValueError) as exc:  # a value JSON cannot carry
+        except (TypeError, ValueError, ProtocolError) as exc:  # JSON cannot carry it
             error, trace = failure_text(exc)
             channel.send({"type": "result", "ok": False, "kind": "exception",
                           "error": f"the job's value cannot be sent: {error}",

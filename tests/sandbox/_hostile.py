@@ -262,3 +262,8 @@ def stray_thread(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 def pid(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return {"pid": os.getpid(), "status": "honest"}
+
+
+def unsendable(args: dict[str, Any], ctx: JobContext) -> object:
+    """A value JSON cannot carry."""
+    return {"status": "honest", "value": object()}

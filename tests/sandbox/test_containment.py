@@ -100,6 +100,14 @@ def test_a_thread_left_behind_retires_the_worker(worker: Worker) -> None:
     assert after.value["pid"] != first.value["pid"]  # a fresh worker ran it
 
 
+def test_a_value_json_cannot_carry_is_the_jobs_failure(worker: Worker) -> None:
+    result = worker.run(f"{HOSTILE}:unsendable")
+    assert result.status is JobStatus.ERROR and "cannot be sent" in result.error, result
+    before = worker.starts
+    _honest_job_still_runs(worker)
+    assert worker.starts == before  # the worker survived
+
+
 def test_only_allowed_jobs_run() -> None:
     with Worker(WorkerSettings(preload=()), name="strict") as w:
         result = w.run(f"{HOSTILE}:pid")  # not on the production allow-list
