@@ -1,6 +1,6 @@
 """Sandboxed worker processes: where every piece of torch work runs (building a model from
 a source, training, sampling, few-shot scoring). Importing this package does not import
-torch; the workers do."""
+torch; the workers do. What a worker contains, and what it does not: docs/sandbox.md."""
 
 from deepphoenix.sandbox._worker import (
     JobResult,
@@ -8,7 +8,9 @@ from deepphoenix.sandbox._worker import (
     Worker,
     WorkerPool,
     WorkerSettings,
+    default_memory_limit,
     scrubbed_env,
 )
 
-__all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings", "scrubbed_env"]
+__all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings",
+           "default_memory_limit", "scrubbed_env"]

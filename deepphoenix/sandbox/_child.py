@@ -1,47 +1,81 @@
 """The worker process: imports torch once, then runs jobs from its parent until told to
 stop. Started by `Worker` as ``python -m deepphoenix.sandbox._child``.
 
-Its stdout is the protocol channel; anything a job prints goes to stderr (the worker log).
-Its stdin is the job channel; a job that reads stdin reads /dev/null.
+Two pipes inherited at numbers given in ``DEEPPHOENIX_WORKER`` are the channels: jobs come
+in on one, authenticated results and progress go out on the other (see `_protocol`). Both
+are moved to close-on-exec descriptors at unpredictable numbers, so no program a candidate
+starts inherits them; stdin is /dev/null and stdout and stderr are the worker log.
+
+The process started first is a small *supervisor*: a child subreaper that forks the worker
+proper and never runs a job. Orphans of the worker's descendants are re-parented to the
+worker (a subreaper too) while it lives, and to the supervisor once it has died; when the
+worker ends, however it ends (``os._exit`` from a candidate, the OOM killer), the
+supervisor kills every process left below it and exits the way the worker did. So a
+process a candidate started can outlive neither its job nor its worker.
+
+Before anything else runs the worker leaves the network (a new network namespace where the
+kernel allows it), becomes a child subreaper, and installs an audit hook that refuses name
+lookups and non-Unix connections, sends and binds. After every job it kills every process
+the job left behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib
 import json
 import os
+import random
 import resource
+import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, NoReturn
 
 from deepphoenix.sandbox._protocol import (
+    ProtocolError,
+    encode_signed,
     failure_text,
     is_out_of_memory,
     read_message,
-    write_message,
+    write_all,
 )
+from deepphoenix.sandbox._reaper import become_subreaper, kill_tree
 
-ALLOWED_PREFIX = "deepphoenix."
+# The jobs a worker runs: ``module:function``, or ``module:*`` for every public function of
+# a module. Nothing else can be called; tests add their own with `WorkerSettings.extra_jobs`.
+ALLOWED_JOBS: frozenset[str] = frozenset({
+    "deepphoenix.evaluator._jobs:evaluate_job",
+    "deepphoenix.proposers._jobs:train_job",
+    "deepphoenix.proposers._jobs:generate_job",
+    "deepphoenix.objectives._jobs:objective_job",
+    "deepphoenix.training._jobs:*",
+})
+
+_REFUSED = "network access is disabled in deepphoenix workers"
+_CLONE_NEWNET = 0x40000000
+_CLONE_NEWUSER = 0x10000000
 
 
 class JobContext:
     """What a job function gets besides its arguments: progress reporting, state kept
     between jobs of this worker (a trained proposer model), the workspace, the device."""
 
-    def __init__(self, channel: IO[bytes], workspace: Path, device: str) -> None:
-        self._channel = channel
+    def __init__(self, send: Callable[[dict[str, Any]], None], workspace: Path,
+                 device: str) -> None:
+        self._send = send
         self.workspace = workspace
         self.requested_device = device
         self.state: dict[str, Any] = {}
         self.job_id: int = 0
 
     def progress(self, **fields: Any) -> None:
-        write_message(self._channel, {"type": "progress", "id": self.job_id, **fields})
+        self._send({**fields, "type": "progress"})
 
     def device(self, requested: str | None = None) -> str:
         """``auto`` resolves to ``cuda`` when a GPU is visible, else ``cpu``."""
@@ -53,10 +87,92 @@ class JobContext:
         return choice
 
 
-def _limit_memory(limit: int | None) -> None:
+class _Channel:
+    """The result channel: every message carries the current job's id, a sequence number
+    and a tag under the current key."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._key = b""
+        self._id = 0
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def begin(self, key: bytes, job_id: int) -> None:
+        self._key, self._id, self._seq = key, job_id, 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            frame = encode_signed(self._key, {**message, "id": self._id, "seq": self._seq})
+            self._seq += 1
+            write_all(self._fd, frame)
+
+
+def _limit_memory(limit: int | None) -> bool:
     # Address-space limits break CUDA's large reservations, so they apply to CPU workers.
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        return True
+    return False
+
+
+def _isolate_network() -> str:
+    """Leave the network: a new network namespace has only a loopback device, and it is
+    down, so neither this process nor any program it starts can reach any address, not
+    even 127.0.0.1 of the host. As root that is ``unshare(CLONE_NEWNET)``; otherwise inside
+    a new user namespace that maps our own uid and gid. Must run before any thread starts.
+    Returns what is in place, or why nothing is."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNET) == 0:
+        return "network namespace"
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
+        return f"none ({os.strerror(ctypes.get_errno())})"
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                           ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError as exc:
+        return f"user and network namespace (ids unmapped: {exc.strerror})"
+    return "user and network namespace"
+
+
+def _hide(fd: int) -> int:
+    """Move `fd` to a close-on-exec descriptor at an unpredictable number. Not a secret (a
+    candidate can list /proc/self/fd): it only keeps programs it starts from inheriting the
+    channel and blind writes from hitting it by number."""
+    import fcntl
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        floor = random.SystemRandom().randrange(64, max(65, min(soft, 1024) - 64))
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    except OSError:  # a low descriptor limit
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
+
+
+def _block_network() -> None:
+    """Refuse name lookups and non-Unix connections, sends and binds in this process (audit
+    hooks cannot be removed). This stops the libraries' downloads and a candidate's Python
+    socket calls; programs a candidate starts are only cut off by the network namespace."""
+
+    def refuse_inet(args: tuple[Any, ...]) -> None:
+        if getattr(args[0], "family", None) != socket.AF_UNIX:
+            raise PermissionError(_REFUSED)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if not event.startswith("socket."):
+            return
+        if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+                     "socket.getnameinfo", "socket.sethostname"):
+            raise PermissionError(_REFUSED)
+        if event in ("socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind"):
+            refuse_inet(args)
+
+    sys.addaudithook(hook)
 
 
 def _cuda_available() -> bool:
@@ -65,40 +181,33 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _block_network() -> None:
-    """Refuse name lookups and outgoing non-Unix socket connections in this process (audit
-    hooks cannot be removed). This stops the libraries' downloads; it is not a network
-    sandbox (`sendto` on an unconnected socket, or a child process, is not covered)."""
-    import socket
-
-    def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event == "socket.getaddrinfo":
-            raise PermissionError("network access is disabled in deepphoenix workers")
-        if event == "socket.connect":
-            sock = args[0]
-            if getattr(sock, "family", None) != socket.AF_UNIX:
-                raise PermissionError("network access is disabled in deepphoenix workers")
-
-    sys.addaudithook(hook)
-
-
 def _watch_parent() -> None:
-    """Exit when the parent dies (even by SIGKILL): workers live in their own session, so
-    nothing else would stop an orphan in the middle of a long job."""
+    """Exit when the parent dies (even by SIGKILL), taking every process a job left behind
+    with us: workers live in their own session, so nothing else would stop an orphan in the
+    middle of a long job."""
     parent = os.getppid()
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
             if os.getppid() != parent:
+                kill_tree([os.getpid()], include_roots=False)
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _resolve(name: str) -> Callable[[dict[str, Any], JobContext], Any]:
-    if not name.startswith(ALLOWED_PREFIX):
-        raise PermissionError(f"job {name!r} is not a deepphoenix job")
+def is_allowed(name: str, allowed: frozenset[str]) -> bool:
+    """`name` (``module:function``) is in `allowed`, by name or by its module's ``:*``."""
+    module, _, function = name.partition(":")
+    if not function or function.startswith("_"):
+        return False
+    return name in allowed or f"{module}:*" in allowed
+
+
+def _resolve(name: str, allowed: frozenset[str]) -> Callable[[dict[str, Any], JobContext], Any]:
+    if not is_allowed(name, allowed):
+        raise PermissionError(f"job {name!r} is not an allowed deepphoenix job")
     module_name, _, attr = name.partition(":")
     function = getattr(importlib.import_module(module_name), attr)
     if not callable(function):
@@ -106,50 +215,109 @@ def _resolve(name: str) -> Callable[[dict[str, Any], JobContext], Any]:
     return function
 
 
+def _python_threads() -> set[int]:
+    return set(sys._current_frames())
+
+
+def _supervise(worker: int) -> NoReturn:
+    """Reap everything below us until the worker ends (or our parent does), then kill what
+    is left and end as the worker did."""
+    parent = os.getppid()
+    status = 0
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == worker:
+            break
+        if pid == 0:
+            if os.getppid() != parent:  # our parent died: so does everything below us
+                status = 1 << 8
+                break
+            time.sleep(0.05)
+    kill_tree([os.getpid()], include_roots=False)
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
 def main() -> None:
-    channel = os.fdopen(os.dup(1), "wb")
-    jobs = os.fdopen(os.dup(0), "rb")
-    os.dup2(2, 1)  # prints from jobs and candidates go to the log
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
     settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
+    channel_fds = (int(settings["jobs_fd"]), int(settings["results_fd"]))
+    isolation: dict[str, Any] = {"supervisor": become_subreaper()}
+    worker = os.fork()
+    if worker:
+        for fd in channel_fds:
+            os.close(fd)
+        _supervise(worker)
+    os.setsid()  # the worker proper: its own session and process group
+    # Namespaces first: unshare refuses a process that already has threads.
+    isolation["network"] = (_isolate_network() if settings.get("isolate_network", True)
+                            else "none (not asked)")
+    isolation["subreaper"] = become_subreaper()
+    jobs_in = os.fdopen(_hide(channel_fds[0]), "rb")
+    channel = _Channel(_hide(channel_fds[1]))
     _watch_parent()
     device = settings.get("device", "auto")
+    limited = False
     if device != "auto":
-        _limit_memory(settings.get("memory_limit"))
+        limited = _limit_memory(settings.get("memory_limit"))
     _block_network()
+    isolation["audit_hook"] = True
     for module in settings.get("preload", []):
         importlib.import_module(module)
     if device == "auto" and not _cuda_available():
-        _limit_memory(settings.get("memory_limit"))  # "auto" on a machine without CUDA
+        limited = _limit_memory(settings.get("memory_limit"))  # "auto" without CUDA
+    isolation["memory_limit"] = settings.get("memory_limit") if limited else None
     threads = settings.get("threads") or 0
     if threads and "torch" in sys.modules:
         import torch
 
         torch.set_num_threads(threads)
+    allowed = ALLOWED_JOBS | frozenset(settings.get("extra_jobs", ()))
     workspace = Path.cwd()
-    context = JobContext(channel, workspace, settings.get("device", "auto"))
-    write_message(channel, {"type": "ready"})
+    context = JobContext(channel.send, workspace, device)
+    hello = read_message(jobs_in)
+    if hello is None or hello.get("type") != "hello":
+        return
+    channel.begin(bytes.fromhex(str(hello.pop("key"))), 0)
+    channel.send({"type": "ready", "isolation": isolation})
     while True:
-        message = read_message(jobs)
+        message = read_message(jobs_in)
         if message is None or message.get("type") == "exit":
             break
+        known_threads = _python_threads()
         context.job_id = int(message.get("id", 0))
+        channel.begin(bytes.fromhex(str(message.pop("key"))), context.job_id)
         began = time.perf_counter()
         try:
-            value = _resolve(str(message["fn"]))(message.get("args", {}), context)
-            reply = {"type": "result", "id": context.job_id, "ok": True, "value": value}
+            value = _resolve(str(message["fn"]), allowed)(message.get("args", {}), context)
+            reply = {"type": "result", "ok": True, "value": value}
         except BaseException as exc:  # a job's failure is reported, never fatal
             error, trace = failure_text(exc)
             reply = {
-                "type": "result", "id": context.job_id, "ok": False,
+                "type": "result", "ok": False,
                 "kind": "memory" if is_out_of_memory(exc) else "exception",
                 "error": error, "traceback": trace,
             }
+        del message
         reply["seconds"] = time.perf_counter() - began
+        reply["leftovers"] = kill_tree([os.getpid()], include_roots=False)
+        # A thread the job started and left running could read the next job's key from
+        # the job channel: the parent retires a worker that reports one. (Threads without
+        # a Python frame, torch's and OpenMP's, are not counted.)
+        reply["stray_threads"] = len(_python_threads() - known_threads)
         os.chdir(workspace)  # a job that changed directory does not move the next one
         gc.collect()
-        write_message(channel, reply)
+        try:
+            channel.send(reply)
+        except (TypeError, ValueError, ProtocolError) as exc:  # JSON cannot carry it
+            error, trace = failure_text(exc)
+            channel.send({"type": "result", "ok": False, "kind": "exception",
+                          "error": f"the job's value cannot be sent: {error}",
+                          "traceback": trace, "seconds": reply["seconds"]})
 
 
 if __name__ == "__main__":

@@ -2,19 +2,25 @@
 
 Each worker is a separate Python process in its own session and process group, started in
 a fresh temporary directory (never the user's), with a scrubbed environment (offline
-Hugging Face, no proxies, its own HOME and caches), an address-space limit on CPU, and
-sockets refused by an audit hook. It imports torch once and then runs job after job. A job
-that outlives its timeout has the worker's whole process group killed; the worker is
-replaced at the next job. A worker that dies takes only its job with it.
+Hugging Face, no proxies, its own HOME and caches), an address-space limit on CPU, its own
+network namespace where the kernel allows it, and sockets refused by an audit hook. It
+imports torch once and then runs job after job. Results come back over a pipe no program a
+candidate starts inherits, each message authenticated with a key fresh for the job; a
+forged or torn message is a recorded failure and the worker is replaced. A job that
+outlives its timeout has the worker and every process it started killed (escapees from the
+process group included: the worker and its supervisor are child subreapers); the worker is
+replaced at the next job. A worker that dies takes only its job with it. Its output goes to
+a log capped at `WorkerSettings.log_cap` bytes. See docs/sandbox.md for the threat model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import queue
-import select
+import secrets
 import shutil
 import signal
 import subprocess
@@ -29,18 +35,28 @@ from pathlib import Path
 from typing import IO, Any
 
 from deepphoenix.errors import WorkerError
-from deepphoenix.sandbox._protocol import ProtocolError, read_message, write_message
+from deepphoenix.sandbox._log import DEFAULT_LOG_CAP, LogDrain
+from deepphoenix.sandbox._protocol import (
+    FrameReader,
+    ProtocolError,
+    decode_signed,
+    write_message,
+)
+from deepphoenix.sandbox._reaper import kill_tree
 
-__all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings", "scrubbed_env"]
+__all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings",
+           "default_memory_limit", "scrubbed_env"]
 
 _START_TIMEOUT = 300.0
 _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
                  "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
-
+_RAM_SHARE = 0.8  # of physical memory, split between the workers that run at once
+FORGED = "forged or malformed reply"
 
 class JobStatus(StrEnum):
     OK = "ok"
-    ERROR = "error"  # the job raised; `error` and `traceback` say what
+    ERROR = "error"  # the job raised (`kind` "exception"/"memory"), or its reply was forged
+    #                  or malformed (`kind` "protocol"); `error` and `traceback` say what
     TIMEOUT = "timeout"  # killed at the hard timeout
     DIED = "died"  # the worker process ended during the job (signal, OOM killer, exit)
 
@@ -51,18 +67,35 @@ class JobResult:
     value: Any = None
     error: str = ""
     traceback: str = ""
-    kind: str = ""  # for errors: "exception" or "memory"
+    kind: str = ""  # for errors: "exception", "memory" or "protocol"
     seconds: float = 0.0
+    leftovers: int = 0  # processes the job left behind, killed after it
 
     @property
     def ok(self) -> bool:
         return self.status is JobStatus.OK
 
 
+def default_memory_limit(workers: int = 1) -> int | None:
+    """80% of physical memory shared by `workers` running at once (None if unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    return int(total * _RAM_SHARE / max(1, workers))
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    """How workers are started. `threads` 0 means torch's default; `memory_limit` is bytes
-    of address space (CPU only; None for no limit)."""
+    """How workers are started.
+
+    `threads` 0 means torch's default. `memory_limit` is bytes of address space (CPU only:
+    CUDA reserves more address space than there is memory); None means the default share,
+    80% of physical memory divided by the workers of the pool (a lone worker: 80%), and 0
+    means no limit. `extra_jobs` adds job names to the worker's allow-list (tests).
+    `log_cap` bounds each worker log file, in bytes. `isolate_network` puts the worker in a
+    network namespace of its own where the kernel allows it.
+    """
 
     threads: int = 0
     memory_limit: int | None = None
@@ -70,10 +103,24 @@ class WorkerSettings:
     preload: tuple[str, ...] = ("torch", "transformers")
     log_path: Path | None = None
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    extra_jobs: tuple[str, ...] = ()
+    log_cap: int = DEFAULT_LOG_CAP
+    isolate_network: bool = True
 
 
-def scrubbed_env(workspace: Path, settings: WorkerSettings) -> dict[str, str]:
-    """The environment of a worker: a few pass-throughs, offline Hugging Face, no proxy."""
+def _memory_limit(settings: WorkerSettings, sharing: int) -> int | None:
+    if settings.device.startswith("cuda"):
+        return None  # "auto" is decided in the worker, after it sees whether CUDA is there
+    if settings.memory_limit is None:
+        return default_memory_limit(sharing)
+    return settings.memory_limit or None
+
+
+def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
+                 fds: tuple[int, int] = (-1, -1), sharing: int = 1) -> dict[str, str]:
+    """The environment of a worker: a few pass-throughs, offline Hugging Face, no proxy.
+    `fds` are the worker's ends of the job and result pipes; `sharing` how many workers
+    share the machine's memory."""
     env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
     home = workspace / ".home"
     env.update({
@@ -91,12 +138,14 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings) -> dict[str, str]:
         "NO_PROXY": "*",
         "no_proxy": "*",
         "DEEPPHOENIX_WORKER": json.dumps({
-            # CUDA needs large address-space reservations; "auto" is decided in the worker.
-            "memory_limit": (None if settings.device.startswith("cuda")
-                             else settings.memory_limit),
+            "memory_limit": _memory_limit(settings, sharing),
             "threads": settings.threads,
             "device": settings.device,
             "preload": list(settings.preload),
+            "extra_jobs": list(settings.extra_jobs),
+            "isolate_network": settings.isolate_network,
+            "jobs_fd": fds[0],
+            "results_fd": fds[1],
         }),
     })
     if settings.threads:
@@ -106,17 +155,28 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings) -> dict[str, str]:
     return env
 
 
-class Worker:
-    """One sandboxed worker process; start it lazily, run jobs, close it."""
+class _Forged(Exception):
+    """A reply that is not what the trusted loop of the worker sends for this job."""
 
-    def __init__(self, settings: WorkerSettings | None = None, name: str = "worker") -> None:
+
+class Worker:
+    """One sandboxed worker process; start it lazily, run jobs, close it. `sharing` is how
+    many workers run at once (it sizes the default memory limit)."""
+
+    def __init__(self, settings: WorkerSettings | None = None, name: str = "worker",
+                 sharing: int = 1) -> None:
         self.settings = settings or WorkerSettings()
         self.name = name
+        self.sharing = max(1, sharing)
         self.starts = 0
         self.startup_seconds: list[float] = []
+        self.isolation: dict[str, Any] = {}  # what the last started worker reported
         self._proc: subprocess.Popen[bytes] | None = None
         self._workspace: Path | None = None
-        self._log: IO[bytes] | None = None
+        self._jobs: IO[bytes] | None = None
+        self._reader: FrameReader | None = None
+        self._drain: LogDrain | None = None
+        self._pidfd: int | None = None
         self._job_id = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -128,48 +188,82 @@ class Worker:
     def workspace(self) -> Path | None:
         return self._workspace
 
+    @property
+    def pid(self) -> int | None:
+        """The pid of the worker's supervisor (the process started; the worker proper is
+        its child)."""
+        return None if self._proc is None else self._proc.pid
+
+    def _log_path(self) -> Path | None:
+        if self.settings.log_path is not None:
+            return self.settings.log_path
+        return None if self._workspace is None else self._workspace / "worker.log"
+
     def start(self) -> None:
         if self.alive:
             return
+        self.kill()
         self._cleanup()
         workspace = Path(tempfile.mkdtemp(prefix=f"deepphoenix-{self.name}-"))
         (workspace / ".home").mkdir()
         (workspace / ".tmp").mkdir()
         self._workspace = workspace
-        if self.settings.log_path is not None:
-            self.settings.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.settings.log_path, "ab")  # noqa: SIM115 - kept open
-        else:
-            self._log = open(workspace / "worker.log", "ab")  # noqa: SIM115
+        log_path = self._log_path()
+        assert log_path is not None
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        jobs_r, jobs_w = os.pipe()
+        results_r, results_w = os.pipe()
+        log_r, log_w = os.pipe()
         began = time.perf_counter()
         try:
+            env = scrubbed_env(workspace, self.settings, fds=(jobs_r, results_w),
+                               sharing=self.sharing)
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "deepphoenix.sandbox._child"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                cwd=workspace, env=scrubbed_env(workspace, self.settings),
-                start_new_session=True, bufsize=0,
+                stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w,
+                pass_fds=(jobs_r, results_w), cwd=workspace, env=env,
+                start_new_session=True,
             )
         except OSError as exc:
+            for fd in (jobs_r, jobs_w, results_r, results_w, log_r, log_w):
+                os.close(fd)
             raise WorkerError(f"cannot start a worker process: {exc}") from None
-        self.starts += 1
+        finally:
+            if self._proc is not None:
+                for fd in (jobs_r, results_w, log_w):
+                    os.close(fd)
+        self._jobs = os.fdopen(jobs_w, "wb", buffering=0)
+        self._reader = FrameReader(results_r)
         try:
-            ready = self._read(deadline=time.monotonic() + _START_TIMEOUT)
+            self._pidfd = os.pidfd_open(self._proc.pid)
+        except (OSError, AttributeError):  # before Linux 5.3: death shows as end of stream
+            self._pidfd = None
+        self._drain = LogDrain(log_r, log_path, self.settings.log_cap)
+        self.starts += 1
+        key = secrets.token_bytes(32)
+        try:
+            write_message(self._jobs, {"type": "hello", "key": key.hex()})
+            frame = self._reader.read(time.monotonic() + _START_TIMEOUT, self._pidfd)
+            ready = None if frame is None else decode_signed(key, frame)
         except TimeoutError:
             self.kill()
             raise WorkerError(f"worker {self.name} did not start within {_START_TIMEOUT:.0f} s "
                               "(importing torch on a loaded machine?)") from None
+        except (OSError, ProtocolError):
+            ready = None
         if ready is None or ready.get("type") != "ready":
-            tail = self.log_tail()
             self.kill()
-            raise WorkerError(f"worker {self.name} failed to start: {tail or 'no output'}")
+            raise WorkerError(f"worker {self.name} failed to start: "
+                              f"{self.log_tail() or 'no output'}")
+        isolation = ready.get("isolation")
+        self.isolation = isolation if isinstance(isolation, dict) else {}
         self.startup_seconds.append(time.perf_counter() - began)
 
     def close(self) -> None:
-        """Ask the worker to exit, then make sure its whole process group is gone."""
-        if self._proc is not None and self.alive:
+        """Ask the worker to exit, then make sure it and everything it started is gone."""
+        if self._proc is not None and self.alive and self._jobs is not None:
             try:
-                assert self._proc.stdin is not None
-                write_message(self._proc.stdin, {"type": "exit"})
+                write_message(self._jobs, {"type": "exit"})
                 self._proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 pass
@@ -177,23 +271,36 @@ class Worker:
         self._cleanup()
 
     def kill(self) -> None:
+        """Kill the worker, its supervisor and every process it started, wherever they
+        went (their own sessions included)."""
         proc = self._proc
         if proc is None:
             return
+        if proc.poll() is None:
+            kill_tree([proc.pid], keep_unreaped=[proc.pid])
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        for closer in (self._jobs, self._reader):
+            if closer is None:
+                continue
+            with contextlib.suppress(OSError):
+                if isinstance(closer, FrameReader):
+                    os.close(closer.fd)
+                else:
+                    closer.close()
+        self._jobs = self._reader = None
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+            self._drain = None
         self._proc = None
 
     def _cleanup(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
         if self._workspace is not None:
             shutil.rmtree(self._workspace, ignore_errors=True)
             self._workspace = None
@@ -205,67 +312,79 @@ class Worker:
         self.close()
 
     def log_tail(self, lines: int = 5) -> str:
-        path = self.settings.log_path or (self._workspace / "worker.log" if self._workspace
-                                          else None)
+        path = self._log_path()
         if path is None or not path.exists():
             return ""
-        text = path.read_bytes()[-4000:].decode("utf-8", "replace")
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4000))
+            text = f.read().decode("utf-8", "replace")
         return " | ".join(line for line in text.splitlines()[-lines:] if line.strip())
 
     # -- jobs ----------------------------------------------------------------------------
-    def _read(self, deadline: float | None) -> dict[str, Any] | None:
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
-        fd = proc.stdout.fileno()
-        while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([fd], [], [], wait)
-            if not ready:
-                raise TimeoutError
-            try:
-                return read_message(proc.stdout)
-            except (ProtocolError, ValueError, OSError):
-                return None
-
     def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
             on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
-        """Run job `fn` (``module:function`` in deepphoenix) and wait for its result.
+        """Run job `fn` (``module:function``, on the worker's allow-list) and wait for its
+        result.
 
-        Never raises for the job's own failure: exceptions, timeouts and deaths come back
-        as a `JobResult`. Raises `WorkerError` only if no worker can be started.
+        Never raises for the job's own failure: exceptions, timeouts, deaths and forged or
+        malformed replies come back as a `JobResult`. Raises `WorkerError` only if no
+        worker can be started.
         """
+        if self._reader is not None and self._reader.pending():
+            self.kill()  # bytes between jobs: something other than the trusted loop wrote
         self.start()
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        proc, jobs, reader = self._proc, self._jobs, self._reader
+        assert proc is not None and jobs is not None and reader is not None
         self._job_id += 1
+        job_id = self._job_id
+        key = secrets.token_bytes(32)
         began = time.perf_counter()
         try:
-            write_message(proc.stdin, {"type": "job", "id": self._job_id, "fn": fn,
-                                       "args": args or {}})
+            write_message(jobs, {"type": "job", "id": job_id, "key": key.hex(), "fn": fn,
+                                 "args": args or {}})
         except (BrokenPipeError, OSError):
             return self._died(began)
         deadline = None if timeout is None else time.monotonic() + timeout
+        seq = 0
         while True:
             try:
-                message = self._read(deadline)
+                frame = reader.read(deadline, self._pidfd)
+                if frame is None:
+                    return self._died(began)
+                message = _check(decode_signed(key, frame), job_id, seq)
             except TimeoutError:
                 self.kill()
                 return JobResult(JobStatus.TIMEOUT, error=f"timed out after {timeout:g} s; "
-                                 "the worker's process group was killed",
+                                 "the worker and every process it started were killed",
                                  seconds=time.perf_counter() - began)
-            if message is None:
+            except (ProtocolError, _Forged) as exc:
+                self.kill()
+                return JobResult(JobStatus.ERROR, error=f"{FORGED}: {exc}", kind="protocol",
+                                 seconds=time.perf_counter() - began)
+            except OSError:
                 return self._died(began)
-            if message.get("type") == "progress":
+            seq += 1
+            if message["type"] == "progress":
                 if on_progress is not None:
                     on_progress(message)
                 continue
-            if message.get("type") == "result":
-                seconds = float(message.get("seconds", time.perf_counter() - began))
-                if message.get("ok"):
-                    return JobResult(JobStatus.OK, value=message.get("value"), seconds=seconds)
-                return JobResult(JobStatus.ERROR, error=str(message.get("error", "")),
-                                 traceback=str(message.get("traceback", "")),
-                                 kind=str(message.get("kind", "exception")), seconds=seconds)
+            return self._result(message, began)
+
+    def _result(self, message: dict[str, Any], began: float) -> JobResult:
+        seconds = message.get("seconds")
+        if not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            seconds = time.perf_counter() - began
+        leftovers = message.get("leftovers")
+        leftovers = leftovers if isinstance(leftovers, int) else 0
+        if message.get("stray_threads"):
+            self.kill()  # a thread left running could read the next job's key
+        if message.get("ok") is True:
+            return JobResult(JobStatus.OK, value=message.get("value"), seconds=seconds,
+                             leftovers=leftovers)
+        return JobResult(JobStatus.ERROR, error=str(message.get("error", "")),
+                         traceback=str(message.get("traceback", "")),
+                         kind=str(message.get("kind", "exception")), seconds=seconds,
+                         leftovers=leftovers)
 
     def _died(self, began: float) -> JobResult:
         proc = self._proc
@@ -289,6 +408,18 @@ class Worker:
                          kind="died", seconds=time.perf_counter() - began)
 
 
+def _check(message: dict[str, Any], job_id: int, seq: int) -> dict[str, Any]:
+    """`message` if it is the next message of job `job_id`; `_Forged` otherwise."""
+    kind = message.get("type")
+    if kind not in ("progress", "result"):
+        raise _Forged(f"unexpected message type {str(kind)[:40]!r}")
+    if message.get("id") != job_id:
+        raise _Forged(f"a reply for job {str(message.get('id'))[:40]}, not {job_id}")
+    if message.get("seq") != seq:
+        raise _Forged(f"message {str(message.get('seq'))[:40]} out of order (expected {seq})")
+    return message
+
+
 class WorkerPool:
     """`size` workers running jobs concurrently; results come back as they complete."""
 
@@ -298,7 +429,8 @@ class WorkerPool:
             raise WorkerError(f"a worker pool needs at least one worker, got {size}")
         base = settings or WorkerSettings()
         self.workers = [
-            Worker(_with_log(base, log_dir, i), name=f"eval{i}") for i in range(size)
+            Worker(_with_log(base, log_dir, i), name=f"eval{i}", sharing=size)
+            for i in range(size)
         ]
         self._idle: queue.Queue[Worker] = queue.Queue()
         for worker in self.workers:

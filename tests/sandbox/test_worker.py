@@ -12,6 +12,7 @@ import pytest
 from deepphoenix.sandbox import JobStatus, Worker, WorkerPool, WorkerSettings
 
 DIAG = "deepphoenix.sandbox._diagnostics"
+JOBS = (f"{DIAG}:*",)  # test-only jobs, added to the worker's allow-list
 
 
 def _running(pid: int) -> bool:
@@ -25,7 +26,7 @@ def _running(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def worker() -> Worker:
-    w = Worker(WorkerSettings(threads=1, memory_limit=3 * 2**30), name="test")
+    w = Worker(WorkerSettings(threads=1, memory_limit=3 * 2**30, extra_jobs=JOBS), name="test")
     yield w
     w.close()
 
@@ -65,9 +66,11 @@ def test_job_exception_is_a_result(worker: Worker) -> None:
     assert worker.run(f"{DIAG}:remember", {"value": 1}).ok  # the worker survived
 
 
-def test_only_deepphoenix_jobs_run(worker: Worker) -> None:
-    result = worker.run("os:system", {"command": "true"})
-    assert result.status is JobStatus.ERROR and "not a deepphoenix job" in result.error
+def test_only_allowed_jobs_run(worker: Worker) -> None:
+    for name in ("os:system", "deepphoenix.sandbox._child:main",
+                 "deepphoenix.evaluator._jobs:_failure"):
+        result = worker.run(name, {"command": "true"})
+        assert result.status is JobStatus.ERROR and "not an allowed" in result.error, name
 
 
 def test_memory_limit(worker: Worker) -> None:
@@ -98,7 +101,7 @@ def test_a_dying_worker_takes_only_its_job(worker: Worker) -> None:
 
 
 def test_workspace_is_removed_on_close() -> None:
-    w = Worker(WorkerSettings(preload=()), name="tmp")
+    w = Worker(WorkerSettings(preload=(), extra_jobs=JOBS), name="tmp")
     assert w.run(f"{DIAG}:remember", {"value": 1}).ok
     workspace = w.workspace
     assert workspace is not None and workspace.exists()
@@ -107,7 +110,7 @@ def test_workspace_is_removed_on_close() -> None:
 
 
 def test_pool_runs_jobs_and_logs(tmp_path: Path) -> None:
-    with WorkerPool(2, WorkerSettings(preload=()), log_dir=tmp_path) as pool:
+    with WorkerPool(2, WorkerSettings(preload=(), extra_jobs=JOBS), log_dir=tmp_path) as pool:
         jobs = [(i, f"{DIAG}:remember", {"value": i}, 30.0) for i in range(6)]
         results = dict(pool.run_all(jobs))
     assert sorted(results) == list(range(6))

@@ -1,0 +1,269 @@
+"""Hostile candidates, as jobs: each plays one way a candidate's code can attack or abuse
+the worker it runs in. The containment tests run them in real workers (allowed there with
+`WorkerSettings(extra_jobs=...)`); nothing here ever addresses anything but 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from deepphoenix.sandbox._child import JobContext
+
+_MAX_FD = 1024
+
+
+def _frames(job_id: int) -> list[bytes]:
+    """A well-formed result frame for job `job_id`, in every framing a forger might try:
+    the bare JSON of the old protocol and the tagged one of the new (with a made-up key)."""
+    forged = {"type": "result", "id": job_id, "seq": 0, "ok": True, "seconds": 0.1,
+              "value": {"status": "scored", "metrics": {"score": 0.0123}}}
+    body = json.dumps(forged).encode()
+    tag = hmac.new(b"guessed key", body, hashlib.sha256).digest()
+    return [struct.pack(">I", len(body)) + body,
+            struct.pack(">I", len(tag) + len(body)) + tag + body]
+
+
+def _write_everywhere(data: bytes) -> int:
+    """Write `data` to every file descriptor that takes it; how many did."""
+    written = 0
+    for fd in range(_MAX_FD):
+        try:
+            os.write(fd, data)
+            written += 1
+        except OSError:
+            pass
+    return written
+
+
+def forge(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Write a forged result for this job to every writable descriptor, in-process (unless
+    `in_process` is false) and from a child program; then return, exit the worker, or hang
+    (`then`)."""
+    hits = 0
+    if args.get("in_process", True):
+        for frame in _frames(ctx.job_id):
+            hits += _write_everywhere(frame)
+    script = ("import os\nfor fd in range(3, 1024):\n    try: os.write(fd, bytes.fromhex("
+              f"{_frames(ctx.job_id)[1].hex()!r}))\n    except OSError: pass\n")
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=30)
+    then = args.get("then", "return")
+    if then == "exit":
+        os._exit(0)
+    if then == "hang":
+        time.sleep(600)
+    return {"status": "honest", "descriptors": hits}
+
+
+def torn(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Start a frame on every descriptor (a header that promises 1000 bytes) and stop."""
+    _write_everywhere(struct.pack(">I", 1000) + b"{")
+    if args.get("then") == "hang":
+        time.sleep(600)
+    return {"status": "honest"}
+
+
+def garbage(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Random bytes (deterministic), and an oversized header, to every descriptor."""
+    _write_everywhere(bytes(range(256)) * 4)
+    _write_everywhere(struct.pack(">I", 2**31))
+    return {"status": "honest"}
+
+
+def _daemon(report: int, children: int) -> None:
+    """In a forked child: leave the session, ignore SIGTERM, fork `children` more, report
+    every pid over `report`, and sleep (holding a little memory)."""
+    os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for _ in range(children):
+        if os.fork() == 0:
+            break
+    os.write(report, struct.pack(">i", os.getpid()))
+    os.close(report)
+    ballast = bytearray(8 * 2**20)  # noqa: F841 - an escapee holds memory
+    while True:
+        time.sleep(60)
+
+
+def escape(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Start `count` processes that fork twice (so the first parent exits and they are
+    orphans), call ``setsid`` and ignore SIGTERM, each with `children` children of its own;
+    plus one ``subprocess`` in a new session that ignores SIGTERM. Report their pids, then
+    `then`: return, sleep past the timeout, or kill the worker."""
+    count, children = int(args.get("count", 3)), int(args.get("children", 1))
+    read, write = os.pipe()
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            if os.fork() == 0:
+                _daemon(write, children)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    sub = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time, os, struct, sys\n"
+         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+         f"os.write({write}, struct.pack('>i', os.getpid()))\n"
+         "time.sleep(600)\n"],
+        start_new_session=True, pass_fds=(write,))
+    os.close(write)
+    expected = count * (children + 1) + 1
+    pids: list[int] = []
+    deadline = time.monotonic() + 20
+    while len(pids) < expected and time.monotonic() < deadline:
+        data = os.read(read, 4 * expected)
+        if not data:
+            break
+        pids += [p for (p,) in struct.iter_unpack(">i", data)]
+    os.close(read)
+    ctx.progress(escapees=pids, subprocess=sub.pid)
+    then = args.get("then", "return")
+    if then == "sleep":
+        time.sleep(600)
+    if then == "die":
+        os._exit(7)
+    return {"escapees": pids}
+
+
+def lookups(args: dict[str, Any], ctx: JobContext) -> dict[str, str]:
+    """Try every name lookup and non-Unix socket call a candidate can reach from Python;
+    say for each what happened ("refused: ..." or "allowed")."""
+    outcome: dict[str, str] = {}
+
+    def attempt(name: str, call: Any) -> None:
+        try:
+            call()
+            outcome[name] = "allowed"
+        except PermissionError as exc:
+            outcome[name] = f"refused: {exc}"
+        except OSError as exc:
+            outcome[name] = f"failed: {exc}"
+
+    attempt("gethostbyname", lambda: socket.gethostbyname("localhost"))
+    attempt("gethostbyname_ex", lambda: socket.gethostbyname_ex("localhost"))
+    attempt("gethostbyaddr", lambda: socket.gethostbyaddr("127.0.0.1"))
+    attempt("getnameinfo", lambda: socket.getnameinfo(("127.0.0.1", 80), 0))
+    attempt("getaddrinfo", lambda: socket.getaddrinfo("localhost", 80))
+    attempt("create_connection", lambda: socket.create_connection(("127.0.0.1", 9), 1))
+
+    def udp_send() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"x", ("127.0.0.1", 9))
+
+    def udp_sendmsg() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendmsg([b"x"], [], 0, ("127.0.0.1", 9))
+
+    def tcp_bind() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+
+    attempt("sendto", udp_send)
+    attempt("sendmsg", udp_sendmsg)
+    attempt("bind", tcp_bind)
+
+    def unix_pair() -> None:
+        a, b = socket.socketpair()
+        with a, b:
+            a.sendall(b"x")
+            assert b.recv(1) == b"x"
+
+    attempt("unix socketpair", unix_pair)
+    return outcome
+
+
+def child_connect(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """From a child program (no audit hook there), connect over TCP to 127.0.0.1:`port` and
+    send a UDP datagram to it."""
+    script = (
+        "import socket, sys\n"
+        f"port = {int(args['port'])}\n"
+        "try:\n"
+        "    socket.create_connection(('127.0.0.1', port), 2).close()\n"
+        "    print('connected')\n"
+        "except OSError as exc:\n"
+        "    print('refused', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=30, check=False)
+    return {"output": out.stdout.strip(), "stderr": out.stderr[-500:]}
+
+
+def spam(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Print `megabytes` of text, half through Python's stdout and half from a child
+    program straight to the inherited stderr."""
+    total = int(args.get("megabytes", 50)) * 2**20
+    line = "spam " * 20 + "\n"
+    block = line * (2**20 // len(line))
+    for _ in range(total // 2 // len(block)):
+        sys.stdout.write(block)
+    sys.stdout.flush()
+    script = ("import os\nblock = b'x' * 2**20\n"
+              f"for _ in range({total // 2 // 2**20}):\n    os.write(2, block)\n")
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=120)
+    sys.stderr.write("the last line of the spam\n")
+    return {"printed": total}
+
+
+def limits(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """The address-space limit here and in a child program."""
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])"],
+        capture_output=True, text=True, timeout=30, check=False)
+    return {"here": resource.getrlimit(resource.RLIMIT_AS)[0],
+            "child": int(out.stdout.strip() or -2)}
+
+
+def hog(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Allocate `bytes` in one piece and touch it."""
+    block = bytearray(int(args["bytes"]))
+    block[:: 2**12] = b"x" * len(block[:: 2**12])
+    return {"allocated": len(block)}
+
+
+def stray_thread(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Leave a thread behind that reads every readable pipe in the worker (the job channel
+    among them) and answers whatever it steals with a forged result."""
+
+    def thief() -> None:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                    os.set_blocking(fd, False)
+                    stolen = os.read(fd, 2**16)
+                    if stolen:
+                        job = json.loads(stolen[4:])
+                        for frame in _frames(int(job.get("id", 0))):
+                            _write_everywhere(frame)
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.05)
+
+    def loop() -> None:
+        while True:
+            thief()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return {"status": "honest"}
+
+
+def pid(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    return {"pid": os.getpid(), "status": "honest"}
+
+
+def unsendable(args: dict[str, Any], ctx: JobContext) -> object:
+    """A value JSON cannot carry."""
+    return {"status": "honest", "value": object()}
