@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # No hub, ever: any accidental download attempt fails fast instead of hanging.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Workers are separate processes: test-only job modules (tests/sandbox/_hostile.py) must be
+# importable there too, whatever directory pytest was started from.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
 
 from hypothesis import HealthCheck, settings
 

@@ -53,8 +53,6 @@ ALLOWED_JOBS: frozenset[str] = frozenset({
     "deepphoenix.evaluator._jobs:evaluate_job",
     "deepphoenix.proposers._jobs:train_job",
     "deepphoenix.proposers._jobs:generate_job",
-    "deepphoenix.objectives._jobs:objective_job",
-    "deepphoenix.training._jobs:*",
 })
 
 _REFUSED = "network access is disabled in deepphoenix workers"
