@@ -3,7 +3,14 @@ mutation operators, derivations and invariants. Never imports torch."""
 
 from deepphoenix.grammar._expr import EvaluationError, Expression, compile_expression
 from deepphoenix.grammar._grammar import Grammar, coerce_value
-from deepphoenix.grammar._mutation import draw_value, move_value, neighbours, round_half_up
+from deepphoenix.grammar._mutation import (
+    candidates,
+    draw_value,
+    move_value,
+    neighbours,
+    repair,
+    round_half_up,
+)
 from deepphoenix.grammar._registry import (
     ENTRY_POINT_GROUP,
     grammar_file,
@@ -11,6 +18,8 @@ from deepphoenix.grammar._registry import (
     load_grammar,
 )
 from deepphoenix.grammar._spec import (
+    INT_KINDS,
+    NUMERIC_KINDS,
     Domain,
     Form,
     Invariant,
@@ -21,6 +30,7 @@ from deepphoenix.grammar._spec import (
     SiteSpec,
     Value,
     format_value,
+    same_choice,
 )
 from deepphoenix.grammar._toml import (
     default_operator,
@@ -32,6 +42,8 @@ from deepphoenix.grammar._toml import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "INT_KINDS",
+    "NUMERIC_KINDS",
     "Domain",
     "EvaluationError",
     "Expression",
@@ -44,6 +56,7 @@ __all__ = [
     "Selector",
     "SiteSpec",
     "Value",
+    "candidates",
     "coerce_value",
     "compile_expression",
     "default_operator",
@@ -58,5 +71,7 @@ __all__ = [
     "parse_grammar",
     "read_grammar_file",
     "read_grammar_text",
+    "repair",
     "round_half_up",
+    "same_choice",
 ]

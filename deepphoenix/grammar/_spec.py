@@ -13,6 +13,8 @@ from deepphoenix.errors import GrammarError
 from deepphoenix.grammar._expr import Expression
 
 __all__ = [
+    "INT_KINDS",
+    "NUMERIC_KINDS",
     "Domain",
     "Form",
     "Invariant",
@@ -23,6 +25,7 @@ __all__ = [
     "SiteSpec",
     "Value",
     "format_value",
+    "same_choice",
 ]
 
 Value = int | float | bool | str
@@ -34,8 +37,13 @@ class Kind(StrEnum):
     INT = "int"
     FLOAT = "float"
     LOG_FLOAT = "log-float"  # a positive float mutated and sampled on a log scale
+    LOG_INT = "log-int"  # a positive int mutated and sampled on a log scale
     CATEGORICAL = "categorical"  # one of `choices`: strings, or dotted names with `dotted`
     BOOL = "bool"
+
+
+NUMERIC_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.LOG_FLOAT, Kind.LOG_INT})
+INT_KINDS = frozenset({Kind.INT, Kind.LOG_INT})
 
 
 class Form(StrEnum):
@@ -116,37 +124,66 @@ class Selector:
 
 @dataclass(frozen=True, slots=True)
 class Domain:
-    """The values a site may take: inclusive numeric bounds, or a set of choices."""
+    """The values a site may take: inclusive numeric bounds (and, for ints, a grid
+    `multiple_of`), an explicit set of numeric `values`, or categorical `choices`."""
 
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    values: tuple[int | float, ...] = ()
+    multiple_of: int | None = None
 
     def describe(self, kind: Kind) -> str:
         if kind is Kind.BOOL:
             return "True or False"
         if kind is Kind.CATEGORICAL:
             return "one of " + ", ".join(self.choices)
+        if self.values:
+            return "one of " + ", ".join(format_value(v) for v in self.values)
         low = "-inf" if self.low is None else format_value(self.low)
         high = "inf" if self.high is None else format_value(self.high)
-        return f"{low}..{high}"
+        grid = f", multiple of {self.multiple_of}" if self.multiple_of else ""
+        return f"{low}..{high}{grid}"
 
     def contains(self, kind: Kind, value: Value) -> bool:
         if kind is Kind.BOOL:
             return isinstance(value, bool)
         if kind is Kind.CATEGORICAL:
-            return isinstance(value, str) and value in self.choices
+            return isinstance(value, str) and same_choice(value, self.choices) is not None
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        if kind is Kind.INT and not isinstance(value, int):
+        if kind in INT_KINDS and not isinstance(value, int):
             return False
         if isinstance(value, float) and not math.isfinite(value):
             return False
-        if kind is Kind.LOG_FLOAT and value <= 0:
+        if kind in (Kind.LOG_FLOAT, Kind.LOG_INT) and value <= 0:
+            return False
+        if self.values and value not in self.values:
+            return False
+        if self.multiple_of and isinstance(value, int) and value % self.multiple_of:
             return False
         if self.low is not None and value < self.low:
             return False
         return not (self.high is not None and value > self.high)
+
+
+def same_choice(value: str, choices: tuple[str, ...]) -> str | None:
+    """The choice `value` is: equal text, or the same number written another way
+    (``1e-5`` is the choice ``"0.00001"``)."""
+    if value in choices:
+        return value
+    number = _as_number(value)
+    if number is None:
+        return None
+    return next((c for c in choices if _as_number(c) == number), None)
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class OperatorKind(StrEnum):
@@ -180,6 +217,15 @@ class SiteSpec:
     invariants still see it); a site without a default must be found in the source.
     `derive` computes a derived site from others; derived sites are never mutated directly.
     `weight` is the relative chance the random proposer picks this site.
+
+    A `hidden` site is a grammar-only quantity the source does not write (a head size):
+    its value is `read` from the other sites' values (or is its `default`), it may be
+    proposed like any site, and derived sites may use it. `moves_with` names the sites a
+    move of this one may adjust, to the nearest values that keep the invariants (a joint
+    move). `when` makes a site conditional: it is proposed and domain-checked only while
+    the expression holds. An `optional` site may be missing from a source (bool sites are
+    optional unless they say otherwise): then it is not proposed and rules naming it are
+    not checked.
     """
 
     name: str
@@ -193,6 +239,11 @@ class SiteSpec:
     default: Value | None = None
     dotted: bool = False
     description: str = ""
+    hidden: bool = False
+    read: Expression | None = None
+    moves_with: tuple[str, ...] = ()
+    when: Expression | None = None
+    optional: bool = False
 
     @property
     def derived(self) -> bool:
@@ -216,6 +267,14 @@ class SiteSpec:
             out["derive"] = self.derive.text
         if self.default is not None:
             out["default"] = self.default
+        if self.hidden:
+            out["hidden"] = True
+        if self.read is not None:
+            out["read"] = self.read.text
+        if self.moves_with:
+            out["moves_with"] = list(self.moves_with)
+        if self.when is not None:
+            out["when"] = self.when.text
         return out
 
 

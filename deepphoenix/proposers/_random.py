@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.grammar import Value, draw_value, move_value
+from deepphoenix.grammar import Value, draw_value, move_value, repair
 from deepphoenix.mutator import Edit, Mutation, Program, format_edit_script
 from deepphoenix.outcome import Outcome
 
@@ -50,13 +50,27 @@ class RandomProposer:
             return None
         start = dict(base) if base is not None else program.values
         values = dict(start)
+        grammar = program.grammar
         for _ in range(rng.randint(1, self.max_edits)):
+            live = [s for s in specs if grammar.active(s, values)]
+            if not live:
+                break
             for _attempt in range(_ATTEMPTS):
-                spec = rng.choices(specs, weights=[s.weight for s in specs])[0]
+                spec = rng.choices(live, weights=[s.weight for s in live])[0]
                 new = move_value(spec, values[spec.name], rng)
-                if new is not None:
-                    values[spec.name] = new
-                    break
+                if new is None:
+                    continue
+                moved = {**values, spec.name: new}
+                if spec.moves_with:
+                    # A joint move: the partners take their nearest values that keep the
+                    # grammar's checks, or the move is drawn again.
+                    partners = [p for p in spec.moves_with if program.editable(p)]
+                    repaired = repair(grammar, moved, partners, program.present)
+                    if repaired is None:
+                        continue
+                    moved = repaired
+                values = moved
+                break
             else:
                 break
         # Moves can cancel out (+1 then -1): an empty tuple, not None, says so.
@@ -98,7 +112,8 @@ class RandomProposer:
         redrawn until the grammar accepts (the dataset's unrefined programs)."""
         for _ in range(_ATTEMPTS):
             values = program.values
-            values.update((spec.name, draw_value(spec, rng)) for spec in program.proposable)
+            values.update((spec.name, draw_value(spec, rng)) for spec in program.proposable
+                          if program.grammar.active(spec, values))
             values = program.grammar.derive(values)
             if program.grammar.check(values, program.present).ok:
                 return values
