@@ -105,6 +105,14 @@ def _binding(spec: SiteSpec, literal: str) -> str:
     if selector.form is Form.PARAMETER:
         function = _owner(selector, "build").split(".")[-1]
         return f"def {function}({name}={literal}):\n    return {name}\n"
+    if selector.form is Form.ARG:
+        return f"_call_{spec.name} = {_owner(selector, 'make')}(0, {literal})\n"
+    if selector.form is Form.ITEM:
+        return f"{_owner(selector, 'items')} = (0, {literal})\n"
+    if selector.form is Form.ENTRY:
+        return f"{_owner(selector, 'table')} = {{'{name}': {literal}}}\n"
+    if selector.form is Form.CALL:
+        return f"{name} = {literal}()\n"
     return f"{name} = {literal}\n"
 
 
@@ -219,8 +227,12 @@ _NAMES = st.from_regex(r"\A[a-z][a-z0-9]{0,6}\Z").filter(
 @st.composite
 def _spec(draw: st.DrawFn, name: str) -> SiteSpec:
     kind = draw(st.sampled_from(list(Kind)))
-    form = draw(st.sampled_from(list(Form)))
-    selector = Selector(form, f"s_{name}")
+    form = draw(st.sampled_from([f for f in Form if f is not Form.CALL]))
+    selector = {
+        Form.ARG: Selector(Form.ARG, "1", f"make_{name}"),
+        Form.ITEM: Selector(Form.ITEM, "1", f"s_{name}"),
+        Form.ENTRY: Selector(Form.ENTRY, "k", f"s_{name}"),
+    }.get(form, Selector(form, f"s_{name}"))
     operator = Operator(OperatorKind.RESAMPLE)
     domain = Domain()
     if kind in (Kind.INT, Kind.LOG_INT):
@@ -254,6 +266,12 @@ def _spec(draw: st.DrawFn, name: str) -> SiteSpec:
                                    max_size=5, unique=True))
             domain = Domain(domain.low, domain.high, values=tuple(floats))
         operator = Operator(OperatorKind.SCALE, low=0.01, high=0.5)
+    elif kind is Kind.CATEGORICAL and draw(st.booleans()):
+        # A call target: s_NAME = nn.relu() with the callee as the literal.
+        callees = draw(st.lists(st.from_regex(r"\A(nn\.)?[A-Z][a-z]{1,5}\Z"), min_size=2,
+                                max_size=4, unique=True))
+        return SiteSpec(name, (Selector(Form.CALL, f"s_{name}"),), kind,
+                        Domain(choices=tuple(callees)), operator, dotted=True)
     elif kind is Kind.CATEGORICAL:
         choices = draw(st.lists(st.from_regex(r"\A[a-z]{1,6}\Z"), min_size=2, max_size=4,
                                 unique=True))

@@ -18,6 +18,7 @@ from deepphoenix.grammar._registry import (
     load_grammar,
 )
 from deepphoenix.grammar._spec import (
+    BINDING_FORMS,
     INT_KINDS,
     NUMERIC_KINDS,
     Domain,
@@ -41,6 +42,7 @@ from deepphoenix.grammar._toml import (
 )
 
 __all__ = [
+    "BINDING_FORMS",
     "ENTRY_POINT_GROUP",
     "INT_KINDS",
     "NUMERIC_KINDS",

@@ -7,7 +7,7 @@ Every error names the key and, where the text is a file, its line. The format::
     invariants = ["num_heads <= d_model"]     # or [[invariants]] expr = "…", description = "…"
 
     [sites.d_ff]
-    select = ["attribute:*.d_ff", "keyword:*.d_ff"]   # default: every form, any owner
+    select = ["attribute:*.d_ff", "keyword:*.d_ff"]   # default: every binding form, any owner
     kind = "int"              # int | log-int | float | log-float | categorical | bool
     min = 64                  # inclusive bounds (numeric kinds)
     max = 4096
@@ -40,6 +40,7 @@ from deepphoenix.errors import GrammarError, did_you_mean
 from deepphoenix.grammar._expr import Expression, compile_expression
 from deepphoenix.grammar._grammar import Grammar
 from deepphoenix.grammar._spec import (
+    BINDING_FORMS,
     INT_KINDS,
     NUMERIC_KINDS,
     Domain,
@@ -114,9 +115,10 @@ def parse_grammar(text: str, *, origin: str = "<toml>", default_name: str = "gra
 
 
 def default_selectors(name: str) -> tuple[Selector, ...]:
-    """Every form of binding `name`, with any owner."""
+    """Every form that binds `name` (attribute, keyword, field, parameter, name), with any
+    owner."""
     return tuple(
-        Selector(form=form, target=name) for form in Form  # owner "*" for all
+        Selector(form=form, target=name) for form in BINDING_FORMS  # owner "*" for all
     )
 
 
@@ -238,7 +240,8 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     ):
         ctx.fail((*path, "min"), f"a {kind} site needs min > 0")
     choices = _choices(ctx, path, table, kind)
-    dotted = get("dotted", bool, False)
+    calls = any(s.form is Form.CALL for s in selectors)
+    dotted = get("dotted", bool, calls)
     domain = Domain(
         low=int(low) if kind in INT_KINDS and low is not None else low,
         high=int(high) if kind in INT_KINDS and high is not None else high,

@@ -21,6 +21,7 @@ from collections import Counter
 import libcst as cst
 
 from deepphoenix.grammar import (
+    BINDING_FORMS,
     Domain,
     Grammar,
     Kind,
@@ -73,7 +74,8 @@ def infer_grammar(text: str, path: str | None = None, module: cst.Module | None 
     everything = collect_bindings(module, text)
     bindings = [
         b for b in everything
-        if b.literal is not None and b.literal[0] in (LiteralKind.NUMBER, LiteralKind.BOOL)
+        if b.form in BINDING_FORMS
+        and b.literal is not None and b.literal[0] in (LiteralKind.NUMBER, LiteralKind.BOOL)
         and _finite(b.literal[1])
     ]
     used: Counter[str] = Counter()
