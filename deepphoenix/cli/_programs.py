@@ -15,8 +15,9 @@ from deepphoenix.cli._common import (
     load_program,
 )
 from deepphoenix.errors import SourceError
-from deepphoenix.grammar import format_value, grammar_names, load_grammar
-from deepphoenix.mutator import diff_text, read_source, unified_diff
+from deepphoenix.grammar import Grammar, format_grammar, format_value, grammar_names, load_grammar
+from deepphoenix.mutator import diff_text, infer, parse_program, read_source, unified_diff
+from deepphoenix.mutator._resolve import INFER
 from deepphoenix.proposers import DistinctVariants, RandomProposer
 from deepphoenix.seeds import seed_names, seed_source
 from deepphoenix.store_io import write_text_atomic
@@ -42,9 +43,26 @@ def seed(name: str, list_names: bool) -> None:
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--template", "template", type=click.Path(dir_okay=False, path_type=str),
+              metavar="FILE", help="Print a starter grammar TOML inferred from FILE.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --template: write the TOML here instead of printing it.")
 @json_option
-def grammars(name: str | None, as_json: bool) -> None:
-    """List the registered grammars, or show one grammar's sites and invariants."""
+def grammars(name: str | None, template: str | None, out_file: Path | None,
+             as_json: bool) -> None:
+    """List the registered grammars, or show one grammar's sites and invariants.
+
+    With --template FILE, write a starter grammar inferred from FILE (sites grouped, the
+    literals infer skipped listed as comments) for you to edit.
+    """
+    if template is not None:
+        text = _template_toml(template)
+        if out_file is None:
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(out_file, text)
+            click.echo(f"wrote {out_file}")
+        return
     if name is None:
         rows = [load_grammar(n) for n in grammar_names()]
         if as_json:
@@ -71,15 +89,38 @@ def grammars(name: str | None, as_json: bool) -> None:
         click.echo(f"  invariant: {inv.text}")
 
 
+def _template_toml(file: str) -> str:
+    text = read_source(file)
+    found = infer(text, file, name=Path(file).stem)
+    groups = found.groups()
+    ordered = tuple(spec for specs in groups.values() for spec in specs)
+    grammar = Grammar(found.grammar.name, ordered, description=found.grammar.description)
+    headings = {specs[0].name: group for group, specs in groups.items()}
+    program = parse_program(text, found.grammar, file)
+    notes = {s.name: f"line {s.line}: {s.label} = {s.literal}" for s in program.sites}
+    header = [
+        f"# Starter grammar inferred from {file}.",
+        "# Narrow the domains, delete the sites you will not search, add invariants",
+        "# (see the README's Grammars section).",
+    ]
+    skipped = [f"#   line {s.line}: {s.label} = {s.literal}  ({s.reason})" for s in found.skipped]
+    footer = ["", "# Literals infer skipped:", *skipped] if skipped else []
+    body = format_grammar(grammar, headings, notes)
+    return "\n".join(header) + "\n" + body + "\n".join(footer) + ("\n" if footer else "")
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
 @grammar_option
+@click.option("--all", "show_all", is_flag=True,
+              help="With --grammar infer: also list the literals infer skipped, and why.")
 @json_option
-def sites(file: str, grammar: str, as_json: bool) -> None:
+def sites(file: str, grammar: str, show_all: bool, as_json: bool) -> None:
     """List the grammar's sites in FILE: value, line, kind, domain and mutation."""
     program = load_program(file, grammar)
     g = program.grammar
     absent = {s.name: s.default for s in g.sites if s.name not in program.present}
+    skipped = infer(program.text, file).skipped if show_all and grammar == INFER else ()
     if as_json:
         echo_json({
             "file": file,
@@ -88,6 +129,7 @@ def sites(file: str, grammar: str, as_json: bool) -> None:
             "sites": [{**site.to_dict(), **_spec_fields(g.site(site.name))}
                       for site in program.sites],
             "defaults": absent,
+            **({"skipped": [s.to_dict() for s in skipped]} if show_all else {}),
         })
         return
     rows = [("site", "value", "line", "kind", "domain", "mutation", "binding")]
@@ -101,7 +143,14 @@ def sites(file: str, grammar: str, as_json: bool) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if absent:
         shown = ", ".join(f"{k}={format_value(v)}" for k, v in absent.items() if v is not None)
-        click.echo(f"not in the file, grammar defaults: {shown}")
+        if shown:
+            click.echo(f"not in the file, grammar defaults: {shown}")
+    if skipped:
+        click.echo(f"skipped by infer ({len(skipped)}):")
+        for s in skipped:
+            click.echo(f"  line {s.line}: {s.label} = {s.literal}  ({s.reason})")
+    elif show_all and grammar != INFER:
+        click.echo("(--all lists what infer skips; use it with --grammar infer)")
 
 
 def _spec_fields(spec: object) -> dict[str, str]:

@@ -40,6 +40,7 @@ from deepphoenix.grammar._toml import (
     read_grammar_file,
     read_grammar_text,
 )
+from deepphoenix.grammar._write import format_grammar
 
 __all__ = [
     "BINDING_FORMS",
@@ -64,6 +65,7 @@ __all__ = [
     "default_operator",
     "default_selectors",
     "draw_value",
+    "format_grammar",
     "format_value",
     "grammar_file",
     "grammar_names",

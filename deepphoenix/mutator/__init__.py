@@ -11,7 +11,7 @@ from deepphoenix.mutator._ground import (
     ground,
     parse_edit_script,
 )
-from deepphoenix.mutator._infer import infer_grammar, infer_spec
+from deepphoenix.mutator._infer import GROUPS, Inference, Skipped, infer, infer_grammar, infer_spec
 from deepphoenix.mutator._literal import parse_value_text, render_value
 from deepphoenix.mutator._program import (
     HASH_LENGTH,
@@ -29,13 +29,16 @@ from deepphoenix.mutator._resolve import resolve_grammar
 from deepphoenix.mutator._source import parse_module, read_source
 
 __all__ = [
+    "GROUPS",
     "HASH_LENGTH",
     "Binding",
     "Diff",
     "Edit",
+    "Inference",
     "Mutation",
     "Program",
     "Site",
+    "Skipped",
     "TargetFormat",
     "Variant",
     "canonical_hash",
@@ -45,6 +48,7 @@ __all__ = [
     "find_sites",
     "format_edit_script",
     "ground",
+    "infer",
     "infer_grammar",
     "infer_spec",
     "parse_edit_script",

@@ -188,3 +188,38 @@ def test_import_does_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+GRAMMAR_FILES = Path(__file__).parent.parent / "grammar" / "files"
+
+
+def test_grammars_template_writes_a_starter_toml_that_reads_back(invoke: Invoke,
+                                                                  tmp_path: Path) -> None:
+    model = GRAMMAR_FILES / "nanogpt_model.py"
+    result = invoke("grammars", "--template", model)
+    assert result.exit_code == 0, result.stderr
+    assert "# -- model shape --" in result.stdout
+    assert "(a flag that changes what the program computes" in result.stdout  # is_causal
+    written = invoke("grammars", "--template", model, "--out", "g.toml")
+    assert written.exit_code == 0 and (tmp_path / "g.toml").read_text() == result.stdout
+    from deepphoenix.grammar import read_grammar_file
+    from deepphoenix.mutator import infer
+
+    grammar = read_grammar_file(tmp_path / "g.toml")
+    inferred = infer(model.read_text()).grammar
+    assert sorted(grammar.sites, key=lambda s: s.name) == sorted(inferred.sites,
+                                                                 key=lambda s: s.name)
+    sites = invoke("sites", model, "--grammar", "g.toml")
+    assert sites.exit_code == 0, sites.stderr
+
+
+def test_sites_all_lists_what_infer_skipped(invoke: Invoke) -> None:
+    model = GRAMMAR_FILES / "nanogpt_model.py"
+    result = invoke("sites", model, "--grammar", "infer", "--all")
+    assert result.exit_code == 0, result.stderr
+    assert "skipped by infer" in result.stdout
+    assert "F.cross_entropy(ignore_index=…) = -1  (an id or index)" in result.stdout
+    data = json.loads(invoke("sites", model, "--grammar", "infer", "--all", "--json").stdout)
+    assert {s["reason"] for s in data["skipped"]} >= {"a dimension or axis argument"}
+    plain = invoke("sites", model, "--grammar", "infer")
+    assert "skipped by infer" not in plain.stdout

@@ -71,4 +71,5 @@ while iter_num <= max_iters:
         group["lr"] = lr
     if iter_num % eval_interval == 0 and iter_num > 0:
         os.makedirs(out_dir, exist_ok=True)
+        best_val_loss = min(best_val_loss, lr)
     iter_num += 1
