@@ -83,8 +83,15 @@ def grammars(name: str | None, template: str | None, out_file: Path | None,
         rule = f"derive {d['derive']}" if "derive" in d else (
             d["mutation"] if d["mutable"] else "fixed")
         default = f", default {format_value(spec.default)}" if spec.default is not None else ""
-        click.echo(f"  {spec.name}: {spec.kind} {d['domain']}, {rule}{default}  "
-                   f"[{' | '.join(d['select'])}]")
+        extras = "".join([
+            f", moves with {', '.join(spec.moves_with)}" if spec.moves_with else "",
+            f", when {spec.when.text}" if spec.when is not None else "",
+            ", optional" if spec.optional else "",
+        ])
+        where = (f"hidden, read {spec.read.text}" if spec.read is not None else "hidden"
+                 ) if spec.hidden else " | ".join(d["select"])
+        click.echo(f"  {spec.name}: {spec.kind} {d['domain']}, {rule}{default}{extras}  "
+                   f"[{where}]")
     for inv in g.invariants:
         click.echo(f"  invariant: {inv.text}")
 

@@ -97,19 +97,22 @@ class Grammar:
 
     def read_hidden(self, values: Mapping[str, Value]) -> dict[str, Value]:
         """`values` with every hidden site that has `read` computed from the others (the
-        value a source implies, e.g. ``head_size = n_embd // n_head``)."""
+        value a source implies, e.g. ``head_size = n_embd // n_head``). Where the reading
+        fails (an input missing, a division by zero) the site takes its default, or is
+        left out, like an optional site the source does not bind."""
         out = dict(values)
         for spec in self.sites:
             if spec.read is None:
                 continue
-            missing = sorted(spec.read.names - out.keys())
-            if missing and spec.default is not None:
-                out[spec.name] = spec.default
-            elif missing:
-                raise EvaluationError(f"{spec.name} reads {', '.join(missing)}, which the "
-                                      "source does not bind; give the hidden site a default")
-            else:
+            try:
+                if not spec.read.names <= out.keys():
+                    raise EvaluationError(f"{spec.read.text}: an input is not bound")
                 out[spec.name] = _as_kind(spec, spec.read.evaluate(out))
+            except EvaluationError:
+                if spec.default is not None:
+                    out[spec.name] = spec.default
+                else:
+                    out.pop(spec.name, None)
         return out
 
     # -- values --------------------------------------------------------------------------

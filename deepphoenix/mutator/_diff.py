@@ -43,7 +43,8 @@ class Diff:
 def diff_programs(a: Program, b: Program) -> Diff:
     """Diff two programs parsed with the same grammar."""
     names = [site.name for site in a.sites if site.name in b.present]
-    names += [spec.name for spec in a.grammar.hidden]  # read from each source
+    names += [spec.name for spec in a.grammar.hidden  # read from each source
+              if spec.name in a.values and spec.name in b.values]
     edits = tuple(
         Edit(name, b.values[name]) for name in names
         if b.values[name] != a.values[name] or type(b.values[name]) is not type(a.values[name])

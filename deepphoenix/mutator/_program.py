@@ -192,15 +192,13 @@ class Program:
         values.update((s.name, s.value) for s in self.sites)
         try:
             values = grammar.derive(grammar.read_hidden(values)) | values
-        except (EvaluationError, KeyError) as exc:
-            raise SiteError(
-                f"grammar {grammar.name!r} cannot read its hidden sites from "
-                f"{path or 'the source'}: {exc}"
-            ) from None
+        except EvaluationError:
+            values = grammar.read_hidden(values)  # a derivation fails: checks will say so
         self._values = values
         self._specs = tuple(grammar.site(s.name) for s in self.sites)
         # What a variant's changes list: the written sites in document order, then hidden.
-        self._tracked = (*(s.name for s in self.sites), *(h.name for h in grammar.hidden))
+        self._tracked = (*(s.name for s in self.sites),
+                         *(h.name for h in grammar.hidden if h.name in values))
         pieces, cursor = [], 0
         for site in self.sites:
             pieces.append(text[cursor:site.start])
@@ -257,12 +255,13 @@ class Program:
     def proposable(self) -> tuple[SiteSpec, ...]:
         """Specs of the sites that proposers may change: those in this source, then the
         grammar's hidden ones."""
-        hidden = tuple(spec for spec in self.grammar.hidden if spec.proposable)
+        hidden = tuple(spec for spec in self.grammar.hidden
+                       if spec.proposable and spec.name in self._values)
         return tuple(spec for spec in self._specs if spec.proposable) + hidden
 
     def editable(self, name: str) -> bool:
         """Whether edits may name the site: in the source or hidden."""
-        return name in self.present or (self.grammar.has_site(name)
+        return name in self.present or (self.grammar.has_site(name) and name in self._values
                                          and self.grammar.site(name).hidden)
 
     # -- writing -------------------------------------------------------------------------

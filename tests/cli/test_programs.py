@@ -119,9 +119,15 @@ def test_diff_reports_edits_and_ungrounded_changes(invoke: Invoke, paper: Path,
 
 def test_grammars_lists_and_shows(invoke: Invoke) -> None:
     listing = invoke("grammars")
-    assert listing.exit_code == 0 and listing.stdout.startswith("t5 ")
+    assert listing.exit_code == 0
+    names = [line.split()[0] for line in listing.stdout.splitlines()]
+    assert {"t5", "nanogpt", "llama"} <= set(names) and names[-1] == "infer"
     shown = invoke("grammars", "t5")
     assert "d_kv: int" in shown.stdout and "derive d_model // num_heads" in shown.stdout
+    nanogpt = invoke("grammars", "nanogpt").stdout
+    assert "n_head: int 1..32, step ±1, moves with n_embd" in nanogpt
+    assert "n_embd: int 64..4096, multiple of 64" in nanogpt
+    assert "bias: bool True or False, resample, optional" in nanogpt
 
 
 BAD_GRAMMAR = "[sites.a]\nkind = 'int'\nmin = 9\nmax = 1\n"

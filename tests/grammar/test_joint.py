@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.errors import GrammarError, SiteError
+from deepphoenix.errors import GrammarError
 from deepphoenix.grammar import Grammar, parse_grammar, repair
 from deepphoenix.mutator import canonical_hash, diff_text, parse_program
 from deepphoenix.outcome import Outcome
@@ -221,7 +221,7 @@ def test_bad_joint_keys_name_key_and_line() -> None:
         parse_grammar("[sites.a]\nkind = 'int'\nwhen = 'nope'\n")
 
 
-def test_a_hidden_site_reading_an_absent_site_says_so() -> None:
+def test_a_hidden_site_that_cannot_be_read_is_left_out() -> None:
     grammar = parse_grammar("""
 [sites.a]
 select = "name:a"
@@ -237,5 +237,7 @@ hidden = true
 kind = "int"
 read = "a * 2"
 """)
-    with pytest.raises(SiteError, match=r"hidden sites.*reads a"):
-        parse_program("b = 1\n", grammar)
+    absent = parse_program("b = 1\n", grammar)  # a is optional and missing
+    assert "h" not in absent.values and [s.name for s in absent.proposable] == ["b"]
+    present = parse_program("a = 3\nb = 1\n", grammar)
+    assert present.values["h"] == 6 and {s.name for s in present.proposable} == {"a", "b", "h"}
