@@ -34,7 +34,7 @@ from deepphoenix.grammar import (
     format_value,
 )
 from deepphoenix.mutator._bindings import Binding, collect_bindings
-from deepphoenix.mutator._literal import normalise, render_value, value_fits
+from deepphoenix.mutator._literal import LiteralKind, normalise, render_value, value_fits
 from deepphoenix.mutator._source import parse_module, read_source
 from deepphoenix.outcome import Check, Outcome
 
@@ -428,4 +428,7 @@ def _describe_binding(binding: Binding) -> str:
     what = {"attribute": "an attribute", "keyword": "a keyword", "field": "a class field",
             "parameter": "a parameter default", "name": "a name"}.get(binding.form.value,
                                                                     binding.form.value)
-    return what if binding.literal is not None else f"{what}, not a literal"
+    if binding.literal is None:
+        return f"{what}, not a literal"
+    tag, value = binding.literal
+    return f"{what} holding the name {value}" if tag == LiteralKind.NAME else what
