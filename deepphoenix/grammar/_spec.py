@@ -278,7 +278,9 @@ class SiteSpec:
     move). `when` makes a site conditional: it is proposed and domain-checked only while
     the expression holds. An `optional` site may be missing from a source (bool sites are
     optional unless they say otherwise): then it is not proposed and rules naming it are
-    not checked.
+    not checked. A `nullable` site may be written ``None`` in the source (``head_dim=None``):
+    it is then unset, like a missing optional site, and a proposer sets it by a fresh
+    draw from its domain.
     """
 
     name: str
@@ -297,6 +299,7 @@ class SiteSpec:
     moves_with: tuple[str, ...] = ()
     when: Expression | None = None
     optional: bool = False
+    nullable: bool = False
 
     @property
     def derived(self) -> bool:
@@ -328,6 +331,8 @@ class SiteSpec:
             out["moves_with"] = list(self.moves_with)
         if self.when is not None:
             out["when"] = self.when.text
+        if self.nullable:
+            out["nullable"] = True
         return out
 
 

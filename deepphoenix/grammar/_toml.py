@@ -26,6 +26,7 @@ Every error names the key and, where the text is a file, its line. The format::
     moves_with = ["n_embd"]   # a move may adjust these to their nearest valid values
     when = "use_dropout"      # proposed and checked only while this holds
     optional = true           # may be missing from a source (default: true for bool sites)
+    nullable = true           # may be written None in a source (unset until proposed)
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ _TOP_KEYS = ("name", "description", "invariants", "sites")
 _SITE_KEYS = (
     "select", "kind", "min", "max", "values", "multiple_of", "choices", "dotted", "mutation",
     "step", "scale", "weight", "default", "mutable", "derive", "description", "hidden", "read",
-    "moves_with", "when", "optional",
+    "moves_with", "when", "optional", "nullable",
 )
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -296,6 +297,7 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         dotted=dotted, description=description, hidden=hidden, read=read,
         moves_with=tuple(partners), when=when,
         optional=get("optional", bool, kind is Kind.BOOL and default is None),
+        nullable=get("nullable", bool, False),
     )
 
 

@@ -82,6 +82,8 @@ def _site_keys(spec: SiteSpec) -> list[tuple[str, str]]:
         out.append(("moves_with", _toml(list(spec.moves_with))))
     if spec.optional != (spec.kind is Kind.BOOL and spec.default is None):
         out.append(("optional", _toml(spec.optional)))
+    if spec.nullable:
+        out.append(("nullable", "true"))
     if spec.description:
         out.append(("description", _toml(spec.description)))
     return out

@@ -42,6 +42,7 @@ class LiteralKind:
     BOOL = "bool"
     STRING = "string"
     NAME = "name"
+    NONE = "none"  # the literal None: an unset value of a nullable site
 
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
@@ -82,6 +83,8 @@ def literal_of(node: cst.BaseExpression) -> tuple[str, Value] | None:
         except (ValueError, SyntaxError):
             return None
         return (LiteralKind.STRING, value) if isinstance(value, str) else None
+    if m.matches(node, m.Name("None")):
+        return LiteralKind.NONE, "None"
     name = dotted_name(node)
     if name is not None and name not in ("None", "True", "False"):
         return LiteralKind.NAME, name
@@ -92,6 +95,8 @@ def value_fits(spec: SiteSpec, tag: str, value: Value) -> bool:
     """Whether a literal of this tag can hold the site's kind. A categorical site holds
     strings, dotted names (with `dotted`), or bare numbers (choices such as ``768``)."""
     kind = spec.kind
+    if tag == LiteralKind.NONE:
+        return spec.nullable
     if kind is Kind.BOOL:
         return tag == LiteralKind.BOOL
     if kind in INT_KINDS:

@@ -82,10 +82,11 @@ def _fragment(literal: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A grammar site found in a source: its value and where its literal is."""
+    """A grammar site found in a source: its value (None when a nullable site is written
+    ``None``: unset) and where its literal is."""
 
     name: str
-    value: Value
+    value: Value | None
     literal: str
     start: int
     end: int
@@ -189,7 +190,7 @@ class Program:
         for spec in grammar.sites:
             if spec.default is not None:
                 values[spec.name] = spec.default
-        values.update((s.name, s.value) for s in self.sites)
+        values.update((s.name, s.value) for s in self.sites if s.value is not None)
         try:
             values = grammar.derive(grammar.read_hidden(values)) | values
         except EvaluationError:
@@ -311,8 +312,10 @@ class Program:
         grammar's verdict on them."""
         changes = tuple(
             Edit(name, values[name]) for name in self._tracked
-            if values[name] != self._values[name]
-            or type(values[name]) is not type(self._values[name])
+            if name in values and (
+                values[name] != self._values.get(name)
+                or type(values[name]) is not type(self._values.get(name))
+            )
         )
         literals = [
             render_value(spec, values[site.name], site.literal) if site.name in values
@@ -365,7 +368,9 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
             if selector.index is not None:
                 selected = selected[selector.index - 1 : selector.index]
             for binding in selected:
-                if binding.literal is not None:
+                if binding.literal is not None and (
+                    spec.nullable or binding.literal[0] != LiteralKind.NONE
+                ):
                     matches.setdefault(binding.start, (binding, str(selector)))
         if not matches:
             if spec.default is None and not spec.optional and not spec.hidden:
@@ -393,7 +398,8 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
         claimed[binding.start] = spec.name
         literal = text[binding.start:binding.end]
         sites.append(Site(
-            name=spec.name, value=normalise(spec, value, literal), literal=literal,
+            name=spec.name, literal=literal,
+            value=None if tag == LiteralKind.NONE else normalise(spec, value, literal),
             start=binding.start, end=binding.end, line=binding.line, column=binding.column,
             selector=selector_text, label=binding.label,
         ))
@@ -431,4 +437,6 @@ def _describe_binding(binding: Binding) -> str:
     if binding.literal is None:
         return f"{what}, not a literal"
     tag, value = binding.literal
+    if tag == LiteralKind.NONE:
+        return f"{what} holding None; declare the site nullable = true"
     return f"{what} holding the name {value}" if tag == LiteralKind.NAME else what

@@ -57,7 +57,9 @@ class RandomProposer:
                 break
             for _attempt in range(_ATTEMPTS):
                 spec = rng.choices(live, weights=[s.weight for s in live])[0]
-                new = move_value(spec, values[spec.name], rng)
+                current = values.get(spec.name)  # None: a nullable site written None
+                new = draw_value(spec, rng) if current is None else move_value(
+                    spec, current, rng)
                 if new is None:
                     continue
                 moved = {**values, spec.name: new}
@@ -74,7 +76,7 @@ class RandomProposer:
             else:
                 break
         # Moves can cancel out (+1 then -1): an empty tuple, not None, says so.
-        return tuple(Edit(k, v) for k, v in values.items() if v != start[k])
+        return tuple(Edit(k, v) for k, v in values.items() if v != start.get(k))
 
     def refine(self, program: Program, rng: random.Random) -> Mutation:
         """One accepted refinement if any of `_ATTEMPTS` draws gives one, else the last

@@ -70,13 +70,16 @@ def test_llama_reads_an_init_style_config() -> None:
     file = "configuration_llama_style.py"
     program = parse_program((FILES / file).read_text(encoding="utf-8"), LLAMA, file)
     assert {"hidden_size", "num_attention_heads", "rope_theta", "hidden_act"} <= program.present
-    assert "num_key_value_heads" not in program.present  # None in the file: optional
+    assert "num_key_value_heads" in program.present  # written None: nullable, unset
+    assert "num_key_value_heads" not in program.values
     rng = random.Random(0)
     for _ in range(200):
         result = RandomProposer(1).refine(program, rng)
         assert result.ok and result.variant is not None
         values = dict(result.variant.values)
         assert values["hidden_size"] % values["num_attention_heads"] == 0  # type: ignore[operator]
+        kv = values.get("num_key_value_heads")
+        assert kv is None or values["num_attention_heads"] % kv == 0  # type: ignore[operator]
 
 
 def test_llama_reads_the_installed_transformers_llama_config() -> None:

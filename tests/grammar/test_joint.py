@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.errors import GrammarError
+from deepphoenix.errors import GrammarError, SiteError
 from deepphoenix.grammar import Grammar, parse_grammar, repair
 from deepphoenix.mutator import canonical_hash, diff_text, parse_program
 from deepphoenix.outcome import Outcome
@@ -241,3 +241,35 @@ read = "a * 2"
     assert "h" not in absent.values and [s.name for s in absent.proposable] == ["b"]
     present = parse_program("a = 3\nb = 1\n", grammar)
     assert present.values["h"] == 6 and {s.name for s in present.proposable} == {"a", "b", "h"}
+
+
+def test_a_none_default_is_an_unset_nullable_site() -> None:
+    grammar = parse_grammar("""
+invariants = ["heads % kv_heads == 0"]
+
+[sites.heads]
+select = "parameter:Config.__init__.heads"
+kind = "int"
+min = 1
+max = 64
+
+[sites.kv_heads]
+select = "parameter:Config.__init__.kv_heads"
+kind = "int"
+values = [1, 2, 4, 8]
+nullable = true
+""")
+    text = "class Config:\n    def __init__(self, heads=8, kv_heads=None):\n        pass\n"
+    program = parse_program(text, grammar)
+    assert "kv_heads" in program.present and "kv_heads" not in program.values
+    assert grammar.check(program.values, program.present).ok  # unset: the invariant waits
+    result = program.apply({"kv_heads": 4})
+    assert result.ok and result.variant is not None
+    assert "kv_heads=4)" in result.variant.source
+    assert diff_text(program, result.variant.source).edits == result.variant.changes
+    rng = random.Random(0)
+    moved = {e.site for _ in range(100) for e in RandomProposer(1).draw_edits(program, rng) or ()}
+    assert moved == {"heads", "kv_heads"}  # the unset site is proposed by a fresh draw
+    plain = parse_grammar("[sites.kv_heads]\nselect = 'parameter:*.kv_heads'\nkind = 'int'\n")
+    with pytest.raises(SiteError, match="holding None; declare the site nullable"):
+        parse_program(text, plain)
