@@ -4,6 +4,7 @@ canonically, diff and ground untrusted text. It never writes a user's file and n
 imports torch."""
 
 from deepphoenix.mutator._bindings import Binding, collect_bindings
+from deepphoenix.mutator._bundle import Bundle, BundleMutation, BundleVariant, parse_bundle
 from deepphoenix.mutator._diff import Diff, diff_programs, diff_text, unified_diff
 from deepphoenix.mutator._ground import (
     TargetFormat,
@@ -32,6 +33,9 @@ __all__ = [
     "GROUPS",
     "HASH_LENGTH",
     "Binding",
+    "Bundle",
+    "BundleMutation",
+    "BundleVariant",
     "Diff",
     "Edit",
     "Inference",
@@ -51,6 +55,7 @@ __all__ = [
     "infer",
     "infer_grammar",
     "infer_spec",
+    "parse_bundle",
     "parse_edit_script",
     "parse_module",
     "parse_program",

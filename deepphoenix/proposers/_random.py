@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from deepphoenix.errors import ConfigError
 from deepphoenix.grammar import Value, draw_value, move_value, repair
-from deepphoenix.mutator import Edit, Mutation, Program, format_edit_script
+from deepphoenix.mutator import Bundle, Edit, Mutation, Program, format_edit_script
 from deepphoenix.outcome import Outcome
 
 __all__ = ["DistinctVariants", "Proposal", "RandomProposer"]
@@ -41,7 +41,7 @@ class RandomProposer:
             )
         self.max_edits = max_edits
 
-    def draw_edits(self, program: Program, rng: random.Random,
+    def draw_edits(self, program: Program | Bundle, rng: random.Random,
                    base: Mapping[str, Value] | None = None) -> tuple[Edit, ...] | None:
         """A chain of 1..max_edits single-site moves from `base` (default: the program's
         values); None if the program has no site that may move."""

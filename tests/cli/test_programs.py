@@ -229,3 +229,24 @@ def test_sites_all_lists_what_infer_skipped(invoke: Invoke) -> None:
     assert {s["reason"] for s in data["skipped"]} >= {"a dimension or axis argument"}
     plain = invoke("sites", model, "--grammar", "infer")
     assert "skipped by infer" not in plain.stdout
+
+
+def test_check_and_mutate_with_a_config_override(invoke: Invoke, tmp_path: Path) -> None:
+    train, config = GRAMMAR_FILES / "nanogpt_train.py", GRAMMAR_FILES / "nanogpt_config.py"
+    result = invoke("check", train, "--with", config, "-g", "nanogpt")
+    assert result.exit_code == 0, result.stderr
+    assert "ok (17 sites, 2 invariants hold)" in result.stdout
+    data = json.loads(invoke("mutate", train, "--with", config, "-g", "nanogpt", "-n", "5",
+                             "--max-edits", "1", "--json").stdout)
+    assert len(data["variants"]) == 5
+    for record in data["variants"]:
+        site = record["edits"].split("=")[0]
+        # n_layer is set in both files: an edit of it lands in the override only.
+        if site == "n_layer":
+            assert record["changed"] == [str(config)]
+    out = invoke("mutate", train, "--with", config, "-g", "nanogpt", "-n", "2", "--out", "d")
+    assert out.exit_code == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "d" / "1").iterdir()) == [
+        "nanogpt_config.py", "nanogpt_train.py"]
+    bad = invoke("check", train, "--with", config, "-g", "infer")
+    assert bad.exit_code != 0 and "--with needs a grammar" in bad.stderr
