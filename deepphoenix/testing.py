@@ -66,13 +66,18 @@ def values(spec: SiteSpec, in_domain: bool = True) -> st.SearchStrategy[Value]:
         if spec.dotted:
             return st.from_regex(r"\A[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,8}){0,2}\Z")
         return st.text(max_size=12)
+    if in_domain and dom.values:
+        return st.sampled_from(dom.values)
     low = dom.low if in_domain else None
     high = dom.high if in_domain else None
-    if kind is Kind.INT:
+    if kind in (Kind.INT, Kind.LOG_INT):
+        grid = (dom.multiple_of or 1) if in_domain else 1
+        if kind is Kind.LOG_INT and in_domain and low is None:
+            low = 1
         return st.integers(
-            min_value=None if low is None else math.ceil(low),
-            max_value=None if high is None else math.floor(high),
-        )
+            min_value=None if low is None else math.ceil(low / grid),
+            max_value=None if high is None else math.floor(high / grid),
+        ).map(lambda v: v * grid)
     if kind is Kind.LOG_FLOAT and in_domain:
         assert dom.low is not None and dom.high is not None
         exponent = st.floats(math.log(dom.low), math.log(dom.high))
@@ -100,6 +105,14 @@ def _binding(spec: SiteSpec, literal: str) -> str:
     if selector.form is Form.PARAMETER:
         function = _owner(selector, "build").split(".")[-1]
         return f"def {function}({name}={literal}):\n    return {name}\n"
+    if selector.form is Form.ARG:
+        return f"_call_{spec.name} = {_owner(selector, 'make')}(0, {literal})\n"
+    if selector.form is Form.ITEM:
+        return f"{_owner(selector, 'items')} = (0, {literal})\n"
+    if selector.form is Form.ENTRY:
+        return f"{_owner(selector, 'table')} = {{'{name}': {literal}}}\n"
+    if selector.form is Form.CALL:
+        return f"{name} = {literal}()\n"
     return f"{name} = {literal}\n"
 
 
@@ -111,8 +124,13 @@ def _default_value(spec: SiteSpec) -> Value:
         return False
     if kind is Kind.CATEGORICAL:
         return dom.choices[0] if dom.choices else "x"
+    if dom.values:
+        return dom.values[0]
     low = dom.low if dom.low is not None else 1
-    return int(low) if kind is Kind.INT else float(low)
+    if kind in (Kind.INT, Kind.LOG_INT):
+        grid = dom.multiple_of or 1
+        return math.ceil(low / grid) * grid
+    return float(low)
 
 
 def template_source(grammar: Grammar) -> str:
@@ -209,14 +227,27 @@ _NAMES = st.from_regex(r"\A[a-z][a-z0-9]{0,6}\Z").filter(
 @st.composite
 def _spec(draw: st.DrawFn, name: str) -> SiteSpec:
     kind = draw(st.sampled_from(list(Kind)))
-    form = draw(st.sampled_from(list(Form)))
-    selector = Selector(form, f"s_{name}")
+    form = draw(st.sampled_from([f for f in Form if f is not Form.CALL]))
+    selector = {
+        Form.ARG: Selector(Form.ARG, "1", f"make_{name}"),
+        Form.ITEM: Selector(Form.ITEM, "1", f"s_{name}"),
+        Form.ENTRY: Selector(Form.ENTRY, "k", f"s_{name}"),
+    }.get(form, Selector(form, f"s_{name}"))
     operator = Operator(OperatorKind.RESAMPLE)
     domain = Domain()
-    if kind is Kind.INT:
-        low = draw(st.integers(-50, 50))
+    if kind in (Kind.INT, Kind.LOG_INT):
+        low = draw(st.integers(-50, 50)) if kind is Kind.INT else draw(st.integers(1, 50))
         high = low + draw(st.integers(1, 5000))
-        domain = Domain(low, high)
+        shape = draw(st.sampled_from(["range", "grid", "values"]))
+        if shape == "values":
+            listed = draw(st.lists(st.integers(low, high), min_size=2, max_size=6, unique=True))
+            domain = Domain(low, high, values=tuple(listed))
+        elif shape == "grid":
+            grid = draw(st.integers(2, 16))
+            high = max(high, (abs(low) // grid + 2) * grid)
+            domain = Domain(low, high, multiple_of=grid)
+        else:
+            domain = Domain(low, high)
         operator = draw(st.sampled_from([
             Operator(OperatorKind.STEP, k=draw(st.integers(1, 3))),
             Operator(OperatorKind.SCALE, low=0.01, high=0.5),
@@ -229,7 +260,18 @@ def _spec(draw: st.DrawFn, name: str) -> SiteSpec:
     elif kind is Kind.LOG_FLOAT:
         smallest = draw(st.floats(1e-6, 1.0))
         domain = Domain(smallest, smallest * draw(st.floats(2, 1000)))
+        if draw(st.booleans()):
+            assert domain.low is not None and domain.high is not None
+            floats = draw(st.lists(st.floats(domain.low, domain.high), min_size=2,
+                                   max_size=5, unique=True))
+            domain = Domain(domain.low, domain.high, values=tuple(floats))
         operator = Operator(OperatorKind.SCALE, low=0.01, high=0.5)
+    elif kind is Kind.CATEGORICAL and draw(st.booleans()):
+        # A call target: s_NAME = nn.relu() with the callee as the literal.
+        callees = draw(st.lists(st.from_regex(r"\A(nn\.)?[A-Z][a-z]{1,5}\Z"), min_size=2,
+                                max_size=4, unique=True))
+        return SiteSpec(name, (Selector(Form.CALL, f"s_{name}"),), kind,
+                        Domain(choices=tuple(callees)), operator, dotted=True)
     elif kind is Kind.CATEGORICAL:
         choices = draw(st.lists(st.from_regex(r"\A[a-z]{1,6}\Z"), min_size=2, max_size=4,
                                 unique=True))
@@ -243,7 +285,8 @@ def grammars(draw: st.DrawFn, max_sites: int = 5) -> Grammar:
     derived int site and an invariant."""
     names = draw(st.lists(_NAMES, min_size=1, max_size=max_sites, unique=True))
     specs = [draw(_spec(n)) for n in names]
-    ints = [s for s in specs if s.kind is Kind.INT]
+    ints = [s for s in specs if s.kind is Kind.INT and not s.domain.values
+            and not s.domain.multiple_of]
     invariants: list[Invariant] = []
     if len(ints) > 0 and draw(st.booleans()):
         source = draw(st.sampled_from(ints))

@@ -14,9 +14,18 @@ from deepphoenix.cli._common import (
     json_option,
     load_program,
 )
-from deepphoenix.errors import SourceError
-from deepphoenix.grammar import format_value, grammar_names, load_grammar
-from deepphoenix.mutator import diff_text, read_source, unified_diff
+from deepphoenix.errors import ConfigError, SourceError
+from deepphoenix.grammar import Grammar, format_grammar, format_value, grammar_names, load_grammar
+from deepphoenix.mutator import (
+    Bundle,
+    diff_text,
+    infer,
+    parse_bundle,
+    parse_program,
+    read_source,
+    unified_diff,
+)
+from deepphoenix.mutator._resolve import INFER
 from deepphoenix.proposers import DistinctVariants, RandomProposer
 from deepphoenix.seeds import seed_names, seed_source
 from deepphoenix.store_io import write_text_atomic
@@ -43,9 +52,26 @@ def seed(name: str, list_names: bool) -> None:
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--template", "template", type=click.Path(dir_okay=False, path_type=str),
+              metavar="FILE", help="Print a starter grammar TOML inferred from FILE.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --template: write the TOML here instead of printing it.")
 @json_option
-def grammars(name: str | None, as_json: bool) -> None:
-    """List the registered grammars, or show one grammar's sites and invariants."""
+def grammars(name: str | None, template: str | None, out_file: Path | None,
+             as_json: bool) -> None:
+    """List the registered grammars, or show one grammar's sites and invariants.
+
+    With --template FILE, write a starter grammar inferred from FILE (sites grouped, the
+    literals infer skipped listed as comments) for you to edit.
+    """
+    if template is not None:
+        text = _template_toml(template)
+        if out_file is None:
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(out_file, text)
+            click.echo(f"wrote {out_file}")
+        return
     if name is None:
         rows = [load_grammar(n) for n in grammar_names()]
         if as_json:
@@ -66,21 +92,92 @@ def grammars(name: str | None, as_json: bool) -> None:
         rule = f"derive {d['derive']}" if "derive" in d else (
             d["mutation"] if d["mutable"] else "fixed")
         default = f", default {format_value(spec.default)}" if spec.default is not None else ""
-        click.echo(f"  {spec.name}: {spec.kind} {d['domain']}, {rule}{default}  "
-                   f"[{' | '.join(d['select'])}]")
+        extras = "".join([
+            f", moves with {', '.join(spec.moves_with)}" if spec.moves_with else "",
+            f", when {spec.when.text}" if spec.when is not None else "",
+            ", optional" if spec.optional else "",
+        ])
+        where = (f"hidden, read {spec.read.text}" if spec.read is not None else "hidden"
+                 ) if spec.hidden else " | ".join(d["select"])
+        click.echo(f"  {spec.name}: {spec.kind} {d['domain']}, {rule}{default}{extras}  "
+                   f"[{where}]")
     for inv in g.invariants:
         click.echo(f"  invariant: {inv.text}")
+
+
+def _load_bundle(file: str, also: tuple[str, ...], grammar: str) -> Bundle:
+    if grammar == INFER:
+        raise ConfigError("--with needs a grammar that names its sites, not 'infer'")
+    return parse_bundle([(path, read_source(path)) for path in (file, *also)],
+                        load_grammar(grammar))
+
+
+def _mutate_bundle(bundle: Bundle, count: int, seed: int, max_edits: int,
+                   out_dir: Path | None, as_json: bool) -> None:
+    proposer, rng = RandomProposer(max_edits), random.Random(seed)
+    originals = {program.path: program.text for program in bundle.programs}
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    records: list[dict[str, object]] = []
+    for _ in range(count * 200):
+        if len(records) >= count:
+            break
+        edits = proposer.draw_edits(bundle, rng)
+        if not edits:
+            continue
+        result = bundle.apply(edits)
+        if not result.ok or result.variant is None or result.variant.sources in seen:
+            continue
+        seen.add(result.variant.sources)
+        variant = result.variant
+        changes = ", ".join(str(e) for e in variant.changes)
+        changed = {p: t for p, t in variant.sources if t != originals[p]}
+        if out_dir is not None:
+            for path, text in variant.sources:
+                write_text_atomic(out_dir / str(len(records) + 1) / Path(path).name, text)
+        elif not as_json:
+            for path, text in changed.items():
+                click.echo(unified_diff(originals[path], text, f"a/{path}",
+                                        f"b/{path}  ({changes})"), nl=False)
+        records.append({"edits": changes, "changed": sorted(changed),
+                        **({"sources": changed} if as_json else {})})
+    if as_json:
+        echo_json({"files": list(originals), "variants": records})
+    elif out_dir is not None:
+        click.echo(f"wrote {len(records)} variants to {out_dir}/")
+
+
+def _template_toml(file: str) -> str:
+    text = read_source(file)
+    found = infer(text, file, name=Path(file).stem)
+    groups = found.groups()
+    ordered = tuple(spec for specs in groups.values() for spec in specs)
+    grammar = Grammar(found.grammar.name, ordered, description=found.grammar.description)
+    headings = {specs[0].name: group for group, specs in groups.items()}
+    program = parse_program(text, found.grammar, file)
+    notes = {s.name: f"line {s.line}: {s.label} = {s.literal}" for s in program.sites}
+    header = [
+        f"# Starter grammar inferred from {file}.",
+        "# Narrow the domains, delete the sites you will not search, add invariants",
+        "# (see the README's Grammars section).",
+    ]
+    skipped = [f"#   line {s.line}: {s.label} = {s.literal}  ({s.reason})" for s in found.skipped]
+    footer = ["", "# Literals infer skipped:", *skipped] if skipped else []
+    body = format_grammar(grammar, headings, notes)
+    return "\n".join(header) + "\n" + body + "\n".join(footer) + ("\n" if footer else "")
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
 @grammar_option
+@click.option("--all", "show_all", is_flag=True,
+              help="With --grammar infer: also list the literals infer skipped, and why.")
 @json_option
-def sites(file: str, grammar: str, as_json: bool) -> None:
+def sites(file: str, grammar: str, show_all: bool, as_json: bool) -> None:
     """List the grammar's sites in FILE: value, line, kind, domain and mutation."""
     program = load_program(file, grammar)
     g = program.grammar
     absent = {s.name: s.default for s in g.sites if s.name not in program.present}
+    skipped = infer(program.text, file).skipped if show_all and grammar == INFER else ()
     if as_json:
         echo_json({
             "file": file,
@@ -89,6 +186,7 @@ def sites(file: str, grammar: str, as_json: bool) -> None:
             "sites": [{**site.to_dict(), **_spec_fields(g.site(site.name))}
                       for site in program.sites],
             "defaults": absent,
+            **({"skipped": [s.to_dict() for s in skipped]} if show_all else {}),
         })
         return
     rows = [("site", "value", "line", "kind", "domain", "mutation", "binding")]
@@ -102,7 +200,14 @@ def sites(file: str, grammar: str, as_json: bool) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if absent:
         shown = ", ".join(f"{k}={format_value(v)}" for k, v in absent.items() if v is not None)
-        click.echo(f"not in the file, grammar defaults: {shown}")
+        if shown:
+            click.echo(f"not in the file, grammar defaults: {shown}")
+    if skipped:
+        click.echo(f"skipped by infer ({len(skipped)}):")
+        for s in skipped:
+            click.echo(f"  line {s.line}: {s.label} = {s.literal}  ({s.reason})")
+    elif show_all and grammar != INFER:
+        click.echo("(--all lists what infer skips; use it with --grammar infer)")
 
 
 def _spec_fields(spec: object) -> dict[str, str]:
@@ -129,17 +234,24 @@ def _spec_fields(spec: object) -> dict[str, str]:
               help="Each variant chains 1..K single-site moves (the paper's refinement is 1).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write DIR/<hash>.py files instead of printing diffs.")
+@click.option("--with", "also", multiple=True, type=click.Path(dir_okay=False, path_type=str),
+              metavar="FILE", help="Also read FILE with the same grammar (repeatable); later "
+              "files override earlier ones, as a config override does.")
 @json_option
 def mutate(file: str, grammar: str, count: int, seed_: int, max_edits: int,
-           out_dir: Path | None, as_json: bool) -> None:
+           out_dir: Path | None, also: tuple[str, ...], as_json: bool) -> None:
     """Draw N distinct valid variants of FILE from the grammar.
 
-    Without --out, print each variant's unified diff; with it, write DIR/<hash>.py. FILE
-    itself is never written.
+    Without --out, print each variant's unified diff; with it, write DIR/<hash>.py (with
+    --with, DIR/<k>/<name> for every file). FILE itself is never written.
     """
-    program = load_program(file, grammar)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise SourceError(f"{out_dir}: exists and is not a directory")
+    if also:
+        _mutate_bundle(_load_bundle(file, also, grammar), count, seed_, max_edits, out_dir,
+                       as_json)
+        return
+    program = load_program(file, grammar)
     variants = DistinctVariants(RandomProposer(max_edits), program, count, random.Random(seed_))
     records = []
     produced = 0
@@ -172,12 +284,32 @@ def mutate(file: str, grammar: str, count: int, seed_: int, max_edits: int,
 @click.command()
 @click.argument("file", type=click.Path(path_type=str))
 @grammar_option
+@click.option("--with", "also", multiple=True, type=click.Path(dir_okay=False, path_type=str),
+              metavar="FILE", help="Also read FILE with the same grammar (repeatable); later "
+              "files override earlier ones, as a config override does.")
 @json_option
-def check(file: str, grammar: str, as_json: bool) -> None:
+def check(file: str, grammar: str, also: tuple[str, ...], as_json: bool) -> None:
     """Check FILE against the grammar's domains, derivations and invariants.
 
-    Exit 0 when all hold; exit 1 with the broken rule and its values otherwise.
+    Exit 0 when all hold; exit 1 with the broken rule and its values otherwise. With
+    --with, the rules are checked on the values of all the files together.
     """
+    if also:
+        bundle = _load_bundle(file, also, grammar)
+        verdict = bundle.check()
+        files = ", ".join((file, *also))
+        if as_json:
+            echo_json({"files": [file, *also], "grammar": bundle.grammar.name,
+                       "ok": verdict.ok, "outcome": verdict.outcome.value,
+                       "reason": verdict.reason})
+            if not verdict.ok:
+                raise SystemExit(1)
+            return
+        if not verdict.ok:
+            fail(f"{files}: {verdict.outcome.value}: {verdict.reason}")
+        click.echo(f"{files}: ok ({len(bundle.present)} sites, "
+                   f"{len(bundle.grammar.invariants)} invariants hold)")
+        return
     program = load_program(file, grammar)
     verdict = program.grammar.check(program.values, program.present)
     if as_json:

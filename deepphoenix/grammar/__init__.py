@@ -3,7 +3,14 @@ mutation operators, derivations and invariants. Never imports torch."""
 
 from deepphoenix.grammar._expr import EvaluationError, Expression, compile_expression
 from deepphoenix.grammar._grammar import Grammar, coerce_value
-from deepphoenix.grammar._mutation import draw_value, move_value, neighbours, round_half_up
+from deepphoenix.grammar._mutation import (
+    candidates,
+    draw_value,
+    move_value,
+    neighbours,
+    repair,
+    round_half_up,
+)
 from deepphoenix.grammar._registry import (
     ENTRY_POINT_GROUP,
     grammar_file,
@@ -11,6 +18,9 @@ from deepphoenix.grammar._registry import (
     load_grammar,
 )
 from deepphoenix.grammar._spec import (
+    BINDING_FORMS,
+    INT_KINDS,
+    NUMERIC_KINDS,
     Domain,
     Form,
     Invariant,
@@ -21,6 +31,7 @@ from deepphoenix.grammar._spec import (
     SiteSpec,
     Value,
     format_value,
+    same_choice,
 )
 from deepphoenix.grammar._toml import (
     default_operator,
@@ -29,9 +40,13 @@ from deepphoenix.grammar._toml import (
     read_grammar_file,
     read_grammar_text,
 )
+from deepphoenix.grammar._write import format_grammar
 
 __all__ = [
+    "BINDING_FORMS",
     "ENTRY_POINT_GROUP",
+    "INT_KINDS",
+    "NUMERIC_KINDS",
     "Domain",
     "EvaluationError",
     "Expression",
@@ -44,11 +59,13 @@ __all__ = [
     "Selector",
     "SiteSpec",
     "Value",
+    "candidates",
     "coerce_value",
     "compile_expression",
     "default_operator",
     "default_selectors",
     "draw_value",
+    "format_grammar",
     "format_value",
     "grammar_file",
     "grammar_names",
@@ -58,5 +75,7 @@ __all__ = [
     "parse_grammar",
     "read_grammar_file",
     "read_grammar_text",
+    "repair",
     "round_half_up",
+    "same_choice",
 ]

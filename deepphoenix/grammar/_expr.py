@@ -3,7 +3,8 @@
 Expressions are parsed with the standard `ast` module in ``eval`` mode and compiled into a
 tree of closures over an allow-list of node types. Nothing is ever passed to `eval`; names
 resolve only to site values. The subset: int/float/bool/str constants, site names,
-``+ - * / // %``, unary ``- + not``, comparisons (chained), ``and``/``or``, and calls of
+``+ - * / // %``, unary ``- + not``, comparisons (chained), membership in a written list
+(``n_head in [4, 8, 12]``, ``act not in ("relu", "gelu")``), ``and``/``or``, and calls of
 ``min``, ``max`` and ``abs``.
 """
 
@@ -13,6 +14,7 @@ import ast
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from deepphoenix.errors import ExpressionError, did_you_mean
 
@@ -44,6 +46,10 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Value, Value], bool]] = {
     ast.GtE: operator.ge,
 }
 _FUNCTIONS: dict[str, Callable[..., Value]] = {"min": min, "max": max, "abs": abs}
+_MEMBERSHIP: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.In: lambda item, items: item in items,
+    ast.NotIn: lambda item, items: item not in items,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +148,21 @@ def _compile(node: ast.expr, text: str, known: frozenset[str], names: set[str]) 
         if isinstance(node.op, ast.And):
             return lambda env: all(p(env) for p in parts)
         return lambda env: any(p(env) for p in parts)
-    if isinstance(node, ast.Compare) and all(type(o) in _COMPARE for o in node.ops):
+    if isinstance(node, ast.Compare) and all(type(o) in _COMPARE or type(o) in _MEMBERSHIP
+                                             for o in node.ops):
         first = _compile(node.left, text, known, names)
-        ops = [_COMPARE[type(o)] for o in node.ops]
-        rest = [_compile(c, text, known, names) for c in node.comparators]
+        ops: list[Callable[[Any, Any], bool]] = []
+        rest: list[Callable[[Env], Any]] = []
+        for op_node, comparator in zip(node.ops, node.comparators, strict=True):
+            if type(op_node) in _MEMBERSHIP:
+                ops.append(_MEMBERSHIP[type(op_node)])
+                rest.append(_collection(comparator, text, known, names))
+            else:
+                ops.append(_COMPARE[type(op_node)])
+                rest.append(_compile(comparator, text, known, names))
 
         def compare(env: Env) -> bool:
-            left = first(env)
+            left: Any = first(env)
             for op, right_fn in zip(ops, rest, strict=True):
                 right = right_fn(env)
                 if not op(left, right):
@@ -174,5 +188,17 @@ def _compile(node: ast.expr, text: str, known: frozenset[str], names: set[str]) 
     shown = ast.unparse(node)
     raise ExpressionError(
         f"expression {text!r}: {shown!r} is not allowed (use arithmetic, comparisons, "
-        "and/or/not, min, max, abs)"
+        "'in [...]', and/or/not, min, max, abs)"
     )
+
+
+def _collection(node: ast.expr, text: str, known: frozenset[str],
+                names: set[str]) -> Callable[[Env], tuple[Value, ...]]:
+    """The right side of ``in``: a list, tuple or set written in the expression."""
+    if not isinstance(node, ast.List | ast.Tuple | ast.Set):
+        raise ExpressionError(
+            f"expression {text!r}: 'in' needs a written list such as [4, 8], got "
+            f"{ast.unparse(node)!r}"
+        )
+    items = [_compile(item, text, known, names) for item in node.elts]
+    return lambda env: tuple(item(env) for item in items)

@@ -13,6 +13,9 @@ from deepphoenix.errors import GrammarError
 from deepphoenix.grammar._expr import Expression
 
 __all__ = [
+    "BINDING_FORMS",
+    "INT_KINDS",
+    "NUMERIC_KINDS",
     "Domain",
     "Form",
     "Invariant",
@@ -23,6 +26,7 @@ __all__ = [
     "SiteSpec",
     "Value",
     "format_value",
+    "same_choice",
 ]
 
 Value = int | float | bool | str
@@ -34,8 +38,13 @@ class Kind(StrEnum):
     INT = "int"
     FLOAT = "float"
     LOG_FLOAT = "log-float"  # a positive float mutated and sampled on a log scale
+    LOG_INT = "log-int"  # a positive int mutated and sampled on a log scale
     CATEGORICAL = "categorical"  # one of `choices`: strings, or dotted names with `dotted`
     BOOL = "bool"
+
+
+NUMERIC_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.LOG_FLOAT, Kind.LOG_INT})
+INT_KINDS = frozenset({Kind.INT, Kind.LOG_INT})
 
 
 class Form(StrEnum):
@@ -45,32 +54,53 @@ class Form(StrEnum):
     KEYWORD = "keyword"  # T5Config(d_ff=1024)
     FIELD = "field"  # class GPTConfig: n_layer: int = 12
     PARAMETER = "parameter"  # def __init__(self, d_model=512)
-    NAME = "name"  # lr = 3e-4 (outside a class body)
+    NAME = "name"  # lr = 3e-4 (outside a class body; the owner is the enclosing function)
+    ARG = "arg"  # F.layer_norm(x, w, b, 1e-5): arg:F.layer_norm[3], 0-based
+    ITEM = "item"  # betas = (0.9, 0.95): item:betas[1]
+    ENTRY = "entry"  # shapes = {"n_layer": 12}: entry:shapes[n_layer]
+    CALL = "call"  # self.act = nn.GELU(): call:self.act (the callee is the literal)
+
+
+BINDING_FORMS = (Form.ATTRIBUTE, Form.KEYWORD, Form.FIELD, Form.PARAMETER, Form.NAME)
+_BRACKETED = (Form.ARG, Form.ITEM, Form.ENTRY)
 
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BRACKET = re.compile(r"^(?P<owner>[^\[\]]+)\[(?P<key>[^\[\]]+)\]$")
 _OWNER = re.compile(r"^[A-Za-z0-9_.*?\[\]]+$")
 
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """Which literal a site is: a form, the bound name, and a glob on its owner.
+    """Which literal a site is: a form, the bound name, a glob on its owner, and
+    optionally a glob on the enclosing scope.
 
-    Written as ``form:owner.target`` or ``form:target``, optionally ``#k`` for the k-th
-    match in document order (inferred grammars use it for repeated bindings). The owner is
-    the dotted object of an attribute, the callee of a keyword, the class of a field, the
-    function of a parameter; it matches when the glob fits the whole dotted owner or any
-    dotted suffix of it, so ``keyword:T5Config.d_ff`` matches ``transformers.T5Config(d_ff=…)``.
+    Written as ``form:owner.target`` or ``form:target``; positional arguments, tuple items
+    and dict entries as ``arg:CALLEE[N]``, ``item:OWNER[N]`` (0-based) and
+    ``entry:OWNER[KEY]``; optionally ``#k`` for the k-th match in document order and
+    `` in SCOPE`` for a match inside a function or class (``keyword:normal_.std in
+    _init_weights``). The owner is the dotted object of an attribute, the callee of a
+    keyword or argument, the class of a field, the function of a parameter or name, the
+    bound name of a tuple or dict, the assigned name of a call; it matches when the glob
+    fits the whole dotted owner or any dotted suffix of it, so ``keyword:T5Config.d_ff``
+    matches ``transformers.T5Config(d_ff=…)``. A scope matches any part of the dotted path
+    of classes and functions around the binding.
     """
 
     form: Form
     target: str
     owner: str = "*"
     index: int | None = None
+    within: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Selector:
-        body, hash_sign, index_text = text.partition("#")
+        spec, in_sep, within_text = text.partition(" in ")
+        within = within_text.strip() or None
+        if in_sep and (within is None or not _OWNER.match(within)):
+            raise GrammarError(f"selector {text!r}: 'in' must be followed by a function or "
+                               "class name (a glob)")
+        body, hash_sign, index_text = spec.strip().partition("#")
         index = None
         if hash_sign:
             if not index_text.isdigit() or int(index_text) < 1:
@@ -89,64 +119,124 @@ class Selector:
                 f"selector {text!r}: unknown form {form_text!r}; use one of "
                 f"{', '.join(f.value for f in Form)}"
             ) from None
-        owner, _, target = rest.strip().rpartition(".")
-        owner = owner or "*"
-        if not _IDENT.match(target):
-            raise GrammarError(f"selector {text!r}: {target!r} is not a Python name")
+        if form in _BRACKETED:
+            found = _BRACKET.match(rest.strip())
+            if found is None:
+                raise GrammarError(f"selector {text!r}: write {form.value}:OWNER[KEY], e.g. "
+                                   f"{_BRACKET_EXAMPLE[form]}")
+            owner, target = found.group("owner").strip(), found.group("key").strip()
+            if form is not Form.ENTRY and not target.isdigit():
+                raise GrammarError(f"selector {text!r}: {target!r} is not a 0-based position")
+        else:
+            owner, _, target = rest.strip().rpartition(".")
+            owner = owner or "*"
+            if not _IDENT.match(target):
+                raise GrammarError(f"selector {text!r}: {target!r} is not a Python name")
         if not _OWNER.match(owner):
             raise GrammarError(f"selector {text!r}: owner {owner!r} is not a dotted name or glob")
-        if form is Form.NAME and owner != "*":
-            raise GrammarError(f"selector {text!r}: a 'name' selector takes no owner")
-        return cls(form=form, target=target, owner=owner, index=index)
+        return cls(form=form, target=target, owner=owner, index=index, within=within)
 
     def matches_owner(self, dotted: str | None) -> bool:
-        if self.owner == "*":
+        return self.owner == "*" or _glob_suffix(self.owner, dotted)
+
+    def matches_scope(self, scope: str | None) -> bool:
+        if self.within is None:
             return True
-        if dotted is None:
+        if scope is None:
             return False
-        parts = dotted.split(".")
-        return any(fnmatchcase(".".join(parts[i:]), self.owner) for i in range(len(parts)))
+        parts = scope.split(".")
+        return any(
+            fnmatchcase(".".join(parts[i:j]), self.within)
+            for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)
+        )
 
     def __str__(self) -> str:
         suffix = f"#{self.index}" if self.index is not None else ""
+        if self.within is not None:
+            suffix += f" in {self.within}"
+        if self.form in _BRACKETED:
+            return f"{self.form.value}:{self.owner}[{self.target}]{suffix}"
         if self.owner == "*" and self.form is Form.NAME:
             return f"{self.form.value}:{self.target}{suffix}"
         return f"{self.form.value}:{self.owner}.{self.target}{suffix}"
 
 
+_BRACKET_EXAMPLE = {
+    Form.ARG: "arg:F.layer_norm[3]",
+    Form.ITEM: "item:betas[1]",
+    Form.ENTRY: "entry:shapes[n_layer]",
+}
+
+
+def _glob_suffix(glob: str, dotted: str | None) -> bool:
+    if dotted is None:
+        return False
+    parts = dotted.split(".")
+    return any(fnmatchcase(".".join(parts[i:]), glob) for i in range(len(parts)))
+
+
 @dataclass(frozen=True, slots=True)
 class Domain:
-    """The values a site may take: inclusive numeric bounds, or a set of choices."""
+    """The values a site may take: inclusive numeric bounds (and, for ints, a grid
+    `multiple_of`), an explicit set of numeric `values`, or categorical `choices`."""
 
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    values: tuple[int | float, ...] = ()
+    multiple_of: int | None = None
 
     def describe(self, kind: Kind) -> str:
         if kind is Kind.BOOL:
             return "True or False"
         if kind is Kind.CATEGORICAL:
             return "one of " + ", ".join(self.choices)
+        if self.values:
+            return "one of " + ", ".join(format_value(v) for v in self.values)
         low = "-inf" if self.low is None else format_value(self.low)
         high = "inf" if self.high is None else format_value(self.high)
-        return f"{low}..{high}"
+        grid = f", multiple of {self.multiple_of}" if self.multiple_of else ""
+        return f"{low}..{high}{grid}"
 
     def contains(self, kind: Kind, value: Value) -> bool:
         if kind is Kind.BOOL:
             return isinstance(value, bool)
         if kind is Kind.CATEGORICAL:
-            return isinstance(value, str) and value in self.choices
+            return isinstance(value, str) and same_choice(value, self.choices) is not None
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        if kind is Kind.INT and not isinstance(value, int):
+        if kind in INT_KINDS and not isinstance(value, int):
             return False
         if isinstance(value, float) and not math.isfinite(value):
             return False
-        if kind is Kind.LOG_FLOAT and value <= 0:
+        if kind in (Kind.LOG_FLOAT, Kind.LOG_INT) and value <= 0:
+            return False
+        if self.values and value not in self.values:
+            return False
+        if self.multiple_of and isinstance(value, int) and value % self.multiple_of:
             return False
         if self.low is not None and value < self.low:
             return False
         return not (self.high is not None and value > self.high)
+
+
+def same_choice(value: str, choices: tuple[str, ...]) -> str | None:
+    """The choice `value` is: equal text, or the same number written another way
+    (``1e-5`` is the choice ``"0.00001"``)."""
+    if value in choices:
+        return value
+    number = _as_number(value)
+    if number is None:
+        return None
+    return next((c for c in choices if _as_number(c) == number), None)
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class OperatorKind(StrEnum):
@@ -180,6 +270,17 @@ class SiteSpec:
     invariants still see it); a site without a default must be found in the source.
     `derive` computes a derived site from others; derived sites are never mutated directly.
     `weight` is the relative chance the random proposer picks this site.
+
+    A `hidden` site is a grammar-only quantity the source does not write (a head size):
+    its value is `read` from the other sites' values (or is its `default`), it may be
+    proposed like any site, and derived sites may use it. `moves_with` names the sites a
+    move of this one may adjust, to the nearest values that keep the invariants (a joint
+    move). `when` makes a site conditional: it is proposed and domain-checked only while
+    the expression holds. An `optional` site may be missing from a source (bool sites are
+    optional unless they say otherwise): then it is not proposed and rules naming it are
+    not checked. A `nullable` site may be written ``None`` in the source (``head_dim=None``):
+    it is then unset, like a missing optional site, and a proposer sets it by a fresh
+    draw from its domain.
     """
 
     name: str
@@ -193,6 +294,12 @@ class SiteSpec:
     default: Value | None = None
     dotted: bool = False
     description: str = ""
+    hidden: bool = False
+    read: Expression | None = None
+    moves_with: tuple[str, ...] = ()
+    when: Expression | None = None
+    optional: bool = False
+    nullable: bool = False
 
     @property
     def derived(self) -> bool:
@@ -216,6 +323,16 @@ class SiteSpec:
             out["derive"] = self.derive.text
         if self.default is not None:
             out["default"] = self.default
+        if self.hidden:
+            out["hidden"] = True
+        if self.read is not None:
+            out["read"] = self.read.text
+        if self.moves_with:
+            out["moves_with"] = list(self.moves_with)
+        if self.when is not None:
+            out["when"] = self.when.text
+        if self.nullable:
+            out["nullable"] = True
         return out
 
 

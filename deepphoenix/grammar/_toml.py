@@ -7,10 +7,12 @@ Every error names the key and, where the text is a file, its line. The format::
     invariants = ["num_heads <= d_model"]     # or [[invariants]] expr = "…", description = "…"
 
     [sites.d_ff]
-    select = ["attribute:*.d_ff", "keyword:*.d_ff"]   # default: every form, any owner
-    kind = "int"              # int | float | log-float | categorical | bool
+    select = ["attribute:*.d_ff", "keyword:*.d_ff"]   # default: every binding form, any owner
+    kind = "int"              # int | log-int | float | log-float | categorical | bool
     min = 64                  # inclusive bounds (numeric kinds)
     max = 4096
+    multiple_of = 64          # ints: only multiples of this (a grid)
+    values = [256, 512, 768]  # numeric kinds: only these values (steps move along the list)
     choices = ["relu", "gelu"]  # categorical; `dotted = true` for names like nn.ReLU
     mutation = "scale"        # step | scale | resample
     step = 1                  # step: moves of ±1..step
@@ -19,6 +21,12 @@ Every error names the key and, where the text is a file, its line. The format::
     default = 2048            # value when the source does not bind the site
     mutable = true            # false: read (for invariants), never changed
     derive = "d_model // num_heads"   # derived site, recomputed after every edit
+    hidden = true             # a grammar-only quantity no source writes ...
+    read = "n_embd // n_head" # ... whose value a source implies (or give a default)
+    moves_with = ["n_embd"]   # a move may adjust these to their nearest valid values
+    when = "use_dropout"      # proposed and checked only while this holds
+    optional = true           # may be missing from a source (default: true for bool sites)
+    nullable = true           # may be written None in a source (unset until proposed)
 """
 
 from __future__ import annotations
@@ -30,9 +38,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deepphoenix.errors import GrammarError, did_you_mean
-from deepphoenix.grammar._expr import compile_expression
+from deepphoenix.grammar._expr import Expression, compile_expression
 from deepphoenix.grammar._grammar import Grammar
 from deepphoenix.grammar._spec import (
+    BINDING_FORMS,
+    INT_KINDS,
+    NUMERIC_KINDS,
     Domain,
     Form,
     Invariant,
@@ -48,8 +59,9 @@ __all__ = ["default_operator", "default_selectors", "parse_grammar", "read_gramm
 
 _TOP_KEYS = ("name", "description", "invariants", "sites")
 _SITE_KEYS = (
-    "select", "kind", "min", "max", "choices", "dotted", "mutation", "step", "scale",
-    "weight", "default", "mutable", "derive", "description",
+    "select", "kind", "min", "max", "values", "multiple_of", "choices", "dotted", "mutation",
+    "step", "scale", "weight", "default", "mutable", "derive", "description", "hidden", "read",
+    "moves_with", "when", "optional", "nullable",
 )
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -104,19 +116,26 @@ def parse_grammar(text: str, *, origin: str = "<toml>", default_name: str = "gra
 
 
 def default_selectors(name: str) -> tuple[Selector, ...]:
-    """Every form of binding `name`, with any owner."""
+    """Every form that binds `name` (attribute, keyword, field, parameter, name), with any
+    owner."""
     return tuple(
-        Selector(form=form, target=name) for form in Form  # owner "*" for all
+        Selector(form=form, target=name) for form in BINDING_FORMS  # owner "*" for all
     )
 
 
-def default_operator(kind: Kind, low: float | None, high: float | None) -> Operator:
-    """Step ±1 for small int ranges, scale ±1–50% for wide ones and floats, else resample."""
+def default_operator(kind: Kind, low: float | None, high: float | None,
+                     listed: bool = False, grid: int | None = None) -> Operator:
+    """Step ±1 for small int ranges (in grid steps), along the list for listed values,
+    scale ±1–50% for wide ranges, log kinds and floats, else resample."""
+    if listed:
+        return Operator(OperatorKind.STEP, k=1)
     if kind is Kind.INT:
+        if grid and low is not None and high is not None and (high - low) / grid <= 32:
+            return Operator(OperatorKind.STEP, k=1)
         if low is not None and high is not None and high - low <= 32:
             return Operator(OperatorKind.STEP, k=1)
         return Operator(OperatorKind.SCALE, low=0.01, high=0.5)
-    if kind in (Kind.FLOAT, Kind.LOG_FLOAT):
+    if kind in (Kind.FLOAT, Kind.LOG_FLOAT, Kind.LOG_INT):
         return Operator(OperatorKind.SCALE, low=0.01, high=0.5)
     return Operator(OperatorKind.RESAMPLE)
 
@@ -183,8 +202,13 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         ctx.fail((*path, "kind"), f"unknown kind {kind_text!r}; one of "
                  + ", ".join(k.value for k in Kind))
 
+    hidden = get("hidden", bool, False)
     select = table.get("select")
-    if select is None:
+    if hidden:
+        if select is not None:
+            ctx.fail((*path, "select"), "a hidden site is not in the source; drop 'select'")
+        selectors: tuple[Selector, ...] = ()
+    elif select is None:
         selectors = default_selectors(name)
     else:
         items = [select] if isinstance(select, str) else select
@@ -195,31 +219,41 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         except GrammarError as exc:
             ctx.fail((*path, "select"), str(exc))
 
-    numeric = kind in (Kind.INT, Kind.FLOAT, Kind.LOG_FLOAT)
+    numeric = kind in NUMERIC_KINDS
+    mutable = get("mutable", bool, True) and derive_text is None
     low = get("min", (int, float))
     high = get("max", (int, float))
     if (low is not None or high is not None) and not numeric:
         ctx.fail((*path, "min" if low is not None else "max"), f"bounds do not apply to {kind}")
-    if kind is Kind.INT:
+    if kind in INT_KINDS:
         for key, bound in (("min", low), ("max", high)):
             if bound is not None and not float(bound).is_integer():
-                ctx.fail((*path, key), f"an int site needs whole bounds, got {bound!r}")
+                ctx.fail((*path, key), f"an {kind} site needs whole bounds, got {bound!r}")
     if low is not None and high is not None and low > high:
         ctx.fail((*path, "min"), f"min {low!r} is above max {high!r}")
-    if kind is Kind.LOG_FLOAT and (low is None or low <= 0):
-        ctx.fail((*path, "min"), "a log-float site needs min > 0")
-    choices = get("choices", list, [])
-    if choices and kind is not Kind.CATEGORICAL:
-        ctx.fail((*path, "choices"), f"choices apply to categorical sites, not {kind}")
-    if not all(isinstance(c, str) for c in choices):
-        ctx.fail((*path, "choices"), "choices must be strings")
-    dotted = get("dotted", bool, False)
-    mutable = get("mutable", bool, True) and derive_text is None
+    listed = _listed_values(ctx, path, table, kind)
+    grid = get("multiple_of", int)
+    if grid is not None and (kind not in INT_KINDS or grid < 1):
+        ctx.fail((*path, "multiple_of"), f"multiple_of needs an int site and an int >= 1, got "
+                 f"{grid!r} for a {kind} site")
+    if kind in (Kind.LOG_FLOAT, Kind.LOG_INT) and mutable and not listed and (
+        low is None or low <= 0
+    ):
+        ctx.fail((*path, "min"), f"a {kind} site needs min > 0")
+    choices = _choices(ctx, path, table, kind)
+    calls = any(s.form is Form.CALL for s in selectors)
+    dotted = get("dotted", bool, calls)
     domain = Domain(
-        low=int(low) if kind is Kind.INT and low is not None else low,
-        high=int(high) if kind is Kind.INT and high is not None else high,
-        choices=tuple(choices),
+        low=int(low) if kind in INT_KINDS and low is not None else low,
+        high=int(high) if kind in INT_KINDS and high is not None else high,
+        choices=choices,
+        values=listed,
+        multiple_of=grid,
     )
+    if grid is not None and low is not None and high is not None and (
+        math.ceil(low / grid) > math.floor(high / grid)
+    ):
+        ctx.fail((*path, "multiple_of"), f"no multiple of {grid} lies in {low}..{high}")
 
     operator = _operator(ctx, path, table, kind, domain, mutable, get)
     if mutable and kind is Kind.CATEGORICAL and len(choices) < 2:
@@ -229,24 +263,93 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     if not (isinstance(weight, int | float) and weight > 0 and math.isfinite(weight)):
         ctx.fail((*path, "weight"), f"weight must be a positive number, got {weight!r}")
     default = table.get("default")
+    if kind is Kind.CATEGORICAL and isinstance(default, int | float) and not isinstance(
+        default, bool
+    ):
+        default = repr(default)  # a bare-number choice
     if default is not None and not _fits_kind(kind, default):
         ctx.fail((*path, "default"), f"default {default!r} is not a {kind} value")
     if isinstance(default, int) and not isinstance(default, bool) and kind in (
         Kind.FLOAT, Kind.LOG_FLOAT
     ):
         default = float(default)
-    derive = None
-    if derive_text is not None:
-        try:
-            derive = compile_expression(derive_text, all_names)
-        except GrammarError as exc:
-            ctx.fail((*path, "derive"), str(exc))
+    derive, read, when = (
+        _expression(ctx, path, key, get(key, str), all_names) for key in ("derive", "read", "when")
+    )
+    if read is not None and not hidden:
+        ctx.fail((*path, "read"), "'read' applies to hidden sites (hidden = true)")
+    if hidden and read is None and default is None and derive is None:
+        ctx.fail((*path, "hidden"), "a hidden site needs 'read' (how a source implies its "
+                 "value, e.g. \"n_embd // n_head\") or a 'default'")
+    partners = table.get("moves_with", [])
+    if isinstance(partners, str):
+        partners = [partners]
+    if not isinstance(partners, list) or not all(isinstance(p, str) for p in partners):
+        ctx.fail((*path, "moves_with"), f"expected a list of site names, got {partners!r}")
+    for partner in partners:
+        if partner not in all_names or partner == name:
+            ctx.fail((*path, "moves_with"), f"{partner!r} is not another site of this grammar."
+                     f"{did_you_mean(partner, [n for n in all_names if n != name])}")
     description = get("description", str, "")
     return SiteSpec(
         name=name, selectors=selectors, kind=kind, domain=domain, operator=operator,
         weight=float(weight), mutable=mutable, derive=derive, default=default,
-        dotted=dotted, description=description,
+        dotted=dotted, description=description, hidden=hidden, read=read,
+        moves_with=tuple(partners), when=when,
+        optional=get("optional", bool, kind is Kind.BOOL and default is None),
+        nullable=get("nullable", bool, False),
     )
+
+
+def _expression(ctx: _Context, path: tuple[str, ...], key: str, text: str | None,
+                names: list[str]) -> Expression | None:
+    if text is None:
+        return None
+    try:
+        return compile_expression(text, names)
+    except GrammarError as exc:
+        ctx.fail((*path, key), str(exc))
+
+
+def _listed_values(ctx: _Context, path: tuple[str, ...], table: dict[str, Any],
+                   kind: Kind) -> tuple[int | float, ...]:
+    if "values" not in table:
+        return ()
+    raw = table["values"]
+    if kind not in NUMERIC_KINDS:
+        ctx.fail((*path, "values"), f"values apply to numeric sites, not {kind}; a "
+                 "categorical site lists 'choices'")
+    numbers = isinstance(raw, list) and raw and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in raw
+    )
+    if not numbers:
+        ctx.fail((*path, "values"), f"expected a non-empty list of numbers, got {raw!r}")
+    if kind in INT_KINDS and not all(isinstance(v, int) for v in raw):
+        ctx.fail((*path, "values"), f"an {kind} site lists ints, got {raw!r}")
+    if kind in (Kind.LOG_FLOAT, Kind.LOG_INT) and min(raw) <= 0:
+        ctx.fail((*path, "values"), f"a {kind} site lists positive values, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        ctx.fail((*path, "values"), f"values repeat: {raw!r}")
+    if kind in (Kind.FLOAT, Kind.LOG_FLOAT):
+        return tuple(float(v) for v in raw)
+    return tuple(raw)
+
+
+def _choices(ctx: _Context, path: tuple[str, ...], table: dict[str, Any],
+             kind: Kind) -> tuple[str, ...]:
+    if "choices" not in table:
+        return ()
+    raw = table["choices"]
+    if kind is not Kind.CATEGORICAL:
+        hint = " (numeric sites list 'values')" if kind in NUMERIC_KINDS else ""
+        ctx.fail((*path, "choices"), f"choices apply to categorical sites, not {kind}{hint}")
+    ok = isinstance(raw, list) and all(
+        isinstance(c, str | int | float) and not isinstance(c, bool) for c in raw
+    )
+    if not ok:
+        ctx.fail((*path, "choices"), f"choices must be strings or numbers, got {raw!r}")
+    # Numbers are choices written bare in the source (a categorical 768 | 1024).
+    return tuple(c if isinstance(c, str) else repr(c) for c in raw)
 
 
 def _operator(
@@ -255,7 +358,8 @@ def _operator(
 ) -> Operator:
     mutation = get("mutation", str)
     if mutation is None:
-        op = default_operator(kind, domain.low, domain.high)
+        op = default_operator(kind, domain.low, domain.high, bool(domain.values),
+                              domain.multiple_of)
     else:
         try:
             op_kind = OperatorKind(mutation)
@@ -281,11 +385,11 @@ def _operator(
         op = Operator(op.kind, k=op.k, low=float(scale[0]), high=float(scale[1]))
     if not mutable:
         return op
-    if op.kind is OperatorKind.STEP and kind is not Kind.INT:
-        ctx.fail((*path, "mutation"), f"step applies to int sites, not {kind}")
-    if op.kind is OperatorKind.SCALE and kind not in (Kind.INT, Kind.FLOAT, Kind.LOG_FLOAT):
+    if op.kind is OperatorKind.STEP and kind not in INT_KINDS and not domain.values:
+        ctx.fail((*path, "mutation"), f"step applies to int sites and listed values, not {kind}")
+    if op.kind is OperatorKind.SCALE and kind not in NUMERIC_KINDS:
         ctx.fail((*path, "mutation"), f"scale applies to numeric sites, not {kind}")
-    if op.kind is OperatorKind.RESAMPLE and kind in (Kind.INT, Kind.FLOAT, Kind.LOG_FLOAT) and (
+    if op.kind is OperatorKind.RESAMPLE and kind in NUMERIC_KINDS and not domain.values and (
         domain.low is None or domain.high is None
     ):
         ctx.fail((*path, "mutation"), "resample needs both min and max")
@@ -295,7 +399,7 @@ def _operator(
 def _fits_kind(kind: Kind, value: Value) -> bool:
     if kind is Kind.BOOL:
         return isinstance(value, bool)
-    if kind is Kind.INT:
+    if kind in INT_KINDS:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind in (Kind.FLOAT, Kind.LOG_FLOAT):
         return isinstance(value, int | float) and not isinstance(value, bool)

@@ -4,6 +4,7 @@ canonically, diff and ground untrusted text. It never writes a user's file and n
 imports torch."""
 
 from deepphoenix.mutator._bindings import Binding, collect_bindings
+from deepphoenix.mutator._bundle import Bundle, BundleMutation, BundleVariant, parse_bundle
 from deepphoenix.mutator._diff import Diff, diff_programs, diff_text, unified_diff
 from deepphoenix.mutator._ground import (
     TargetFormat,
@@ -11,7 +12,7 @@ from deepphoenix.mutator._ground import (
     ground,
     parse_edit_script,
 )
-from deepphoenix.mutator._infer import infer_grammar, infer_spec
+from deepphoenix.mutator._infer import GROUPS, Inference, Skipped, infer, infer_grammar, infer_spec
 from deepphoenix.mutator._literal import parse_value_text, render_value
 from deepphoenix.mutator._program import (
     HASH_LENGTH,
@@ -29,13 +30,19 @@ from deepphoenix.mutator._resolve import resolve_grammar
 from deepphoenix.mutator._source import parse_module, read_source
 
 __all__ = [
+    "GROUPS",
     "HASH_LENGTH",
     "Binding",
+    "Bundle",
+    "BundleMutation",
+    "BundleVariant",
     "Diff",
     "Edit",
+    "Inference",
     "Mutation",
     "Program",
     "Site",
+    "Skipped",
     "TargetFormat",
     "Variant",
     "canonical_hash",
@@ -45,8 +52,10 @@ __all__ = [
     "find_sites",
     "format_edit_script",
     "ground",
+    "infer",
     "infer_grammar",
     "infer_spec",
+    "parse_bundle",
     "parse_edit_script",
     "parse_module",
     "parse_program",

@@ -1,7 +1,10 @@
 """Bindings: every place a source binds a name to a value, with the value's exact span.
 
 One CST pass collects assignments to names and attributes, annotated class fields,
-keyword arguments and parameter defaults. Spans come from libcst's byte-span metadata,
+keyword and positional arguments, parameter defaults, the items of tuples and lists and the
+entries of dicts bound to a name, attribute or keyword, and the callee of a call bound
+so (``self.act = nn.GELU()``), each with the dotted path of the classes and functions
+around it. Spans come from libcst's byte-span metadata,
 checked against the node's own code (libcst miscounts after a form feed, so a span that
 does not hold the node's text is searched for nearby).
 """
@@ -35,6 +38,7 @@ class Binding:
     end: int
     line: int  # 1-based
     column: int  # 1-based
+    scope: str | None = None  # dotted classes and functions around the binding
 
     @property
     def label(self) -> str:
@@ -48,14 +52,24 @@ class Binding:
             return f"{owner}.{self.target}"
         if self.form is Form.PARAMETER:
             return f"{owner}({self.target}=…)"
-        return self.target
+        if self.form is Form.ARG:
+            return f"{owner}(…[{self.target}]…)"
+        if self.form in (Form.ITEM, Form.ENTRY):
+            return f"{owner}[{self.target}]"
+        if self.form is Form.CALL:
+            return f"{self.target} = …()" if self.owner is None else f"{owner}.{self.target} = …()"
+        return self.target if self.owner is None else f"{self.target} in {self.owner}"
 
     def selected_by(self, selector: Selector) -> bool:
         return (
             selector.form is self.form
             and selector.target == self.target
             and selector.matches_owner(self.owner)
+            and selector.matches_scope(self.scope)
         )
+
+
+_Found = tuple[Form, str, "str | None", cst.BaseExpression, "str | None"]
 
 
 class _Collector(cst.CSTVisitor):
@@ -64,10 +78,14 @@ class _Collector(cst.CSTVisitor):
     def __init__(self) -> None:
         super().__init__()
         self.scopes: list[tuple[str, str]] = []
-        self.found: list[tuple[Form, str, str | None, cst.BaseExpression]] = []
+        self.found: list[_Found] = []
 
     def _owner_path(self) -> str | None:
         return ".".join(name for _, name in self.scopes) or None
+
+    def _add(self, form: Form, target: str, owner: str | None,
+             value: cst.BaseExpression) -> None:
+        self.found.append((form, target, owner, value, self._owner_path()))
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.scopes.append(("class", node.name.value))
@@ -81,7 +99,8 @@ class _Collector(cst.CSTVisitor):
         params = node.params
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
             if param.default is not None:
-                self.found.append((Form.PARAMETER, param.name.value, owner, param.default))
+                self._add(Form.PARAMETER, param.name.value, owner, param.default)
+                self._contents(f"{owner}.{param.name.value}", param.default)
         self.scopes.append(("function", node.name.value))
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
@@ -99,17 +118,47 @@ class _Collector(cst.CSTVisitor):
         if isinstance(target, cst.Name):
             in_class = bool(self.scopes) and self.scopes[-1][0] == "class"
             if in_class:
-                self.found.append((Form.FIELD, target.value, self._owner_path(), value))
+                self._add(Form.FIELD, target.value, self._owner_path(), value)
             else:
-                self.found.append((Form.NAME, target.value, None, value))
+                self._add(Form.NAME, target.value, self._owner_path(), value)
+            self._contents(target.value, value)
+            if isinstance(value, cst.Call):
+                self._add(Form.CALL, target.value, None, value.func)
         elif isinstance(target, cst.Attribute):
-            self.found.append((Form.ATTRIBUTE, target.attr.value, dotted_name(target.value), value))
+            obj = dotted_name(target.value)
+            self._add(Form.ATTRIBUTE, target.attr.value, obj, value)
+            self._contents(dotted_name(target), value)
+            if isinstance(value, cst.Call):
+                self._add(Form.CALL, target.attr.value, obj, value.func)
+
+    def _contents(self, owner: str | None, value: cst.BaseExpression) -> None:
+        """Items of a tuple or list and string-keyed entries of a dict bound to `owner`."""
+        if owner is None:
+            return
+        if isinstance(value, cst.Tuple | cst.List):
+            for position, element in enumerate(value.elements):
+                if isinstance(element, cst.Element):
+                    self._add(Form.ITEM, str(position), owner, element.value)
+        elif isinstance(value, cst.Dict):
+            for entry in value.elements:
+                if isinstance(entry, cst.DictElement) and isinstance(entry.key, cst.SimpleString):
+                    key = literal_of(entry.key)
+                    if key is not None and isinstance(key[1], str):
+                        self._add(Form.ENTRY, key[1], owner, entry.value)
 
     def visit_Call(self, node: cst.Call) -> None:
         owner = dotted_name(node.func)
-        for arg in node.args:
-            if arg.keyword is not None and not arg.star:
-                self.found.append((Form.KEYWORD, arg.keyword.value, owner, arg.value))
+        for position, arg in enumerate(node.args):
+            if arg.star:
+                continue
+            if arg.keyword is None:
+                self._add(Form.ARG, str(position), owner, arg.value)
+                continue
+            self._add(Form.KEYWORD, arg.keyword.value, owner, arg.value)
+            if owner is not None:
+                self._contents(f"{owner}.{arg.keyword.value}", arg.value)
+            if isinstance(arg.value, cst.Call):
+                self._add(Form.CALL, arg.keyword.value, owner, arg.value.func)
 
 
 class _Offsets:
@@ -157,7 +206,7 @@ def _collect(module: cst.Module, text: str) -> list[Binding]:
     spans = wrapper.resolve(ByteSpanPositionProvider)
     offsets = _Offsets(text)
     out: list[Binding] = []
-    for form, target, owner, node in collector.found:
+    for form, target, owner, node, scope in collector.found:
         span = spans[node]
         start = offsets.char(span.start)
         end = offsets.char(span.start + span.length)
@@ -169,7 +218,7 @@ def _collect(module: cst.Module, text: str) -> list[Binding]:
             if text[start:end] != expected:
                 start, end = _search_near(text, expected, start)
         line, column = offsets.line_column(start)
-        out.append(Binding(form, target, owner, literal, start, end, line, column))
+        out.append(Binding(form, target, owner, literal, start, end, line, column, scope))
     out.sort(key=lambda b: b.start)
     return out
 

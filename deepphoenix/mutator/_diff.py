@@ -42,13 +42,13 @@ class Diff:
 
 def diff_programs(a: Program, b: Program) -> Diff:
     """Diff two programs parsed with the same grammar."""
+    names = [site.name for site in a.sites if site.name in b.values]
+    names += [spec.name for spec in a.grammar.hidden  # read from each source
+              if spec.name in a.values and spec.name in b.values]
     edits = tuple(
-        Edit(site.name, b.values[site.name])
-        for site in a.sites
-        if site.name in b.present and (
-            b.values[site.name] != a.values[site.name]
-            or type(b.values[site.name]) is not type(a.values[site.name])
-        )
+        Edit(name, b.values[name]) for name in names
+        if b.values[name] != a.values.get(name)
+        or type(b.values[name]) is not type(a.values.get(name))
     )
     same_sites = [s.name for s in a.sites] == [s.name for s in b.sites]
     if same_sites and a._dump_fixed == b._dump_fixed and a._dump_order == b._dump_order:

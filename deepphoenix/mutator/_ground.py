@@ -41,9 +41,9 @@ def format_edit_script(program: Program, edits: Iterable[Edit]) -> str:
     """``site=value; …`` for edits at sites of `program`, literals in the source's style."""
     items = []
     for edit in edits:
-        site = program.site(edit.site)
         spec = program.grammar.site(edit.site)
-        items.append(f"{edit.site}={render_value(spec, edit.value, site.literal)}")
+        original = "" if spec.hidden else program.site(edit.site).literal
+        items.append(f"{edit.site}={render_value(spec, edit.value, original)}")
     return "; ".join(items)
 
 
@@ -59,7 +59,7 @@ def parse_edit_script(program: Program, text: str) -> tuple[list[Edit], Mutation
         if match is None:
             return [], Mutation(Outcome.UNPARSEABLE, f"{item.strip()!r} is not site=value")
         name, value_text = match.groups()
-        if not program.grammar.has_site(name) or name not in program.present:
+        if not program.grammar.has_site(name) or not program.editable(name):
             return [], Mutation(Outcome.UNGROUNDED, f"{name!r} is not a site of the parent")
         spec = program.grammar.site(name)
         if not spec.mutable and not spec.derived:

@@ -14,7 +14,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from deepphoenix.grammar import Kind, SiteSpec, Value
+from deepphoenix.grammar import INT_KINDS, Kind, SiteSpec, Value, same_choice
 
 __all__ = [
     "LiteralKind",
@@ -31,6 +31,7 @@ BOOLEAN = m.Name("True") | m.Name("False")
 STRING = m.SimpleString()
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_BARE_NUMBER = re.compile(r"^-?[0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?$|^-?\.[0-9]+$")
 _MAX_LITERAL = 64  # longer "literals" in model text are rejected, never converted
 
 
@@ -41,6 +42,7 @@ class LiteralKind:
     BOOL = "bool"
     STRING = "string"
     NAME = "name"
+    NONE = "none"  # the literal None: an unset value of a nullable site
 
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
@@ -81,6 +83,8 @@ def literal_of(node: cst.BaseExpression) -> tuple[str, Value] | None:
         except (ValueError, SyntaxError):
             return None
         return (LiteralKind.STRING, value) if isinstance(value, str) else None
+    if m.matches(node, m.Name("None")):
+        return LiteralKind.NONE, "None"
     name = dotted_name(node)
     if name is not None and name not in ("None", "True", "False"):
         return LiteralKind.NAME, name
@@ -88,21 +92,29 @@ def literal_of(node: cst.BaseExpression) -> tuple[str, Value] | None:
 
 
 def value_fits(spec: SiteSpec, tag: str, value: Value) -> bool:
-    """Whether a literal of this tag can hold the site's kind."""
+    """Whether a literal of this tag can hold the site's kind. A categorical site holds
+    strings, dotted names (with `dotted`), or bare numbers (choices such as ``768``)."""
     kind = spec.kind
+    if tag == LiteralKind.NONE:
+        return spec.nullable
     if kind is Kind.BOOL:
         return tag == LiteralKind.BOOL
-    if kind is Kind.INT:
+    if kind in INT_KINDS:
         return tag == LiteralKind.NUMBER and isinstance(value, int)
     if kind in (Kind.FLOAT, Kind.LOG_FLOAT):
         return tag == LiteralKind.NUMBER
-    return tag == (LiteralKind.NAME if spec.dotted else LiteralKind.STRING)
+    if spec.dotted:
+        return tag == LiteralKind.NAME
+    return tag in (LiteralKind.STRING, LiteralKind.NUMBER)
 
 
-def normalise(spec: SiteSpec, value: Value) -> Value:
-    """Ints written in a float site read as floats."""
+def normalise(spec: SiteSpec, value: Value, text: str = "") -> Value:
+    """Ints written in a float site read as floats; a number in a categorical site reads
+    as its text (``768`` is the choice ``"768"``)."""
     if spec.kind in (Kind.FLOAT, Kind.LOG_FLOAT) and isinstance(value, int):
         return float(value)
+    if spec.kind is Kind.CATEGORICAL and not isinstance(value, str):
+        return same_choice(text, spec.domain.choices) or text
     return value
 
 
@@ -111,7 +123,7 @@ def render_value(spec: SiteSpec, value: Value, original: str = "") -> str:
     kind = spec.kind
     if kind is Kind.BOOL:
         return "True" if value else "False"
-    if kind is Kind.INT:
+    if kind in INT_KINDS:
         return str(int(value))
     if kind in (Kind.FLOAT, Kind.LOG_FLOAT):
         number = float(value)
@@ -120,11 +132,20 @@ def render_value(spec: SiteSpec, value: Value, original: str = "") -> str:
     assert isinstance(value, str)
     if spec.dotted:
         return value
+    if original and original[0] in "0123456789-." and _is_number(value):
+        return value  # a bare-number choice stays bare
     literal = repr(value)  # escapes quotes, backslashes and unprintable characters
     wants_double = original.lstrip("rRuU").startswith('"')
     if wants_double and literal.startswith("'") and '"' not in value:
         literal = '"' + literal[1:-1].replace("\\'", "'") + '"'
     return literal
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text)) and _BARE_NUMBER.match(text) is not None
+    except ValueError:
+        return False
 
 
 def parse_value_text(spec: SiteSpec, text: str) -> Value | None:
@@ -141,8 +162,10 @@ def parse_value_text(spec: SiteSpec, text: str) -> Value | None:
         return None
     if isinstance(value, bool):
         return value if spec.kind is Kind.BOOL else None
+    if spec.kind is Kind.CATEGORICAL and isinstance(value, int | float):
+        return same_choice(text, spec.domain.choices) or text
     if isinstance(value, int):
-        if spec.kind is Kind.INT:
+        if spec.kind in INT_KINDS:
             return value
         return float(value) if spec.kind in (Kind.FLOAT, Kind.LOG_FLOAT) else None
     if isinstance(value, float):

@@ -13,6 +13,7 @@ comments do not change it. It is stable for a given Python minor version.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import math
 import re
@@ -33,7 +34,7 @@ from deepphoenix.grammar import (
     format_value,
 )
 from deepphoenix.mutator._bindings import Binding, collect_bindings
-from deepphoenix.mutator._literal import normalise, render_value, value_fits
+from deepphoenix.mutator._literal import LiteralKind, normalise, render_value, value_fits
 from deepphoenix.mutator._source import parse_module, read_source
 from deepphoenix.outcome import Check, Outcome
 
@@ -81,10 +82,11 @@ def _fragment(literal: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A grammar site found in a source: its value and where its literal is."""
+    """A grammar site found in a source: its value (None when a nullable site is written
+    ``None``: unset) and where its literal is."""
 
     name: str
-    value: Value
+    value: Value | None
     literal: str
     start: int
     end: int
@@ -171,7 +173,8 @@ class Program:
     """A source parsed against a grammar. Immutable; create with `parse_program`."""
 
     __slots__ = (
-        "_dump_fixed", "_dump_order", "_fixed", "_specs", "_values", "grammar", "hash",
+        "_dump_fixed", "_dump_order", "_fixed", "_specs", "_tracked", "_values", "grammar",
+        "hash",
         "module", "path", "present", "sites", "text",
     )
 
@@ -187,9 +190,16 @@ class Program:
         for spec in grammar.sites:
             if spec.default is not None:
                 values[spec.name] = spec.default
-        values.update((s.name, s.value) for s in self.sites)
+        values.update((s.name, s.value) for s in self.sites if s.value is not None)
+        try:
+            values = grammar.derive(grammar.read_hidden(values)) | values
+        except EvaluationError:
+            values = grammar.read_hidden(values)  # a derivation fails: checks will say so
         self._values = values
         self._specs = tuple(grammar.site(s.name) for s in self.sites)
+        # What a variant's changes list: the written sites in document order, then hidden.
+        self._tracked = (*(s.name for s in self.sites),
+                         *(h.name for h in grammar.hidden if h.name in values))
         pieces, cursor = [], 0
         for site in self.sites:
             pieces.append(text[cursor:site.start])
@@ -244,8 +254,16 @@ class Program:
 
     @property
     def proposable(self) -> tuple[SiteSpec, ...]:
-        """Specs of the sites in this source that proposers may change."""
-        return tuple(spec for spec in self._specs if spec.proposable)
+        """Specs of the sites that proposers may change: those in this source, then the
+        grammar's hidden ones."""
+        hidden = tuple(spec for spec in self.grammar.hidden
+                       if spec.proposable and spec.name in self._values)
+        return tuple(spec for spec in self._specs if spec.proposable) + hidden
+
+    def editable(self, name: str) -> bool:
+        """Whether edits may name the site: in the source or hidden."""
+        return name in self.present or (self.grammar.has_site(name) and name in self._values
+                                         and self.grammar.site(name).hidden)
 
     # -- writing -------------------------------------------------------------------------
     def apply(self, edits: Mapping[str, Value] | Iterable[Edit]) -> Mutation:
@@ -261,13 +279,20 @@ class Program:
             if not spec.proposable:
                 what = "derived" if spec.derived else "fixed (mutable = false)"
                 raise EditError(f"site {edit.site!r} is {what}; it cannot be edited")
-            if edit.site not in self.present:
+            if not self.editable(edit.site):
                 raise EditError(f"site {edit.site!r} is not in {self.path or 'the source'}")
             values[edit.site] = coerce_value(spec, edit.value)
         try:
             values = self.grammar.derive(values)
         except EvaluationError as exc:
             return Mutation(Outcome.INVARIANT, f"derivation fails: {exc}")
+        for edit in _as_edits(edits):
+            spec = self.grammar.site(edit.site)
+            if not self.grammar.active(spec, values) and values[edit.site] != self._values[
+                edit.site
+            ]:
+                return Mutation(Outcome.INVARIANT, f"site {edit.site!r} is inactive "
+                                f"(when {spec.when.text if spec.when else ''} does not hold)")
         return self.with_values(values)
 
     def with_values(self, values: Mapping[str, Value]) -> Mutation:
@@ -286,9 +311,11 @@ class Program:
         """The variant holding `values` (the program itself when nothing changes) and the
         grammar's verdict on them."""
         changes = tuple(
-            Edit(s.name, values[s.name]) for s in self.sites
-            if values[s.name] != self._values[s.name]
-            or type(values[s.name]) is not type(self._values[s.name])
+            Edit(name, values[name]) for name in self._tracked
+            if name in values and (
+                values[name] != self._values.get(name)
+                or type(values[name]) is not type(self._values.get(name))
+            )
         )
         literals = [
             render_value(spec, values[site.name], site.literal) if site.name in values
@@ -302,7 +329,8 @@ class Program:
         variant = Variant(
             source="".join(parts),
             hash=_digest(self._assemble_dump(literals)),
-            values=tuple((spec.name, values[spec.name]) for spec in self.grammar.sites),
+            values=tuple((spec.name, values[spec.name]) for spec in self.grammar.sites
+                         if spec.name in values),
             changes=changes,
             parent=self.hash,
         )
@@ -340,14 +368,13 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
             if selector.index is not None:
                 selected = selected[selector.index - 1 : selector.index]
             for binding in selected:
-                if binding.literal is not None:
+                if binding.literal is not None and (
+                    spec.nullable or binding.literal[0] != LiteralKind.NONE
+                ):
                     matches.setdefault(binding.start, (binding, str(selector)))
         if not matches:
-            if spec.default is None:
-                raise SiteError(
-                    f"site {spec.name!r} of grammar {grammar.name!r} is not in {where} and has "
-                    "no default"
-                )
+            if spec.default is None and not spec.optional and not spec.hidden:
+                raise SiteError(_nothing_matches(spec, grammar, where, bindings))
             continue
         if len(matches) > 1:
             lines = ", ".join(f"line {b.line} ({b.label})" for b, _ in matches.values())
@@ -369,8 +396,10 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
                 f"{where}:{binding.line} ({binding.label})"
             )
         claimed[binding.start] = spec.name
+        literal = text[binding.start:binding.end]
         sites.append(Site(
-            name=spec.name, value=normalise(spec, value), literal=text[binding.start:binding.end],
+            name=spec.name, literal=literal,
+            value=None if tag == LiteralKind.NONE else normalise(spec, value, literal),
             start=binding.start, end=binding.end, line=binding.line, column=binding.column,
             selector=selector_text, label=binding.label,
         ))
@@ -381,3 +410,33 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
         )
     sites.sort(key=lambda s: s.start)
     return sites
+
+
+def _nothing_matches(spec: SiteSpec, grammar: Grammar, where: str,
+                     bindings: list[Binding]) -> str:
+    """Why a required site is missing: what its selectors look for and what is near."""
+    wanted = " | ".join(str(s) for s in spec.selectors)
+    targets = {s.target for s in spec.selectors}
+    near = [b for b in bindings if b.target in targets]
+    if not near:
+        close = set(difflib.get_close_matches(
+            next(iter(targets), spec.name), {b.target for b in bindings}, n=3, cutoff=0.7))
+        near = [b for b in bindings if b.target in close]
+    shown = "; ".join(
+        f"{b.label} at line {b.line} ({_describe_binding(b)})" for b in near[:3]
+    )
+    hint = f"; near: {shown}" if shown else "; nothing of that name is bound there"
+    return (f"site {spec.name!r} of grammar {grammar.name!r}: {wanted} matches no literal in "
+            f"{where}{hint} (fix the selector, or give the site a default or optional = true)")
+
+
+def _describe_binding(binding: Binding) -> str:
+    what = {"attribute": "an attribute", "keyword": "a keyword", "field": "a class field",
+            "parameter": "a parameter default", "name": "a name"}.get(binding.form.value,
+                                                                    binding.form.value)
+    if binding.literal is None:
+        return f"{what}, not a literal"
+    tag, value = binding.literal
+    if tag == LiteralKind.NONE:
+        return f"{what} holding None; declare the site nullable = true"
+    return f"{what} holding the name {value}" if tag == LiteralKind.NAME else what

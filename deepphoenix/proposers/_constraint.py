@@ -13,8 +13,10 @@ into a `ConstraintAutomaton` whose `allowed` method is the ``prefix_allowed_toke
 
 A site whose literal does not start and end on token boundaries (or is not a number) stays
 as the parent wrote it. Float sites are written in decimal form (no exponent), at most a
-few characters longer than the parent's literal. The automaton is pure Python; it needs no
-torch.
+few characters longer than the parent's literal. A site with listed `values` may only write
+one of them (in decimal form), an int grid (`multiple_of`) only its multiples: prefixes are
+pruned so that every complete literal lies in the site's domain. The automaton is pure
+Python; it needs no torch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from deepphoenix.grammar import Kind, compile_expression
+from deepphoenix.grammar import INT_KINDS, NUMERIC_KINDS, Kind, compile_expression
 from deepphoenix.mutator import Program, TargetFormat
 from deepphoenix.seeds import EOS_ID, PAD_ID, UNK_ID
 
@@ -59,8 +61,7 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
         choices = []
         for site in program.sites:
             site_spec = grammar.site(site.name)
-            if not site_spec.proposable or site_spec.kind not in (Kind.INT, Kind.FLOAT,
-                                                                   Kind.LOG_FLOAT):
+            if not site_spec.proposable or site_spec.kind not in NUMERIC_KINDS:
                 continue
             prefix = tokenizer.encode(f"{site.name}=", add_special_tokens=False).ids
             choices.append({"prefix": prefix, "slot": _slot(program, site.name, site.literal)})
@@ -74,7 +75,7 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
     cursor = 0
     for site in program.sites:
         site_spec = grammar.site(site.name)
-        numeric = site_spec.kind in (Kind.INT, Kind.FLOAT, Kind.LOG_FLOAT)
+        numeric = site_spec.kind in NUMERIC_KINDS
         free = site_spec.proposable or site_spec.derived
         aligned = site.start in starts and site.end in ends and _NUMBERISH.match(site.literal)
         if not (numeric and free and aligned):
@@ -95,21 +96,38 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
 
 def _slot(program: Program, name: str, literal: str) -> dict[str, Any]:
     site_spec = program.grammar.site(name)
+    domain, integral = site_spec.domain, site_spec.kind in INT_KINDS
+    listed = None
+    if site_spec.proposable and domain.values:
+        listed = sorted(str(int(v)) if integral else _decimal(float(v)) for v in domain.values
+                        if v >= 0 and (domain.low is None or v >= domain.low)
+                        and (domain.high is None or v <= domain.high))
+    low = domain.low if site_spec.proposable else None
+    if site_spec.proposable and site_spec.kind in (Kind.LOG_INT, Kind.LOG_FLOAT):
+        low = max(low or 0, 1 if integral else 0)  # positive: never zero
     return {
         "site": name,
-        "kind": "int" if site_spec.kind is Kind.INT else "float",
-        "low": site_spec.domain.low if site_spec.proposable else None,
-        "high": site_spec.domain.high if site_spec.proposable else None,
+        "kind": "int" if integral else "float",
+        "low": low,
+        "high": domain.high if site_spec.proposable else None,
+        "values": listed,
+        "grid": domain.multiple_of if site_spec.proposable else None,
         "parent": literal,
         "derive": site_spec.derive.text if site_spec.derive is not None else None,
         "derive_names": sorted(site_spec.derive.names) if site_spec.derive is not None else [],
     }
 
 
+def _decimal(value: float) -> str:
+    """A float written without an exponent: 0.0003, 1.0."""
+    text = f"{value:.20f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def _int_prefix_ok(text: str, low: float | None, high: float | None,
-                   forbidden: float | None = None) -> bool:
-    """Whether some int in [low, high] other than `forbidden` is written starting with
-    `text` (no leading zeros)."""
+                   forbidden: float | None = None, grid: int | None = None) -> bool:
+    """Whether some int in [low, high] (a multiple of `grid`, if given) other than
+    `forbidden` is written starting with `text` (no leading zeros)."""
     if not text:
         return True
     if len(text) > _MAX_DIGITS or (len(text) > 1 and text[0] == "0"):
@@ -124,9 +142,14 @@ def _int_prefix_ok(text: str, low: float | None, high: float | None,
             break
         lo = smallest if low is None else max(smallest, math.ceil(low))
         hi = min(largest, math.floor(high))
+        if grid:
+            lo = -(-lo // grid) * grid
+            hi = hi // grid * grid
         if lo <= hi:
-            count = hi - lo + 1
-            if forbidden is not None and lo <= forbidden <= hi and float(forbidden).is_integer():
+            count = hi - lo + 1 if not grid else (hi - lo) // grid + 1
+            on_grid = not grid or forbidden is None or forbidden % grid == 0
+            if (forbidden is not None and lo <= forbidden <= hi and float(forbidden).is_integer()
+                    and on_grid):
                 count -= 1
             found += count
             if found > 0:
@@ -204,15 +227,24 @@ class ConstraintAutomaton:
     # -- slots ---------------------------------------------------------------------------
     def _slot_tokens(self, slot: dict[str, Any], text: str,
                      forbidden: str | None = None) -> list[int]:
+        tokens = self.digit_tokens if slot["kind"] == "int" else self.decimal_tokens
+        if slot.get("values") is not None:
+            avoid = None if forbidden is None else _number(forbidden)
+            return [t for t, s in tokens.items() if any(
+                v.startswith(text + s) and _number(v) != avoid for v in slot["values"])]
         if slot["kind"] == "int":
             avoid = None if forbidden is None else _number(forbidden)
-            return [t for t, s in self.digit_tokens.items()
-                    if _int_prefix_ok(text + s, slot["low"], slot["high"], avoid)]
-        return [t for t, s in self.decimal_tokens.items() if self._extends(slot, text + s)]
+            return [t for t, s in tokens.items()
+                    if _int_prefix_ok(text + s, slot["low"], slot["high"], avoid,
+                                      slot.get("grid"))]
+        return [t for t, s in tokens.items() if self._extends(slot, text + s)]
 
     def _extends(self, slot: dict[str, Any], text: str) -> bool:
+        if slot.get("values") is not None:
+            return any(v.startswith(text) for v in slot["values"])
         if slot["kind"] == "int":
-            return text.isdigit() and _int_prefix_ok(text, slot["low"], slot["high"])
+            return text.isdigit() and _int_prefix_ok(text, slot["low"], slot["high"],
+                                                      grid=slot.get("grid"))
         return _float_prefix_ok(text, slot["low"], slot["high"], _float_width(slot))
 
     def _slot_complete(self, slot: dict[str, Any], text: str, forbidden: str | None) -> bool:
@@ -229,6 +261,10 @@ class ConstraintAutomaton:
                 return False
             value = float(text)
         if forbidden is not None and value == _number(forbidden):
+            return False
+        if slot.get("values") is not None:
+            return text in slot["values"]
+        if slot.get("grid") and value % slot["grid"]:
             return False
         return _in_bounds(value, slot["low"], slot["high"])
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.grammar import Value, draw_value, move_value
-from deepphoenix.mutator import Edit, Mutation, Program, format_edit_script
+from deepphoenix.grammar import Value, draw_value, move_value, repair
+from deepphoenix.mutator import Bundle, Edit, Mutation, Program, format_edit_script
 from deepphoenix.outcome import Outcome
 
 __all__ = ["DistinctVariants", "Proposal", "RandomProposer"]
@@ -41,7 +41,7 @@ class RandomProposer:
             )
         self.max_edits = max_edits
 
-    def draw_edits(self, program: Program, rng: random.Random,
+    def draw_edits(self, program: Program | Bundle, rng: random.Random,
                    base: Mapping[str, Value] | None = None) -> tuple[Edit, ...] | None:
         """A chain of 1..max_edits single-site moves from `base` (default: the program's
         values); None if the program has no site that may move."""
@@ -50,17 +50,33 @@ class RandomProposer:
             return None
         start = dict(base) if base is not None else program.values
         values = dict(start)
+        grammar = program.grammar
         for _ in range(rng.randint(1, self.max_edits)):
+            live = [s for s in specs if grammar.active(s, values)]
+            if not live:
+                break
             for _attempt in range(_ATTEMPTS):
-                spec = rng.choices(specs, weights=[s.weight for s in specs])[0]
-                new = move_value(spec, values[spec.name], rng)
-                if new is not None:
-                    values[spec.name] = new
-                    break
+                spec = rng.choices(live, weights=[s.weight for s in live])[0]
+                current = values.get(spec.name)  # None: a nullable site written None
+                new = draw_value(spec, rng) if current is None else move_value(
+                    spec, current, rng)
+                if new is None:
+                    continue
+                moved = {**values, spec.name: new}
+                if spec.moves_with:
+                    # A joint move: the partners take their nearest values that keep the
+                    # grammar's checks, or the move is drawn again.
+                    partners = [p for p in spec.moves_with if program.editable(p)]
+                    repaired = repair(grammar, moved, partners, program.present)
+                    if repaired is None:
+                        continue
+                    moved = repaired
+                values = moved
+                break
             else:
                 break
         # Moves can cancel out (+1 then -1): an empty tuple, not None, says so.
-        return tuple(Edit(k, v) for k, v in values.items() if v != start[k])
+        return tuple(Edit(k, v) for k, v in values.items() if v != start.get(k))
 
     def refine(self, program: Program, rng: random.Random) -> Mutation:
         """One accepted refinement if any of `_ATTEMPTS` draws gives one, else the last
@@ -98,7 +114,8 @@ class RandomProposer:
         redrawn until the grammar accepts (the dataset's unrefined programs)."""
         for _ in range(_ATTEMPTS):
             values = program.values
-            values.update((spec.name, draw_value(spec, rng)) for spec in program.proposable)
+            values.update((spec.name, draw_value(spec, rng)) for spec in program.proposable
+                          if program.grammar.active(spec, values))
             values = program.grammar.derive(values)
             if program.grammar.check(values, program.present).ok:
                 return values

@@ -40,8 +40,9 @@ def _optuna() -> Any:
 
 
 def site_distributions(sites: Sequence[SiteSpec]) -> dict[str, Any]:
-    """An Optuna distribution per site; `ConfigError` for a site TPE cannot search (a
-    numeric site without both bounds)."""
+    """An Optuna distribution per site (listed values and categorical choices as
+    categorical, `multiple_of` as the int step, log kinds on a log scale); `ConfigError`
+    for a site TPE cannot search (a numeric site without both bounds)."""
     optuna = _optuna()
     dist = optuna.distributions
     found: dict[str, Any] = {}
@@ -51,13 +52,19 @@ def site_distributions(sites: Sequence[SiteSpec]) -> dict[str, Any]:
             found[spec.name] = dist.CategoricalDistribution([False, True])
         elif spec.kind is Kind.CATEGORICAL:
             found[spec.name] = dist.CategoricalDistribution(list(domain.choices))
+        elif domain.values:  # a listed set of numbers: unordered to TPE, as Optuna's own
+            found[spec.name] = dist.CategoricalDistribution(list(domain.values))
         elif domain.low is None or domain.high is None or not (
                 math.isfinite(domain.low) and math.isfinite(domain.high)):
             raise ConfigError(f"the tpe proposer needs min and max for site {spec.name!r} "
                               f"({spec.kind.value}); add them to the grammar")
-        elif spec.kind is Kind.INT:
-            found[spec.name] = dist.IntDistribution(math.ceil(domain.low),
-                                                    math.floor(domain.high))
+        elif spec.kind in (Kind.INT, Kind.LOG_INT):
+            step = domain.multiple_of or 1
+            low = math.ceil(domain.low / step) * step
+            high = math.floor(domain.high / step) * step
+            log = spec.kind is Kind.LOG_INT
+            found[spec.name] = (dist.IntDistribution(low, high, log=True) if log
+                                else dist.IntDistribution(low, high, step=step))
         else:
             found[spec.name] = dist.FloatDistribution(domain.low, domain.high,
                                                       log=spec.kind is Kind.LOG_FLOAT)

@@ -122,9 +122,14 @@ def test_grammars_lists_and_shows(invoke: Invoke) -> None:
     listing = invoke("grammars")
     assert listing.exit_code == 0
     names = [line.split()[0] for line in listing.stdout.splitlines() if line.strip()]
-    assert {"t5", "t5-train", "gpt"} <= set(names)
+    assert {"t5", "t5-train", "gpt", "nanogpt", "llama"} <= set(names)
+    assert names[-1] == "infer"
     shown = invoke("grammars", "t5")
     assert "d_kv: int" in shown.stdout and "derive d_model // num_heads" in shown.stdout
+    nanogpt = invoke("grammars", "nanogpt").stdout
+    assert "n_head: int 1..32, step ±1, moves with n_embd" in nanogpt
+    assert "n_embd: int 64..4096, multiple of 64" in nanogpt
+    assert "bias: bool True or False, resample, optional" in nanogpt
 
 
 BAD_GRAMMAR = "[sites.a]\nkind = 'int'\nmin = 9\nmax = 1\n"
@@ -191,3 +196,59 @@ def test_import_does_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+GRAMMAR_FILES = Path(__file__).parent.parent / "grammar" / "files"
+
+
+def test_grammars_template_writes_a_starter_toml_that_reads_back(invoke: Invoke,
+                                                                  tmp_path: Path) -> None:
+    model = GRAMMAR_FILES / "nanogpt_model.py"
+    result = invoke("grammars", "--template", model)
+    assert result.exit_code == 0, result.stderr
+    assert "# -- model shape --" in result.stdout
+    assert "(a flag that changes what the program computes" in result.stdout  # is_causal
+    written = invoke("grammars", "--template", model, "--out", "g.toml")
+    assert written.exit_code == 0 and (tmp_path / "g.toml").read_text() == result.stdout
+    from deepphoenix.grammar import read_grammar_file
+    from deepphoenix.mutator import infer
+
+    grammar = read_grammar_file(tmp_path / "g.toml")
+    inferred = infer(model.read_text()).grammar
+    assert sorted(grammar.sites, key=lambda s: s.name) == sorted(inferred.sites,
+                                                                 key=lambda s: s.name)
+    sites = invoke("sites", model, "--grammar", "g.toml")
+    assert sites.exit_code == 0, sites.stderr
+
+
+def test_sites_all_lists_what_infer_skipped(invoke: Invoke) -> None:
+    model = GRAMMAR_FILES / "nanogpt_model.py"
+    result = invoke("sites", model, "--grammar", "infer", "--all")
+    assert result.exit_code == 0, result.stderr
+    assert "skipped by infer" in result.stdout
+    assert "F.cross_entropy(ignore_index=…) = -1  (an id or index)" in result.stdout
+    data = json.loads(invoke("sites", model, "--grammar", "infer", "--all", "--json").stdout)
+    assert {s["reason"] for s in data["skipped"]} >= {"a dimension or axis argument"}
+    plain = invoke("sites", model, "--grammar", "infer")
+    assert "skipped by infer" not in plain.stdout
+
+
+def test_check_and_mutate_with_a_config_override(invoke: Invoke, tmp_path: Path) -> None:
+    train, config = GRAMMAR_FILES / "nanogpt_train.py", GRAMMAR_FILES / "nanogpt_config.py"
+    result = invoke("check", train, "--with", config, "-g", "nanogpt")
+    assert result.exit_code == 0, result.stderr
+    assert "ok (17 sites, 2 invariants hold)" in result.stdout
+    data = json.loads(invoke("mutate", train, "--with", config, "-g", "nanogpt", "-n", "5",
+                             "--max-edits", "1", "--json").stdout)
+    assert len(data["variants"]) == 5
+    for record in data["variants"]:
+        site = record["edits"].split("=")[0]
+        # n_layer is set in both files: an edit of it lands in the override only.
+        if site == "n_layer":
+            assert record["changed"] == [str(config)]
+    out = invoke("mutate", train, "--with", config, "-g", "nanogpt", "-n", "2", "--out", "d")
+    assert out.exit_code == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "d" / "1").iterdir()) == [
+        "nanogpt_config.py", "nanogpt_train.py"]
+    bad = invoke("check", train, "--with", config, "-g", "infer")
+    assert bad.exit_code != 0 and "--with needs a grammar" in bad.stderr

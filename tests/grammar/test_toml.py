@@ -7,6 +7,7 @@ import pytest
 
 from deepphoenix.errors import GrammarError, UnknownNameError
 from deepphoenix.grammar import (
+    BINDING_FORMS,
     Form,
     Kind,
     OperatorKind,
@@ -55,7 +56,7 @@ def test_parses_every_field() -> None:
     assert b.operator.kind is OperatorKind.SCALE and (b.operator.low, b.operator.high) == (0.1, 0.2)
     assert [str(s) for s in b.selectors] == ["keyword:Make.b", "name:b"]
     assert act.kind is Kind.CATEGORICAL and act.operator.kind is OperatorKind.RESAMPLE
-    assert len(act.selectors) == len(Form)  # no select: every form, any owner
+    assert len(act.selectors) == len(BINDING_FORMS)  # no select: every binding form
     assert c.derived and not c.proposable and c.kind is Kind.INT
     assert [i.text for i in g.invariants] == ["a <= b", "b % 2 == 0"]
     assert g.invariants[1].description == "even"
@@ -89,7 +90,9 @@ def test_check_reports_domain_derivation_and_invariants() -> None:
         ("[sites.a]\nkind = 'log-float'\nmin = 0.0\nmax = 1.0\n", r"needs min > 0"),
         ("[sites.a]\nkind = 'categorical'\nchoices = ['x']\n", r"two or more choices"),
         ("[sites.a]\nkind = 'int'\nselect = 'attr:a'\n", r"unknown form 'attr'"),
-        ("[sites.a]\nkind = 'int'\nselect = 'name:x.a'\n", r"takes no owner"),
+        ("[sites.a]\nkind = 'int'\nselect = 'arg:F.norm[x]'\n", r"3: key.*0-based"),
+        ("[sites.a]\nkind = 'int'\nselect = 'item:betas'\n", r"item:OWNER\[KEY\]"),
+        ("[sites.a]\nkind = 'int'\nselect = 'name:a in '\n", r"'in' must be followed"),
         ("[sites.a]\nkind = 'int'\ndefault = 'x'\n", r"default 'x' is not a int"),
         ("[sites.a]\nkind = 'int'\nweight = 0\n", r"positive number"),
         ("[sites.a]\nkind = 'int'\nmin = true\n", r"expected int/float but got True"),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from deepphoenix.grammar import Grammar, load_grammar
+from deepphoenix.grammar import Grammar, load_grammar, parse_grammar
 from deepphoenix.mutator import (
     Edit,
     canonical_hash,
@@ -22,6 +23,63 @@ from deepphoenix.seeds import seed_source
 from deepphoenix.testing import edits, grammars, sources, template_source
 
 T5 = load_grammar("t5")
+NANOGPT = load_grammar("nanogpt")
+NANOGPT_CONFIG = (Path(__file__).parent.parent / "grammar" / "files" / "nanogpt_config.py"
+                  ).read_text(encoding="utf-8")
+# A hidden site (read from the source), a derived site that uses it, a conditional site,
+# listed values, a grid, a log-int and a categorical call target.
+COUPLED = parse_grammar("""
+invariants = ["n_embd % n_head == 0", "n_head in [1, 2, 3, 4, 6, 8, 12, 16]"]
+
+[sites.n_head]
+select = "name:n_head"
+kind = "int"
+min = 1
+max = 16
+moves_with = ["depth"]
+
+[sites.head_size]
+hidden = true
+read = "n_embd // n_head"
+kind = "int"
+values = [16, 32, 64]
+
+[sites.n_embd]
+select = "name:n_embd"
+derive = "n_head * head_size"
+
+[sites.depth]
+select = "item:shape[0]"
+kind = "log-int"
+min = 1
+max = 64
+
+[sites.use_drop]
+select = "keyword:Net.use_drop"
+kind = "bool"
+
+[sites.p]
+select = "entry:extra[p]"
+kind = "float"
+values = [0.1, 0.2]
+when = "use_drop"
+
+[sites.act]
+select = "call:self.act"
+kind = "categorical"
+choices = ["nn.GELU", "nn.ReLU", "nn.SiLU"]
+
+[sites.width]
+select = "arg:Linear[1]"
+kind = "int"
+min = 64
+max = 1024
+multiple_of = 64
+""")
+COUPLED_SOURCE = (
+    "n_head = 4\nn_embd = 128\nshape = (2, 3)\nnet = Net(use_drop=True)\n"
+    "extra = {'p': 0.1}\nself.act = nn.GELU()\nlin = Linear(n_embd, 256)\n"
+)
 
 
 @st.composite
@@ -33,6 +91,8 @@ def grammar_and_source(draw: st.DrawFn) -> tuple[Grammar, str]:
 families = st.one_of(
     st.tuples(st.just(T5), sources(T5, seed_source("paper"))),
     st.tuples(st.just(T5), sources(T5, seed_source("tiny"))),
+    st.tuples(st.just(NANOGPT), sources(NANOGPT, NANOGPT_CONFIG)),
+    st.tuples(st.just(COUPLED), sources(COUPLED, COUPLED_SOURCE)),
     grammar_and_source(),
 )
 

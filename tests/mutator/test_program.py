@@ -202,7 +202,7 @@ def test_site_errors(text: str, message: str) -> None:
 
 def test_required_site_without_default() -> None:
     grammar = parse_grammar("[sites.a]\nkind='int'\n[sites.b]\nkind='int'\n")
-    with pytest.raises(SiteError, match=r"'b'.*no default"):
+    with pytest.raises(SiteError, match=r"'b'.*matches no literal.*default or optional"):
         parse_program("a = 1\n", grammar)
 
 

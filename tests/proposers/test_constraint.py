@@ -109,3 +109,49 @@ def test_float_and_int_slots_of_other_grammars(seed: int) -> None:
             out = tok.decode(_walk(automaton, rng))
             result = ground(parent, out, fmt)
             assert result.outcome is Outcome.OK, (out, result.reason)
+
+
+DOMAINS = parse_grammar("""
+[sites.heads]
+select = "name:heads"
+kind = "int"
+values = [4, 8, 12, 16]
+[sites.width]
+select = "name:width"
+kind = "int"
+min = 64
+max = 2048
+multiple_of = 64
+[sites.batch]
+select = "name:batch"
+kind = "log-int"
+min = 1
+max = 512
+[sites.lr]
+select = "name:lr"
+kind = "log-float"
+values = [0.0001, 0.0003, 0.001]
+""")
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**32))
+def test_slots_keep_listed_values_and_grids(seed: int) -> None:
+    text = "heads = 8\nwidth = 512\nbatch = 32\nlr = 0.0003\nrun(heads, width, batch, lr)\n"
+    parent = parse_program(text, DOMAINS)
+    corpus = [text.replace("512", str(64 * i)).replace("32", str(i)).replace("8", str(i % 17))
+              for i in range(1, 300)]
+    tok = train_tokenizer(corpus, 400)
+    seen: set[str] = set()
+    for fmt in (TargetFormat.SOURCE, TargetFormat.EDITS):
+        automaton = ConstraintAutomaton(
+            build_constraint(parent, tok, fmt),
+            lambda t: tok.encode(t, add_special_tokens=False).ids)
+        rng = random.Random(seed)
+        for _ in range(30):
+            out = tok.decode(_walk(automaton, rng))
+            result = ground(parent, out, fmt)
+            assert result.outcome is Outcome.OK, (out, result.reason)
+            assert result.variant is not None
+            seen.update(e.site for e in result.variant.changes)
+    assert {"heads", "width", "lr"} <= seen

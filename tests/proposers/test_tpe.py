@@ -37,6 +37,14 @@ def test_site_kinds_map_to_optuna_distributions() -> None:
     program = parse_program("flag = True\n", parse_grammar(
         "[sites.flag]\nselect = 'name:flag'\nkind = 'bool'\n"))
     assert site_distributions(list(program.proposable))["flag"].choices == (False, True)
+    grammar = parse_grammar(
+        "[sites.w]\nselect = 'name:w'\nkind = 'int'\nmin = 64\nmax = 1000\nmultiple_of = 64\n"
+        "[sites.v]\nselect = 'name:v'\nkind = 'float'\nvalues = [0.0, 0.1, 0.2]\n"
+        "[sites.n]\nselect = 'name:n'\nkind = 'log-int'\nmin = 1\nmax = 4096\n")
+    found = site_distributions(list(grammar.sites))
+    assert found["w"] == optuna.distributions.IntDistribution(64, 960, step=64)
+    assert found["v"].choices == (0.0, 0.1, 0.2)
+    assert found["n"] == optuna.distributions.IntDistribution(1, 4096, log=True)
 
 
 def _history(proposer: TPEProposer, seed: int) -> list[Observation]:

@@ -152,8 +152,10 @@ def test_random_single_site_mutations_cover_every_site(program: Program) -> None
     assert len({v.hash for v in variants}) >= 80
     changed: Counter[str] = Counter()
     for variant in variants:
-        assert len(variant.changes) == 1
-        changed[variant.changes[0].site] += 1
+        sites = {edit.site for edit in variant.changes}
+        # one site moves; a coupled partner (moves_with) may follow to keep the invariant
+        assert len(sites) == 1 or sites == {"n_head", "n_embd"}
+        changed.update(sites)
         n_embd, n_head = variant.value("n_embd"), variant.value("n_head")
         assert isinstance(n_embd, int) and isinstance(n_head, int)
         assert n_embd % n_head == 0
