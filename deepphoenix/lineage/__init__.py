@@ -1,5 +1,5 @@
 """The lineage graph of a run and its exports: node-link JSON (lossless), GraphML and GEXF
-(structured attributes as JSON strings), DOT, and PNG pictures."""
+(structured attributes as JSON strings), DOT, PNG pictures, and the HTML report."""
 
 from deepphoenix.lineage._dot import to_dot, write_dot
 from deepphoenix.lineage._gexf import read_gexf, write_gexf
@@ -8,6 +8,7 @@ from deepphoenix.lineage._graphml import read_graphml, write_graphml
 from deepphoenix.lineage._json import read_json, write_json
 from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS, plot_lineage, plot_training
+from deepphoenix.lineage._report import ReportSummary, write_report
 
 FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "dot": write_dot}
 
@@ -15,6 +16,7 @@ __all__ = [
     "FORMATS",
     "SKIP_STEPS",
     "ParetoPoint",
+    "ReportSummary",
     "best_hash",
     "best_path",
     "build_graph",
@@ -29,4 +31,5 @@ __all__ = [
     "write_gexf",
     "write_graphml",
     "write_json",
+    "write_report",
 ]

@@ -1,0 +1,77 @@
+"""Direction-aware facts about a run that the report and the exports share: the best
+score so far after each evaluation, the Pareto front of score against parameter count,
+and failures counted by stage and reason. Pure functions over store rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from deepphoenix.store import AttemptRow, VariantRow
+
+__all__ = ["BestSoFar", "best_so_far", "failure_counts", "is_better", "pareto_front"]
+
+
+def is_better(a: float, b: float, direction: str) -> bool:
+    """Whether score `a` beats score `b` under `direction` (strictly)."""
+    return a > b if direction == "maximize" else a < b
+
+
+@dataclass(frozen=True, slots=True)
+class BestSoFar:
+    """One point per evaluation (scored or failed), in the order they finished."""
+
+    evaluations: tuple[int, ...]
+    seconds: tuple[float, ...]
+    best: tuple[float | None, ...]
+
+
+def best_so_far(variants: list[VariantRow], direction: str, start: float) -> BestSoFar:
+    """The best score after each evaluation; `start` is the run's creation time, so the
+    wall-time axis counts from the run's start (proposer training included)."""
+    done = sorted((v for v in variants if v.status in ("scored", "failed")
+                   and v.scored_at is not None), key=lambda v: (v.scored_at or 0.0, v.hash))
+    best: float | None = None
+    evaluations, seconds, bests = [], [], []
+    for index, variant in enumerate(done, start=1):
+        if variant.score is not None and (best is None or is_better(variant.score, best,
+                                                                    direction)):
+            best = variant.score
+        evaluations.append(index)
+        seconds.append(max(0.0, (variant.scored_at or start) - start))
+        bests.append(best)
+    return BestSoFar(tuple(evaluations), tuple(seconds), tuple(bests))
+
+
+def pareto_front(points: list[tuple[float, float, str]], direction: str
+                 ) -> list[tuple[float, float, str]]:
+    """The (params, score, hash) points no other point beats on both: fewer parameters
+    and a better score. Sorted by parameter count."""
+    ordered = sorted(points, key=lambda p: (p[0], -p[1] if direction == "maximize" else p[1]))
+    front: list[tuple[float, float, str]] = []
+    for point in ordered:
+        if not front or is_better(point[1], front[-1][1], direction):
+            front.append(point)
+    return front
+
+
+def failure_counts(variants: list[VariantRow], attempts: list[AttemptRow]
+                   ) -> list[tuple[str, str, int]]:
+    """(stage, reason, count), most frequent first: evaluations that failed or were
+    rejected, by stage, and proposals that never became a program, by outcome (stage
+    ``proposal``). Reasons are cut to their first line so near-identical ones group."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for variant in variants:
+        if variant.status in ("failed", "rejected"):
+            counts[(variant.stage or variant.status, _first_line(variant.reason))] += 1
+    for attempt in attempts:
+        if attempt.child is None and attempt.outcome != "ok":
+            counts[("proposal", f"{attempt.outcome}: {_first_line(attempt.reason)}"
+                    if attempt.reason else attempt.outcome)] += 1
+    return [(stage, reason, n) for (stage, reason), n in
+            sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def _first_line(text: str, limit: int = 120) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
