@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from deepphoenix.cli._common import echo_json, json_option
+from deepphoenix.cli._common import SummaryGroup, echo_json, json_option
 from deepphoenix.cli._run import write_plots
 from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
@@ -25,7 +25,7 @@ __all__ = ["lineage", "plot"]
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 
 
-@click.group()
+@click.group(cls=SummaryGroup)
 def lineage() -> None:
     """Inspect and export a run's lineage graph."""
 
@@ -91,7 +91,10 @@ def show(run_dir: Path, as_json: bool) -> None:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
                    "direction": direction, "path": steps})
         return
-    if status != "finished":
+    if status == "interrupted":
+        click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
+                   f"--run-dir {run_dir} --resume)")
+    elif status != "finished":
         click.echo(f"(run {status}: best so far)")
     click.echo(f"objective: {objective} ({'higher' if direction == 'maximize' else 'lower'} "
                "is better)")
@@ -152,15 +155,20 @@ def _no_variant(run_dir: Path) -> RunDirError:
                        "seed was stored); resume it or start a new one")
 
 
-@click.command()
+@click.command(short_help="Draw Figure 1 and the lineage picture (PNG or SVG).")
 @click.argument("run_dir", type=RUN_DIR)
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for the pictures [default: RUN_DIR/plots].")
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
-              show_default=True)
+              show_default=True, help="Picture format.")
 def plot(run_dir: Path, out: Path | None, fmt: str) -> None:
     """Draw Figure 1 (each episode's training loss, first 3 steps omitted) and the lineage
     picture (the seed-to-best path highlighted, rejected attempts faint)."""
+    with RunStore.open(run_dir) as store:
+        scored = any(v.status == "scored" for v in store.variants())
+    if not scored:
+        raise RunDirError(f"{run_dir}: nothing is scored yet, so there is nothing to plot; "
+                          "resume the run or start a new one")
     written = write_plots(run_dir, out or run_dir / "plots", fmt)
     for path in written:
         click.echo(str(path))

@@ -11,6 +11,7 @@ from deepphoenix.lineage._optuna import OptunaExport, run_grammar, write_optuna
 from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS, plot_lineage, plot_training
 from deepphoenix.lineage._report import ReportSummary, write_report
+from deepphoenix.lineage._state import lock_held, run_state
 
 FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "dot": write_dot}
 
@@ -24,12 +25,14 @@ __all__ = [
     "best_path",
     "build_graph",
     "pareto_front",
+    "lock_held",
     "plot_lineage",
     "plot_training",
     "read_gexf",
     "read_graphml",
     "read_json",
     "run_grammar",
+    "run_state",
     "to_dot",
     "write_dot",
     "write_gexf",
