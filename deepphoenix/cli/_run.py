@@ -39,7 +39,9 @@ from deepphoenix.search import (
     preset,
     strategy_names,
 )
+from deepphoenix.seeds import CODET5_DIR, codet5_config
 from deepphoenix.store import DB_NAME, RunStore
+from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["evaluate", "run", "write_plots"]
 
@@ -320,6 +322,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     finally:
         reporter.done()
     runner.close()
+    standalone = _write_standalone(run_dir, summary.best_path, config.vocab_size)
     plots = [] if no_plots else write_plots(run_dir, run_dir / "plots")
     if as_json:
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
@@ -330,11 +333,53 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
                f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})")
     click.echo(f"run directory: {_shown(run_dir)}")
-    click.echo(f"best source:   {_shown(summary.best_path)}")
+    click.echo(f"best source:   {_shown(summary.best_path)} (on its own: python "
+               f"{_shown(standalone)})")
     if plots:
         click.echo(f"plots:         {', '.join(_shown(p) for p in plots)}")
     click.echo(f"lineage:       deepphoenix lineage show {_shown(run_dir)}")
     click.echo(f"report:        deepphoenix report {_shown(run_dir)} -o report.html")
+
+
+_RUN_BEST = '''"""Run best.py on its own, outside deepphoenix: `python run_best.py`.
+
+deepphoenix executes a program with `torch` and `transformers` already in its namespace
+(the paper's snippet uses `transformers` without importing it), in a directory where
+Salesforce/codet5-small/config.json is a local file (written next to this one, with the
+run's vocabulary size), so nothing is downloaded. This does the same and prints what the
+program defines.
+"""
+
+import os
+import runpy
+
+import torch
+import transformers
+
+here = os.path.dirname(os.path.abspath(__file__))
+os.chdir(here)
+names = runpy.run_path(os.path.join(here, "best.py"),
+                       init_globals={"torch": torch, "transformers": transformers})
+model = names.get("model")
+if isinstance(model, torch.nn.Module):
+    count = sum(p.numel() for p in model.parameters())
+    print(f"best.py defines {type(model).__name__} with {count:,} parameters")
+else:
+    print("best.py defines: " + ", ".join(sorted(k for k in names if not k.startswith("_"))))
+'''
+
+
+def _write_standalone(run_dir: Path, best: Path, vocab_size: int) -> Path:
+    """Write next to best.py what it needs to run outside deepphoenix: run_best.py and,
+    when the program reads it, the local CodeT5-small config (the run's vocabulary)."""
+    data = run_dir / "data" / "data.json"
+    if data.exists():
+        vocab_size = int(json.loads(data.read_text()).get("vocab_size", vocab_size))
+    if CODET5_DIR in best.read_text(encoding="utf-8"):
+        write_text_atomic(run_dir / CODET5_DIR / "config.json",
+                          json.dumps(codet5_config(vocab_size), indent=1) + "\n")
+    write_text_atomic(run_dir / "run_best.py", _RUN_BEST)
+    return run_dir / "run_best.py"
 
 
 def _shown(path: str | Path) -> str:

@@ -68,3 +68,21 @@ def test_report_of_a_missing_run_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip().count("\n") == 0 and "no such run directory" in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_best_py_runs_outside_deepphoenix(smoke_run: Path, tmp_path: Path) -> None:
+    """run_best.py (written next to best.py) runs with a bare environment from elsewhere,
+    and builds the best variant's model."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    with sqlite3.connect(smoke_run / "run.sqlite") as db:
+        best = json.loads(db.execute("SELECT value FROM meta WHERE key = 'best'").fetchone()[0])
+        metrics = db.execute("SELECT metrics FROM variants WHERE hash = ?", (best,)).fetchone()
+    params = json.loads(metrics[0])["params"]
+    done = subprocess.run([sys.executable, str(smoke_run / "run_best.py")], cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"with {params:,} parameters" in done.stdout
