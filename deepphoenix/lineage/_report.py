@@ -27,7 +27,8 @@ from typing import Any
 import networkx as nx
 
 from deepphoenix.lineage._graph import best_path, build_graph
-from deepphoenix.lineage._summary import best_so_far, failure_counts, pareto_front
+from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
+from deepphoenix.lineage._summary import best_so_far, failure_counts
 from deepphoenix.mutator import unified_diff
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
@@ -52,6 +53,7 @@ class RunReport:
     failures: tuple[tuple[str, str, int], ...]
     episodes: tuple[dict[str, Any], ...]
     created_at: float
+    front: tuple[ParetoPoint, ...]
 
     @property
     def direction(self) -> str:
@@ -78,10 +80,11 @@ def load_run(run_dir: Path, name: str | None = None) -> RunReport:
         failures = failure_counts(variants, store.attempts())
         episodes = store.episodes()
         created = store.get_meta("created_at")
+        front = pareto_front(store)
     start = float(created) if created is not None else min(
         (v.created_at for v in variants), default=0.0)
     return RunReport(name or Path(run_dir).name or str(run_dir), Path(run_dir), graph,
-                     tuple(variants), tuple(failures), tuple(episodes), start)
+                     tuple(variants), tuple(failures), tuple(episodes), start, tuple(front))
 
 
 def write_report(run_dirs: list[Path], out: Path) -> ReportSummary:
@@ -385,10 +388,10 @@ def _pareto_figure(runs: list[RunReport]) -> Any:
             x=[p[0] for p in points], y=[p[1] for p in points], mode="markers",
             name=f"{label}: scored", customdata=[p[2] for p in points], opacity=0.6,
             hovertemplate="%{customdata}<br>%{x:,} params<br>%{y:.4f}<extra></extra>"))
-        front = pareto_front(points, run.direction)
+        front = run.front
         figure.add_trace(go.Scatter(
-            x=[p[0] for p in front], y=[p[1] for p in front], mode="lines+markers",
-            line_shape="hv", name=f"{label}: Pareto front", customdata=[p[2] for p in front],
+            x=[p.params for p in front], y=[p.score for p in front], mode="lines+markers",
+            line_shape="hv", name=f"{label}: Pareto front", customdata=[p.hash for p in front],
             hovertemplate="%{customdata}<br>%{x:,} params<br>%{y:.4f}<extra></extra>"))
     figure.update_layout(
         height=400, template="plotly_white", margin={"l": 60, "r": 20, "t": 40, "b": 50},

@@ -1,20 +1,16 @@
-"""Direction-aware facts about a run that the report and the exports share: the best
-score so far after each evaluation, the Pareto front of score against parameter count,
-and failures counted by stage and reason. Pure functions over store rows."""
+"""Direction-aware facts about a run that the report shows: the best score so far after
+each evaluation, and failures counted by stage and reason. Pure functions over store
+rows (the Pareto front is `lineage._pareto`)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 
+from deepphoenix.objectives import Direction
 from deepphoenix.store import AttemptRow, VariantRow
 
-__all__ = ["BestSoFar", "best_so_far", "failure_counts", "is_better", "pareto_front"]
-
-
-def is_better(a: float, b: float, direction: str) -> bool:
-    """Whether score `a` beats score `b` under `direction` (strictly)."""
-    return a > b if direction == "maximize" else a < b
+__all__ = ["BestSoFar", "best_so_far", "failure_counts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,28 +27,16 @@ def best_so_far(variants: list[VariantRow], direction: str, start: float) -> Bes
     wall-time axis counts from the run's start (proposer training included)."""
     done = sorted((v for v in variants if v.status in ("scored", "failed")
                    and v.scored_at is not None), key=lambda v: (v.scored_at or 0.0, v.hash))
+    better = Direction(direction).better
     best: float | None = None
     evaluations, seconds, bests = [], [], []
     for index, variant in enumerate(done, start=1):
-        if variant.score is not None and (best is None or is_better(variant.score, best,
-                                                                    direction)):
+        if variant.score is not None and (best is None or better(variant.score, best)):
             best = variant.score
         evaluations.append(index)
         seconds.append(max(0.0, (variant.scored_at or start) - start))
         bests.append(best)
     return BestSoFar(tuple(evaluations), tuple(seconds), tuple(bests))
-
-
-def pareto_front(points: list[tuple[float, float, str]], direction: str
-                 ) -> list[tuple[float, float, str]]:
-    """The (params, score, hash) points no other point beats on both: fewer parameters
-    and a better score. Sorted by parameter count."""
-    ordered = sorted(points, key=lambda p: (p[0], -p[1] if direction == "maximize" else p[1]))
-    front: list[tuple[float, float, str]] = []
-    for point in ordered:
-        if not front or is_better(point[1], front[-1][1], direction):
-            front.append(point)
-    return front
 
 
 def failure_counts(variants: list[VariantRow], attempts: list[AttemptRow]
