@@ -127,8 +127,10 @@ class Domain:
             return "True or False"
         if kind is Kind.CATEGORICAL:
             return "one of " + ", ".join(self.choices)
-        low = "-inf" if self.low is None else format_value(self.low)
-        high = "inf" if self.high is None else format_value(self.high)
+        if self.low is None and self.high is None:
+            return "any value"  # e.g. a derived site: its derivation decides
+        low = "-inf" if self.low is None else _short(self.low)
+        high = "inf" if self.high is None else _short(self.high)
         return f"{low}..{high}"
 
     def contains(self, kind: Kind, value: Value) -> bool:
@@ -229,6 +231,14 @@ class Invariant:
     @property
     def text(self) -> str:
         return self.expression.text
+
+
+def _short(bound: float) -> str:
+    """A domain bound for people: 12 significant digits, so an inferred bound computed as
+    1e-4 / 10 reads 1e-05, not 9.999999999999999e-06 (display only; values keep repr)."""
+    if isinstance(bound, float) and not bound.is_integer():
+        return format(bound, ".12g")
+    return format_value(bound)
 
 
 def format_value(value: Value | float) -> str:

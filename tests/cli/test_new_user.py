@@ -186,3 +186,56 @@ def test_out_of_memory_reason_says_how_to_raise_the_limit(
     reason = _failure("smoke", MemoryError())["reason"]
     assert reason.startswith("out of memory")
     assert "memory limit is 3.0 GB" in reason and "--memory-limit" in reason
+
+
+def _invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.chdir(tmp_path)
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_diff_exit_code_says_whether_every_change_is_grounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepphoenix.seeds import seed_source
+
+    (tmp_path / "a.py").write_text(seed_source("paper"))
+    (tmp_path / "b.py").write_text(seed_source("paper").replace("num_layers = 2",
+                                                                "num_layers = 3"))
+    result = _invoke(tmp_path, monkeypatch, "diff", "a.py", "b.py")
+    assert result.exit_code == 0 and result.stdout == "num_layers: 2 -> 3\n"
+
+
+def test_mutate_diff_header_of_an_absolute_path_has_one_slash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepphoenix.seeds import seed_source
+
+    source = tmp_path / "s.py"
+    source.write_text(seed_source("paper"))
+    result = _invoke(tmp_path, monkeypatch, "mutate", str(source), "-n", "1")
+    assert result.exit_code == 0
+    assert f"--- {source}\n" in result.stdout and "a//" not in result.stdout
+
+
+def test_check_with_an_inferred_grammar_says_what_it_checks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "m.py").write_text("lr = 0.001\nlayers = 4\n")
+    result = _invoke(tmp_path, monkeypatch, "check", "m.py", "--grammar", "infer")
+    assert result.exit_code == 0
+    assert "inferred from this file" in result.stderr
+
+
+def test_sites_infer_with_no_sites_does_not_suggest_infer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "m.py").write_text("print('hello')\n")
+    result = _invoke(tmp_path, monkeypatch, "sites", "m.py", "--grammar", "infer")
+    assert result.exit_code == 1
+    assert "try --grammar infer" not in result.stderr
+    assert result.stderr.startswith("error: --grammar infer finds no literal")
+
+
+def test_domains_read_short_and_a_derived_site_has_no_infinite_range() -> None:
+    from deepphoenix.grammar import Domain, Kind
+
+    assert Domain(low=1e-4 / 10, high=0.1).describe(Kind.LOG_FLOAT) == "1e-05..0.1"
+    assert Domain().describe(Kind.INT) == "any value"
+    text = CliRunner().invoke(cli, ["grammars", "t5"]).output
+    assert "-inf..inf" not in text
