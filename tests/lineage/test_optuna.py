@@ -99,3 +99,30 @@ def test_unwritable_target_is_named(run_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {out}: ")
     assert ".tmp" not in result.stderr
+
+
+def test_optuna_dashboard_serves_the_study(run_dir: Path, tmp_path: Path) -> None:
+    """optuna-dashboard's own API (its WSGI app, no server) lists the study's trials."""
+    import io
+
+    dashboard = pytest.importorskip("optuna_dashboard",
+                                    reason="optuna-dashboard is not installed")
+    out = tmp_path / "study.db"
+    done = write_optuna(run_dir, out)
+    app = dashboard.wsgi(optuna.storages.RDBStorage(f"sqlite:///{out}"))
+
+    def get(path: str) -> dict[str, object]:
+        status: list[str] = []
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "",
+                   "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+                   "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+                   "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO()}
+        body = b"".join(app(environ, lambda s, h, e=None: status.append(s)))
+        assert status == ["200 OK"], body[:300]
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    (summary,) = get("/api/studies")["study_summaries"]  # type: ignore[misc]
+    assert summary["study_name"] == done.study_name and summary["directions"] == ["minimize"]
+    study = get(f"/api/studies/{summary['study_id']}")
+    states = [t["state"] for t in study["trials"]]  # type: ignore[attr-defined]
+    assert states.count("Complete") == done.complete
