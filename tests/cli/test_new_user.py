@@ -239,3 +239,30 @@ def test_domains_read_short_and_a_derived_site_has_no_infinite_range() -> None:
     assert Domain().describe(Kind.INT) == "any value"
     text = CliRunner().invoke(cli, ["grammars", "t5"]).output
     assert "-inf..inf" not in text
+
+
+def test_propose_with_no_valid_candidate_exits_1(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of another grammar than the model's: every sample is rejected."""
+    from contextlib import nullcontext
+
+    from deepphoenix.mutator import Mutation
+    from deepphoenix.outcome import Outcome
+    from deepphoenix.proposers._random import Proposal
+    from deepphoenix.seeds import seed_source
+
+    class Rejecting:
+        format = type("F", (), {"value": "source"})()
+        last_draws, last_seconds = 2, 0.1
+
+        def propose(self, program: Any, count: int, seed: int) -> list[Proposal]:
+            return [Proposal(Mutation(Outcome.UNGROUNDED, "changed a call"), "x")] * count
+
+    monkeypatch.setattr("deepphoenix.cli._learn.Worker", lambda settings: nullcontext())
+    monkeypatch.setattr("deepphoenix.cli._learn.T5Proposer.load",
+                        lambda *args, **kwargs: Rejecting())
+    (tmp_path / "s.py").write_text(seed_source("paper"))
+    result = _invoke(tmp_path, monkeypatch, "propose", "s.py", "--model", "m", "-n", "2")
+    assert result.exit_code == 1
+    assert "0 of 2 candidates valid" in result.stdout
+    assert result.stderr.startswith("error: no valid candidate for s.py")

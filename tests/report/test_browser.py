@@ -80,8 +80,23 @@ def _child_with_diff(run_dir: Path) -> str:
 def test_report_in_chromium(smoke_run: Path, legacy_run: Path, tmp_path: Path,
                             runs: str) -> None:
     run_dirs = [smoke_run] if runs == "one" else [smoke_run, legacy_run]
-    report = tmp_path / "report.html"
-    write_report(run_dirs, report)
+    _check_in_browser(run_dirs, tmp_path, f"report-{runs}")
+
+
+@pytest.mark.skipif(not os.environ.get("DEEPPHOENIX_REPORT_RUNS"),
+                    reason="set DEEPPHOENIX_REPORT_RUNS=DIR[:DIR…] to check reports of "
+                           "your own runs (a cpu-preset run, a GPT-task run, several)")
+def test_report_of_given_runs_in_chromium(tmp_path: Path) -> None:
+    given = os.environ.get("DEEPPHOENIX_REPORT_RUNS", "")
+    for index, group in enumerate(given.split(",")):
+        run_dirs = [Path(p) for p in group.split(":") if p]
+        _check_in_browser(run_dirs, tmp_path, f"report-given-{index}")
+
+
+def _check_in_browser(run_dirs: list[Path], tmp_path: Path, name: str) -> None:
+    report = tmp_path / f"{name}.html"
+    summary = write_report(run_dirs, report)
+    assert summary.bytes < 10_000_000
     expected = [database_node_count(d) for d in run_dirs]
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -95,7 +110,7 @@ def test_report_in_chromium(smoke_run: Path, legacy_run: Path, tmp_path: Path,
                 drawn = page.get_attribute(f".lineage[data-run='{index}']", "data-nodes")
                 assert int(drawn or -1) == count
             # Click a proposed variant: the details panel shows its diff.
-            child = _child_with_diff(smoke_run)
+            child = _child_with_diff(run_dirs[0])
             assert page.get_attribute("#details-0", "data-selected") != child
             page.locator("#lineage-0").scroll_into_view_if_needed()
             where = page.evaluate(_NODE_POSITION, ["0", child])
@@ -109,9 +124,10 @@ def test_report_in_chromium(smoke_run: Path, legacy_run: Path, tmp_path: Path,
             panel = page.inner_text("#details-0")
             assert "diff against its parent" in panel
             assert f"+++ b/{child}" in panel and "@@" in panel
-            shot = _save(page, tmp_path / f"report-{runs}.png")
+            shot = _save(page, tmp_path / f"{name}.png")
             assert shot.stat().st_size > 10_000
             assert problems == []
+            print(f"{name}: {summary.bytes / 1e6:.1f} MB, loaded in {seconds:.2f} s")
             assert seconds < 15  # generous: a loaded CI machine; about 2 s when idle
         finally:
             browser.close()
