@@ -28,6 +28,7 @@ import networkx as nx
 
 from deepphoenix.lineage._graph import best_path, build_graph
 from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
+from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import best_so_far, failure_counts
 from deepphoenix.mutator import unified_diff
 from deepphoenix.store import RunStore, VariantRow
@@ -35,7 +36,6 @@ from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["ReportSummary", "RunReport", "load_run", "render_report", "write_report"]
 
-SKIP_STEPS = 3  # as Figure 1's PNG: the first steps would set the scale
 _FAIL_COLOR = "#e07b00"
 _OK_COLOR = "#1f77b4"
 _PATH_COLOR = "#b22222"
@@ -223,6 +223,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
             position[node] = (0.0, band if score is None else score)
 
     details: dict[str, Any] = {}
+    tracebacks = {v.hash: v.traceback for v in run.variants}
     groups: dict[str, list[str]] = {"scored": [], "failed": [], "pending": [], "attempt": []}
     for node, data in graph.nodes(data=True):
         if data.get("kind") == "attempt":
@@ -231,8 +232,9 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
             groups[str(data["status"])].append(node)
         else:
             groups["failed"].append(node)
-        details[node] = _node_details(run, node, data, parent_of.get(node),
+        details[node] = _node_details(graph, node, data, parent_of.get(node),
                                       edits_of.get(node, []), episode_of.get(node))
+        details[node]["traceback"] = tracebacks.get(node, "")
 
     figure = go.Figure()
     edge_x: list[float | None] = []
@@ -304,23 +306,20 @@ def _hover(data: dict[str, Any], node: str, objective: str) -> str:
     return "<br>".join(lines)
 
 
-def _node_details(run: RunReport, node: str, data: dict[str, Any], parent: str | None,
-                  edits: list[dict[str, Any]], where: tuple[int, int] | None
-                  ) -> dict[str, Any]:
-    graph = run.graph
+def _node_details(graph: nx.MultiDiGraph, node: str, data: dict[str, Any],
+                  parent: str | None, edits: list[dict[str, Any]],
+                  where: tuple[int, int] | None) -> dict[str, Any]:
     text = data.get("source") if data.get("kind") == "variant" else data.get("text")
     parent_source = graph.nodes[parent].get("source") if parent in graph else None
     diff = ""
     if text is not None and parent_source is not None:
         diff = unified_diff(parent_source, str(text), f"a/{parent}", f"b/{node}")
-    variant = next((v for v in run.variants if v.hash == node), None)
     return {
         "hash": node, "kind": data.get("kind"), "status": data.get("status"),
         "score": data.get("score"), "params": data.get("params"), "parent": parent,
         "episode": where[0] if where else None, "batch": where[1] if where else None,
         "edits": [f"{e.get('site')}={e.get('value')!r}" for e in edits],
         "stage": data.get("stage"), "reason": data.get("reason"),
-        "traceback": variant.traceback if variant is not None else "",
         "diff": diff, "best_path": bool(data.get("on_best_path")),
     }
 

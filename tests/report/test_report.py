@@ -86,3 +86,20 @@ def test_best_py_runs_outside_deepphoenix(smoke_run: Path, tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"with {params:,} parameters" in done.stdout
+
+
+def test_a_failure_shows_stage_reason_and_traceback(legacy_run: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(legacy_run / "run.sqlite") as db:
+        victim = db.execute("SELECT child FROM attempts WHERE child IS NOT NULL "
+                            "ORDER BY id LIMIT 1").fetchone()[0]
+        db.execute("UPDATE variants SET status = 'failed', stage = 'smoke', reason = 'boom', "
+                   "traceback = 'Traceback: ValueError', mean_loss = NULL WHERE hash = ?",
+                   (victim,))
+    out = tmp_path / "r.html"
+    write_report([legacy_run], out)
+    node = _data(out.read_text())["0"][victim]
+    assert (node["status"], node["stage"], node["reason"]) == ("failed", "smoke", "boom")
+    assert node["traceback"] == "Traceback: ValueError"
+    assert str(node["diff"]).startswith("--- a/")
