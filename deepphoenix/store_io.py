@@ -6,20 +6,42 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_bytes_atomic", "write_text_atomic"]
+__all__ = ["apply_umask", "current_umask", "write_bytes_atomic", "write_text_atomic"]
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: Path) -> None:
+    """Give `path` the mode an ordinary `open()` would have: 0o666 less the umask.
+    `mkstemp` makes files 0o600 whatever the umask, which kept colleagues from reading
+    results."""
+    os.chmod(path, 0o666 & ~current_umask())
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory, then rename over `path`."""
+    """Write via a temporary file in the same directory, then rename over `path`. An
+    `OSError` names `path`, never the temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        apply_umask(Path(tmp))
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from deepphoenix.device import check_device
-from deepphoenix.errors import DeepPhoenixError
+from deepphoenix.errors import ConfigError, DeepPhoenixError
 from deepphoenix.grammar import Grammar
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 
@@ -21,18 +21,44 @@ __all__ = [
     "DEVICES",
     "EXIT_INTERRUPTED",
     "DeepPhoenixGroup",
+    "SummaryGroup",
     "echo_json",
     "fail",
     "grammar_option",
     "json_option",
     "load_program",
+    "require_device",
 ]
 
 EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class DeepPhoenixGroup(click.Group):
+def summary(command: click.Command) -> str:
+    """A command's one-line summary for a command list: its `short_help`, else the first
+    sentence of its help, whole (click would cut it at about 45 characters with "...")."""
+    if command.short_help:
+        return command.short_help
+    text = " ".join((command.help or "").split("\n\n")[0].split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
+class SummaryGroup(click.Group):
+    """A click group that lists its commands with whole summaries, wrapped, never cut."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class DeepPhoenixGroup(SummaryGroup):
     """A click group whose every failure is one line on stderr and an exit code:
     1 for deepphoenix errors, 2 for usage errors, 130 for Ctrl-C. Never a traceback."""
 
@@ -101,6 +127,24 @@ class _DeviceType(click.ParamType):
 
 
 DEVICES = _DeviceType()
+
+
+def require_device(device: str) -> None:
+    """Fail in one line, before anything starts, when `device` names CUDA and this
+    machine has none (otherwise a worker fails late inside torch). Imports torch, so only
+    when CUDA is asked for; `auto` and `cpu` need no check."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = ("this torch is built without CUDA" if torch.version.cuda is None
+                 else "no CUDA device is visible")
+        raise ConfigError(f"--device {device}: {build}; use --device cpu or --device auto")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} "
+                          "CUDA device(s); use an index below that")
 
 
 def grammar_option(f: F | None = None, *, default: str | None = "t5") -> Any:

@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from deepphoenix.cli._common import DEVICES, echo_json, grammar_option, json_option, load_program
+from deepphoenix.cli._common import (
+    DEVICES,
+    echo_json,
+    fail,
+    grammar_option,
+    json_option,
+    load_program,
+    require_device,
+)
 from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import format_value
@@ -60,22 +68,31 @@ def dataset(count: int, seed_: int, fmt: str, source: str | None, grammar: str,
               help="The source that defines the proposer model (and templates its data).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Model directory to write (must not exist, or be empty).")
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Passes over the training pairs.")
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Train on the first N pairs only [default: all].")
 @click.option("--pairs", "pair_count", type=click.IntRange(min=1), default=4096,
               show_default=True, help="Pairs to generate when no --dataset is given.")
 @click.option("--dataset", "dataset_path", type=click.Path(path_type=Path), default=None,
               help="Train on this JSON-lines dataset instead of generating one.")
-@click.option("--format", "fmt", type=FORMATS, default="source", show_default=True)
-@click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True)
+@click.option("--format", "fmt", type=FORMATS, default="source", show_default=True,
+              help="What the model learns to write: the whole refined source (paper) or a "
+                   "site=value edit script.")
+@click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True,
+              help="Size of the byte-level BPE trained on the pairs.")
 @click.option("--pre-tokenizer", type=click.Choice([p.value for p in PreTokenizer]),
-              default="digits", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+              default="digits", show_default=True,
+              help="digits: digit runs split from other text (constrained decoding needs "
+                   "it).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Pairs per optimizer step.")
+@click.option("--lr", type=float, default=1e-3, show_default=True,
+              help="AdamW learning rate.")
 @click.option("--seed", "seed_", type=int, default=0, show_default=True,
               help="Seed of the data and of the model's initialisation and data order.")
-@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True,
+              help="Where the model trains: auto uses CUDA when present.")
 @click.option("--max-minutes", type=float, default=None,
               help="Stop training after this many minutes.")
 @grammar_option
@@ -91,6 +108,7 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
     """
     if out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out}: exists and is not empty; choose another --out")
+    require_device(device)
     template = load_program(source, grammar)
     if dataset_path is not None:
         pairs, file_format = read_pairs(dataset_path)
@@ -139,21 +157,25 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
 @click.argument("file", type=click.Path(path_type=str))
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True,
               help="A model directory written by `deepphoenix train`.")
-@click.option("-n", "count", type=click.IntRange(min=1, max=256), default=8, show_default=True)
-@click.option("--seed", "seed_", type=int, default=0, show_default=True)
+@click.option("-n", "count", type=click.IntRange(min=1, max=256), default=8, show_default=True,
+              help="How many candidates to sample.")
+@click.option("--seed", "seed_", type=int, default=0, show_default=True,
+              help="Sampling seed: the same seed gives the same candidates.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True)
+              show_default=True, help="Sampling temperature (lower: more like the likeliest).")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep the k likeliest tokens (0: all).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
-              show_default=True)
+              show_default=True,
+              help="Keep the likeliest tokens whose probabilities sum to p (1: all).")
 @click.option("--unconstrained", is_flag=True,
               help="Sample freely (the paper); by default the model may only copy the "
                    "parent and choose inside site literals.")
 @click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True,
               help="Draw again, up to this many draws in all, for candidates that repeat "
                    "an earlier one (1: keep repeats, as the paper).")
-@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True,
+              help="Where the model samples: auto uses CUDA when present.")
 @grammar_option
 @json_option
 def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: float,
@@ -164,6 +186,7 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
     Model text is never executed: each output is parsed, reduced to edits at grammar sites
     and applied to FILE; the rest is rejected with a typed reason.
     """
+    require_device(device)
     program = load_program(file, grammar)
     sampling = SampleSettings(temperature=temperature, top_k=top_k, top_p=top_p,
                               constrained=not unconstrained, rounds=rounds)
@@ -186,7 +209,16 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
                    "constrained": not unconstrained, "candidates": rows,
                    "valid": len(valid), "outcomes": dict(counts), "draws": proposer.last_draws,
                    "seconds": proposer.last_seconds})
-        return
+    else:
+        _print_candidates(rows, counts, len(valid), proposer.last_draws,
+                          proposer.last_seconds, unconstrained)
+    if not valid:
+        fail(f"no valid candidate for {file}: is it of the grammar the model was trained on "
+             f"(--grammar {grammar})?")
+
+
+def _print_candidates(rows: list[dict[str, Any]], counts: Counter[str], valid: int,
+                      draws: int, seconds: float, unconstrained: bool) -> None:
     for row in rows:
         edits = ", ".join(f"{e['site']}={format_value(e['value'])}" for e in row["edits"])
         if row["outcome"] == Outcome.OK.value:
@@ -194,6 +226,6 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
         else:
             click.echo(f"#{row['index']} {row['outcome']}: {row['reason']}")
     tally = ", ".join(f"{n} {k}" for k, n in counts.most_common())
-    click.echo(f"{len(valid)} of {len(rows)} candidates valid and distinct ({tally}; "
-               f"{proposer.last_draws} samples in {proposer.last_seconds:.2f} s, "
+    click.echo(f"{valid} of {len(rows)} candidates valid and distinct ({tally}; "
+               f"{draws} samples in {seconds:.2f} s, "
                f"{'constrained' if not unconstrained else 'unconstrained'})")

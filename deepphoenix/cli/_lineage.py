@@ -6,11 +6,18 @@ from pathlib import Path
 
 import click
 
-from deepphoenix.cli._common import echo_json, json_option
+from deepphoenix.cli._common import SummaryGroup, echo_json, json_option
 from deepphoenix.cli._run import write_plots
 from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
-from deepphoenix.lineage import FORMATS, best_hash, best_path, build_graph, pareto_front
+from deepphoenix.lineage import (
+    FORMATS,
+    best_hash,
+    best_path,
+    build_graph,
+    pareto_front,
+    write_optuna,
+)
 from deepphoenix.store import RunStore
 
 __all__ = ["lineage", "plot"]
@@ -18,25 +25,45 @@ __all__ = ["lineage", "plot"]
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 
 
-@click.group()
+@click.group(cls=SummaryGroup)
 def lineage() -> None:
     """Inspect and export a run's lineage graph."""
 
 
-@lineage.command("export")
+@lineage.command("export", short_help="Write RUN_DIR's lineage graph or an Optuna study.")
 @click.argument("run_dir", type=RUN_DIR)
-@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="json",
-              show_default=True, help="json is lossless; graphml/gexf flatten structure to "
-              "JSON strings; dot is for Graphviz.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--format", "fmt", type=click.Choice([*sorted(FORMATS), "optuna"]),
+              default="json", show_default=True,
+              help="json is lossless; graphml/gexf flatten structure to JSON strings; dot is "
+                   "for Graphviz; optuna writes an Optuna study (SQLite) that optuna-dashboard "
+                   "and optuna.load_study open.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write (for optuna, a new SQLite file: open it as "
+                   "sqlite:///OUT).")
 @click.option("--no-source", is_flag=True, help="Leave the program texts out.")
-def export(run_dir: Path, fmt: str, out: Path, no_source: bool) -> None:
-    """Write RUN_DIR's lineage graph to a file."""
+@click.option("--force", is_flag=True, help="Replace an existing Optuna study file.")
+def export(run_dir: Path, fmt: str, out: Path, no_source: bool, force: bool) -> None:
+    """Write RUN_DIR's lineage graph to a file, or its evaluations as an Optuna study (one
+    trial per evaluated variant: site values as params, the score in the run's direction,
+    failures as failed trials)."""
+    if fmt == "optuna":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        done = write_optuna(run_dir, out, force=force)
+        click.echo(f"wrote study {done.study_name!r} to {out}: "
+                   f"{_count(done.complete, 'complete trial')}, "
+                   f"{_count(done.failed, 'failed trial')} (open with sqlite:///{out})")
+        return
     with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=not no_source)
     FORMATS[fmt](graph, out)
-    click.echo(f"wrote {graph.number_of_nodes()} nodes and {graph.number_of_edges()} edges "
-               f"to {out}")
+    click.echo(f"wrote {_count(graph.number_of_nodes(), 'node')} and "
+               f"{_count(graph.number_of_edges(), 'edge')} to {out}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @lineage.command("show")
@@ -64,7 +91,10 @@ def show(run_dir: Path, as_json: bool) -> None:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
                    "direction": direction, "path": steps})
         return
-    if status != "finished":
+    if status == "interrupted":
+        click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
+                   f"--run-dir {run_dir} --resume)")
+    elif status != "finished":
         click.echo(f"(run {status}: best so far)")
     click.echo(f"objective: {objective} ({'higher' if direction == 'maximize' else 'lower'} "
                "is better)")
@@ -125,15 +155,20 @@ def _no_variant(run_dir: Path) -> RunDirError:
                        "seed was stored); resume it or start a new one")
 
 
-@click.command()
+@click.command(short_help="Draw Figure 1 and the lineage picture (PNG or SVG).")
 @click.argument("run_dir", type=RUN_DIR)
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for the pictures [default: RUN_DIR/plots].")
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
-              show_default=True)
+              show_default=True, help="Picture format.")
 def plot(run_dir: Path, out: Path | None, fmt: str) -> None:
     """Draw Figure 1 (each episode's training loss, first 3 steps omitted) and the lineage
     picture (the seed-to-best path highlighted, rejected attempts faint)."""
+    with RunStore.open(run_dir) as store:
+        scored = any(v.status == "scored" for v in store.variants())
+    if not scored:
+        raise RunDirError(f"{run_dir}: nothing is scored yet, so there is nothing to plot; "
+                          "resume the run or start a new one")
     written = write_plots(run_dir, out or run_dir / "plots", fmt)
     for path in written:
         click.echo(str(path))

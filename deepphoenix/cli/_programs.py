@@ -267,7 +267,8 @@ def mutate(file: str, grammar: str, count: int, seed_: int, max_edits: int,
         elif as_json:
             records.append({"hash": variant.hash, "edits": edits, "source": variant.source})
         else:
-            click.echo(unified_diff(program.text, variant.source, f"a/{file}",
+            a_name = file if file.startswith("/") else f"a/{file}"  # never a//abs/path
+            click.echo(unified_diff(program.text, variant.source, a_name,
                                     f"b/{variant.hash}.py  ({edits})"), nl=False)
     if as_json:
         echo_json({"file": file, "variants": records, "exhausted": variants.exhausted})
@@ -292,7 +293,9 @@ def check(file: str, grammar: str, also: tuple[str, ...], as_json: bool) -> None
     """Check FILE against the grammar's domains, derivations and invariants.
 
     Exit 0 when all hold; exit 1 with the broken rule and its values otherwise. With
-    --with, the rules are checked on the values of all the files together.
+    --with, the rules are checked on the values of all the files together. With
+    --grammar infer the grammar comes from FILE itself, so its domains hold FILE's values
+    by construction: that checks only that FILE parses and has sites.
     """
     if also:
         bundle = _load_bundle(file, also, grammar)
@@ -307,8 +310,9 @@ def check(file: str, grammar: str, also: tuple[str, ...], as_json: bool) -> None
             return
         if not verdict.ok:
             fail(f"{files}: {verdict.outcome.value}: {verdict.reason}")
-        click.echo(f"{files}: ok ({len(bundle.present)} sites, "
-                   f"{len(bundle.grammar.invariants)} invariants hold)")
+        sites, rules = len(bundle.present), len(bundle.grammar.invariants)
+        click.echo(f"{files}: ok ({sites} site{'' if sites == 1 else 's'}, {rules} "
+                   f"invariant{' holds' if rules == 1 else 's hold'})")
         return
     program = load_program(file, grammar)
     verdict = program.grammar.check(program.values, program.present)
@@ -320,8 +324,13 @@ def check(file: str, grammar: str, also: tuple[str, ...], as_json: bool) -> None
         return
     if not verdict.ok:
         fail(f"{file}: {verdict.outcome.value}: {verdict.reason}")
-    click.echo(f"{file}: ok ({len(program.sites)} sites, "
-               f"{len(program.grammar.invariants)} invariants hold)")
+    sites, rules = len(program.sites), len(program.grammar.invariants)
+    click.echo(f"{file}: ok ({sites} site{'' if sites == 1 else 's'}, {rules} "
+               f"invariant{' holds' if rules == 1 else 's hold'})")
+    if program.grammar.origin == "inferred":
+        click.echo("note: the grammar was inferred from this file, so its values are in "
+                   "domain by construction; pass --grammar NAME|PATH to check against a "
+                   "grammar", err=True)
 
 
 @click.command()
@@ -331,11 +340,16 @@ def check(file: str, grammar: str, also: tuple[str, ...], as_json: bool) -> None
 @json_option
 def diff(a: str, b: str, grammar: str, as_json: bool) -> None:
     """Reduce the change from A to B to edits at A's sites; report anything else as
-    ungrounded."""
+    ungrounded.
+
+    Exit 0 when every change is an edit at a site (or nothing changed); exit 1 when some
+    change is ungrounded."""
     program = load_program(a, grammar)
     result = diff_text(program, read_source(b), path=b)
     if as_json:
         echo_json({"a": a, "b": b, "grammar": program.grammar.name, **result.to_dict()})
+        if result.ungrounded:
+            raise SystemExit(1)
         return
     if not result.edits and result.grounded:
         click.echo("no changes at sites")
@@ -346,3 +360,5 @@ def diff(a: str, b: str, grammar: str, as_json: bool) -> None:
         click.echo(f"{edit.site}: {old} -> {format_value(edit.value)}{note}")
     for change in result.ungrounded:
         click.echo(f"ungrounded: {change}")
+    if result.ungrounded:
+        raise SystemExit(1)

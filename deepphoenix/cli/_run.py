@@ -18,8 +18,9 @@ from deepphoenix.cli._common import (
     grammar_option,
     json_option,
     load_program,
+    require_device,
 )
-from deepphoenix.cli._progress import Reporter, _clock
+from deepphoenix.cli._progress import EtaEstimate, Reporter, _clock, crossed_quarter
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
@@ -38,7 +39,9 @@ from deepphoenix.search import (
     preset,
     strategy_names,
 )
+from deepphoenix.seeds import CODET5_DIR, codet5_config
 from deepphoenix.store import DB_NAME, RunStore
+from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["evaluate", "run", "write_plots"]
 
@@ -53,8 +56,14 @@ _OVERRIDES = {
     "train_epochs": "train_epochs", "temperature": "temperature",
     "draw_rounds": "draw_rounds", "train_timeout": "train_timeout", "objective": "objective",
     "direction": "direction", "task": "task", "proposer_source": "proposer_source",
-    "max_params": "max_params", "executor": "executor",
+    "max_params": "max_params", "executor": "executor", "memory_limit": "memory_limit_gb",
 }
+
+
+def _per_preset(field: str) -> str:
+    """The help text's default of an option a preset decides."""
+    values = ", ".join(f"{name} {getattr(preset(name), field)}" for name in sorted(PRESETS))
+    return f"  [default: per preset: {values}]"
 
 
 class _RunDisplay:
@@ -63,29 +72,25 @@ class _RunDisplay:
     def __init__(self, reporter: Reporter, config: RunConfig) -> None:
         self.reporter = reporter
         self.config = config
-        self.first_batch_began: float | None = None
-        self.batches_done = 0
         self.episode = 0
         self.batch = 0
         self.scored = 0
         self.best: float | None = None
-        self.resumed_batches = 0
         self.objective = config.objective
+        self._last_step = 0
+        self.eta = EtaEstimate(config.episodes, config.batches, trains_each_episode=(
+            config.proposer == "t5" and config.proposer_source_spec() is None))
 
     def _eta(self) -> str:
-        total = self.config.episodes * self.config.batches
-        done = self.batches_done
-        if not done or self.first_batch_began is None or done <= self.resumed_batches:
-            return "ETA -"
-        per_batch = (time.monotonic() - self.first_batch_began) / (done - self.resumed_batches)
-        return f"ETA {_clock(per_batch * (total - done))}"
+        left = self.eta.seconds_left()
+        return "ETA -" if left is None else f"ETA {_clock(left)}"
 
-    def _status(self, extra: str = "") -> None:
+    def _status(self, extra: str = "", milestone: bool = False) -> None:
         c = self.config
         best = f"best {self.best:.4f}" if self.best is not None else "best -"
         self.reporter.status(
             f"episode {self.episode}/{c.episodes} batch {self.batch}/{c.batches} "
-            f"scored {self.scored} {best} {extra}{self._eta()}")
+            f"scored {self.scored} {best} {extra}{self._eta()}", force=milestone)
 
     def __call__(self, event: Event) -> None:
         f = event.fields
@@ -93,11 +98,11 @@ class _RunDisplay:
         kind = event.kind
         if kind == "run":
             self.objective = f["objective"]
-            self.reporter.line(f"run directory: {f['run_dir']}"
+            self.reporter.line(f"run directory: {_shown(f['run_dir'])}"
                                + (" (resuming)" if f["resumed"] else ""))
             self.reporter.line(f"objective: {f['objective']} ({f['direction']})")
         elif kind == "warning":
-            self.reporter.line(f"warning: {f['message']}")
+            self.reporter.line(f"warning: {f['message']}", warning=True)
         elif kind == "data":
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
                                f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
@@ -106,20 +111,24 @@ class _RunDisplay:
             self.reporter.line(f"seed {f['hash'][:8]}: "
                                f"{_score_line(self.objective, f['score'], f.get('params'))}")
         elif kind == "episode":
-            self.episode, self.batch = f["episode"], 0
+            self.episode, self.batch, self._last_step = f["episode"], 0, 0
+            self.eta.on_episode(f["episode"])
             self.reporter.line(f"episode {f['episode']}/{f['episodes']}: source "
                                f"{f['source'][:8]}")
         elif kind == "training":
-            self._status(f"training {f['step']}/{f['total']} loss {f['loss']:.3f} ")
+            self.eta.on_training(f["step"], f["total"])
+            milestone = crossed_quarter(f["step"], f["total"], self._last_step)
+            self._last_step = f["step"]
+            self._status(f"training {f['step']}/{f['total']} loss {f['loss']:.3f} ",
+                         milestone=milestone and f["step"] < f["total"])
         elif kind == "trained":
+            self.eta.on_trained()
             self.reporter.line(f"  trained the episode's model ({f['params'] / 1e6:.2f} M) for "
                                f"{f['steps']} steps in {f['seconds']:.1f} s, final loss "
                                f"{f['final_loss']:.4f}")
         elif kind == "batch":
             self.batch = f["batch"]
-            if self.first_batch_began is None:
-                self.first_batch_began = time.monotonic()
-                self.resumed_batches = self.batches_done
+            self.eta.on_batch(f["episode"], f["batch"])
             self._status()
         elif kind == "proposed":
             outcomes = ", ".join(f"{n} {k}" for k, n in sorted(f["outcomes"].items()))
@@ -132,15 +141,15 @@ class _RunDisplay:
                                    f"{f['reason'][:100]}")
             self._status()
         elif kind == "batch_done":
-            self.batches_done += 1
+            self.eta.on_batch_done()
             if f["improved"]:
                 self.best = f["score"]
                 self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} "
                                    f"{self.objective} {f['score']:.4f}")
-            self._status()
+            self._status(milestone=True)
         elif kind == "proposer_failed":
             self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
-                               "using random refinements instead")
+                               "using random refinements instead", warning=True)
         elif kind == "episode_done":
             score = f"{f['score']:.4f}" if f["score"] is not None else "-"
             self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} "
@@ -230,28 +239,45 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="What the model writes.")
 @click.option("--unconstrained", is_flag=True, default=False,
               help="Sample freely, as the paper did (default: constrained decoding).")
-@click.option("--seed", "seed_", type=int, default=None, help="Run seed.")
-@click.option("--device", type=DEVICES, default=None)
-@click.option("--episodes", type=click.IntRange(min=1), default=None)
-@click.option("--batches", type=click.IntRange(min=1), default=None)
-@click.option("--candidates", type=click.IntRange(min=1), default=None)
-@click.option("--fewshot-samples", type=click.IntRange(min=1), default=None)
-@click.option("--train-epochs", type=click.IntRange(min=1), default=None)
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--seed", "seed_", type=int, default=None,
+              help="Run seed: every random draw derives from it." + _per_preset("seed"))
+@click.option("--device", type=DEVICES, default=None,
+              help="Where models train: auto uses CUDA when present." + _per_preset("device"))
+@click.option("--episodes", type=click.IntRange(min=1), default=None,
+              help="Episodes (a proposer training stage, then the batches)."
+                   + _per_preset("episodes"))
+@click.option("--batches", type=click.IntRange(min=1), default=None,
+              help="Greedy steps per episode." + _per_preset("batches"))
+@click.option("--candidates", type=click.IntRange(min=1), default=None,
+              help="Candidates proposed per batch." + _per_preset("candidates"))
+@click.option("--fewshot-samples", type=click.IntRange(min=1), default=None,
+              help="Rows of the one-epoch run that scores a candidate."
+                   + _per_preset("fewshot_samples"))
+@click.option("--train-epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs of each proposer training stage." + _per_preset("train_epochs"))
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Sampling temperature of the proposer." + _per_preset("temperature"))
 @click.option("--draw-rounds", type=click.IntRange(min=1), default=None,
               help="Draws per batch for candidates that repeat another (1: as the paper).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Evaluation worker processes.")
+              help="Evaluation worker processes." + _per_preset("workers"))
+@click.option("--memory-limit", type=click.FloatRange(min=0), default=None, metavar="GB",
+              help="Address-space limit of each CPU worker in GB (0: none).  [default: 80% "
+                   "of the machine's memory divided among the workers]")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds per candidate evaluation before its worker is killed.")
+              help="Seconds per candidate evaluation before its worker is killed."
+                   + _per_preset("timeout"))
 @click.option("--train-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds per proposer training stage before its worker is killed "
                    "(the episode then proposes at random).")
 @click.option("--no-plots", is_flag=True, help="Skip drawing the plots at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress on stderr (warnings only); the summary still prints.")
 @click.pass_context
 def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool,
-        no_plots: bool, as_json: bool, unconstrained: bool, **options: Any) -> None:
+        no_plots: bool, as_json: bool, quiet: bool, unconstrained: bool,
+        **options: Any) -> None:
     """Run the self-reprogramming loop (paper, Algorithm 1) and record its lineage.
 
     Every attempt goes to RUN_DIR/run.sqlite as it happens; Ctrl-C or a crash loses no
@@ -270,11 +296,17 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
                               f"{', '.join(sorted(given))}")
         runner = Run(run_dir, resume=True)
         config = runner.config
+        try:
+            require_device(config.device)
+        except BaseException:
+            runner.close()
+            raise
     else:
         config = preset(preset_name).with_overrides(**overrides)
-        run_dir = run_dir or _new_run_dir(config.preset)
+        require_device(config.device)  # before any run directory is made
+        run_dir = run_dir or _new_run_dir(f"{config.preset}-{config.proposer}")
         runner = Run(run_dir, config)
-    reporter = Reporter("json" if as_json else "auto")
+    reporter = Reporter("json" if as_json else "quiet" if quiet else "auto")
     display = _RunDisplay(reporter, config)
     runner.on_event = display
     try:
@@ -283,12 +315,14 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         reporter.done()
         done = runner.store.evaluations_done()
         runner.close()
-        click.echo(f"interrupted: {done} evaluations are saved in {run_dir}; resume with: "
+        saved = f"{done} evaluation{' is' if done == 1 else 's are'} saved"
+        click.echo(f"interrupted: {saved} in {run_dir}; resume with: "
                    f"deepphoenix run --run-dir {run_dir} --resume", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         reporter.done()
     runner.close()
+    standalone = _write_standalone(run_dir, summary.best_path, config.vocab_size)
     plots = [] if no_plots else write_plots(run_dir, run_dir / "plots")
     if as_json:
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
@@ -298,14 +332,67 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     seed = _score_line("seed", summary.seed_score, summary.seed_params)
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
                f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})")
-    click.echo(f"run directory: {run_dir}")
-    click.echo(f"best source:   {summary.best_path}")
+    click.echo(f"run directory: {_shown(run_dir)}")
+    click.echo(f"best source:   {_shown(summary.best_path)} (on its own: python "
+               f"{_shown(standalone)})")
     if plots:
-        click.echo(f"plots:         {', '.join(str(p) for p in plots)}")
-    click.echo(f"lineage:       deepphoenix lineage show {run_dir}")
+        click.echo(f"plots:         {', '.join(_shown(p) for p in plots)}")
+    click.echo(f"lineage:       deepphoenix lineage show {_shown(run_dir)}")
+    click.echo(f"report:        deepphoenix report {_shown(run_dir)} -o report.html")
 
 
-@click.command()
+_RUN_BEST = '''"""Run best.py on its own, outside deepphoenix: `python run_best.py`.
+
+deepphoenix executes a program with `torch` and `transformers` already in its namespace
+(the paper's snippet uses `transformers` without importing it), in a directory where
+Salesforce/codet5-small/config.json is a local file (written next to this one, with the
+run's vocabulary size), so nothing is downloaded. This does the same and prints what the
+program defines.
+"""
+
+import os
+import runpy
+
+import torch
+import transformers
+
+here = os.path.dirname(os.path.abspath(__file__))
+os.chdir(here)
+names = runpy.run_path(os.path.join(here, "best.py"),
+                       init_globals={"torch": torch, "transformers": transformers})
+model = names.get("model")
+if isinstance(model, torch.nn.Module):
+    count = sum(p.numel() for p in model.parameters())
+    print(f"best.py defines {type(model).__name__} with {count:,} parameters")
+else:
+    print("best.py defines: " + ", ".join(sorted(k for k in names if not k.startswith("_"))))
+'''
+
+
+def _write_standalone(run_dir: Path, best: Path, vocab_size: int) -> Path:
+    """Write next to best.py what it needs to run outside deepphoenix: run_best.py and,
+    when the program reads it, the local CodeT5-small config (the run's vocabulary)."""
+    data = run_dir / "data" / "data.json"
+    if data.exists():
+        vocab_size = int(json.loads(data.read_text()).get("vocab_size", vocab_size))
+    if CODET5_DIR in best.read_text(encoding="utf-8"):
+        write_text_atomic(run_dir / CODET5_DIR / "config.json",
+                          json.dumps(codet5_config(vocab_size), indent=1) + "\n")
+    write_text_atomic(run_dir / "run_best.py", _RUN_BEST)
+    return run_dir / "run_best.py"
+
+
+def _shown(path: str | Path) -> str:
+    """A path as the summary prints it: relative to the working directory when it lies
+    under it, else absolute (never a mix of both)."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
+
+
+@click.command(short_help="Score FILE as a run would score a candidate.")
 @click.argument("file", type=click.Path(path_type=str))
 @grammar_option
 @click.option("--objective", type=str, default="fewshot", show_default=True,
@@ -323,9 +410,10 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
               help="Size of the BPE trained on the refinement pairs.")
 @click.option("--seed", "seed_", type=int, default=0, show_default=True,
               help="Seed of the data and of the model's initialisation.")
-@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True,
+              help="Where the model trains: auto uses CUDA when present.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
-              show_default=True, help="Seconds before the evaluation is killed.")
+              show_default=True, help="Seconds (wall clock) before the evaluation is killed.")
 @json_option
 def evaluate(file: str, grammar: str, objective: str, direction: str | None, task: str,
              samples: int, heldout_samples: int, vocab_size: int, seed_: int, device: str,
@@ -333,6 +421,7 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
     """Score FILE as a run would score a candidate: build its model in a sandboxed worker,
     train one epoch on the first SAMPLES rows (refinement pairs in FILE's style, or Python
     source blocks), and compute the objective."""
+    require_device(device)
     spec = resolve_objective(objective, direction)
     program = load_program(file, grammar)
     config = RunConfig(

@@ -72,8 +72,20 @@ def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
         return _failed(stage, str(exc))
     message, trace = failure_text(exc)
     if is_out_of_memory(exc):
-        message = f"out of memory: {message}"
+        message = f"out of memory: {message}{_memory_hint()}"
     return _failed(stage, message, trace)
+
+
+def _memory_hint() -> str:
+    """Where the limit that was hit comes from, and how to raise it (the default divides
+    80% of the machine's memory among the workers, so many workers starve each one)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return (f" (this worker's memory limit is {soft / 2**30:.1f} GB: raise it with "
+            "--memory-limit GB or run fewer --workers)")
 
 
 def evaluate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:

@@ -193,8 +193,10 @@ class Domain:
             return "one of " + ", ".join(self.choices)
         if self.values:
             return "one of " + ", ".join(format_value(v) for v in self.values)
-        low = "-inf" if self.low is None else format_value(self.low)
-        high = "inf" if self.high is None else format_value(self.high)
+        if self.low is None and self.high is None:
+            return "any value"  # e.g. a derived site: its derivation decides
+        low = "-inf" if self.low is None else _short(self.low)
+        high = "inf" if self.high is None else _short(self.high)
         grid = f", multiple of {self.multiple_of}" if self.multiple_of else ""
         return f"{low}..{high}{grid}"
 
@@ -346,6 +348,14 @@ class Invariant:
     @property
     def text(self) -> str:
         return self.expression.text
+
+
+def _short(bound: float) -> str:
+    """A domain bound for people: 12 significant digits, so an inferred bound computed as
+    1e-4 / 10 reads 1e-05, not 9.999999999999999e-06 (display only; values keep repr)."""
+    if isinstance(bound, float) and not bound.is_integer():
+        return format(bound, ".12g")
+    return format_value(bound)
 
 
 def format_value(value: Value | float) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 
+from deepphoenix.lineage._state import run_state
 from deepphoenix.store import RunStore
 
 __all__ = ["best_hash", "best_path", "build_graph"]
@@ -31,7 +32,8 @@ def build_graph(store: RunStore, include_source: bool = True) -> nx.MultiDiGraph
     best = best_hash(store) or seed
     objective = store.objective
     graph.graph.update(_clean({
-        "seed": seed, "best": best, "status": store.get_meta("status"),
+        "seed": seed, "best": best,
+        "status": run_state(store.path.parent, store.get_meta("status")),
         "proposer": config.get("proposer"), "strategy": config.get("strategy"),
         "objective": objective["name"], "direction": objective["direction"],
         "config": config,

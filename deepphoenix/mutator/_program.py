@@ -404,6 +404,10 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
             selector=selector_text, label=binding.label,
         ))
     if not sites:
+        if grammar.origin == "inferred":
+            raise SiteError(f"--grammar infer finds no literal to search in {where} (no "
+                            "numeric, bool or string constant at a site it reads); write "
+                            "a grammar TOML for this file")
         raise SiteError(
             f"grammar {grammar.name!r} finds no sites in {where}; try --grammar infer or a "
             "grammar for this kind of file"

@@ -81,7 +81,7 @@ def test_mutate_says_why_fewer(invoke: Invoke, paper: Path, tmp_path: Path) -> N
 def test_mutate_prints_diffs_and_is_seeded(invoke: Invoke, paper: Path) -> None:
     first = invoke("mutate", paper, "-n", "3", "--seed", "7")
     assert first.exit_code == 0
-    assert first.stdout.count("--- a/") == 3 and "+config." in first.stdout
+    assert first.stdout.count(f"--- {paper}\n") == 3 and "+config." in first.stdout
     assert invoke("mutate", paper, "-n", "3", "--seed", "7").stdout == first.stdout
     assert invoke("mutate", paper, "-n", "3", "--seed", "8").stdout != first.stdout
 
@@ -110,10 +110,12 @@ def test_diff_reports_edits_and_ungrounded_changes(invoke: Invoke, paper: Path,
     other.write_text("import os\n" + seed_source("paper").replace("num_heads = 8",
                      "num_heads = 7").replace("d_kv = 64", "d_kv = 73"))
     result = invoke("diff", paper, other)
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # an ungrounded change is a verdict, like diff(1)'s
     assert result.stdout.splitlines() == [
         "num_heads: 8 -> 7", "d_kv: 64 -> 73 (derived)", "ungrounded: added `import os`"]
-    data = json.loads(invoke("diff", paper, other, "--json").stdout)
+    as_json = invoke("diff", paper, other, "--json")
+    assert as_json.exit_code == 1
+    data = json.loads(as_json.stdout)
     assert data["grounded"] is False
     assert data["edits"] == [{"site": "num_heads", "value": 7}, {"site": "d_kv", "value": 73}]
 
