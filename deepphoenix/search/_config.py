@@ -4,6 +4,7 @@ it back from there."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
@@ -181,8 +182,18 @@ class RunConfig:
                                               ("--train-on gpu", self.train_on == "gpu"))
                      if value]
             if asked:
-                raise ConfigError(f"{', '.join(asked)} place work on a cluster; pass "
-                                  "--executor ray (locally, --device picks the device)")
+                raise ConfigError(f"{', '.join(asked)} needs --executor ray (placement on a "
+                                  "cluster; locally, --device picks the device)")
+        elif self.executor == "ray" and not _installed("ray"):
+            raise ConfigError("the ray executor needs Ray: pip install 'deepphoenix[ray]'")
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -115,13 +115,16 @@ class Run:
                   resumed=self.store.evaluations_done() > 0)
         for message in self.dir.warnings:
             self.emit("warning", message=message)
-        data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
-                                needs_refinement_data(c.proposer))
-        if data.proposer is not None:
-            self.emit("data", pairs=data.proposer.pairs, vocab_size=data.proposer.vocab_size,
-                      mean_input_tokens=data.proposer.mean_input_tokens)
+        # The executor first: a cluster that cannot serve the run fails before any work,
+        # and remote workers start (import torch) while the data is made.
         executor = get_executor(c.executor, self._executor_settings())
         try:
+            data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
+                                    needs_refinement_data(c.proposer))
+            if data.proposer is not None:
+                self.emit("data", pairs=data.proposer.pairs,
+                          vocab_size=data.proposer.vocab_size,
+                          mean_input_tokens=data.proposer.mean_input_tokens)
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))

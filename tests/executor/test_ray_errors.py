@@ -27,6 +27,13 @@ def test_choosing_ray_without_ray_installed_says_how_to_install_it(
     assert "\n" not in str(caught.value)
 
 
+def test_a_run_config_asking_for_ray_without_ray_is_refused_before_anything_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'deepphoenix\[ray\]'"):
+        preset("smoke").with_overrides(executor="ray")
+
+
 def test_importing_deepphoenix_does_not_import_ray() -> None:
     import subprocess
 
