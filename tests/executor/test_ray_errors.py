@@ -3,15 +3,21 @@ needs a running Ray instance (and the first needs no Ray at all)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from deepphoenix.errors import ConfigError
 from deepphoenix.executor import ExecutorError, ExecutorSettings, executor_names, get_executor
-from deepphoenix.search import PLACEMENT, RunConfig, preset
+from deepphoenix.search import PLACEMENT, Run, RunConfig, preset
+from deepphoenix.search import _config as config_module
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_ray_is_a_built_in_name() -> None:
@@ -92,3 +98,24 @@ def test_a_malformed_address_is_named() -> None:
                         "'deepphoenix[ray]'")
     with pytest.raises(ExecutorError, match="HOST:PORT"):
         get_executor("ray", ExecutorSettings(address="localhost"))
+
+
+def test_a_resume_may_move_the_run_but_change_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_module, "_installed", lambda _name: True)  # Ray or not
+    run_dir = tmp_path / "run"
+    shutil.copytree(FIXTURES / "legacy_v1" / "partial", run_dir)  # a run without the fields
+    with pytest.raises(ConfigError, match="drop episodes"):
+        Run(run_dir, resume=True, placement={"episodes": 9})
+    run = Run(run_dir, resume=True, placement={"executor": "ray", "gpus_per_eval": 0.5})
+    try:
+        assert (run.config.executor, run.config.gpus_per_eval) == ("ray", 0.5)
+        stored = json.loads((run_dir / "config.json").read_text())
+        assert stored.get("executor", "local") == "local"  # the stored config is kept
+    finally:
+        run.close()
+    run = Run(run_dir, resume=True, placement={"executor": "local"})  # back: ray options go
+    try:
+        assert (run.config.executor, run.config.gpus_per_eval) == ("local", 0.0)
+    finally:
+        run.close()
