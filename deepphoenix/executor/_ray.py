@@ -69,8 +69,9 @@ class _Host:
     """The actor: one sandbox worker on a Ray node, and the inputs it has materialized."""
 
     def __init__(self, settings: WorkerSettings, name: str) -> None:
+        _remove_orphans()
         self.worker = Worker(settings, name=name)
-        self.root = Path(tempfile.mkdtemp(prefix=f"deepphoenix-ray-{name}-"))
+        self.root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-{name}-"))
         self.inputs: dict[str, Path] = {}  # content token -> local path
         self.outputs: dict[str, Path] = {}  # driver's path of an output dir -> local dir
         self.count = 0
@@ -132,6 +133,18 @@ class _Host:
     def close(self) -> None:
         self.worker.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+_PREFIX = "deepphoenix-ray-"
+
+
+def _remove_orphans() -> None:
+    """Remove the folders of actors on this node that were killed (a killed actor cannot
+    clean up after itself); their names carry the actor's process id."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        pid = folder.name[len(_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _HOST_CLASS: list[Any] = []
@@ -209,6 +222,7 @@ class _Slot:
         self.num_gpus = num_gpus
         self.actor: Any = None
         self.produced: set[str] = set()  # output dirs this actor incarnation holds
+        self.busy = False  # a job is in flight (closing then kills at once)
 
     def _actor(self) -> Any:
         if self.actor is None:
@@ -246,6 +260,7 @@ class _Slot:
                     shipped[key] = self.executor.shipper.ship(str(value), is_file)
         ref = actor.run.remote(fn, args, timeout, shipped)
         wait = None if timeout is None else timeout + _START_ALLOWANCE
+        self.busy = True
         try:
             result, messages, bundles = ray.get(ref, timeout=wait)
         except ray_errors.GetTimeoutError:
@@ -265,6 +280,8 @@ class _Slot:
                 raise cause from None
             raise WorkerError(f"the Ray actor {self.name} failed: "
                               f"{str(cause or exc).strip().splitlines()[-1]}") from None
+        finally:
+            self.busy = False
         if on_progress is not None:
             for message in messages:
                 on_progress(message)
@@ -286,10 +303,12 @@ class _Slot:
             self.actor = None
 
     def close(self) -> None:
-        if self.actor is not None:
+        """Let the actor close its worker and remove its files; an actor still busy with
+        a job (an interrupted run) is killed at once, and its worker follows it."""
+        if self.actor is not None and not self.busy:
             with contextlib.suppress(Exception):
-                ray.get(self.actor.close.remote(), timeout=30)
-            self.discard()
+                ray.get(self.actor.close.remote(), timeout=15)
+        self.discard()
 
 
 class RayExecutor:
