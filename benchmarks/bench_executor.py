@@ -4,7 +4,9 @@ refinements of it, 256 few-shot samples), and evaluations per hour with 1 and 2 
 on each; then the numbers a paper-protocol plan needs (`--paper`: seconds per paper-seed
 evaluation of 1,024 samples).
 
-Each configuration warms its workers first (torch imported, the data sent), so the
+First the fixed cost: a trivial job's round trip through each executor (what the
+executor adds to every evaluation, whatever the candidate). Then each configuration warms
+its workers first (torch imported, the data sent), so the
 figures are steady-state: per-evaluation wall time as the run sees it, and the part of it
 that is not the evaluation itself (the worker's own `wall_seconds`). Ray runs on a local
 instance started once (127.0.0.1), not counted per evaluation; its start-up is printed.
@@ -12,7 +14,7 @@ instance started once (127.0.0.1), not counted per evaluation; its start-up is p
 Usage::
 
     python benchmarks/bench_executor.py [--candidates 8] [--rounds 2] [--workers 1,2]
-        [--executors local,ray] [--paper] [--json OUT]
+        [--executors local,ray] [--roundtrips 50] [--roundtrips-only] [--paper] [--json OUT]
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ def candidates(seed_name: str, count: int) -> tuple[Program, list[tuple[str, str
             if proposal.mutation.ok and variant is not None and len(found) < count:
                 found.setdefault(variant.hash, variant.source)
     return program, list(found.items())
+
+
+def roundtrip(name: str, rows: Path, jobs: int) -> list[float]:
+    """Seconds per trivial job (a warm worker, one job at a time, a `rows` path in its
+    arguments as an evaluation has): what the executor itself adds to each evaluation."""
+    executor = get_executor(name, ExecutorSettings(
+        workers=1, worker=WorkerSettings(threads=1, preload=(), device="cpu")))
+    try:
+        job = ("deepphoenix.sandbox._diagnostics:remember", {"value": 1, "rows": str(rows)})
+        list(executor.run_all([("warm", *job, 60.0)]))
+        times = []
+        for i in range(jobs):
+            began = time.perf_counter()
+            ((_, result),) = list(executor.run_all([(i, *job, 60.0)]))
+            times.append(time.perf_counter() - began)
+            assert result.ok, result.error
+    finally:
+        executor.close()
+    return times
 
 
 def measure(name: str, workers: int, program: Program, jobs: list[tuple[str, str]],
@@ -100,6 +121,8 @@ def main() -> None:
     parser.add_argument("--executors", default="local,ray")
     parser.add_argument("--paper", action="store_true",
                         help="also time paper-seed evaluations of 1,024 samples (local, ray)")
+    parser.add_argument("--roundtrips", type=int, default=50)
+    parser.add_argument("--roundtrips-only", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     load = os.getloadavg()
@@ -125,6 +148,14 @@ def main() -> None:
             settings = EvalSettings(rows=data.tokens_path, vocab_size=data.vocab_size,
                                     samples=config.fewshot_samples,
                                     batch_size=config.fewshot_batch_size, timeout=600)
+            print(f"\nper-job round trip (a trivial job, {args.roundtrips} one at a time)")
+            for name in names:
+                times = roundtrip(name, data.tokens_path, args.roundtrips)
+                out[f"roundtrip_{name}"] = times
+                print(f"| {name} | median {1000 * statistics.median(times):.1f} ms | "
+                      f"p90 {1000 * sorted(times)[int(0.9 * len(times))]:.1f} ms |", flush=True)
+            if args.roundtrips_only:
+                return
             print(f"\ncpu preset evaluations: {len(jobs)} candidates x {args.rounds} rounds")
             print("| executor | workers | warm-up | per evaluation (wall) | inside the worker "
                   "| evaluations/hour |")
