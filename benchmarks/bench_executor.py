@@ -195,11 +195,11 @@ def main() -> None:
             import ray
 
             ray.shutdown()
-    load = os.getloadavg()
-    out["load_end"] = load
-    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2, default=str))
+        load = os.getloadavg()
+        out["load_end"] = load
+        print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=2, default=str))
 
 
 if __name__ == "__main__":

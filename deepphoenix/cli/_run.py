@@ -56,7 +56,7 @@ _OVERRIDES = {
     "draw_rounds": "draw_rounds", "train_timeout": "train_timeout", "objective": "objective",
     "direction": "direction", "task": "task", "proposer_source": "proposer_source",
     "max_params": "max_params", "executor": "executor", "ray_address": "ray_address",
-    "gpus_per_eval": "gpus_per_eval", "train_on": "train_on",
+    "gpus_per_eval": "gpus_per_eval", "train_on": "train_on", "threads": "threads",
 }
 
 
@@ -255,6 +255,9 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="Draws per batch for candidates that repeat another (1: as the paper).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Evaluation worker processes.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads per evaluation worker (with ray: the CPUs each reserves).  "
+                   "[default: this machine's cores / --workers]")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds per candidate evaluation before its worker is killed.")
 @click.option("--train-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
