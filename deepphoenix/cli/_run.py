@@ -29,8 +29,10 @@ from deepphoenix.objectives import objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import WorkerSettings
 from deepphoenix.search import (
+    PLACEMENT,
     PRESETS,
     TASK_NAMES,
+    TRAIN_ON,
     Event,
     Run,
     RunConfig,
@@ -57,6 +59,8 @@ _OVERRIDES = {
     "draw_rounds": "draw_rounds", "train_timeout": "train_timeout", "objective": "objective",
     "direction": "direction", "task": "task", "proposer_source": "proposer_source",
     "max_params": "max_params", "executor": "executor", "memory_limit": "memory_limit_gb",
+    "ray_address": "ray_address", "gpus_per_eval": "gpus_per_eval", "train_on": "train_on",
+    "threads": "threads",
 }
 
 
@@ -228,7 +232,17 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--max-params", type=click.IntRange(min=1), default=None,
               help="Reject a candidate with more parameters before it trains.")
 @click.option("--executor", type=click.Choice(executor_names()), default=None,
-              help="Where sandboxed jobs run.  [default: local]")
+              help="Where sandboxed jobs run: local (this machine) or ray (a Ray cluster; "
+                   "pip install 'deepphoenix[ray]').  [default: local]")
+@click.option("--ray-address", type=str, default=None, metavar="HOST:PORT",
+              help="ray: the cluster's head.  [default: start a local Ray instance, or join "
+                   "the one RAY_ADDRESS names]")
+@click.option("--gpus-per-eval", type=click.FloatRange(min=0), default=None,
+              help="ray: GPUs each evaluation worker reserves; a fraction shares one GPU "
+                   "(0.25: four candidates at once).  [default: 0]")
+@click.option("--train-on", type=click.Choice(TRAIN_ON), default=None,
+              help="ray: where the proposer trains and samples; gpu reserves one GPU.  "
+                   "[default: cpu]")
 @click.option("--strategy", type=click.Choice(strategy_names()), default=None,
               help="greedy (paper) or best-of-n (every candidate from the seed).")
 @click.option("--source", type=str, default=None,
@@ -264,6 +278,9 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--memory-limit", type=click.FloatRange(min=0), default=None, metavar="GB",
               help="Address-space limit of each CPU worker in GB (0: none).  [default: 80% "
                    "of the machine's memory divided among the workers]")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads per evaluation worker (with ray: the CPUs each reserves).  "
+                   "[default: this machine's cores / --workers]")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds per candidate evaluation before its worker is killed."
                    + _per_preset("timeout"))
@@ -288,13 +305,14 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         overrides["constrained"] = False
     if resume:
         run_dir = run_dir or _latest_unfinished()
-        given = [k for k in overrides]
+        placement = {k: v for k, v in overrides.items() if k in PLACEMENT}
+        given = [k for k in overrides if k not in placement]
         if ctx.get_parameter_source("preset_name") is click.core.ParameterSource.COMMANDLINE:
             given.append("preset")
         if given:
             raise ConfigError(f"a resumed run keeps its stored config; drop "
                               f"{', '.join(sorted(given))}")
-        runner = Run(run_dir, resume=True)
+        runner = Run(run_dir, resume=True, placement=placement)
         config = runner.config
         try:
             require_device(config.device)

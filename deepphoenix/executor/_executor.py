@@ -4,7 +4,8 @@ An `Executor` runs named worker jobs with the sandbox's guarantees (a process gr
 worker, a hard timeout that kills it, a memory limit, a scrubbed offline environment) and
 never raises for a job's own failure: exceptions, timeouts and deaths come back as
 `JobResult`s. Third parties register a factory ``factory(settings) -> Executor`` under the
-``deepphoenix.executors`` entry-point group.
+``deepphoenix.executors`` entry-point group. ``ray`` is built in but imports Ray only when
+it is chosen (``pip install 'deepphoenix[ray]'``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from deepphoenix.errors import DeepPhoenixError
 from deepphoenix.registry import Registry
 from deepphoenix.sandbox import JobResult, Worker, WorkerPool, WorkerSettings
 
-__all__ = ["ENTRY_POINT_GROUP", "EXECUTORS", "Executor", "ExecutorSettings", "Lane",
-           "LocalExecutor", "executor_names", "get_executor"]
+__all__ = ["ENTRY_POINT_GROUP", "EXECUTORS", "Executor", "ExecutorError", "ExecutorSettings",
+           "Job", "Lane", "LocalExecutor", "Progress", "executor_names", "get_executor"]
 
 ENTRY_POINT_GROUP = "deepphoenix.executors"
 
 Job = tuple[Any, str, dict[str, Any], float | None]  # (key, job name, args, timeout)
 Progress = Callable[[Any, dict[str, Any]], None]
+
+
+class ExecutorError(DeepPhoenixError):
+    """An executor cannot run here: its package is not installed (the message says how to
+    install it), its cluster cannot be reached, or it lacks a resource the run asks for (a
+    GPU). Not a candidate's failure: those are recorded outcomes."""
 
 
 class Lane(Protocol):
@@ -56,12 +64,17 @@ class Executor(Protocol):
 @dataclass(frozen=True, slots=True)
 class ExecutorSettings:
     """What every executor is told: how many evaluation workers, how each is started, and
-    where the logs go."""
+    where the logs go; and, for executors that place work on a cluster, where the cluster
+    is and what each worker reserves there (the local executor ignores those)."""
 
     workers: int = 1  # evaluation workers
     worker: WorkerSettings = field(default_factory=WorkerSettings)  # evaluation workers'
     lane: WorkerSettings = field(default_factory=WorkerSettings)  # the proposer's worker's
     log_dir: Path | None = None
+    address: str | None = None  # a cluster's address, HOST:PORT (None: a local instance)
+    gpus_per_worker: float = 0.0  # GPUs an evaluation worker reserves (0.25: 4 share one)
+    lane_gpus: float = 0.0  # GPUs the proposer's lane reserves (1: train on a GPU node)
+    connect_timeout: float = 30.0  # seconds to reach the cluster before giving up
 
 
 class LocalExecutor:
@@ -99,9 +112,22 @@ class LocalExecutor:
         self.close()
 
 
+def _ray_executor(settings: ExecutorSettings) -> Executor:
+    """The ``ray`` executor, imported only when chosen: Ray is an optional dependency."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ExecutorError("the ray executor needs Ray: pip install 'deepphoenix[ray]'"
+                            ) from None
+    from deepphoenix.executor._ray import RayExecutor
+
+    return RayExecutor(settings)
+
+
 EXECUTORS: Registry[Callable[[ExecutorSettings], Executor]] = Registry(
     "executor", ENTRY_POINT_GROUP)
 EXECUTORS.register("local", LocalExecutor)
+EXECUTORS.register("ray", _ray_executor)
 
 
 def executor_names() -> list[str]:

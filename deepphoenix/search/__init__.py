@@ -3,7 +3,7 @@
 (`_data`), the loop (`_loop`), search strategies (`_strategy`), and `Run`, which wires
 them up (`_run`)."""
 
-from deepphoenix.search._config import PRESETS, TASK_NAMES, RunConfig, preset
+from deepphoenix.search._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._loop import Event, SearchLoop
 from deepphoenix.search._run import Run, RunSummary
@@ -19,8 +19,10 @@ from deepphoenix.search._strategy import (
 )
 
 __all__ = [
+    "PLACEMENT",
     "PRESETS",
     "TASK_NAMES",
+    "TRAIN_ON",
     "BestOfN",
     "Event",
     "Greedy",

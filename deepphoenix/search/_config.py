@@ -4,6 +4,7 @@ it back from there."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
@@ -16,8 +17,11 @@ from deepphoenix.objectives import Direction
 from deepphoenix.proposers import proposer_names
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
+TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
+# Fields that say where jobs run, not what they compute: a resumed run may change them.
+PLACEMENT = ("executor", "ray_address", "gpus_per_eval", "train_on")
 
-__all__ = ["PRESETS", "RunConfig", "preset"]
+__all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,10 @@ class RunConfig:
     # -- execution ------------------------------------------------------------------------
     seed: int = 0  # everything random derives from it: same seed, same run
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
-    executor: str = "local"  # where sandboxed jobs run: local (persistent workers)
+    executor: str = "local"  # where sandboxed jobs run: local (persistent workers) | ray
+    ray_address: str | None = None  # ray: the head's HOST:PORT (None: a local instance)
+    gpus_per_eval: float = 0.0  # ray: GPUs an evaluation worker reserves (0.25: 4 share one)
+    train_on: str = "cpu"  # ray: where the proposer trains and samples: cpu | gpu (1 GPU)
     workers: int = 1  # evaluation workers
     threads: int = 0  # torch threads per worker (0: cores / workers)
     timeout: float = 600.0  # seconds per candidate evaluation (hard; kills the worker)
@@ -120,7 +127,7 @@ class RunConfig:
         choices = {
             "proposer": proposer_names(), "format": ("source", "edits"),
             "pre_tokenizer": ("digits", "none", "gpt2"), "task": tuple(TASK_NAMES),
-            "executor": executor_names(),
+            "executor": executor_names(), "train_on": TRAIN_ON,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)
@@ -156,8 +163,37 @@ class RunConfig:
             _check_positive(name, getattr(self, name))
         if self.train_max_seconds is not None:
             _check_positive("train_max_seconds", self.train_max_seconds)
+        self._validate_placement()
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"Expected 0 < top_p <= 1 but got top_p={self.top_p!r}")
+
+
+    def _validate_placement(self) -> None:
+        """Cluster options need a cluster executor; GPU shares are Ray's: a fraction of one
+        GPU, or whole GPUs."""
+        gpus = self.gpus_per_eval
+        if (not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus < 0
+                or not math.isfinite(gpus) or (gpus > 1 and gpus != int(gpus))):
+            raise ConfigError(f"Expected a fraction of one GPU or whole GPUs but got "
+                              f"gpus_per_eval={gpus!r} (type={type(gpus).__name__})")
+        if self.executor == "local":
+            asked = [name for name, value in (("--ray-address", self.ray_address),
+                                              ("--gpus-per-eval", gpus),
+                                              ("--train-on gpu", self.train_on == "gpu"))
+                     if value]
+            if asked:
+                raise ConfigError(f"{', '.join(asked)} needs --executor ray (placement on a "
+                                  "cluster; locally, --device picks the device)")
+        elif self.executor == "ray" and not _installed("ray"):
+            raise ConfigError("the ray executor needs Ray: pip install 'deepphoenix[ray]'")
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from deepphoenix.proposers import (
     needs_refinement_data,
 )
 from deepphoenix.sandbox import WorkerSettings
-from deepphoenix.search._config import RunConfig
+from deepphoenix.search._config import PLACEMENT, RunConfig
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._loop import Event, SearchLoop
 from deepphoenix.search._rundir import RunDir, derive_seed
@@ -61,15 +61,34 @@ class Run:
     """One run directory: create it or resume it, then `execute`."""
 
     def __init__(self, run_dir: Path, config: RunConfig | None = None, *, resume: bool = False,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None,
+                 placement: dict[str, Any] | None = None) -> None:
+        """`placement` (resume only): fields of `PLACEMENT` to change for this session, such
+        as moving a run onto a Ray cluster; they change where jobs run, never a result."""
         if resume:
             self.dir = RunDir.open(Path(run_dir))
+            if placement:
+                self._place(placement)
         else:
             if config is None:
                 raise ConfigError("a new run needs a config")
             self.dir = RunDir.create(Path(run_dir), config)
         self.on_event = on_event
         self.strategy = get_strategy(self.config.strategy)
+
+    def _place(self, placement: dict[str, Any]) -> None:
+        other = sorted(set(placement) - set(PLACEMENT))
+        if other:
+            self.dir.close()
+            raise ConfigError(f"a resumed run keeps its stored config; drop {', '.join(other)}")
+        config = self.dir.config
+        if placement.get("executor") == "local":  # back from a cluster: drop its options
+            config = replace(config, ray_address=None, gpus_per_eval=0.0, train_on="cpu")
+        try:
+            self.dir.config = config.with_overrides(**placement)
+        except BaseException:
+            self.dir.close()
+            raise
 
     @property
     def run_dir(self) -> Path:
@@ -96,13 +115,16 @@ class Run:
                   resumed=self.store.evaluations_done() > 0)
         for message in self.dir.warnings:
             self.emit("warning", message=message)
-        data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
-                                needs_refinement_data(c.proposer))
-        if data.proposer is not None:
-            self.emit("data", pairs=data.proposer.pairs, vocab_size=data.proposer.vocab_size,
-                      mean_input_tokens=data.proposer.mean_input_tokens)
+        # The executor first: a cluster that cannot serve the run fails before any work,
+        # and remote workers start (import torch) while the data is made.
         executor = get_executor(c.executor, self._executor_settings())
         try:
+            data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
+                                    needs_refinement_data(c.proposer))
+            if data.proposer is not None:
+                self.emit("data", pairs=data.proposer.pairs,
+                          vocab_size=data.proposer.vocab_size,
+                          mean_input_tokens=data.proposer.mean_input_tokens)
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))
@@ -125,7 +147,8 @@ class Run:
                                   device=c.device),
             lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
                                 memory_limit=None, device=c.device),
-            log_dir=self.run_dir / "logs")
+            log_dir=self.run_dir / "logs", address=c.ray_address,
+            gpus_per_worker=c.gpus_per_eval, lane_gpus=1.0 if c.train_on == "gpu" else 0.0)
 
     def _proposer_context(self, executor: Any, data: RunData) -> ProposerContext:
         c = self.config
