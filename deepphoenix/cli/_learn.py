@@ -70,16 +70,17 @@ def dataset(count: int, seed_: int, fmt: str, source: str | None, grammar: str,
               help="Model directory to write (must not exist, or be empty).")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True,
               help="Passes over the training pairs.")
-@click.option("--samples", type=click.IntRange(min=1), default=None,
+@click.option("--samples", type=click.IntRange(min=1, max=10_000_000), default=None,
               help="Train on the first N pairs only [default: all].")
-@click.option("--pairs", "pair_count", type=click.IntRange(min=1), default=4096,
+@click.option("--pairs", "pair_count", type=click.IntRange(min=1, max=10_000_000), default=4096,
               show_default=True, help="Pairs to generate when no --dataset is given.")
 @click.option("--dataset", "dataset_path", type=click.Path(path_type=Path), default=None,
               help="Train on this JSON-lines dataset instead of generating one.")
 @click.option("--format", "fmt", type=FORMATS, default="source", show_default=True,
               help="What the model learns to write: the whole refined source (paper) or a "
                    "site=value edit script.")
-@click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True,
+@click.option("--vocab-size", type=click.IntRange(min=261, max=262_144), default=1024,
+              show_default=True,
               help="Size of the byte-level BPE trained on the pairs.")
 @click.option("--pre-tokenizer", type=click.Choice([p.value for p in PreTokenizer]),
               default="digits", show_default=True,
@@ -93,7 +94,8 @@ def dataset(count: int, seed_: int, fmt: str, source: str | None, grammar: str,
               help="Seed of the data and of the model's initialisation and data order.")
 @click.option("--device", type=DEVICES, default="auto", show_default=True,
               help="Where the model trains: auto uses CUDA when present.")
-@click.option("--max-minutes", type=float, default=None,
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True, max=43_200),
+              default=None,
               help="Stop training after this many minutes.")
 @grammar_option
 @json_option

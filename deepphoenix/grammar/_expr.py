@@ -80,6 +80,12 @@ def _recompile(text: str, names: tuple[str, ...]) -> Expression:
 
 _MAX_LENGTH = 2000  # characters; invariants are one line
 _MAX_DEPTH = 100  # levels of nesting
+_SHOWN = 60  # characters of an expression quoted in an error
+
+
+def _shown(text: str) -> str:
+    """An expression as quoted in a one-line error: whole when short, else its start."""
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
 
 
 def _depth(root: ast.AST) -> int:
@@ -99,16 +105,16 @@ def compile_expression(text: str, known: Iterable[str]) -> Expression:
     """
     known_set = frozenset(known)
     if len(text) > _MAX_LENGTH:
-        raise ExpressionError(f"expression {text[:40]!r}... is {len(text)} characters long; "
+        raise ExpressionError(f"expression {_shown(text)} is {len(text)} characters long; "
                               f"the limit is {_MAX_LENGTH}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"expression {text!r} is not valid: {exc.msg}") from None
+        raise ExpressionError(f"expression {_shown(text)} is not valid: {exc.msg}") from None
     except (RecursionError, MemoryError):
-        raise ExpressionError(f"expression {text[:40]!r}... is nested too deeply") from None
+        raise ExpressionError(f"expression {_shown(text)} is nested too deeply") from None
     if _depth(tree.body) > _MAX_DEPTH:  # evaluation recurses once per level
-        raise ExpressionError(f"expression {text[:40]!r}... is nested more than "
+        raise ExpressionError(f"expression {_shown(text)} is nested more than "
                               f"{_MAX_DEPTH} levels deep")
     names: set[str] = set()
     fn = _compile(tree.body, text, known_set, names)
@@ -121,12 +127,12 @@ def _compile(node: ast.expr, text: str, known: frozenset[str], names: set[str]) 
         if isinstance(node.value, bool | int | float | str):
             value: Value = node.value
             return lambda env: value
-        raise ExpressionError(f"expression {text!r}: constant {node.value!r} is not allowed")
+        raise ExpressionError(f"expression {_shown(text)}: constant {node.value!r} is not allowed")
     if isinstance(node, ast.Name):
         name = node.id
         if name not in known:
             raise ExpressionError(
-                f"expression {text!r} names unknown site {name!r}.{did_you_mean(name, known)}"
+                f"expression {_shown(text)} names unknown site {name!r}.{did_you_mean(name, known)}"
             )
         names.add(name)
         return lambda env: env[name]
@@ -181,13 +187,13 @@ def _compile(node: ast.expr, text: str, known: frozenset[str], names: set[str]) 
         fn = _FUNCTIONS[node.func.id]
         args = [_compile(a, text, known, names) for a in node.args]
         if node.func.id == "abs" and len(args) != 1:
-            raise ExpressionError(f"expression {text!r}: abs() takes one argument")
+            raise ExpressionError(f"expression {_shown(text)}: abs() takes one argument")
         if node.func.id != "abs" and len(args) < 2:
-            raise ExpressionError(f"expression {text!r}: {node.func.id}() needs two or more")
+            raise ExpressionError(f"expression {_shown(text)}: {node.func.id}() needs two or more")
         return lambda env: fn(*(a(env) for a in args))
     shown = ast.unparse(node)
     raise ExpressionError(
-        f"expression {text!r}: {shown!r} is not allowed (use arithmetic, comparisons, "
+        f"expression {_shown(text)}: {shown!r} is not allowed (use arithmetic, comparisons, "
         "'in [...]', and/or/not, min, max, abs)"
     )
 
@@ -197,7 +203,7 @@ def _collection(node: ast.expr, text: str, known: frozenset[str],
     """The right side of ``in``: a list, tuple or set written in the expression."""
     if not isinstance(node, ast.List | ast.Tuple | ast.Set):
         raise ExpressionError(
-            f"expression {text!r}: 'in' needs a written list such as [4, 8], got "
+            f"expression {_shown(text)}: 'in' needs a written list such as [4, 8], got "
             f"{ast.unparse(node)!r}"
         )
     items = [_compile(item, text, known, names) for item in node.elts]

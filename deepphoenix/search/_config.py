@@ -149,6 +149,10 @@ class RunConfig:
         _check_int("draw_rounds", self.draw_rounds, 1)
         if self.train_samples is not None:
             _check_int("train_samples", self.train_samples, 1)
+        slots = self.episodes * self.batches * self.candidates
+        if slots > _MAX_SLOTS:
+            raise ConfigError(f"episodes x batches x candidates = {slots:,} is over the limit "
+                              f"of {_MAX_SLOTS:,} candidate slots")
         if self.max_params is not None:
             _check_int("max_params", self.max_params, 1)
         if self.task == "refinement":
@@ -159,10 +163,13 @@ class RunConfig:
                                   + (f" + heldout_samples={self.heldout_samples}"
                                      if self.objective == "val-loss" else "")
                                   + f" is more than dataset_size={self.dataset_size}")
-        for name in ("train_lr", "fewshot_lr", "temperature", "timeout", "train_timeout"):
+        for name in ("train_lr", "fewshot_lr", "temperature"):
             _check_positive(name, getattr(self, name))
-        if self.train_max_seconds is not None:
-            _check_positive("train_max_seconds", self.train_max_seconds)
+        for name in ("timeout", "train_timeout", "train_max_seconds"):
+            if getattr(self, name) is not None:
+                _check_positive(name, getattr(self, name), _MAX_SECONDS)
+        if self.memory_limit_gb is not None:
+            _check_positive("memory_limit_gb", self.memory_limit_gb, 2.0**20, zero=True)
         self._validate_placement()
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"Expected 0 < top_p <= 1 but got top_p={self.top_p!r}")
@@ -196,16 +203,36 @@ def _installed(module: str) -> bool:
         return False
 
 
+# Upper bounds: past them a value is a typo, and the run would crash or grow without bound
+# instead of running (a timeout of 1e300 overflows the clock, a vocabulary of 1e9 aborts the
+# tokenizer, a billion samples fill the parent's memory before anything is sandboxed).
+_MAX_SECONDS = 30 * 24 * 3600.0
+_MAX_SLOTS = 1_000_000  # episodes x batches x candidates
+_MAX_INT = {
+    "episodes": 100_000, "batches": 100_000, "candidates": 4096, "dataset_size": 10_000_000,
+    "fewshot_samples": 10_000_000, "heldout_samples": 1_000_000, "train_samples": 10_000_000,
+    "train_epochs": 100_000, "train_batch_size": 65_536, "fewshot_batch_size": 65_536,
+    "workers": 256, "block_size": 65_536, "vocab_size": 262_144, "threads": 4096,
+    "draw_rounds": 64, "top_k": 1_000_000,
+}
+
+
 def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"Expected int >= {minimum} but got {name}={value!r} "
+    maximum = _MAX_INT.get(name)
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if not ok or (maximum is not None and value > maximum):
+        bound = f"{minimum} <= int <= {maximum:,}" if maximum is not None else f"int >= {minimum}"
+        raise ConfigError(f"Expected {bound} but got {name}={value!r} "
                           f"(type={type(value).__name__})")
 
 
-def _check_positive(name: str, value: Any) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-    if not ok or not math.isfinite(value):
-        raise ConfigError(f"Expected a positive number but got {name}={value!r} "
+def _check_positive(name: str, value: Any, maximum: float | None = None,
+                    zero: bool = False) -> None:
+    ok = (isinstance(value, int | float) and not isinstance(value, bool)
+          and (value > 0 or (zero and value == 0)) and math.isfinite(value))
+    if not ok or (maximum is not None and value > maximum):
+        bound = f" <= {maximum:g}" if maximum is not None else ""
+        raise ConfigError(f"Expected a positive number{bound} but got {name}={value!r} "
                           f"(type={type(value).__name__})")
 
 

@@ -94,3 +94,14 @@ def test_hostile_expressions_are_expression_errors(text: str, message: str) -> N
 
 def test_deep_but_allowed_expressions_evaluate() -> None:
     assert compile_expression("-" * 60 + "a", NAMES).evaluate({"a": 2}) == 2
+
+
+def test_errors_about_long_expressions_stay_one_short_line() -> None:
+    from deepphoenix.errors import ExpressionError
+    from deepphoenix.grammar import compile_expression
+
+    for text in ("(" * 900 + "a" + ")" * 900, "a + " * 400 + "(", "a ? b" + " " * 500):
+        with pytest.raises(ExpressionError) as caught:
+            compile_expression(text, {"a", "b"})
+        message = str(caught.value)
+        assert "\n" not in message and len(message) < 200, message

@@ -117,3 +117,8 @@ def test_a_run_killed_before_its_seed_was_stored_says_so(tmp_path: Path) -> None
     RunStore.create(tmp_path / "r", SMOKE.to_dict()).close()  # no seed_text
     with pytest.raises(RunDirError, match="stopped before its seed was stored"):
         Run(tmp_path / "r", resume=True)
+
+
+def test_a_stored_config_that_cannot_run_is_refused_before_anything_runs() -> None:
+    with pytest.raises(RunDirError, match="stored run config cannot run here: .*timeout=1e"):
+        _stored_config({**SMOKE.to_dict(), "timeout": 1e300})
