@@ -189,6 +189,12 @@ class RunStore:
             raise RunDirError(f"{run_dir}: not a deepphoenix run directory (no {DB_NAME})")
         store = cls(path)
         version = store.get_meta("schema_version")
+        if version is None:
+            store.close()
+            wal = path.with_name(path.name + "-wal")
+            raise RunDirError(f"{path} holds no run (its schema version is missing): the run "
+                              f"was killed before its first commit, or its write-ahead log "
+                              f"{wal.name} was deleted after a crash; start a new run")
         if version not in (1, SCHEMA_VERSION):
             store.close()
             raise RunDirError(f"{run_dir} was written with run-database schema {version}; this "

@@ -10,10 +10,8 @@ grammar, seed or objective leaves no run directory behind.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
+from deepphoenix.run_lock import RunLock
 from deepphoenix.search._config import RunConfig
 from deepphoenix.seeds import seed_names, seed_source
 from deepphoenix.store import RunStore
@@ -60,7 +59,7 @@ class RunDir:
     objective: ObjectiveSpec
     proposer_source: str | None  # the proposing T5's source text; None: self-reference
     warnings: list[str]
-    _lock: _RunLock | None
+    _lock: RunLock | None
 
     @classmethod
     def create(cls, path: Path, config: RunConfig) -> RunDir:
@@ -73,7 +72,7 @@ class RunDir:
         objective = resolve_objective(config.objective, config.direction)
         source_spec = config.proposer_source_spec()
         proposer_source = load_seed_text(source_spec) if source_spec is not None else None
-        lock = _RunLock.acquire(path, create=True)
+        lock = RunLock.acquire(path, create=True)
         try:
             store = RunStore.create(path, config.to_dict(), {
                 "seed_text": seed_text, "grammar_toml": grammar_toml,
@@ -89,7 +88,7 @@ class RunDir:
     @classmethod
     def open(cls, path: Path) -> RunDir:
         path = Path(path).resolve()
-        lock = _RunLock.acquire(path, create=False)
+        lock = RunLock.acquire(path, create=False)
         try:
             store = RunStore.open(path)
             try:
@@ -162,45 +161,3 @@ def _environment(config: RunConfig) -> dict[str, Any]:
     """What a score or a hash may depend on beyond the config."""
     return {"python": ".".join(platform.python_version_tuple()[:2]),
             "threads": config.worker_threads()}
-
-
-class _RunLock:
-    """An exclusive lock on a run directory for the life of a run (released by the OS
-    when the process dies, so a `kill -9` never leaves a stale lock)."""
-
-    NAME = ".lock"
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-
-    @classmethod
-    def acquire(cls, run_dir: Path, create: bool) -> _RunLock:
-        if create:
-            try:
-                run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RunDirError(f"cannot create run directory {run_dir}: "
-                                  f"{exc.strerror or exc}") from None
-        elif not run_dir.is_dir():
-            raise RunDirError(f"{run_dir}: no such run directory")
-        try:
-            handle = open(run_dir / cls.NAME, "a+")  # noqa: SIM115 - held until release
-        except OSError as exc:
-            raise RunDirError(f"cannot lock run directory {run_dir}: "
-                              f"{exc.strerror or exc}") from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunDirError(f"{run_dir} is in use by a running deepphoenix ({holder}); "
-                              "wait for it or stop it first") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        return cls(handle)
-
-    def release(self) -> None:
-        self.handle.close()

@@ -120,5 +120,29 @@ def test_a_run_killed_before_its_seed_was_stored_says_so(tmp_path: Path) -> None
 
 
 def test_a_stored_config_that_cannot_run_is_refused_before_anything_runs() -> None:
-    with pytest.raises(RunDirError, match="stored run config cannot run here: .*timeout=1e"):
+    with pytest.raises(RunDirError, match=r"stored run config cannot run here: .*timeout=1e"):
         _stored_config({**SMOKE.to_dict(), "timeout": 1e300})
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_process_in(tmp_path: Path) -> None:
+    run = Run(tmp_path / "r", SMOKE)
+    (tmp_path / "r" / ".lock").unlink()
+    with pytest.raises(RunDirError, match="in use by a running deepphoenix"):
+        Run(tmp_path / "r", resume=True)
+    from deepphoenix.lineage import run_state
+
+    assert run_state(tmp_path / "r", "running") == "running"
+    run.close()
+    assert run_state(tmp_path / "r", "running") == "interrupted"
+
+
+def test_a_run_database_that_lost_its_log_says_so(tmp_path: Path) -> None:
+    import sqlite3
+
+    from deepphoenix.store import RunStore
+
+    RunStore.create(tmp_path / "r", SMOKE.to_dict()).close()
+    with sqlite3.connect(tmp_path / "r" / "run.sqlite") as db:
+        db.execute("DELETE FROM meta")  # what a lost WAL leaves: tables, no rows
+    with pytest.raises(RunDirError, match=r"schema version is missing.*run\.sqlite-wal"):
+        RunStore.open(tmp_path / "r")
