@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from deepphoenix.errors import RunDirError
 from deepphoenix.evaluator import EvalResult
@@ -138,12 +139,13 @@ class AttemptRow:
 class RunStore:
     """The SQLite database of one run directory."""
 
-    def __init__(self, path: Path, create: bool = False) -> None:
+    def __init__(self, path: Path, create: bool = False, write: bool = True) -> None:
         self.path = Path(path)
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = self._connect(write)
+            if write:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.db.executescript(_SCHEMA)
             self.db.execute("SELECT value FROM meta LIMIT 1").fetchall()
@@ -153,6 +155,20 @@ class RunStore:
         columns = {r["name"] for r in self.db.execute("PRAGMA table_info(variants)")}
         # Schema 1 has no score column: its score is the few-shot mean loss.
         self._score_column = "score" if "score" in columns else "mean_loss"
+
+    def _connect(self, write: bool) -> sqlite3.Connection:
+        if write:
+            return sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30,
+                                 isolation_level=None)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError:
+            # A read-only directory where SQLite cannot make the WAL's shared-memory file:
+            # nothing can be writing there, so read the file as it is.
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -180,14 +196,16 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, run_dir: Path) -> RunStore:
-        """An existing run database; `RunDirError` if there is none or it is too new."""
+    def open(cls, run_dir: Path, write: bool = False) -> RunStore:
+        """An existing run database, read-only unless `write` (so a run directory on a
+        read-only mount can be inspected); `RunDirError` if there is none or it is too
+        new."""
         path = Path(run_dir) / DB_NAME
         if not Path(run_dir).is_dir():
             raise RunDirError(f"{run_dir}: no such run directory")
         if not path.exists():
             raise RunDirError(f"{run_dir}: not a deepphoenix run directory (no {DB_NAME})")
-        store = cls(path)
+        store = cls(path, write=write)
         version = store.get_meta("schema_version")
         if version is None:
             store.close()

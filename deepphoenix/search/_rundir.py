@@ -90,7 +90,7 @@ class RunDir:
         path = Path(path).resolve()
         lock = RunLock.acquire(path, create=False)
         try:
-            store = RunStore.open(path)
+            store = RunStore.open(path, write=True)
             try:
                 config = _stored_config(store.get_meta("config"))
                 seed_text = store.get_meta("seed_text")

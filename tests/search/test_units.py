@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_store_refuses_to_overwrite_and_checks_what_it_opens(tmp_path: Path) -> 
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunDirError, match="not a deepphoenix run directory"):
         RunStore.open(tmp_path / "empty")
-    reopened = RunStore.open(tmp_path / "r")
+    reopened = RunStore.open(tmp_path / "r", write=True)
     reopened.set_meta("schema_version", 99)
     reopened.close()
     with pytest.raises(RunDirError, match="schema 99"):
@@ -162,3 +163,44 @@ def test_random_baseline_skips_variants_the_run_has_met() -> None:
     again = _RandomAdapter(rounds=4).propose(tiny, 4, seed=3, exclude=met)
     fresh = {p.mutation.variant.hash for p in again if p.mutation.ok and p.mutation.variant}
     assert fresh and not fresh & met
+
+
+def test_a_read_only_run_directory_can_be_read(tmp_path: Path) -> None:
+    """On a read-only mount (a bind mount as root; file modes otherwise) every read-only
+    command reads the run; before, they said "not a deepphoenix run database"."""
+    import os
+    import stat
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from deepphoenix.cli import cli
+
+    store = RunStore.create(tmp_path / "r", {"episodes": 1})
+    with store.transaction():
+        store.add_variant("h1", "x = 1\n", {"x": 1}, 0)
+    store.close()
+    view = tmp_path / "ro"
+    view.mkdir()
+    mounted = subprocess.run(
+        f"mount --bind {tmp_path / 'r'} {view} && mount -o remount,ro,bind {view}",
+        shell=True, capture_output=True).returncode == 0
+    if not mounted:
+        view = tmp_path / "r"
+        os.chmod(view / "run.sqlite", stat.S_IRUSR)
+        os.chmod(view, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(view / "run.sqlite", os.W_OK):
+            pytest.skip("neither a read-only bind mount nor file modes could make it read-only")
+        with RunStore.open(view) as reopened:
+            assert reopened.variant("h1") is not None
+        runner = CliRunner()
+        assert runner.invoke(cli, ["lineage", "best", str(view)]).stdout == "x = 1\n"
+        shown = runner.invoke(cli, ["lineage", "show", str(view), "--json"])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["path"][0]["hash"] == "h1"
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(view)], check=False)
+        else:
+            os.chmod(view, stat.S_IRWXU)
