@@ -28,6 +28,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import socket
 import sys
@@ -221,6 +222,8 @@ def _supervise(worker: int) -> NoReturn:
     """Reap everything below us until the worker ends (or our parent does), then kill what
     is left and end as the worker did."""
     parent = os.getppid()
+    workspace = Path.cwd()  # the parent started us in the worker's own temporary directory
+    orphaned = False
     status = 0
     while True:
         try:
@@ -231,10 +234,13 @@ def _supervise(worker: int) -> NoReturn:
             break
         if pid == 0:
             if os.getppid() != parent:  # our parent died: so does everything below us
-                status = 1 << 8
+                status, orphaned = 1 << 8, True
                 break
             time.sleep(0.05)
     kill_tree([os.getpid()], include_roots=False)
+    # Nobody is left to remove the workspace when the parent was killed: we do.
+    if (orphaned or os.getppid() != parent) and workspace.name.startswith("deepphoenix-"):
+        shutil.rmtree(workspace, ignore_errors=True)
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))

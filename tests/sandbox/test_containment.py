@@ -235,3 +235,28 @@ def test_the_default_cap_is_16_mib_and_a_full_log_rotates(tmp_path: Path) -> Non
         assert w.run(f"{HOSTILE}:pid").ok  # a new worker on a full log
     assert (tmp_path / "eval0.log.1").stat().st_size <= 2**20
     assert log.stat().st_size < 2**19
+
+
+def test_a_workspace_is_removed_when_the_parent_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = ("from deepphoenix.sandbox import Worker, WorkerSettings\n"
+              "w = Worker(WorkerSettings(preload=()), name='orphan')\n"
+              "w.start()\n"
+              "print(w.workspace, flush=True)\n"
+              "import time; time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              text=True)
+    assert parent.stdout is not None
+    workspace = Path(parent.stdout.readline().strip())
+    assert workspace.is_dir() and workspace.name.startswith("deepphoenix-orphan-")
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while workspace.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workspace.exists(), "the workspace outlived its parent"
