@@ -136,6 +136,31 @@ class AttemptRow:
     raw_text: str
 
 
+class _Connection(sqlite3.Connection):
+    """A connection whose "disk is full" says which database and what to do (SQLite's own
+    message names neither)."""
+
+    run_path: Path | None = None
+
+    def _full(self, exc: sqlite3.OperationalError) -> BaseException:
+        if "full" in str(exc).lower():
+            return RunDirError(f"{self.run_path}: the disk is full ({exc}); every finished "
+                               "evaluation is kept: free some space and resume with --resume")
+        return exc
+
+    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        try:
+            return super().execute(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise self._full(exc) from None
+
+    def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        try:
+            return super().executemany(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise self._full(exc) from None
+
+
 class RunStore:
     """The SQLite database of one run directory."""
 
@@ -158,7 +183,10 @@ class RunStore:
 
     def _connect(self, write: bool) -> sqlite3.Connection:
         if write:
-            return sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            writer = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                                     factory=_Connection)
+            writer.run_path = self.path
+            return writer
         uri = f"file:{quote(str(self.path.resolve()))}"
         try:
             db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30,
@@ -253,7 +281,8 @@ class RunStore:
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite itself rolls back on a full disk
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 

@@ -204,3 +204,14 @@ def test_a_read_only_run_directory_can_be_read(tmp_path: Path) -> None:
             subprocess.run(["umount", "-l", str(view)], check=False)
         else:
             os.chmod(view, stat.S_IRWXU)
+
+
+def test_a_full_disk_names_the_run_database_and_says_what_to_do(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "r", {"episodes": 1})
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")  # what a full disk looks like
+    with (pytest.raises(RunDirError, match=r"run\.sqlite: the disk is full .*resume"),
+          store.transaction()):
+        for i in range(200):
+            store.add_variant(f"h{i}", "x = 1\n" * 200, {"x": i}, 0)
+    store.close()
