@@ -66,6 +66,33 @@ def test_forging_candidates_in_a_run_are_failures_never_the_best(tmp_path: Path)
     for v in forging:
         assert v.status == "failed", (v.status, v.reason)
         assert "forged or malformed reply" in v.reason
-    assert summary.best_loss is not None and round(summary.best_loss, 4) != 0.0123
+    assert summary.best_score is not None and round(summary.best_score, 4) != 0.0123
     best = next(v for v in variants if v.hash == summary.best_hash)
     assert not best.values["forge"]
+
+
+@pytest.mark.slow  # two runs and a resume: minutes
+def test_a_run_with_forging_candidates_killed_with_9_resumes_to_the_same_result(
+        tmp_path: Path) -> None:
+    import signal
+
+    from tests.search.test_run import _spawn, _variants, _wait_for
+
+    (tmp_path / "seed.py").write_text(SEED)
+    (tmp_path / "g.toml").write_text(GRAMMAR)
+    args = ["run", "--preset", "smoke", "--source", str(tmp_path / "seed.py"), "--grammar",
+            str(tmp_path / "g.toml"), "--proposer", "random", "--episodes", "2",
+            "--batches", "1", "--candidates", "6", "--timeout", "60", "--json"]
+    done = _spawn([*args, "--run-dir", str(tmp_path / "reference")], tmp_path)
+    _, err = done.communicate(timeout=900)
+    assert done.returncode == 0, err
+    assert any(status == "failed" for _, status, _ in _variants(tmp_path / "reference"))
+    proc = _spawn([*args, "--run-dir", str(tmp_path / "killed")], tmp_path)
+    _wait_for(tmp_path / "killed", 5, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    resumed = _spawn(["run", "--run-dir", str(tmp_path / "killed"), "--resume", "--json"],
+                     tmp_path)
+    _, err = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, err
+    assert _variants(tmp_path / "killed") == _variants(tmp_path / "reference")
