@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import io
 import shutil
 import sqlite3
@@ -133,9 +132,13 @@ def test_lineage_show_tells_interrupted_from_running(legacy: Path) -> None:
     result = CliRunner().invoke(cli, ["lineage", "show", str(legacy)])
     assert result.exit_code == 0
     assert result.output.startswith("(run interrupted: best so far; continue it with")
-    with open(legacy / ".lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    from deepphoenix.run_lock import RunLock
+
+    lock = RunLock.acquire(legacy, create=False)  # what a running deepphoenix holds
+    try:
         result = CliRunner().invoke(cli, ["lineage", "show", str(legacy), "--json"])
+    finally:
+        lock.release()
     assert '"status": "running"' in result.output
 
 
