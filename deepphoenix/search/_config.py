@@ -18,8 +18,11 @@ from deepphoenix.proposers import proposer_names
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
-# Fields that say where jobs run, not what they compute: a resumed run may change them.
-PLACEMENT = ("executor", "ray_address", "gpus_per_eval", "train_on")
+# Fields that say where and with how much jobs run, not what they compute: a resumed run
+# may change them (a run started with too many workers resumes with fewer). A change of
+# threads per worker can change float reduction order: the resume warns when it does.
+PLACEMENT = ("executor", "ray_address", "gpus_per_eval", "train_on", "workers", "threads",
+             "memory_limit_gb")
 
 __all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 

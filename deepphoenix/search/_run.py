@@ -89,6 +89,8 @@ class Run:
         except BaseException:
             self.dir.close()
             raise
+        self.dir.warnings.clear()
+        self.dir.check_environment()  # against the config this session runs with
 
     @property
     def run_dir(self) -> Path:

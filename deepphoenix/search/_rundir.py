@@ -111,7 +111,7 @@ class RunDir:
             raise
         run = cls(path, store, config, seed_text, grammar, seed_program, objective,
                   proposer_source, [], lock)
-        run._check_environment()
+        run.check_environment()
         return run
 
     def close(self) -> None:
@@ -120,7 +120,7 @@ class RunDir:
             self._lock.release()
             self._lock = None
 
-    def _check_environment(self) -> None:
+    def check_environment(self) -> None:
         """Warn when a resume runs where scores or hashes may come out differently."""
         before = self.store.get_meta("environment") or {}
         now = _environment(self.config)

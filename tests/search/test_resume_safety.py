@@ -146,3 +146,18 @@ def test_a_run_database_that_lost_its_log_says_so(tmp_path: Path) -> None:
         db.execute("DELETE FROM meta")  # what a lost WAL leaves: tables, no rows
     with pytest.raises(RunDirError, match=r"schema version is missing.*run\.sqlite-wal"):
         RunStore.open(tmp_path / "r")
+
+
+def test_a_run_resumes_with_fewer_workers_or_another_memory_limit(tmp_path: Path) -> None:
+    import os
+
+    Run(tmp_path / "r", SMOKE.with_overrides(workers=2)).close()
+    again = Run(tmp_path / "r", resume=True, placement={"workers": 1, "memory_limit_gb": 4.0})
+    assert (again.config.workers, again.config.memory_limit_gb) == (1, 4.0)
+    if (os.cpu_count() or 1) > 1:  # threads per worker change: the resume says so
+        assert any("threads" in w for w in again.dir.warnings)
+    again.close()
+    from deepphoenix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="keeps its stored config; drop episodes"):
+        Run(tmp_path / "r", resume=True, placement={"episodes": 9})
