@@ -50,7 +50,8 @@ def test_importing_deepphoenix_does_not_import_ray() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_cluster_options_need_a_cluster_executor() -> None:
+def test_cluster_options_need_a_cluster_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_module, "_installed", lambda _name: True)  # Ray or not
     base = preset("smoke")
     for change in ({"ray_address": "10.0.0.1:6379"}, {"gpus_per_eval": 0.25},
                    {"train_on": "gpu"}):
