@@ -32,12 +32,10 @@ import contextlib
 import hashlib
 import logging
 import os
-import queue
 import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,7 @@ from ray import exceptions as ray_errors
 
 from deepphoenix.errors import DeepPhoenixError, WorkerError
 from deepphoenix.executor._executor import ExecutorError, ExecutorSettings, Job, Progress
-from deepphoenix.sandbox import JobResult, JobStatus, Worker, WorkerSettings
+from deepphoenix.sandbox import JobResult, JobStatus, SlotPool, Worker, WorkerSettings
 
 __all__ = ["RayExecutor"]
 
@@ -328,11 +326,7 @@ class RayExecutor:
                                 settings.gpus_per_worker) for i in range(settings.workers)]
             for slot in self.slots:
                 slot.warm()
-            self._idle: queue.Queue[_Slot] = queue.Queue()
-            for slot in self.slots:
-                self._idle.put(slot)
-            self._threads = ThreadPoolExecutor(max_workers=settings.workers,
-                                               thread_name_prefix="deepphoenix-ray")
+            self._pool = SlotPool(self.slots, name="deepphoenix-ray")
             self._lanes: dict[str, _Slot] = {}
         except BaseException:
             self._disconnect()
@@ -380,27 +374,9 @@ class RayExecutor:
             self.owns_ray = False
 
     # -- the seam ----------------------------------------------------------------------------
-    def _run_on_idle(self, key: Any, fn: str, args: dict[str, Any], timeout: float | None,
-                     on_progress: Progress | None) -> JobResult:
-        slot = self._idle.get()
-        try:
-            report = None if on_progress is None else (lambda m: on_progress(key, m))
-            return slot.run(fn, args, timeout, report)
-        finally:
-            self._idle.put(slot)
-
     def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
-        futures = {
-            self._threads.submit(self._run_on_idle, key, fn, args, timeout, on_progress): key
-            for key, fn, args, timeout in jobs
-        }
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        return self._pool.run_all(jobs, on_progress=on_progress)
 
     def lane(self, name: str) -> _Slot:
         found = self._lanes.get(name)
@@ -413,7 +389,7 @@ class RayExecutor:
         try:
             for slot in [*self._lanes.values(), *self.slots]:
                 slot.close()
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
         finally:
             self._disconnect()
 

@@ -5,6 +5,7 @@ torch; the workers do. What a worker contains, and what it does not: docs/sandbo
 from deepphoenix.sandbox._worker import (
     JobResult,
     JobStatus,
+    SlotPool,
     Worker,
     WorkerPool,
     WorkerSettings,
@@ -12,5 +13,5 @@ from deepphoenix.sandbox._worker import (
     scrubbed_env,
 )
 
-__all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings",
+__all__ = ["JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool", "WorkerSettings",
            "default_memory_limit", "scrubbed_env"]

@@ -27,12 +27,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 from deepphoenix.errors import WorkerError
 from deepphoenix.sandbox._log import DEFAULT_LOG_CAP, LogDrain
@@ -44,8 +44,16 @@ from deepphoenix.sandbox._protocol import (
 )
 from deepphoenix.sandbox._reaper import kill_tree
 
-__all__ = ["JobResult", "JobStatus", "Worker", "WorkerPool", "WorkerSettings",
+__all__ = ["JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool", "WorkerSettings",
            "default_memory_limit", "scrubbed_env"]
+
+class _Runs(Protocol):
+    def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
+            on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
+        ...
+
+
+S = TypeVar("S", bound=_Runs)
 
 _START_TIMEOUT = 300.0
 _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
@@ -420,31 +428,28 @@ def _check(message: dict[str, Any], job_id: int, seq: int) -> dict[str, Any]:
     return message
 
 
-class WorkerPool:
-    """`size` workers running jobs concurrently; results come back as they complete."""
+class SlotPool(Generic[S]):
+    """Jobs spread over `slots` (anything with ``run(fn, args, timeout, on_progress)``:
+    local workers, Ray-held ones), one job per slot at a time; results in completion
+    order. The one scheduler behind `WorkerPool` and the Ray executor."""
 
-    def __init__(self, size: int, settings: WorkerSettings | None = None,
-                 log_dir: Path | None = None) -> None:
-        if size < 1:
-            raise WorkerError(f"a worker pool needs at least one worker, got {size}")
-        base = settings or WorkerSettings()
-        self.workers = [
-            Worker(_with_log(base, log_dir, i), name=f"eval{i}", sharing=size)
-            for i in range(size)
-        ]
-        self._idle: queue.Queue[Worker] = queue.Queue()
-        for worker in self.workers:
-            self._idle.put(worker)
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="deepphoenix")
+    def __init__(self, slots: Sequence[S], name: str = "deepphoenix") -> None:
+        self.slots = list(slots)
+        self._idle: queue.Queue[S] = queue.Queue()
+        for slot in self.slots:
+            self._idle.put(slot)
+        self._threads = ThreadPoolExecutor(max_workers=max(1, len(self.slots)),
+                                           thread_name_prefix=name)
 
     def _run_on_idle(self, key: Any, fn: str, args: dict[str, Any], timeout: float | None,
                      on_progress: Callable[[Any, dict[str, Any]], None] | None) -> JobResult:
-        worker = self._idle.get()
+        slot = self._idle.get()
         try:
             report = None if on_progress is None else (lambda m: on_progress(key, m))
-            return worker.run(fn, args, timeout, report)
+            result: JobResult = slot.run(fn, args, timeout, report)
+            return result
         finally:
-            self._idle.put(worker)
+            self._idle.put(slot)
 
     def run_all(self, jobs: Iterable[tuple[Any, str, dict[str, Any], float | None]],
                 on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
@@ -452,7 +457,7 @@ class WorkerPool:
         """Run (key, fn, args, timeout) jobs; yield (key, result) in completion order.
         `on_progress(key, message)` is called from the pool's threads."""
         futures = {
-            self._executor.submit(self._run_on_idle, key, fn, args, timeout, on_progress): key
+            self._threads.submit(self._run_on_idle, key, fn, args, timeout, on_progress): key
             for key, fn, args, timeout in jobs
         }
         try:
@@ -462,10 +467,29 @@ class WorkerPool:
             for future in futures:
                 future.cancel()
 
+    def shutdown(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+class WorkerPool(SlotPool[Worker]):
+    """`size` workers running jobs concurrently; results come back as they complete."""
+
+    def __init__(self, size: int, settings: WorkerSettings | None = None,
+                 log_dir: Path | None = None) -> None:
+        if size < 1:
+            raise WorkerError(f"a worker pool needs at least one worker, got {size}")
+        base = settings or WorkerSettings()
+        super().__init__([Worker(_with_log(base, log_dir, i), name=f"eval{i}", sharing=size)
+                          for i in range(size)])
+
+    @property
+    def workers(self) -> list[Worker]:
+        return self.slots
+
     def close(self) -> None:
         for worker in self.workers:
             worker.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.shutdown()
 
     def __enter__(self) -> WorkerPool:
         return self
