@@ -213,8 +213,10 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--resume", is_flag=True,
               help="Continue the run in --run-dir (default: the latest unfinished one).")
 @click.option("--proposer", type=click.Choice(proposer_names()), default=None,
-              help="t5: a T5 trained on the program's refinements (paper); random: grammar "
-                   "draws (baseline).  [default: t5]")
+              help="t5: a T5 trained on the program's refinements each episode (paper); "
+                   "learned: a T5 that also learns from the run's scores and ranks a wide "
+                   "sample with a surrogate; tpe: Optuna's TPE over the sites; random: "
+                   "grammar draws (baseline).  [default: t5]")
 @click.option("--proposer-source", type=str, default=None, metavar="self|NAME|FILE",
               help="The source that defines the proposing T5: 'self' (the program's own "
                    "model, the paper), a built-in seed or a file.  [default: self for the "

@@ -1,7 +1,9 @@
 """Proposers produce candidate edits. The seam is a small ask/tell protocol (`Proposer`,
 made by a registered factory from a `ProposerContext`); built-ins are ``random`` (the
-grammar's refinements), ``t5`` (the learned proposer, which drives a sandbox worker and
-grounds what it samples) and ``tpe`` (Optuna's TPE over the sites). `RandomProposer` also
+grammar's refinements), ``t5`` (the paper's learned proposer, which drives a sandbox
+worker and grounds what it samples), ``learned`` (a T5 that also learns from the run's
+scored variants and ranks a wide sample with a surrogate) and ``tpe`` (Optuna's TPE over
+the sites). `RandomProposer` also
 builds the refinement dataset. Nothing here imports torch; the workers do."""
 
 from deepphoenix.proposers._builtin import LearnedProposer, RandomRefiner
@@ -13,6 +15,7 @@ from deepphoenix.proposers._dataset import (
     write_pairs,
 )
 from deepphoenix.proposers._distinct import draw_distinct
+from deepphoenix.proposers._lineage import LineageProposer, hindsight_pairs
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
     Observation,
@@ -39,6 +42,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "DistinctVariants",
     "LearnedProposer",
+    "LineageProposer",
     "Observation",
     "Proposal",
     "Proposer",
@@ -54,6 +58,7 @@ __all__ = [
     "TrainSettings",
     "draw_distinct",
     "get_proposer",
+    "hindsight_pairs",
     "iter_pairs",
     "make_dataset",
     "needs_refinement_data",

@@ -29,17 +29,22 @@ _PROGRESS_EVERY = 0.5  # seconds between progress messages
 
 
 def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Build the model `args["source"]` defines (fresh init), train it on the tokenized
-    refinement pairs with the program's own learning dynamics (its lr, batch size,
-    optimizer, epochs and train(), where it defines them; the run's settings otherwise),
-    save the checkpoint and keep the model for `generate_job`."""
+    """Build the model `args["source"]` defines (fresh, or warm-started from the weights
+    saved in `args["model_dir"]`), train it on the tokenized pairs with the program's own
+    learning dynamics (its lr, batch size, optimizer, epochs and train(), where it defines
+    them; the run's settings otherwise), save the checkpoint and keep the model for
+    `generate_job`."""
     import torch
 
     device = ctx.device()
     began = time.perf_counter()
     program = exec_program(args["source"], ctx.workspace, int(args["seed"]),
                            int(args["vocab_size"]))
-    model = seq2seq_model(program, int(args["vocab_size"])).to(device)
+    if args.get("model_dir"):  # warm start: the weights an earlier training stage saved
+        model = _from_pretrained(args["model_dir"])
+    else:
+        model = seq2seq_model(program, int(args["vocab_size"]))
+    model = model.to(device)
     dynamics = Dynamics.read(program, Dynamics(
         lr=float(args["lr"]), batch_size=int(args["batch_size"]),
         weight_decay=float(args.get("weight_decay", 0.01)), epochs=int(args["epochs"])))
@@ -78,15 +83,23 @@ def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     }
 
 
+def _from_pretrained(model_dir: str) -> Any:
+    """A saved model, loaded without transformers' progress bar: its tqdm monitor thread
+    outlives the job, and the sandbox retires a worker that leaves a thread running (the
+    next job then starts a fresh worker and loads the model again, ~5 s a batch)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    return transformers.AutoModelForSeq2SeqLM.from_pretrained(model_dir)
+
+
 def _proposer(ctx: JobContext, model_dir: str | None, device: str) -> Any:
     held = ctx.state.get("proposer")
     if held is not None and (model_dir is None or held["key"] == str(model_dir)):
         return held["model"]
     if model_dir is None:
         raise RuntimeError("no proposer model in this worker; train or load one first")
-    import transformers
-
-    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(device).eval()
+    model = _from_pretrained(model_dir).to(device).eval()
     ctx.state["proposer"] = {"model": model, "key": str(model_dir), "device": device}
     return model
 

@@ -164,15 +164,19 @@ class T5Proposer:
     def train(cls, source: str, data: ProposerData, settings: TrainSettings, worker: Lane,
               out: Path | None = None, sampling: SampleSettings | None = None,
               on_progress: Callable[[dict[str, Any]], None] | None = None,
-              timeout: float | None = None) -> tuple[T5Proposer, dict[str, Any]]:
-        """Build the model `source` defines (in the worker), train it, save it to `out`."""
+              timeout: float | None = None, tokens: Path | None = None,
+              init_from: Path | None = None) -> tuple[T5Proposer, dict[str, Any]]:
+        """Build the model `source` defines (in the worker), train it, save it to `out`.
+        `tokens`: train on these tokenized pairs instead of the run's refinement pairs;
+        `init_from`: start from the weights of a model directory `train` wrote."""
         settings.validate()
         # Paths cross into a worker whose working directory differs: make them absolute.
         args = {
             "source": source, "vocab_size": data.vocab_size,
-            "tokens": str(data.tokens_path.resolve()),
+            "tokens": str((tokens or data.tokens_path).resolve()),
             "tokenizer": str(data.tokenizer_path.resolve()),
             "out": str(out.resolve()) if out else None,
+            "model_dir": str(init_from.resolve()) if init_from else None,
             **asdict(settings),
         }
         result = worker.run(TRAIN_JOB, args, timeout=timeout, on_progress=on_progress)
@@ -185,6 +189,7 @@ class T5Proposer:
                 "final_loss": report["final_loss"], "steps": report["steps"],
                 "seconds": report["seconds"], "device": report["device"],
                 "stopped": report["stopped"],
+                "warm_start": str(init_from) if init_from else None,
             }
             write_text_atomic(out / "proposer.json", json.dumps(meta, indent=2))
         proposer = cls(worker, data.tokenizer_path if out is None else out / "tokenizer.json",

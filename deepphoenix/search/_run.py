@@ -167,7 +167,8 @@ class Run:
             training=TrainSettings(epochs=c.train_epochs, batch_size=c.train_batch_size,
                                    lr=c.train_lr, samples=c.train_samples,
                                    max_seconds=c.train_max_seconds),
-            train_timeout=c.train_timeout, proposer_source=self.dir.proposer_source, emit=emit)
+            train_timeout=c.train_timeout, proposer_source=self.dir.proposer_source,
+            seed_source=self.dir.seed_program.text, emit=emit)
 
     def _eval_settings(self, data: RunData) -> EvalSettings:
         c = self.config

@@ -1,0 +1,181 @@
+"""Searches compared at an equal evaluation budget and at equal wall clock.
+
+Each row is a `deepphoenix run` (its own process, one after another on an otherwise idle
+machine) on a preset, over several run seeds:
+
+    t5        the paper's proposer: a T5 trained each episode on random refinements
+    learned   the T5 that learns from its run (hindsight pairs, warm start, wide sample
+              ranked by a surrogate)
+    random    the grammar's random refinements, greedy
+    best-of-n random refinements of the seed, the best kept
+    tpe       Optuna's TPE over the grammar's sites
+
+Every row has the same E x B x C candidate slots, objective and data, so the number of
+evaluations is equal up to candidates a proposer could not make distinct. Reported per
+preset: the median and range of the best score over the seeds, the median parameter count
+of the best, the median wall time, the median best reached by TPE's median wall time
+(equal wall clock), and the median time to reach TPE's median best (with how many seeds
+got there at all).
+
+    python benchmarks/bench_search.py --presets cpu gpt-cpu --seeds 100 101 102 103 104 \\
+        --out benchmarks/search.jsonl [--rows t5 learned random best-of-n tpe]
+
+Finished runs are appended to `--out` as JSON lines and skipped when the command is run
+again, so an interrupted benchmark continues; `--report` prints the tables from the file
+alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_header
+
+ROWS: dict[str, tuple[str, str]] = {  # row -> (proposer, strategy)
+    "t5": ("t5", "greedy"),
+    "learned": ("learned", "greedy"),
+    "random": ("random", "greedy"),
+    "best-of-n": ("random", "best-of-n"),
+    "tpe": ("tpe", "greedy"),
+}
+
+
+def run_once(preset: str, row: str, seed: int, folder: Path) -> dict[str, Any]:
+    proposer, strategy = ROWS[row]
+    run_dir = folder / f"{preset}-{row}-{seed}"
+    command = [sys.executable, "-m", "deepphoenix", "run", "--preset", preset,
+               "--proposer", proposer, "--strategy", strategy, "--seed", str(seed),
+               "--run-dir", str(run_dir), "--quiet"]
+    began = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
+    wall = time.monotonic() - began
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): "
+                         f"{done.stderr.strip()[-400:]}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    sign = -1.0 if summary["direction"] == "maximize" else 1.0
+    with sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True) as db:
+        created = float(json.loads(db.execute(
+            "select value from meta where key = 'created_at'").fetchone()[0]))
+        scored = db.execute("select score, scored_at, metrics from variants where "
+                            "status = 'scored' order by scored_at").fetchall()
+        evaluated = db.execute("select count(*) from variants where scored_at is not "
+                               "null").fetchone()[0]
+    curve, best = [], None
+    for score, at, _metrics in scored:  # best so far, by the time each score arrived
+        if best is None or sign * score < sign * best:
+            best = score
+        curve.append((round(at - created, 3), best))
+    return {"preset": preset, "row": row, "seed": seed, "proposer": proposer,
+            "strategy": strategy, "wall": round(wall, 2), "best": summary["best_score"],
+            "seed_score": summary["seed_score"], "best_params": summary["best_params"],
+            "evaluations": evaluated, "direction": summary["direction"], "curve": curve}
+
+
+def _reach(curve: list[list[float]], target: float, sign: float) -> float | None:
+    for at, best in curve:
+        if sign * best <= sign * target:
+            return at
+    return None
+
+
+def _best_by(curve: list[list[float]], seconds: float) -> float | None:
+    found = None
+    for at, best in curve:
+        if at > seconds:
+            break
+        found = best
+    return found
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for preset in dict.fromkeys(r["preset"] for r in results):
+        runs = [r for r in results if r["preset"] == preset]
+        seeds = sorted({r["seed"] for r in runs})
+        sign = -1.0 if runs[0]["direction"] == "maximize" else 1.0
+        tpe = [r for r in runs if r["row"] == "tpe"]
+        tpe_best = statistics.median(r["best"] for r in tpe) if tpe else None
+        tpe_wall = statistics.median(r["wall"] for r in tpe) if tpe else None
+        lines += [f"### {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+                  f"{runs[0]['direction']} the score", "",
+                  "| search | median best | range | wins vs tpe | median params of best "
+                  "| median evaluations | median wall | best by tpe's median wall "
+                  f"({_fmt(tpe_wall, 0)} s) | time to tpe's median best ({_fmt(tpe_best)}) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in ROWS:
+            mine = sorted((r for r in runs if r["row"] == row), key=lambda r: r["seed"])
+            if not mine:
+                continue
+            bests = [r["best"] for r in mine]
+            wins = sum(1 for r in mine for t in tpe
+                       if t["seed"] == r["seed"] and sign * r["best"] < sign * t["best"])
+            by_wall = [_best_by(r["curve"], tpe_wall) for r in mine] if tpe_wall else []
+            by_wall_known = [b for b in by_wall if b is not None]
+            reached = [_reach(r["curve"], tpe_best, sign) for r in mine] if tpe_best else []
+            times = [t for t in reached if t is not None]
+            lines.append(
+                f"| {row} | {_fmt(statistics.median(bests))} | {_fmt(min(bests))}–"
+                f"{_fmt(max(bests))} | {wins}/{len(mine)} | "
+                f"{statistics.median(r['best_params'] or 0 for r in mine) / 1e6:.2f} M | "
+                f"{statistics.median(r['evaluations'] for r in mine):.0f} | "
+                f"{statistics.median(r['wall'] for r in mine):.0f} s | "
+                f"{_fmt(statistics.median(by_wall_known)) if by_wall_known else '-'} | "
+                f"{(_fmt(statistics.median(times), 0) + ' s') if times else 'never'} "
+                f"({len(times)}/{len(mine)} seeds) |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["cpu", "gpt-cpu"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/search.jsonl"))
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="where the run directories go [default: a temporary folder]")
+    parser.add_argument("--report", action="store_true", help="only print the tables")
+    args = parser.parse_args()
+    results = ([json.loads(line) for line in args.out.read_text().splitlines() if line]
+               if args.out.exists() else [])
+    if not args.report:
+        print(machine_header("runs one after another"), flush=True)
+        done = {(r["preset"], r["row"], r["seed"]) for r in results}
+        folder = args.runs or Path(tempfile.mkdtemp(prefix="bench-search-"))
+        for preset in args.presets:
+            for seed in args.seeds:
+                for row in args.rows:
+                    if (preset, row, seed) in done:
+                        continue
+                    result = run_once(preset, row, seed, folder)
+                    results.append(result)
+                    with args.out.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(result) + "\n")
+                    print(f"{preset} {row} seed {seed}: best {result['best']:.4f} "
+                          f"({result['best_params'] / 1e6:.2f} M params), "
+                          f"{result['evaluations']} evaluations, {result['wall']:.0f} s",
+                          flush=True)
+    wanted = [r for r in results if r["preset"] in args.presets and r["seed"] in args.seeds]
+    print(report(wanted))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The ``learned`` proposer's parts: hindsight pairs from scored variants, the surrogate
+that ranks a wide sample, and a real run that warm-starts, learns from its lineage and
+resumes after ``kill -9`` to the uninterrupted result."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from deepphoenix.grammar import load_grammar
+from deepphoenix.mutator import parse_program
+from deepphoenix.proposers import Observation, hindsight_pairs
+from deepphoenix.proposers._surrogate import Surrogate, encode
+from deepphoenix.sandbox import Worker, WorkerSettings
+from deepphoenix.search import Run, preset
+from deepphoenix.seeds import seed_source
+from deepphoenix.store import RunStore
+from tests.search.test_run import _spawn, _variants, _wait_for
+
+T5 = load_grammar("t5")
+TINY = parse_program(seed_source("tiny"), T5)
+
+
+def _obs(name: str, score: float | None, status: str = "scored") -> Observation:
+    return Observation("parent", name, {"num_layers": len(name)}, status, score)
+
+
+def test_hindsight_pairs_point_from_worse_to_better_weighted_by_the_gain() -> None:
+    observed = [_obs("a", 4.0), _obs("bb", 3.0), _obs("ccc", 2.0),
+                _obs("dddd", None, "failed"), _obs("eeeee", None, "rejected")]
+    rows = hindsight_pairs(observed)
+    # every scored pair (worse, better): a->bb, a->ccc, bb->ccc; failures never pair
+    pairs = {(w["num_layers"], b["num_layers"]): r for w, b, r in rows}
+    assert set(pairs) == {(1, 2), (1, 3), (2, 3)}
+    assert pairs[(1, 3)] == 4  # the whole spread: the most repeats
+    assert pairs[(2, 3)] == pairs[(1, 2)] == 3  # half the spread
+    assert rows[0][0]["num_layers"] == 1 and rows[0][1]["num_layers"] == 3  # largest first
+    # a maximized score reverses every pair
+    flipped = {(w["num_layers"], b["num_layers"]) for w, b, _ in hindsight_pairs(observed, -1)}
+    assert flipped == {(b, w) for w, b in pairs}
+
+
+def test_hindsight_pairs_respect_the_limits() -> None:
+    observed = [_obs("x" * (i + 1), float(i)) for i in range(20)]
+    rows = hindsight_pairs(observed, max_targets=2, limit=30)
+    assert {b["num_layers"] for _, b, _ in rows} <= {1, 2}
+    assert sum(r for _, _, r in rows) <= 30
+    assert hindsight_pairs([_obs("a", 1.0), _obs("b", 1.0)]) == []  # no spread, no pair
+
+
+def test_features_are_scaled_by_the_domain() -> None:
+    specs = TINY.proposable
+    low = encode(specs, {s.name: s.domain.low for s in specs})
+    high = encode(specs, {s.name: s.domain.high for s in specs})
+    assert low == [0.0] * len(specs) and high == [1.0] * len(specs)
+    d_ff = [s.name for s in specs].index("d_ff")
+    middle = encode(specs, {**TINY.values, "d_ff": 512})[d_ff]
+    assert middle == pytest.approx(0.5)  # log scale: 512 = 64 * 8, half way to 64 * 64
+
+
+def test_the_surrogate_spends_the_budget_where_it_expects_improvement() -> None:
+    xs = [[i / 10] for i in range(11)]
+    ys = [(x[0] - 0.7) ** 2 for x in xs[::2]]  # scored at 0, .2, .4, .6, .8, 1
+    model = Surrogate(xs[::2], ys)
+    mean, _ = model.predict([[0.7], [0.1]])
+    assert mean[0] < mean[1]
+    candidates = [[0.05], [0.35], [0.7], [0.95]]
+    picked = model.choose(candidates, 3)
+    assert picked[0] == 2
+    assert len(set(picked)) == 3
+    assert model.choose(candidates, 3) == picked  # deterministic: a resume ranks the same
+
+
+def test_a_loaded_proposer_model_keeps_its_worker(tmp_path: Path) -> None:
+    # transformers' progress bar leaves a tqdm thread behind, and the sandbox retires a
+    # worker with a stray thread: every batch then paid a fresh worker and a reload.
+    from deepphoenix.proposers import make_dataset, prepare_data
+    from deepphoenix.proposers._t5 import T5Proposer, TrainSettings
+
+    data = prepare_data(make_dataset(TINY, 64, seed=0), "source", tmp_path / "data", 400)
+    with Worker(WorkerSettings(threads=1), name="trainer") as trainer:
+        T5Proposer.train(TINY.text, data, TrainSettings(epochs=1, seed=0), trainer,
+                         out=tmp_path / "model")
+    with Worker(WorkerSettings(threads=1), name="sampler") as worker:
+        proposer = T5Proposer.load(tmp_path / "model", worker)
+        proposer.sample_texts(TINY, 2, seed=0)
+        pid = worker.pid
+        proposer.sample_texts(TINY, 2, seed=1)
+        assert worker.pid == pid
+
+
+def test_a_learned_run_warm_starts_and_learns_from_its_lineage(tmp_path: Path) -> None:
+    run = Run(tmp_path / "run", preset("smoke").with_overrides(proposer="learned"))
+    summary = run.execute()
+    attempts = run.store.attempts()
+    run.close()
+    assert {a.proposer for a in attempts} == {"learned"}
+    assert summary.evaluations >= 10
+    second = json.loads((tmp_path / "run" / "episodes" / "2" / "model" / "proposer.json")
+                        .read_text())
+    first = json.loads((tmp_path / "run" / "episodes" / "1" / "model" / "proposer.json")
+                       .read_text())
+    assert first["warm_start"] is None
+    assert second["warm_start"] == str(tmp_path / "run" / "episodes" / "1" / "model")
+    hindsight = json.loads((tmp_path / "run" / "episodes" / "2" / "hindsight.json").read_text())
+    assert len(hindsight["input_ids"]) == len(hindsight["labels"]) >= 32
+
+
+@pytest.mark.slow
+def test_a_learned_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:
+    args = ["run", "--preset", "smoke", "--proposer", "learned", "--json"]
+    reference = tmp_path / "reference"
+    done = _spawn([*args, "--run-dir", str(reference)], tmp_path)
+    _, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err
+    run_dir = tmp_path / "killed"
+    proc = _spawn([*args, "--run-dir", str(run_dir)], tmp_path)
+    _wait_for(run_dir, 8, proc)  # into the second episode: after a warm-started stage
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    resumed = _spawn(["run", "--run-dir", str(run_dir), "--resume", "--json"], tmp_path)
+    _out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert _variants(run_dir) == _variants(reference)
+    with RunStore.open(reference) as store:
+        assert {a.proposer for a in store.attempts()} == {"learned"}
