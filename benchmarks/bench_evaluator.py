@@ -71,7 +71,7 @@ def cpu_run(label: str, folder: Path, **overrides: Any) -> dict[str, Any]:
     began = time.perf_counter()
     summary = run.execute()
     run.close()
-    return {"run": label, "seed_loss": summary.seed_loss, "best_loss": summary.best_loss,
+    return {"run": label, "seed_loss": summary.seed_score, "best_loss": summary.best_score,
             "evaluations": summary.evaluations, "seconds": time.perf_counter() - began}
 
 

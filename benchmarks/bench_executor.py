@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import statistics
@@ -135,7 +136,7 @@ def main() -> None:
 
         began = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
+                 logging_level=logging.ERROR)
         ray_started = time.perf_counter() - began
         out["ray_start_seconds"] = ray_started
         print(f"ray.init (a local instance): {ray_started:.1f} s")

@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 from _common import machine_header
@@ -108,7 +109,7 @@ def _naive_mutant(program: Program, site_index: dict[str, int], edits: tuple[Edi
     again.visit(read)
     by_ordinal = {i: v for i, v in read.values.items()}
     checked = {name: by_ordinal[i] for name, i in site_index.items()}
-    full = program.values
+    full: dict[str, Any] = program.values
     full.update(checked)
     grammar.check(full, program.present)
     return code

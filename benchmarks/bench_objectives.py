@@ -87,7 +87,7 @@ def compare(run_dir: Path, heldout: int) -> dict[str, Any]:
         again = {r.hash: r for r in Evaluator(executor, settings).evaluate(
             [(v.hash, v.source) for v in scored])}
     seconds = time.perf_counter() - began
-    rows = []
+    rows: list[dict[str, Any]] = []
     for v in scored:
         result = again[v.hash]
         if v.score is not None and result.score is not None:

@@ -219,8 +219,9 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
                    "grammar draws (baseline).  [default: t5]")
 @click.option("--proposer-source", type=str, default=None, metavar="self|NAME|FILE",
               help="The source that defines the proposing T5: 'self' (the program's own "
-                   "model, the paper), a built-in seed or a file.  [default: self for the "
-                   "refinement task, else tiny]")
+                   "model, the paper), a built-in seed or a file. The learned proposer "
+                   "warm-starts one fixed model: the run's seed program's unless a seed or "
+                   "file is named.  [default: self for the refinement task, else tiny]")
 @click.option("--objective", type=str, default=None, metavar="NAME|PATH.py:FN|module:FN",
               help=f"How a candidate is scored: {', '.join(objective_names())} (built-in "
                    "losses), or your function FN(program, ctx) returning a number or a "

@@ -182,7 +182,9 @@ class LineageProposer:
             else:
                 worse_program = parse_program(before, program.grammar)
                 better_program = parse_program(program.render(better)[0].source, program.grammar)
-                edits = diff_programs(worse_program, better_program).edits
+                movable = {spec.name for spec in worse_program.proposable}
+                edits = [e for e in diff_programs(worse_program, better_program).edits
+                         if e.site in movable]  # derived sites follow; never written
                 target = format_edit_script(worse_program, edits)
             ids_in = tokenizer.encode(before).ids
             ids_out = tokenizer.encode(target).ids
