@@ -216,7 +216,7 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="t5: a T5 trained on the program's refinements each episode (paper); "
                    "learned: a T5 that also learns from the run's scores and ranks a wide "
                    "sample with a surrogate; tpe: Optuna's TPE over the sites; random: "
-                   "grammar draws (baseline).  [default: t5]")
+                   "grammar draws (baseline).  [default: learned; paper preset: t5]")
 @click.option("--proposer-source", type=str, default=None, metavar="self|NAME|FILE",
               help="The source that defines the proposing T5: 'self' (the program's own "
                    "model, the paper), a built-in seed or a file. The learned proposer "

@@ -41,7 +41,7 @@ class RunConfig:
     block_size: int = 64  # code-lm: bytes a model reads per row
     max_params: int | None = None  # reject a candidate above this many parameters
     # -- how ------------------------------------------------------------------------------
-    proposer: str = "t5"  # t5 (a T5 trained on refinements) | random (grammar draws)
+    proposer: str = "learned"  # learned | t5 (the paper's) | tpe | random (grammar draws)
     proposer_source: str | None = None  # the T5 that proposes: self | a seed | a file
     #                                     (None: self for the refinement task, else tiny)
     strategy: str = "greedy"  # greedy (the paper) | best-of-n (every candidate from the seed)
@@ -251,9 +251,10 @@ PRESETS: dict[str, RunConfig] = {
     # allows at this width (8+8 layers, d_ff 4096: 18.4 M parameters) keeps the run under
     # ten minutes on two cores: 64 training steps per episode, two evaluation workers.
     "cpu": RunConfig(preset="cpu", train_samples=1024, workers=2),
-    # The paper: E=10, B=8, C=8, 1024 few-shot samples, the paper seed. Meant for a GPU.
+    # The paper: E=10, B=8, C=8, 1024 few-shot samples, the paper seed, the paper's
+    # proposer (t5: the program's own model, trained from scratch each episode). A GPU.
     "paper": RunConfig(
-        preset="paper", seed_source="paper", episodes=10, batches=8, candidates=8,
+        preset="paper", seed_source="paper", proposer="t5", episodes=10, batches=8, candidates=8,
         dataset_size=8192, train_epochs=3, train_samples=None, fewshot_samples=1024,
         fewshot_batch_size=16, timeout=1800.0,
     ),

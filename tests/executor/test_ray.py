@@ -6,6 +6,7 @@ two cores): ``python -m pytest -m ray``."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -157,12 +158,14 @@ def _scores(run_dir: Path) -> dict[str, float | None]:
         return dict(db.execute("SELECT hash, score FROM variants"))
 
 
-@pytest.mark.parametrize("proposer", ["random", "t5"])
+@pytest.mark.parametrize("proposer", ["random", "t5", "learned"])
 def test_the_smoke_preset_gives_the_same_best_on_ray_as_locally(
         ray_head: str, tmp_path: Path, proposer: str) -> None:
     changes: dict[str, Any] = {"proposer": proposer}
     if proposer == "t5":  # one episode is enough to train, save, bring back and sample
         changes.update(episodes=1, batches=1)
+    if proposer == "learned":  # the second episode warm-starts from the first's weights
+        changes.update(episodes=2, batches=1)
     summaries = {}
     for executor, extra in (("local", {}), ("ray", {"ray_address": ray_head})):
         run = Run(tmp_path / executor,
@@ -177,6 +180,10 @@ def test_the_smoke_preset_gives_the_same_best_on_ray_as_locally(
     if proposer == "t5":  # the trained proposer came back to the driver's run directory
         model = tmp_path / "ray" / "episodes" / "1" / "model"
         assert (model / "proposer.json").exists() and list(model.glob("*.safetensors"))
+    if proposer == "learned":  # hindsight pairs and the warm start crossed to the actor
+        meta = json.loads((tmp_path / "ray" / "episodes" / "2" / "model" / "proposer.json")
+                          .read_text())
+        assert meta["warm_start"] == str(tmp_path / "ray" / "episodes" / "1" / "model")
     assert not ray.is_initialized()
 
 

@@ -109,7 +109,6 @@ def test_a_learned_run_warm_starts_and_learns_from_its_lineage(tmp_path: Path) -
     assert len(hindsight["input_ids"]) == len(hindsight["labels"]) >= 32
 
 
-@pytest.mark.slow
 def test_a_learned_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:
     args = ["run", "--preset", "smoke", "--proposer", "learned", "--json"]
     reference = tmp_path / "reference"

@@ -58,7 +58,8 @@ def test_presets_match_the_issue() -> None:
     assert (paper.episodes, paper.batches, paper.candidates, paper.fewshot_samples) == (
         10, 8, 8, 1024)
     assert paper.seed_source == "paper"
-    assert preset("cpu").seed_source == "tiny" and preset("cpu").proposer == "t5"
+    assert preset("cpu").seed_source == "tiny" and preset("cpu").proposer == "learned"
+    assert paper.proposer == "t5"  # the paper's own proposer reproduces the paper
     assert set(PRESETS) == {"smoke", "cpu", "paper", "gpt-cpu"}
     gpt = preset("gpt-cpu")
     assert (gpt.seed_source, gpt.grammar, gpt.objective, gpt.task) == (
