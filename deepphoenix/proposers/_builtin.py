@@ -150,7 +150,8 @@ def _report_from_checkpoint(folder: Path) -> dict[str, Any]:
     """The training report of a saved proposer (`proposer.json` and `losses.json`)."""
     meta = json.loads((folder / "proposer.json").read_text())
     losses = json.loads((folder / "losses.json").read_text())
-    keys = ("params", "mean_loss", "final_loss", "steps", "seconds", "device", "stopped")
+    keys = ("params", "mean_loss", "final_loss", "steps", "seconds", "device", "stopped",
+            "warm_start", "rows")
     return {**{k: meta[k] for k in keys if k in meta}, "losses": losses,
             "sum_loss": sum(losses)}
 

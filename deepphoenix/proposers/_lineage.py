@@ -15,10 +15,11 @@ model, against 3 s for the seed's). This proposer uses what the run has measured
   mixed with as many refinement pairs (replay, so it keeps the grammar). The stage is
   sized by that data, not a fixed epoch count: no improving pair, no training (the
   previous weights are reused).
-* **Sample widely, then rank.** Each batch samples ``8 x C`` constrained candidates in one
-  call and spends the evaluation budget on the ``C`` that a Gaussian-process surrogate
-  fitted on the run's scored variants ranks best by expected improvement (kriging
-  believer between picks). Failed variants count as the worst score seen.
+* **Sample widely, then rank.** Each batch samples ``max(8 x C, 32)`` constrained
+  candidates in one call and spends the evaluation budget on the ``C`` that a
+  Gaussian-process surrogate fitted on the run's scored variants ranks best by expected
+  improvement (kriging believer between picks). Failed variants, and those rejected over
+  ``--max-params``, count as the worst score seen.
 
 Its state is the stored observations (replayed on resume) and the per-episode model
 directories, so ``kill -9`` + ``--resume`` ends where an uninterrupted run ends.
@@ -114,7 +115,6 @@ class LineageProposer:
         self.fallback = RandomRefiner(rounds=ctx.draw_rounds)
         self.sign = -1.0 if ctx.direction == "maximize" else 1.0
         self.observed: list[Observation] = []
-        self.last_ranked = 0  # distinct valid candidates the last batch ranked
 
     # -- training ------------------------------------------------------------------------
     def _folder(self, episode: int) -> Path:
@@ -132,6 +132,9 @@ class LineageProposer:
         if stored is not None and "failed" in stored:
             self._fall_back(episode, str(stored["failed"]))
             return stored
+        if stored is not None and "reused" in stored:  # decided before an interruption
+            self._load(self._folder(int(stored["reused"])))
+            return stored
         if (folder / "proposer.json").exists():
             self._load(folder)
             return stored if stored is not None else _report_from_checkpoint(folder)
@@ -145,7 +148,9 @@ class LineageProposer:
             rows = self._hindsight_rows(program, seed)
             if not rows:  # nothing improving measured yet: the previous weights stand
                 self._load(previous)
-                return None
+                # Stored, so that a resume (which has seen more of this episode's results
+                # by then) keeps this decision instead of training.
+                return {"reused": int(previous.parent.name), "losses": []}
             tokens = folder.parent / "hindsight.json"
             write_text_atomic(tokens, json.dumps(
                 {"input_ids": [r[0] for r in rows], "labels": [r[1] for r in rows]},
@@ -166,8 +171,10 @@ class LineageProposer:
             self._fall_back(episode, str(exc))
             return {"failed": str(exc), "losses": []}
         self.name = "learned"
-        report["warm_start"] = previous.parent.name if previous is not None else None
         report["rows"] = hindsight  # hindsight and replayed pairs (0: refinement pairs)
+        meta_path = folder / "proposer.json"  # so a checkpoint's report says the same
+        meta = json.loads(meta_path.read_text())
+        write_text_atomic(meta_path, json.dumps({**meta, "rows": hindsight}, indent=2))
         return report
 
     def _hindsight_rows(self, program: Program, seed: int) -> list[tuple[list[int], list[int]]]:
@@ -185,6 +192,8 @@ class LineageProposer:
                 movable = {spec.name for spec in worse_program.proposable}
                 edits = [e for e in diff_programs(worse_program, better_program).edits
                          if e.site in movable]  # derived sites follow; never written
+                if not edits:
+                    continue  # the two differ only where no proposer writes
                 target = format_edit_script(worse_program, edits)
             ids_in = tokenizer.encode(before).ids
             ids_out = tokenizer.encode(target).ids
@@ -238,13 +247,14 @@ class LineageProposer:
                     rest.append(Proposal(_as_repeat(mutation, exclude), text))
             if len(pool) >= n:
                 break
-        self.last_ranked = len(pool)
         chosen = [pool[i] for i in self._rank(parent, pool, n)]
         return (chosen + rest)[:n]
 
     def _rank(self, parent: Program, pool: Sequence[Proposal], n: int) -> list[int]:
         """Indices into `pool` of the `n` candidates to evaluate."""
-        scored = [o for o in self.observed if o.status in ("scored", "failed")]
+        # Failed and rejected-at-build variants (over --max-params) count as the worst
+        # score seen, so the ranking learns to avoid them.
+        scored = [o for o in self.observed if o.status in ("scored", "failed", "rejected")]
         good = [self.sign * o.score for o in scored if o.score is not None]
         if len(good) < MIN_SCORED or len(pool) <= n:
             return list(range(min(n, len(pool))))

@@ -10,8 +10,8 @@ one at a time by expected improvement; after each pick the model "believes" its 
 mean there (kriging believer), so one batch spreads over the promising region instead of
 piling onto one point.
 
-Why hand-written: the run has at most a few hundred scored points, and the fit is ~30
-lines of numpy; scikit-learn (with SciPy) would be two more heavy dependencies for it.
+Why hand-written: the run has at most a few hundred scored points, and the fit is a few
+dozen lines of numpy; scikit-learn (with SciPy) would be two more heavy dependencies for it.
 Everything is deterministic (no random draws), so a resumed run ranks as the original did.
 """
 

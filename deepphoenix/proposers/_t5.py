@@ -181,6 +181,7 @@ class T5Proposer:
         }
         result = worker.run(TRAIN_JOB, args, timeout=timeout, on_progress=on_progress)
         report = _value_or_raise(result, "training the proposer")
+        report["warm_start"] = str(init_from) if init_from else None
         if out is not None:
             meta = {
                 "format": data.format.value, "vocab_size": data.vocab_size,

@@ -1,8 +1,10 @@
 """`tpe`: Optuna's TPE sampler over a grammar's sites, as a proposer.
 
 Each proposable site becomes an Optuna distribution (int, float, log-float, categorical,
-bool); derived sites are derived by the grammar; a draw that breaks an invariant is
-recorded as rejected with its reason (and told to the study as failed). Candidates are
+bool); derived sites are derived by the grammar; a draw that breaks an invariant is mended
+by the grammar's joint moves where its sites have `moves_with` partners (the partner takes
+its nearest valid value), else recorded as rejected with its reason (and told to the
+study as failed). Candidates are
 asked in batches (the constant-liar strategy keeps one batch's asks apart), so parallel
 workers stay busy.
 
@@ -20,7 +22,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.grammar import Kind, SiteSpec
+from deepphoenix.grammar import Kind, SiteSpec, repair
 from deepphoenix.mutator import Program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers._distinct import draw_distinct
@@ -126,6 +128,13 @@ class TPEProposer:
                 values = dict(trial.params)
                 edits = {k: v for k, v in values.items() if v != parent.values.get(k)}
                 mutation = parent.apply(edits)
+                if mutation.outcome is Outcome.INVARIANT:
+                    repaired = _joint_repair(parent, values)
+                    if repaired is not None:
+                        values = repaired
+                        edits = {k: v for k, v in values.items()
+                                 if v != parent.values.get(k)}
+                        mutation = parent.apply(edits)
                 if mutation.outcome in (Outcome.INVARIANT, Outcome.OUT_OF_DOMAIN):
                     study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
                 proposals.append(Proposal(mutation, json.dumps(values, sort_keys=True)))
@@ -135,6 +144,20 @@ class TPEProposer:
 
     def close(self) -> None:
         return None
+
+
+def _joint_repair(parent: Program, values: dict[str, Any]) -> dict[str, Any] | None:
+    """A draw that breaks an invariant, with a `moves_with` partner moved to its nearest
+    value that keeps the grammar's checks (the grammar's own joint-move rule: TPE samples
+    ``n_head`` and ``n_embd`` independently, and about half such draws break
+    ``n_embd % n_head == 0``); None when no partner can mend it."""
+    partners = list(dict.fromkeys(
+        partner for spec in parent.proposable if spec.name in values
+        for partner in spec.moves_with if partner in values and parent.editable(partner)))
+    if not partners:
+        return None
+    mended = repair(parent.grammar, {**parent.values, **values}, partners, parent.present)
+    return None if mended is None else {k: mended[k] for k in values}
 
 
 register_proposer("tpe", TPEProposer)

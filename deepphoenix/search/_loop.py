@@ -154,7 +154,7 @@ class SearchLoop:
         report = self.proposer.begin_episode(episode, program, train_seed, stored)
         if report is not None and stored is None:
             self.store.record_training(episode, report)
-            if "failed" not in report:
+            if "steps" in report:  # a stage ran (not failed, not reused)
                 self.emit("trained", episode=episode, steps=report["steps"],
                           final_loss=report["final_loss"], seconds=report["seconds"],
                           params=report["params"])

@@ -107,6 +107,35 @@ def test_a_learned_run_warm_starts_and_learns_from_its_lineage(tmp_path: Path) -
     assert second["warm_start"] == str(tmp_path / "run" / "episodes" / "1" / "model")
     hindsight = json.loads((tmp_path / "run" / "episodes" / "2" / "hindsight.json").read_text())
     assert len(hindsight["input_ids"]) == len(hindsight["labels"]) >= 32
+    _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(tmp_path / "run")
+
+
+def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Path) -> None:
+    from deepphoenix.executor import ExecutorSettings, get_executor
+    from deepphoenix.proposers import LineageProposer, ProposerContext, ProposerData
+
+    stored = json.loads((run_dir / "data" / "data.json").read_text())
+    data = ProposerData.from_dict({**stored, "tokenizer_path": run_dir / "data" / "tokenizer.json",
+                                   "tokens_path": run_dir / "data" / "tokens.json"})
+    executor = get_executor("local", ExecutorSettings(workers=1))
+    ctx = ProposerContext(run_dir=run_dir, executor=executor, seed=0, data=data,
+                          seed_source=TINY.text)
+    try:
+        proposer = LineageProposer(ctx)
+        # Nothing scored yet: no improving pair, so episode 3 keeps episode 2's weights,
+        # and the decision is a report the run stores.
+        report = proposer.begin_episode(3, TINY, seed=1, stored=None)
+        assert report == {"reused": 2, "losses": []}
+        assert proposer.proposer is not None
+        assert proposer.proposer.model_dir == (run_dir / "episodes" / "2" / "model").resolve()
+        assert not (run_dir / "episodes" / "3").exists()
+        # A resume has seen more results by then (improving pairs), yet keeps the decision.
+        proposer.observe([_obs("a", 4.0), _obs("bb", 3.0), _obs("ccc", 2.0)])
+        assert proposer.begin_episode(3, TINY, seed=1, stored=report) == report
+        assert not (run_dir / "episodes" / "3").exists()
+        proposer.close()
+    finally:
+        executor.close()
 
 
 def test_a_learned_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:

@@ -96,3 +96,22 @@ def test_draws_that_break_an_invariant_are_rejected_with_the_reason() -> None:
     assert rejected and all("a + b <= 4" in p.mutation.reason for p in rejected)
     assert all(p.mutation.variant.value("a") + p.mutation.variant.value("b") <= 4  # type: ignore[union-attr, operator]
                for p in proposals if p.mutation.ok)
+
+
+def test_coupled_sites_are_mended_by_the_grammars_joint_move() -> None:
+    # The gpt grammar keeps n_embd a multiple of n_head (moves_with both ways); TPE draws
+    # them independently, and the draws that break the invariant are mended, not lost.
+    gpt = parse_program(seed_source("gpt"), load_grammar("gpt"))
+    proposals = _tpe().propose(gpt, 24, seed=3)
+    outcomes = [p.mutation.outcome for p in proposals]
+    assert Outcome.INVARIANT not in outcomes
+    ok = [p.mutation.variant for p in proposals if p.mutation.ok]
+    assert len(ok) >= 20
+    assert all(v.value("n_embd") % v.value("n_head") == 0 for v in ok)  # type: ignore[union-attr, operator]
+    # without partners to move, a broken draw is still rejected with its reason
+    from deepphoenix.proposers._tpe import _joint_repair
+
+    grammar = parse_grammar(
+        "invariants = ['a + b <= 4']\n[sites.a]\nselect = 'name:a'\nkind = 'int'\nmin = 1\n"
+        "max = 4\n[sites.b]\nselect = 'name:b'\nkind = 'int'\nmin = 1\nmax = 4\n")
+    assert _joint_repair(parse_program("a = 1\nb = 1\n", grammar), {"a": 4, "b": 4}) is None
