@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +64,14 @@ class LearnedProposer:
     the lineage, and the run goes on.
     """
 
-    name = "t5"
+    NAME = "t5"  # recorded with every attempt while the model proposes
+    name = NAME
     FALLBACK = "random-fallback"
     needs_refinement_data = True
 
     def __init__(self, ctx: ProposerContext) -> None:
         if ctx.data is None:
-            raise WorkerError("the t5 proposer needs the run's refinement data")
+            raise WorkerError(f"the {self.NAME} proposer needs the run's refinement data")
         self.ctx = ctx
         self.data = ctx.data
         self.worker = ctx.executor.lane("proposer")
@@ -81,37 +82,43 @@ class LearnedProposer:
     def _folder(self, episode: int) -> Path:
         return self.ctx.run_dir / "episodes" / str(episode) / "model"
 
-    def begin_episode(self, episode: int, program: Program, seed: int,
-                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _restore(self, episode: int,
+                 stored: dict[str, Any] | None) -> tuple[bool, dict[str, Any] | None]:
+        """What an earlier start of this run settled for the episode: ``(True, report)``
+        for a recorded training failure or a saved model (now loaded), else
+        ``(False, None)``, with a half-written model folder cleared."""
         folder = self._folder(episode)
         if stored is not None and "failed" in stored:
             # Training failed before the interruption: the episode's earlier batches used
             # the fallback, so the rest do too (the same run as an uninterrupted one).
             self._fall_back(episode, str(stored["failed"]))
-            return stored
+            return True, stored
+        if (folder / "proposer.json").exists():
+            self._load(folder)
+            # Trained before the interruption; the curve may not have reached the database.
+            return True, stored if stored is not None else _report_from_checkpoint(folder)
+        if folder.exists():
+            shutil.rmtree(folder)  # half-written by an interrupted run
+        return False, None
+
+    def begin_episode(self, episode: int, program: Program, seed: int,
+                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
+        folder = self._folder(episode)
+        settled, report = self._restore(episode, stored)
+        if settled:
+            return report
         source = self.ctx.proposer_source or program.text
         if self.ctx.proposer_source is not None and episode > 1:
             first = self._folder(1)
             if (first / "proposer.json").exists():
                 self._load(first)
                 return None  # trained once, in episode 1; nothing new to store
-        if (folder / "proposer.json").exists():
-            self._load(folder)
-            # Trained before the interruption; the curve may not have reached the database.
-            return stored if stored is not None else _report_from_checkpoint(folder)
-        if folder.exists():
-            shutil.rmtree(folder)  # half-written by an interrupted run
         settings = self.ctx.training.with_seed(seed)
-
-        def progress(message: dict[str, Any]) -> None:
-            self.ctx.emit("training", {"episode": episode, "step": message["step"],
-                                       "total": message["total"], "loss": message["loss"]})
-
-        self.name, self.failure = "t5", ""
+        self.name, self.failure = self.NAME, ""
         try:
             self.proposer, report = T5Proposer.train(
                 source, self.data, settings, self.worker, out=folder,
-                sampling=self.ctx.sampling, on_progress=progress,
+                sampling=self.ctx.sampling, on_progress=self._progress(episode),
                 timeout=self.ctx.train_timeout)
         except WorkerError as exc:
             self._fall_back(episode, str(exc))
@@ -119,8 +126,17 @@ class LearnedProposer:
         report["source_hash"] = canonical_hash(source)
         return report
 
+    def _progress(self, episode: int) -> Callable[[dict[str, Any]], None]:
+        """The training stage's progress messages, as the run's ``training`` events."""
+
+        def progress(message: dict[str, Any]) -> None:
+            self.ctx.emit("training", {"episode": episode, "step": message["step"],
+                                       "total": message["total"], "loss": message["loss"]})
+
+        return progress
+
     def _load(self, folder: Path) -> None:
-        self.name, self.failure = "t5", ""
+        self.name, self.failure = self.NAME, ""
         self.proposer = T5Proposer.load(folder, self.worker, self.ctx.sampling)
 
     def _fall_back(self, episode: int, reason: str) -> None:
@@ -131,13 +147,19 @@ class LearnedProposer:
                 exclude: Collection[str] = ()) -> list[Proposal]:
         if self.proposer is not None:
             try:
-                self.name = "t5"
-                return self.proposer.propose(parent, n, seed, exclude)
+                self.name = self.NAME
+                return self._sample(self.proposer, parent, n, seed, exclude)
             except WorkerError as exc:
                 self.name, self.failure = self.FALLBACK, str(exc)
                 self.ctx.emit("proposer_failed", {"reason": str(exc)})
         self.name = self.FALLBACK
         return self.fallback.propose(parent, n, seed, exclude)
+
+    def _sample(self, model: T5Proposer, parent: Program, n: int, seed: int,
+                exclude: Collection[str]) -> list[Proposal]:
+        """`n` candidates from the trained model (the paper: `n` samples, repeats drawn
+        again)."""
+        return model.propose(parent, n, seed, exclude)
 
     def observe(self, observations: Sequence[Observation]) -> None:
         return None  # the paper's proposer learns only from the refinement pairs

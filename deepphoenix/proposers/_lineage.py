@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -46,7 +45,7 @@ from deepphoenix.mutator import (
     parse_program,
 )
 from deepphoenix.outcome import Outcome
-from deepphoenix.proposers._builtin import RandomRefiner, _report_from_checkpoint
+from deepphoenix.proposers._builtin import LearnedProposer
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._random import Proposal
 from deepphoenix.proposers._surrogate import Surrogate, encode
@@ -96,30 +95,21 @@ def hindsight_pairs(observations: Sequence[Observation], sign: float = 1.0,
     return rows
 
 
-class LineageProposer:
+class LineageProposer(LearnedProposer):
     """The learned proposer of this project (see the module's docstring); the paper's is
-    ``t5``. Falls back to the grammar's random refinements, named ``random-fallback`` in
-    the lineage, when its model cannot train or sample."""
+    ``t5`` (`LearnedProposer`, whose fallback, restore and sampling seams this reuses).
+    Falls back to the grammar's random refinements, named ``random-fallback`` in the
+    lineage, when its model cannot train or sample."""
 
-    name = "learned"
-    FALLBACK = "random-fallback"
-    needs_refinement_data = True
+    NAME = "learned"
+    name = NAME
 
     def __init__(self, ctx: ProposerContext) -> None:
-        if ctx.data is None:
-            raise WorkerError("the learned proposer needs the run's refinement data")
-        self.ctx = ctx
-        self.data = ctx.data
-        self.worker = ctx.executor.lane("proposer")
-        self.proposer: T5Proposer | None = None
-        self.fallback = RandomRefiner(rounds=ctx.draw_rounds)
+        super().__init__(ctx)
         self.sign = -1.0 if ctx.direction == "maximize" else 1.0
         self.observed: list[Observation] = []
 
     # -- training ------------------------------------------------------------------------
-    def _folder(self, episode: int) -> Path:
-        return self.ctx.run_dir / "episodes" / str(episode) / "model"
-
     def _previous(self, episode: int) -> Path | None:
         for earlier in range(episode - 1, 0, -1):
             if (self._folder(earlier) / "proposer.json").exists():
@@ -128,18 +118,13 @@ class LineageProposer:
 
     def begin_episode(self, episode: int, program: Program, seed: int,
                       stored: dict[str, Any] | None) -> dict[str, Any] | None:
-        folder = self._folder(episode)
-        if stored is not None and "failed" in stored:
-            self._fall_back(episode, str(stored["failed"]))
-            return stored
         if stored is not None and "reused" in stored:  # decided before an interruption
             self._load(self._folder(int(stored["reused"])))
             return stored
-        if (folder / "proposer.json").exists():
-            self._load(folder)
-            return stored if stored is not None else _report_from_checkpoint(folder)
-        if folder.exists():
-            shutil.rmtree(folder)  # half-written by an interrupted run
+        settled, restored = self._restore(episode, stored)
+        if settled:
+            return restored
+        folder = self._folder(episode)
         previous = self._previous(episode)
         source = self.ctx.proposer_source or self.ctx.seed_source or program.text
         settings = self.ctx.training.with_seed(seed)
@@ -157,20 +142,15 @@ class LineageProposer:
                 separators=(",", ":")))
             settings = replace(settings, samples=None)
             hindsight = len(rows)
-
-        def progress(message: dict[str, Any]) -> None:
-            self.ctx.emit("training", {"episode": episode, "step": message["step"],
-                                       "total": message["total"], "loss": message["loss"]})
-
+        self.name, self.failure = self.NAME, ""
         try:
             self.proposer, report = T5Proposer.train(
                 source, self.data, settings, self.worker, out=folder,
-                sampling=self.ctx.sampling, on_progress=progress,
+                sampling=self.ctx.sampling, on_progress=self._progress(episode),
                 timeout=self.ctx.train_timeout, tokens=tokens, init_from=previous)
         except WorkerError as exc:
             self._fall_back(episode, str(exc))
             return {"failed": str(exc), "losses": []}
-        self.name = "learned"
         report["rows"] = hindsight  # hindsight and replayed pairs (0: refinement pairs)
         meta_path = folder / "proposer.json"  # so a checkpoint's report says the same
         meta = json.loads(meta_path.read_text())
@@ -208,27 +188,8 @@ class LineageProposer:
         rng.shuffle(rows)
         return rows
 
-    def _load(self, folder: Path) -> None:
-        self.name = "learned"
-        self.proposer = T5Proposer.load(folder, self.worker, self.ctx.sampling)
-
-    def _fall_back(self, episode: int, reason: str) -> None:
-        self.proposer, self.name = None, self.FALLBACK
-        self.ctx.emit("proposer_failed", {"episode": episode, "reason": reason})
-
     # -- proposing -----------------------------------------------------------------------
-    def propose(self, parent: Program, n: int, seed: int,
-                exclude: Collection[str] = ()) -> list[Proposal]:
-        if self.proposer is not None:
-            try:
-                self.name = "learned"
-                return self._sample_and_rank(self.proposer, parent, n, seed, exclude)
-            except WorkerError as exc:
-                self.ctx.emit("proposer_failed", {"reason": str(exc)})
-        self.name = self.FALLBACK
-        return self.fallback.propose(parent, n, seed, exclude)
-
-    def _sample_and_rank(self, model: T5Proposer, parent: Program, n: int, seed: int,
+    def _sample(self, model: T5Proposer, parent: Program, n: int, seed: int,
                          exclude: Collection[str]) -> list[Proposal]:
         prepared = model.prepare(parent)
         pool: list[Proposal] = []  # valid, distinct, new: the candidates to rank
@@ -268,9 +229,6 @@ class LineageProposer:
 
     def observe(self, observations: Sequence[Observation]) -> None:
         self.observed.extend(observations)
-
-    def close(self) -> None:
-        self.worker.close()
 
 
 def _as_repeat(mutation: Mutation, exclude: Collection[str]) -> Mutation:
