@@ -6,6 +6,11 @@ Usage::
 
     python benchmarks/bench_proposer.py [--seed-name tiny] [--minutes 4.5] [--batches 10]
         [--formats source,edits] [--tokenizers] [--json OUT]
+    python benchmarks/bench_proposer.py --reload-calls 5
+
+`--reload-calls N` times N sampling calls of a saved model loaded in a fresh worker, with
+the workers' default environment and with transformers' progress bars turned back on
+(whose monitor thread retires the worker after each job: the cost the default avoids).
 
 *Valid* means grounded and satisfying every check (outcome ok or duplicate); *distinct*
 counts different variants among a batch of 8. The training distribution changes exactly
@@ -106,6 +111,29 @@ def bench_format(seed_name: str, fmt: str, minutes: float, batches: int, pairs: 
     return results
 
 
+def bench_reload(calls: int, folder: Path) -> list[dict[str, Any]]:
+    """Seconds per sampling call of a loaded proposer, with progress bars off (the
+    default) and on."""
+    parent = parse_program(seed_source("tiny"), load_grammar("t5"))
+    data = prepare_data(make_dataset(parent, 256, seed=0), "source", folder / "reload", 400)
+    with Worker(WorkerSettings(threads=os.cpu_count() or 1), name="trainer") as trainer:
+        T5Proposer.train(parent.text, data, TrainSettings(epochs=1, seed=0), trainer,
+                         out=folder / "reload" / "model")
+    rows = []
+    for label, env in (("progress bars off (default)", ()),
+                       ("progress bars on", (("HF_HUB_DISABLE_PROGRESS_BARS", "0"),))):
+        settings = WorkerSettings(threads=os.cpu_count() or 1, extra_env=env)
+        with Worker(settings, name="sampler") as worker:
+            proposer = T5Proposer.load(folder / "reload" / "model", worker)
+            seconds = []
+            for call in range(calls):
+                began = time.perf_counter()
+                proposer.sample_texts(parent, 8, seed=call)
+                seconds.append(time.perf_counter() - began)
+        rows.append({"environment": label, "seconds": seconds})
+    return rows
+
+
 def bench_tokenizers(folder: Path) -> list[dict[str, Any]]:
     """Tokens per source and the tiny seed's few-shot epoch (1024 pairs) per pre-tokenizer."""
     grammar = load_grammar("t5")
@@ -137,11 +165,20 @@ def main() -> None:
     parser.add_argument("--formats", default="source,edits")
     parser.add_argument("--tokenizers", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--reload-calls", type=int, default=0,
+                        help="only time sampling calls of a loaded model (see above)")
     args = parser.parse_args()
     print(machine_header())
     out: dict[str, Any] = {"formats": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        if args.reload_calls:
+            print("| worker environment | seconds per sampling call, in order |")
+            print("|---|---|")
+            for r in bench_reload(args.reload_calls, folder):
+                print(f"| {r['environment']} | "
+                      f"{' / '.join(f'{x:.2f}' for x in r['seconds'])} |")
+            return
         if args.tokenizers:
             out["tokenizers"] = bench_tokenizers(folder)
             print("| pre-tokenizer | tokens/source | few-shot epoch (1024 pairs) "

@@ -84,12 +84,10 @@ def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 
 def _from_pretrained(model_dir: str) -> Any:
-    """A saved model, loaded without transformers' progress bar: its tqdm monitor thread
-    outlives the job, and the sandbox retires a worker that leaves a thread running (the
-    next job then starts a fresh worker and loads the model again, ~5 s a batch)."""
+    """A model a training stage saved (the worker's environment turns transformers'
+    progress bars off: their thread would retire the worker)."""
     import transformers
 
-    transformers.utils.logging.disable_progress_bar()
     return transformers.AutoModelForSeq2SeqLM.from_pretrained(model_dir)
 
 

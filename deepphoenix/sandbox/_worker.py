@@ -139,6 +139,10 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
         "TRANSFORMERS_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
+        # transformers' progress bars start a tqdm monitor thread that outlives the job,
+        # and a worker that leaves a thread running is retired: a proposer that loads its
+        # model would start a fresh worker (torch import, model load) for every batch.
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",

@@ -88,6 +88,7 @@ def test_a_loaded_proposer_model_keeps_its_worker(tmp_path: Path) -> None:
         proposer = T5Proposer.load(tmp_path / "model", worker)
         proposer.sample_texts(TINY, 2, seed=0)
         pid = worker.pid
+        assert pid is not None  # still running after the job that loaded the model
         proposer.sample_texts(TINY, 2, seed=1)
         assert worker.pid == pid
 
