@@ -1,11 +1,11 @@
 """The ``learned`` proposer's parts: hindsight pairs from scored variants, the surrogate
-that ranks a wide sample, and a real run that warm-starts, learns from its lineage and
-resumes after ``kill -9`` to the uninterrupted result."""
+that ranks a wide sample, and a real run that warm-starts and learns from its lineage.
+(``kill -9`` + resume of a learned run: the default proposer's test in
+tests/search/test_run.py.)"""
 
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,6 @@ from deepphoenix.proposers._surrogate import Surrogate, encode
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.search import Run, preset
 from deepphoenix.seeds import seed_source
-from deepphoenix.store import RunStore
-from tests.search.test_run import _spawn, _variants, _wait_for
 
 T5 = load_grammar("t5")
 TINY = parse_program(seed_source("tiny"), T5)
@@ -137,22 +135,3 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
         proposer.close()
     finally:
         executor.close()
-
-
-def test_a_learned_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:
-    args = ["run", "--preset", "smoke", "--proposer", "learned", "--json"]
-    reference = tmp_path / "reference"
-    done = _spawn([*args, "--run-dir", str(reference)], tmp_path)
-    _, err = done.communicate(timeout=600)
-    assert done.returncode == 0, err
-    run_dir = tmp_path / "killed"
-    proc = _spawn([*args, "--run-dir", str(run_dir)], tmp_path)
-    _wait_for(run_dir, 8, proc)  # into the second episode: after a warm-started stage
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    resumed = _spawn(["run", "--run-dir", str(run_dir), "--resume", "--json"], tmp_path)
-    _out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
-    assert _variants(run_dir) == _variants(reference)
-    with RunStore.open(reference) as store:
-        assert {a.proposer for a in store.attempts()} == {"learned"}
