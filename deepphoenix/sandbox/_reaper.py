@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 
 __all__ = ["become_subreaper", "descendants", "kill_tree", "process_table",
-           "reap"]
+           "reap", "running"]
 
 _PR_SET_CHILD_SUBREAPER = 36
 _MAX_ROUNDS = 64  # stop/re-walk rounds; a fork bomb is stopped long before this
@@ -47,6 +47,12 @@ def _stat(pid: int) -> tuple[int, int, str] | None:
         return int(fields[1]), int(fields[3]), fields[0]
     except (IndexError, ValueError):
         return None
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is alive and not a zombie waiting for a reaper."""
+    info = _stat(pid)
+    return info is not None and info[2] not in ("Z", "X")
 
 
 def process_table() -> dict[int, tuple[int, int, str]]:

@@ -21,6 +21,7 @@ import pytest
 
 from deepphoenix.executor import ExecutorError, ExecutorSettings, get_executor
 from deepphoenix.sandbox import JobStatus, WorkerSettings
+from deepphoenix.sandbox._reaper import running as _running
 from deepphoenix.search import Run, preset
 
 ray = pytest.importorskip("ray", reason="the ray executor needs Ray: pip install "
@@ -33,12 +34,6 @@ DIAG = "deepphoenix.sandbox._diagnostics"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _children(pid: int) -> list[int]:

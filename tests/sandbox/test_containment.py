@@ -13,19 +13,13 @@ import pytest
 
 from deepphoenix.sandbox import JobStatus, Worker, WorkerPool, WorkerSettings
 from deepphoenix.sandbox._log import TAIL_BYTES
+from deepphoenix.sandbox._reaper import running as _running
 from deepphoenix.sandbox._worker import _check, _Forged, default_memory_limit
 
 HOSTILE = "tests.sandbox._hostile"
 SETTINGS = WorkerSettings(preload=(), threads=1, extra_jobs=(f"{HOSTILE}:*",))
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _survivors(pids: list[int], grace: float = 2.0) -> list[int]:

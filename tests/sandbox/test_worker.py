@@ -10,18 +10,12 @@ from pathlib import Path
 import pytest
 
 from deepphoenix.sandbox import JobStatus, Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox._reaper import running as _running
 
 DIAG = "deepphoenix.sandbox._diagnostics"
 JOBS = (f"{DIAG}:*",)  # test-only jobs, added to the worker's allow-list
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting for a reaper (containers often have none)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
 
 
 @pytest.fixture(scope="module")
