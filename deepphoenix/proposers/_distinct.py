@@ -10,9 +10,25 @@ from deepphoenix.mutator import Mutation
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers._random import Proposal
 
-__all__ = ["draw_distinct"]
+__all__ = ["as_repeat", "draw_distinct", "round_seed"]
 
 Draw = Callable[[int, int], list[Proposal]]
+
+
+def round_seed(seed: int, round_: int) -> int:
+    """The seed of draw round `round_` of a batch seeded `seed` (round 0: `seed`)."""
+    return seed if round_ == 0 else (seed + 1_000_003 * round_) % 2**31
+
+
+def as_repeat(mutation: Mutation, exclude: Collection[str]) -> Mutation:
+    """A valid candidate whose variant was met before, marked `DUPLICATE` with why: in
+    `exclude` (evaluated earlier in the run) or earlier in this batch."""
+    variant = mutation.variant
+    if not mutation.ok or variant is None:
+        return mutation
+    reason = ("a variant already evaluated in this run" if variant.hash in exclude
+              else "same variant as an earlier candidate of this batch")
+    return Mutation(Outcome.DUPLICATE, reason, variant)
 
 
 def draw_distinct(draw: Draw, n: int, rounds: int,
@@ -32,9 +48,7 @@ def draw_distinct(draw: Draw, n: int, rounds: int,
         for fresh in draw(round_, len(repeats) if round_ else n):
             variant = fresh.mutation.variant
             if fresh.mutation.ok and variant is not None and variant.hash in seen:
-                reason = ("a variant already evaluated in this run" if variant.hash in exclude
-                          else "same variant as an earlier candidate of this batch")
-                fresh = Proposal(Mutation(Outcome.DUPLICATE, reason, variant), fresh.text)
+                fresh = Proposal(as_repeat(fresh.mutation, exclude), fresh.text)
             placed = round_ == 0 or (fresh.mutation.ok and bool(repeats))
             if round_ == 0:
                 proposals.append(fresh)

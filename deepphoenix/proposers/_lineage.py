@@ -36,7 +36,6 @@ from typing import Any
 
 from deepphoenix.errors import WorkerError
 from deepphoenix.mutator import (
-    Mutation,
     Program,
     TargetFormat,
     diff_programs,
@@ -44,8 +43,8 @@ from deepphoenix.mutator import (
     ground,
     parse_program,
 )
-from deepphoenix.outcome import Outcome
 from deepphoenix.proposers._builtin import LearnedProposer
+from deepphoenix.proposers._distinct import as_repeat, round_seed
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._random import Proposal
 from deepphoenix.proposers._surrogate import Surrogate, encode
@@ -190,14 +189,14 @@ class LineageProposer(LearnedProposer):
 
     # -- proposing -----------------------------------------------------------------------
     def _sample(self, model: T5Proposer, parent: Program, n: int, seed: int,
-                         exclude: Collection[str]) -> list[Proposal]:
+                exclude: Collection[str]) -> list[Proposal]:
         prepared = model.prepare(parent)
         pool: list[Proposal] = []  # valid, distinct, new: the candidates to rank
         rest: list[Proposal] = []  # the sample's own failures and repeats
         seen = set(exclude)
         wide = max(WIDEN * n, MIN_SAMPLES)
         for round_ in range(max(1, self.ctx.sampling.rounds)):
-            draw_seed = seed if round_ == 0 else (seed + 1_000_003 * round_) % 2**31
+            draw_seed = round_seed(seed, round_)
             for text in model.sample_texts(parent, wide, draw_seed, prepared):
                 mutation = ground(parent, text, model.format)
                 variant = mutation.variant
@@ -205,7 +204,7 @@ class LineageProposer(LearnedProposer):
                     seen.add(variant.hash)
                     pool.append(Proposal(mutation, text))
                 elif len(rest) < n:
-                    rest.append(Proposal(_as_repeat(mutation, exclude), text))
+                    rest.append(Proposal(as_repeat(mutation, exclude), text))
             if len(pool) >= n:
                 break
         chosen = [pool[i] for i in self._rank(parent, pool, n)]
@@ -229,16 +228,6 @@ class LineageProposer(LearnedProposer):
 
     def observe(self, observations: Sequence[Observation]) -> None:
         self.observed.extend(observations)
-
-
-def _as_repeat(mutation: Mutation, exclude: Collection[str]) -> Mutation:
-    """A valid sample that repeats a variant is recorded as a duplicate."""
-    variant = mutation.variant
-    if mutation.ok and variant is not None:
-        reason = ("a variant already evaluated in this run" if variant.hash in exclude
-                  else "same variant as an earlier candidate of this batch")
-        return Mutation(Outcome.DUPLICATE, reason, variant)
-    return mutation
 
 
 register_proposer("learned", LineageProposer)

@@ -22,7 +22,7 @@ from deepphoenix.executor import Lane
 from deepphoenix.mutator import Program, TargetFormat, canonical_hash, ground
 from deepphoenix.proposers._constraint import build_constraint
 from deepphoenix.proposers._dataset import RefinementPair
-from deepphoenix.proposers._distinct import draw_distinct
+from deepphoenix.proposers._distinct import draw_distinct, round_seed
 from deepphoenix.proposers._random import Proposal
 from deepphoenix.proposers._tokenizer import PreTokenizer, load_tokenizer, train_tokenizer
 from deepphoenix.sandbox import JobResult
@@ -265,7 +265,7 @@ class T5Proposer:
 
         def draw(round_: int, _open: int) -> list[Proposal]:
             nonlocal seconds
-            draw_seed = seed if round_ == 0 else (seed + 1_000_003 * round_) % 2**31
+            draw_seed = round_seed(seed, round_)
             texts = self.sample_texts(parent, n, draw_seed, prepared)
             self.last_draws += len(texts)
             seconds += self.last_seconds
