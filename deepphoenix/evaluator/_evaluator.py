@@ -5,9 +5,10 @@ candidate was grounded) → build (execute the program in a worker, find its mod
 learning dynamics, count parameters) → smoke (one forward/backward pass: catches OOM and
 NaN) → fewshot, or train when the program defines its own train() (one epoch over the
 run's first N samples, fixed seed and order) → heldout (``val-loss`` only) → or, for a user
-objective, objective (``NAME(program, ctx)``). Each stage that fails records its stage and
-reason; a timeout kills the worker's process group and is recorded at the stage the job
-had reached. The score is computed by trusted code; its direction is the objective's.
+objective or a data-free built-in (``self-replication``), objective
+(``NAME(program, ctx)``). Each stage that fails records its stage and reason; a timeout
+kills the worker's process group and is recorded at the stage the job had reached. The
+score is computed by trusted code; its direction is the objective's.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class EvalSettings:
                 raise ConfigError(f"Expected int >= 1 but got fewshot {name}={value!r}")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ConfigError(f"Expected a positive timeout but got {self.timeout!r}")
-        if self.objective.builtin:
+        if self.objective.uses_task:
             if self.rows is None or not Path(self.rows).is_file():
                 # a setup error, never a candidate's failure
                 raise ConfigError(f"{self.rows}: no such data file for the "
@@ -117,7 +118,7 @@ class EvalSettings:
                        vocab_size=self.vocab_size, samples=self.samples,
                        heldout=self.heldout, batch_size=self.batch_size, lr=self.lr,
                        weight_decay=self.weight_decay, seed=self.seed,
-                       max_params=self.max_params)
+                       max_params=self.max_params, timeout=self.timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ class EvalJob:
     weight_decay: float
     seed: int
     max_params: int | None = None
+    timeout: float | None = None  # the hard limit: a data-free built-in stops at 3/4 of it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

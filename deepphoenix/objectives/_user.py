@@ -7,6 +7,7 @@ Only the objective the run names runs, and only inside a sandbox worker.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import sys
 import types
@@ -14,8 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OBJECTIVE_MODULE", "ObjectiveContext", "ObjectiveFailure", "call_objective",
-           "load_objective"]
+__all__ = ["OBJECTIVE_MODULE", "ObjectiveContext", "ObjectiveFailure", "builtin_function",
+           "call_objective", "load_objective"]
 
 OBJECTIVE_MODULE = "__deepphoenix_objective__"
 
@@ -30,14 +31,18 @@ class ObjectiveContext:
     - ``device``: ``"cpu"`` or ``"cuda[:N]"``, where the model should run;
     - ``seed``: the run's evaluation seed (the same for every candidate);
     - ``workdir``: an empty directory for this evaluation;
-    - ``report(step, value)``: an intermediate value (a learning curve), recorded.
+    - ``report(step, value)``: an intermediate value (a learning curve), recorded;
+    - ``deadline``: ``time.monotonic()`` by which a built-in objective should stop
+      training (None: no soft budget; the job's timeout still kills it).
     """
 
     def __init__(self, device: str, seed: int, workdir: Path,
-                 on_report: Callable[[int, float], None] | None = None) -> None:
+                 on_report: Callable[[int, float], None] | None = None,
+                 deadline: float | None = None) -> None:
         self.device = device
         self.seed = seed
         self.workdir = workdir
+        self.deadline = deadline
         self.reports: list[tuple[int, float]] = []
         self._on_report = on_report
 
@@ -62,6 +67,15 @@ def load_objective(text: str, function: str, origin: str,
             raise ObjectiveFailure(f"the objective file defines no function {function!r}")
         cache.clear()
         cache[key] = found
+    return found
+
+
+def builtin_function(name: str) -> Callable[..., Any]:
+    """The worker-side function of a data-free built-in objective (its table entry)."""
+    from deepphoenix.objectives._spec import BUILTIN_OBJECTIVES
+
+    module, _, function = BUILTIN_OBJECTIVES[name].function.partition(":")
+    found: Callable[..., Any] = getattr(importlib.import_module(module), function)
     return found
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from deepphoenix.device import check_device
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
-from deepphoenix.objectives import Direction
+from deepphoenix.objectives import Direction, uses_task
 from deepphoenix.proposers import proposer_names
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
@@ -121,8 +121,7 @@ class RunConfig:
         if self.proposer_source == "self":
             return None
         if self.proposer_source is None:
-            self_referential = self.task == "refinement" and self.objective in (
-                "fewshot", "val-loss")
+            self_referential = self.task == "refinement" and uses_task(self.objective)
             return None if self_referential else "tiny"
         return self.proposer_source
 

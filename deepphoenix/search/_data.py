@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deepphoenix.corpus import build_lm_dataset
 from deepphoenix.mutator import Program
+from deepphoenix.objectives import uses_task
 from deepphoenix.proposers import ProposerData, make_dataset, prepare_data, write_pairs
 from deepphoenix.search._config import RunConfig
 from deepphoenix.search._rundir import derive_seed
@@ -54,7 +55,7 @@ def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program,
 
 
 def _builtin(config: RunConfig) -> bool:
-    return config.objective in ("fewshot", "val-loss")
+    return uses_task(config.objective)
 
 
 def _refinement(folder: Path, config: RunConfig, seed_program: Program) -> ProposerData:
