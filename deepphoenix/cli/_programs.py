@@ -41,7 +41,9 @@ def seed(name: str, list_names: bool) -> None:
 
     'paper' is the paper's Table 1 T5 snippet; 'tiny' the same shape with a 128-wide model
     for CPU runs; 'tiny-train' the tiny T5 with its own learning dynamics and train();
-    'gpt' a small GPT language model (the code-lm task). All run offline.
+    'gpt' a small GPT language model (the code-lm task); 'quine-coords', 'quine-onehot',
+    'quine-rnn' (networks that predict their own weights) and 'quine-source' (an LSTM
+    that prints its own file), scored by --objective self-replication. All run offline.
     """
     if list_names:
         for known in seed_names():

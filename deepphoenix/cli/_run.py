@@ -207,7 +207,8 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.command()
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="cpu",
               show_default=True, help="smoke (CI), cpu (a few minutes), gpt-cpu (a GPT on "
-              "Python source, a few minutes), paper (a GPU).")
+              "Python source, a few minutes), quine-cpu (neural quines, a few minutes), "
+              "paper (a GPU).")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run lives [default: runs/<preset>-<time>].")
 @click.option("--resume", is_flag=True,
@@ -249,8 +250,8 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--strategy", type=click.Choice(strategy_names()), default=None,
               help="greedy (paper) or best-of-n (every candidate from the seed).")
 @click.option("--source", type=str, default=None,
-              help="Seed source: a built-in seed name (paper, tiny, tiny-train, gpt) or a "
-                   "file.")
+              help="Seed source: a built-in seed name (paper, tiny, tiny-train, gpt, "
+                   "quine-*; `deepphoenix seed --list`) or a file.")
 @grammar_option(default=None)
 @click.option("--format", "fmt", type=click.Choice(["source", "edits"]), default=None,
               help="What the model writes.")

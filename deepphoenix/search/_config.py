@@ -31,7 +31,7 @@ __all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 class RunConfig:
     # -- what evolves ---------------------------------------------------------------------
     preset: str = "cpu"  # the preset these values started from
-    seed_source: str = "tiny"  # a built-in seed (paper, tiny, tiny-train, gpt) or a file
+    seed_source: str = "tiny"  # a built-in seed (paper, tiny, tiny-train, gpt, quine-*) or a file
     grammar: str = "t5"  # grammar name, TOML path, or "infer"
     # -- how a candidate is scored --------------------------------------------------------
     objective: str = "fewshot"  # fewshot (paper) | val-loss | PATH.py:NAME | pkg.module:NAME
@@ -267,6 +267,17 @@ PRESETS: dict[str, RunConfig] = {
         task="code-lm", format="edits", episodes=2, batches=3, candidates=4,
         dataset_size=1024, vocab_size=2048, train_epochs=1, train_samples=512,
         fewshot_samples=256, heldout_samples=64, workers=2, timeout=300.0,
+    ),
+    # Neural quines: the coordinate-query weight quine, its design (size, query encoding,
+    # normalisation, regeneration, optimizer, lr, steps) searched for the lowest relative
+    # replication error. Every site is a categorical or numeric literal, so TPE models the
+    # space directly; a T5 proposer would first spend a training stage learning to copy a
+    # file whose every choice is already a site. Each evaluation stops training at 3/4 of
+    # its 60 s timeout.
+    "quine-cpu": RunConfig(
+        preset="quine-cpu", seed_source="quine-coords", grammar="quine",
+        objective="self-replication", proposer="tpe", episodes=2, batches=3, candidates=4,
+        workers=2, timeout=60.0,
     ),
 }
 
