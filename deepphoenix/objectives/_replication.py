@@ -28,7 +28,8 @@ from typing import Any
 
 from deepphoenix.objectives._user import ObjectiveContext, ObjectiveFailure
 
-__all__ = ["QuineContext", "TrivialQuine", "replication_scores", "self_replication"]
+__all__ = ["QuineContext", "TrivialQuine", "printed_text", "replication_scores",
+           "self_replication", "train_and_replicate"]
 
 ZERO_SHRINK = 1e-2  # RMS after / before training below this: the zero quine
 ZERO_ABS = 1e-6
@@ -67,6 +68,16 @@ class QuineContext:
 
 def self_replication(program: Mapping[str, Any], ctx: ObjectiveContext) -> dict[str, Any]:
     """Train the quine with its own ``train``, then score ``replicate(model)``."""
+    pair, before, metrics = train_and_replicate(program, ctx)
+    scores = replication_scores(pair, before)
+    metrics.update(scores)
+    return {"score": scores["score"], **metrics}
+
+
+def train_and_replicate(program: Mapping[str, Any],
+                        ctx: ObjectiveContext) -> tuple[Any, float, dict[str, Any]]:
+    """Run the quine's ``train`` within the budget, then ``replicate``: (the pair, the
+    RMS of the parameters before training, metrics of the training)."""
     import torch
 
     missing = [] if isinstance(program.get("model"), torch.nn.Module) else ["model"]
@@ -86,10 +97,17 @@ def self_replication(program: Mapping[str, Any], ctx: ObjectiveContext) -> dict[
         metrics["train_steps"] = steps
     if context.stopped:
         metrics["stopped"] = context.stopped
-    pair = program["replicate"](model)
-    scores = replication_scores(pair, before)
-    metrics.update(scores)
-    return {"score": scores["score"], **metrics}
+    return program["replicate"](model), before, metrics
+
+
+def printed_text(predicted: Any) -> str:
+    """A source quine's print as text: its ASCII characters up to the first marker."""
+    chars = []
+    for code in predicted.flatten().tolist():
+        if not 0 <= code < 128:
+            break
+        chars.append(chr(code))
+    return "".join(chars)
 
 
 def replication_scores(pair: Any, before_rms: float | None = None) -> dict[str, float]:

@@ -54,6 +54,7 @@ ALLOWED_JOBS: frozenset[str] = frozenset({
     "deepphoenix.evaluator._jobs:evaluate_job",
     "deepphoenix.proposers._jobs:train_job",
     "deepphoenix.proposers._jobs:generate_job",
+    "deepphoenix.quine._jobs:generation_job",
 })
 
 _REFUSED = "network access is disabled in deepphoenix workers"
