@@ -85,7 +85,10 @@ def measure(row: str, seed: int, steps: int | None) -> dict[str, Any]:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-quines-") as folder:
         program = exec_program(text, Path(folder), seed)
-        ctx = ObjectiveContext("cpu", seed, Path(folder))
+        # Progress as it comes (the source row's accuracy every 20 steps), so a run cut
+        # short still shows how far it got.
+        ctx = ObjectiveContext("cpu", seed, Path(folder), lambda step, value: print(
+            f"  {row} seed {seed} step {step}: {value:.6g}", flush=True))
         try:
             metrics = self_replication(program, ctx)
             trivial = ""

@@ -144,3 +144,24 @@ def test_the_lstm_source_quine_runs_two_generations(invoke: Invoke, tmp_path: Pa
     chain = json.loads(result.stdout)["generations"]
     assert chain[0]["status"] == "scored" and 0 <= chain[0]["fidelity"] < 1
     assert chain[0]["outcome"] in ("unparseable", "ungrounded") and result.exit_code == 1
+
+
+def test_evaluate_names_the_program_and_what_it_lacks(invoke: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "noreplicate.py"
+    path.write_text(TABLE_QUINE.replace("def replicate(model):", "def copy(model):"))
+    result = invoke("evaluate", path, "--grammar", "quine", "--objective",
+                    "self-replication", "--timeout", "120")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: failed at objective: ")
+    assert "defines no replicate" in line and "replicate(model) -> (predicted, actual)" in line
+
+
+def test_the_quine_commands_have_help(invoke: Invoke) -> None:
+    for args in (("quine", "--help"), ("quine", "ouroboros", "--help")):
+        result = invoke(*args)
+        assert result.exit_code == 0 and "Usage:" in result.stdout
+    assert "--generations" in invoke("quine", "ouroboros", "--help").stdout
+    missing = invoke("quine", "ouroboros", "no-such-quine.py", "--run-dir", "x")
+    assert missing.exit_code == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert not Path("x").exists()  # nothing written for a source that cannot be read
