@@ -27,9 +27,10 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks._common import machine_header
+from _common import machine_header
+
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.objectives._replication import TrivialQuine, self_replication
