@@ -60,7 +60,10 @@ def test_presets_match_the_issue() -> None:
     assert paper.seed_source == "paper"
     assert preset("cpu").seed_source == "tiny" and preset("cpu").proposer == "learned"
     assert paper.proposer == "t5"  # the paper's own proposer reproduces the paper
-    assert set(PRESETS) == {"smoke", "cpu", "paper", "gpt-cpu"}
+    assert set(PRESETS) == {"smoke", "cpu", "paper", "gpt-cpu", "quine-cpu"}
+    quine = preset("quine-cpu")
+    assert (quine.seed_source, quine.grammar, quine.objective, quine.proposer) == (
+        "quine-coords", "quine", "self-replication", "tpe")
     gpt = preset("gpt-cpu")
     assert (gpt.seed_source, gpt.grammar, gpt.objective, gpt.task) == (
         "gpt", "gpt", "val-loss", "code-lm")
