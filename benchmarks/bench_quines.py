@@ -41,9 +41,9 @@ from deepphoenix.training import exec_program
 # name -> (seed, edits, what the write-up reports). Regeneration alternates with gradient
 # steps (every 2), as in the write-up's code; its normalised runs keep regeneration on.
 ROWS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "coords-plain": ("quine-coords", {},
+    "coords-plain": ("quine-coords", {"norm": "none", "regenerate_every": 0},
                      "RMSprop best; residual errors at the scale of the weights"),
-    "coords-regen": ("quine-coords", {"regenerate_every": 2},
+    "coords-regen": ("quine-coords", {"norm": "none", "regenerate_every": 2},
                      "converges almost at once to the zero quine"),
     "coords-batch": ("quine-coords", {"regenerate_every": 2, "norm": "batch"},
                      "non-trivial, imperfect quine, low error (batch norm the better)"),

@@ -268,9 +268,10 @@ PRESETS: dict[str, RunConfig] = {
         dataset_size=1024, vocab_size=2048, train_epochs=1, train_samples=512,
         fewshot_samples=256, heldout_samples=64, workers=2, timeout=300.0,
     ),
-    # Neural quines: the coordinate-query weight quine, its design (size, query encoding,
-    # normalisation, regeneration, optimizer, lr, steps) searched for the lowest relative
-    # replication error. Every site is a categorical or numeric literal, so TPE models the
+    # Neural quines: the coordinate-query weight quine, from the write-up's working recipe
+    # (batch norm, regeneration), its design (size, query encoding, normalisation,
+    # regeneration, optimizer, lr, steps) searched for the lowest relative replication
+    # error. Every site is a categorical or numeric literal, so TPE models the
     # space directly; a T5 proposer would first spend a training stage learning to copy a
     # file whose every choice is already a site. Each evaluation stops training at 3/4 of
     # its 60 s timeout.

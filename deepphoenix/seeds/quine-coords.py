@@ -1,14 +1,16 @@
 """A neural quine queried by coordinates: one trainable size x size matrix (no bias)
 between fixed random projections, asked for each of its own weights by (row, column)
-normalised to [-1, 1], all weights in one batch. Run it: python quine-coords.py"""
+normalised to [-1, 1], all weights in one batch. Its defaults are the write-up's working
+recipe: regeneration every other step and a parameter-free batch norm (without them it
+collapses towards the zero quine). Run it: python quine-coords.py"""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 size = 16  # N: the trained matrix is N x N, the network predicts its N * N weights
 query = "coords"  # coords: (row, col) in [-1, 1] | onehot: one-hot row and column
-norm = "none"  # none | batch | instance: parameter-free normalisation after the matrix
-regenerate_every = 0  # 0: off; k: every k steps, weights <- the network's own prediction
+norm = "batch"  # none | batch | instance: parameter-free normalisation after the matrix
+regenerate_every = 2  # 0: off; k: every k steps, weights <- the network's own prediction
 optimizer = "rmsprop"  # rmsprop | adam | sgd
 lr = 1e-2
 steps = 2000
