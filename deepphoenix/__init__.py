@@ -7,6 +7,8 @@ is imported on first use, so `import deepphoenix` stays light.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from deepphoenix.errors import DeepPhoenixError
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 # The Python API, loaded on first use: it pulls in the run loop, the lineage and pandas.
-_LAZY = {"search", "load", "Study", "Best", "Trial"}
+_LAZY = {"load", "Study", "Best", "Trial"}
 
 
 def __getattr__(name: str) -> Any:
@@ -42,6 +44,24 @@ def __getattr__(name: str) -> Any:
         return getattr(study, name)
     raise AttributeError(f"module 'deepphoenix' has no attribute {name!r}")
 
+
+class _Package(types.ModuleType):
+    """`deepphoenix.search` is the API's function, although a subpackage has the same name:
+    importing the subpackage binds it here (the setter keeps it aside), and
+    ``from deepphoenix.search import RunConfig`` reads it from `sys.modules`, as always."""
+
+    @property
+    def search(self) -> Any:
+        from deepphoenix.study import search
+
+        return search
+
+    @search.setter
+    def search(self, module: types.ModuleType) -> None:
+        self.__dict__["_search_package"] = module
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "Best",
