@@ -7,6 +7,7 @@ is imported on first use, so `import deepphoenix` stays light.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -45,22 +46,47 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'deepphoenix' has no attribute {name!r}")
 
 
-class _Package(types.ModuleType):
-    """`deepphoenix.search` is the API's function, although a subpackage has the same name:
-    importing the subpackage binds it here (the setter keeps it aside), and
-    ``from deepphoenix.search import RunConfig`` reads it from `sys.modules`, as always."""
+class _Search:
+    """`deepphoenix.search(...)` runs a search (`deepphoenix.study.search`); its attributes
+    are the `deepphoenix.search` subpackage's (``deepphoenix.search.RunConfig``), so the API
+    function and the subpackage of the same name both stay reachable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from deepphoenix.study import search
+
+        return search(*args, **kwargs)
 
     @property
-    def search(self) -> Any:
+    def __wrapped__(self) -> Any:  # inspect.signature and help() show the function's
         from deepphoenix.study import search
 
         return search
 
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self.__wrapped__.__doc__
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module("deepphoenix.search"), name)
+
+    def __repr__(self) -> str:
+        return "<function deepphoenix.search>"
+
+
+class _Package(types.ModuleType):
+    """Importing the `deepphoenix.search` subpackage binds it on this module; the property
+    keeps `deepphoenix.search` the callable above all the same."""
+
+    @property
+    def search(self) -> Any:
+        return _SEARCH
+
     @search.setter
     def search(self, module: types.ModuleType) -> None:
-        self.__dict__["_search_package"] = module
+        pass  # the subpackage stays in sys.modules; _Search reaches it there
 
 
+_SEARCH = _Search()
 sys.modules[__name__].__class__ = _Package
 
 __all__ = [
