@@ -26,7 +26,7 @@ from deepphoenix.lineage import (
 )
 from deepphoenix.objectives import Direction
 from deepphoenix.search import Event, Run, RunConfig, RunSummary
-from deepphoenix.store import DB_NAME, RunStore
+from deepphoenix.store import RunStore
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -81,10 +81,9 @@ class Study:
     (a new run) or `deepphoenix.load` (an existing one)."""
 
     def __init__(self, run_dir: str | Path, summary: RunSummary | None = None) -> None:
+        RunStore.open(Path(run_dir)).close()  # RunDirError, as given, if it holds no run
         self.run_dir = Path(run_dir).resolve()
-        if not (self.run_dir / DB_NAME).is_file():
-            raise RunDirError(f"{run_dir}: not a deepphoenix run directory (no {DB_NAME}); "
-                              "pass the run_dir a search wrote")
+        self.given = Path(run_dir)  # as given, for messages
         self.summary = summary  # the summary of the last `search`/`resume` in this process
 
     def __repr__(self) -> str:
@@ -132,7 +131,7 @@ class Study:
             variants = store.variants()
             row = store.variant(found) if found else None
         if row is None or not variants:
-            raise RunDirError(f"{self.run_dir}: no variant recorded yet (the run stopped "
+            raise RunDirError(f"{self.given}: no variant recorded yet (the run stopped "
                               "before its seed was stored); resume it or start a new one")
         seed = variants[0]
         edits = {k: v for k, v in row.values.items() if seed.values.get(k) != v}
