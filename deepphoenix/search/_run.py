@@ -163,7 +163,7 @@ class Run:
 
         return ProposerContext(
             run_dir=self.run_dir, executor=executor, seed=c.seed,
-            direction=self.dir.objective.direction.value, draw_rounds=c.draw_rounds,
+            direction=self.dir.objective.direction, draw_rounds=c.draw_rounds,
             data=data.proposer,
             sampling=SampleSettings(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
                                     constrained=c.constrained, rounds=c.draw_rounds),

@@ -4,11 +4,11 @@ DataFrame), the lineage graph, the Pareto front, the HTML report and the Optuna 
 and `resume` continues an interrupted run. The CLI's `run` goes through `plan_search`
 too. Importing this imports no torch; running a search starts workers that do."""
 
+from deepphoenix.study._execute import execute
 from deepphoenix.study._search import (
     RUNS_DIR,
     SearchPlan,
     budget_shape,
-    execute,
     new_run_dir,
     plan_search,
     search,

@@ -17,14 +17,13 @@ from typing import Any
 
 from deepphoenix.errors import ConfigError, RunDirError, did_you_mean
 from deepphoenix.objectives import Direction, ObjectiveSpec, callable_objective
-from deepphoenix.search import PLACEMENT, Event, Run, RunConfig, RunSummary, preset
+from deepphoenix.search import PLACEMENT, Event, Run, RunConfig, preset
 from deepphoenix.seeds import seed_names
 from deepphoenix.store import DB_NAME, RunStore
-from deepphoenix.study._progress import ProgressBar
+from deepphoenix.study._execute import execute
 from deepphoenix.study._study import Study
 
-__all__ = ["RUNS_DIR", "SearchPlan", "budget_shape", "execute", "new_run_dir", "plan_search",
-           "search"]
+__all__ = ["RUNS_DIR", "SearchPlan", "budget_shape", "new_run_dir", "plan_search", "search"]
 
 RUNS_DIR = Path("runs")  # where a run without a run_dir goes, under the working directory
 _CONFIG_FIELDS = {f.name for f in fields(RunConfig)} - {"preset"}
@@ -171,33 +170,6 @@ def new_run_dir(name: str) -> Path:
         suffix += 1
         candidate = RUNS_DIR / f"{name}-{stamp}-{suffix}"
     return candidate
-
-
-def execute(run: Run, *, quiet: bool = False,
-            on_event: Callable[[Event], None] | None = None) -> RunSummary:
-    """Run `run` to its end with a progress bar (unless `quiet`) and `on_event`; the run
-    directory is closed however it ends. Ctrl-C loses no finished evaluation: the
-    `KeyboardInterrupt` goes on with a note on how to continue."""
-    bar = None if quiet else ProgressBar(run.config)
-
-    def emit(event: Event) -> None:
-        if bar is not None:
-            bar(event)
-        if on_event is not None:
-            on_event(event)
-
-    run.on_event = emit
-    try:
-        return run.execute()
-    except KeyboardInterrupt as exc:
-        done = run.store.evaluations_done()
-        exc.add_note(f"{done} evaluations are saved in {run.run_dir}; continue with "
-                     f"deepphoenix.load({str(run.run_dir)!r}).resume()")
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        run.close()
 
 
 def search(source: str | Path | None = None, *, objective: Any = None,

@@ -27,6 +27,7 @@ from deepphoenix.lineage import (
 from deepphoenix.objectives import Direction
 from deepphoenix.search import Event, Run, RunConfig, RunSummary
 from deepphoenix.store import RunStore
+from deepphoenix.study._execute import execute
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -219,8 +220,6 @@ class Study:
         """Continue an interrupted run where it stopped (a finished one returns at once).
         `placement` may change where jobs run (executor, workers, threads, ...), never
         what they compute. Returns this study."""
-        from deepphoenix.study._search import execute
-
         self.summary = execute(Run(self.run_dir, resume=True, placement=placement or None),
                                quiet=quiet, on_event=on_event)
         return self
