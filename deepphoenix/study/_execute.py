@@ -16,7 +16,7 @@ class ProgressBar:
     """Turns run events into a tqdm bar; `close` when the run ends."""
 
     def __init__(self, config: RunConfig) -> None:
-        from tqdm.auto import tqdm
+        tqdm = _tqdm()
 
         self.batches = config.batches
         self.bar: Any = tqdm(total=config.episodes * config.batches, unit="batch",
@@ -42,6 +42,20 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _tqdm() -> Any:
+    """tqdm.auto's class (a widget in a notebook) when ipywidgets is there to draw it; the
+    text bar otherwise (tqdm.auto would warn in every notebook without ipywidgets)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm as auto
+
+        return auto
+    from tqdm import tqdm as text
+
+    return text
 
 
 def execute(run: Run, *, quiet: bool = False,
