@@ -102,11 +102,13 @@ class Study:
 
     @property
     def objective(self) -> str:
+        """The objective's name (``fewshot``, ``score.py:fn``, ``__main__:fn``)."""
         with self._store() as store:
             return str(store.objective["name"])
 
     @property
     def direction(self) -> Direction:
+        """Whether a lower or a higher score is better."""
         with self._store() as store:
             return Direction(store.objective["direction"])
 
