@@ -1,7 +1,8 @@
-"""`T5Proposer`: the learned proposer. The model is whatever the source under evolution
-defines (the self-reference); it is built, trained and sampled in a sandbox worker. Its
-outputs are text: each is grounded against the trusted parent (parsed, reduced to edits at
-grammar sites, applied to the parent's CST) and never executed.
+"""`T5Sampler`: a T5 trained and sampled in a sandbox worker, for the proposers that use
+one (`t5`, `learned`); it is not itself a `Proposer`. The model is whatever the source
+under evolution defines (the self-reference). Its outputs are text: each is grounded
+against the trusted parent (parsed, reduced to edits at grammar sites, applied to the
+parent's CST) and never executed.
 
 A model directory holds ``model.safetensors``, ``config.json``, ``generation_config.json``
 (from ``save_pretrained``), ``tokenizer.json``, ``source.py`` (the source that defined the
@@ -31,6 +32,7 @@ __all__ = [
     "ProposerData",
     "SampleSettings",
     "T5Proposer",
+    "T5Sampler",
     "TrainSettings",
     "prepare_data",
 ]
@@ -67,7 +69,7 @@ def prepare_data(pairs: Sequence[RefinementPair], fmt: TargetFormat | str, folde
     )
 
 
-class T5Proposer:
+class T5Sampler:
     """Samples candidate edits from a trained model held by a sandbox worker."""
 
     name = "t5"
@@ -92,7 +94,7 @@ class T5Proposer:
               out: Path | None = None, sampling: SampleSettings | None = None,
               on_progress: Callable[[dict[str, Any]], None] | None = None,
               timeout: float | None = None, tokens: Path | None = None,
-              init_from: Path | None = None) -> tuple[T5Proposer, dict[str, Any]]:
+              init_from: Path | None = None) -> tuple[T5Sampler, dict[str, Any]]:
         """Build the model `source` defines (in the worker), train it, save it to `out`.
         `tokens`: train on these tokenized pairs instead of the run's refinement pairs;
         `init_from`: start from the weights of a model directory `train` wrote."""
@@ -126,7 +128,7 @@ class T5Proposer:
 
     @classmethod
     def load(cls, model_dir: Path, worker: Lane,
-             sampling: SampleSettings | None = None) -> T5Proposer:
+             sampling: SampleSettings | None = None) -> T5Sampler:
         """A proposer from a model directory written by `train`."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -210,3 +212,6 @@ def _value_or_raise(result: JobResult, doing: str) -> dict[str, Any]:
     detail = result.error or result.status.value
     raise WorkerError(f"{doing} failed in the worker ({result.status.value}): {detail}")
 
+
+# Deprecated: the old name, kept for one release (it is not a `Proposer`).
+T5Proposer = T5Sampler
