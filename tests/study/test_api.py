@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -15,7 +16,7 @@ import pytest
 import deepphoenix
 from deepphoenix.errors import ConfigError, RunDirError, UnknownNameError
 from deepphoenix.objectives import callable_objective
-from deepphoenix.search import preset
+from deepphoenix.search import Event, preset
 from deepphoenix.study import budget_shape, plan_search
 
 OFFSET = 3.0  # module globals the objective reads: they travel with the pickled function
@@ -139,3 +140,25 @@ def test_import_deepphoenix_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_interrupted_search_continues_where_it_stopped(tmp_path: Path) -> None:
+    def interrupt(event: Event) -> None:
+        if event.kind == "batch_done":
+            raise KeyboardInterrupt
+
+    def params(program, ctx):  # type: ignore[no-untyped-def]
+        return sum(p.numel() for p in program["model"].parameters()) / 1e6
+
+    arguments: dict[str, Any] = dict(objective=params, proposer="random", budget=6,
+                                     run_dir=tmp_path / "run", quiet=True, preset="smoke",
+                                     workers=1)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        deepphoenix.search("tiny", on_event=interrupt, **arguments)
+    assert "resume()" in "".join(getattr(caught.value, "__notes__", []))
+    stopped = deepphoenix.load(tmp_path / "run")
+    assert stopped.status == "interrupted" and stopped.evaluations == 4  # seed + 1 batch
+    # The same call again continues the run (same search, same run_dir).
+    study = deepphoenix.search("tiny", **arguments)
+    assert study.status == "finished" and study.evaluations == 7
+    assert [t.hash for t in study.trials[:4]] == [t.hash for t in stopped.trials]
