@@ -8,6 +8,8 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepphoenix.errors import SiteError
 from deepphoenix.grammar import parse_grammar, read_grammar_file
@@ -22,6 +24,7 @@ from deepphoenix.mutator import (
     parse_program,
 )
 from deepphoenix.outcome import Outcome
+from deepphoenix.testing import outside_sites, sources, values, variants
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "structural"
 GRAMMAR = read_grammar_file(FIXTURES / "toy.toml")
@@ -209,3 +212,37 @@ def test_ambiguous_and_missing_places_are_site_errors() -> None:
     with pytest.raises(SiteError, match=r"site 'qk_norm' .*after = 'q, k = self\.split\(q, k\)'"
                                         r" within 'Block\.attend' matches nothing"):
         parse_program(SOURCE.replace("q, k = self.split(q, k)", "q, k = q, k"), GRAMMAR)
+
+
+@given(st.data())
+@settings(max_examples=15)
+def test_every_structural_variant_parses_compiles_and_differs_only_in_its_sites(
+        data: st.DataObject) -> None:
+    for text, grammar in ((SOURCE, GRAMMAR), (ANNOTATED, parse_grammar(ANNOTATED_GRAMMAR))):
+        parent = parse_program(text, grammar)
+        variant = data.draw(variants(parent))
+        compile(variant.source, "<variant>", "exec")
+        child = parse_program(variant.source, grammar)
+        assert outside_sites(child) == outside_sites(parent)
+        assert child.hash == variant.hash == canonical_hash(variant.source)
+        assert diff_programs(parent, child).edits == variant.changes
+
+
+@given(st.data())
+@settings(max_examples=8)
+def test_reformatted_sources_keep_their_alternatives(data: st.DataObject) -> None:
+    text = data.draw(sources(GRAMMAR, template=SOURCE))
+    program = parse_program(text, GRAMMAR)
+    assert program.values["block"] in ("prenorm", "parallel")
+
+
+@given(st.data())
+@settings(max_examples=8)
+def test_names_that_are_no_alternative_are_out_of_domain(data: st.DataObject) -> None:
+    parent = parse_program(SOURCE, GRAMMAR)
+    name = data.draw(values(GRAMMAR.site("mlp"), in_domain=False))
+    mutation = parent.apply({"mlp": name})
+    if name in ("plain", "swiglu"):
+        assert mutation.outcome in (Outcome.OK, Outcome.NO_OP)
+    else:
+        assert mutation.outcome is Outcome.OUT_OF_DOMAIN
