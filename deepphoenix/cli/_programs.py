@@ -99,7 +99,13 @@ def grammars(name: str | None, template: str | None, out_file: Path | None,
         ])
         where = (f"hidden, read {spec.read.text}" if spec.read is not None else "hidden"
                  ) if spec.hidden else " | ".join(d["select"])
-        click.echo(f"  {spec.name}: {spec.kind} {d['domain']}, {rule}{default}{extras}  "
+        kind = str(spec.kind)
+        if spec.structure is not None:
+            kind = spec.structure.placement.value
+            where = " | ".join([*d["select"], *(f"{k} {d[k]}" for k in ("within", "after",
+                                                                         "define") if k in d)])
+            where = where or "annotation"
+        click.echo(f"  {spec.name}: {kind} {d['domain']}, {rule}{default}{extras}  "
                    f"[{where}]")
     for inv in g.invariants:
         click.echo(f"  invariant: {inv.text}")
