@@ -196,7 +196,7 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     try:
         function = (builtin_function(objective.name) if objective.builtin else
                     load_objective(objective.text, objective.function, objective.origin,
-                                   ctx.state.setdefault("objective", {})))
+                                   ctx.state.setdefault("objective", {}), objective.pickled))
         score, extra = call_objective(function, program, context)
     except TrivialQuine as trivial:
         return {"status": "rejected", "stage": "objective", "reason": str(trivial),
