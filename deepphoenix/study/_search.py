@@ -182,10 +182,11 @@ def search(source: str | Path | None = None, *, objective: Any = None,
 
     - `source`: a built-in seed name (``"tiny"``, ``"gpt"``, ...), a path, or Python
       source as a string (several lines). Default: the preset's seed.
-    - `objective`: a built-in name (``"fewshot"``, ``"val-loss"``), ``"file.py:fn"``,
-      ``"package.module:fn"``, or a Python callable ``fn(program, ctx) -> score`` (a
-      number or a mapping with ``"score"``), shipped to the sandboxed worker by value
-      (see `deepphoenix.objectives.callable_objective` for what can be shipped).
+    - `objective`: a built-in name (``"fewshot"``, ``"val-loss"``, ``"self-replication"``),
+      ``"file.py:fn"``, ``"package.module:fn"``, or a Python callable
+      ``fn(program, ctx) -> score`` (a number or a mapping with ``"score"``), shipped to
+      the sandboxed worker by value (see `deepphoenix.objectives.callable_objective` for
+      what can be shipped).
     - `grammar`, `proposer`, `strategy`: names as the CLI takes them (a grammar may also
       be a TOML path or ``"infer"``).
     - `budget`: candidate evaluations, spent as episodes × batches × candidates (see
