@@ -67,8 +67,8 @@ def ouroboros_command(source: str, generations: int, run_dir: Path | None, gramm
                       timeout=timeout, device=device, on_generation=shown)
     if as_json:
         echo_json({"run_dir": str(folder), "generations": [g.to_dict() for g in chain]})
-        return
-    click.echo(f"{len(chain)} generation(s) in {folder}")
+    else:
+        click.echo(f"{len(chain)} generation(s) in {folder}")
     last = chain[-1]
     if last.status != "scored":
         fail(last.reason)
