@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 from deepphoenix.errors import WorkerError
+from deepphoenix.sandbox._confine import confine_command, confinement
 from deepphoenix.sandbox._log import DEFAULT_LOG_CAP, LogDrain
 from deepphoenix.sandbox._protocol import (
     FrameReader,
@@ -103,6 +104,12 @@ class WorkerSettings:
     means no limit. `extra_jobs` adds job names to the worker's allow-list (tests).
     `log_cap` bounds each worker log file, in bytes. `isolate_network` puts the worker in a
     network namespace of its own where the kernel allows it.
+
+    `confine` runs the worker in mount and PID namespaces of its own (bubblewrap, where
+    installed and allowed; see `_confine`): the system and Python read-only, its workspace
+    writable, nothing else of the host visible except `readable` (read-only) and
+    `writable` paths. `hidden` paths (the run directory) stay invisible even where
+    Python's own paths would include them.
     """
 
     threads: int = 0
@@ -114,6 +121,10 @@ class WorkerSettings:
     extra_jobs: tuple[str, ...] = ()
     log_cap: int = DEFAULT_LOG_CAP
     isolate_network: bool = True
+    confine: bool = True
+    hidden: tuple[str, ...] = ()
+    readable: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
 
 
 def _memory_limit(settings: WorkerSettings, sharing: int) -> int | None:
@@ -125,10 +136,12 @@ def _memory_limit(settings: WorkerSettings, sharing: int) -> int | None:
 
 
 def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
-                 fds: tuple[int, int] = (-1, -1), sharing: int = 1) -> dict[str, str]:
+                 fds: tuple[int, int] = (-1, -1), sharing: int = 1,
+                 lifeline: int | None = None) -> dict[str, str]:
     """The environment of a worker: a few pass-throughs, offline Hugging Face, no proxy.
     `fds` are the worker's ends of the job and result pipes; `sharing` how many workers
-    share the machine's memory."""
+    share the machine's memory; `lifeline` the read end of a pipe only the parent holds
+    (its supervisor sees the parent die when it reads as closed)."""
     env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
     home = workspace / ".home"
     env.update({
@@ -158,6 +171,7 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
             "isolate_network": settings.isolate_network,
             "jobs_fd": fds[0],
             "results_fd": fds[1],
+            "lifeline_fd": lifeline,
         }),
     })
     if settings.threads:
@@ -190,6 +204,9 @@ class Worker:
         self._drain: LogDrain | None = None
         self._pidfd: int | None = None
         self._job_id = 0
+        self._confined = False
+        self._oom_kills = _oom_kills()
+        self._lifeline: int | None = None  # the write end of the supervisor's lifeline
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -226,24 +243,27 @@ class Worker:
         jobs_r, jobs_w = os.pipe()
         results_r, results_w = os.pipe()
         log_r, log_w = os.pipe()
+        life_r, life_w = os.pipe()
         began = time.perf_counter()
+        command, env_settings, outside = self._command(workspace)
         try:
-            env = scrubbed_env(workspace, self.settings, fds=(jobs_r, results_w),
-                               sharing=self.sharing)
+            env = scrubbed_env(workspace, env_settings, fds=(jobs_r, results_w),
+                               sharing=self.sharing, lifeline=life_r)
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "deepphoenix.sandbox._child"],
+                command,
                 stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w,
-                pass_fds=(jobs_r, results_w), cwd=workspace, env=env,
+                pass_fds=(jobs_r, results_w, life_r), cwd=workspace, env=env,
                 start_new_session=True,
             )
         except OSError as exc:
-            for fd in (jobs_r, jobs_w, results_r, results_w, log_r, log_w):
+            for fd in (jobs_r, jobs_w, results_r, results_w, log_r, log_w, life_r, life_w):
                 os.close(fd)
             raise WorkerError(f"cannot start a worker process: {exc}") from None
         finally:
             if self._proc is not None:
-                for fd in (jobs_r, results_w, log_w):
+                for fd in (jobs_r, results_w, log_w, life_r):
                     os.close(fd)
+        self._lifeline = life_w
         self._jobs = os.fdopen(jobs_w, "wb", buffering=0)
         self._reader = FrameReader(results_r)
         try:
@@ -268,8 +288,35 @@ class Worker:
             raise WorkerError(f"worker {self.name} failed to start: "
                               f"{self.log_tail() or 'no output'}")
         isolation = ready.get("isolation")
-        self.isolation = isolation if isinstance(isolation, dict) else {}
+        self.isolation = {**(isolation if isinstance(isolation, dict) else {}), **outside}
         self.startup_seconds.append(time.perf_counter() - began)
+
+    def _command(self, workspace: Path) -> tuple[list[str], WorkerSettings, dict[str, Any]]:
+        """The command that starts the supervisor, the settings its environment carries,
+        and the layers put in place from outside (filesystem, processes, network)."""
+        command = [sys.executable, "-m", "deepphoenix.sandbox._child"]
+        settings = self.settings
+        if not settings.confine:
+            self._confined = False
+            why = "none (not asked)"
+            return command, settings, {"filesystem": why, "processes": why}
+        found = confinement()
+        self._confined = found.available
+        if found.bwrap is None:
+            why = f"none ({found.reason})"
+            return command, settings, {"filesystem": why, "processes": why}
+        outside: dict[str, Any] = {
+            "filesystem": "mount namespace (bubblewrap): read-only system and Python, "
+                          "writable workspace, host files hidden",
+            "processes": "PID namespace (bubblewrap)",
+        }
+        if settings.isolate_network:
+            outside["network"] = "network namespace"
+        command = confine_command(found.bwrap, command, workspace, hidden=settings.hidden,
+                                  readable=settings.readable, writable=settings.writable,
+                                  isolate_network=settings.isolate_network)
+        # bwrap made the network namespace; the worker cannot (it has no capabilities).
+        return command, replace(settings, isolate_network=False), outside
 
     def close(self) -> None:
         """Ask the worker to exit, then make sure it and everything it started is gone."""
@@ -303,10 +350,11 @@ class Worker:
                 else:
                     closer.close()
         self._jobs = self._reader = None
-        if self._pidfd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._pidfd)
-            self._pidfd = None
+        for fd in (self._pidfd, self._lifeline):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._pidfd = self._lifeline = None
         if self._drain is not None:
             self._drain.join(timeout=5)
             self._drain = None
@@ -349,6 +397,7 @@ class Worker:
         assert proc is not None and jobs is not None and reader is not None
         self._job_id += 1
         job_id = self._job_id
+        self._oom_kills = _oom_kills()
         key = secrets.token_bytes(32)
         began = time.perf_counter()
         try:
@@ -405,19 +454,36 @@ class Worker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = proc.wait(timeout=10)
         self.kill()
+        if code is not None and self._confined and code > 128:
+            code = 128 - code  # bwrap reports a child's death by signal N as exit 128 + N
         if code is not None and code < 0:
             try:
                 name = signal.Signals(-code).name
             except ValueError:
                 name = str(-code)
             why = f"the worker was killed by {name}"
-            if name == "SIGKILL":
-                why += " (out of memory?)"
+            kills = _oom_kills()
+            if name == "SIGKILL" and kills is not None and self._oom_kills is not None \
+                    and kills > self._oom_kills:
+                why += " (the kernel's OOM killer killed a process during the job)"
         else:
             why = f"the worker exited with code {code}"
         tail = self.log_tail()
         return JobResult(JobStatus.DIED, error=why + (f": {tail}" if tail else ""),
                          kind="died", seconds=time.perf_counter() - began)
+
+
+def _oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has killed since boot (/proc/vmstat),
+    or None where the kernel does not say."""
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _check(message: dict[str, Any], job_id: int, seq: int) -> dict[str, Any]:
