@@ -10,8 +10,9 @@ from deepphoenix.sandbox._worker import (
     WorkerPool,
     WorkerSettings,
     default_memory_limit,
+    isolation_summary,
     scrubbed_env,
 )
 
 __all__ = ["JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool", "WorkerSettings",
-           "default_memory_limit", "scrubbed_env"]
+           "default_memory_limit", "isolation_summary", "scrubbed_env"]

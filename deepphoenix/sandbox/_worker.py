@@ -46,7 +46,7 @@ from deepphoenix.sandbox._protocol import (
 from deepphoenix.sandbox._reaper import kill_tree
 
 __all__ = ["JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool", "WorkerSettings",
-           "default_memory_limit", "scrubbed_env"]
+           "default_memory_limit", "isolation_summary", "scrubbed_env"]
 
 class _Runs(Protocol):
     def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
@@ -233,7 +233,8 @@ class Worker:
             return
         self.kill()
         self._cleanup()
-        workspace = Path(tempfile.mkdtemp(prefix=f"deepphoenix-{self.name}-"))
+        _remove_orphaned_workspaces()
+        workspace = Path(tempfile.mkdtemp(prefix=f"deepphoenix-{self.name}-{os.getpid()}-"))
         (workspace / ".home").mkdir()
         (workspace / ".tmp").mkdir()
         self._workspace = workspace
@@ -471,6 +472,41 @@ class Worker:
         tail = self.log_tail()
         return JobResult(JobStatus.DIED, error=why + (f": {tail}" if tail else ""),
                          kind="died", seconds=time.perf_counter() - began)
+
+
+def _remove_orphaned_workspaces() -> None:
+    """Remove the workspaces of parents that were killed. Their supervisors empty them, but
+    a confined worker's workspace is a mount point in its sandbox, which cannot remove the
+    folder itself; the name carries the parent's process id."""
+    for folder in Path(tempfile.gettempdir()).glob("deepphoenix-*-*-*"):
+        owner = folder.name.rsplit("-", 2)[-2]
+        try:
+            if (owner.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid()
+                    and not Path(f"/proc/{owner}").exists()):
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def isolation_summary(isolation: dict[str, Any]) -> str:
+    """One line on the layers a worker reported (`Worker.isolation`): those in place, and
+    those that are not, each reason said once."""
+    active: list[str] = []
+    missing: dict[str, list[str]] = {}  # reason -> layers
+    for key, word in (("filesystem", "mount"), ("processes", "PID"), ("network", "network")):
+        value = str(isolation.get(key, "none (not reported)"))
+        if value.startswith("none"):
+            missing.setdefault(value[len("none "):], []).append(word)
+        else:
+            active.append(word)
+    parts = []
+    if active:
+        how = " (bubblewrap)" if "mount" in active else ""
+        parts.append(f"{', '.join(active)} namespace{'s' if len(active) > 1 else ''}{how}")
+    parts += [f"no {' or '.join(words)} namespace {why}" for why, words in missing.items()]
+    if isolation.get("memory_limit"):
+        parts.append(f"memory limit {int(isolation['memory_limit']) / 2**30:.1f} GiB")
+    return "sandbox: " + "; ".join(parts)
 
 
 def _oom_kills() -> int | None:

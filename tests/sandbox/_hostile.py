@@ -4,6 +4,7 @@ the worker it runs in. The containment tests run them in real workers (allowed t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -327,10 +328,8 @@ def snoop(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             pass
     found["listing"] = {}
     for folder in (home, *args.get("list", [])):
-        try:
+        with contextlib.suppress(OSError):
             found["listing"][folder] = sorted(os.listdir(folder))
-        except OSError:
-            pass
     found["workspaces"] = [w for w in glob.glob("/tmp/deepphoenix-*")
                            if os.path.realpath(w) != os.path.realpath(str(ctx.workspace))]
     if args.get("socket"):

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.sandbox import JobStatus, Worker, WorkerSettings
-from deepphoenix.sandbox import _confine
+from deepphoenix.sandbox import JobStatus, Worker, WorkerSettings, _confine
 from deepphoenix.sandbox._reaper import process_table
 
 HOSTILE = "tests.sandbox._hostile"
@@ -91,8 +90,8 @@ def _snoop(worker: Worker, host: dict[str, object]) -> dict[str, object]:
     assert isinstance(run_dir, Path)
     result = worker.run(f"{HOSTILE}:snoop", {
         "marker": host["marker"], "databases": [str(run_dir / "run.sqlite")],
-        "read": [host["private"], str(host["home_file"])], "list": [str(run_dir)], "socket": host["socket"],
-        "write_to": [str(run_dir)]}, timeout=60)
+        "read": [host["private"], str(host["home_file"])], "list": [str(run_dir)],
+        "socket": host["socket"], "write_to": [str(run_dir)]}, timeout=60)
     assert result.ok, result
     value = result.value
     assert isinstance(value, dict)
