@@ -111,7 +111,8 @@ def show(run_dir: Path, as_json: bool) -> None:
         delta = ""
         previous = steps[index - 1]["score"]
         if step["score"] is not None and previous is not None:
-            delta = f" ({step['score'] - previous:+.4f})"
+            change = step["score"] - previous
+            delta = f" ({'+' if change >= 0 else ''}{format_score(change)})"
         click.echo(f"  episode {step['episode']} batch {step['batch']}: {edits}")
         click.echo(f"  -> {step['hash']}  {loss}{delta}  {params}")
     accepted = len(steps) - 1

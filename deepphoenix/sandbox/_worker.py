@@ -330,14 +330,17 @@ class Worker:
         self.kill()
         self._cleanup()
 
-    def kill(self) -> None:
+    def kill(self) -> int:
         """Kill the worker, its supervisor and every process it started, wherever they
-        went (their own sessions included)."""
+        went (their own sessions included); how many processes a job had left besides
+        the worker's own."""
         proc = self._proc
         if proc is None:
-            return
+            return 0
+        killed = 0
         if proc.poll() is None:
-            kill_tree([proc.pid], keep_unreaped=[proc.pid])
+            killed = kill_tree([proc.pid], keep_unreaped=[proc.pid])
+            killed = max(0, killed - (3 if self._confined else 2))  # bwrap, supervisor, worker
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -360,6 +363,7 @@ class Worker:
             self._drain.join(timeout=5)
             self._drain = None
         self._proc = None
+        return killed
 
     def _cleanup(self) -> None:
         if self._workspace is not None:
@@ -415,10 +419,10 @@ class Worker:
                     return self._died(began)
                 message = _check(decode_signed(key, frame), job_id, seq)
             except TimeoutError:
-                self.kill()
+                left = self.kill()
                 return JobResult(JobStatus.TIMEOUT, error=f"timed out after {timeout:g} s; "
                                  "the worker and every process it started were killed",
-                                 seconds=time.perf_counter() - began)
+                                 seconds=time.perf_counter() - began, leftovers=left)
             except (ProtocolError, _Forged) as exc:
                 self.kill()
                 return JobResult(JobStatus.ERROR, error=f"{FORGED}: {exc}", kind="protocol",

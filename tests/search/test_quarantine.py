@@ -24,9 +24,9 @@ def test_a_run_that_died_twice_on_a_candidate_quarantines_it(tmp_path: Path) -> 
     try:
         first = Quarantine(store)
         assert first.rounds(jobs) == ([], [jobs])  # nothing suspect: one round
-        with pytest.raises(RuntimeError):  # the run "dies" with all three in flight
-            with first.in_flight(["aaa", "bbb", "ccc"]):
-                raise RuntimeError("killed")
+        # The run "dies" with all three in flight.
+        with pytest.raises(RuntimeError), first.in_flight(["aaa", "bbb", "ccc"]):
+            raise RuntimeError("killed")
         second = Quarantine(store)  # the resume counts one death against each
         failed, rounds = second.rounds(jobs)
         assert failed == [] and rounds == [[j] for j in jobs]  # each alone
