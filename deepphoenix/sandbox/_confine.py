@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Confinement", "confine_command", "confinement", "python_paths"]
+__all__ = ["Confinement", "cgroup_layer", "confine_command", "confinement", "python_paths"]
 
 # The system, read-only. Everything else of the host is absent from a confined worker.
 _SYSTEM = ("/usr", "/etc", "/opt", "/sys", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
@@ -150,3 +150,24 @@ def confine_command(bwrap: str, command: list[str], workspace: Path, *,
         args += ["--bind", path, path]
     # The root itself (bwrap's tmpfs, holding the mount points) is read-only too.
     return [*args, "--remount-ro", "/", "--chdir", str(workspace), "--", *command]
+
+
+def cgroup_layer() -> str:
+    """What this machine offers for a cgroup per worker, in a few words. A per-worker
+    cgroup (memory and process count in sum, ``cgroup.kill``) needs cgroup v2 with the
+    memory and pids controllers; a machine whose controllers are cgroup v1 (this project's
+    CI, where the v2 hierarchy holds none of them) gets the address-space limit per
+    process and the PID namespace instead."""
+    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        try:
+            with open(os.path.join(root, "cgroup.controllers")) as f:
+                controllers = set(f.read().split())
+        except OSError:
+            continue
+        missing = sorted({"memory", "pids"} - controllers)
+        if not missing:
+            return (f"none (cgroup v2 with memory and pids at {root} is not used yet: "
+                    "limits are per process)")
+        return (f"none (the cgroup v2 hierarchy at {root} lacks {' and '.join(missing)}: "
+                "this machine's controllers are cgroup v1)")
+    return "none (no cgroup v2 hierarchy mounted)"

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 from deepphoenix.errors import WorkerError
-from deepphoenix.sandbox._confine import confine_command, confinement
+from deepphoenix.sandbox._confine import cgroup_layer, confine_command, confinement
 from deepphoenix.sandbox._log import DEFAULT_LOG_CAP, LogDrain
 from deepphoenix.sandbox._protocol import (
     FrameReader,
@@ -289,7 +289,8 @@ class Worker:
             raise WorkerError(f"worker {self.name} failed to start: "
                               f"{self.log_tail() or 'no output'}")
         isolation = ready.get("isolation")
-        self.isolation = {**(isolation if isinstance(isolation, dict) else {}), **outside}
+        self.isolation = {**(isolation if isinstance(isolation, dict) else {}), **outside,
+                          "cgroup": cgroup_layer()}
         self.startup_seconds.append(time.perf_counter() - began)
 
     def _command(self, workspace: Path) -> tuple[list[str], WorkerSettings, dict[str, Any]]:
@@ -509,7 +510,11 @@ def isolation_summary(isolation: dict[str, Any]) -> str:
         parts.append(f"{', '.join(active)} namespace{'s' if len(active) > 1 else ''}{how}")
     parts += [f"no {' or '.join(words)} namespace {why}" for why, words in missing.items()]
     if isolation.get("memory_limit"):
-        parts.append(f"memory limit {int(isolation['memory_limit']) / 2**30:.1f} GiB")
+        parts.append(f"memory limit {int(isolation['memory_limit']) / 2**30:.1f} GiB "
+                     "per process")
+    cgroup = str(isolation.get("cgroup", ""))
+    if cgroup.startswith("none"):
+        parts.append(f"no cgroup per worker {cgroup[len('none '):]}")
     return "sandbox: " + "; ".join(parts)
 
 

@@ -191,3 +191,19 @@ def test_without_bubblewrap_workers_say_so_and_run_as_before(
     assert isolation["filesystem"] == "none (bubblewrap (bwrap) is not installed)"
     assert isolation["processes"] == isolation["filesystem"]
     assert isolation["network"] != "network namespace (bubblewrap)"
+
+
+def test_the_summary_says_each_missing_layer_once() -> None:
+    from deepphoenix.sandbox import isolation_summary
+
+    why = "none (bubblewrap (bwrap) is not installed)"
+    line = isolation_summary({"filesystem": why, "processes": why,
+                              "network": "network namespace", "memory_limit": 2**31,
+                              "cgroup": "none (cgroup v1 only)"})
+    assert line == ("sandbox: network namespace; no mount or PID namespace (bubblewrap "
+                    "(bwrap) is not installed); memory limit 2.0 GiB per process; no cgroup "
+                    "per worker (cgroup v1 only)")
+    full = isolation_summary({"filesystem": "mount namespace (bubblewrap): …",
+                              "processes": "PID namespace (bubblewrap)",
+                              "network": "network namespace"})
+    assert full == "sandbox: mount, PID, network namespaces (bubblewrap)"
