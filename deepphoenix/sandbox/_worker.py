@@ -61,6 +61,9 @@ _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIB
                  "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
 _RAM_SHARE = 0.8  # of physical memory, split between the workers that run at once
 FORGED = "forged or malformed reply"
+# Job arguments that name an input on this machine: a confined worker is given read-only
+# access to each that its settings do not already cover (restarting it if it runs).
+INPUT_ARGS = ("rows", "tokens", "tokenizer", "model_dir")
 
 class JobStatus(StrEnum):
     OK = "ok"
@@ -207,6 +210,7 @@ class Worker:
         self._confined = False
         self._oom_kills = _oom_kills()
         self._lifeline: int | None = None  # the write end of the supervisor's lifeline
+        self._also_readable: list[str] = []  # input paths jobs named (see _make_visible)
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -315,7 +319,8 @@ class Worker:
         if settings.isolate_network:
             outside["network"] = "network namespace"
         command = confine_command(found.bwrap, command, workspace, hidden=settings.hidden,
-                                  readable=settings.readable, writable=settings.writable,
+                                  readable=(*settings.readable, *self._also_readable),
+                                  writable=settings.writable,
                                   isolate_network=settings.isolate_network)
         # bwrap made the network namespace; the worker cannot (it has no capabilities).
         return command, replace(settings, isolate_network=False), outside
@@ -398,6 +403,8 @@ class Worker:
         """
         if self._reader is not None and self._reader.pending():
             self.kill()  # bytes between jobs: something other than the trusted loop wrote
+        if self._make_visible(args or {}) and self.alive:
+            self.kill()  # a confined worker sees new paths only from its next start
         self.start()
         proc, jobs, reader = self._proc, self._jobs, self._reader
         assert proc is not None and jobs is not None and reader is not None
@@ -436,6 +443,24 @@ class Worker:
                     on_progress(message)
                 continue
             return self._result(message, began)
+
+    def _make_visible(self, args: dict[str, Any]) -> bool:
+        """Add the existing input paths a job names (`INPUT_ARGS`) that a confined worker
+        would not see to its read-only binds; whether any was added."""
+        if not self.settings.confine:
+            return False
+        seen = [*self.settings.readable, *self.settings.writable, *self._also_readable]
+        added = False
+        for key in INPUT_ARGS:
+            value = args.get(key)
+            if not isinstance(value, str) or not os.path.exists(value):
+                continue
+            path = os.path.abspath(value)
+            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in seen):
+                self._also_readable.append(path)
+                seen.append(path)
+                added = True
+        return added
 
     def _result(self, message: dict[str, Any], began: float) -> JobResult:
         seconds = message.get("seconds")

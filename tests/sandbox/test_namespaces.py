@@ -207,3 +207,15 @@ def test_the_summary_says_each_missing_layer_once() -> None:
                               "processes": "PID namespace (bubblewrap)",
                               "network": "network namespace"})
     assert full == "sandbox: mount, PID, network namespaces (bubblewrap)"
+
+
+@needs_namespaces
+def test_an_input_a_job_names_is_made_readable(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.json"
+    rows.write_text("[]")
+    with Worker(SETTINGS, name="inputs") as w:
+        before = w.run(f"{HOSTILE}:snoop", {"read": [str(rows)]}, timeout=60).value
+        after = w.run(f"{HOSTILE}:snoop", {"rows": str(rows), "read": [str(rows)]},
+                      timeout=60).value
+        assert w.starts == 2  # restarted once to see it
+    assert before["read"] == [] and after["read"] == [str(rows)]
