@@ -21,7 +21,7 @@ from deepphoenix.proposers import (
     get_proposer,
     needs_refinement_data,
 )
-from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.sandbox import WorkerSettings, confinement
 from deepphoenix.search._config import PLACEMENT, RunConfig
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._loop import Event, SearchLoop
@@ -119,6 +119,11 @@ class Run:
                   resumed=self.store.evaluations_done() > 0)
         for message in self.dir.warnings:
             self.emit("warning", message=message)
+        confined = confinement()
+        if not confined.available and c.executor == "local":  # said once, plainly
+            self.emit("warning", message=f"workers run without mount and PID namespaces "
+                      f"({confined.reason}): candidates can see your files and processes "
+                      "(docs/sandbox.md)")
         # The executor first: a cluster that cannot serve the run fails before any work,
         # and remote workers start (import torch) while the data is made.
         executor = get_executor(c.executor, self._executor_settings())
