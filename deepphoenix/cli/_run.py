@@ -468,8 +468,8 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
     if as_json:
         echo_json({**result.to_dict(), "objective": spec.name,
                    "direction": spec.direction.value, "isolation": isolation})
-    else:
-        click.echo(isolation_summary(isolation), err=True)
+    else:  # stdout: a failure's stderr stays one line
+        click.echo(isolation_summary(isolation))
     if not as_json and result.score is not None:
         m = result.metrics
         params = f"{m['params'] / 1e6:.2f} M parameters, " if m.get("params") else ""

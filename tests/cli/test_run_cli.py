@@ -95,7 +95,7 @@ def test_evaluate_scores_a_file(invoke: Invoke, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "fewshot " in result.stdout and "M parameters" in result.stdout
     assert "lower is better" in result.stdout
-    (layers,) = [line for line in result.stderr.splitlines() if line.startswith("sandbox: ")]
+    (layers,) = [line for line in result.stdout.splitlines() if line.startswith("sandbox: ")]
     from deepphoenix.sandbox._confine import confinement
 
     if confinement().available:  # the layers in place, said once
