@@ -15,12 +15,12 @@ from deepphoenix.lineage import (
     best_hash,
     best_path,
     build_graph,
-    pareto_front,
     write_optuna,
 )
 from deepphoenix.scores import format_score
 from deepphoenix.search._render import render_source, stored_seed, verify_run
 from deepphoenix.store import RunStore
+from deepphoenix.study import load
 
 __all__ = ["lineage", "plot"]
 
@@ -160,9 +160,9 @@ def verify(run_dir: Path, as_json: bool) -> None:
 def pareto(run_dir: Path, as_json: bool) -> None:
     """The variants on the score / parameter-count Pareto front, fewest parameters first:
     none of them is beaten on both by another variant."""
-    with RunStore.open(run_dir) as store:
-        front = pareto_front(store)
-        objective = store.objective
+    study = load(run_dir)
+    front = study.pareto()
+    objective = {"name": study.objective, "direction": study.direction.value}
     if not front:
         raise RunDirError(f"{run_dir}: no scored variant with a parameter count yet")
     if as_json:
