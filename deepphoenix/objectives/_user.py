@@ -104,7 +104,8 @@ def call_objective(function: Callable[..., Any], program: Mapping[str, Any],
     try:
         value = function(program, ctx)
     finally:
-        ctx.close()
+        if isinstance(ctx, ObjectiveContext):
+            ctx.close()
     metrics: dict[str, float] = {}
     if isinstance(value, Mapping):
         if "score" not in value:

@@ -65,6 +65,7 @@ class AsyncLoop(SearchLoop):
         self.deadline = (time.monotonic() + c.time_limit if c.time_limit is not None
                          else None)
         self.stopped = ""  # why the run ended before its budget (the time limit)
+        self.full: dict[str, float | None] | None = None  # see _scored
 
     # -- state from the database ---------------------------------------------------------
     def _load(self) -> list[dict[str, Any]]:
@@ -93,9 +94,16 @@ class AsyncLoop(SearchLoop):
     def _best(self) -> str:
         """The best full evaluation so far (the seed on ties: the earliest stays)."""
         best = Scored(self.run.seed_program.hash, self.score(self.run.seed_program.hash))
-        pool = [Scored(v.hash, v.score) for v in self.store.variants()
-                if v.status == "scored" and v.score is not None]
-        return best_of(best, pool, self.direction).hash
+        return best_of(best, self._scored(), self.direction).hash
+
+    def _scored(self) -> list[Scored]:
+        """Every full evaluation's score, in the order they were recorded. Kept in memory
+        (read once from the database), so a run of thousands of evaluations does not
+        read every variant back for each new candidate."""
+        if self.full is None:
+            self.full = {v.hash: v.score for v in self.store.variants()
+                         if v.status == "scored" and v.score is not None}
+        return [Scored(h, s) for h, s in self.full.items()]
 
     def _time_up(self) -> bool:
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -187,8 +195,7 @@ class AsyncLoop(SearchLoop):
 
     def _propose_one(self, episode: int, step: int) -> None:
         c = self.config
-        pool = [Scored(v.hash, v.score) for v in self.store.variants()
-                if v.status == "scored" and v.score is not None]
+        pool = self._scored()
         rng = random.Random(derive_seed(c.seed, "parent", episode, step))
         parent = Async.tournament(pool, c.candidates, self.direction, rng)
         seed = derive_seed(c.seed, "propose", episode, step)
@@ -285,6 +292,8 @@ class AsyncLoop(SearchLoop):
                 self.store.record_evaluation(result)
         score = result.score if result.status is EvalStatus.SCORED else None
         self.results.append(RungResult(result.hash, rung, score))
+        if rung == self.top and score is not None and self.full is not None:
+            self.full[result.hash] = score
         observation = self._observation(result.hash, rung, result.status.value, score)
         if observation is not None:
             self.proposer.observe([observation])
