@@ -15,14 +15,18 @@ reports lets ``--fidelity asha`` stop it early (``--max-steps 9``), each step ta
 ninth of the sleep.
 """
 
+from __future__ import annotations
+
 import random
 import time
+from collections.abc import Mapping
+from typing import Any
 
 LOW, HIGH = 1.0, 3.0
 STEPS = 9
 
 
-def evaluate(program, ctx):
+def evaluate(program: Mapping[str, Any], ctx: Any) -> float:
     rng = random.Random(f"{program['width']}:{program['rate']!r}")
     pause = rng.uniform(LOW, HIGH) / STEPS
     target = (program["width"] - 17) ** 2 / 100 + (program["rate"] - 0.3) ** 2
