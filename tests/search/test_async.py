@@ -6,6 +6,7 @@ on an executor that only has the batch seam; a greedy run whose batches climb ru
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -304,6 +305,10 @@ def test_two_workers_on_a_batch_only_executor_keep_every_rule(tmp_path: Path) ->
             assert variant.score is None and variant.stage.startswith("rung ")
     assert summary.best_hash in tops | {summary.seed_hash}
     assert "promoted" in events and "proposed" in events
+    shown = CliRunner().invoke(cli, ["lineage", "show", str(tmp_path / "run"), "--json"])
+    assert shown.exit_code == 0, shown.output
+    stopped = sum(1 for v in variants.values() if v.status == "pruned")
+    assert stopped and sum(json.loads(shown.stdout)["pruned"].values()) == stopped
     # 12 candidates proposed, one per step (a batch row each)
     with RunStore.open(tmp_path / "run") as store:
         assert len({(a.episode, a.batch) for a in store.attempts()}) == 12
