@@ -267,7 +267,8 @@ def _config(folder: Path, **changes: Any) -> RunConfig:
     return RunConfig(
         seed_source=str(folder / "prog.py"), grammar=str(folder / "g.toml"),
         objective=f"{folder / 'score.py'}:evaluate", proposer="random", episodes=1,
-        batches=3, candidates=4, max_steps=9, fidelity="asha", timeout=60.0, **changes)
+        batches=3, candidates=4, max_steps=9, timeout=60.0,
+        **{"fidelity": "asha", **changes})
 
 
 def test_two_workers_on_a_batch_only_executor_keep_every_rule(tmp_path: Path) -> None:
@@ -354,3 +355,19 @@ def test_tpe_sees_pending_as_running_and_a_higher_rung_replaces_a_lower_one() ->
     study = tpe._study(site_distributions(list(program.proposable)), 0)
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     assert len(pruned) == 1 and pruned[0].intermediate_values == {0: 3.0}
+
+
+def test_a_time_limit_stops_new_candidates_and_the_run_ends_with_what_it_has(
+        tmp_path: Path) -> None:
+    config = _config(tmp_path, strategy="async", workers=1, fidelity="full",
+                     time_limit=0.001)
+    events: list[str] = []
+    run = Run(tmp_path / "run", config, on_event=lambda e: events.append(e.kind))
+    try:
+        summary = run.execute()
+        attempts = run.store.attempts()
+        episode = run.store.episode(1)
+    finally:
+        run.close()
+    assert "time_limit" in events and summary.best_hash == summary.seed_hash
+    assert attempts == [] and episode is None  # nothing started after the limit
