@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import difflib
 import re
 import symtable
 from collections.abc import Sequence
@@ -343,14 +344,41 @@ def _match_at(source: _Source, spec: SiteSpec, suite: _Suite, index: int, how: s
         return _lines(source, spec, suite, index, 0, empty, how)
     line = source.first_line(suite.body[index]) if index < len(suite.body) else (
         source.positions[suite.body[-1]].end.line + 1 if suite.body else 1)
-    raise SiteError(_not_an_alternative(spec, source.where, line))
+    found = source.module.code_for_node(suite.body[index]) if index < len(suite.body) else ""
+    raise SiteError(_not_an_alternative(spec, source.where, line, found))
 
 
-def _not_an_alternative(spec: SiteSpec, where: str, line: int) -> str:
+def _not_an_alternative(spec: SiteSpec, where: str, line: int, found: str = "") -> str:
     assert spec.structure is not None
     return (f"site {spec.name!r} at {where}:{line} holds code that is none of its "
             f"alternatives ({', '.join(spec.structure.names)}); the file's own code must be "
-            "one of them (compared ignoring formatting and comments)")
+            f"one of them (compared ignoring formatting and comments){_closest(spec, found)}")
+
+
+def _closest(spec: SiteSpec, found: str) -> str:
+    """Where the file's code first departs from the alternative most like it."""
+    assert spec.structure is not None
+    lines = [line.strip() for line in found.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    best, ratio = None, 0.0
+    for alternative in spec.structure.alternatives:
+        theirs = [line.strip() for line in alternative.code.splitlines() if line.strip()]
+        score = difflib.SequenceMatcher(a=lines, b=theirs, autojunk=False).ratio()
+        if score > ratio:
+            best, ratio = (alternative.name, theirs), score
+    if best is None:
+        return ""
+    name, theirs = best
+    for number, (mine, other) in enumerate(zip(lines, theirs, strict=False), start=1):
+        if mine != other:
+            return (f"; closest is {name!r}, which differs at its code line {number}: the "
+                    f"file has {_clip(mine)!r}, the grammar {_clip(other)!r}")
+    return f"; closest is {name!r}, which differs in its length or layout"
+
+
+def _clip(text: str, limit: int = 50) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _lines(source: _Source, spec: SiteSpec, suite: _Suite, index: int, size: int,
@@ -403,7 +431,8 @@ def _locate_definition(source: _Source, spec: SiteSpec, suites: list[_Suite]) ->
             if suite.scope is None:
                 _check_names(source, spec, located)
             return located
-    raise SiteError(_not_an_alternative(spec, source.where, source.first_line(suite.body[index])))
+    raise SiteError(_not_an_alternative(spec, source.where, source.first_line(suite.body[index]),
+                                        source.module.code_for_node(suite.body[index])))
 
 
 def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation | None,
@@ -446,7 +475,7 @@ def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation 
         key = ""
     value = structure.by_keys().get((key,))
     if value is None:
-        raise SiteError(_not_an_alternative(spec, source.where, line))
+        raise SiteError(_not_an_alternative(spec, source.where, line, code))
     return Located(spec.name, value, start, end, line, column, None, how, label)
 
 

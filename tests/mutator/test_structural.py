@@ -88,7 +88,9 @@ def test_other_code_at_a_site_is_ungrounded() -> None:
     parent = parse_program(SOURCE, GRAMMAR)
     text = SOURCE.replace("h = F.gelu(h)", "h = F.silu(h)")
     with pytest.raises(SiteError, match=r"site 'mlp' at the source:8 holds code that is none "
-                                        r"of its alternatives \(plain, swiglu\)"):
+                                        r"of its alternatives \(plain, swiglu\).*closest is "
+                                        r"'plain', which differs at its code line 4: the file "
+                                        r"has 'h = F.silu\(h\)', the grammar 'h = F.gelu"):
         parse_program(text, GRAMMAR)
     result = ground(parent, text, TargetFormat.SOURCE)
     assert result.outcome is Outcome.UNGROUNDED
