@@ -96,9 +96,16 @@ class _Collector(cst.CSTVisitor):
     suites: list[_Suite] = field(default_factory=list)
     annotations: list[_Annotation] = field(default_factory=list)
     comments: list[cst.Comment] = field(default_factory=list)
+    want_expressions: bool = False  # some expression site is found by its code
+    expressions: list[tuple[cst.BaseExpression, str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.want_expressions and isinstance(node, cst.BaseExpression):
+            self.expressions.append((node, self._scope()))
+        return super().on_visit(node)
 
     def _scope(self) -> str | None:
         return ".".join(self.scopes) or None
@@ -155,10 +162,11 @@ def _annotation(comment: cst.Comment | None) -> str | None:
 class _Source:
     """One pass of metadata over a module, and the keys of its statements (memoised)."""
 
-    def __init__(self, module: cst.Module, text: str, path: str | None) -> None:
+    def __init__(self, module: cst.Module, text: str, path: str | None,
+                 expressions: bool = False) -> None:
         self.module, self.text, self.where = module, text, path or "the source"
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self.collector = _Collector()
+        self.collector = _Collector(want_expressions=expressions)
         wrapper.visit(self.collector)
         self.positions = wrapper.resolve(PositionProvider)
         self.line_starts = [0]
@@ -211,7 +219,9 @@ def find_structural(module: cst.Module, text: str, grammar: Grammar, path: str |
     specs = [spec for spec in grammar.sites if spec.structural]
     if not specs:  # annotations belong to grammars with structural sites
         return []
-    source = _Source(module, text, path)
+    by_code = any(s.structure is not None and s.structure.placement is Placement.EXPRESSION
+                  and not s.selectors for s in specs)
+    source = _Source(module, text, path, expressions=by_code)
     annotations = _check_annotations(source, grammar)
     found: list[Located] = []
     for spec in specs:
@@ -451,6 +461,8 @@ def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation 
         end = source.offset(position.end.line, position.end.column)
         how, label, line, column = "annotation", f"line {position.start.line}", (
             position.start.line), position.start.column + 1
+    elif not spec.selectors:
+        return _expression_by_code(source, spec)
     else:
         matches: dict[int, tuple[Binding, str]] = {}
         for selector in spec.selectors:
@@ -479,6 +491,40 @@ def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation 
     return Located(spec.name, value, start, end, line, column, None, how, label)
 
 
+def _expression_by_code(source: _Source, spec: SiteSpec) -> Located | None:
+    """The one expression in `within` (default: anywhere) whose code is an alternative's;
+    an alternative nested in another's match belongs to the outer one."""
+    structure = spec.structure
+    assert structure is not None
+    wanted = structure.by_keys()
+    kinds = {type(cst.parse_expression(f"({a.code})")) for a in structure.alternatives}
+    found: list[tuple[int, int, str, int, int]] = []
+    for node, scope in source.collector.expressions:
+        if type(node) not in kinds or not _in_scope(structure.within, scope):
+            continue
+        position = source.positions[node]
+        start = source.offset(position.start.line, position.start.column)
+        end = source.offset(position.end.line, position.end.column)
+        try:
+            value = wanted.get((expression_key(source.text[start:end]),))
+        except SyntaxError:
+            continue
+        if value is not None:
+            found.append((start, end, value, position.start.line, position.start.column + 1))
+    outer = [f for f in found if not any(o[0] <= f[0] and f[1] <= o[1] and o != f
+                                         for o in found)]
+    if not outer:
+        return None
+    if len(outer) > 1:
+        lines = ", ".join(str(f[3]) for f in outer)
+        raise SiteError(f"site {spec.name!r}: its alternatives' code is at {len(outer)} places "
+                        f"in {source.where} (lines {lines}); narrow it with 'within' or "
+                        "'select', or annotate it")
+    start, end, value, line, column = outer[0]
+    how = f"within {structure.within}" if structure.within else "its code"
+    return Located(spec.name, value, start, end, line, column, None, how, f"line {line}")
+
+
 def _statement_value(statement: cst.BaseStatement | None) -> cst.BaseExpression | None:
     if not isinstance(statement, cst.SimpleStatementLine) or not statement.body:
         return None
@@ -493,8 +539,8 @@ def _statement_value(statement: cst.BaseStatement | None) -> cst.BaseExpression 
 def _missing(spec: SiteSpec, grammar: Grammar, where: str) -> str:
     structure = spec.structure
     assert structure is not None
-    if structure.placement is Placement.EXPRESSION:
-        rule = " | ".join(str(s) for s in spec.selectors) or "no selector"
+    if structure.placement is Placement.EXPRESSION and spec.selectors:
+        rule = " | ".join(str(s) for s in spec.selectors)
     elif structure.placement is Placement.DEFINITION:
         rule = f"define = {structure.define!r}"
     elif structure.after is not None:

@@ -173,8 +173,11 @@ def test_annotations_place_sites_in_a_users_own_file() -> None:
          r"'extra' is a statement site; put '# deepphoenix: extra' on its own line"),
         (ANNOTATED.replace("        # deepphoenix: extra\n", ""),
          r"site 'extra' may be absent .* needs a place"),
-        (ANNOTATED.replace("# deepphoenix: norm", ""),
-         r"site 'norm' of grammar 'annotated' \(expression\): no selector matches nothing"),
+        (ANNOTATED.replace("nn.LayerNorm(n)  # deepphoenix: norm", "nn.BatchNorm1d(n)"),
+         r"site 'norm' of grammar 'annotated' \(expression\): the code of one of its "
+         r"alternatives matches nothing in the source"),
+        (ANNOTATED.replace("  # deepphoenix: norm", "\n        self.n = nn.LayerNorm(n)"),
+         r"site 'norm': its alternatives' code is at 2 places in the source \(lines 7, 8\)"),
         (ANNOTATED.replace("nn.LayerNorm(n)", "nn.BatchNorm1d(n)"),
          r"site 'norm' at the source:7 holds code that is none of its alternatives"),
         (ANNOTATED + "    # deepphoenix: norm\n",
@@ -185,6 +188,18 @@ def test_bad_annotations_are_one_line_site_errors(text: str, message: str) -> No
     with pytest.raises(SiteError, match=message) as caught:
         parse_program(text, parse_grammar(ANNOTATED_GRAMMAR))
     assert "\n" not in str(caught.value)
+
+
+def test_an_expression_site_without_a_selector_is_found_by_its_code() -> None:
+    grammar = parse_grammar(ANNOTATED_GRAMMAR.replace("[sites.norm]\n",
+                                                      "[sites.norm]\nwithin = 'Block'\n"))
+    text = ANNOTATED.replace("  # deepphoenix: norm", "")
+    program = parse_program(text, grammar)
+    assert program.site("norm").value == "layer" and program.site("norm").line == 7
+    variant = program.apply({"norm": "rms"}).variant
+    assert variant is not None
+    assert variant.source == text.replace("nn.LayerNorm(n)", "nn.RMSNorm(n)")
+    assert parse_program(variant.source, grammar).values["norm"] == "rms"
 
 
 def test_overlapping_sites_are_refused() -> None:
