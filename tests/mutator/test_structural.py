@@ -263,3 +263,25 @@ def test_names_that_are_no_alternative_are_out_of_domain(data: st.DataObject) ->
         assert mutation.outcome in (Outcome.OK, Outcome.NO_OP)
     else:
         assert mutation.outcome is Outcome.OUT_OF_DOMAIN
+
+
+NANOGPT = (Path(__file__).parent.parent / "grammar" / "files" / "nanogpt_model.py").read_text()
+
+
+
+def test_an_unmodified_nanogpt_model_file() -> None:
+    grammar = read_grammar_file(FIXTURES / "nanogpt_parts.toml")
+    parent = parse_program(NANOGPT, grammar)
+    assert parent.values == {"gen": "sample", "act": "gelu", "qk": "off"}
+    assert parent.site("gen").line == 154  # the decorator's line starts the definition
+    mutation = parent.apply({"gen": "greedy", "act": "silu", "qk": "on"})
+    assert mutation.ok and mutation.variant is not None
+    source = mutation.variant.source
+    compile(source, "<variant>", "exec")
+    assert "    @torch.no_grad()\n    def generate(" in source
+    assert '        """Greedy decoding."""\n' in source
+    assert "self.gelu = nn.SiLU()" in source
+    assert "split(self.n_embd, dim=2)\n        q, k = F.normalize(q, dim=-1)" in source
+    child = parse_program(source, grammar)
+    assert outside_sites(child) == outside_sites(parent)
+    assert child.apply(parent.values).variant.source == NANOGPT  # type: ignore[union-attr]
