@@ -285,3 +285,15 @@ def test_an_unmodified_nanogpt_model_file() -> None:
     child = parse_program(source, grammar)
     assert outside_sites(child) == outside_sites(parent)
     assert child.apply(parent.values).variant.source == NANOGPT  # type: ignore[union-attr]
+
+
+def test_a_derived_structural_site_follows_the_choice_it_depends_on() -> None:
+    text = (FIXTURES / "toy.toml").read_text().replace(
+        'after = "q, k = self.split(q, k)"',
+        'after = "q, k = self.split(q, k)"\nderive = \'"on" if mlp == "swiglu" else "off"\'')
+    parent = parse_program(SOURCE, parse_grammar(text))
+    mutation = parent.apply({"mlp": "swiglu"})
+    assert mutation.ok and mutation.variant is not None
+    assert mutation.variant.changes == (Edit("mlp", "swiglu"), Edit("qk_norm", "on"))
+    assert "q, k = self.q_norm(q), self.k_norm(k)" in mutation.variant.source
+    assert ground(parent, "qk_norm=on", TargetFormat.EDITS).outcome is Outcome.INVARIANT
