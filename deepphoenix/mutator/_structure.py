@@ -188,6 +188,13 @@ class _Source:
     def keys(self, statements: Sequence[cst.BaseStatement]) -> tuple[str, ...]:
         return tuple(self.key(s) for s in statements)
 
+    def matches(self, body: Sequence[cst.BaseStatement], index: int,
+                keys: tuple[str, ...]) -> bool:
+        """Whether the statements from `index` have `keys` (computed only as needed)."""
+        if index + len(keys) > len(body):
+            return False
+        return all(self.key(body[index + i]) == key for i, key in enumerate(keys))
+
     def offset(self, line: int, column: int) -> int:
         return self.line_starts[line - 1] + column
 
@@ -344,10 +351,9 @@ def _match_at(source: _Source, spec: SiteSpec, suite: _Suite, index: int, how: s
               allow_empty: bool) -> Located:
     structure = spec.structure
     assert structure is not None
-    keys = source.keys(suite.body[index:])
     for alternative in _longest_first(structure.alternatives):
         size = len(alternative.keys)
-        if size and keys[:size] == alternative.keys:
+        if size and source.matches(suite.body, index, alternative.keys):
             return _lines(source, spec, suite, index, size, alternative.name, how)
     empty = next((a.name for a in structure.alternatives if a.empty), None)
     if empty is not None and allow_empty:
@@ -429,13 +435,12 @@ def _locate_definition(source: _Source, spec: SiteSpec, suites: list[_Suite]) ->
         raise SiteError(f"site {spec.name!r}: {define!r} is defined at {len(places)} places "
                         f"in {source.where} (lines {lines}); narrow it with 'within'")
     suite, index = places[0]
-    keys = source.keys(suite.body)
     heads = tuple(p.format(define) for p in _DEFINITIONS)
     for alternative in _longest_first(structure.alternatives):
         at = next(i for i, k in enumerate(alternative.keys) if k.startswith(heads))
         first = index - at
         size = len(alternative.keys)
-        if first >= 0 and keys[first:first + size] == alternative.keys:
+        if first >= 0 and source.matches(suite.body, first, alternative.keys):
             located = _lines(source, spec, suite, first, size, alternative.name,
                              f"define {define}")
             if suite.scope is None:
