@@ -27,6 +27,7 @@ from deepphoenix.objectives._spec import ObjectiveSpec
 from deepphoenix.objectives._user import (
     ObjectiveContext,
     ObjectiveFailure,
+    ObjectiveUsageError,
     builtin_function,
     call_objective,
     load_objective,
@@ -73,7 +74,8 @@ def _failed(stage: str, reason: str, trace: str = "", **extra: Any) -> dict[str,
 
 
 def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, BuildFailure | ObjectiveFailure | NoLossReported | NonFiniteLoss):
+    if isinstance(exc, BuildFailure | ObjectiveFailure | ObjectiveUsageError | NoLossReported
+                  | NonFiniteLoss):
         return _failed(stage, str(exc))
     message, trace = failure_text(exc)
     if is_out_of_memory(exc):
@@ -192,7 +194,7 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     deadline = (time.monotonic() + 0.75 * job.timeout) if job.timeout else None
     context = ObjectiveContext(device, job.seed, workdir,
                                lambda step, value: ctx.progress(step=step, value=value),
-                               deadline=deadline)
+                               stop_step=job.stop_step, deadline=deadline)
     try:
         function = (builtin_function(objective.name) if objective.builtin else
                     load_objective(objective.text, objective.function, objective.origin,
@@ -208,4 +210,7 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     metrics.update(extra)
     if context.reports:
         metrics["reports"] = context.reports
+    if job.stop_step is not None:
+        metrics["stop_step"] = job.stop_step
+        metrics["asked_to_stop"] = context.asked_to_stop
     return {"status": "scored", "score": score, "metrics": metrics}

@@ -55,10 +55,14 @@ class QuineContext:
         self.stopped = ""
 
     def should_stop(self) -> bool:
-        """Whether the time budget is spent (then stop training and return)."""
+        """Whether the budget is spent (then stop training and return): the time budget,
+        or the steps of a multi-fidelity rung (the steps ``report`` was given)."""
         deadline = self._objective.deadline
         if deadline is not None and time.monotonic() >= deadline:
             self.stopped = "time budget"
+            return True
+        if self._objective.should_stop():
+            self.stopped = f"step budget of {self._objective.stop_step}"
             return True
         return False
 
