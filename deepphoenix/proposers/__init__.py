@@ -2,10 +2,16 @@
 made by a registered factory from a `ProposerContext`); built-ins are ``random`` (the
 grammar's refinements), ``t5`` (the paper's learned proposer, which drives a sandbox
 worker and grounds what it samples), ``learned`` (a T5 that also learns from the run's
-scored variants and ranks a wide sample with a surrogate) and ``tpe`` (Optuna's TPE over
-the sites). `RandomProposer` also
+scored variants and ranks a wide sample with a surrogate), ``tpe`` and ``gp`` (Optuna's
+TPE and GP-BO over the sites), and the learned proposer's ablations ``random-gp``,
+``random-gp-multi`` and ``t5-only``. `RandomProposer` also
 builds the refinement dataset. Nothing here imports torch; the workers do."""
 
+from deepphoenix.proposers._ablations import (
+    RandomGPMultiProposer,
+    RandomGPProposer,
+    T5OnlyProposer,
+)
 from deepphoenix.proposers._builtin import LearnedProposer, RandomRefiner
 from deepphoenix.proposers._dataset import (
     RefinementPair,
@@ -15,6 +21,7 @@ from deepphoenix.proposers._dataset import (
     write_pairs,
 )
 from deepphoenix.proposers._distinct import draw_distinct
+from deepphoenix.proposers._gp import GPProposer
 from deepphoenix.proposers._lineage import LineageProposer, hindsight_pairs
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
@@ -41,6 +48,7 @@ from deepphoenix.proposers._tpe import TPEProposer, site_distributions
 __all__ = [
     "ENTRY_POINT_GROUP",
     "DistinctVariants",
+    "GPProposer",
     "LearnedProposer",
     "LineageProposer",
     "Observation",
@@ -49,10 +57,13 @@ __all__ = [
     "ProposerContext",
     "ProposerData",
     "ProposerFactory",
+    "RandomGPMultiProposer",
+    "RandomGPProposer",
     "RandomProposer",
     "RandomRefiner",
     "RefinementPair",
     "SampleSettings",
+    "T5OnlyProposer",
     "T5Proposer",
     "TPEProposer",
     "TrainSettings",

@@ -99,10 +99,13 @@ class TPEProposer:
     def observe(self, observations: Sequence[Observation]) -> None:
         self.history.extend(observations)
 
+    def _sampler(self, seed: int) -> Any:
+        """The Optuna sampler of a batch (constant liar: asks of one batch stay apart)."""
+        return self.optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
     def _study(self, distributions: dict[str, Any], seed: int) -> Any:
         optuna = self.optuna
-        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        study = optuna.create_study(direction=self.direction, sampler=sampler)
+        study = optuna.create_study(direction=self.direction, sampler=self._sampler(seed))
         for seen in self.history:
             params = {k: seen.values[k] for k in distributions if k in seen.values}
             if len(params) != len(distributions) or not all(

@@ -1,0 +1,39 @@
+"""``gp``: Optuna's `GPSampler` (Gaussian-process Bayesian optimisation) over a grammar's
+sites, as a proposer: the strongest off-the-shelf baseline for a small mixed space.
+
+Everything but the sampler is the ``tpe`` proposer's: the sites' distributions, derived
+sites, the mending of draws that break an invariant, and a study rebuilt from every
+observed result before each batch (so a resumed run asks what an uninterrupted one
+would). `GPSampler` keeps one batch's asks apart itself: it conditions on the trials that
+are still running. It needs SciPy and torch (it fits its kernel with torch, in this
+process, when the first batch is asked); it draws its first ten candidates at random,
+as TPE does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepphoenix.errors import ConfigError
+from deepphoenix.proposers._protocol import register_proposer
+from deepphoenix.proposers._tpe import TPEProposer
+
+__all__ = ["GPProposer"]
+
+
+class GPProposer(TPEProposer):
+    """Optuna's GP-BO over the parent program's proposable sites."""
+
+    name = "gp"
+
+    def _sampler(self, seed: int) -> Any:
+        try:
+            import scipy  # noqa: F401  (GPSampler imports it lazily; say so up front)
+            import torch  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - both are dependencies
+            raise ConfigError(f"the gp proposer needs SciPy and torch ({exc}): "
+                              "pip install scipy torch") from None
+        return self.optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+
+
+register_proposer("gp", GPProposer)
