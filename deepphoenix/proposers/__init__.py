@@ -41,6 +41,7 @@ from deepphoenix.proposers._t5 import (
     SampleSettings,
     T5Proposer,
     TrainSettings,
+    model_format,
     prepare_data,
 )
 from deepphoenix.proposers._tpe import TPEProposer, site_distributions
@@ -72,6 +73,7 @@ __all__ = [
     "hindsight_pairs",
     "iter_pairs",
     "make_dataset",
+    "model_format",
     "needs_refinement_data",
     "prepare_data",
     "proposer_factory",

@@ -7,11 +7,15 @@ observed result before each batch (so a resumed run asks what an uninterrupted o
 would). `GPSampler` keeps one batch's asks apart itself: it conditions on the trials that
 are still running. It needs SciPy and torch (it fits its kernel with torch, in this
 process, when the first batch is asked); it draws its first ten candidates at random,
-as TPE does.
+as TPE does. This process's torch runs
+on one thread: its OpenMP and inter-op pools otherwise fight each other and NumPy's for
+the cores, and a batch's asks took over ten times as long on two cores (Optuna's
+"runtime performance note" on GPSampler; it limits only the intra-op threads).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from deepphoenix.errors import ConfigError
@@ -29,11 +33,21 @@ class GPProposer(TPEProposer):
     def _sampler(self, seed: int) -> Any:
         try:
             import scipy  # noqa: F401  (GPSampler imports it lazily; say so up front)
-            import torch  # noqa: F401
+            import torch
         except ImportError as exc:  # pragma: no cover - both are dependencies
             raise ConfigError(f"the gp proposer needs SciPy and torch ({exc}): "
                               "pip install scipy torch") from None
+        _one_thread(torch)
         return self.optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+
+
+def _one_thread(torch: Any) -> None:
+    """torch on one thread in this process (which runs no other torch work: models train
+    in sandbox workers, whose threads are set apart)."""
+    torch.set_num_threads(1)
+    # settable once per process: set already, or inter-op work has begun
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
 
 
 register_proposer("gp", GPProposer)

@@ -99,6 +99,7 @@ class LineageProposer(LearnedProposer):
 
     NAME = "learned"
     name = NAME
+    accepts_init = True  # `--proposer-init`: the first stage starts from a pretrained model
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
@@ -143,7 +144,8 @@ class LineageProposer(LearnedProposer):
             self.proposer, report = T5Proposer.train(
                 source, self.data, settings, self.worker, out=folder,
                 sampling=self.ctx.sampling, on_progress=self._progress(episode),
-                timeout=self.ctx.train_timeout, tokens=tokens, init_from=previous)
+                timeout=self.ctx.train_timeout, tokens=tokens,
+                init_from=previous if previous is not None else self.ctx.proposer_init)
         except WorkerError as exc:
             self._fall_back(episode, str(exc))
             return {"failed": str(exc), "losses": []}

@@ -6,6 +6,7 @@ them up (`_run`)."""
 from deepphoenix.search._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._loop import Event, SearchLoop
+from deepphoenix.search._pretrain import RunPairs, pretraining_pairs
 from deepphoenix.search._run import Run, RunSummary
 from deepphoenix.search._rundir import RunDir, derive_seed, load_seed_text
 from deepphoenix.search._strategy import (
@@ -30,6 +31,7 @@ __all__ = [
     "RunConfig",
     "RunData",
     "RunDir",
+    "RunPairs",
     "RunSummary",
     "Scored",
     "SearchLoop",
@@ -40,5 +42,6 @@ __all__ = [
     "load_seed_text",
     "prepare_run_data",
     "preset",
+    "pretraining_pairs",
     "strategy_names",
 ]

@@ -14,7 +14,7 @@ from deepphoenix.device import check_device
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
 from deepphoenix.objectives import Direction
-from deepphoenix.proposers import proposer_names
+from deepphoenix.proposers import proposer_factory, proposer_names
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
@@ -44,6 +44,8 @@ class RunConfig:
     proposer: str = "learned"  # learned | t5 (the paper's) | tpe | random (grammar draws)
     proposer_source: str | None = None  # the T5 that proposes: self | a seed | a file
     #                                     (None: self for the refinement task, else tiny)
+    proposer_init: str | None = None  # a model `proposer pretrain` wrote: the learned
+    #                                   proposer's first weights (None: a cold start)
     strategy: str = "greedy"  # greedy (the paper) | best-of-n (every candidate from the seed)
     format: str = "source"  # what the model writes: source (paper) | edits (site=value)
     constrained: bool = True  # constrained decoding: copy the parent, choose inside literals
@@ -174,6 +176,12 @@ class RunConfig:
         if self.memory_limit_gb is not None:
             _check_positive("memory_limit_gb", self.memory_limit_gb, 2.0**20, zero=True)
         self._validate_placement()
+        if self.proposer_init is not None and not getattr(
+                proposer_factory(self.proposer), "accepts_init", False):
+            warm = [n for n in proposer_names()
+                    if getattr(proposer_factory(n), "accepts_init", False)]
+            raise ConfigError(f"--proposer-init starts a learned proposer ({', '.join(warm)}) "
+                              f"from a pretrained model; proposer {self.proposer!r} has none")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"Expected 0 < top_p <= 1 but got top_p={self.top_p!r}")
 

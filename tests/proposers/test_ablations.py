@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepphoenix.grammar import load_grammar
+from deepphoenix.grammar import load_grammar, parse_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import (
@@ -22,7 +22,7 @@ from deepphoenix.proposers import (
 )
 from deepphoenix.proposers._ablations import T5_SITES_CHANGED
 from deepphoenix.seeds import seed_source
-from tests.proposers.test_tpe import TINY, _history
+from tests.proposers.test_tpe import TINY
 
 
 def _ctx(direction: str = "minimize") -> ProposerContext:
@@ -46,26 +46,40 @@ def test_the_ablations_are_registered_under_their_names() -> None:
     assert T5OnlyProposer.needs_refinement_data
 
 
+SMALL = parse_program("a = 12\nb = 0.9\n", parse_grammar(
+    "[sites.a]\nselect = 'name:a'\nkind = 'int'\nmin = 1\nmax = 16\n"
+    "[sites.b]\nselect = 'name:b'\nkind = 'float'\nmin = 0.0\nmax = 1.0\n"))
+
+
+def _small_score(values: dict[str, object]) -> float:
+    return (float(values["a"]) - 3) ** 2 + 10 * (float(values["b"]) - 0.2) ** 2  # type: ignore[arg-type]
+
+
 def test_gp_proposals_depend_only_on_the_seed_and_the_history() -> None:
     first = GPProposer(_ctx())
-    history = _history(first, 10)  # 18 observations: past GPSampler's 10 random ones
+    history = []
+    for batch in range(2):  # 12 observations: past GPSampler's 10 random ones
+        for p in first.propose(SMALL, 6, seed=10 + batch):
+            v = p.mutation.variant
+            assert p.mutation.ok and v is not None
+            history.append(Observation(SMALL.hash, v.hash, dict(v.values), "scored",
+                                       _small_score(dict(v.values))))
+        first.observe(history[-6:])
     again = GPProposer(_ctx())
     again.observe(history)  # a resumed run replays what it stored
-    a = first.propose(TINY, 6, seed=99)
-    b = again.propose(TINY, 6, seed=99)
-    assert [p.text for p in a] == [p.text for p in b]
-    assert [p.text for p in a] != [p.text for p in first.propose(TINY, 6, seed=98)]
-    late = [p for p in a if p.mutation.ok]
-    assert len(late) >= 4
-    assert len({p.mutation.variant.hash for p in late}) == len(late)  # type: ignore[union-attr]
-    # the fitted GP moves towards the better region of the made-up objective
-    early = sum(o.values["num_layers"] for o in history[:6]) / 6
-    assert sum(p.mutation.variant.value("num_layers") for p in late) / len(late) < early  # type: ignore[misc, union-attr]
+    a = first.propose(SMALL, 3, seed=99)
+    assert [p.text for p in a] == [p.text for p in again.propose(SMALL, 3, seed=99)]
+    assert [p.text for p in a] != [p.text for p in first.propose(SMALL, 3, seed=98)]
+    late = [p.mutation.variant for p in a if p.mutation.ok]
+    assert len(late) == 3 and len({v.hash for v in late}) == 3  # type: ignore[union-attr]
+    # the fitted GP proposes where the made-up objective is low
+    early = sorted(o.score for o in history)[len(history) // 2]  # type: ignore[type-var]
+    assert min(_small_score(dict(v.values)) for v in late) < early  # type: ignore[union-attr]
 
 
 def test_gp_mends_coupled_sites_as_tpe_does() -> None:
     gpt = parse_program(seed_source("gpt"), load_grammar("gpt"))
-    proposals = GPProposer(_ctx()).propose(gpt, 12, seed=3)
+    proposals = GPProposer(_ctx()).propose(gpt, 12, seed=3)  # GPSampler's random start
     assert Outcome.INVARIANT not in [p.mutation.outcome for p in proposals]
     ok = [p.mutation.variant for p in proposals if p.mutation.ok]
     assert len(ok) >= 10
