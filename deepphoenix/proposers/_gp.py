@@ -16,6 +16,7 @@ the cores, and a batch's asks took over ten times as long on two cores (Optuna's
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from typing import Any
 
 from deepphoenix.errors import ConfigError
@@ -31,12 +32,11 @@ class GPProposer(TPEProposer):
     name = "gp"
 
     def _sampler(self, seed: int) -> Any:
-        try:
-            import scipy  # noqa: F401  (GPSampler imports it lazily; say so up front)
-            import torch
-        except ImportError as exc:  # pragma: no cover - both are dependencies
-            raise ConfigError(f"the gp proposer needs SciPy and torch ({exc}): "
-                              "pip install scipy torch") from None
+        # GPSampler imports both lazily, mid-ask: say so up front.
+        if importlib.util.find_spec("scipy") is None:  # pragma: no cover - a dependency
+            raise ConfigError("the gp proposer needs SciPy: pip install scipy")
+        import torch
+
         _one_thread(torch)
         return self.optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
 
