@@ -221,8 +221,8 @@ def main() -> None:
                         help="where the run directories go [default: a temporary folder]")
     parser.add_argument("--report", action="store_true", help="only print the tables")
     parser.add_argument("--run-args", nargs=argparse.REMAINDER, default=[],
-                        help="passed on to every `deepphoenix run` (e.g. --timeout 900 on "
-                             "a loaded machine)")
+                        help="passed on to every `deepphoenix run`, last on the line "
+                             "(e.g. --timeout 900 on a loaded machine)")
     args = parser.parse_args()
     results = ([json.loads(line) for line in args.out.read_text().splitlines() if line]
                if args.out.exists() else [])
