@@ -12,13 +12,12 @@ from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
 from deepphoenix.lineage import (
     FORMATS,
-    best_hash,
     best_path,
     build_graph,
-    pareto_front,
     write_optuna,
 )
 from deepphoenix.store import RunStore
+from deepphoenix.study import load
 
 __all__ = ["lineage", "plot"]
 
@@ -120,12 +119,7 @@ def show(run_dir: Path, as_json: bool) -> None:
 @click.argument("run_dir", type=RUN_DIR)
 def best(run_dir: Path) -> None:
     """Print the best source found so far."""
-    with RunStore.open(run_dir) as store:
-        found = best_hash(store)
-        row = store.variant(found) if found else None
-    if row is None:
-        raise _no_variant(run_dir)
-    click.echo(row.source, nl=False)
+    click.echo(load(run_dir).best.source, nl=False)
 
 
 @lineage.command("pareto")
@@ -134,9 +128,9 @@ def best(run_dir: Path) -> None:
 def pareto(run_dir: Path, as_json: bool) -> None:
     """The variants on the score / parameter-count Pareto front, fewest parameters first:
     none of them is beaten on both by another variant."""
-    with RunStore.open(run_dir) as store:
-        front = pareto_front(store)
-        objective = store.objective
+    study = load(run_dir)
+    front = study.pareto()
+    objective = {"name": study.objective, "direction": study.direction.value}
     if not front:
         raise RunDirError(f"{run_dir}: no scored variant with a parameter count yet")
     if as_json:

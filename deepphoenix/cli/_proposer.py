@@ -14,7 +14,7 @@ from deepphoenix.cli._common import DEVICES, echo_json, json_option, require_dev
 from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.errors import RunDirError
 from deepphoenix.mutator import TargetFormat
-from deepphoenix.proposers import T5Proposer, TrainSettings, prepare_data
+from deepphoenix.proposers import T5Sampler, TrainSettings, prepare_data
 from deepphoenix.proposers._tokenizer import PreTokenizer
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.search import load_seed_text, pretraining_pairs
@@ -74,7 +74,7 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
                             PreTokenizer.DIGITS)
         bar = ProgressBar(reporter, "pretrain")
         with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
-            _, report = T5Proposer.train(
+            _, report = T5Sampler.train(
                 text, data, settings, worker, out=staging / "model",
                 on_progress=lambda m: bar.update(m["step"], m["total"], loss=m["loss"]))
         reporter.done()

@@ -188,7 +188,7 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
                                lambda step, value: ctx.progress(step=step, value=value))
     try:
         function = load_objective(objective.text, objective.function, objective.origin,
-                                  ctx.state.setdefault("objective", {}))
+                                  ctx.state.setdefault("objective", {}), objective.pickled)
         score, extra = call_objective(function, program, context)
     except BaseException as exc:
         return _failure("objective", exc)

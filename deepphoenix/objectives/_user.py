@@ -6,6 +6,7 @@ Only the objective the run names runs, and only inside a sandbox worker.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import sys
@@ -48,11 +49,20 @@ class ObjectiveContext:
 
 
 def load_objective(text: str, function: str, origin: str,
-                   cache: dict[str, Any]) -> Callable[..., Any]:
-    """The objective's function, its file executed once per worker (cached by text)."""
-    key = hashlib.sha256(f"{function}\0{text}".encode()).hexdigest()
+                   cache: dict[str, Any], pickled: str = "") -> Callable[..., Any]:
+    """The objective's function, its file executed once per worker (cached by text); or,
+    for a callable shipped by value (`pickled`), unpickled here, in the worker."""
+    key = hashlib.sha256(f"{function}\0{text}\0{pickled}".encode()).hexdigest()
     found = cache.get(key)
-    if found is None:
+    if found is None and pickled:
+        import cloudpickle
+
+        found = cloudpickle.loads(base64.b64decode(pickled))
+        if not callable(found):
+            raise ObjectiveFailure(f"the shipped objective {function!r} is not callable")
+        cache.clear()
+        cache[key] = found
+    elif found is None:
         module = types.ModuleType(OBJECTIVE_MODULE)
         module.__file__ = origin
         sys.modules[OBJECTIVE_MODULE] = module

@@ -5,14 +5,19 @@ worker and grounds what it samples), ``learned`` (a T5 that also learns from the
 scored variants and ranks a wide sample with a surrogate), ``tpe`` and ``gp`` (Optuna's
 TPE and GP-BO over the sites), and the learned proposer's ablations ``random-gp``,
 ``random-gp-multi`` and ``t5-only``. `RandomProposer` also
-builds the refinement dataset. Nothing here imports torch; the workers do."""
+builds the refinement dataset. Nothing here imports torch; the workers do.
+
+Classes are named after what they are: `PaperT5Proposer` (``t5``), `HindsightProposer`
+(``learned``), `T5Sampler` (the worker-held T5 both use; not a `Proposer`). The old names
+`LearnedProposer`, `LineageProposer` and `T5Proposer` are deprecated aliases, kept for one
+release."""
 
 from deepphoenix.proposers._ablations import (
     RandomGPMultiProposer,
     RandomGPProposer,
     T5OnlyProposer,
 )
-from deepphoenix.proposers._builtin import LearnedProposer, RandomRefiner
+from deepphoenix.proposers._builtin import LearnedProposer, PaperT5Proposer, RandomRefiner
 from deepphoenix.proposers._dataset import (
     RefinementPair,
     iter_pairs,
@@ -22,7 +27,7 @@ from deepphoenix.proposers._dataset import (
 )
 from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._gp import GPProposer
-from deepphoenix.proposers._lineage import LineageProposer, hindsight_pairs
+from deepphoenix.proposers._lineage import HindsightProposer, LineageProposer, hindsight_pairs
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
     Observation,
@@ -40,6 +45,7 @@ from deepphoenix.proposers._t5 import (
     ProposerData,
     SampleSettings,
     T5Proposer,
+    T5Sampler,
     TrainSettings,
     model_format,
     prepare_data,
@@ -50,9 +56,11 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "DistinctVariants",
     "GPProposer",
+    "HindsightProposer",
     "LearnedProposer",
     "LineageProposer",
     "Observation",
+    "PaperT5Proposer",
     "Proposal",
     "Proposer",
     "ProposerContext",
@@ -66,6 +74,7 @@ __all__ = [
     "SampleSettings",
     "T5OnlyProposer",
     "T5Proposer",
+    "T5Sampler",
     "TPEProposer",
     "TrainSettings",
     "draw_distinct",

@@ -20,11 +20,12 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from deepphoenix.mutator import Program, format_edit_script
-from deepphoenix.proposers._builtin import LearnedProposer
-from deepphoenix.proposers._lineage import LineageProposer
+from deepphoenix.proposers._builtin import PaperT5Proposer
+from deepphoenix.proposers._lineage import HindsightProposer
 from deepphoenix.proposers._pool import gather, rank, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
-from deepphoenix.proposers._random import Proposal, RandomProposer
+from deepphoenix.proposers._random import RandomProposer
+from deepphoenix.proposers._records import Proposal
 
 __all__ = ["T5_SITES_CHANGED", "RandomGPMultiProposer", "RandomGPProposer", "T5OnlyProposer"]
 
@@ -106,14 +107,14 @@ class RandomGPMultiProposer(RandomGPProposer):
         super().__init__(ctx, T5_SITES_CHANGED)
 
 
-class T5OnlyProposer(LineageProposer):
+class T5OnlyProposer(HindsightProposer):
     """The learned proposer without its surrogate: `C` samples of its T5 per batch (repeats
     drawn again, as ``t5`` does), evaluated in the order drawn."""
 
     NAME = "t5-only"
     name = NAME
 
-    _sample = LearnedProposer._sample
+    _sample = PaperT5Proposer._sample
 
 
 register_proposer("random-gp", RandomGPProposer)

@@ -52,7 +52,7 @@ from deepphoenix.proposers._t5 import T5Proposer
 from deepphoenix.proposers._tokenizer import load_tokenizer
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["LineageProposer", "hindsight_pairs"]
+__all__ = ["HindsightProposer", "LineageProposer", "hindsight_pairs"]
 
 MAX_TARGETS = 8  # best variants used as hindsight targets
 MAX_HINDSIGHT = 512  # hindsight rows per stage (with repeats)
@@ -91,9 +91,9 @@ def hindsight_pairs(observations: Sequence[Observation], sign: float = 1.0,
     return rows
 
 
-class LineageProposer(LearnedProposer):
+class HindsightProposer(LearnedProposer):
     """The learned proposer of this project (see the module's docstring); the paper's is
-    ``t5`` (`LearnedProposer`, whose fallback, restore and sampling seams this reuses).
+    ``t5`` (`PaperT5Proposer`, whose fallback, restore and sampling seams this reuses).
     Falls back to the grammar's random refinements, named ``random-fallback`` in the
     lineage, when its model cannot train or sample."""
 
@@ -207,4 +207,8 @@ class LineageProposer(LearnedProposer):
         self.observed.extend(observations)
 
 
-register_proposer("learned", LineageProposer)
+register_proposer("learned", HindsightProposer)
+
+# Deprecated: the old name of the `learned` proposer (it collided with the `lineage`
+# package), kept for one release.
+LineageProposer = HindsightProposer

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from deepphoenix.mutator import Program
 from deepphoenix.proposers._distinct import as_repeat
 from deepphoenix.proposers._protocol import Observation
-from deepphoenix.proposers._random import Proposal
+from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._surrogate import Surrogate, encode
 
 __all__ = ["MIN_SAMPLES", "MIN_SCORED", "WIDEN", "gather", "rank", "width"]

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from deepphoenix.executor import Executor
 from deepphoenix.mutator import Program
-from deepphoenix.proposers._random import Proposal
-from deepphoenix.proposers._t5 import ProposerData, SampleSettings, TrainSettings
+from deepphoenix.objectives import Direction
+from deepphoenix.proposers._records import Proposal, ProposerData, SampleSettings, TrainSettings
 from deepphoenix.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "Observation", "Proposer", "ProposerContext",
@@ -48,7 +48,7 @@ class ProposerContext:
     run_dir: Path
     executor: Executor
     seed: int  # the run seed
-    direction: str = "minimize"  # the objective's: minimize | maximize
+    direction: Direction = Direction.MINIMIZE  # the objective's (a str enum: == "minimize")
     draw_rounds: int = 4  # draws per batch for slots that repeat a candidate
     data: ProposerData | None = None  # the refinement data (learned proposers)
     sampling: SampleSettings = field(default_factory=SampleSettings)

@@ -62,9 +62,12 @@ class Run:
 
     def __init__(self, run_dir: Path, config: RunConfig | None = None, *, resume: bool = False,
                  on_event: Callable[[Event], None] | None = None,
-                 placement: dict[str, Any] | None = None) -> None:
+                 placement: dict[str, Any] | None = None,
+                 inputs: dict[str, Any] | None = None) -> None:
         """`placement` (resume only): fields of `PLACEMENT` to change for this session, such
-        as moving a run onto a Ray cluster; they change where jobs run, never a result."""
+        as moving a run onto a Ray cluster; they change where jobs run, never a result.
+        `inputs` (new runs only): `RunDir.create`'s keywords (source text, grammar TOML,
+        objective) for inputs the config cannot name."""
         if resume:
             self.dir = RunDir.open(Path(run_dir))
             if placement:
@@ -72,7 +75,7 @@ class Run:
         else:
             if config is None:
                 raise ConfigError("a new run needs a config")
-            self.dir = RunDir.create(Path(run_dir), config)
+            self.dir = RunDir.create(Path(run_dir), config, **(inputs or {}))
         self.on_event = on_event
         self.strategy = get_strategy(self.config.strategy)
 
@@ -160,7 +163,7 @@ class Run:
 
         return ProposerContext(
             run_dir=self.run_dir, executor=executor, seed=c.seed,
-            direction=self.dir.objective.direction.value, draw_rounds=c.draw_rounds,
+            direction=self.dir.objective.direction, draw_rounds=c.draw_rounds,
             data=data.proposer,
             sampling=SampleSettings(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
                                     constrained=c.constrained, rounds=c.draw_rounds),

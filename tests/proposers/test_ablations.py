@@ -11,8 +11,7 @@ from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import (
     GPProposer,
-    LearnedProposer,
-    LineageProposer,
+    HindsightProposer,
     Observation,
     ProposerContext,
     RandomGPMultiProposer,
@@ -21,6 +20,7 @@ from deepphoenix.proposers import (
     proposer_factory,
 )
 from deepphoenix.proposers._ablations import T5_SITES_CHANGED
+from deepphoenix.proposers._builtin import PaperT5Proposer
 from deepphoenix.seeds import seed_source
 from tests.proposers.test_tpe import TINY
 
@@ -41,8 +41,8 @@ def test_the_ablations_are_registered_under_their_names() -> None:
     assert proposer_factory("random-gp-multi") is RandomGPMultiProposer
     assert proposer_factory("t5-only") is T5OnlyProposer
     # t5-only is the learned proposer (training, hindsight, fallback) sampled as t5 is
-    assert issubclass(T5OnlyProposer, LineageProposer)
-    assert T5OnlyProposer._sample is LearnedProposer._sample
+    assert issubclass(T5OnlyProposer, HindsightProposer)
+    assert T5OnlyProposer._sample is PaperT5Proposer._sample
     assert T5OnlyProposer.needs_refinement_data
 
 
