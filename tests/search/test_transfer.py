@@ -61,7 +61,7 @@ def test_pretrain_on_earlier_runs_then_start_a_run_from_it(tmp_path: Path) -> No
                                  "--epochs", "1", "--vocab-size", "400", "--json"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    summary = json.loads(result.stdout[result.stdout.index('{\n  "model"'):])
     assert summary["hindsight"] > 0 and summary["pairs"] > summary["hindsight"]
     provenance = json.loads((model / "pretrain.json").read_text())
     assert provenance["runs"][0]["run_dir"] == str(earlier)
