@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -72,6 +73,8 @@ def show(run_dir: Path, as_json: bool) -> None:
     """The path from the seed to the best variant: edits, scores, parameters."""
     with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=False)
+        # --fidelity asha: candidates stopped early, by the rung they stopped at
+        pruned = Counter(v.stage for v in store.variants() if v.status == "pruned")
     status = graph.graph.get("status")
     if not graph.graph.get("best"):
         raise _no_variant(run_dir)
@@ -88,7 +91,7 @@ def show(run_dir: Path, as_json: bool) -> None:
     direction = graph.graph.get("direction", "minimize")
     if as_json:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
-                   "direction": direction, "path": steps})
+                   "direction": direction, "path": steps, "pruned": dict(sorted(pruned.items()))})
         return
     if status == "interrupted":
         click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
@@ -113,6 +116,9 @@ def show(run_dir: Path, as_json: bool) -> None:
         click.echo(f"  -> {step['hash']}  {loss}{delta}  {params}")
     accepted = len(steps) - 1
     click.echo(f"{accepted} accepted refinement{'' if accepted == 1 else 's'} from seed to best")
+    if pruned:
+        by_rung = ", ".join(f"{n} at {stage}" for stage, n in sorted(pruned.items()))
+        click.echo(f"stopped early (asha): {by_rung}; only full evaluations are compared")
 
 
 @lineage.command("best")

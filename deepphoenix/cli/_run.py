@@ -28,6 +28,7 @@ from deepphoenix.objectives import objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import WorkerSettings
 from deepphoenix.search import (
+    FIDELITIES,
     PLACEMENT,
     PRESETS,
     TASK_NAMES,
@@ -134,6 +135,9 @@ class _RunDisplay:
                 self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} "
                                    f"{self.objective} {f['score']:.4f}")
             self._status(milestone=True)
+        elif kind == "new_best":
+            self.best = f["score"]
+            self.reporter.line(f"  new best {f['best'][:8]} {self.objective} {f['score']:.4f}")
         elif kind == "proposer_failed":
             self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
                                "using random refinements instead", warning=True)
@@ -225,7 +229,25 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="ray: where the proposer trains and samples; gpu reserves one GPU.  "
                    "[default: cpu]")
 @click.option("--strategy", type=click.Choice(strategy_names()), default=None,
-              help="greedy (paper) or best-of-n (every candidate from the seed).")
+              help="greedy (paper), best-of-n (every candidate from the seed) or async (no "
+                   "batch barrier: one candidate per free worker, parent by a tournament "
+                   "among the C best).  [default: greedy]")
+@click.option("--fidelity", type=click.Choice(FIDELITIES), default=None,
+              help="full (every candidate pays the whole budget) or asha (rungs growing by "
+                   "--eta; the top 1/eta of a rung go up).  [default: full]")
+@click.option("--eta", type=int, default=None,
+              help="asha: each rung's budget is eta x the one below.  [default: 3]")
+@click.option("--min-resource", type=int, default=None, metavar="N",
+              help="asha: rung 0's rows (a user objective: steps).  [default: the full "
+                   "budget / eta^2, three rungs]")
+@click.option("--max-steps", type=int, default=None, metavar="N",
+              help="asha with your own objective: the steps a full evaluation reports "
+                   "through ctx.report (ctx.should_stop() says when a rung's share is "
+                   "spent).")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="async: start no candidate after this many seconds (running ones "
+                   "finish); --resume continues the run.")
 @click.option("--source", "seed_source", type=str, default=None,
               help="Seed source: a built-in seed name (paper, tiny, tiny-train, gpt) or a "
                    "file.")

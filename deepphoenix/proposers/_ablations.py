@@ -16,7 +16,7 @@ only on the batch's seed and its ranking only on the replayed observations.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from deepphoenix.mutator import Program, format_edit_script
@@ -49,6 +49,7 @@ class RandomGPProposer:
         self.sites_changed = tuple(sites_changed)
         self.refiner = RandomProposer(max_edits=1)
         self.observed: list[Observation] = []
+        self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
 
     def begin_episode(self, episode: int, program: Program, seed: int,
                       stored: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -62,7 +63,8 @@ class RandomGPProposer:
             return [self._draw(parent, rng) for _ in range(width(n))]
 
         pool, rest = gather(draw, n, self.rounds, exclude)
-        chosen = [pool[i] for i in rank(parent, self.observed, self.sign, pool, n)]
+        chosen = [pool[i] for i in rank(parent, self.observed, self.sign, pool, n,
+                                        self.running)]
         return (chosen + rest)[:n]
 
     def _draw(self, parent: Program, rng: random.Random) -> Proposal:
@@ -92,7 +94,21 @@ class RandomGPProposer:
         return Proposal(mutation, text)
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        self.observed.extend(observations)
+        # A candidate told again (a higher rung under --fidelity asha) replaces its
+        # earlier observation, in place, as the learned proposer does.
+        index = {o.child: i for i, o in enumerate(self.observed)}
+        for seen in observations:
+            at = index.get(seen.child)
+            if at is None:
+                index[seen.child] = len(self.observed)
+                self.observed.append(seen)
+            else:
+                self.observed[at] = seen
+
+    def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Candidates under evaluation (--strategy async): the surrogate believes its own
+        mean at each before it ranks."""
+        self.running = [dict(v) for v in values]
 
     def close(self) -> None:
         return None

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from deepphoenix.proposers._builtin import LearnedProposer
 from deepphoenix.proposers._distinct import round_seed
 from deepphoenix.proposers._pool import gather, rank, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
-from deepphoenix.proposers._random import Proposal
+from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._t5 import T5Proposer
 from deepphoenix.proposers._tokenizer import load_tokenizer
 from deepphoenix.store_io import write_text_atomic
@@ -105,6 +105,7 @@ class HindsightProposer(LearnedProposer):
         super().__init__(ctx)
         self.sign = -1.0 if ctx.direction == "maximize" else 1.0
         self.observed: list[Observation] = []
+        self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
 
     # -- training ------------------------------------------------------------------------
     def _previous(self, episode: int) -> Path | None:
@@ -201,10 +202,24 @@ class HindsightProposer(LearnedProposer):
 
     def _rank(self, parent: Program, pool: Sequence[Proposal], n: int) -> list[int]:
         """Indices into `pool` of the `n` candidates to evaluate."""
-        return rank(parent, self.observed, self.sign, pool, n)
+        return rank(parent, self.observed, self.sign, pool, n, self.running)
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        self.observed.extend(observations)
+        # A candidate told again (a higher rung under --fidelity asha) replaces its
+        # earlier observation, in place.
+        index = {o.child: i for i, o in enumerate(self.observed)}
+        for seen in observations:
+            at = index.get(seen.child)
+            if at is None:
+                index[seen.child] = len(self.observed)
+                self.observed.append(seen)
+            else:
+                self.observed[at] = seen
+
+    def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Candidates under evaluation (--strategy async): the surrogate believes its own
+        mean at each before it ranks, so a new pick moves away from them."""
+        self.running = [dict(v) for v in values]
 
 
 register_proposer("learned", HindsightProposer)

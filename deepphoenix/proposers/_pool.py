@@ -5,7 +5,8 @@ expects to improve most. The learned proposer ranks its T5's samples this way; t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from deepphoenix.mutator import Program
 from deepphoenix.proposers._distinct import as_repeat
@@ -49,12 +50,16 @@ def gather(draw: Callable[[int], Iterable[Proposal]], n: int, rounds: int,
 
 
 def rank(parent: Program, observed: Sequence[Observation], sign: float,
-         pool: Sequence[Proposal], n: int) -> list[int]:
+         pool: Sequence[Proposal], n: int,
+         running: Sequence[Mapping[str, Any]] = ()) -> list[int]:
     """Indices into `pool` of the `n` candidates to evaluate: by expected improvement once
     `MIN_SCORED` variants are scored, else the pool's own order. `sign` is -1 for a
-    maximized score. Failed variants, and those rejected at build (over --max-params),
-    count as the worst score seen, so the ranking learns to avoid them."""
-    scored = [o for o in observed if o.status in ("scored", "failed", "rejected")]
+    maximized score. Failed variants, those rejected at build (over --max-params) and
+    those stopped early (--fidelity asha: the bottom of their rung) count as the worst
+    score seen, so the ranking learns to avoid them. `running`: the values of candidates
+    under evaluation (--strategy async), where the surrogate believes its own mean."""
+    scored = [o for o in observed
+              if o.status in ("scored", "failed", "rejected", "pruned")]
     good = [sign * o.score for o in scored if o.score is not None]
     if len(good) < MIN_SCORED or len(pool) <= n:
         return list(range(min(n, len(pool))))
@@ -64,4 +69,5 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
     y = [sign * o.score if o.score is not None else worst for o in scored]
     candidates = [encode(specs, dict(p.mutation.variant.values)) for p in pool
                   if p.mutation.variant is not None]
-    return Surrogate(x, y).choose(candidates, n)
+    believed = [encode(specs, values) for values in running]
+    return Surrogate(x, y).choose(candidates, n, believed=believed)

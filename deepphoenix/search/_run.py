@@ -22,6 +22,7 @@ from deepphoenix.proposers import (
     needs_refinement_data,
 )
 from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.search._async import AsyncLoop
 from deepphoenix.search._config import PLACEMENT, RunConfig
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._loop import Event, SearchLoop
@@ -133,7 +134,12 @@ class Run:
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))
-                loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
+                loop: SearchLoop
+                if c.strategy == "async" or c.fidelity == "asha":
+                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
+                                     executor)
+                else:
+                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
                 best = loop.execute()
             finally:
                 proposer.close()
