@@ -104,8 +104,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = Norm(config)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # Weight tying: one byte table, read both ways.
-        self.head.weight = self.tok_emb.weight
+        self.head.weight = self.tok_emb.weight  # weight tying: one byte table, read both ways
         self.apply(self._init_weights)
         # Residual output projections shrink with depth so the stream's variance stays put.
         for name, param in self.named_parameters():
