@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_header
 
 import deepphoenix.grammar
-from deepphoenix.grammar import load_grammar, read_grammar_file
+from deepphoenix.grammar import read_grammar_file
 
 PRESET = "gpt-cpu"
 ARMS = ("literal", "structural")
@@ -68,6 +69,12 @@ def seed_parameters() -> int:
     return sum(p.numel() for p in namespace["model"].parameters())
 
 
+def structural_sites() -> list[str]:
+    """The names of gpt.toml's structural sites (those with alternatives), in order."""
+    sites = tomllib.loads(GPT_TOML.read_text(encoding="utf-8"))["sites"]
+    return [name for name, table in sites.items() if "alternatives" in table]
+
+
 def literal_grammar(folder: Path) -> Path:
     """The `gpt` grammar without its structural sites (and without the `when` that names
     one), as a TOML file in `folder`."""
@@ -79,9 +86,8 @@ def literal_grammar(folder: Path) -> Path:
     path = folder / "gpt-literal.toml"
     path.write_text("\n".join(lines).replace('name = "gpt"', 'name = "gpt-literal"') + "\n",
                     encoding="utf-8")
-    literal, full = read_grammar_file(path), load_grammar("gpt")
-    structural = {s.name for s in full.sites if getattr(s, "structural", False)}
-    if {s.name for s in literal.sites} != {s.name for s in full.sites} - structural:
+    every = set(tomllib.loads(text)["sites"])
+    if {s.name for s in read_grammar_file(path).sites} != every - set(structural_sites()):
         raise SystemExit("the literal-only grammar does not hold exactly gpt's literal sites")
     return path
 
@@ -120,7 +126,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def report(results: list[dict[str, Any]], structural_sites: list[str]) -> str:
+def report(results: list[dict[str, Any]], sites: list[str]) -> str:
     seeds = sorted({r["seed"] for r in results})
     lines = [f"#### {PRESET}: literal-only against structural+literal, run seeds "
              f"{', '.join(map(str, seeds))}, `--max-params {results[0]['cap']}`", "",
@@ -162,7 +168,7 @@ def report(results: list[dict[str, Any]], structural_sites: list[str]) -> str:
         lines += ["", f"Structural choices of the {len(structural)} structural runs' bests "
                   "(the seed's own choice first):", "",
                   "| site | choices (count) |", "|---|---|"]
-        for site in structural_sites:
+        for site in sites:
             counts = Counter(str(r["best_values"].get(site)) for r in structural)
             lines.append(f"| {site} | " + ", ".join(f"{c} ({n})" for c, n in
                                                       counts.most_common()) + " |")
@@ -173,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[200, 201, 202, 203, 204])
     parser.add_argument("--proposers", nargs="+", choices=PROPOSERS, default=list(PROPOSERS))
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/structure.jsonl"))
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the run directories go [default: a temporary folder]")
@@ -180,8 +187,6 @@ def main() -> None:
     args = parser.parse_args()
     results = ([json.loads(line) for line in args.out.read_text().splitlines() if line]
                if args.out.exists() else [])
-    structural_sites = [s.name for s in load_grammar("gpt").sites
-                        if getattr(s, "structural", False)]
     if not args.report:
         folder = args.runs or Path(tempfile.mkdtemp(prefix="bench-structure-"))
         folder.mkdir(parents=True, exist_ok=True)
@@ -191,7 +196,7 @@ def main() -> None:
         done = {(r["arm"], r["proposer"], r["seed"]) for r in results}
         for proposer in args.proposers:
             for seed in args.seeds:
-                for arm in ARMS:
+                for arm in args.arms:
                     if (arm, proposer, seed) in done:
                         continue
                     result = run_once(arm, proposer, seed, grammars[arm], cap, folder)
@@ -205,7 +210,7 @@ def main() -> None:
                           flush=True)
     wanted = [r for r in results if r["seed"] in args.seeds and r["proposer"] in args.proposers]
     if wanted:
-        print(report(wanted, structural_sites))
+        print(report(wanted, structural_sites()))
 
 
 if __name__ == "__main__":
