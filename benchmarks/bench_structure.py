@@ -155,6 +155,9 @@ def report(results: list[dict[str, Any]], sites: list[str]) -> str:
     lines += ["", "Per seed, best held-out loss (literal / structural):", "",
               "| proposer | " + " | ".join(map(str, seeds)) + " |",
               "|---|" + "---|" * len(seeds)]
+    seed_scores = [next((r["seed_score"] for r in results if r["seed"] == seed), None)
+                   for seed in seeds]
+    lines.append("| (the seed itself) | " + " | ".join(_fmt(s) for s in seed_scores) + " |")
     for proposer in PROPOSERS:
         cells = []
         for seed in seeds:
@@ -166,7 +169,7 @@ def report(results: list[dict[str, Any]], sites: list[str]) -> str:
     structural = [r for r in results if r["arm"] == "structural"]
     if structural:
         lines += ["", f"Structural choices of the {len(structural)} structural runs' bests "
-                  "(the seed's own choice first):", "",
+                  "(how many runs' best holds each):", "",
                   "| site | choices (count) |", "|---|---|"]
         for site in sites:
             counts = Counter(str(r["best_values"].get(site)) for r in structural)
