@@ -1,5 +1,5 @@
-"""`Registry`: the one mechanism behind every extension point (proposers, executors,
-search strategies): built-ins registered in code, third parties found under an
+"""`Registry`: the one mechanism behind the extension points (grammars, proposers,
+executors, search strategies): built-ins registered in code, third parties found under an
 entry-point group, and an unknown name answered with the close matches."""
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(set(self._builtin) | set(self._entry_points()))
+
+    def builtin_names(self) -> list[str]:
+        """The names registered in code (not through entry points)."""
+        return sorted(self._builtin)
 
     def get(self, name: str) -> T:
         """The item registered as `name` (an entry point is loaded on first use);

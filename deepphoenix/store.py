@@ -13,6 +13,10 @@ Tables:
   outcome, the edits, and the raw text. These are the lineage graph's edges.
 - ``batches`` and ``episodes``: the loop's progress, the RNG seed each batch drew from,
   the best variant after each, the training curve of each episode's model.
+- ``rungs`` (``--strategy async``, ``--fidelity asha``): every evaluation job, by variant
+  and rung: the budget it had (rows or steps), ``running`` until it finishes, then its
+  status, score and metrics. A variant stopped early has status ``pruned`` and stage
+  ``rung K``; its ``score`` stays empty (only full evaluations are compared).
 
 Nothing is ever evicted. Each evaluation is committed as it completes, so a crash, a
 ``kill -9`` or Ctrl-C loses no finished work.
@@ -97,7 +101,23 @@ CREATE TABLE IF NOT EXISTS episodes (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_child ON attempts (child);
+""" + """
+CREATE TABLE IF NOT EXISTS rungs (
+    hash TEXT NOT NULL,
+    rung INTEGER NOT NULL,
+    resource INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    score REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    episode INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (hash, rung)
+);
 """
+# The rungs table came after schema 2's first runs: a resume adds it (it is empty until
+# a run uses --strategy async or --fidelity asha), readers of older runs find none.
+_RUNGS_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS rungs"):]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +271,7 @@ class RunStore:
         """Bring a schema-1 database to this schema (before a resume writes to it): the
         score column, filled from the few-shot mean loss, and the fewshot objective."""
         if self.get_meta("schema_version") == SCHEMA_VERSION:
+            self.db.executescript(_RUNGS_SCHEMA)
             return
         with self.transaction():
             self.db.execute("ALTER TABLE variants ADD COLUMN score REAL")
@@ -258,6 +279,7 @@ class RunStore:
             if self.get_meta("objective") is None:
                 self.set_meta("objective", _LEGACY_OBJECTIVE)
             self.set_meta("schema_version", SCHEMA_VERSION)
+        self.db.executescript(_RUNGS_SCHEMA)
         self._score_column = "score"
 
     @property
@@ -336,8 +358,53 @@ class RunStore:
             "SELECT * FROM variants ORDER BY created_at, hash")]
 
     def evaluations_done(self) -> int:
+        """Variants evaluated: scored, failed, or stopped early at a lower rung."""
         return int(self.db.execute(
-            "SELECT COUNT(*) FROM variants WHERE status IN ('scored', 'failed')").fetchone()[0])
+            "SELECT COUNT(*) FROM variants WHERE status IN ('scored', 'failed', 'pruned')"
+        ).fetchone()[0])
+
+    def set_pruned(self, hash_: str, rung: int, resource: int, score: float | None,
+                   unit: str) -> None:
+        """A variant stopped early: evaluated up to `rung` (at `resource` rows or steps)
+        and not promoted. Its rung score is in the rungs table, never in `score`, which
+        holds full evaluations only (so no view compares scores of different rungs)."""
+        self.db.execute(
+            "UPDATE variants SET status = 'pruned', stage = ?, reason = ?, score = NULL, "
+            "scored_at = ? WHERE hash = ?",
+            (f"rung {rung}", f"stopped early at rung {rung} ({resource} {unit}): score "
+             f"{score:.6g} not in its rung's top share" if score is not None
+             else f"stopped early at rung {rung}", time.time(), hash_))
+
+    def set_promoted(self, hash_: str, rung: int) -> None:
+        """A pruned variant goes up to `rung`: pending again until that rung's result."""
+        self.db.execute("UPDATE variants SET status = 'pending', stage = ?, reason = '' "
+                        "WHERE hash = ?", (f"rung {rung}", hash_))
+
+    # -- rungs (multi-fidelity and asynchronous runs) ------------------------------------
+    def start_rung(self, hash_: str, rung: int, resource: int, episode: int) -> None:
+        """An evaluation of `hash_` at `rung` started (`running` until it finishes: a
+        resume runs it again)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO rungs (hash, rung, resource, status, episode, started_at) "
+            "VALUES (?, ?, ?, 'running', ?, ?)", (hash_, rung, resource, episode, time.time()))
+
+    def finish_rung(self, result: EvalResult, rung: int) -> None:
+        self.db.execute(
+            "UPDATE rungs SET status = ?, score = ?, metrics = ?, finished_at = ? "
+            "WHERE hash = ? AND rung = ?",
+            (result.status.value, result.score, json.dumps(result.metrics, default=str),
+             time.time(), result.hash, rung))
+
+    def rungs(self) -> list[dict[str, Any]]:
+        """Every rung evaluation, in the order they finished (running ones last, in the
+        order they started); empty for a run without them."""
+        try:
+            rows = self.db.execute(
+                "SELECT * FROM rungs ORDER BY finished_at IS NULL, finished_at, started_at, "
+                "rowid").fetchall()
+        except sqlite3.OperationalError:  # a run database from before the rungs table
+            return []
+        return [{**dict(r), "metrics": json.loads(r["metrics"])} for r in rows]
 
     # -- attempts ------------------------------------------------------------------------
     def add_attempts(self, rows: Iterable[dict[str, Any]]) -> None:

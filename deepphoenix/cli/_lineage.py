@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -12,13 +13,12 @@ from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
 from deepphoenix.lineage import (
     FORMATS,
-    best_hash,
     best_path,
     build_graph,
-    pareto_front,
     write_optuna,
 )
 from deepphoenix.store import RunStore
+from deepphoenix.study import load
 
 __all__ = ["lineage", "plot"]
 
@@ -73,6 +73,8 @@ def show(run_dir: Path, as_json: bool) -> None:
     """The path from the seed to the best variant: edits, scores, parameters."""
     with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=False)
+        # --fidelity asha: candidates stopped early, by the rung they stopped at
+        pruned = Counter(v.stage for v in store.variants() if v.status == "pruned")
     status = graph.graph.get("status")
     if not graph.graph.get("best"):
         raise _no_variant(run_dir)
@@ -89,7 +91,7 @@ def show(run_dir: Path, as_json: bool) -> None:
     direction = graph.graph.get("direction", "minimize")
     if as_json:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
-                   "direction": direction, "path": steps})
+                   "direction": direction, "path": steps, "pruned": dict(sorted(pruned.items()))})
         return
     if status == "interrupted":
         click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
@@ -114,18 +116,16 @@ def show(run_dir: Path, as_json: bool) -> None:
         click.echo(f"  -> {step['hash']}  {loss}{delta}  {params}")
     accepted = len(steps) - 1
     click.echo(f"{accepted} accepted refinement{'' if accepted == 1 else 's'} from seed to best")
+    if pruned:
+        by_rung = ", ".join(f"{n} at {stage}" for stage, n in sorted(pruned.items()))
+        click.echo(f"stopped early (asha): {by_rung}; only full evaluations are compared")
 
 
 @lineage.command("best")
 @click.argument("run_dir", type=RUN_DIR)
 def best(run_dir: Path) -> None:
     """Print the best source found so far."""
-    with RunStore.open(run_dir) as store:
-        found = best_hash(store)
-        row = store.variant(found) if found else None
-    if row is None:
-        raise _no_variant(run_dir)
-    click.echo(row.source, nl=False)
+    click.echo(load(run_dir).best.source, nl=False)
 
 
 @lineage.command("pareto")
@@ -134,9 +134,9 @@ def best(run_dir: Path) -> None:
 def pareto(run_dir: Path, as_json: bool) -> None:
     """The variants on the score / parameter-count Pareto front, fewest parameters first:
     none of them is beaten on both by another variant."""
-    with RunStore.open(run_dir) as store:
-        front = pareto_front(store)
-        objective = store.objective
+    study = load(run_dir)
+    front = study.pareto()
+    objective = {"name": study.objective, "direction": study.direction.value}
     if not front:
         raise RunDirError(f"{run_dir}: no scored variant with a parameter count yet")
     if as_json:

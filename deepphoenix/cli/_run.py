@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from deepphoenix.objectives import objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import WorkerSettings
 from deepphoenix.search import (
+    FIDELITIES,
     PLACEMENT,
     PRESETS,
     TASK_NAMES,
@@ -44,25 +44,9 @@ from deepphoenix.search import (
 from deepphoenix.seeds import CODET5_DIR, codet5_config
 from deepphoenix.store import DB_NAME, RunStore
 from deepphoenix.store_io import write_text_atomic
+from deepphoenix.study import RUNS_DIR, execute, plan_search
 
 __all__ = ["evaluate", "run", "write_plots"]
-
-RUNS_DIR = Path("runs")
-
-# CLI option name -> RunConfig field, for options that override a preset.
-_OVERRIDES = {
-    "source": "seed_source", "grammar": "grammar", "proposer": "proposer",
-    "strategy": "strategy", "fmt": "format", "seed_": "seed", "device": "device",
-    "episodes": "episodes", "batches": "batches", "candidates": "candidates",
-    "fewshot_samples": "fewshot_samples", "workers": "workers", "timeout": "timeout",
-    "train_epochs": "train_epochs", "temperature": "temperature",
-    "draw_rounds": "draw_rounds", "train_timeout": "train_timeout", "objective": "objective",
-    "direction": "direction", "task": "task", "proposer_source": "proposer_source",
-    "max_params": "max_params", "executor": "executor", "memory_limit": "memory_limit_gb",
-    "ray_address": "ray_address", "gpus_per_eval": "gpus_per_eval", "train_on": "train_on",
-    "threads": "threads",
-}
-
 
 def _per_preset(field: str) -> str:
     """The help text's default of an option a preset decides."""
@@ -151,6 +135,9 @@ class _RunDisplay:
                 self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} "
                                    f"{self.objective} {f['score']:.4f}")
             self._status(milestone=True)
+        elif kind == "new_best":
+            self.best = f["score"]
+            self.reporter.line(f"  new best {f['best'][:8]} {self.objective} {f['score']:.4f}")
         elif kind == "proposer_failed":
             self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
                                "using random refinements instead", warning=True)
@@ -169,16 +156,6 @@ def _change(before: float | None, after: float | None) -> str:
     if not before or after is None:
         return ""
     return f"; {100 * (after / before - 1):+.1f}%"
-
-
-def _new_run_dir(name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = RUNS_DIR / f"{name}-{stamp}"
-    suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = RUNS_DIR / f"{name}-{stamp}-{suffix}"
-    return candidate
 
 
 def _latest_unfinished() -> Path:
@@ -247,16 +224,34 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="ray: where the proposer trains and samples; gpu reserves one GPU.  "
                    "[default: cpu]")
 @click.option("--strategy", type=click.Choice(strategy_names()), default=None,
-              help="greedy (paper) or best-of-n (every candidate from the seed).")
-@click.option("--source", type=str, default=None,
+              help="greedy (paper), best-of-n (every candidate from the seed) or async (no "
+                   "batch barrier: one candidate per free worker, parent by a tournament "
+                   "among the C best).  [default: greedy]")
+@click.option("--fidelity", type=click.Choice(FIDELITIES), default=None,
+              help="full (every candidate pays the whole budget) or asha (rungs growing by "
+                   "--eta; the top 1/eta of a rung go up).  [default: full]")
+@click.option("--eta", type=int, default=None,
+              help="asha: each rung's budget is eta x the one below.  [default: 3]")
+@click.option("--min-resource", type=int, default=None, metavar="N",
+              help="asha: rung 0's rows (a user objective: steps).  [default: the full "
+                   "budget / eta^2, three rungs]")
+@click.option("--max-steps", type=int, default=None, metavar="N",
+              help="asha with your own objective: the steps a full evaluation reports "
+                   "through ctx.report (ctx.should_stop() says when a rung's share is "
+                   "spent).")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="async: start no candidate after this many seconds (running ones "
+                   "finish); --resume continues the run.")
+@click.option("--source", "seed_source", type=str, default=None,
               help="Seed source: a built-in seed name (paper, tiny, tiny-train, gpt) or a "
                    "file.")
 @grammar_option(default=None)
-@click.option("--format", "fmt", type=click.Choice(["source", "edits"]), default=None,
+@click.option("--format", "format", type=click.Choice(["source", "edits"]), default=None,
               help="What the model writes.")
 @click.option("--unconstrained", is_flag=True, default=False,
               help="Sample freely, as the paper did (default: constrained decoding).")
-@click.option("--seed", "seed_", type=int, default=None,
+@click.option("--seed", "seed", type=int, default=None,
               help="Run seed: every random draw derives from it." + _per_preset("seed"))
 @click.option("--device", type=DEVICES, default=None,
               help="Where models train: auto uses CUDA when present." + _per_preset("device"))
@@ -278,7 +273,8 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="Draws per batch for candidates that repeat another (1: as the paper).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Evaluation worker processes." + _per_preset("workers"))
-@click.option("--memory-limit", type=click.FloatRange(min=0), default=None, metavar="GB",
+@click.option("--memory-limit", "memory_limit_gb", type=click.FloatRange(min=0), default=None,
+              metavar="GB",
               help="Address-space limit of each CPU worker in GB (0: none).  [default: 80% "
                    "of the machine's memory divided among the workers]")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -303,13 +299,14 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     Every attempt goes to RUN_DIR/run.sqlite as it happens; Ctrl-C or a crash loses no
     finished evaluation, and --resume continues where the run stopped.
     """
-    overrides = {_OVERRIDES[k]: v for k, v in options.items() if v is not None}
+    # Options are named after RunConfig fields: the given ones override the preset's.
+    settings = {k: v for k, v in options.items() if v is not None}
     if unconstrained:
-        overrides["constrained"] = False
+        settings["constrained"] = False
     if resume:
         run_dir = run_dir or _latest_unfinished()
-        placement = {k: v for k, v in overrides.items() if k in PLACEMENT}
-        given = [k for k in overrides if k not in placement]
+        placement = {k: v for k, v in settings.items() if k in PLACEMENT}
+        given = [k for k in settings if k not in placement]
         if ctx.get_parameter_source("preset_name") is click.core.ParameterSource.COMMANDLINE:
             given.append("preset")
         if given:
@@ -323,26 +320,27 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
             runner.close()
             raise
     else:
-        config = preset(preset_name).with_overrides(**overrides)
+        named = {k: settings.pop(k) for k in ("objective", "grammar", "proposer", "strategy",
+                                              "direction") if k in settings}
+        plan = plan_search(preset_name=preset_name, **named, **settings)
+        config = plan.config
         require_device(config.device)  # before any run directory is made
-        run_dir = run_dir or _new_run_dir(f"{config.preset}-{config.proposer}")
-        runner = Run(run_dir, config)
+        runner = plan.start(run_dir)
+    run_dir = runner.run_dir if run_dir is None else run_dir
     reporter = Reporter("json" if as_json else "quiet" if quiet else "auto")
     display = _RunDisplay(reporter, config)
-    runner.on_event = display
     try:
-        summary = runner.execute()
+        summary = execute(runner, quiet=True, on_event=display)
     except KeyboardInterrupt:
         reporter.done()
-        done = runner.store.evaluations_done()
-        runner.close()
+        with RunStore.open(run_dir) as store:
+            done = store.evaluations_done()
         saved = f"{done} evaluation{' is' if done == 1 else 's are'} saved"
         click.echo(f"interrupted: {saved} in {run_dir}; resume with: "
                    f"deepphoenix run --run-dir {run_dir} --resume", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         reporter.done()
-    runner.close()
     standalone = _write_standalone(run_dir, summary.best_path, config.vocab_size)
     plots = [] if no_plots else write_plots(run_dir, run_dir / "plots")
     if as_json:

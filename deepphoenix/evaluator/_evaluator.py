@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.executor import Executor
+from deepphoenix.executor import Executor, JobSubmitter
 from deepphoenix.objectives import ObjectiveSpec
 from deepphoenix.sandbox import JobResult, JobStatus
 
@@ -111,13 +112,19 @@ class EvalSettings:
                 raise ConfigError("the val-loss objective needs held-out samples "
                                   "(heldout_samples >= 1)")
 
-    def job(self, source: str) -> EvalJob:
+    def job(self, source: str, resource: int | None = None) -> EvalJob:
+        """The job for `source`; `resource` (a multi-fidelity rung) cuts the budget: the
+        first `resource` rows for the built-in objectives (the held-out rows stay the
+        same), or `resource` reported steps for a user objective (``ctx.should_stop()``)."""
+        builtin = self.objective.builtin
+        samples = resource if builtin and resource is not None else self.samples
         return EvalJob(source=source, objective=self.objective.to_dict(), task=self.task,
                        rows=str(Path(self.rows).resolve()) if self.rows else "",
-                       vocab_size=self.vocab_size, samples=self.samples,
+                       vocab_size=self.vocab_size, samples=samples,
                        heldout=self.heldout, batch_size=self.batch_size, lr=self.lr,
                        weight_decay=self.weight_decay, seed=self.seed,
-                       max_params=self.max_params)
+                       max_params=self.max_params,
+                       stop_step=None if builtin else resource)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,7 @@ class EvalJob:
     weight_decay: float
     seed: int
     max_params: int | None = None
+    stop_step: int | None = None  # user objectives: ctx.should_stop() from this step on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,6 +201,36 @@ class Evaluator:
             with lock:
                 stage = stages.get(hash_, "build")
             yield _to_result(hash_, job, stage)
+
+
+    def submit(self, submitter: JobSubmitter, hash_: str, source: str,
+               resource: int | None = None) -> Future[EvalResult]:
+        """Start scoring one candidate (at a rung's `resource`, or in full) on the next
+        free worker; the future holds its result. A candidate that fails the static
+        stage comes back as a finished future."""
+        done: Future[EvalResult] = Future()
+        rejected = static_check(hash_, source)
+        if rejected is not None:
+            done.set_result(rejected)
+            return done
+        stage = ["build"]
+
+        def progress(_key: Any, message: dict[str, Any]) -> None:
+            if message.get("stage"):
+                stage[0] = str(message["stage"])
+
+        job = (hash_, EVALUATE_JOB, self.settings.job(source, resource).to_dict(),
+               self.settings.timeout)
+        started = submitter.submit(job, progress)
+
+        def finish(future: Future[JobResult]) -> None:
+            try:
+                done.set_result(_to_result(hash_, future.result(), stage[0]))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        started.add_done_callback(finish)
+        return done
 
 
 def _to_result(hash_: str, job: JobResult, stage: str) -> EvalResult:

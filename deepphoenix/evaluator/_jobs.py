@@ -23,6 +23,7 @@ from deepphoenix.objectives._spec import ObjectiveSpec
 from deepphoenix.objectives._user import (
     ObjectiveContext,
     ObjectiveFailure,
+    ObjectiveUsageError,
     call_objective,
     load_objective,
 )
@@ -68,7 +69,8 @@ def _failed(stage: str, reason: str, trace: str = "", **extra: Any) -> dict[str,
 
 
 def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, BuildFailure | ObjectiveFailure | NoLossReported | NonFiniteLoss):
+    if isinstance(exc, BuildFailure | ObjectiveFailure | ObjectiveUsageError | NoLossReported
+                  | NonFiniteLoss):
         return _failed(stage, str(exc))
     message, trace = failure_text(exc)
     if is_out_of_memory(exc):
@@ -185,10 +187,11 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     context = ObjectiveContext(device, job.seed, workdir,
-                               lambda step, value: ctx.progress(step=step, value=value))
+                               lambda step, value: ctx.progress(step=step, value=value),
+                               stop_step=job.stop_step)
     try:
         function = load_objective(objective.text, objective.function, objective.origin,
-                                  ctx.state.setdefault("objective", {}))
+                                  ctx.state.setdefault("objective", {}), objective.pickled)
         score, extra = call_objective(function, program, context)
     except BaseException as exc:
         return _failure("objective", exc)
@@ -197,4 +200,7 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     metrics.update(extra)
     if context.reports:
         metrics["reports"] = context.reports
+    if job.stop_step is not None:
+        metrics["stop_step"] = job.stop_step
+        metrics["asked_to_stop"] = context.asked_to_stop
     return {"status": "scored", "score": score, "metrics": metrics}

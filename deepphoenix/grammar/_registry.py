@@ -8,31 +8,23 @@ to a TOML file.
 from __future__ import annotations
 
 import functools
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from deepphoenix.errors import GrammarError, UnknownNameError
 from deepphoenix.grammar._grammar import Grammar
 from deepphoenix.grammar._toml import parse_grammar, read_grammar_file
+from deepphoenix.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "grammar_file", "grammar_names", "load_grammar"]
 
 ENTRY_POINT_GROUP = "deepphoenix.grammars"
 
 
-def _builtin_names() -> list[str]:
+def _builtin_files() -> list[str]:
     folder = resources.files("deepphoenix.grammar") / "builtin"
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
-
-
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def grammar_names() -> list[str]:
-    """Every registered grammar name, built-ins first."""
-    builtins = _builtin_names()
-    return builtins + sorted(n for n in _entry_points() if n not in builtins)
 
 
 @functools.lru_cache(maxsize=32)
@@ -43,6 +35,19 @@ def _load_builtin(name: str) -> Grammar:
     return parse_grammar(text, origin=f"builtin:{name}", default_name=name)
 
 
+# The built-ins (one TOML file each) register here as loaders; third parties under the
+# entry-point group, as a Grammar, a callable returning one, or a TOML path.
+GRAMMARS: Registry[Any] = Registry("grammar", ENTRY_POINT_GROUP)
+for _name in _builtin_files():
+    GRAMMARS.register(_name, functools.partial(_load_builtin, _name))
+
+
+def grammar_names() -> list[str]:
+    """Every registered grammar name, built-ins first."""
+    builtins = GRAMMARS.builtin_names()
+    return builtins + sorted(n for n in GRAMMARS.names() if n not in builtins)
+
+
 def load_grammar(spec: str | Path) -> Grammar:
     """Load a grammar by registered name or from a TOML file path.
 
@@ -50,10 +55,8 @@ def load_grammar(spec: str | Path) -> Grammar:
     and `GrammarError` for an invalid definition.
     """
     text = str(spec)
-    if isinstance(spec, str) and text in _builtin_names():
-        return _load_builtin(text)
-    if isinstance(spec, str) and text in (eps := _entry_points()):
-        obj = eps[text].load()
+    if isinstance(spec, str) and text in GRAMMARS.names():
+        obj = GRAMMARS.get(text)
         if callable(obj) and not isinstance(obj, Grammar):
             obj = obj()
         if isinstance(obj, Grammar):
@@ -73,7 +76,7 @@ def load_grammar(spec: str | Path) -> Grammar:
 def grammar_file(spec: str) -> Path | None:
     """The TOML file a grammar spec names, or None when it names a registered grammar
     (or nothing)."""
-    if spec in _builtin_names() or spec in _entry_points():
+    if spec in GRAMMARS.names():
         return None
     path = Path(spec)
     return path if path.suffix == ".toml" or path.exists() or "/" in spec else None

@@ -200,11 +200,13 @@ def _keys(placement: Placement, name: str, code: str, define: str | None) -> tup
             raise GrammarError(f"{what} is empty; an expression site cannot be absent (use a "
                                "statement site with an empty alternative)")
         try:
+            key = expression_key(code)  # Python's own message first: the one people know
             cst.parse_expression(code if "\n" not in code else f"({code})")
-            return (expression_key(code),)
+            return (key,)
         except (SyntaxError, cst.ParserSyntaxError) as exc:
             raise GrammarError(f"{what} is not one Python expression: {_reason(exc)}") from None
     try:
+        ast.parse(code)
         keys = statement_keys(code)
     except (SyntaxError, cst.ParserSyntaxError) as exc:
         raise GrammarError(f"{what} is not Python statements: {_reason(exc)}") from None

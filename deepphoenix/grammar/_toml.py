@@ -173,6 +173,7 @@ class _Context:
         """Best-effort line of a key: the key inside its table, else the table header."""
         table: tuple[str, ...] = ()
         header_line: int | None = None
+        parent_line: int | None = None  # a missing key: its table's header
         want_table, want_key = keys[:-1], keys[-1]
         for number, raw in enumerate(self.lines, start=1):
             line = raw.strip()
@@ -181,11 +182,13 @@ class _Context:
                 table = tuple(p.strip().strip("\"'") for p in header.group(1).split("."))
                 if table == keys:
                     header_line = number
+                if table == want_table and parent_line is None:
+                    parent_line = number
                 continue
             key = re.match(r"^([A-Za-z0-9_\"'.-]+)\s*=", line)
             if key and table == want_table and key.group(1).strip("\"'") == want_key:
                 return number
-        return header_line
+        return header_line or parent_line
 
 
 def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> SiteSpec:
@@ -335,7 +338,7 @@ def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names:
     path = ("sites", name)
     for key in _NOT_STRUCTURAL:
         if key in table:
-            ctx.fail((*path, key), f"{key!r} does not apply to a {placement.value} site (its "
+            ctx.fail((*path, key), f"{key!r} does not apply to a structural site (its "
                      "choices are its alternatives)")
     raw = table.get("alternatives")
     if not isinstance(raw, dict):

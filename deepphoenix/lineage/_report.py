@@ -224,11 +224,12 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
 
     details: dict[str, Any] = {}
     tracebacks = {v.hash: v.traceback for v in run.variants}
-    groups: dict[str, list[str]] = {"scored": [], "failed": [], "pending": [], "attempt": []}
+    groups: dict[str, list[str]] = {"scored": [], "pruned": [], "failed": [], "pending": [],
+                                    "attempt": []}
     for node, data in graph.nodes(data=True):
         if data.get("kind") == "attempt":
             groups["attempt"].append(node)
-        elif data.get("status") in ("scored", "pending"):
+        elif data.get("status") in ("scored", "pending", "pruned"):
             groups[str(data["status"])].append(node)
         else:
             groups["failed"].append(node)
@@ -254,6 +255,8 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
             name="seed → best"))
     styles = {
         "scored": ("scored", _OK_COLOR, "circle", 9),
+        "pruned": ("stopped early (asha; its rung in the hover)", _ATTEMPT_COLOR,
+                   "triangle-down-open", 9),
         "failed": ("failed / rejected at evaluation", _FAIL_COLOR, "x", 9),
         "pending": ("not evaluated (run stopped)", _ATTEMPT_COLOR, "circle-open", 8),
         "attempt": ("rejected proposal (no program)", _ATTEMPT_COLOR, "diamond", 7),
@@ -280,7 +283,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
                                   showarrow=True, arrowhead=0, ax=18, ay=-18,
                                   font={"color": _PATH_COLOR})
     if any(position[n][1] == band for n in groups["failed"] + groups["pending"]
-           + groups["attempt"]):
+           + groups["attempt"] + groups["pruned"]):
         figure.add_hrect(y0=band - 0.04 * (high - low or 1.0),
                          y1=band + 0.04 * (high - low or 1.0),
                          fillcolor="#eeeeee", line_width=0, layer="below")

@@ -371,6 +371,8 @@ class Program:
     @staticmethod
     def _render_site(site: Site, spec: SiteSpec, value: Value) -> str:
         if spec.structure is not None:
+            if str(value) not in spec.structure.names:
+                return site.literal  # no such code: the domain check rejects the value
             return render_alternative(spec, str(value), site.indent)
         return render_value(spec, value, site.literal)
 

@@ -208,10 +208,10 @@ def find_structural(module: cst.Module, text: str, grammar: Grammar, path: str |
     found nowhere or in several places, or code at a site that is none of its alternatives.
     """
     specs = [spec for spec in grammar.sites if spec.structural]
+    if not specs:  # annotations belong to grammars with structural sites
+        return []
     source = _Source(module, text, path)
     annotations = _check_annotations(source, grammar)
-    if not specs:
-        return []
     found: list[Located] = []
     for spec in specs:
         located = _locate(source, spec, annotations.get(spec.name), bindings)

@@ -2,9 +2,11 @@
 checks an objective (never running a user's file); the worker side computes it.
 
 Built-ins are `fewshot` (the paper's) and `val-loss`; a user objective is
-``PATH.py:NAME`` or ``package.module:NAME``, called in a worker as ``NAME(program, ctx)``.
+``PATH.py:NAME`` or ``package.module:NAME``, called in a worker as ``NAME(program, ctx)``;
+from Python, a callable is shipped to the worker by value (`callable_objective`).
 """
 
+from deepphoenix.objectives._callable import MAX_PICKLED_BYTES, callable_objective
 from deepphoenix.objectives._spec import (
     BUILTIN_OBJECTIVES,
     ENTRY_POINT_GROUP,
@@ -17,8 +19,10 @@ from deepphoenix.objectives._spec import (
 __all__ = [
     "BUILTIN_OBJECTIVES",
     "ENTRY_POINT_GROUP",
+    "MAX_PICKLED_BYTES",
     "Direction",
     "ObjectiveSpec",
+    "callable_objective",
     "objective_names",
     "resolve_objective",
 ]

@@ -76,21 +76,25 @@ class ObjectiveSpec:
     function: str = ""  # user objectives: the function's name
     text: str = ""  # user objectives: the file's text
     origin: str = ""  # user objectives: the file it was read from
+    pickled: str = ""  # a Python callable: its cloudpickle bytes, base64 (never loaded here)
 
     @property
     def builtin(self) -> bool:
         return self.name in BUILTIN_OBJECTIVES
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "direction": self.direction.value,
+        data = {"name": self.name, "direction": self.direction.value,
                 "function": self.function, "text": self.text, "origin": self.origin}
+        if self.pickled:
+            data["pickled"] = self.pickled
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObjectiveSpec:
         return cls(name=str(data["name"]), direction=Direction(data.get("direction",
                                                                          "minimize")),
                    function=str(data.get("function", "")), text=str(data.get("text", "")),
-                   origin=str(data.get("origin", "")))
+                   origin=str(data.get("origin", "")), pickled=str(data.get("pickled", "")))
 
 
 def _entry_points() -> dict[str, str]:

@@ -4,9 +4,14 @@ grammar's refinements), ``t5`` (the paper's learned proposer, which drives a san
 worker and grounds what it samples), ``learned`` (a T5 that also learns from the run's
 scored variants and ranks a wide sample with a surrogate) and ``tpe`` (Optuna's TPE over
 the sites). `RandomProposer` also
-builds the refinement dataset. Nothing here imports torch; the workers do."""
+builds the refinement dataset. Nothing here imports torch; the workers do.
 
-from deepphoenix.proposers._builtin import LearnedProposer, RandomRefiner
+Classes are named after what they are: `PaperT5Proposer` (``t5``), `HindsightProposer`
+(``learned``), `T5Sampler` (the worker-held T5 both use; not a `Proposer`). The old names
+`LearnedProposer`, `LineageProposer` and `T5Proposer` are deprecated aliases, kept for one
+release."""
+
+from deepphoenix.proposers._builtin import LearnedProposer, PaperT5Proposer, RandomRefiner
 from deepphoenix.proposers._dataset import (
     RefinementPair,
     iter_pairs,
@@ -15,7 +20,7 @@ from deepphoenix.proposers._dataset import (
     write_pairs,
 )
 from deepphoenix.proposers._distinct import draw_distinct
-from deepphoenix.proposers._lineage import LineageProposer, hindsight_pairs
+from deepphoenix.proposers._lineage import HindsightProposer, LineageProposer, hindsight_pairs
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
     Observation,
@@ -33,6 +38,7 @@ from deepphoenix.proposers._t5 import (
     ProposerData,
     SampleSettings,
     T5Proposer,
+    T5Sampler,
     TrainSettings,
     prepare_data,
 )
@@ -41,9 +47,11 @@ from deepphoenix.proposers._tpe import TPEProposer, site_distributions
 __all__ = [
     "ENTRY_POINT_GROUP",
     "DistinctVariants",
+    "HindsightProposer",
     "LearnedProposer",
     "LineageProposer",
     "Observation",
+    "PaperT5Proposer",
     "Proposal",
     "Proposer",
     "ProposerContext",
@@ -54,6 +62,7 @@ __all__ = [
     "RefinementPair",
     "SampleSettings",
     "T5Proposer",
+    "T5Sampler",
     "TPEProposer",
     "TrainSettings",
     "draw_distinct",

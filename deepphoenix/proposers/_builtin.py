@@ -15,9 +15,9 @@ from deepphoenix.mutator import Program, canonical_hash
 from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._random import Proposal, RandomProposer
-from deepphoenix.proposers._t5 import T5Proposer
+from deepphoenix.proposers._t5 import T5Sampler
 
-__all__ = ["LearnedProposer", "RandomRefiner"]
+__all__ = ["LearnedProposer", "PaperT5Proposer", "RandomRefiner"]
 
 
 class RandomRefiner:
@@ -48,7 +48,7 @@ class RandomRefiner:
         return None
 
 
-class LearnedProposer:
+class PaperT5Proposer:
     """The paper's learned proposer: a T5 trained each episode on the refinement pairs,
     then sampled (constrained decoding by default).
 
@@ -75,7 +75,7 @@ class LearnedProposer:
         self.ctx = ctx
         self.data = ctx.data
         self.worker = ctx.executor.lane("proposer")
-        self.proposer: T5Proposer | None = None
+        self.proposer: T5Sampler | None = None
         self.fallback = RandomRefiner(rounds=ctx.draw_rounds)
         self.failure = ""
 
@@ -116,7 +116,7 @@ class LearnedProposer:
         settings = self.ctx.training.with_seed(seed)
         self.name, self.failure = self.NAME, ""
         try:
-            self.proposer, report = T5Proposer.train(
+            self.proposer, report = T5Sampler.train(
                 source, self.data, settings, self.worker, out=folder,
                 sampling=self.ctx.sampling, on_progress=self._progress(episode),
                 timeout=self.ctx.train_timeout)
@@ -137,7 +137,7 @@ class LearnedProposer:
 
     def _load(self, folder: Path) -> None:
         self.name, self.failure = self.NAME, ""
-        self.proposer = T5Proposer.load(folder, self.worker, self.ctx.sampling)
+        self.proposer = T5Sampler.load(folder, self.worker, self.ctx.sampling)
 
     def _fall_back(self, episode: int, reason: str) -> None:
         self.proposer, self.name, self.failure = None, self.FALLBACK, reason
@@ -155,7 +155,7 @@ class LearnedProposer:
         self.name = self.FALLBACK
         return self.fallback.propose(parent, n, seed, exclude)
 
-    def _sample(self, model: T5Proposer, parent: Program, n: int, seed: int,
+    def _sample(self, model: T5Sampler, parent: Program, n: int, seed: int,
                 exclude: Collection[str]) -> list[Proposal]:
         """`n` candidates from the trained model (the paper: `n` samples, repeats drawn
         again)."""
@@ -179,4 +179,7 @@ def _report_from_checkpoint(folder: Path) -> dict[str, Any]:
 
 
 register_proposer("random", RandomRefiner)
-register_proposer("t5", LearnedProposer)
+register_proposer("t5", PaperT5Proposer)
+
+# Deprecated: the old name of the `t5` proposer, kept for one release.
+LearnedProposer = PaperT5Proposer

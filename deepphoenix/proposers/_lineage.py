@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ from deepphoenix.proposers._t5 import T5Proposer
 from deepphoenix.proposers._tokenizer import load_tokenizer
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["LineageProposer", "hindsight_pairs"]
+__all__ = ["HindsightProposer", "LineageProposer", "hindsight_pairs"]
 
 WIDEN = 8  # samples drawn per candidate slot, before ranking
 MIN_SAMPLES = 32
@@ -94,9 +94,9 @@ def hindsight_pairs(observations: Sequence[Observation], sign: float = 1.0,
     return rows
 
 
-class LineageProposer(LearnedProposer):
+class HindsightProposer(LearnedProposer):
     """The learned proposer of this project (see the module's docstring); the paper's is
-    ``t5`` (`LearnedProposer`, whose fallback, restore and sampling seams this reuses).
+    ``t5`` (`PaperT5Proposer`, whose fallback, restore and sampling seams this reuses).
     Falls back to the grammar's random refinements, named ``random-fallback`` in the
     lineage, when its model cannot train or sample."""
 
@@ -107,6 +107,7 @@ class LineageProposer(LearnedProposer):
         super().__init__(ctx)
         self.sign = -1.0 if ctx.direction == "maximize" else 1.0
         self.observed: list[Observation] = []
+        self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
 
     # -- training ------------------------------------------------------------------------
     def _previous(self, episode: int) -> Path | None:
@@ -214,7 +215,10 @@ class LineageProposer(LearnedProposer):
         """Indices into `pool` of the `n` candidates to evaluate."""
         # Failed and rejected-at-build variants (over --max-params) count as the worst
         # score seen, so the ranking learns to avoid them.
-        scored = [o for o in self.observed if o.status in ("scored", "failed", "rejected")]
+        # Candidates stopped early (--fidelity asha) were in the bottom of their rung:
+        # they count as the worst too.
+        scored = [o for o in self.observed
+                  if o.status in ("scored", "failed", "rejected", "pruned")]
         good = [self.sign * o.score for o in scored if o.score is not None]
         if len(good) < MIN_SCORED or len(pool) <= n:
             return list(range(min(n, len(pool))))
@@ -224,10 +228,29 @@ class LineageProposer(LearnedProposer):
         y = [self.sign * o.score if o.score is not None else worst for o in scored]
         candidates = [encode(specs, dict(p.mutation.variant.values)) for p in pool
                       if p.mutation.variant is not None]
-        return Surrogate(x, y).choose(candidates, n)
+        running = [encode(specs, values) for values in self.running]
+        return Surrogate(x, y).choose(candidates, n, believed=running)
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        self.observed.extend(observations)
+        # A candidate told again (a higher rung under --fidelity asha) replaces its
+        # earlier observation, in place.
+        index = {o.child: i for i, o in enumerate(self.observed)}
+        for seen in observations:
+            at = index.get(seen.child)
+            if at is None:
+                index[seen.child] = len(self.observed)
+                self.observed.append(seen)
+            else:
+                self.observed[at] = seen
+
+    def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Candidates under evaluation (--strategy async): the surrogate believes its own
+        mean at each before it ranks, so a new pick moves away from them."""
+        self.running = [dict(v) for v in values]
 
 
-register_proposer("learned", LineageProposer)
+register_proposer("learned", HindsightProposer)
+
+# Deprecated: the old name of the `learned` proposer (it collided with the `lineage`
+# package), kept for one release.
+LineageProposer = HindsightProposer

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from deepphoenix.executor import Executor
 from deepphoenix.mutator import Program
-from deepphoenix.proposers._random import Proposal
-from deepphoenix.proposers._t5 import ProposerData, SampleSettings, TrainSettings
+from deepphoenix.objectives import Direction
+from deepphoenix.proposers._records import Proposal, ProposerData, SampleSettings, TrainSettings
 from deepphoenix.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "Observation", "Proposer", "ProposerContext",
@@ -37,8 +37,10 @@ class Observation:
     parent: str
     child: str
     values: dict[str, Any]
-    status: str  # scored | failed | rejected
-    score: float | None  # None unless scored
+    status: str  # scored | failed | rejected | pruned (stopped early, --fidelity asha)
+    score: float | None  # None unless scored (a full evaluation)
+    rung: int | None = None  # asha: the rung this result is from (None: full fidelity)
+    rung_score: float | None = None  # asha: the score at that rung (None: failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class ProposerContext:
     run_dir: Path
     executor: Executor
     seed: int  # the run seed
-    direction: str = "minimize"  # the objective's: minimize | maximize
+    direction: Direction = Direction.MINIMIZE  # the objective's (a str enum: == "minimize")
     draw_rounds: int = 4  # draws per batch for slots that repeat a candidate
     data: ProposerData | None = None  # the refinement data (learned proposers)
     sampling: SampleSettings = field(default_factory=SampleSettings)
@@ -78,8 +80,16 @@ class Proposer(Protocol):
         ...
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        """Results of evaluated candidates, in the order the run recorded them."""
+        """Results of evaluated candidates, in the order the run recorded them. Under
+        ``--fidelity asha`` a candidate is told again when it finishes a higher rung: the
+        later observation of a child replaces the earlier."""
         ...
+
+    # Optional: ``pending(values: Sequence[Mapping[str, Any]]) -> None``, the site values
+    # of the candidates being evaluated right now (``--strategy async``), told before each
+    # `propose`. A proposer that ranks candidates takes them into account so that W
+    # workers do not evaluate W near-copies (tpe: running trials under its constant liar;
+    # learned: kriging-believer points in its surrogate). Others need not define it.
 
     def close(self) -> None:
         ...

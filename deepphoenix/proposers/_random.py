@@ -7,25 +7,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 
 from deepphoenix.errors import ConfigError
 from deepphoenix.grammar import Value, draw_value, move_value, repair
 from deepphoenix.mutator import Bundle, Edit, Mutation, Program, format_edit_script
 from deepphoenix.outcome import Outcome
+from deepphoenix.proposers._records import Proposal
 
 __all__ = ["DistinctVariants", "Proposal", "RandomProposer"]
 
 _ATTEMPTS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """One candidate: the grounded mutation and the text it came from (a model's output,
-    or the edit script a random draw amounts to)."""
-
-    mutation: Mutation
-    text: str
 
 
 class RandomProposer:

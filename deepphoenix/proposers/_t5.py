@@ -1,7 +1,8 @@
-"""`T5Proposer`: the learned proposer. The model is whatever the source under evolution
-defines (the self-reference); it is built, trained and sampled in a sandbox worker. Its
-outputs are text: each is grounded against the trusted parent (parsed, reduced to edits at
-grammar sites, applied to the parent's CST) and never executed.
+"""`T5Sampler`: a T5 trained and sampled in a sandbox worker, for the proposers that use
+one (`t5`, `learned`); it is not itself a `Proposer`. The model is whatever the source
+under evolution defines (the self-reference). Its outputs are text: each is grounded
+against the trusted parent (parsed, reduced to edits at grammar sites, applied to the
+parent's CST) and never executed.
 
 A model directory holds ``model.safetensors``, ``config.json``, ``generation_config.json``
 (from ``save_pretrained``), ``tokenizer.json``, ``source.py`` (the source that defined the
@@ -11,9 +12,8 @@ model), ``losses.json`` (every training step) and ``proposer.json`` (format and 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from deepphoenix.mutator import Program, TargetFormat, canonical_hash, ground
 from deepphoenix.proposers._constraint import build_constraint
 from deepphoenix.proposers._dataset import RefinementPair
 from deepphoenix.proposers._distinct import draw_distinct, round_seed
-from deepphoenix.proposers._random import Proposal
+from deepphoenix.proposers._records import Proposal, ProposerData, SampleSettings, TrainSettings
 from deepphoenix.proposers._tokenizer import PreTokenizer, load_tokenizer, train_tokenizer
 from deepphoenix.sandbox import JobResult
 from deepphoenix.store_io import write_text_atomic
@@ -32,6 +32,7 @@ __all__ = [
     "ProposerData",
     "SampleSettings",
     "T5Proposer",
+    "T5Sampler",
     "TrainSettings",
     "prepare_data",
 ]
@@ -39,31 +40,6 @@ __all__ = [
 _MAX_TOKENS = 1024
 TRAIN_JOB = "deepphoenix.proposers._jobs:train_job"
 GENERATE_JOB = "deepphoenix.proposers._jobs:generate_job"
-
-
-@dataclass(frozen=True, slots=True)
-class ProposerData:
-    """A run's tokenizer and tokenized refinement dataset, made once per run."""
-
-    tokenizer_path: Path
-    tokens_path: Path
-    format: TargetFormat
-    vocab_size: int
-    pairs: int
-    mean_input_tokens: float
-    mean_target_tokens: float
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.update(tokenizer_path=str(self.tokenizer_path), tokens_path=str(self.tokens_path),
-                    format=self.format.value)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProposerData:
-        return cls(**{**data, "tokenizer_path": Path(data["tokenizer_path"]),
-                      "tokens_path": Path(data["tokens_path"]),
-                      "format": TargetFormat(data["format"])})
 
 
 def prepare_data(pairs: Sequence[RefinementPair], fmt: TargetFormat | str, folder: Path,
@@ -93,54 +69,7 @@ def prepare_data(pairs: Sequence[RefinementPair], fmt: TargetFormat | str, folde
     )
 
 
-@dataclass(frozen=True, slots=True)
-class TrainSettings:
-    """The training stage. Typical CPU values train a tiny T5 in a minute or two."""
-
-    epochs: int = 3  # passes over the (first `samples`) pairs
-    batch_size: int = 32
-    lr: float = 1e-3  # AdamW
-    weight_decay: float = 0.01
-    samples: int | None = None  # None: every pair
-    seed: int = 0  # model init and data order
-    max_seconds: float | None = None  # stop early after this much training time
-
-    def with_seed(self, seed: int) -> TrainSettings:
-        return replace(self, seed=seed)
-
-    def validate(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"Expected int >= 1 but got {name}={value!r} "
-                                  f"(type={type(value).__name__})")
-        if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"Expected a positive float but got lr={self.lr!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class SampleSettings:
-    """How candidates are sampled."""
-
-    temperature: float = 1.0
-    top_k: int = 0  # 0: no top-k cut
-    top_p: float = 1.0
-    constrained: bool = True  # copy the parent, choose only inside site literals
-    forbid_no_op: bool = True  # under constraints, never sample the parent itself
-    rounds: int = 4  # draw again, up to this many rounds, for slots that repeat a candidate
-
-    def validate(self) -> None:
-        if not isinstance(self.rounds, int) or self.rounds < 1:
-            raise ConfigError(f"Expected int >= 1 but got rounds={self.rounds!r}")
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ConfigError(f"Expected temperature > 0 but got {self.temperature!r}")
-        if self.top_k < 0:
-            raise ConfigError(f"Expected top_k >= 0 but got {self.top_k!r}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"Expected 0 < top_p <= 1 but got {self.top_p!r}")
-
-
-class T5Proposer:
+class T5Sampler:
     """Samples candidate edits from a trained model held by a sandbox worker."""
 
     name = "t5"
@@ -165,7 +94,7 @@ class T5Proposer:
               out: Path | None = None, sampling: SampleSettings | None = None,
               on_progress: Callable[[dict[str, Any]], None] | None = None,
               timeout: float | None = None, tokens: Path | None = None,
-              init_from: Path | None = None) -> tuple[T5Proposer, dict[str, Any]]:
+              init_from: Path | None = None) -> tuple[T5Sampler, dict[str, Any]]:
         """Build the model `source` defines (in the worker), train it, save it to `out`.
         `tokens`: train on these tokenized pairs instead of the run's refinement pairs;
         `init_from`: start from the weights of a model directory `train` wrote."""
@@ -199,7 +128,7 @@ class T5Proposer:
 
     @classmethod
     def load(cls, model_dir: Path, worker: Lane,
-             sampling: SampleSettings | None = None) -> T5Proposer:
+             sampling: SampleSettings | None = None) -> T5Sampler:
         """A proposer from a model directory written by `train`."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -283,3 +212,6 @@ def _value_or_raise(result: JobResult, doing: str) -> dict[str, Any]:
     detail = result.error or result.status.value
     raise WorkerError(f"{doing} failed in the worker ({result.status.value}): {detail}")
 
+
+# Deprecated: the old name, kept for one release (it is not a `Proposer`).
+T5Proposer = T5Sampler

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -470,6 +470,14 @@ class SlotPool(Generic[S]):
         finally:
             for future in futures:
                 future.cancel()
+
+    def submit(self, key: Any, fn: str, args: dict[str, Any], timeout: float | None,
+               on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
+               ) -> Future[JobResult]:
+        """Start one job on the next idle slot (queued while all are busy); its future
+        holds the result. What the asynchronous search loop builds on: a job goes in as
+        soon as a slot frees, with no batch to wait for."""
+        return self._threads.submit(self._run_on_idle, key, fn, args, timeout, on_progress)
 
     def shutdown(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -108,8 +108,8 @@ class SearchLoop:
         return found
 
     # -- the loop ------------------------------------------------------------------------
-    def execute(self) -> str:
-        c = self.config
+    def _evaluate_seed(self) -> str:
+        """Score the seed (once; a resume reads it back); raise if it fails."""
         seed = self.run.seed_program
         with self.store.transaction():
             self.store.add_variant(seed.hash, seed.text, seed.values, 0)
@@ -121,6 +121,12 @@ class SearchLoop:
                                    f"{seed_row.reason}")
         self.emit("seed", hash=seed.hash, score=seed_row.score,
                   params=seed_row.metrics.get("params"))
+        return seed.hash
+
+    def execute(self) -> str:
+        c = self.config
+        seed = self.run.seed_program
+        self._evaluate_seed()
         # The proposer's state is rebuilt from the database: every finished batch's
         # results, in order (an unfinished batch is observed when it finishes).
         finished = [(b["episode"], b["batch"]) for b in self.store.batches()
@@ -196,13 +202,14 @@ class SearchLoop:
         return _Batch(dict(Counter(a.outcome for a in attempts)),
                       [a.child for a in attempts if a.outcome == Outcome.OK.value and a.child])
 
-    def _propose(self, episode: int, batch: int, parent: str, seed: int) -> _Batch:
+    def _propose(self, episode: int, batch: int, parent: str, seed: int,
+                 count: int | None = None) -> _Batch:
         parent_program = parse_program(self._source(parent), self.run.grammar)
         began = time.monotonic()
         # Every slot goes to a variant this run has not met: a repeat would spend an
         # evaluation slot on a cached score (and never win a greedy step).
-        proposals = self.proposer.propose(parent_program, self.config.candidates, seed,
-                                          self.store.variant_hashes())
+        proposals = self.proposer.propose(parent_program, count or self.config.candidates,
+                                          seed, self.store.variant_hashes())
         self._record(episode, batch, parent, self.proposer.name, proposals)
         self.store.set_batch_proposal_time(episode, batch, time.monotonic() - began)
         outcomes = Counter(p.mutation.outcome.value for p in proposals)

@@ -22,6 +22,7 @@ from deepphoenix.proposers import (
     needs_refinement_data,
 )
 from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.search._async import AsyncLoop
 from deepphoenix.search._config import PLACEMENT, RunConfig
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._loop import Event, SearchLoop
@@ -62,9 +63,12 @@ class Run:
 
     def __init__(self, run_dir: Path, config: RunConfig | None = None, *, resume: bool = False,
                  on_event: Callable[[Event], None] | None = None,
-                 placement: dict[str, Any] | None = None) -> None:
+                 placement: dict[str, Any] | None = None,
+                 inputs: dict[str, Any] | None = None) -> None:
         """`placement` (resume only): fields of `PLACEMENT` to change for this session, such
-        as moving a run onto a Ray cluster; they change where jobs run, never a result."""
+        as moving a run onto a Ray cluster; they change where jobs run, never a result.
+        `inputs` (new runs only): `RunDir.create`'s keywords (source text, grammar TOML,
+        objective) for inputs the config cannot name."""
         if resume:
             self.dir = RunDir.open(Path(run_dir))
             if placement:
@@ -72,7 +76,7 @@ class Run:
         else:
             if config is None:
                 raise ConfigError("a new run needs a config")
-            self.dir = RunDir.create(Path(run_dir), config)
+            self.dir = RunDir.create(Path(run_dir), config, **(inputs or {}))
         self.on_event = on_event
         self.strategy = get_strategy(self.config.strategy)
 
@@ -130,7 +134,12 @@ class Run:
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))
-                loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
+                loop: SearchLoop
+                if c.strategy == "async" or c.fidelity == "asha":
+                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
+                                     executor)
+                else:
+                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
                 best = loop.execute()
             finally:
                 proposer.close()
@@ -160,7 +169,7 @@ class Run:
 
         return ProposerContext(
             run_dir=self.run_dir, executor=executor, seed=c.seed,
-            direction=self.dir.objective.direction.value, draw_rounds=c.draw_rounds,
+            direction=self.dir.objective.direction, draw_rounds=c.draw_rounds,
             data=data.proposer,
             sampling=SampleSettings(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
                                     constrained=c.constrained, rounds=c.draw_rounds),

@@ -62,14 +62,22 @@ class RunDir:
     _lock: RunLock | None
 
     @classmethod
-    def create(cls, path: Path, config: RunConfig) -> RunDir:
+    def create(cls, path: Path, config: RunConfig, *, seed_text: str | None = None,
+               grammar_toml: str | None = None,
+               objective: ObjectiveSpec | None = None) -> RunDir:
+        """A new run directory. The keywords give inputs that have no name or file (the
+        Python API's source string, TOML text, callable objective); by default they come
+        from the config's `seed_source`, `grammar` and `objective`."""
         path = Path(path).resolve()
         config.validate()
-        seed_text = load_seed_text(config.seed_source)
-        grammar_toml = _grammar_file_text(config.grammar)
+        if seed_text is None:
+            seed_text = load_seed_text(config.seed_source)
+        if grammar_toml is None:
+            grammar_toml = _grammar_file_text(config.grammar)
         grammar = _stored_grammar(config.grammar, seed_text, grammar_toml)
         seed_program = parse_program(seed_text, grammar, "seed")
-        objective = resolve_objective(config.objective, config.direction)
+        if objective is None:
+            objective = resolve_objective(config.objective, config.direction)
         source_spec = config.proposer_source_spec()
         proposer_source = load_seed_text(source_spec) if source_spec is not None else None
         lock = RunLock.acquire(path, create=True)

@@ -120,7 +120,7 @@ def test_run_dirs_are_named_by_preset_and_proposer(tmp_path: Path,
         made.append(run_dir)
         raise RunDirError("stop here")
 
-    monkeypatch.setattr("deepphoenix.cli._run.Run", stub)
+    monkeypatch.setattr("deepphoenix.study._search.Run", stub)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["run", "--preset", "smoke", "--proposer", "random"])
     assert result.exit_code == 1

@@ -1,0 +1,238 @@
+"""`Study`: one run directory as Python objects — its best variant, its trials (a list or a
+pandas DataFrame), its lineage graph, the Pareto front, the HTML report, the Optuna export —
+and `Study.resume` to continue it.
+
+Every read opens the run database read-only for the length of the call, so a study of a
+run that is still going (in another process or notebook) reads what is recorded so far.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deepphoenix.errors import RunDirError
+from deepphoenix.lineage import (
+    ParetoPoint,
+    best_hash,
+    build_graph,
+    pareto_front,
+    run_state,
+    write_optuna,
+    write_report,
+)
+from deepphoenix.objectives import Direction
+from deepphoenix.search import Event, Run, RunConfig, RunSummary
+from deepphoenix.store import RunStore
+from deepphoenix.study._execute import execute
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import optuna
+    import pandas
+
+__all__ = ["Best", "Study", "Trial", "load"]
+
+
+@dataclass(frozen=True, slots=True)
+class Best:
+    """The best variant so far, and how it differs from the seed."""
+
+    hash: str
+    source: str
+    score: float | None  # the objective's value (None: nothing scored yet)
+    params: dict[str, Any]  # every site's value (as Optuna's `best_params`)
+    model_parameters: int | None  # the model's parameter count, when it built one
+    edits: dict[str, Any]  # the sites whose value differs from the seed's
+    diff: str  # a unified diff of the seed's source to this one ('' for the seed itself)
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One evaluated (or pending) variant. `parent` is the variant it was proposed from
+    (None for the seed); `episode`/`batch` where it was first proposed."""
+
+    number: int
+    hash: str
+    status: str  # scored | failed | rejected | pending
+    score: float | None
+    params: dict[str, Any]  # site values
+    parent: str | None
+    episode: int
+    batch: int | None
+    stage: str  # where a failure happened (build, smoke, fewshot, objective, ...)
+    reason: str
+    model_parameters: int | None
+    created_at: float  # unix time it was first proposed
+    scored_at: float | None  # unix time its evaluation finished
+    seconds: float | None  # wall time of its evaluation, in the worker
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rung(self) -> Any:
+        """The fidelity rung it reached, when the run used one (else None)."""
+        return self.metrics.get("rung")
+
+
+class Study:
+    """A run directory, read through the run database. Make one with `deepphoenix.search`
+    (a new run) or `deepphoenix.load` (an existing one)."""
+
+    def __init__(self, run_dir: str | Path, summary: RunSummary | None = None) -> None:
+        RunStore.open(Path(run_dir)).close()  # RunDirError, as given, if it holds no run
+        self.run_dir = Path(run_dir).resolve()
+        self.given = Path(run_dir)  # as given, for messages
+        self.summary = summary  # the summary of the last `search`/`resume` in this process
+
+    def __repr__(self) -> str:
+        return f"Study({str(self.run_dir)!r}, status={self.status!r})"
+
+    def _store(self) -> RunStore:
+        return RunStore.open(self.run_dir)
+
+    # -- what the run is -------------------------------------------------------------------
+    @property
+    def config(self) -> RunConfig:
+        """The run's resolved config, as stored."""
+        with self._store() as store:
+            return RunConfig.from_dict(store.get_meta("config", {}))
+
+    @property
+    def objective(self) -> str:
+        """The objective's name (``fewshot``, ``score.py:fn``, ``__main__:fn``)."""
+        with self._store() as store:
+            return str(store.objective["name"])
+
+    @property
+    def direction(self) -> Direction:
+        """Whether a lower or a higher score is better."""
+        with self._store() as store:
+            return Direction(store.objective["direction"])
+
+    @property
+    def status(self) -> str:
+        """``finished``, ``running`` (another process holds the run) or ``interrupted``."""
+        with self._store() as store:
+            return run_state(self.run_dir, store.get_meta("status"))
+
+    @property
+    def evaluations(self) -> int:
+        """Evaluations finished so far (scored or failed), the seed's included."""
+        with self._store() as store:
+            return store.evaluations_done()
+
+    # -- results ---------------------------------------------------------------------------
+    @property
+    def best(self) -> Best:
+        """The best variant so far: the finished run's, else the last finished batch's,
+        else the seed's."""
+        with self._store() as store:
+            found = best_hash(store)
+            variants = store.variants()
+            row = store.variant(found) if found else None
+        if row is None or not variants:
+            raise RunDirError(f"{self.given}: no variant recorded yet (the run stopped "
+                              "before its seed was stored); resume it or start a new one")
+        seed = variants[0]
+        edits = {k: v for k, v in row.values.items() if seed.values.get(k) != v}
+        diff = "".join(difflib.unified_diff(
+            seed.source.splitlines(keepends=True), row.source.splitlines(keepends=True),
+            fromfile="seed", tofile=row.hash[:12]))
+        params = row.metrics.get("params")
+        return Best(row.hash, row.source, row.score, dict(row.values),
+                    params if isinstance(params, int) else None, edits, diff)
+
+    @property
+    def trials(self) -> list[Trial]:
+        """Every variant the run recorded, in the order it was first proposed; the seed
+        is trial 0."""
+        with self._store() as store:
+            variants = store.variants()
+            attempts = store.attempts()
+        first: dict[str, Any] = {}
+        for attempt in attempts:
+            if attempt.child is not None and attempt.child not in first:
+                first[attempt.child] = attempt
+        trials = []
+        for number, v in enumerate(variants):
+            origin = first.get(v.hash)
+            params = v.metrics.get("params")
+            seconds = v.metrics.get("wall_seconds")
+            trials.append(Trial(
+                number=number, hash=v.hash, status=v.status, score=v.score,
+                params=dict(v.values), parent=origin.parent if origin else None,
+                episode=origin.episode if origin else (v.first_episode or 0),
+                batch=origin.batch if origin else None, stage=v.stage, reason=v.reason,
+                model_parameters=params if isinstance(params, int) else None,
+                created_at=v.created_at, scored_at=v.scored_at,
+                seconds=float(seconds) if isinstance(seconds, int | float) else None,
+                metrics=dict(v.metrics)))
+        return trials
+
+    def trials_dataframe(self) -> pandas.DataFrame:
+        """The trials as a pandas DataFrame, one row per variant: number, hash, status,
+        score, parent, episode, batch, rung, stage, reason, model_parameters, created_at,
+        scored_at, seconds, and one ``params_<site>`` column per site (as Optuna's)."""
+        import pandas
+
+        rows = []
+        for t in self.trials:
+            row: dict[str, Any] = {
+                "number": t.number, "hash": t.hash, "status": t.status, "score": t.score,
+                "parent": t.parent, "episode": t.episode, "batch": t.batch, "rung": t.rung,
+                "stage": t.stage, "reason": t.reason, "model_parameters": t.model_parameters,
+                "created_at": t.created_at, "scored_at": t.scored_at, "seconds": t.seconds}
+            row.update({f"params_{site}": _cell(value) for site, value in t.params.items()})
+            rows.append(row)
+        return pandas.DataFrame(rows).set_index("number") if rows else pandas.DataFrame()
+
+    @property
+    def lineage(self) -> nx.MultiDiGraph:
+        """The lineage graph (a networkx MultiDiGraph, so also a DiGraph): variants and
+        failed attempts as nodes, proposals as edges, the seed-to-best path marked."""
+        with self._store() as store:
+            return build_graph(store)
+
+    def pareto(self) -> list[ParetoPoint]:
+        """The score / parameter-count Pareto front, fewest parameters first."""
+        with self._store() as store:
+            return pareto_front(store)
+
+    def report(self, path: str | Path = "report.html") -> Path:
+        """Write the self-contained HTML report of this run to `path`; the path."""
+        out = Path(path)
+        write_report([self.run_dir], out)
+        return out
+
+    def to_optuna(self, path: str | Path, force: bool = False) -> optuna.Study:
+        """Write the evaluations as an Optuna study to the SQLite file `path` (a
+        `RunDirError` if it exists, unless `force`) and return it, loaded."""
+        import optuna
+
+        out = Path(path)
+        done = write_optuna(self.run_dir, out, force=force)
+        return optuna.load_study(study_name=done.study_name, storage=f"sqlite:///{out}")
+
+    # -- continuing ------------------------------------------------------------------------
+    def resume(self, *, quiet: bool = False, on_event: Callable[[Event], None] | None = None,
+               **placement: Any) -> Study:
+        """Continue an interrupted run where it stopped (a finished one returns at once).
+        `placement` may change where jobs run (executor, workers, threads, ...), never
+        what they compute. Returns this study."""
+        self.summary = execute(Run(self.run_dir, resume=True, placement=placement or None),
+                               quiet=quiet, on_event=on_event)
+        return self
+
+
+def _cell(value: Any) -> Any:
+    """A site value as a DataFrame cell: lists and mappings as text, so the column is
+    hashable and sortable."""
+    return repr(value) if isinstance(value, list | dict | tuple) else value
+
+
+def load(run_dir: str | Path) -> Study:
+    """Open a finished, running or interrupted run directory."""
+    return Study(run_dir)
