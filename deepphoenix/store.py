@@ -7,7 +7,8 @@ Tables:
 - ``variants``: every distinct program seen, by canonical hash: its source, site values,
   status (``pending`` → ``scored`` | ``failed``, or ``rejected`` at the static stage),
   the stage and reason of a failure, the traceback when it raised, the score (in the
-  objective's direction) and every metric.
+  objective's direction) and every metric (standard JSON: a non-finite number is the
+  string "NaN", "Infinity" or "-Infinity").
 - ``attempts``: every candidate a proposer produced (episode, batch, slot), its parent,
   the variant it grounded to (none when the text was unparseable or ungrounded), the
   outcome, the edits, and the raw text. These are the lineage graph's edges.
@@ -25,6 +26,7 @@ Nothing is ever evicted. Each evaluation is committed as it completes, so a cras
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -333,7 +335,7 @@ class RunStore:
             "UPDATE variants SET status = ?, stage = ?, reason = ?, traceback = ?, "
             "score = ?, metrics = ?, scored_at = ? WHERE hash = ?",
             (result.status.value, result.stage, result.reason, result.traceback,
-             result.score, json.dumps(result.metrics, default=str), time.time(),
+             result.score, metrics_json(result.metrics), time.time(),
              result.hash),
         )
 
@@ -346,7 +348,7 @@ class RunStore:
             hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
             status=row["status"], stage=row["stage"], reason=row["reason"],
             traceback=row["traceback"], score=row[self._score_column],
-            metrics=json.loads(row["metrics"]), first_episode=row["first_episode"],
+            metrics=_restored(json.loads(row["metrics"])), first_episode=row["first_episode"],
             created_at=row["created_at"], scored_at=row["scored_at"],
         )
 
@@ -463,6 +465,38 @@ class RunStore:
 
     def episodes(self) -> list[dict[str, Any]]:
         return [_episode(r) for r in self.db.execute("SELECT * FROM episodes ORDER BY episode")]
+
+
+def _standard(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _standard(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_standard(v) for v in value]
+    return value
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _restored(value: Any) -> Any:
+    """The inverse of `_standard` for readers in Python: the three strings are floats."""
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: _restored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restored(v) for v in value]
+    return value
+
+
+def metrics_json(metrics: dict[str, Any]) -> str:
+    """`metrics` as standard JSON (what SQLite's `json_extract` and every JSON reader
+    accept): a non-finite number is stored as the string "NaN", "Infinity" or "-Infinity"
+    (``float()`` reads each back, and so does `VariantRow.metrics`); anything else JSON has
+    no type for, as its `str`."""
+    return json.dumps(_standard(metrics), default=str, allow_nan=False)
 
 
 def _attempt(row: sqlite3.Row) -> AttemptRow:

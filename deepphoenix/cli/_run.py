@@ -26,7 +26,8 @@ from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
 from deepphoenix.lineage import build_graph, plot_lineage, plot_training
 from deepphoenix.objectives import objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
-from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.sandbox import WorkerSettings, isolation_summary
+from deepphoenix.scores import format_score
 from deepphoenix.search import (
     FIDELITIES,
     PLACEMENT,
@@ -75,7 +76,7 @@ class _RunDisplay:
 
     def _status(self, extra: str = "", milestone: bool = False) -> None:
         c = self.config
-        best = f"best {self.best:.4f}" if self.best is not None else "best -"
+        best = f"best {format_score(self.best)}" if self.best is not None else "best -"
         self.reporter.status(
             f"episode {self.episode}/{c.episodes} batch {self.batch}/{c.batches} "
             f"scored {self.scored} {best} {extra}{self._eta()}", force=milestone)
@@ -133,7 +134,7 @@ class _RunDisplay:
             if f["improved"]:
                 self.best = f["score"]
                 self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} "
-                                   f"{self.objective} {f['score']:.4f}")
+                                   f"{self.objective} {format_score(f['score'])}")
             self._status(milestone=True)
         elif kind == "new_best":
             self.best = f["score"]
@@ -142,13 +143,13 @@ class _RunDisplay:
             self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
                                "using random refinements instead", warning=True)
         elif kind == "episode_done":
-            score = f"{f['score']:.4f}" if f["score"] is not None else "-"
+            score = format_score(f["score"]) if f["score"] is not None else "-"
             self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} "
                                f"{self.objective} {score}")
 
 
 def _score_line(objective: str, score: float | None, params: int | None) -> str:
-    text = f"{objective} {score:.4f}" if score is not None else f"{objective} -"
+    text = f"{objective} {format_score(score)}" if score is not None else f"{objective} -"
     return text + (f", {params / 1e6:.2f} M parameters" if params else "")
 
 
@@ -287,12 +288,15 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="Seconds per proposer training stage before its worker is killed "
                    "(the episode then proposes at random).")
 @click.option("--no-plots", is_flag=True, help="Skip drawing the plots at the end.")
+@click.option("--force", is_flag=True,
+              help="Start the run in a --run-dir that holds files of yours (none of them is "
+                   "ever overwritten).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on stderr (warnings only); the summary still prints.")
 @click.pass_context
 def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool,
-        no_plots: bool, as_json: bool, quiet: bool, unconstrained: bool,
+        no_plots: bool, force: bool, as_json: bool, quiet: bool, unconstrained: bool,
         **options: Any) -> None:
     """Run the self-reprogramming loop (paper, Algorithm 1) and record its lineage.
 
@@ -325,7 +329,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         plan = plan_search(preset_name=preset_name, **named, **settings)
         config = plan.config
         require_device(config.device)  # before any run directory is made
-        runner = plan.start(run_dir)
+        runner = plan.start(run_dir, force=force)
     run_dir = runner.run_dir if run_dir is None else run_dir
     reporter = Reporter("json" if as_json else "quiet" if quiet else "auto")
     display = _RunDisplay(reporter, config)
@@ -451,21 +455,25 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
         data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
         settings = ExecutorSettings(workers=1, worker=WorkerSettings(
-            device=device, memory_limit=config.memory_limit_bytes()))
+            device=device, memory_limit=config.memory_limit_bytes(), readable=(folder,)))
         with LocalExecutor(settings) as executor:
             evaluator = Evaluator(executor, EvalSettings(
                 objective=spec, task=task, rows=data.rows, vocab_size=data.vocab_size,
                 samples=samples, heldout=heldout_samples if objective == "val-loss" else 0,
                 seed=seed_, timeout=timeout))
             (result,) = list(evaluator.evaluate([(program.hash, program.text)]))
+            isolation = dict(executor.pool.workers[0].isolation)
     if as_json:
         echo_json({**result.to_dict(), "objective": spec.name,
-                   "direction": spec.direction.value})
-    elif result.score is not None:
+                   "direction": spec.direction.value, "isolation": isolation})
+    else:  # stdout: a failure's stderr stays one line
+        click.echo(isolation_summary(isolation))
+    if not as_json and result.score is not None:
         m = result.metrics
         params = f"{m['params'] / 1e6:.2f} M parameters, " if m.get("params") else ""
         steps = f"{m['steps']} steps, " if "steps" in m else ""
-        click.echo(f"{file}: {spec.name} {result.score:.4f} ({spec.direction.word} is better; "
-                   f"{params}{steps}{m['wall_seconds']:.1f} s on {m['device']})")
+        click.echo(f"{file}: {spec.name} {format_score(result.score)} "
+                   f"({spec.direction.word} is better; {params}{steps}"
+                   f"{m['wall_seconds']:.1f} s on {m['device']})")
     if result.score is None:
         fail(f"{file}: {result.status.value} at {result.stage}: {result.reason}")

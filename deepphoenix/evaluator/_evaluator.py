@@ -16,7 +16,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -234,6 +234,15 @@ class Evaluator:
 
 
 def _to_result(hash_: str, job: JobResult, stage: str) -> EvalResult:
+    """The evaluation a job's result says, with the processes the candidate left behind
+    (killed by the sandbox) counted in its metrics as ``leftover_processes``."""
+    result = _job_result(hash_, job, stage)
+    if job.leftovers:
+        result = replace(result, metrics={**result.metrics, "leftover_processes": job.leftovers})
+    return result
+
+
+def _job_result(hash_: str, job: JobResult, stage: str) -> EvalResult:
     if job.status is JobStatus.OK:
         value = job.value
         if not isinstance(value, dict):

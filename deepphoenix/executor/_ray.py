@@ -69,8 +69,10 @@ class _Host:
 
     def __init__(self, settings: WorkerSettings, name: str) -> None:
         _remove_orphans()
-        self.worker = Worker(settings, name=name)
         self.root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-{name}-"))
+        # The worker reads its shipped inputs and writes its outputs under the root.
+        self.worker = Worker(replace(settings, writable=(*settings.writable, str(self.root))),
+                             name=name)
         self.inputs: dict[str, Path] = {}  # content token -> local path
         self.outputs: dict[str, Path] = {}  # driver's path of an output dir -> local dir
         self.count = 0

@@ -32,7 +32,7 @@ A structural site (code alternatives; its value is the chosen alternative's name
 
     [sites.norm]
     kind = "expression"       # expression | statement | definition
-    select = "attribute:self.ln_1"    # expression: the value of this binding (or annotate)
+    select = "attribute:self.ln_1"    # expression: this binding's value (else: its code)
     within = "Block.forward"  # statement/definition: the class/function bodies to search
     after = "q, k, v = qkv.split(n, dim=2)"   # statement: right after this (or a def name)
     define = "MLP"            # definition: the class or def every alternative defines

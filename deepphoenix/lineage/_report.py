@@ -31,6 +31,7 @@ from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import best_so_far, failure_counts
 from deepphoenix.mutator import unified_diff
+from deepphoenix.scores import format_score
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
 
@@ -150,7 +151,7 @@ def _header(runs: list[RunReport]) -> str:
             html.escape(str(config.get("strategy", "?"))),
             html.escape(f"{run.objective} ({_better(run.direction)} is better)"),
             str(scored),
-            "-" if best_score is None else f"{best_score:.4f}",
+            "-" if best_score is None else format_score(best_score),
             str(run.graph.number_of_nodes()),
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -300,7 +301,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
 def _hover(data: dict[str, Any], node: str, objective: str) -> str:
     lines = [html.escape(node)]
     if data.get("score") is not None:
-        lines.append(f"{html.escape(objective)} {data['score']:.4f}")
+        lines.append(f"{html.escape(objective)} {format_score(data['score'])}")
     if data.get("params"):
         lines.append(f"{data['params'] / 1e6:.3f} M params")
     if data.get("status") and data.get("status") != "scored":

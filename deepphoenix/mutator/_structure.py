@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import difflib
 import re
 import symtable
 from collections.abc import Sequence
@@ -95,9 +96,16 @@ class _Collector(cst.CSTVisitor):
     suites: list[_Suite] = field(default_factory=list)
     annotations: list[_Annotation] = field(default_factory=list)
     comments: list[cst.Comment] = field(default_factory=list)
+    want_expressions: bool = False  # some expression site is found by its code
+    expressions: list[tuple[cst.BaseExpression, str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.want_expressions and isinstance(node, cst.BaseExpression):
+            self.expressions.append((node, self._scope()))
+        return super().on_visit(node)
 
     def _scope(self) -> str | None:
         return ".".join(self.scopes) or None
@@ -154,10 +162,11 @@ def _annotation(comment: cst.Comment | None) -> str | None:
 class _Source:
     """One pass of metadata over a module, and the keys of its statements (memoised)."""
 
-    def __init__(self, module: cst.Module, text: str, path: str | None) -> None:
+    def __init__(self, module: cst.Module, text: str, path: str | None,
+                 expressions: bool = False) -> None:
         self.module, self.text, self.where = module, text, path or "the source"
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self.collector = _Collector()
+        self.collector = _Collector(want_expressions=expressions)
         wrapper.visit(self.collector)
         self.positions = wrapper.resolve(PositionProvider)
         self.line_starts = [0]
@@ -178,6 +187,13 @@ class _Source:
 
     def keys(self, statements: Sequence[cst.BaseStatement]) -> tuple[str, ...]:
         return tuple(self.key(s) for s in statements)
+
+    def matches(self, body: Sequence[cst.BaseStatement], index: int,
+                keys: tuple[str, ...]) -> bool:
+        """Whether the statements from `index` have `keys` (computed only as needed)."""
+        if index + len(keys) > len(body):
+            return False
+        return all(self.key(body[index + i]) == key for i, key in enumerate(keys))
 
     def offset(self, line: int, column: int) -> int:
         return self.line_starts[line - 1] + column
@@ -210,7 +226,9 @@ def find_structural(module: cst.Module, text: str, grammar: Grammar, path: str |
     specs = [spec for spec in grammar.sites if spec.structural]
     if not specs:  # annotations belong to grammars with structural sites
         return []
-    source = _Source(module, text, path)
+    by_code = any(s.structure is not None and s.structure.placement is Placement.EXPRESSION
+                  and not s.selectors for s in specs)
+    source = _Source(module, text, path, expressions=by_code)
     annotations = _check_annotations(source, grammar)
     found: list[Located] = []
     for spec in specs:
@@ -333,24 +351,50 @@ def _match_at(source: _Source, spec: SiteSpec, suite: _Suite, index: int, how: s
               allow_empty: bool) -> Located:
     structure = spec.structure
     assert structure is not None
-    keys = source.keys(suite.body[index:])
     for alternative in _longest_first(structure.alternatives):
         size = len(alternative.keys)
-        if size and keys[:size] == alternative.keys:
+        if size and source.matches(suite.body, index, alternative.keys):
             return _lines(source, spec, suite, index, size, alternative.name, how)
     empty = next((a.name for a in structure.alternatives if a.empty), None)
     if empty is not None and allow_empty:
         return _lines(source, spec, suite, index, 0, empty, how)
     line = source.first_line(suite.body[index]) if index < len(suite.body) else (
         source.positions[suite.body[-1]].end.line + 1 if suite.body else 1)
-    raise SiteError(_not_an_alternative(spec, source.where, line))
+    found = source.module.code_for_node(suite.body[index]) if index < len(suite.body) else ""
+    raise SiteError(_not_an_alternative(spec, source.where, line, found))
 
 
-def _not_an_alternative(spec: SiteSpec, where: str, line: int) -> str:
+def _not_an_alternative(spec: SiteSpec, where: str, line: int, found: str = "") -> str:
     assert spec.structure is not None
     return (f"site {spec.name!r} at {where}:{line} holds code that is none of its "
             f"alternatives ({', '.join(spec.structure.names)}); the file's own code must be "
-            "one of them (compared ignoring formatting and comments)")
+            f"one of them (compared ignoring formatting and comments){_closest(spec, found)}")
+
+
+def _closest(spec: SiteSpec, found: str) -> str:
+    """Where the file's code first departs from the alternative most like it."""
+    assert spec.structure is not None
+    lines = [line.strip() for line in found.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    best, ratio = None, 0.0
+    for alternative in spec.structure.alternatives:
+        theirs = [line.strip() for line in alternative.code.splitlines() if line.strip()]
+        score = difflib.SequenceMatcher(a=lines, b=theirs, autojunk=False).ratio()
+        if score > ratio:
+            best, ratio = (alternative.name, theirs), score
+    if best is None:
+        return ""
+    name, theirs = best
+    for number, (mine, other) in enumerate(zip(lines, theirs, strict=False), start=1):
+        if mine != other:
+            return (f"; closest is {name!r}, which differs at its code line {number}: the "
+                    f"file has {_clip(mine)!r}, the grammar {_clip(other)!r}")
+    return f"; closest is {name!r}, which differs in its length or layout"
+
+
+def _clip(text: str, limit: int = 50) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _lines(source: _Source, spec: SiteSpec, suite: _Suite, index: int, size: int,
@@ -391,19 +435,19 @@ def _locate_definition(source: _Source, spec: SiteSpec, suites: list[_Suite]) ->
         raise SiteError(f"site {spec.name!r}: {define!r} is defined at {len(places)} places "
                         f"in {source.where} (lines {lines}); narrow it with 'within'")
     suite, index = places[0]
-    keys = source.keys(suite.body)
     heads = tuple(p.format(define) for p in _DEFINITIONS)
     for alternative in _longest_first(structure.alternatives):
         at = next(i for i, k in enumerate(alternative.keys) if k.startswith(heads))
         first = index - at
         size = len(alternative.keys)
-        if first >= 0 and keys[first:first + size] == alternative.keys:
+        if first >= 0 and source.matches(suite.body, first, alternative.keys):
             located = _lines(source, spec, suite, first, size, alternative.name,
                              f"define {define}")
             if suite.scope is None:
                 _check_names(source, spec, located)
             return located
-    raise SiteError(_not_an_alternative(spec, source.where, source.first_line(suite.body[index])))
+    raise SiteError(_not_an_alternative(spec, source.where, source.first_line(suite.body[index]),
+                                        source.module.code_for_node(suite.body[index])))
 
 
 def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation | None,
@@ -422,6 +466,8 @@ def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation 
         end = source.offset(position.end.line, position.end.column)
         how, label, line, column = "annotation", f"line {position.start.line}", (
             position.start.line), position.start.column + 1
+    elif not spec.selectors:
+        return _expression_by_code(source, spec)
     else:
         matches: dict[int, tuple[Binding, str]] = {}
         for selector in spec.selectors:
@@ -446,8 +492,42 @@ def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation 
         key = ""
     value = structure.by_keys().get((key,))
     if value is None:
-        raise SiteError(_not_an_alternative(spec, source.where, line))
+        raise SiteError(_not_an_alternative(spec, source.where, line, code))
     return Located(spec.name, value, start, end, line, column, None, how, label)
+
+
+def _expression_by_code(source: _Source, spec: SiteSpec) -> Located | None:
+    """The one expression in `within` (default: anywhere) whose code is an alternative's;
+    an alternative nested in another's match belongs to the outer one."""
+    structure = spec.structure
+    assert structure is not None
+    wanted = structure.by_keys()
+    kinds = {type(cst.parse_expression(f"({a.code})")) for a in structure.alternatives}
+    found: list[tuple[int, int, str, int, int]] = []
+    for node, scope in source.collector.expressions:
+        if type(node) not in kinds or not _in_scope(structure.within, scope):
+            continue
+        position = source.positions[node]
+        start = source.offset(position.start.line, position.start.column)
+        end = source.offset(position.end.line, position.end.column)
+        try:
+            value = wanted.get((expression_key(source.text[start:end]),))
+        except SyntaxError:
+            continue
+        if value is not None:
+            found.append((start, end, value, position.start.line, position.start.column + 1))
+    outer = [f for f in found if not any(o[0] <= f[0] and f[1] <= o[1] and o != f
+                                         for o in found)]
+    if not outer:
+        return None
+    if len(outer) > 1:
+        lines = ", ".join(str(f[3]) for f in outer)
+        raise SiteError(f"site {spec.name!r}: its alternatives' code is at {len(outer)} places "
+                        f"in {source.where} (lines {lines}); narrow it with 'within' or "
+                        "'select', or annotate it")
+    start, end, value, line, column = outer[0]
+    how = f"within {structure.within}" if structure.within else "its code"
+    return Located(spec.name, value, start, end, line, column, None, how, f"line {line}")
 
 
 def _statement_value(statement: cst.BaseStatement | None) -> cst.BaseExpression | None:
@@ -464,8 +544,8 @@ def _statement_value(statement: cst.BaseStatement | None) -> cst.BaseExpression 
 def _missing(spec: SiteSpec, grammar: Grammar, where: str) -> str:
     structure = spec.structure
     assert structure is not None
-    if structure.placement is Placement.EXPRESSION:
-        rule = " | ".join(str(s) for s in spec.selectors) or "no selector"
+    if structure.placement is Placement.EXPRESSION and spec.selectors:
+        rule = " | ".join(str(s) for s in spec.selectors)
     elif structure.placement is Placement.DEFINITION:
         rule = f"define = {structure.define!r}"
     elif structure.after is not None:

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepphoenix.errors import DeepPhoenixError, RunDirError
-from deepphoenix.evaluator import Evaluator
+from deepphoenix.evaluator import EvalResult, Evaluator
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposal, Proposer
+from deepphoenix.search._quarantine import Quarantine
 from deepphoenix.search._rundir import RunDir, derive_seed
 from deepphoenix.search._strategy import Scored, Strategy
 
@@ -67,6 +68,7 @@ class SearchLoop:
         self.strategy = strategy
         self.direction = run.objective.direction
         self.emit = emit
+        self.quarantine = Quarantine(self.store)  # counts a death the last start left
 
     # -- scores --------------------------------------------------------------------------
     def score(self, hash_: str) -> float | None:
@@ -82,13 +84,21 @@ class SearchLoop:
             if not row.done:
                 pending.append((hash_, row.source))
         self.emit("scoring", episode=episode, batch=batch, count=len(pending))
-        for result in self.evaluator.evaluate(pending):
-            self.store.record_evaluation(result)
-            self.emit("evaluated", episode=episode, batch=batch, hash=result.hash,
-                      status=result.status.value, stage=result.stage, reason=result.reason,
-                      score=result.score, params=result.metrics.get("params"),
-                      seconds=result.metrics.get("wall_seconds"),
-                      done=self.store.evaluations_done())
+        quarantined, rounds = self.quarantine.rounds(pending)
+        for result in quarantined:
+            self._store_result(result, episode, batch)
+        for jobs in rounds:
+            with self.quarantine.in_flight([h for h, _ in jobs]):
+                for result in self.evaluator.evaluate(jobs):
+                    self._store_result(result, episode, batch)
+
+    def _store_result(self, result: EvalResult, episode: int, batch: int) -> None:
+        self.store.record_evaluation(result)
+        self.emit("evaluated", episode=episode, batch=batch, hash=result.hash,
+                  status=result.status.value, stage=result.stage, reason=result.reason,
+                  score=result.score, params=result.metrics.get("params"),
+                  seconds=result.metrics.get("wall_seconds"),
+                  done=self.store.evaluations_done())
 
     def _observations(self, episode: int, batch: int) -> list[Observation]:
         """What the proposer learns from: each evaluated child of a batch, once, in the

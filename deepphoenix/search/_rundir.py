@@ -23,8 +23,8 @@ from deepphoenix.mutator import Program, parse_program, read_source, resolve_gra
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
 from deepphoenix.run_lock import RunLock
 from deepphoenix.search._config import RunConfig
-from deepphoenix.seeds import seed_names, seed_source
-from deepphoenix.store import RunStore
+from deepphoenix.seeds import CODET5_DIR, seed_names, seed_source
+from deepphoenix.store import DB_NAME, RunStore
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["RunDir", "derive_seed", "load_seed_text"]
@@ -63,12 +63,16 @@ class RunDir:
 
     @classmethod
     def create(cls, path: Path, config: RunConfig, *, seed_text: str | None = None,
-               grammar_toml: str | None = None,
-               objective: ObjectiveSpec | None = None) -> RunDir:
+               grammar_toml: str | None = None, objective: ObjectiveSpec | None = None,
+               force: bool = False) -> RunDir:
         """A new run directory. The keywords give inputs that have no name or file (the
         Python API's source string, TOML text, callable objective); by default they come
-        from the config's `seed_source`, `grammar` and `objective`."""
+        from the config's `seed_source`, `grammar` and `objective`. A folder that holds
+        files deepphoenix did not create is refused unless `force`; even then a file of the
+        user's that the run would write (``best.py``, ``summary.json``…) is refused, never
+        overwritten."""
         path = Path(path).resolve()
+        _check_foreign(path, force)
         config.validate()
         if seed_text is None:
             seed_text = load_seed_text(config.seed_source)
@@ -138,6 +142,33 @@ class RunDir:
             self.warnings.append(
                 "resuming in a different environment (" + ", ".join(changed) + "): scores "
                 "of new evaluations may not match an uninterrupted run exactly")
+
+
+# What a run writes at the top of its directory, the lock and the database's journal.
+RUN_FILES = frozenset({
+    DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", ".lock",
+    "config.json", "data", "episodes", "logs", "best.py", "run_best.py", "summary.json",
+    "plots", CODET5_DIR.split("/")[0]})
+
+
+def _check_foreign(path: Path, force: bool) -> None:
+    """Refuse a run directory holding files deepphoenix did not create (unless `force`),
+    and, always, one where the run would overwrite a file it did not write."""
+    if not path.is_dir() or (path / DB_NAME).exists():
+        return  # a new folder; or a run, which RunStore.create refuses with its own line
+    try:
+        names = sorted(p.name for p in path.iterdir())
+    except OSError:
+        return  # unreadable: creating the run says why
+    ours = [n for n in names if n in RUN_FILES]
+    if ours:
+        shown = ", ".join(ours[:3]) + (" …" if len(ours) > 3 else "")
+        raise RunDirError(f"{path} holds files a run writes ({shown}) but no run; they "
+                          "are not overwritten: move them or choose another --run-dir")
+    if names and not force:
+        shown = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+        raise RunDirError(f"{path} holds files deepphoenix did not create ({shown}); choose "
+                          "another --run-dir, or pass --force to put the run among them")
 
 
 def _stored_config(data: Any) -> RunConfig:

@@ -88,7 +88,9 @@ def test_other_code_at_a_site_is_ungrounded() -> None:
     parent = parse_program(SOURCE, GRAMMAR)
     text = SOURCE.replace("h = F.gelu(h)", "h = F.silu(h)")
     with pytest.raises(SiteError, match=r"site 'mlp' at the source:8 holds code that is none "
-                                        r"of its alternatives \(plain, swiglu\)"):
+                                        r"of its alternatives \(plain, swiglu\).*closest is "
+                                        r"'plain', which differs at its code line 4: the file "
+                                        r"has 'h = F.silu\(h\)', the grammar 'h = F.gelu"):
         parse_program(text, GRAMMAR)
     result = ground(parent, text, TargetFormat.SOURCE)
     assert result.outcome is Outcome.UNGROUNDED
@@ -171,8 +173,11 @@ def test_annotations_place_sites_in_a_users_own_file() -> None:
          r"'extra' is a statement site; put '# deepphoenix: extra' on its own line"),
         (ANNOTATED.replace("        # deepphoenix: extra\n", ""),
          r"site 'extra' may be absent .* needs a place"),
-        (ANNOTATED.replace("# deepphoenix: norm", ""),
-         r"site 'norm' of grammar 'annotated' \(expression\): no selector matches nothing"),
+        (ANNOTATED.replace("nn.LayerNorm(n)  # deepphoenix: norm", "nn.BatchNorm1d(n)"),
+         r"site 'norm' of grammar 'annotated' \(expression\): the code of one of its "
+         r"alternatives matches nothing in the source"),
+        (ANNOTATED.replace("  # deepphoenix: norm", "\n        self.n = nn.LayerNorm(n)"),
+         r"site 'norm': its alternatives' code is at 2 places in the source \(lines 7, 8\)"),
         (ANNOTATED.replace("nn.LayerNorm(n)", "nn.BatchNorm1d(n)"),
          r"site 'norm' at the source:7 holds code that is none of its alternatives"),
         (ANNOTATED + "    # deepphoenix: norm\n",
@@ -183,6 +188,18 @@ def test_bad_annotations_are_one_line_site_errors(text: str, message: str) -> No
     with pytest.raises(SiteError, match=message) as caught:
         parse_program(text, parse_grammar(ANNOTATED_GRAMMAR))
     assert "\n" not in str(caught.value)
+
+
+def test_an_expression_site_without_a_selector_is_found_by_its_code() -> None:
+    grammar = parse_grammar(ANNOTATED_GRAMMAR.replace("[sites.norm]\n",
+                                                      "[sites.norm]\nwithin = 'Block'\n"))
+    text = ANNOTATED.replace("  # deepphoenix: norm", "")
+    program = parse_program(text, grammar)
+    assert program.site("norm").value == "layer" and program.site("norm").line == 7
+    variant = program.apply({"norm": "rms"}).variant
+    assert variant is not None
+    assert variant.source == text.replace("nn.LayerNorm(n)", "nn.RMSNorm(n)")
+    assert parse_program(variant.source, grammar).values["norm"] == "rms"
 
 
 def test_overlapping_sites_are_refused() -> None:
@@ -246,3 +263,37 @@ def test_names_that_are_no_alternative_are_out_of_domain(data: st.DataObject) ->
         assert mutation.outcome in (Outcome.OK, Outcome.NO_OP)
     else:
         assert mutation.outcome is Outcome.OUT_OF_DOMAIN
+
+
+NANOGPT = (Path(__file__).parent.parent / "grammar" / "files" / "nanogpt_model.py").read_text()
+
+
+
+def test_an_unmodified_nanogpt_model_file() -> None:
+    grammar = read_grammar_file(FIXTURES / "nanogpt_parts.toml")
+    parent = parse_program(NANOGPT, grammar)
+    assert parent.values == {"gen": "sample", "act": "gelu", "qk": "off"}
+    assert parent.site("gen").line == 154  # the decorator's line starts the definition
+    mutation = parent.apply({"gen": "greedy", "act": "silu", "qk": "on"})
+    assert mutation.ok and mutation.variant is not None
+    source = mutation.variant.source
+    compile(source, "<variant>", "exec")
+    assert "    @torch.no_grad()\n    def generate(" in source
+    assert '        """Greedy decoding."""\n' in source
+    assert "self.gelu = nn.SiLU()" in source
+    assert "split(self.n_embd, dim=2)\n        q, k = F.normalize(q, dim=-1)" in source
+    child = parse_program(source, grammar)
+    assert outside_sites(child) == outside_sites(parent)
+    assert child.apply(parent.values).variant.source == NANOGPT  # type: ignore[union-attr]
+
+
+def test_a_derived_structural_site_follows_the_choice_it_depends_on() -> None:
+    text = (FIXTURES / "toy.toml").read_text().replace(
+        'after = "q, k = self.split(q, k)"',
+        'after = "q, k = self.split(q, k)"\nderive = \'"on" if mlp == "swiglu" else "off"\'')
+    parent = parse_program(SOURCE, parse_grammar(text))
+    mutation = parent.apply({"mlp": "swiglu"})
+    assert mutation.ok and mutation.variant is not None
+    assert mutation.variant.changes == (Edit("mlp", "swiglu"), Edit("qk_norm", "on"))
+    assert "q, k = self.q_norm(q), self.k_norm(k)" in mutation.variant.source
+    assert ground(parent, "qk_norm=on", TargetFormat.EDITS).outcome is Outcome.INVARIANT
