@@ -148,7 +148,7 @@ class TPEProposer:
             proposals = []
             for _ in range(count):
                 trial = study.ask(distributions)
-                values = dict(trial.params)
+                values = _keep_inactive(parent, dict(trial.params))
                 edits = {k: v for k, v in values.items() if v != parent.values.get(k)}
                 mutation = parent.apply(edits)
                 if mutation.outcome is Outcome.INVARIANT:
@@ -167,6 +167,15 @@ class TPEProposer:
 
     def close(self) -> None:
         return None
+
+
+def _keep_inactive(parent: Program, values: dict[str, Any]) -> dict[str, Any]:
+    """A draw with every site whose `when` fails under it held at the parent's value: TPE
+    samples all sites at once, and an edit to an inactive site (the gpt grammar's
+    `activation` under a SwiGLU MLP) is refused, which would lose the whole draw."""
+    merged = {**parent.values, **values}
+    return {k: parent.values[k] if k in parent.values and not parent.grammar.active(
+                parent.grammar.site(k), merged) else v for k, v in values.items()}
 
 
 def _params(distributions: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any] | None:
