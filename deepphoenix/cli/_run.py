@@ -194,13 +194,18 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--proposer", type=click.Choice(proposer_names()), default=None,
               help="t5: a T5 trained on the program's refinements each episode (paper); "
                    "learned: a T5 that also learns from the run's scores and ranks a wide "
-                   "sample with a surrogate; tpe: Optuna's TPE over the sites; random: "
-                   "grammar draws (baseline).  [default: learned; paper preset: t5]")
+                   "sample with a surrogate; tpe, gp: Optuna's TPE, GP-BO over the sites; "
+                   "random: grammar draws (baseline); random-gp, random-gp-multi, t5-only: "
+                   "learned without its T5 or its surrogate (ablations).  [default: learned; "
+                   "paper preset: t5]")
 @click.option("--proposer-source", type=str, default=None, metavar="self|NAME|FILE",
               help="The source that defines the proposing T5: 'self' (the program's own "
                    "model, the paper), a built-in seed or a file. The learned proposer "
                    "warm-starts one fixed model: the run's seed program's unless a seed or "
                    "file is named.  [default: self for the refinement task, else tiny]")
+@click.option("--proposer-init", type=click.Path(path_type=str), default=None, metavar="MODEL",
+              help="Start the learned proposer from a model `deepphoenix proposer pretrain` "
+                   "wrote (on earlier runs) instead of from scratch; the run keeps a copy.")
 @click.option("--objective", type=str, default=None, metavar="NAME|PATH.py:FN|module:FN",
               help=f"How a candidate is scored: {', '.join(objective_names())} (built-in "
                    "losses), or your function FN(program, ctx) returning a number or a "

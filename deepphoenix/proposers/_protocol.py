@@ -57,6 +57,7 @@ class ProposerContext:
     training: TrainSettings = field(default_factory=TrainSettings)
     train_timeout: float | None = None
     proposer_source: str | None = None  # the T5 that proposes; None: the program itself
+    proposer_init: Path | None = None  # a pretrained proposer model to start from
     seed_source: str | None = None  # the run's seed program (the text evolution starts from)
     emit: Callable[[str, dict[str, Any]], None] = lambda kind, fields: None
 

@@ -106,10 +106,13 @@ class TPEProposer:
         scoring the worst seen, so the next ask moves away from them."""
         self.running = [dict(v) for v in values]
 
+    def _sampler(self, seed: int) -> Any:
+        """The Optuna sampler of a batch (constant liar: asks of one batch stay apart)."""
+        return self.optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
     def _study(self, distributions: dict[str, Any], seed: int) -> Any:
         optuna = self.optuna
-        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        study = optuna.create_study(direction=self.direction, sampler=sampler)
+        study = optuna.create_study(direction=self.direction, sampler=self._sampler(seed))
         states = optuna.trial.TrialState
         for seen in self.history.values():
             params = _params(distributions, seen.values)
@@ -145,7 +148,7 @@ class TPEProposer:
             proposals = []
             for _ in range(count):
                 trial = study.ask(distributions)
-                values = dict(trial.params)
+                values = _keep_inactive(parent, dict(trial.params))
                 edits = {k: v for k, v in values.items() if v != parent.values.get(k)}
                 mutation = parent.apply(edits)
                 if mutation.outcome is Outcome.INVARIANT:
@@ -164,6 +167,15 @@ class TPEProposer:
 
     def close(self) -> None:
         return None
+
+
+def _keep_inactive(parent: Program, values: dict[str, Any]) -> dict[str, Any]:
+    """A draw with every site whose `when` fails under it held at the parent's value: TPE
+    samples all sites at once, and an edit to an inactive site (the gpt grammar's
+    `activation` under a SwiGLU MLP) is refused, which would lose the whole draw."""
+    merged = {**parent.values, **values}
+    return {k: parent.values[k] if k in parent.values and not parent.grammar.active(
+                parent.grammar.site(k), merged) else v for k, v in values.items()}
 
 
 def _params(distributions: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from deepphoenix.search._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON,
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._fidelity import FIDELITIES, rung_resources
 from deepphoenix.search._loop import Event, SearchLoop
+from deepphoenix.search._pretrain import RunPairs, pretraining_pairs
 from deepphoenix.search._run import Run, RunSummary
 from deepphoenix.search._rundir import RunDir, derive_seed, load_seed_text
 from deepphoenix.search._strategy import (
@@ -37,6 +38,7 @@ __all__ = [
     "RunConfig",
     "RunData",
     "RunDir",
+    "RunPairs",
     "RunSummary",
     "Scored",
     "SearchLoop",
@@ -47,6 +49,7 @@ __all__ = [
     "load_seed_text",
     "prepare_run_data",
     "preset",
+    "pretraining_pairs",
     "rung_resources",
     "strategy_names",
 ]

@@ -14,7 +14,7 @@ from deepphoenix.device import check_device
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
 from deepphoenix.objectives import Direction, uses_task
-from deepphoenix.proposers import proposer_names
+from deepphoenix.proposers import proposer_factory, proposer_names
 from deepphoenix.search._fidelity import check_fidelity, rung_resources
 from deepphoenix.search._strategy import strategy_names
 
@@ -47,6 +47,8 @@ class RunConfig:
     proposer: str = "learned"  # learned | t5 (the paper's) | tpe | random (grammar draws)
     proposer_source: str | None = None  # the T5 that proposes: self | a seed | a file
     #                                     (None: self for the refinement task, else tiny)
+    proposer_init: str | None = None  # a model `proposer pretrain` wrote: the learned
+    #                                   proposer's first weights (None: a cold start)
     strategy: str = "greedy"  # greedy (the paper) | best-of-n (every candidate from the seed)
     #                           | async (no batch barrier: one candidate per free worker)
     fidelity: str = "full"  # full (every candidate pays the whole budget) | asha
@@ -185,6 +187,12 @@ class RunConfig:
             _check_positive("memory_limit_gb", self.memory_limit_gb, 2.0**20, zero=True)
         self._validate_placement()
         self._validate_fidelity()
+        if self.proposer_init is not None and not getattr(
+                proposer_factory(self.proposer), "accepts_init", False):
+            warm = [n for n in proposer_names()
+                    if getattr(proposer_factory(n), "accepts_init", False)]
+            raise ConfigError(f"--proposer-init starts a learned proposer ({', '.join(warm)}) "
+                              f"from a pretrained model; proposer {self.proposer!r} has none")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"Expected 0 < top_p <= 1 but got top_p={self.top_p!r}")
 

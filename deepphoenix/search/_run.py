@@ -191,7 +191,8 @@ class Run:
                                    lr=c.train_lr, samples=c.train_samples,
                                    max_seconds=c.train_max_seconds),
             train_timeout=c.train_timeout, proposer_source=self.dir.proposer_source,
-            seed_source=self.dir.seed_program.text, emit=emit)
+            seed_source=self.dir.seed_program.text, emit=emit,
+            proposer_init=data.proposer_init)
 
     def _eval_settings(self, data: RunData) -> EvalSettings:
         c = self.config

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,16 @@ from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
+from deepphoenix.proposers import model_format
 from deepphoenix.run_lock import RunLock
 from deepphoenix.search._config import RunConfig
 from deepphoenix.seeds import CODET5_DIR, seed_names, seed_source
 from deepphoenix.store import DB_NAME, RunStore
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["RunDir", "derive_seed", "load_seed_text"]
+__all__ = ["INIT_DIR", "RunDir", "derive_seed", "load_seed_text"]
+
+INIT_DIR = "proposer-init"  # in data/: the run's own copy of the --proposer-init model
 
 # RunConfig fields added after runs were first written, with the behaviour before them.
 _LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1}
@@ -84,12 +88,17 @@ class RunDir:
             objective = resolve_objective(config.objective, config.direction)
         source_spec = config.proposer_source_spec()
         proposer_source = load_seed_text(source_spec) if source_spec is not None else None
+        if config.proposer_init is not None:
+            _check_init(Path(config.proposer_init), config.format)
         lock = RunLock.acquire(path, create=True)
         try:
             store = RunStore.create(path, config.to_dict(), {
                 "seed_text": seed_text, "grammar_toml": grammar_toml,
                 "objective": objective.to_dict(), "proposer_source": proposer_source,
                 "environment": _environment(config)})
+            if config.proposer_init is not None:
+                # The run keeps its own copy: a resume must not depend on the original.
+                _copy_init(Path(config.proposer_init), path / "data" / INIT_DIR)
         except BaseException:
             lock.release()
             raise
@@ -142,6 +151,23 @@ class RunDir:
             self.warnings.append(
                 "resuming in a different environment (" + ", ".join(changed) + "): scores "
                 "of new evaluations may not match an uninterrupted run exactly")
+
+
+def _check_init(model: Path, fmt: str) -> None:
+    """A pretrained proposer the run can start from: `CheckpointError` for a folder that
+    holds none, `ConfigError` when it writes another format than the run."""
+    found = model_format(model)
+    if found.value != fmt:
+        raise ConfigError(f"--proposer-init {model} writes {found.value}, but the run's "
+                          f"--format is {fmt}; pass --format {found.value}")
+
+
+def _copy_init(model: Path, to: Path) -> None:
+    staging = to.with_name(f".{to.name}.partial")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(model, staging)
+    staging.rename(to)
 
 
 # What a run writes at the top of its directory, the lock and the database's journal.
