@@ -64,6 +64,8 @@ FORGED = "forged or malformed reply"
 # Job arguments that name an input on this machine: a confined worker is given read-only
 # access to each that its settings do not already cover (restarting it if it runs).
 INPUT_ARGS = ("rows", "tokens", "tokenizer", "model_dir")
+# Job arguments that name a folder the job writes: created here, then made writable.
+OUTPUT_ARGS = ("out",)
 
 class JobStatus(StrEnum):
     OK = "ok"
@@ -211,6 +213,7 @@ class Worker:
         self._oom_kills = _oom_kills()
         self._lifeline: int | None = None  # the write end of the supervisor's lifeline
         self._also_readable: list[str] = []  # input paths jobs named (see _make_visible)
+        self._also_writable: list[str] = []  # output folders jobs named (likewise)
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -320,7 +323,7 @@ class Worker:
             outside["network"] = "network namespace"
         command = confine_command(found.bwrap, command, workspace, hidden=settings.hidden,
                                   readable=(*settings.readable, *self._also_readable),
-                                  writable=settings.writable,
+                                  writable=(*settings.writable, *self._also_writable),
                                   isolate_network=settings.isolate_network)
         # bwrap made the network namespace; the worker cannot (it has no capabilities).
         return command, replace(settings, isolate_network=False), outside
@@ -445,20 +448,28 @@ class Worker:
             return self._result(message, began)
 
     def _make_visible(self, args: dict[str, Any]) -> bool:
-        """Add the existing input paths a job names (`INPUT_ARGS`) that a confined worker
-        would not see to its read-only binds; whether any was added."""
+        """Add the existing input paths a job names (`INPUT_ARGS`) to a confined worker's
+        read-only binds and the output folders it names (`OUTPUT_ARGS`, created here) to
+        its writable ones, where its settings do not already cover them; whether any was
+        added."""
         if not self.settings.confine:
             return False
-        seen = [*self.settings.readable, *self.settings.writable, *self._also_readable]
+        writable = [*self.settings.writable, *self._also_writable]
+        seen = [*self.settings.readable, *writable, *self._also_readable]
         added = False
-        for key in INPUT_ARGS:
+        for key in (*INPUT_ARGS, *OUTPUT_ARGS):
             value = args.get(key)
-            if not isinstance(value, str) or not os.path.exists(value):
+            if not isinstance(value, str):
+                continue
+            if key in OUTPUT_ARGS:
+                os.makedirs(value, exist_ok=True)
+            elif not os.path.exists(value):
                 continue
             path = os.path.abspath(value)
-            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in seen):
-                self._also_readable.append(path)
-                seen.append(path)
+            covers = writable if key in OUTPUT_ARGS else seen
+            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in covers):
+                (self._also_writable if key in OUTPUT_ARGS else self._also_readable).append(path)
+                (writable if key in OUTPUT_ARGS else seen).append(path)
                 added = True
         return added
 
