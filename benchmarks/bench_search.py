@@ -9,16 +9,24 @@ machine) on a preset, over several run seeds:
     random    the grammar's random refinements, greedy
     best-of-n random refinements of the seed, the best kept
     tpe       Optuna's TPE over the grammar's sites
+    gp        Optuna's GP-BO (GPSampler) over the grammar's sites, mended as tpe
+    random-gp the learned proposer's wide sample and surrogate ranking over the
+              grammar's single-site random draws (no T5)
+    random-gp-multi  as random-gp, each draw changing as many sites as the T5's samples
+    t5-only   the learned proposer's T5 (warm start, hindsight) without the ranking
 
 Every row has the same E x B x C candidate slots, objective and data, so the number of
 evaluations is equal up to candidates a proposer could not make distinct. Reported per
-preset: the median and range of the best score over the seeds, the median parameter count
-of the best, the median wall time, the median best reached by TPE's median wall time
+preset: the median and range of the best score over the seeds, the best after the first
+8 evaluations, the median parameter count
+of the best, the share of evaluated candidates that change 1 / 2 / 3+ sites, the median
+wall time, the median best reached by TPE's median wall time
 (equal wall clock), and the median time to reach TPE's median best (with how many seeds
 got there at all).
 
     python benchmarks/bench_search.py --presets cpu gpt-cpu --seeds 100 101 102 103 104 \\
-        --out benchmarks/search.jsonl [--rows t5 learned random best-of-n tpe]
+        --out benchmarks/search.jsonl [--rows t5 learned random best-of-n tpe gp ...]
+        [--run-args --timeout 900]
 
 Finished runs are appended to `--out` as JSON lines and skipped when the command is run
 again, so an interrupted benchmark continues; `--report` prints the tables from the file
@@ -49,15 +57,20 @@ ROWS: dict[str, tuple[str, str]] = {  # row -> (proposer, strategy)
     "random": ("random", "greedy"),
     "best-of-n": ("random", "best-of-n"),
     "tpe": ("tpe", "greedy"),
+    "gp": ("gp", "greedy"),
+    "random-gp": ("random-gp", "greedy"),
+    "random-gp-multi": ("random-gp-multi", "greedy"),
+    "t5-only": ("t5-only", "greedy"),
 }
 
 
-def run_once(preset: str, row: str, seed: int, folder: Path) -> dict[str, Any]:
+def run_once(preset: str, row: str, seed: int, folder: Path,
+             extra: list[str] | None = None) -> dict[str, Any]:
     proposer, strategy = ROWS[row]
     run_dir = folder / f"{preset}-{row}-{seed}"
     command = [sys.executable, "-m", "deepphoenix", "run", "--preset", preset,
                "--proposer", proposer, "--strategy", strategy, "--seed", str(seed),
-               "--run-dir", str(run_dir), "--quiet"]
+               "--run-dir", str(run_dir), "--quiet", *(extra or [])]
     began = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
@@ -76,18 +89,51 @@ def run_once(preset: str, row: str, seed: int, folder: Path) -> dict[str, Any]:
                             "status = 'scored' order by scored_at").fetchall()
         evaluated = db.execute("select count(*) from variants where scored_at is not "
                                "null").fetchone()[0]
+        # the first EARLY evaluations (the seed's first; failures count as evaluations)
+        first = [score for (score,) in db.execute(
+            "select score from variants where scored_at is not null order by scored_at "
+            "limit ?", (EARLY,)) if score is not None]
     curve, best = [], None
     for score, at, _metrics in scored:  # best so far, by the time each score arrived
         if best is None or sign * score < sign * best:
             best = score
         curve.append((round(at - created, 3), best))
+    changed = _sites_changed(run_dir)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False).stdout.strip()
     return {"preset": preset, "row": row, "seed": seed, "proposer": proposer,
             "strategy": strategy, "commit": commit, "wall": round(wall, 2),
             "run_seconds": round(finished - created, 2), "best": summary["best_score"],
             "seed_score": summary["seed_score"], "best_params": summary["best_params"],
-            "evaluations": evaluated, "direction": summary["direction"], "curve": curve}
+            "evaluations": evaluated, "direction": summary["direction"], "curve": curve,
+            "early": min(first, key=lambda x: sign * x) if first else None,
+            "sites_changed": changed}
+
+
+EARLY = 8  # evaluations: "the best after 8" (the seed's is the first)
+
+
+def _sites_changed(run_dir: Path) -> dict[str, int]:
+    """How many evaluated candidates changed 1, 2, 3+ proposable sites of their parent."""
+    from deepphoenix.lineage import run_grammar
+    from deepphoenix.store import RunStore
+
+    counts = {"1": 0, "2": 0, "3+": 0}
+    with RunStore.open(run_dir) as store:
+        grammar = run_grammar(store)
+        names = ({spec.name for spec in grammar.sites if spec.proposable}
+                 if grammar is not None else None)
+        for attempt in store.attempts():
+            if attempt.child is None or attempt.outcome != "ok":
+                continue
+            parent, child = store.variant(attempt.parent), store.variant(attempt.child)
+            if parent is None or child is None:
+                continue
+            keys = names if names is not None else set(child.values)
+            moved = sum(1 for k in keys if parent.values.get(k) != child.values.get(k))
+            if moved:
+                counts[str(moved) if moved < 3 else "3+"] += 1
+    return counts
 
 
 def _reach(curve: list[list[float]], target: float, sign: float) -> float | None:
@@ -110,6 +156,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _shares(counts: list[int]) -> str:
+    total = sum(counts)
+    return " / ".join(f"{100 * c / total:.0f}%" for c in counts) if total else "-"
+
+
 def report(results: list[dict[str, Any]]) -> str:
     lines = []
     for preset in dict.fromkeys(r["preset"] for r in results):
@@ -123,12 +174,13 @@ def report(results: list[dict[str, Any]]) -> str:
         tpe_wall = statistics.median(r["run_seconds"] for r in tpe) if tpe else None
         lines += [f"### {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
                   f"{runs[0]['direction']} the score", "",
-                  "| search | median best | range | seeds better than tpe / t5 / random "
-                  "| median params of best "
+                  "| search | median best | range | seeds better than tpe / gp / t5 / random "
+                  f"| median best of the first {EARLY} evaluations "
+                  "| median params of best | sites changed 1 / 2 / 3+ "
                   "| median variants evaluated | median wall (process) "
                   f"| best by tpe's median run time ({_fmt(tpe_wall, 0)} s) "
                   f"| time to tpe's median best ({_fmt(tpe_best)}) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in ROWS:
             mine = sorted((r for r in runs if r["row"] == row), key=lambda r: r["seed"])
             if not mine:
@@ -136,15 +188,20 @@ def report(results: list[dict[str, Any]]) -> str:
             bests = [r["best"] for r in mine]
             wins = [sum(1 for r in mine for t in runs if t["row"] == other
                         and t["seed"] == r["seed"] and sign * r["best"] < sign * t["best"])
-                    for other in ("tpe", "t5", "random")]
+                    for other in ("tpe", "gp", "t5", "random")]
+            early = [r["early"] for r in mine if r.get("early") is not None]
+            changed = [sum(r.get("sites_changed", {}).get(k, 0) for r in mine)
+                       for k in ("1", "2", "3+")]
             by_wall = [_best_by(r["curve"], tpe_wall) for r in mine] if tpe_wall else []
             by_wall_known = [b for b in by_wall if b is not None]
             reached = [_reach(r["curve"], tpe_best, sign) for r in mine] if tpe_best else []
             times = [t for t in reached if t is not None]
             lines.append(
                 f"| {row} | {_fmt(statistics.median(bests))} | {_fmt(min(bests))}–"
-                f"{_fmt(max(bests))} | {wins[0]} / {wins[1]} / {wins[2]} of {len(mine)} | "
+                f"{_fmt(max(bests))} | {' / '.join(map(str, wins))} of {len(mine)} | "
+                f"{_fmt(statistics.median(early)) if early else '-'} | "
                 f"{statistics.median(r['best_params'] or 0 for r in mine) / 1e6:.2f} M | "
+                f"{_shares(changed)} | "
                 f"{statistics.median(r['evaluations'] for r in mine):.0f} | "
                 f"{statistics.median(r['wall'] for r in mine):.0f} s | "
                 f"{_fmt(statistics.median(by_wall_known)) if by_wall_known else '-'} | "
@@ -163,6 +220,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the run directories go [default: a temporary folder]")
     parser.add_argument("--report", action="store_true", help="only print the tables")
+    parser.add_argument("--run-args", nargs=argparse.REMAINDER, default=[],
+                        help="passed on to every `deepphoenix run`, last on the line "
+                             "(e.g. --timeout 900 on a loaded machine)")
     args = parser.parse_args()
     results = ([json.loads(line) for line in args.out.read_text().splitlines() if line]
                if args.out.exists() else [])
@@ -175,7 +235,7 @@ def main() -> None:
                 for row in args.rows:
                     if (preset, row, seed) in done:
                         continue
-                    result = run_once(preset, row, seed, folder)
+                    result = run_once(preset, row, seed, folder, args.run_args)
                     results.append(result)
                     with args.out.open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(result) + "\n")

@@ -7,12 +7,17 @@ Tables:
 - ``variants``: every distinct program seen, by canonical hash: its source, site values,
   status (``pending`` → ``scored`` | ``failed``, or ``rejected`` at the static stage),
   the stage and reason of a failure, the traceback when it raised, the score (in the
-  objective's direction) and every metric.
+  objective's direction) and every metric (standard JSON: a non-finite number is the
+  string "NaN", "Infinity" or "-Infinity").
 - ``attempts``: every candidate a proposer produced (episode, batch, slot), its parent,
   the variant it grounded to (none when the text was unparseable or ungrounded), the
   outcome, the edits, and the raw text. These are the lineage graph's edges.
 - ``batches`` and ``episodes``: the loop's progress, the RNG seed each batch drew from,
   the best variant after each, the training curve of each episode's model.
+- ``rungs`` (``--strategy async``, ``--fidelity asha``): every evaluation job, by variant
+  and rung: the budget it had (rows or steps), ``running`` until it finishes, then its
+  status, score and metrics. A variant stopped early has status ``pruned`` and stage
+  ``rung K``; its ``score`` stays empty (only full evaluations are compared).
 
 Nothing is ever evicted. Each evaluation is committed as it completes, so a crash, a
 ``kill -9`` or Ctrl-C loses no finished work.
@@ -21,6 +26,7 @@ Nothing is ever evicted. Each evaluation is committed as it completes, so a cras
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -97,7 +103,23 @@ CREATE TABLE IF NOT EXISTS episodes (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_child ON attempts (child);
+""" + """
+CREATE TABLE IF NOT EXISTS rungs (
+    hash TEXT NOT NULL,
+    rung INTEGER NOT NULL,
+    resource INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    score REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    episode INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (hash, rung)
+);
 """
+# The rungs table came after schema 2's first runs: a resume adds it (it is empty until
+# a run uses --strategy async or --fidelity asha), readers of older runs find none.
+_RUNGS_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS rungs"):]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +273,7 @@ class RunStore:
         """Bring a schema-1 database to this schema (before a resume writes to it): the
         score column, filled from the few-shot mean loss, and the fewshot objective."""
         if self.get_meta("schema_version") == SCHEMA_VERSION:
+            self.db.executescript(_RUNGS_SCHEMA)
             return
         with self.transaction():
             self.db.execute("ALTER TABLE variants ADD COLUMN score REAL")
@@ -258,6 +281,7 @@ class RunStore:
             if self.get_meta("objective") is None:
                 self.set_meta("objective", _LEGACY_OBJECTIVE)
             self.set_meta("schema_version", SCHEMA_VERSION)
+        self.db.executescript(_RUNGS_SCHEMA)
         self._score_column = "score"
 
     @property
@@ -311,7 +335,7 @@ class RunStore:
             "UPDATE variants SET status = ?, stage = ?, reason = ?, traceback = ?, "
             "score = ?, metrics = ?, scored_at = ? WHERE hash = ?",
             (result.status.value, result.stage, result.reason, result.traceback,
-             result.score, json.dumps(result.metrics, default=str), time.time(),
+             result.score, metrics_json(result.metrics), time.time(),
              result.hash),
         )
 
@@ -324,7 +348,7 @@ class RunStore:
             hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
             status=row["status"], stage=row["stage"], reason=row["reason"],
             traceback=row["traceback"], score=row[self._score_column],
-            metrics=json.loads(row["metrics"]), first_episode=row["first_episode"],
+            metrics=_restored(json.loads(row["metrics"])), first_episode=row["first_episode"],
             created_at=row["created_at"], scored_at=row["scored_at"],
         )
 
@@ -336,8 +360,53 @@ class RunStore:
             "SELECT * FROM variants ORDER BY created_at, hash")]
 
     def evaluations_done(self) -> int:
+        """Variants evaluated: scored, failed, or stopped early at a lower rung."""
         return int(self.db.execute(
-            "SELECT COUNT(*) FROM variants WHERE status IN ('scored', 'failed')").fetchone()[0])
+            "SELECT COUNT(*) FROM variants WHERE status IN ('scored', 'failed', 'pruned')"
+        ).fetchone()[0])
+
+    def set_pruned(self, hash_: str, rung: int, resource: int, score: float | None,
+                   unit: str) -> None:
+        """A variant stopped early: evaluated up to `rung` (at `resource` rows or steps)
+        and not promoted. Its rung score is in the rungs table, never in `score`, which
+        holds full evaluations only (so no view compares scores of different rungs)."""
+        self.db.execute(
+            "UPDATE variants SET status = 'pruned', stage = ?, reason = ?, score = NULL, "
+            "scored_at = ? WHERE hash = ?",
+            (f"rung {rung}", f"stopped early at rung {rung} ({resource} {unit}): score "
+             f"{score:.6g} not in its rung's top share" if score is not None
+             else f"stopped early at rung {rung}", time.time(), hash_))
+
+    def set_promoted(self, hash_: str, rung: int) -> None:
+        """A pruned variant goes up to `rung`: pending again until that rung's result."""
+        self.db.execute("UPDATE variants SET status = 'pending', stage = ?, reason = '' "
+                        "WHERE hash = ?", (f"rung {rung}", hash_))
+
+    # -- rungs (multi-fidelity and asynchronous runs) ------------------------------------
+    def start_rung(self, hash_: str, rung: int, resource: int, episode: int) -> None:
+        """An evaluation of `hash_` at `rung` started (`running` until it finishes: a
+        resume runs it again)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO rungs (hash, rung, resource, status, episode, started_at) "
+            "VALUES (?, ?, ?, 'running', ?, ?)", (hash_, rung, resource, episode, time.time()))
+
+    def finish_rung(self, result: EvalResult, rung: int) -> None:
+        self.db.execute(
+            "UPDATE rungs SET status = ?, score = ?, metrics = ?, finished_at = ? "
+            "WHERE hash = ? AND rung = ?",
+            (result.status.value, result.score, json.dumps(result.metrics, default=str),
+             time.time(), result.hash, rung))
+
+    def rungs(self) -> list[dict[str, Any]]:
+        """Every rung evaluation, in the order they finished (running ones last, in the
+        order they started); empty for a run without them."""
+        try:
+            rows = self.db.execute(
+                "SELECT * FROM rungs ORDER BY finished_at IS NULL, finished_at, started_at, "
+                "rowid").fetchall()
+        except sqlite3.OperationalError:  # a run database from before the rungs table
+            return []
+        return [{**dict(r), "metrics": json.loads(r["metrics"])} for r in rows]
 
     # -- attempts ------------------------------------------------------------------------
     def add_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -396,6 +465,38 @@ class RunStore:
 
     def episodes(self) -> list[dict[str, Any]]:
         return [_episode(r) for r in self.db.execute("SELECT * FROM episodes ORDER BY episode")]
+
+
+def _standard(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _standard(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_standard(v) for v in value]
+    return value
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _restored(value: Any) -> Any:
+    """The inverse of `_standard` for readers in Python: the three strings are floats."""
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: _restored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restored(v) for v in value]
+    return value
+
+
+def metrics_json(metrics: dict[str, Any]) -> str:
+    """`metrics` as standard JSON (what SQLite's `json_extract` and every JSON reader
+    accept): a non-finite number is stored as the string "NaN", "Infinity" or "-Infinity"
+    (``float()`` reads each back, and so does `VariantRow.metrics`); anything else JSON has
+    no type for, as its `str`."""
+    return json.dumps(_standard(metrics), default=str, allow_nan=False)
 
 
 def _attempt(row: sqlite3.Row) -> AttemptRow:

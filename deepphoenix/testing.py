@@ -23,7 +23,10 @@ Strategies:
   the template (or `template_source`) with random site values, and optionally random
   comments, blank lines, spacing and parentheses, so formatting laws are exercised.
 - `edits(program, in_domain=True)`: lists of `Edit` at the program's proposable sites.
-- `variants(program)`: accepted `Variant` objects one set of edits away from `program`.
+- `variants(program)`: accepted `Variant` objects one set of edits away from `program`
+  (structural sites included: their edits name alternatives).
+- `outside_sites(program)`: the text between a program's sites; a variant's re-parsed
+  program has the same (the law "bytes outside the sites' spans stay identical").
 - `grammars()`: random small grammars (every kind, selector form, a derived site,
   invariants), for testing code that must work for any grammar.
 """
@@ -52,7 +55,15 @@ from deepphoenix.grammar import (
 )
 from deepphoenix.mutator import Edit, Program, Variant, parse_program, render_value
 
-__all__ = ["edits", "grammars", "sources", "template_source", "values", "variants"]
+__all__ = [
+    "edits",
+    "grammars",
+    "outside_sites",
+    "sources",
+    "template_source",
+    "values",
+    "variants",
+]
 
 
 def values(spec: SiteSpec, in_domain: bool = True) -> st.SearchStrategy[Value]:
@@ -63,6 +74,8 @@ def values(spec: SiteSpec, in_domain: bool = True) -> st.SearchStrategy[Value]:
     if kind is Kind.CATEGORICAL:
         if in_domain and dom.choices:
             return st.sampled_from(dom.choices)
+        if spec.structure is not None:  # an alternative, or a name that is none of them
+            return st.sampled_from(dom.choices) | st.from_regex(r"\A[a-z_][a-z0-9_]{0,8}\Z")
         if spec.dotted:
             return st.from_regex(r"\A[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,8}){0,2}\Z")
         return st.text(max_size=12)
@@ -135,12 +148,13 @@ def _default_value(spec: SiteSpec) -> Value:
 
 def template_source(grammar: Grammar) -> str:
     """A source binding each site once, in the form of its first selector (default values,
-    derived sites derived). Sites whose first selector has an ``#index`` are skipped."""
+    derived sites derived). Sites whose first selector has an ``#index`` are skipped, and
+    so are structural sites (their code needs its context: pass `sources` a template)."""
     vals = {spec.name: _default_value(spec) for spec in grammar.sites}
     vals = grammar.derive(vals)
     out = []
     for spec in grammar.sites:
-        if spec.selectors[0].index is not None:
+        if spec.structural or spec.hidden or spec.selectors[0].index is not None:
             continue
         out.append(_binding(spec, render_value(spec, vals[spec.name])))
     return "".join(out)
@@ -153,7 +167,7 @@ def _reformat(draw: st.DrawFn, program: Program) -> str:
     pieces = [program._fixed[0]]
     for site, fixed in zip(program.sites, program._fixed[1:], strict=True):
         literal = site.literal
-        if draw(st.booleans()):
+        if not site.lines and draw(st.booleans()):
             before, after = draw(st.sampled_from(["", " "])), draw(st.sampled_from(["", " "]))
             literal = f"({before}{literal}{after})"
         pieces.append(literal)
@@ -203,6 +217,11 @@ def edits(draw: st.DrawFn, program: Program, in_domain: bool = True,
     chosen = draw(st.lists(st.sampled_from(specs), min_size=min_size, max_size=len(specs),
                            unique_by=lambda s: s.name))
     return [Edit(spec.name, draw(values(spec, in_domain))) for spec in chosen]
+
+
+def outside_sites(program: Program) -> tuple[str, ...]:
+    """The pieces of the program's text between its sites' spans, in order."""
+    return tuple(program._fixed)
 
 
 @st.composite

@@ -10,6 +10,8 @@ from deepphoenix.cli._common import DeepPhoenixGroup
 from deepphoenix.cli._learn import dataset, propose, train
 from deepphoenix.cli._lineage import lineage, plot
 from deepphoenix.cli._programs import check, diff, grammars, mutate, seed, sites
+from deepphoenix.cli._proposer import proposer
+from deepphoenix.cli._quine import quine
 from deepphoenix.cli._report import report
 from deepphoenix.cli._run import evaluate, run
 
@@ -23,7 +25,7 @@ def cli() -> None:
 
 
 for command in (run, seed, grammars, sites, mutate, check, diff, dataset, train, propose,
-                evaluate, lineage, plot, report):
+                evaluate, lineage, plot, report, proposer, quine):
     cli.add_command(command)
 
 

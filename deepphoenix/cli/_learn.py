@@ -128,7 +128,8 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
     try:
         data = prepare_data(pairs, fmt, staging / "data", vocab_size, pre_tokenizer)
         bar = ProgressBar(reporter, "train")
-        with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
+        with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device,
+                                   writable=(str(staging),))) as worker:
             _, report = T5Proposer.train(
                 template.text, data, settings, worker, out=staging / "model",
                 on_progress=lambda m: bar.update(m["step"], m["total"], loss=m["loss"]),
@@ -192,7 +193,8 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
     program = load_program(file, grammar)
     sampling = SampleSettings(temperature=temperature, top_k=top_k, top_p=top_p,
                               constrained=not unconstrained, rounds=rounds)
-    with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
+    with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device,
+                               readable=(str(Path(model_dir).resolve()),))) as worker:
         proposer = T5Proposer.load(model_dir, worker, sampling)
         proposals = proposer.propose(program, count, seed_)
     rows: list[dict[str, Any]] = []

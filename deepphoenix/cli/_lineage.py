@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
 
-from deepphoenix.cli._common import SummaryGroup, echo_json, json_option
+from deepphoenix.cli._common import SummaryGroup, echo_json, fail, json_option
 from deepphoenix.cli._run import write_plots
 from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
 from deepphoenix.lineage import (
     FORMATS,
+    best_hash,
     best_path,
     build_graph,
     write_optuna,
 )
+from deepphoenix.scores import format_score
+from deepphoenix.search._render import render_source, stored_seed, verify_run
 from deepphoenix.store import RunStore
 from deepphoenix.study import load
 
@@ -72,6 +76,8 @@ def show(run_dir: Path, as_json: bool) -> None:
     """The path from the seed to the best variant: edits, scores, parameters."""
     with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=False)
+        # --fidelity asha: candidates stopped early, by the rung they stopped at
+        pruned = Counter(v.stage for v in store.variants() if v.status == "pruned")
     status = graph.graph.get("status")
     if not graph.graph.get("best"):
         raise _no_variant(run_dir)
@@ -88,7 +94,7 @@ def show(run_dir: Path, as_json: bool) -> None:
     direction = graph.graph.get("direction", "minimize")
     if as_json:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
-                   "direction": direction, "path": steps})
+                   "direction": direction, "path": steps, "pruned": dict(sorted(pruned.items()))})
         return
     if status == "interrupted":
         click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
@@ -98,7 +104,7 @@ def show(run_dir: Path, as_json: bool) -> None:
     click.echo(f"objective: {objective} ({'higher' if direction == 'maximize' else 'lower'} "
                "is better)")
     for index, step in enumerate(steps):
-        loss = (f"{objective} {step['score']:.4f}" if step["score"] is not None
+        loss = (f"{objective} {format_score(step['score'])}" if step["score"] is not None
                 else "not scored")
         params = f"{step['params'] / 1e6:.2f} M params" if step.get("params") else ""
         if index == 0:
@@ -108,18 +114,50 @@ def show(run_dir: Path, as_json: bool) -> None:
         delta = ""
         previous = steps[index - 1]["score"]
         if step["score"] is not None and previous is not None:
-            delta = f" ({step['score'] - previous:+.4f})"
+            change = step["score"] - previous
+            delta = f" ({'+' if change >= 0 else ''}{format_score(change)})"
         click.echo(f"  episode {step['episode']} batch {step['batch']}: {edits}")
         click.echo(f"  -> {step['hash']}  {loss}{delta}  {params}")
     accepted = len(steps) - 1
     click.echo(f"{accepted} accepted refinement{'' if accepted == 1 else 's'} from seed to best")
+    if pruned:
+        by_rung = ", ".join(f"{n} at {stage}" for stage, n in sorted(pruned.items()))
+        click.echo(f"stopped early (asha): {by_rung}; only full evaluations are compared")
 
 
 @lineage.command("best")
 @click.argument("run_dir", type=RUN_DIR)
 def best(run_dir: Path) -> None:
-    """Print the best source found so far."""
-    click.echo(load(run_dir).best.source, nl=False)
+    """Print the best source found so far, rendered from the seed and its recorded edits."""
+    with RunStore.open(run_dir) as store:
+        found = best_hash(store)
+        row = store.variant(found) if found else None
+        if row is None:
+            raise _no_variant(run_dir)
+        source = render_source(stored_seed(store), row)
+    click.echo(source, nl=False)
+
+
+@lineage.command("verify")
+@click.argument("run_dir", type=RUN_DIR)
+@json_option
+def verify(run_dir: Path, as_json: bool) -> None:
+    """Re-render every stored source from the seed and the recorded edits; list each that
+    does not match (exit 1 when any does)."""
+    with RunStore.open(run_dir) as store:
+        checked, mismatches = verify_run(store)
+    if as_json:
+        echo_json({"run_dir": str(run_dir), "checked": checked,
+                   "mismatches": [{"hash": m.hash, "reason": m.reason} for m in mismatches]})
+    else:
+        for m in mismatches:
+            click.echo(f"{m.hash}: {m.reason}")
+        click.echo(f"{checked} stored source{'' if checked == 1 else 's'} re-rendered, "
+                   f"{len(mismatches)} mismatch{'' if len(mismatches) == 1 else 'es'}")
+    if mismatches:
+        fail(f"{run_dir}: {len(mismatches)} of {checked} stored sources are not what the seed "
+             "and their recorded edits render: the run database was changed; do not trust "
+             "its stored sources")
 
 
 @lineage.command("pareto")
@@ -140,7 +178,7 @@ def pareto(run_dir: Path, as_json: bool) -> None:
                              for p in front]})
         return
     for point in front:
-        click.echo(f"{point.hash}  {objective['name']} {point.score:.4f}  "
+        click.echo(f"{point.hash}  {objective['name']} {format_score(point.score)}  "
                    f"{point.params / 1e6:.2f} M params")
 
 

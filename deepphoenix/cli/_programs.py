@@ -41,7 +41,9 @@ def seed(name: str, list_names: bool) -> None:
 
     'paper' is the paper's Table 1 T5 snippet; 'tiny' the same shape with a 128-wide model
     for CPU runs; 'tiny-train' the tiny T5 with its own learning dynamics and train();
-    'gpt' a small GPT language model (the code-lm task). All run offline.
+    'gpt' a small GPT language model (the code-lm task); 'quine-coords', 'quine-onehot',
+    'quine-rnn' (networks that predict their own weights) and 'quine-source' (an LSTM
+    that prints its own file), scored by --objective self-replication. All run offline.
     """
     if list_names:
         for known in seed_names():
@@ -99,7 +101,13 @@ def grammars(name: str | None, template: str | None, out_file: Path | None,
         ])
         where = (f"hidden, read {spec.read.text}" if spec.read is not None else "hidden"
                  ) if spec.hidden else " | ".join(d["select"])
-        click.echo(f"  {spec.name}: {spec.kind} {d['domain']}, {rule}{default}{extras}  "
+        kind = str(spec.kind)
+        if spec.structure is not None:
+            kind = spec.structure.placement.value
+            where = " | ".join([*d["select"], *(f"{k} {d[k]}" for k in ("within", "after",
+                                                                         "define") if k in d)])
+            where = where or "annotation"
+        click.echo(f"  {spec.name}: {kind} {d['domain']}, {rule}{default}{extras}  "
                    f"[{where}]")
     for inv in g.invariants:
         click.echo(f"  invariant: {inv.text}")
@@ -193,6 +201,11 @@ def sites(file: str, grammar: str, show_all: bool, as_json: bool) -> None:
     for site in program.sites:
         spec = g.site(site.name)
         fields = _spec_fields(spec)
+        if spec.structure is not None:  # a structural site's value is its alternative's name
+            rows.append((site.name, str(site.value), str(site.line),
+                         spec.structure.placement.value, fields["domain"], fields["rule"],
+                         f"{site.label} ({site.selector})"))
+            continue
         rows.append((site.name, site.literal, str(site.line), spec.kind.value, fields["domain"],
                      fields["rule"], site.label))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -358,6 +371,11 @@ def diff(a: str, b: str, grammar: str, as_json: bool) -> None:
         note = " (derived)" if spec.derived else (" (fixed)" if not spec.mutable else "")
         old = format_value(program.values[edit.site])
         click.echo(f"{edit.site}: {old} -> {format_value(edit.value)}{note}")
+        if spec.structure is not None:  # the code the two alternatives differ by
+            click.echo(unified_diff(spec.structure.alternative(old).code + "\n",
+                                    spec.structure.alternative(str(edit.value)).code + "\n",
+                                    f"{edit.site}={old}", f"{edit.site}={edit.value}"),
+                       nl=False)
     for change in result.ungrounded:
         click.echo(f"ungrounded: {change}")
     if result.ungrounded:

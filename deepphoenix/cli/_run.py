@@ -26,8 +26,10 @@ from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
 from deepphoenix.lineage import build_graph, plot_lineage, plot_training
 from deepphoenix.objectives import objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
-from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.sandbox import WorkerSettings, isolation_summary
+from deepphoenix.scores import format_score
 from deepphoenix.search import (
+    FIDELITIES,
     PLACEMENT,
     PRESETS,
     TASK_NAMES,
@@ -74,7 +76,7 @@ class _RunDisplay:
 
     def _status(self, extra: str = "", milestone: bool = False) -> None:
         c = self.config
-        best = f"best {self.best:.4f}" if self.best is not None else "best -"
+        best = f"best {format_score(self.best)}" if self.best is not None else "best -"
         self.reporter.status(
             f"episode {self.episode}/{c.episodes} batch {self.batch}/{c.batches} "
             f"scored {self.scored} {best} {extra}{self._eta()}", force=milestone)
@@ -132,19 +134,22 @@ class _RunDisplay:
             if f["improved"]:
                 self.best = f["score"]
                 self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} "
-                                   f"{self.objective} {f['score']:.4f}")
+                                   f"{self.objective} {format_score(f['score'])}")
             self._status(milestone=True)
+        elif kind == "new_best":
+            self.best = f["score"]
+            self.reporter.line(f"  new best {f['best'][:8]} {self.objective} {f['score']:.4f}")
         elif kind == "proposer_failed":
             self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
                                "using random refinements instead", warning=True)
         elif kind == "episode_done":
-            score = f"{f['score']:.4f}" if f["score"] is not None else "-"
+            score = format_score(f["score"]) if f["score"] is not None else "-"
             self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} "
                                f"{self.objective} {score}")
 
 
 def _score_line(objective: str, score: float | None, params: int | None) -> str:
-    text = f"{objective} {score:.4f}" if score is not None else f"{objective} -"
+    text = f"{objective} {format_score(score)}" if score is not None else f"{objective} -"
     return text + (f", {params / 1e6:.2f} M parameters" if params else "")
 
 
@@ -180,7 +185,8 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.command()
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="cpu",
               show_default=True, help="smoke (CI), cpu (a few minutes), gpt-cpu (a GPT on "
-              "Python source, a few minutes), paper (a GPU).")
+              "Python source, a few minutes), quine-cpu (neural quines, a few minutes), "
+              "paper (a GPU).")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run lives [default: runs/<preset>-<time>].")
 @click.option("--resume", is_flag=True,
@@ -188,13 +194,18 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--proposer", type=click.Choice(proposer_names()), default=None,
               help="t5: a T5 trained on the program's refinements each episode (paper); "
                    "learned: a T5 that also learns from the run's scores and ranks a wide "
-                   "sample with a surrogate; tpe: Optuna's TPE over the sites; random: "
-                   "grammar draws (baseline).  [default: learned; paper preset: t5]")
+                   "sample with a surrogate; tpe, gp: Optuna's TPE, GP-BO over the sites; "
+                   "random: grammar draws (baseline); random-gp, random-gp-multi, t5-only: "
+                   "learned without its T5 or its surrogate (ablations).  [default: learned; "
+                   "paper preset: t5]")
 @click.option("--proposer-source", type=str, default=None, metavar="self|NAME|FILE",
               help="The source that defines the proposing T5: 'self' (the program's own "
                    "model, the paper), a built-in seed or a file. The learned proposer "
                    "warm-starts one fixed model: the run's seed program's unless a seed or "
                    "file is named.  [default: self for the refinement task, else tiny]")
+@click.option("--proposer-init", type=click.Path(path_type=str), default=None, metavar="MODEL",
+              help="Start the learned proposer from a model `deepphoenix proposer pretrain` "
+                   "wrote (on earlier runs) instead of from scratch; the run keeps a copy.")
 @click.option("--objective", type=str, default=None, metavar="NAME|PATH.py:FN|module:FN",
               help=f"How a candidate is scored: {', '.join(objective_names())} (built-in "
                    "losses), or your function FN(program, ctx) returning a number or a "
@@ -220,10 +231,28 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="ray: where the proposer trains and samples; gpu reserves one GPU.  "
                    "[default: cpu]")
 @click.option("--strategy", type=click.Choice(strategy_names()), default=None,
-              help="greedy (paper) or best-of-n (every candidate from the seed).")
+              help="greedy (paper), best-of-n (every candidate from the seed) or async (no "
+                   "batch barrier: one candidate per free worker, parent by a tournament "
+                   "among the C best).  [default: greedy]")
+@click.option("--fidelity", type=click.Choice(FIDELITIES), default=None,
+              help="full (every candidate pays the whole budget) or asha (rungs growing by "
+                   "--eta; the top 1/eta of a rung go up).  [default: full]")
+@click.option("--eta", type=int, default=None,
+              help="asha: each rung's budget is eta x the one below.  [default: 3]")
+@click.option("--min-resource", type=int, default=None, metavar="N",
+              help="asha: rung 0's rows (a user objective: steps).  [default: the full "
+                   "budget / eta^2, three rungs]")
+@click.option("--max-steps", type=int, default=None, metavar="N",
+              help="asha with your own objective: the steps a full evaluation reports "
+                   "through ctx.report (ctx.should_stop() says when a rung's share is "
+                   "spent).")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="async: start no candidate after this many seconds (running ones "
+                   "finish); --resume continues the run.")
 @click.option("--source", "seed_source", type=str, default=None,
-              help="Seed source: a built-in seed name (paper, tiny, tiny-train, gpt) or a "
-                   "file.")
+              help="Seed source: a built-in seed name (paper, tiny, tiny-train, gpt, "
+                   "quine-*; `deepphoenix seed --list`) or a file.")
 @grammar_option(default=None)
 @click.option("--format", "format", type=click.Choice(["source", "edits"]), default=None,
               help="What the model writes.")
@@ -265,12 +294,15 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="Seconds per proposer training stage before its worker is killed "
                    "(the episode then proposes at random).")
 @click.option("--no-plots", is_flag=True, help="Skip drawing the plots at the end.")
+@click.option("--force", is_flag=True,
+              help="Start the run in a --run-dir that holds files of yours (none of them is "
+                   "ever overwritten).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on stderr (warnings only); the summary still prints.")
 @click.pass_context
 def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool,
-        no_plots: bool, as_json: bool, quiet: bool, unconstrained: bool,
+        no_plots: bool, force: bool, as_json: bool, quiet: bool, unconstrained: bool,
         **options: Any) -> None:
     """Run the self-reprogramming loop (paper, Algorithm 1) and record its lineage.
 
@@ -303,7 +335,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         plan = plan_search(preset_name=preset_name, **named, **settings)
         config = plan.config
         require_device(config.device)  # before any run directory is made
-        runner = plan.start(run_dir)
+        runner = plan.start(run_dir, force=force)
     run_dir = runner.run_dir if run_dir is None else run_dir
     reporter = Reporter("json" if as_json else "quiet" if quiet else "auto")
     display = _RunDisplay(reporter, config)
@@ -429,21 +461,25 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
         data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
         settings = ExecutorSettings(workers=1, worker=WorkerSettings(
-            device=device, memory_limit=config.memory_limit_bytes()))
+            device=device, memory_limit=config.memory_limit_bytes(), readable=(folder,)))
         with LocalExecutor(settings) as executor:
             evaluator = Evaluator(executor, EvalSettings(
                 objective=spec, task=task, rows=data.rows, vocab_size=data.vocab_size,
                 samples=samples, heldout=heldout_samples if objective == "val-loss" else 0,
                 seed=seed_, timeout=timeout))
             (result,) = list(evaluator.evaluate([(program.hash, program.text)]))
+            isolation = dict(executor.pool.workers[0].isolation)
     if as_json:
         echo_json({**result.to_dict(), "objective": spec.name,
-                   "direction": spec.direction.value})
-    elif result.score is not None:
+                   "direction": spec.direction.value, "isolation": isolation})
+    else:  # stdout: a failure's stderr stays one line
+        click.echo(isolation_summary(isolation))
+    if not as_json and result.score is not None:
         m = result.metrics
         params = f"{m['params'] / 1e6:.2f} M parameters, " if m.get("params") else ""
         steps = f"{m['steps']} steps, " if "steps" in m else ""
-        click.echo(f"{file}: {spec.name} {result.score:.4f} ({spec.direction.word} is better; "
-                   f"{params}{steps}{m['wall_seconds']:.1f} s on {m['device']})")
+        click.echo(f"{file}: {spec.name} {format_score(result.score)} "
+                   f"({spec.direction.word} is better; {params}{steps}"
+                   f"{m['wall_seconds']:.1f} s on {m['device']})")
     if result.score is None:
         fail(f"{file}: {result.status.value} at {result.stage}: {result.reason}")

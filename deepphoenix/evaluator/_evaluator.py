@@ -5,9 +5,10 @@ candidate was grounded) → build (execute the program in a worker, find its mod
 learning dynamics, count parameters) → smoke (one forward/backward pass: catches OOM and
 NaN) → fewshot, or train when the program defines its own train() (one epoch over the
 run's first N samples, fixed seed and order) → heldout (``val-loss`` only) → or, for a user
-objective, objective (``NAME(program, ctx)``). Each stage that fails records its stage and
-reason; a timeout kills the worker's process group and is recorded at the stage the job
-had reached. The score is computed by trusted code; its direction is the objective's.
+objective or a data-free built-in (``self-replication``), objective
+(``NAME(program, ctx)``). Each stage that fails records its stage and reason; a timeout
+kills the worker's process group and is recorded at the stage the job had reached. The
+score is computed by trusted code; its direction is the objective's.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.executor import Executor
+from deepphoenix.executor import Executor, JobSubmitter
 from deepphoenix.objectives import ObjectiveSpec
 from deepphoenix.sandbox import JobResult, JobStatus
 
@@ -102,7 +104,7 @@ class EvalSettings:
                 raise ConfigError(f"Expected int >= 1 but got fewshot {name}={value!r}")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ConfigError(f"Expected a positive timeout but got {self.timeout!r}")
-        if self.objective.builtin:
+        if self.objective.uses_task:
             if self.rows is None or not Path(self.rows).is_file():
                 # a setup error, never a candidate's failure
                 raise ConfigError(f"{self.rows}: no such data file for the "
@@ -111,13 +113,19 @@ class EvalSettings:
                 raise ConfigError("the val-loss objective needs held-out samples "
                                   "(heldout_samples >= 1)")
 
-    def job(self, source: str) -> EvalJob:
+    def job(self, source: str, resource: int | None = None) -> EvalJob:
+        """The job for `source`; `resource` (a multi-fidelity rung) cuts the budget: the
+        first `resource` rows for the built-in objectives (the held-out rows stay the
+        same), or `resource` reported steps for a user objective (``ctx.should_stop()``)."""
+        builtin = self.objective.uses_task  # self-replication's budget is in steps
+        samples = resource if builtin and resource is not None else self.samples
         return EvalJob(source=source, objective=self.objective.to_dict(), task=self.task,
                        rows=str(Path(self.rows).resolve()) if self.rows else "",
-                       vocab_size=self.vocab_size, samples=self.samples,
+                       vocab_size=self.vocab_size, samples=samples,
                        heldout=self.heldout, batch_size=self.batch_size, lr=self.lr,
                        weight_decay=self.weight_decay, seed=self.seed,
-                       max_params=self.max_params)
+                       max_params=self.max_params, timeout=self.timeout,
+                       stop_step=None if builtin else resource)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,8 @@ class EvalJob:
     weight_decay: float
     seed: int
     max_params: int | None = None
+    timeout: float | None = None  # the hard limit: a data-free built-in stops at 3/4 of it
+    stop_step: int | None = None  # user objectives: ctx.should_stop() from this step on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,7 +205,46 @@ class Evaluator:
             yield _to_result(hash_, job, stage)
 
 
+    def submit(self, submitter: JobSubmitter, hash_: str, source: str,
+               resource: int | None = None) -> Future[EvalResult]:
+        """Start scoring one candidate (at a rung's `resource`, or in full) on the next
+        free worker; the future holds its result. A candidate that fails the static
+        stage comes back as a finished future."""
+        done: Future[EvalResult] = Future()
+        rejected = static_check(hash_, source)
+        if rejected is not None:
+            done.set_result(rejected)
+            return done
+        stage = ["build"]
+
+        def progress(_key: Any, message: dict[str, Any]) -> None:
+            if message.get("stage"):
+                stage[0] = str(message["stage"])
+
+        job = (hash_, EVALUATE_JOB, self.settings.job(source, resource).to_dict(),
+               self.settings.timeout)
+        started = submitter.submit(job, progress)
+
+        def finish(future: Future[JobResult]) -> None:
+            try:
+                done.set_result(_to_result(hash_, future.result(), stage[0]))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        started.add_done_callback(finish)
+        return done
+
+
 def _to_result(hash_: str, job: JobResult, stage: str) -> EvalResult:
+    """The evaluation a job's result says, with the processes the candidate left behind
+    (killed by the sandbox) counted in its metrics as ``leftover_processes``."""
+    result = _job_result(hash_, job, stage)
+    if job.leftovers:
+        result = replace(result, metrics={**result.metrics, "leftover_processes": job.leftovers})
+    return result
+
+
+def _job_result(hash_: str, job: JobResult, stage: str) -> EvalResult:
     if job.status is JobStatus.OK:
         value = job.value
         if not isinstance(value, dict):

@@ -1,7 +1,10 @@
 """The evaluation job, run inside a sandbox worker: the cascade after the static stage.
 
-build → (built-in objectives) smoke → fewshot or train → heldout (val-loss);
-build → (a user objective) objective.
+build → (built-in objectives on the task's data) smoke → fewshot or train → heldout (val-loss);
+build → (a user objective, or a data-free built-in such as self-replication) objective.
+
+A trivial quine (self-replication) returns ``{"status": "rejected", "stage": "objective",
+…}`` with its metrics: recorded, never the best.
 
 It never raises for a candidate's failure: a stage that fails returns
 ``{"status": "failed", "stage": …, "reason": …, "traceback": …}``; a scored candidate
@@ -19,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.evaluator._evaluator import EvalJob
+from deepphoenix.objectives._replication import TrivialQuine
 from deepphoenix.objectives._spec import ObjectiveSpec
 from deepphoenix.objectives._user import (
     ObjectiveContext,
     ObjectiveFailure,
+    ObjectiveUsageError,
+    builtin_function,
     call_objective,
     load_objective,
 )
@@ -68,7 +74,8 @@ def _failed(stage: str, reason: str, trace: str = "", **extra: Any) -> dict[str,
 
 
 def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, BuildFailure | ObjectiveFailure | NoLossReported | NonFiniteLoss):
+    if isinstance(exc, BuildFailure | ObjectiveFailure | ObjectiveUsageError | NoLossReported
+                  | NonFiniteLoss):
         return _failed(stage, str(exc))
     message, trace = failure_text(exc)
     if is_out_of_memory(exc):
@@ -103,7 +110,7 @@ def evaluate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     ctx.progress(stage="build")
     try:
         program = exec_program(job.source, ctx.workspace, job.seed, job.vocab_size)
-        if objective.builtin:
+        if objective.uses_task:
             model = (seq2seq_model(program, job.vocab_size) if job.task == "refinement"
                      else program_model(program))
         else:
@@ -121,7 +128,7 @@ def evaluate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         return _failure("build", exc)
     metrics: dict[str, Any] = {"params": params, "device": device,
                                "build_seconds": time.perf_counter() - began}
-    if objective.builtin:
+    if objective.uses_task:
         outcome = _builtin(job, objective, program, model, dynamics, device, ctx, metrics)
     else:
         outcome = _user(job, objective, program, device, ctx, metrics)
@@ -184,12 +191,18 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     workdir = ctx.workspace / "objective"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
+    deadline = (time.monotonic() + 0.75 * job.timeout) if job.timeout else None
     context = ObjectiveContext(device, job.seed, workdir,
-                               lambda step, value: ctx.progress(step=step, value=value))
+                               lambda step, value: ctx.progress(step=step, value=value),
+                               stop_step=job.stop_step, deadline=deadline)
     try:
-        function = load_objective(objective.text, objective.function, objective.origin,
-                                  ctx.state.setdefault("objective", {}), objective.pickled)
+        function = (builtin_function(objective.name) if objective.builtin else
+                    load_objective(objective.text, objective.function, objective.origin,
+                                   ctx.state.setdefault("objective", {}), objective.pickled))
         score, extra = call_objective(function, program, context)
+    except TrivialQuine as trivial:
+        return {"status": "rejected", "stage": "objective", "reason": str(trivial),
+                "traceback": "", "metrics": {**metrics, **trivial.metrics}}
     except BaseException as exc:
         return _failure("objective", exc)
     finally:
@@ -197,4 +210,7 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     metrics.update(extra)
     if context.reports:
         metrics["reports"] = context.reports
+    if job.stop_step is not None:
+        metrics["stop_step"] = job.stop_step
+        metrics["asked_to_stop"] = context.asked_to_stop
     return {"status": "scored", "score": score, "metrics": metrics}

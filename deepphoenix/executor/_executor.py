@@ -11,6 +11,7 @@ it is chosen (``pip install 'deepphoenix[ray]'``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,8 @@ from deepphoenix.registry import Registry
 from deepphoenix.sandbox import JobResult, Worker, WorkerPool, WorkerSettings
 
 __all__ = ["ENTRY_POINT_GROUP", "EXECUTORS", "Executor", "ExecutorError", "ExecutorSettings",
-           "Job", "Lane", "LocalExecutor", "Progress", "executor_names", "get_executor"]
+           "Job", "JobSubmitter", "Lane", "LocalExecutor", "Progress", "executor_names",
+           "get_executor"]
 
 ENTRY_POINT_GROUP = "deepphoenix.executors"
 
@@ -60,6 +62,41 @@ class Executor(Protocol):
     def close(self) -> None:
         ...
 
+    # Optional: ``submit(job, on_progress) -> Future[JobResult]`` starts one job on the
+    # next free worker (the built-ins have it). `JobSubmitter` gives any executor one.
+
+
+class JobSubmitter:
+    """One job at a time onto an executor, as soon as a worker frees: the executor's own
+    ``submit`` when it has one (local, ray), else ``run_all`` of one job in a thread of
+    this object's own (at most `workers` at once), so a third-party executor that only
+    implements the batch seam still serves the asynchronous search loop."""
+
+    def __init__(self, executor: Executor, workers: int) -> None:
+        self.executor = executor
+        self._native = getattr(executor, "submit", None)
+        self._threads: ThreadPoolExecutor | None = None
+        if self._native is None:
+            self._threads = ThreadPoolExecutor(max_workers=max(1, workers),
+                                               thread_name_prefix="deepphoenix-submit")
+
+    def submit(self, job: Job, on_progress: Progress | None = None) -> Future[JobResult]:
+        if self._native is not None:
+            found: Future[JobResult] = self._native(job, on_progress)
+            return found
+        assert self._threads is not None
+
+        def one() -> JobResult:
+            for _key, result in self.executor.run_all([job], on_progress=on_progress):
+                return result
+            raise ExecutorError(f"the {self.executor.name} executor returned no result")
+
+        return self._threads.submit(one)
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutorSettings:
@@ -90,6 +127,10 @@ class LocalExecutor:
     def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
         return self.pool.run_all(jobs, on_progress=on_progress)
+
+    def submit(self, job: Job, on_progress: Progress | None = None) -> Future[JobResult]:
+        """Start one job on the next free worker; its future holds the result."""
+        return self.pool.submit(*job, on_progress=on_progress)
 
     def lane(self, name: str) -> Lane:
         found = self._lanes.get(name)

@@ -36,6 +36,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,10 @@ class _Host:
 
     def __init__(self, settings: WorkerSettings, name: str) -> None:
         _remove_orphans()
-        self.worker = Worker(settings, name=name)
         self.root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-{name}-"))
+        # The worker reads its shipped inputs and writes its outputs under the root.
+        self.worker = Worker(replace(settings, writable=(*settings.writable, str(self.root))),
+                             name=name)
         self.inputs: dict[str, Path] = {}  # content token -> local path
         self.outputs: dict[str, Path] = {}  # driver's path of an output dir -> local dir
         self.count = 0
@@ -377,6 +380,10 @@ class RayExecutor:
     def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
         return self._pool.run_all(jobs, on_progress=on_progress)
+
+    def submit(self, job: Job, on_progress: Progress | None = None) -> Future[JobResult]:
+        """Start one job on the next free actor; its future holds the result."""
+        return self._pool.submit(*job, on_progress=on_progress)
 
     def lane(self, name: str) -> _Slot:
         found = self._lanes.get(name)

@@ -33,6 +33,13 @@ from deepphoenix.grammar._spec import (
     format_value,
     same_choice,
 )
+from deepphoenix.grammar._structure import (
+    Alternative,
+    Placement,
+    Structure,
+    element_key,
+    expression_key,
+)
 from deepphoenix.grammar._toml import (
     default_operator,
     default_selectors,
@@ -47,6 +54,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "INT_KINDS",
     "NUMERIC_KINDS",
+    "Alternative",
     "Domain",
     "EvaluationError",
     "Expression",
@@ -56,8 +64,10 @@ __all__ = [
     "Kind",
     "Operator",
     "OperatorKind",
+    "Placement",
     "Selector",
     "SiteSpec",
+    "Structure",
     "Value",
     "candidates",
     "coerce_value",
@@ -65,6 +75,8 @@ __all__ = [
     "default_operator",
     "default_selectors",
     "draw_value",
+    "element_key",
+    "expression_key",
     "format_grammar",
     "format_value",
     "grammar_file",

@@ -4,8 +4,8 @@ Expressions are parsed with the standard `ast` module in ``eval`` mode and compi
 tree of closures over an allow-list of node types. Nothing is ever passed to `eval`; names
 resolve only to site values. The subset: int/float/bool/str constants, site names,
 ``+ - * / // %``, unary ``- + not``, comparisons (chained), membership in a written list
-(``n_head in [4, 8, 12]``, ``act not in ("relu", "gelu")``), ``and``/``or``, and calls of
-``min``, ``max`` and ``abs``.
+(``n_head in [4, 8, 12]``, ``act not in ("relu", "gelu")``), ``and``/``or``, conditionals
+(``a if cond else b``), and calls of ``min``, ``max`` and ``abs``.
 """
 
 from __future__ import annotations
@@ -177,6 +177,11 @@ def _compile(node: ast.expr, text: str, known: frozenset[str], names: set[str]) 
             return True
 
         return compare
+    if isinstance(node, ast.IfExp):  # a rule that depends on a choice: SwiGLU's width
+        test = _compile(node.test, text, known, names)
+        body = _compile(node.body, text, known, names)
+        orelse = _compile(node.orelse, text, known, names)
+        return lambda env: body(env) if test(env) else orelse(env)
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -194,7 +199,7 @@ def _compile(node: ast.expr, text: str, known: frozenset[str], names: set[str]) 
     shown = ast.unparse(node)
     raise ExpressionError(
         f"expression {_shown(text)}: {shown!r} is not allowed (use arithmetic, comparisons, "
-        "'in [...]', and/or/not, min, max, abs)"
+        "'in [...]', and/or/not, 'a if c else b', min, max, abs)"
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from deepphoenix.errors import GrammarError
 from deepphoenix.grammar._expr import Expression
+from deepphoenix.grammar._structure import Structure
 
 __all__ = [
     "BINDING_FORMS",
@@ -283,6 +284,10 @@ class SiteSpec:
     not checked. A `nullable` site may be written ``None`` in the source (``head_dim=None``):
     it is then unset, like a missing optional site, and a proposer sets it by a fresh
     draw from its domain.
+
+    A `structure` makes it a structural site: a categorical site whose choices are the
+    names of code alternatives (an expression, statements or a definition), one of which
+    is the file's own code; the mutator splices the chosen alternative's code.
     """
 
     name: str
@@ -302,6 +307,12 @@ class SiteSpec:
     when: Expression | None = None
     optional: bool = False
     nullable: bool = False
+    structure: Structure | None = None
+
+    @property
+    def structural(self) -> bool:
+        """Whether the site's value names a piece of code (not a literal)."""
+        return self.structure is not None
 
     @property
     def derived(self) -> bool:
@@ -335,6 +346,10 @@ class SiteSpec:
             out["when"] = self.when.text
         if self.nullable:
             out["nullable"] = True
+        if self.structure is not None:
+            out["kind"] = self.structure.placement.value
+            out.update(self.structure.to_dict())
+            del out["placement"]
         return out
 
 

@@ -27,6 +27,21 @@ Every error names the key and, where the text is a file, its line. The format::
     when = "use_dropout"      # proposed and checked only while this holds
     optional = true           # may be missing from a source (default: true for bool sites)
     nullable = true           # may be written None in a source (unset until proposed)
+
+A structural site (code alternatives; its value is the chosen alternative's name)::
+
+    [sites.norm]
+    kind = "expression"       # expression | statement | definition
+    select = "attribute:self.ln_1"    # expression: this binding's value (else: its code)
+    within = "Block.forward"  # statement/definition: the class/function bodies to search
+    after = "q, k, v = qkv.split(n, dim=2)"   # statement: right after this (or a def name)
+    define = "MLP"            # definition: the class or def every alternative defines
+    [sites.norm.alternatives]         # name = code; the file's own code is one of them
+    layernorm = "LayerNorm(config.n_embd, bias=config.bias)"
+    rmsnorm = "RMSNorm(config.n_embd)"
+
+A source may mark a site with a comment ``# deepphoenix: norm``: trailing the line whose
+value is an expression site, or on its own line before a statement or definition site.
 """
 
 from __future__ import annotations
@@ -54,6 +69,7 @@ from deepphoenix.grammar._spec import (
     SiteSpec,
     Value,
 )
+from deepphoenix.grammar._structure import Placement, Structure, StructureError, make_structure
 
 __all__ = ["default_operator", "default_selectors", "parse_grammar", "read_grammar_file"]
 
@@ -61,8 +77,10 @@ _TOP_KEYS = ("name", "description", "invariants", "sites")
 _SITE_KEYS = (
     "select", "kind", "min", "max", "values", "multiple_of", "choices", "dotted", "mutation",
     "step", "scale", "weight", "default", "mutable", "derive", "description", "hidden", "read",
-    "moves_with", "when", "optional", "nullable",
+    "moves_with", "when", "optional", "nullable", "alternatives", "within", "after", "define",
 )
+_STRUCTURAL_KEYS = ("alternatives", "within", "after", "define")
+_KIND_NAMES = (*(k.value for k in Kind), *(p.value for p in Placement))
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -155,6 +173,7 @@ class _Context:
         """Best-effort line of a key: the key inside its table, else the table header."""
         table: tuple[str, ...] = ()
         header_line: int | None = None
+        parent_line: int | None = None  # a missing key: its table's header
         want_table, want_key = keys[:-1], keys[-1]
         for number, raw in enumerate(self.lines, start=1):
             line = raw.strip()
@@ -163,11 +182,13 @@ class _Context:
                 table = tuple(p.strip().strip("\"'") for p in header.group(1).split("."))
                 if table == keys:
                     header_line = number
+                if table == want_table and parent_line is None:
+                    parent_line = number
                 continue
             key = re.match(r"^([A-Za-z0-9_\"'.-]+)\s*=", line)
             if key and table == want_table and key.group(1).strip("\"'") == want_key:
                 return number
-        return header_line
+        return header_line or parent_line
 
 
 def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> SiteSpec:
@@ -195,12 +216,18 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     derive_text = get("derive", str)
     kind_text = get("kind", str, "int" if derive_text else None)
     if kind_text is None:
-        ctx.fail((*path, "kind"), "missing; one of " + ", ".join(k.value for k in Kind))
+        ctx.fail((*path, "kind"), "missing; one of " + ", ".join(_KIND_NAMES))
+    if kind_text in {p.value for p in Placement}:
+        return _structural_site(ctx, name, table, all_names, Placement(kind_text), get)
+    for key in _STRUCTURAL_KEYS:
+        if key in table:
+            ctx.fail((*path, key), f"{key!r} applies to structural sites (kind = "
+                     "\"expression\", \"statement\" or \"definition\")")
     try:
         kind = Kind(kind_text)
     except ValueError:
         ctx.fail((*path, "kind"), f"unknown kind {kind_text!r}; one of "
-                 + ", ".join(k.value for k in Kind))
+                 + ", ".join(_KIND_NAMES))
 
     hidden = get("hidden", bool, False)
     select = table.get("select")
@@ -298,6 +325,69 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         moves_with=tuple(partners), when=when,
         optional=get("optional", bool, kind is Kind.BOOL and default is None),
         nullable=get("nullable", bool, False),
+    )
+
+
+_NOT_STRUCTURAL = ("min", "max", "values", "multiple_of", "choices", "dotted", "mutation",
+                   "step", "scale", "hidden", "read", "moves_with", "nullable")
+
+
+def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names: list[str],
+                     placement: Placement, get: Any) -> SiteSpec:
+    """A site whose value names one of its code alternatives (a categorical site)."""
+    path = ("sites", name)
+    for key in _NOT_STRUCTURAL:
+        if key in table:
+            ctx.fail((*path, key), f"{key!r} does not apply to a structural site (its "
+                     "choices are its alternatives)")
+    raw = table.get("alternatives")
+    if not isinstance(raw, dict):
+        ctx.fail((*path, "alternatives"), "a structural site needs an [sites."
+                 f"{name}.alternatives] table: name = code, one of them the file's own code")
+    select = table.get("select")
+    selectors: tuple[Selector, ...] = ()
+    if select is not None:
+        if placement is not Placement.EXPRESSION:
+            ctx.fail((*path, "select"), f"a {placement.value} site is found by 'within', "
+                     "'after' or 'define' (or an annotation), not by a selector")
+        items = [select] if isinstance(select, str) else select
+        if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
+            ctx.fail((*path, "select"), "expected a selector string or a list of them")
+        try:
+            selectors = tuple(Selector.parse(s) for s in items)
+        except GrammarError as exc:
+            ctx.fail((*path, "select"), str(exc))
+    define = get("define", str)
+    if placement is Placement.DEFINITION:
+        if define is None or not _IDENT.match(define):
+            ctx.fail((*path, "define"), "a definition site names the class or def it swaps: "
+                     "define = \"MLP\"")
+    elif define is not None:
+        ctx.fail((*path, "define"), "'define' applies to definition sites")
+    try:
+        structure: Structure = make_structure(placement, raw, within=get("within", str),
+                                              after=get("after", str), define=define)
+    except StructureError as exc:
+        at: tuple[str, ...] = path
+        if exc.key is not None:
+            at = (*path, "alternatives", exc.key) if exc.key in raw else (*path, exc.key)
+        ctx.fail(at, str(exc))
+    default = get("default", str)
+    if default is not None and default not in structure.names:
+        ctx.fail((*path, "default"), f"default {default!r} is not an alternative; one of "
+                 + ", ".join(structure.names))
+    weight = get("weight", (int, float), 1.0)
+    if not (weight > 0 and math.isfinite(weight)):
+        ctx.fail((*path, "weight"), f"weight must be a positive number, got {weight!r}")
+    derive, when = (
+        _expression(ctx, path, key, get(key, str), all_names) for key in ("derive", "when")
+    )
+    return SiteSpec(
+        name=name, selectors=selectors, kind=Kind.CATEGORICAL,
+        domain=Domain(choices=structure.names), operator=Operator(OperatorKind.RESAMPLE),
+        weight=float(weight), mutable=get("mutable", bool, True) and derive is None,
+        derive=derive, default=default, description=get("description", str, ""),
+        when=when, optional=get("optional", bool, False), structure=structure,
     )
 
 

@@ -43,6 +43,9 @@ def format_grammar(grammar: Grammar, headings: Mapping[str, str] | None = None,
         lines.append(f"[sites.{spec.name}]")
         if notes and spec.name in notes:
             lines.append(f"# {notes[spec.name]}")
+        if spec.structure is not None:
+            lines.extend(_structural_lines(spec))
+            continue
         lines.extend(f"{key} = {text}" for key, text in _site_keys(spec))
     return "\n".join(lines) + "\n"
 
@@ -87,6 +90,40 @@ def _site_keys(spec: SiteSpec) -> list[tuple[str, str]]:
     if spec.description:
         out.append(("description", _toml(spec.description)))
     return out
+
+
+def _structural_lines(spec: SiteSpec) -> list[str]:
+    structure = spec.structure
+    assert structure is not None
+    lines = [f"kind = {_toml(structure.placement.value)}"]
+    if spec.selectors:
+        lines.append(f"select = {_toml([str(s) for s in spec.selectors])}")
+    for key in ("within", "after", "define"):
+        if getattr(structure, key) is not None:
+            lines.append(f"{key} = {_code(getattr(structure, key))}")
+    for key, expression in (("derive", spec.derive), ("when", spec.when)):
+        if expression is not None:
+            lines.append(f"{key} = {_toml(expression.text)}")
+    if spec.default is not None:
+        lines.append(f"default = {_toml(spec.default)}")
+    if spec.weight != 1.0:
+        lines.append(f"weight = {_toml(spec.weight)}")
+    if not spec.mutable and spec.derive is None:
+        lines.append("mutable = false")
+    if spec.optional:
+        lines.append("optional = true")
+    if spec.description:
+        lines.append(f"description = {_toml(spec.description)}")
+    lines.append(f"[sites.{spec.name}.alternatives]")
+    lines.extend(f"{a.name} = {_code(a.code)}" for a in structure.alternatives)
+    return lines
+
+
+def _code(code: str) -> str:
+    """Code as TOML: a multi-line literal string (no escapes) where it can be one."""
+    if "\n" in code and "'''" not in code:
+        return "'''\n" + code + "\n'''"
+    return json.dumps(code)
 
 
 def _operator_keys(spec: SiteSpec) -> list[tuple[str, str]]:

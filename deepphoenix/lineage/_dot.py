@@ -8,6 +8,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from deepphoenix.scores import format_score
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["to_dot", "write_dot"]
@@ -27,7 +28,7 @@ def to_dot(graph: nx.MultiDiGraph) -> str:
             score = data.get("score")
             # a real newline: `_quote` writes it as DOT's \n escape
             label = f"{str(node)[:8]}\n" + (f"{graph.graph.get('objective', 'score')} "
-                                              f"{score:.4f}" if score is not None
+                                              + format_score(score) if score is not None
                                               else data.get("status", ""))
             style = "color=gray40" if data.get("status") != "scored" else ""
             if data.get("on_best_path"):

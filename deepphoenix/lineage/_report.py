@@ -31,6 +31,7 @@ from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import best_so_far, failure_counts
 from deepphoenix.mutator import unified_diff
+from deepphoenix.scores import format_score
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
 
@@ -150,7 +151,7 @@ def _header(runs: list[RunReport]) -> str:
             html.escape(str(config.get("strategy", "?"))),
             html.escape(f"{run.objective} ({_better(run.direction)} is better)"),
             str(scored),
-            "-" if best_score is None else f"{best_score:.4f}",
+            "-" if best_score is None else format_score(best_score),
             str(run.graph.number_of_nodes()),
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -224,11 +225,12 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
 
     details: dict[str, Any] = {}
     tracebacks = {v.hash: v.traceback for v in run.variants}
-    groups: dict[str, list[str]] = {"scored": [], "failed": [], "pending": [], "attempt": []}
+    groups: dict[str, list[str]] = {"scored": [], "pruned": [], "failed": [], "pending": [],
+                                    "attempt": []}
     for node, data in graph.nodes(data=True):
         if data.get("kind") == "attempt":
             groups["attempt"].append(node)
-        elif data.get("status") in ("scored", "pending"):
+        elif data.get("status") in ("scored", "pending", "pruned"):
             groups[str(data["status"])].append(node)
         else:
             groups["failed"].append(node)
@@ -254,6 +256,8 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
             name="seed → best"))
     styles = {
         "scored": ("scored", _OK_COLOR, "circle", 9),
+        "pruned": ("stopped early (asha; its rung in the hover)", _ATTEMPT_COLOR,
+                   "triangle-down-open", 9),
         "failed": ("failed / rejected at evaluation", _FAIL_COLOR, "x", 9),
         "pending": ("not evaluated (run stopped)", _ATTEMPT_COLOR, "circle-open", 8),
         "attempt": ("rejected proposal (no program)", _ATTEMPT_COLOR, "diamond", 7),
@@ -280,7 +284,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
                                   showarrow=True, arrowhead=0, ax=18, ay=-18,
                                   font={"color": _PATH_COLOR})
     if any(position[n][1] == band for n in groups["failed"] + groups["pending"]
-           + groups["attempt"]):
+           + groups["attempt"] + groups["pruned"]):
         figure.add_hrect(y0=band - 0.04 * (high - low or 1.0),
                          y1=band + 0.04 * (high - low or 1.0),
                          fillcolor="#eeeeee", line_width=0, layer="below")
@@ -297,7 +301,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
 def _hover(data: dict[str, Any], node: str, objective: str) -> str:
     lines = [html.escape(node)]
     if data.get("score") is not None:
-        lines.append(f"{html.escape(objective)} {data['score']:.4f}")
+        lines.append(f"{html.escape(objective)} {format_score(data['score'])}")
     if data.get("params"):
         lines.append(f"{data['params'] / 1e6:.3f} M params")
     if data.get("status") and data.get("status") != "scored":

@@ -15,7 +15,8 @@ __all__ = ["BestSoFar", "best_so_far", "failure_counts"]
 
 @dataclass(frozen=True, slots=True)
 class BestSoFar:
-    """One point per evaluation (scored or failed), in the order they finished."""
+    """One point per evaluation (scored, failed, or stopped early at a lower rung: it
+    counts, and never changes the best), in the order they finished."""
 
     evaluations: tuple[int, ...]
     seconds: tuple[float, ...]
@@ -25,7 +26,7 @@ class BestSoFar:
 def best_so_far(variants: list[VariantRow], direction: str, start: float) -> BestSoFar:
     """The best score after each evaluation; `start` is the run's creation time, so the
     wall-time axis counts from the run's start (proposer training included)."""
-    done = sorted((v for v in variants if v.status in ("scored", "failed")
+    done = sorted((v for v in variants if v.status in ("scored", "failed", "pruned")
                    and v.scored_at is not None), key=lambda v: (v.scored_at or 0.0, v.hash))
     better = Direction(direction).better
     best: float | None = None

@@ -78,11 +78,7 @@ def unified_diff(a: str, b: str, a_name: str = "a", b_name: str = "b", context: 
 
 def _template(program: Program) -> list[str]:
     """The program's statements, normalised, with each site literal shown as <name>."""
-    pieces = [program._fixed[0]]
-    for site, fixed in zip(program.sites, program._fixed[1:], strict=True):
-        pieces.append(f"__site_{site.name}__")
-        pieces.append(fixed)
-    lines = _unparse("".join(pieces))
+    lines = _unparse(program.template(lambda _i, site: f"__site_{site.name}__"))
     return [_restore(line, program) for line in lines]
 
 

@@ -6,7 +6,9 @@ Two target formats:
 - ``source``: the whole refined program (the paper). It is parsed and diffed against the
   parent; any change outside the sites rejects it as ungrounded.
 - ``edits``: a compact edit script, ``site=value`` items separated by ``;`` or newlines,
-  e.g. ``d_ff=1331``. Values are literals of the site's kind, read without evaluation.
+  e.g. ``d_ff=1331``. Values are literals of the site's kind, read without evaluation; a
+  structural site's value is an alternative's name (``mlp=swiglu``): the code comes from
+  the grammar, never from the text.
 
 Derived values the text writes are checked against the derivation, not silently fixed;
 derived sites it does not mention are recomputed.
@@ -68,6 +70,10 @@ def parse_edit_script(program: Program, text: str) -> tuple[list[Edit], Mutation
             return [], Mutation(Outcome.UNPARSEABLE, f"site {name!r} is edited twice")
         seen.add(name)
         value = parse_value_text(spec, value_text)
+        if value is None and spec.structure is not None:
+            return [], Mutation(
+                Outcome.UNPARSEABLE, f"{name}={value_text[:40]!r} is not one of its "
+                f"alternatives ({', '.join(spec.structure.names)})")
         if value is None:
             kind = f"{_article(spec.kind)} {spec.kind}"
             return [], Mutation(

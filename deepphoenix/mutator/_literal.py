@@ -121,6 +121,8 @@ def normalise(spec: SiteSpec, value: Value, text: str = "") -> Value:
 def render_value(spec: SiteSpec, value: Value, original: str = "") -> str:
     """The source text of a literal holding `value`, in the style of `original`."""
     kind = spec.kind
+    if spec.structure is not None:
+        return str(value)  # an alternative's name, as edit scripts write it
     if kind is Kind.BOOL:
         return "True" if value else "False"
     if kind in INT_KINDS:
@@ -154,6 +156,9 @@ def parse_value_text(spec: SiteSpec, text: str) -> Value | None:
     text = text.strip()
     if not text or len(text) > _MAX_LITERAL:
         return None
+    if spec.structure is not None:  # an alternative's name, bare or quoted
+        name = text[1:-1] if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" else text
+        return name if name in spec.structure.names else None
     if spec.kind is Kind.CATEGORICAL and spec.dotted:
         return text if _DOTTED.match(text) else None
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -36,6 +37,7 @@ from deepphoenix.grammar import (
 from deepphoenix.mutator._bindings import Binding, collect_bindings
 from deepphoenix.mutator._literal import LiteralKind, normalise, render_value, value_fits
 from deepphoenix.mutator._source import parse_module, read_source
+from deepphoenix.mutator._structure import find_structural, render_alternative
 from deepphoenix.outcome import Check, Outcome
 
 __all__ = [
@@ -94,6 +96,12 @@ class Site:
     column: int
     selector: str
     label: str
+    indent: str | None = None  # a statement or definition site: its lines' indentation
+
+    @property
+    def lines(self) -> bool:
+        """Whether the site spans whole lines (a structural statement or definition)."""
+        return self.indent is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +109,11 @@ class Site:
             "line": self.line, "column": self.column, "selector": self.selector,
             "label": self.label,
         }
+
+    def mark(self, text: str) -> str:
+        """`text` (a placeholder name) written where the site is: bare in an expression,
+        as a line of its own at a statement site."""
+        return f"{self.indent}{text}\n" if self.indent is not None else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +186,8 @@ class Program:
     """A source parsed against a grammar. Immutable; create with `parse_program`."""
 
     __slots__ = (
-        "_dump_fixed", "_dump_order", "_fixed", "_specs", "_tracked", "_values", "grammar",
-        "hash",
+        "_dump_fixed", "_dump_order", "_fixed", "_specs", "_structural", "_tracked", "_values",
+        "grammar", "hash",
         "module", "path", "present", "sites", "text",
     )
 
@@ -206,15 +219,24 @@ class Program:
             cursor = site.end
         pieces.append(text[cursor:])
         self._fixed = tuple(pieces)
+        self._structural = any(spec.structural for spec in self._specs)
         self._dump_fixed, self._dump_order = self._split_dump()
-        self.hash = _digest(self._assemble_dump([s.literal for s in self.sites]))
+        # Structural code changes the tree around it: such programs hash the whole text.
+        self.hash = canonical_hash(text) if self._structural else _digest(
+            self._assemble_dump([s.literal for s in self.sites]))
 
     # -- construction helpers ------------------------------------------------------------
-    def _split_dump(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        marks = [f"__deepphoenix_site_{i}__" for i in range(len(self.sites))]
-        template = self._fixed[0] + "".join(
-            mark + fixed for mark, fixed in zip(marks, self._fixed[1:], strict=True)
+    def template(self, mark: Any = None) -> str:
+        """The source with each site replaced by a placeholder name (``mark(i, site)``,
+        default ``__deepphoenix_site_I__``): the same for every variant of the program."""
+        marks = [site.mark(mark(i, site) if mark else f"__deepphoenix_site_{i}__")
+                 for i, site in enumerate(self.sites)]
+        return self._fixed[0] + "".join(
+            m + fixed for m, fixed in zip(marks, self._fixed[1:], strict=True)
         )
+
+    def _split_dump(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        template = self.template()
         try:
             dump = ast.dump(ast.parse(template))
         except SyntaxError as exc:
@@ -318,7 +340,7 @@ class Program:
             )
         )
         literals = [
-            render_value(spec, values[site.name], site.literal) if site.name in values
+            self._render_site(site, spec, values[site.name]) if site.name in values
             and values[site.name] != site.value else site.literal
             for site, spec in zip(self.sites, self._specs, strict=True)
         ]
@@ -326,15 +348,33 @@ class Program:
         for literal, fixed in zip(literals, self._fixed[1:], strict=True):
             parts.append(literal)
             parts.append(fixed)
+        source = "".join(parts)
+        verdict: Check | None = None
+        if self._structural:
+            try:
+                digest = canonical_hash(source)
+            except ParseError as exc:  # an alternative that does not fit its place
+                digest = _digest(source)
+                verdict = Check(Outcome.UNPARSEABLE, f"the spliced code is not Python: {exc}")
+        else:
+            digest = _digest(self._assemble_dump(literals))
         variant = Variant(
-            source="".join(parts),
-            hash=_digest(self._assemble_dump(literals)),
+            source=source,
+            hash=digest,
             values=tuple((spec.name, values[spec.name]) for spec in self.grammar.sites
                          if spec.name in values),
             changes=changes,
             parent=self.hash,
         )
-        return variant, self.grammar.check(values, self.present)
+        return variant, verdict or self.grammar.check(values, self.present)
+
+    @staticmethod
+    def _render_site(site: Site, spec: SiteSpec, value: Value) -> str:
+        if spec.structure is not None:
+            if str(value) not in spec.structure.names:
+                return site.literal  # no such code: the domain check rejects the value
+            return render_alternative(spec, str(value), site.indent)
+        return render_value(spec, value, site.literal)
 
 
 def parse_program(text: str, grammar: Grammar, path: str | None = None) -> Program:
@@ -362,6 +402,8 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
     claimed: dict[int, str] = {}
     sites: list[Site] = []
     for spec in grammar.sites:
+        if spec.structural:
+            continue
         matches: dict[int, tuple[Binding, str]] = {}
         for selector in spec.selectors:
             selected = [b for b in bindings if b.selected_by(selector)]
@@ -403,6 +445,12 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
             start=binding.start, end=binding.end, line=binding.line, column=binding.column,
             selector=selector_text, label=binding.label,
         ))
+    for found in find_structural(module, text, grammar, path, bindings):
+        sites.append(Site(
+            name=found.name, value=found.value, literal=text[found.start:found.end],
+            start=found.start, end=found.end, line=found.line, column=found.column,
+            selector=found.how, label=found.label, indent=found.indent,
+        ))
     if not sites:
         if grammar.origin == "inferred":
             raise SiteError(f"--grammar infer finds no literal to search in {where} (no "
@@ -412,7 +460,14 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
             f"grammar {grammar.name!r} finds no sites in {where}; try --grammar infer or a "
             "grammar for this kind of file"
         )
-    sites.sort(key=lambda s: s.start)
+    sites.sort(key=lambda s: (s.start, s.end))
+    for before, after in itertools.pairwise(sites):
+        if after.start < before.end or (after.start == before.end == after.end
+                                        and before.lines and after.lines):
+            raise SiteError(
+                f"sites {before.name!r} (line {before.line}) and {after.name!r} (line "
+                f"{after.line}) overlap in {where}; a literal or structural site cannot lie "
+                "inside a structural one: narrow one of them")
     return sites
 
 

@@ -1,28 +1,33 @@
 """Objectives: how a candidate is scored and in which direction. The parent side names and
 checks an objective (never running a user's file); the worker side computes it.
 
-Built-ins are `fewshot` (the paper's) and `val-loss`; a user objective is
-``PATH.py:NAME`` or ``package.module:NAME``, called in a worker as ``NAME(program, ctx)``;
-from Python, a callable is shipped to the worker by value (`callable_objective`).
+Built-ins are `fewshot` (the paper's), `val-loss` and `self-replication` (quines); a user
+objective is ``PATH.py:NAME`` or ``package.module:NAME``, called in a worker as
+``NAME(program, ctx)``; from Python, a callable is shipped to the worker by value
+(`callable_objective`).
 """
 
 from deepphoenix.objectives._callable import MAX_PICKLED_BYTES, callable_objective
 from deepphoenix.objectives._spec import (
     BUILTIN_OBJECTIVES,
     ENTRY_POINT_GROUP,
+    Builtin,
     Direction,
     ObjectiveSpec,
     objective_names,
     resolve_objective,
+    uses_task,
 )
 
 __all__ = [
     "BUILTIN_OBJECTIVES",
     "ENTRY_POINT_GROUP",
     "MAX_PICKLED_BYTES",
+    "Builtin",
     "Direction",
     "ObjectiveSpec",
     "callable_objective",
     "objective_names",
     "resolve_objective",
+    "uses_task",
 ]

@@ -8,6 +8,11 @@ Built-ins:
   run's first N samples, fixed order — how fast the program learns. Minimized.
 - ``val-loss``: after that epoch, the mean loss on held-out samples the training never
   saw, in eval mode, each position scored from an input that ends there. Minimized.
+- ``self-replication``: no data; the program trains itself with its own ``train()``
+  (within the evaluation's time budget), then ``replicate(model)`` gives (predicted,
+  actual) and the score is the replication error: RMSE / std of the actual weights for a
+  weight quine, 1 - character accuracy for a source quine. Minimized. A trivial quine
+  (weights near zero or nearly constant) is recorded as rejected, never the best.
 
 A user objective is ``PATH.py:NAME`` or ``package.module:NAME`` (or a name registered under
 the ``deepphoenix.objectives`` entry-point group): a function ``NAME(program, ctx)``
@@ -28,8 +33,8 @@ from typing import Any
 from deepphoenix.errors import ConfigError, SourceError, UnknownNameError, did_you_mean
 from deepphoenix.mutator import read_source
 
-__all__ = ["BUILTIN_OBJECTIVES", "ENTRY_POINT_GROUP", "Direction", "ObjectiveSpec",
-           "objective_names", "resolve_objective"]
+__all__ = ["BUILTIN_OBJECTIVES", "ENTRY_POINT_GROUP", "Builtin", "Direction", "ObjectiveSpec",
+           "objective_names", "resolve_objective", "uses_task"]
 
 ENTRY_POINT_GROUP = "deepphoenix.objectives"
 
@@ -56,11 +61,33 @@ class Direction(StrEnum):
         return "lower" if self is Direction.MINIMIZE else "higher"
 
 
-# name -> what it measures (every built-in is a loss: minimized).
-BUILTIN_OBJECTIVES: dict[str, str] = {
-    "fewshot": "mean training loss of the few-shot epoch",
-    "val-loss": "held-out loss after the few-shot epoch",
+@dataclass(frozen=True, slots=True)
+class Builtin:
+    """A built-in objective: what it measures and how a worker computes it. Every
+    built-in is minimized."""
+
+    measures: str
+    # True: scored on the run's task data (rows, a few-shot epoch on the program's model);
+    # False: the program alone, by `function` called like a user objective.
+    uses_task: bool
+    function: str = ""  # "module:function", called in a worker as function(program, ctx)
+
+
+# The one table of built-ins: every other module asks it, never names them.
+BUILTIN_OBJECTIVES: dict[str, Builtin] = {
+    "fewshot": Builtin("mean training loss of the few-shot epoch", uses_task=True),
+    "val-loss": Builtin("held-out loss after the few-shot epoch", uses_task=True),
+    "self-replication": Builtin(
+        "replication error of a quine after its own train()", uses_task=False,
+        function="deepphoenix.objectives._replication:self_replication"),
 }
+
+
+def uses_task(name: str) -> bool:
+    """Whether the objective `name` is scored on the run's task data (a built-in that
+    trains on rows), so the run must prepare them."""
+    found = BUILTIN_OBJECTIVES.get(name)
+    return found is not None and found.uses_task
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +108,11 @@ class ObjectiveSpec:
     @property
     def builtin(self) -> bool:
         return self.name in BUILTIN_OBJECTIVES
+
+    @property
+    def uses_task(self) -> bool:
+        """Scored on the run's task data (`fewshot`, `val-loss`)."""
+        return uses_task(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "direction": self.direction.value,

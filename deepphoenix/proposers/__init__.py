@@ -2,8 +2,9 @@
 made by a registered factory from a `ProposerContext`); built-ins are ``random`` (the
 grammar's refinements), ``t5`` (the paper's learned proposer, which drives a sandbox
 worker and grounds what it samples), ``learned`` (a T5 that also learns from the run's
-scored variants and ranks a wide sample with a surrogate) and ``tpe`` (Optuna's TPE over
-the sites). `RandomProposer` also
+scored variants and ranks a wide sample with a surrogate), ``tpe`` and ``gp`` (Optuna's
+TPE and GP-BO over the sites), and the learned proposer's ablations ``random-gp``,
+``random-gp-multi`` and ``t5-only``. `RandomProposer` also
 builds the refinement dataset. Nothing here imports torch; the workers do.
 
 Classes are named after what they are: `PaperT5Proposer` (``t5``), `HindsightProposer`
@@ -11,6 +12,11 @@ Classes are named after what they are: `PaperT5Proposer` (``t5``), `HindsightPro
 `LearnedProposer`, `LineageProposer` and `T5Proposer` are deprecated aliases, kept for one
 release."""
 
+from deepphoenix.proposers._ablations import (
+    RandomGPMultiProposer,
+    RandomGPProposer,
+    T5OnlyProposer,
+)
 from deepphoenix.proposers._builtin import LearnedProposer, PaperT5Proposer, RandomRefiner
 from deepphoenix.proposers._dataset import (
     RefinementPair,
@@ -20,6 +26,7 @@ from deepphoenix.proposers._dataset import (
     write_pairs,
 )
 from deepphoenix.proposers._distinct import draw_distinct
+from deepphoenix.proposers._gp import GPProposer
 from deepphoenix.proposers._lineage import HindsightProposer, LineageProposer, hindsight_pairs
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
@@ -40,6 +47,7 @@ from deepphoenix.proposers._t5 import (
     T5Proposer,
     T5Sampler,
     TrainSettings,
+    model_format,
     prepare_data,
 )
 from deepphoenix.proposers._tpe import TPEProposer, site_distributions
@@ -47,6 +55,7 @@ from deepphoenix.proposers._tpe import TPEProposer, site_distributions
 __all__ = [
     "ENTRY_POINT_GROUP",
     "DistinctVariants",
+    "GPProposer",
     "HindsightProposer",
     "LearnedProposer",
     "LineageProposer",
@@ -57,10 +66,13 @@ __all__ = [
     "ProposerContext",
     "ProposerData",
     "ProposerFactory",
+    "RandomGPMultiProposer",
+    "RandomGPProposer",
     "RandomProposer",
     "RandomRefiner",
     "RefinementPair",
     "SampleSettings",
+    "T5OnlyProposer",
     "T5Proposer",
     "T5Sampler",
     "TPEProposer",
@@ -70,6 +82,7 @@ __all__ = [
     "hindsight_pairs",
     "iter_pairs",
     "make_dataset",
+    "model_format",
     "needs_refinement_data",
     "prepare_data",
     "proposer_factory",

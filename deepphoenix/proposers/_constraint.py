@@ -9,7 +9,11 @@ into a `ConstraintAutomaton` whose `allowed` method is the ``prefix_allowed_toke
   earlier in the text are forced to their derived value; with ``forbid_no_op`` the last
   free site cannot close on the parent's values when nothing before it changed.
 - ``edits`` format: the output is ``site=value`` for one proposable site, the value inside
-  its domain and different from the parent's.
+  its domain and different from the parent's; for a structural site, ``site=NAME`` with
+  NAME one of its other alternatives (a trie over the token sequences of those items).
+
+Structural sites are searched in the edits format only: in the ``source`` format their
+code is held as the parent wrote it (the model never writes code).
 
 A site whose literal does not start and end on token boundaries (or is not a number) stays
 as the parent wrote it. Float sites are written in decimal form (no exponent), at most a
@@ -59,13 +63,21 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
     }
     if fmt is TargetFormat.EDITS:
         choices = []
+        sequences: list[list[int]] = []
         for site in program.sites:
             site_spec = grammar.site(site.name)
+            if site_spec.proposable and site_spec.structure is not None:
+                sequences.extend(
+                    tokenizer.encode(f"{site.name}={name}", add_special_tokens=False).ids
+                    for name in site_spec.structure.names
+                    if not (forbid_no_op and name == site.value))
+                continue
             if not site_spec.proposable or site_spec.kind not in NUMERIC_KINDS:
                 continue
             prefix = tokenizer.encode(f"{site.name}=", add_special_tokens=False).ids
             choices.append({"prefix": prefix, "slot": _slot(program, site.name, site.literal)})
         spec["choices"] = choices
+        spec["sequences"] = sequences
         return spec
     encoding = tokenizer.encode(program.text, add_special_tokens=False)
     ids, offsets = encoding.ids, encoding.offsets
@@ -368,16 +380,22 @@ class ConstraintAutomaton:
     # -- edits format --------------------------------------------------------------------
     def _edits_allowed(self, generated: list[int]) -> list[int]:
         choices = self.spec["choices"]
+        sequences = self.spec.get("sequences", [])
         live = list(range(len(choices)))
+        live_items = list(range(len(sequences)))  # whole `site=NAME` items (structural)
         position = 0
         chosen: int | None = None
         digits = ""
         for token in generated:
             if chosen is None:
+                if token == self.eos and any(len(sequences[i]) == position for i in live_items):
+                    return [self.pad]
                 live = [c for c in live if position < len(choices[c]["prefix"])
                         and choices[c]["prefix"][position] == token]
+                live_items = [i for i in live_items if position < len(sequences[i])
+                              and sequences[i][position] == token]
                 position += 1
-                if not live:
+                if not live and not live_items:
                     return [self.eos]
                 complete = [c for c in live if len(choices[c]["prefix"]) == position]
                 if complete:
@@ -389,7 +407,12 @@ class ConstraintAutomaton:
                 self.decimal_tokens.get(token))
             digits += text or ""
         if chosen is None:
-            return sorted({int(choices[c]["prefix"][position]) for c in live})
+            starts = {int(choices[c]["prefix"][position]) for c in live}
+            starts.update(int(sequences[i][position]) for i in live_items
+                          if position < len(sequences[i]))
+            if any(len(sequences[i]) == position for i in live_items):
+                starts.add(self.eos)
+            return sorted(starts)
         slot = choices[chosen]["slot"]
         forbidden = slot["parent"] if self.spec.get("forbid_no_op") else None
         allowed = self._slot_tokens(slot, digits, forbidden)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,19 +44,16 @@ from deepphoenix.mutator import (
     parse_program,
 )
 from deepphoenix.proposers._builtin import LearnedProposer
-from deepphoenix.proposers._distinct import as_repeat, round_seed
+from deepphoenix.proposers._distinct import round_seed
+from deepphoenix.proposers._pool import gather, rank, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
-from deepphoenix.proposers._random import Proposal
-from deepphoenix.proposers._surrogate import Surrogate, encode
+from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._t5 import T5Proposer
 from deepphoenix.proposers._tokenizer import load_tokenizer
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["HindsightProposer", "LineageProposer", "hindsight_pairs"]
 
-WIDEN = 8  # samples drawn per candidate slot, before ranking
-MIN_SAMPLES = 32
-MIN_SCORED = 3  # scored variants before the surrogate ranks (before: the model's order)
 MAX_TARGETS = 8  # best variants used as hindsight targets
 MAX_HINDSIGHT = 512  # hindsight rows per stage (with repeats)
 _MAX_TOKENS = 1024
@@ -102,11 +99,13 @@ class HindsightProposer(LearnedProposer):
 
     NAME = "learned"
     name = NAME
+    accepts_init = True  # `--proposer-init`: the first stage starts from a pretrained model
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
         self.sign = -1.0 if ctx.direction == "maximize" else 1.0
         self.observed: list[Observation] = []
+        self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
 
     # -- training ------------------------------------------------------------------------
     def _previous(self, episode: int) -> Path | None:
@@ -146,7 +145,8 @@ class HindsightProposer(LearnedProposer):
             self.proposer, report = T5Proposer.train(
                 source, self.data, settings, self.worker, out=folder,
                 sampling=self.ctx.sampling, on_progress=self._progress(episode),
-                timeout=self.ctx.train_timeout, tokens=tokens, init_from=previous)
+                timeout=self.ctx.train_timeout, tokens=tokens,
+                init_from=previous if previous is not None else self.ctx.proposer_init)
         except WorkerError as exc:
             self._fall_back(episode, str(exc))
             return {"failed": str(exc), "losses": []}
@@ -191,43 +191,35 @@ class HindsightProposer(LearnedProposer):
     def _sample(self, model: T5Proposer, parent: Program, n: int, seed: int,
                 exclude: Collection[str]) -> list[Proposal]:
         prepared = model.prepare(parent)
-        pool: list[Proposal] = []  # valid, distinct, new: the candidates to rank
-        rest: list[Proposal] = []  # the sample's own failures and repeats
-        seen = set(exclude)
-        wide = max(WIDEN * n, MIN_SAMPLES)
-        for round_ in range(max(1, self.ctx.sampling.rounds)):
-            draw_seed = round_seed(seed, round_)
-            for text in model.sample_texts(parent, wide, draw_seed, prepared):
-                mutation = ground(parent, text, model.format)
-                variant = mutation.variant
-                if mutation.ok and variant is not None and variant.hash not in seen:
-                    seen.add(variant.hash)
-                    pool.append(Proposal(mutation, text))
-                elif len(rest) < n:
-                    rest.append(Proposal(as_repeat(mutation, exclude), text))
-            if len(pool) >= n:
-                break
+
+        def draw(round_: int) -> list[Proposal]:
+            texts = model.sample_texts(parent, width(n), round_seed(seed, round_), prepared)
+            return [Proposal(ground(parent, text, model.format), text) for text in texts]
+
+        pool, rest = gather(draw, n, self.ctx.sampling.rounds, exclude)
         chosen = [pool[i] for i in self._rank(parent, pool, n)]
         return (chosen + rest)[:n]
 
     def _rank(self, parent: Program, pool: Sequence[Proposal], n: int) -> list[int]:
         """Indices into `pool` of the `n` candidates to evaluate."""
-        # Failed and rejected-at-build variants (over --max-params) count as the worst
-        # score seen, so the ranking learns to avoid them.
-        scored = [o for o in self.observed if o.status in ("scored", "failed", "rejected")]
-        good = [self.sign * o.score for o in scored if o.score is not None]
-        if len(good) < MIN_SCORED or len(pool) <= n:
-            return list(range(min(n, len(pool))))
-        worst = max(good)
-        specs = parent.proposable
-        x = [encode(specs, o.values) for o in scored]
-        y = [self.sign * o.score if o.score is not None else worst for o in scored]
-        candidates = [encode(specs, dict(p.mutation.variant.values)) for p in pool
-                      if p.mutation.variant is not None]
-        return Surrogate(x, y).choose(candidates, n)
+        return rank(parent, self.observed, self.sign, pool, n, self.running)
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        self.observed.extend(observations)
+        # A candidate told again (a higher rung under --fidelity asha) replaces its
+        # earlier observation, in place.
+        index = {o.child: i for i, o in enumerate(self.observed)}
+        for seen in observations:
+            at = index.get(seen.child)
+            if at is None:
+                index[seen.child] = len(self.observed)
+                self.observed.append(seen)
+            else:
+                self.observed[at] = seen
+
+    def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Candidates under evaluation (--strategy async): the surrogate believes its own
+        mean at each before it ranks, so a new pick moves away from them."""
+        self.running = [dict(v) for v in values]
 
 
 register_proposer("learned", HindsightProposer)

@@ -37,8 +37,10 @@ class Observation:
     parent: str
     child: str
     values: dict[str, Any]
-    status: str  # scored | failed | rejected
-    score: float | None  # None unless scored
+    status: str  # scored | failed | rejected | pruned (stopped early, --fidelity asha)
+    score: float | None  # None unless scored (a full evaluation)
+    rung: int | None = None  # asha: the rung this result is from (None: full fidelity)
+    rung_score: float | None = None  # asha: the score at that rung (None: failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class ProposerContext:
     training: TrainSettings = field(default_factory=TrainSettings)
     train_timeout: float | None = None
     proposer_source: str | None = None  # the T5 that proposes; None: the program itself
+    proposer_init: Path | None = None  # a pretrained proposer model to start from
     seed_source: str | None = None  # the run's seed program (the text evolution starts from)
     emit: Callable[[str, dict[str, Any]], None] = lambda kind, fields: None
 
@@ -78,8 +81,16 @@ class Proposer(Protocol):
         ...
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        """Results of evaluated candidates, in the order the run recorded them."""
+        """Results of evaluated candidates, in the order the run recorded them. Under
+        ``--fidelity asha`` a candidate is told again when it finishes a higher rung: the
+        later observation of a child replaces the earlier."""
         ...
+
+    # Optional: ``pending(values: Sequence[Mapping[str, Any]]) -> None``, the site values
+    # of the candidates being evaluated right now (``--strategy async``), told before each
+    # `propose`. A proposer that ranks candidates takes them into account so that W
+    # workers do not evaluate W near-copies (tpe: running trials under its constant liar;
+    # learned: kriging-believer points in its surrogate). Others need not define it.
 
     def close(self) -> None:
         ...

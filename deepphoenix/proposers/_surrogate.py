@@ -136,11 +136,18 @@ class Surrogate:
         result: np.ndarray = (best - _XI - mean) * _normal_cdf(z) + sd * _normal_pdf(z)
         return result
 
-    def choose(self, candidates: Sequence[Sequence[float]], n: int) -> list[int]:
+    def choose(self, candidates: Sequence[Sequence[float]], n: int,
+               believed: Sequence[Sequence[float]] = ()) -> list[int]:
         """Indices of `n` candidates picked one by one by expected improvement, each pick
-        added to the model at its predicted mean before the next (ties: the earlier)."""
+        added to the model at its predicted mean before the next (ties: the earlier).
+        `believed` points (candidates under evaluation) are added the same way first."""
         picked: list[int] = []
         x, z = self._x, self._z
+        if len(believed):
+            extra = np.asarray(believed, dtype=float).reshape(len(believed), -1)
+            mean, _sd = self.predict(extra)
+            x, z = np.vstack([x, extra]), np.concatenate([z, mean])
+            self._fit(x, z)
         points = np.asarray(candidates, dtype=float).reshape(len(candidates), -1)
         for _ in range(min(n, len(candidates))):
             scores = self.expected_improvement(points)

@@ -34,6 +34,7 @@ __all__ = [
     "T5Proposer",
     "T5Sampler",
     "TrainSettings",
+    "model_format",
     "prepare_data",
 ]
 
@@ -44,11 +45,17 @@ GENERATE_JOB = "deepphoenix.proposers._jobs:generate_job"
 
 def prepare_data(pairs: Sequence[RefinementPair], fmt: TargetFormat | str, folder: Path,
                  vocab_size: int = 1024,
-                 pre_tokenizer: PreTokenizer | str = PreTokenizer.DIGITS) -> ProposerData:
-    """Train the tokenizer on the pairs (both formats' texts) and tokenize them once."""
+                 pre_tokenizer: PreTokenizer | str = PreTokenizer.DIGITS,
+                 tokenizer_from: Path | None = None) -> ProposerData:
+    """Train the tokenizer on the pairs (both formats' texts) and tokenize them once.
+    `tokenizer_from`: use this tokenizer file instead (a pretrained proposer's, whose
+    embeddings it indexes)."""
     fmt = TargetFormat(fmt)
-    texts = [text for pair in pairs for text in (pair.input, pair.target)]
-    tokenizer = train_tokenizer(texts, vocab_size, pre_tokenizer)
+    if tokenizer_from is not None:
+        tokenizer = load_tokenizer(tokenizer_from)
+    else:
+        texts = [text for pair in pairs for text in (pair.input, pair.target)]
+        tokenizer = train_tokenizer(texts, vocab_size, pre_tokenizer)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer_path = folder / "tokenizer.json"
     write_text_atomic(tokenizer_path, tokenizer.to_str(pretty=False))
@@ -131,20 +138,7 @@ class T5Sampler:
              sampling: SampleSettings | None = None) -> T5Sampler:
         """A proposer from a model directory written by `train`."""
         model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise CheckpointError(f"{model_dir}: no such model directory")
-        missing = [name for name in ("config.json", "tokenizer.json", "proposer.json")
-                   if not (model_dir / name).exists()]
-        if not any(model_dir.glob("*.safetensors")):
-            missing.append("model.safetensors")
-        if missing:
-            raise CheckpointError(f"{model_dir}: not a deepphoenix model (missing "
-                                  f"{', '.join(missing)}); train one with `deepphoenix train`")
-        try:
-            meta = json.loads((model_dir / "proposer.json").read_text())
-            fmt = TargetFormat(meta["format"])
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            raise CheckpointError(f"{model_dir}/proposer.json is unreadable ({exc})") from None
+        fmt = model_format(model_dir)
         return cls(worker, model_dir / "tokenizer.json", fmt, model_dir=model_dir,
                    sampling=sampling)
 
@@ -203,6 +197,27 @@ class T5Sampler:
         proposals = draw_distinct(draw, n, self.sampling.rounds, exclude)
         self.last_seconds = seconds
         return proposals
+
+
+def model_format(model_dir: Path) -> TargetFormat:
+    """The format of the proposer model saved in `model_dir` (by `T5Sampler.train`);
+    `CheckpointError`, saying what is missing, for a folder that holds none."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise CheckpointError(f"{model_dir}: no such model directory")
+    missing = [name for name in ("config.json", "tokenizer.json", "proposer.json")
+               if not (model_dir / name).exists()]
+    if not any(model_dir.glob("*.safetensors")):
+        missing.append("model.safetensors")
+    if missing:
+        raise CheckpointError(f"{model_dir}: not a deepphoenix model (missing "
+                              f"{', '.join(missing)}); train one with `deepphoenix train` "
+                              "or `deepphoenix proposer pretrain`")
+    try:
+        meta = json.loads((model_dir / "proposer.json").read_text())
+        return TargetFormat(meta["format"])
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise CheckpointError(f"{model_dir}/proposer.json is unreadable ({exc})") from None
 
 
 def _value_or_raise(result: JobResult, doing: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from deepphoenix.errors import ConfigError
@@ -90,29 +90,52 @@ class TPEProposer:
         self.optuna = _optuna()
         self.direction = ctx.direction
         self.rounds = ctx.draw_rounds
-        self.history: list[Observation] = []
+        self.history: dict[str, Observation] = {}  # by child: a later rung replaces
+        self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
 
     def begin_episode(self, episode: int, program: Program, seed: int,
                       stored: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        self.history.extend(observations)
+        for seen in observations:
+            self.history[seen.child] = seen
+
+    def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Candidates under evaluation: running trials, which the constant liar treats as
+        scoring the worst seen, so the next ask moves away from them."""
+        self.running = [dict(v) for v in values]
+
+    def _sampler(self, seed: int) -> Any:
+        """The Optuna sampler of a batch (constant liar: asks of one batch stay apart)."""
+        return self.optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
     def _study(self, distributions: dict[str, Any], seed: int) -> Any:
         optuna = self.optuna
-        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        study = optuna.create_study(direction=self.direction, sampler=sampler)
-        for seen in self.history:
-            params = {k: seen.values[k] for k in distributions if k in seen.values}
-            if len(params) != len(distributions) or not all(
-                    _inside(distributions[k], v) for k, v in params.items()):
+        study = optuna.create_study(direction=self.direction, sampler=self._sampler(seed))
+        states = optuna.trial.TrialState
+        for seen in self.history.values():
+            params = _params(distributions, seen.values)
+            if params is None:
                 continue  # outside the domain: nothing TPE can use
-            state = (optuna.trial.TrialState.COMPLETE if seen.score is not None
-                     else optuna.trial.TrialState.FAIL)
+            if seen.status == "pruned" and seen.rung is not None:
+                # Stopped early: TPE ranks pruned trials by their last intermediate value,
+                # below every complete one.
+                intermediate = ({seen.rung: seen.rung_score}
+                                if seen.rung_score is not None else None)
+                study.add_trial(optuna.trial.create_trial(
+                    params=params, distributions=distributions, state=states.PRUNED,
+                    intermediate_values=intermediate))
+                continue
+            state = states.COMPLETE if seen.score is not None else states.FAIL
             study.add_trial(optuna.trial.create_trial(
                 params=params, distributions=distributions, state=state,
                 value=seen.score if seen.score is not None else None))
+        for values in self.running:
+            params = _params(distributions, values)
+            if params is not None:
+                study.add_trial(optuna.trial.create_trial(
+                    params=params, distributions=distributions, state=states.RUNNING))
         return study
 
     def propose(self, parent: Program, n: int, seed: int,
@@ -125,7 +148,7 @@ class TPEProposer:
             proposals = []
             for _ in range(count):
                 trial = study.ask(distributions)
-                values = dict(trial.params)
+                values = _keep_inactive(parent, dict(trial.params))
                 edits = {k: v for k, v in values.items() if v != parent.values.get(k)}
                 mutation = parent.apply(edits)
                 if mutation.outcome is Outcome.INVARIANT:
@@ -144,6 +167,24 @@ class TPEProposer:
 
     def close(self) -> None:
         return None
+
+
+def _keep_inactive(parent: Program, values: dict[str, Any]) -> dict[str, Any]:
+    """A draw with every site whose `when` fails under it held at the parent's value: TPE
+    samples all sites at once, and an edit to an inactive site (the gpt grammar's
+    `activation` under a SwiGLU MLP) is refused, which would lose the whole draw."""
+    merged = {**parent.values, **values}
+    return {k: parent.values[k] if k in parent.values and not parent.grammar.active(
+                parent.grammar.site(k), merged) else v for k, v in values.items()}
+
+
+def _params(distributions: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A trial's parameters from a variant's site values; None outside the domain."""
+    params = {k: values[k] for k in distributions if k in values}
+    if len(params) != len(distributions) or not all(
+            _inside(distributions[k], v) for k, v in params.items()):
+        return None
+    return params
 
 
 def _joint_repair(parent: Program, values: dict[str, Any]) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ import json
 import os
 import random
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -54,6 +55,7 @@ ALLOWED_JOBS: frozenset[str] = frozenset({
     "deepphoenix.evaluator._jobs:evaluate_job",
     "deepphoenix.proposers._jobs:train_job",
     "deepphoenix.proposers._jobs:generate_job",
+    "deepphoenix.quine._jobs:generation_job",
 })
 
 _REFUSED = "network access is disabled in deepphoenix workers"
@@ -218,9 +220,20 @@ def _python_threads() -> set[int]:
     return set(sys._current_frames())
 
 
-def _supervise(worker: int) -> NoReturn:
+def _parent_gone(lifeline: int | None, parent: int) -> bool:
+    """Whether the parent has died: the lifeline (a pipe only the parent holds open) reads
+    as closed, or we were re-parented. Waits up to 50 ms."""
+    if lifeline is None:
+        time.sleep(0.05)
+        return os.getppid() != parent
+    readable, _, _ = select.select([lifeline], [], [], 0.05)
+    return bool(readable) or os.getppid() != parent
+
+
+def _supervise(worker: int, lifeline: int | None) -> NoReturn:
     """Reap everything below us until the worker ends (or our parent does), then kill what
-    is left and end as the worker did."""
+    is left and end as the worker did. In a PID namespace we are its init (PID 1): a
+    candidate cannot signal us, and our end is the end of every process in it."""
     parent = os.getppid()
     workspace = Path.cwd()  # the parent started us in the worker's own temporary directory
     orphaned = False
@@ -232,30 +245,33 @@ def _supervise(worker: int) -> NoReturn:
             break
         if pid == worker:
             break
-        if pid == 0:
-            if os.getppid() != parent:  # our parent died: so does everything below us
-                status, orphaned = 1 << 8, True
-                break
-            time.sleep(0.05)
+        if pid == 0 and _parent_gone(lifeline, parent):  # so does everything below us
+            status, orphaned = 1 << 8, True
+            break
     kill_tree([os.getpid()], include_roots=False)
     # Nobody is left to remove the workspace when the parent was killed: we do.
     if (orphaned or os.getppid() != parent) and workspace.name.startswith("deepphoenix-"):
         shutil.rmtree(workspace, ignore_errors=True)
     if os.WIFSIGNALED(status):
-        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-        os.kill(os.getpid(), os.WTERMSIG(status))
+        if os.getpid() != 1:  # a namespace's init cannot die of a signal it sends itself
+            signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+            os.kill(os.getpid(), os.WTERMSIG(status))
+        os._exit(128 + os.WTERMSIG(status))  # the shell's (and bwrap's) convention
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
 def main() -> None:
     settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
     channel_fds = (int(settings["jobs_fd"]), int(settings["results_fd"]))
+    lifeline = settings.get("lifeline_fd")
     isolation: dict[str, Any] = {"supervisor": become_subreaper()}
     worker = os.fork()
     if worker:
         for fd in channel_fds:
             os.close(fd)
-        _supervise(worker)
+        _supervise(worker, None if lifeline is None else int(lifeline))
+    if lifeline is not None:
+        os.close(int(lifeline))
     os.setsid()  # the worker proper: its own session and process group
     # Namespaces first: unshare refuses a process that already has threads.
     isolation["network"] = (_isolate_network() if settings.get("isolate_network", True)

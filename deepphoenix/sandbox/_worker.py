@@ -28,13 +28,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 from deepphoenix.errors import WorkerError
+from deepphoenix.sandbox._confine import cgroup_layer, confine_command, confinement
 from deepphoenix.sandbox._log import DEFAULT_LOG_CAP, LogDrain
 from deepphoenix.sandbox._protocol import (
     FrameReader,
@@ -45,7 +46,7 @@ from deepphoenix.sandbox._protocol import (
 from deepphoenix.sandbox._reaper import kill_tree
 
 __all__ = ["JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool", "WorkerSettings",
-           "default_memory_limit", "scrubbed_env"]
+           "default_memory_limit", "isolation_summary", "scrubbed_env"]
 
 class _Runs(Protocol):
     def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
@@ -60,6 +61,9 @@ _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIB
                  "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
 _RAM_SHARE = 0.8  # of physical memory, split between the workers that run at once
 FORGED = "forged or malformed reply"
+# Job arguments that name an input on this machine: a confined worker is given read-only
+# access to each that its settings do not already cover (restarting it if it runs).
+INPUT_ARGS = ("rows", "tokens", "tokenizer", "model_dir")
 
 class JobStatus(StrEnum):
     OK = "ok"
@@ -103,6 +107,12 @@ class WorkerSettings:
     means no limit. `extra_jobs` adds job names to the worker's allow-list (tests).
     `log_cap` bounds each worker log file, in bytes. `isolate_network` puts the worker in a
     network namespace of its own where the kernel allows it.
+
+    `confine` runs the worker in mount and PID namespaces of its own (bubblewrap, where
+    installed and allowed; see `_confine`): the system and Python read-only, its workspace
+    writable, nothing else of the host visible except `readable` (read-only) and
+    `writable` paths. `hidden` paths (the run directory) stay invisible even where
+    Python's own paths would include them.
     """
 
     threads: int = 0
@@ -114,6 +124,10 @@ class WorkerSettings:
     extra_jobs: tuple[str, ...] = ()
     log_cap: int = DEFAULT_LOG_CAP
     isolate_network: bool = True
+    confine: bool = True
+    hidden: tuple[str, ...] = ()
+    readable: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
 
 
 def _memory_limit(settings: WorkerSettings, sharing: int) -> int | None:
@@ -125,10 +139,12 @@ def _memory_limit(settings: WorkerSettings, sharing: int) -> int | None:
 
 
 def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
-                 fds: tuple[int, int] = (-1, -1), sharing: int = 1) -> dict[str, str]:
+                 fds: tuple[int, int] = (-1, -1), sharing: int = 1,
+                 lifeline: int | None = None) -> dict[str, str]:
     """The environment of a worker: a few pass-throughs, offline Hugging Face, no proxy.
     `fds` are the worker's ends of the job and result pipes; `sharing` how many workers
-    share the machine's memory."""
+    share the machine's memory; `lifeline` the read end of a pipe only the parent holds
+    (its supervisor sees the parent die when it reads as closed)."""
     env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
     home = workspace / ".home"
     env.update({
@@ -158,6 +174,7 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
             "isolate_network": settings.isolate_network,
             "jobs_fd": fds[0],
             "results_fd": fds[1],
+            "lifeline_fd": lifeline,
         }),
     })
     if settings.threads:
@@ -190,6 +207,10 @@ class Worker:
         self._drain: LogDrain | None = None
         self._pidfd: int | None = None
         self._job_id = 0
+        self._confined = False
+        self._oom_kills = _oom_kills()
+        self._lifeline: int | None = None  # the write end of the supervisor's lifeline
+        self._also_readable: list[str] = []  # input paths jobs named (see _make_visible)
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -216,7 +237,8 @@ class Worker:
             return
         self.kill()
         self._cleanup()
-        workspace = Path(tempfile.mkdtemp(prefix=f"deepphoenix-{self.name}-"))
+        _remove_orphaned_workspaces()
+        workspace = Path(tempfile.mkdtemp(prefix=f"deepphoenix-{self.name}-{os.getpid()}-"))
         (workspace / ".home").mkdir()
         (workspace / ".tmp").mkdir()
         self._workspace = workspace
@@ -226,24 +248,27 @@ class Worker:
         jobs_r, jobs_w = os.pipe()
         results_r, results_w = os.pipe()
         log_r, log_w = os.pipe()
+        life_r, life_w = os.pipe()
         began = time.perf_counter()
+        command, env_settings, outside = self._command(workspace)
         try:
-            env = scrubbed_env(workspace, self.settings, fds=(jobs_r, results_w),
-                               sharing=self.sharing)
+            env = scrubbed_env(workspace, env_settings, fds=(jobs_r, results_w),
+                               sharing=self.sharing, lifeline=life_r)
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "deepphoenix.sandbox._child"],
+                command,
                 stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w,
-                pass_fds=(jobs_r, results_w), cwd=workspace, env=env,
+                pass_fds=(jobs_r, results_w, life_r), cwd=workspace, env=env,
                 start_new_session=True,
             )
         except OSError as exc:
-            for fd in (jobs_r, jobs_w, results_r, results_w, log_r, log_w):
+            for fd in (jobs_r, jobs_w, results_r, results_w, log_r, log_w, life_r, life_w):
                 os.close(fd)
             raise WorkerError(f"cannot start a worker process: {exc}") from None
         finally:
             if self._proc is not None:
-                for fd in (jobs_r, results_w, log_w):
+                for fd in (jobs_r, results_w, log_w, life_r):
                     os.close(fd)
+        self._lifeline = life_w
         self._jobs = os.fdopen(jobs_w, "wb", buffering=0)
         self._reader = FrameReader(results_r)
         try:
@@ -268,8 +293,37 @@ class Worker:
             raise WorkerError(f"worker {self.name} failed to start: "
                               f"{self.log_tail() or 'no output'}")
         isolation = ready.get("isolation")
-        self.isolation = isolation if isinstance(isolation, dict) else {}
+        self.isolation = {**(isolation if isinstance(isolation, dict) else {}), **outside,
+                          "cgroup": cgroup_layer()}
         self.startup_seconds.append(time.perf_counter() - began)
+
+    def _command(self, workspace: Path) -> tuple[list[str], WorkerSettings, dict[str, Any]]:
+        """The command that starts the supervisor, the settings its environment carries,
+        and the layers put in place from outside (filesystem, processes, network)."""
+        command = [sys.executable, "-m", "deepphoenix.sandbox._child"]
+        settings = self.settings
+        if not settings.confine:
+            self._confined = False
+            why = "none (not asked)"
+            return command, settings, {"filesystem": why, "processes": why}
+        found = confinement()
+        self._confined = found.available
+        if found.bwrap is None:
+            why = f"none ({found.reason})"
+            return command, settings, {"filesystem": why, "processes": why}
+        outside: dict[str, Any] = {
+            "filesystem": "mount namespace (bubblewrap): read-only system and Python, "
+                          "writable workspace, host files hidden",
+            "processes": "PID namespace (bubblewrap)",
+        }
+        if settings.isolate_network:
+            outside["network"] = "network namespace"
+        command = confine_command(found.bwrap, command, workspace, hidden=settings.hidden,
+                                  readable=(*settings.readable, *self._also_readable),
+                                  writable=settings.writable,
+                                  isolate_network=settings.isolate_network)
+        # bwrap made the network namespace; the worker cannot (it has no capabilities).
+        return command, replace(settings, isolate_network=False), outside
 
     def close(self) -> None:
         """Ask the worker to exit, then make sure it and everything it started is gone."""
@@ -282,14 +336,17 @@ class Worker:
         self.kill()
         self._cleanup()
 
-    def kill(self) -> None:
+    def kill(self) -> int:
         """Kill the worker, its supervisor and every process it started, wherever they
-        went (their own sessions included)."""
+        went (their own sessions included); how many processes a job had left besides
+        the worker's own."""
         proc = self._proc
         if proc is None:
-            return
+            return 0
+        killed = 0
         if proc.poll() is None:
-            kill_tree([proc.pid], keep_unreaped=[proc.pid])
+            killed = kill_tree([proc.pid], keep_unreaped=[proc.pid])
+            killed = max(0, killed - (3 if self._confined else 2))  # bwrap, supervisor, worker
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -303,14 +360,16 @@ class Worker:
                 else:
                     closer.close()
         self._jobs = self._reader = None
-        if self._pidfd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._pidfd)
-            self._pidfd = None
+        for fd in (self._pidfd, self._lifeline):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._pidfd = self._lifeline = None
         if self._drain is not None:
             self._drain.join(timeout=5)
             self._drain = None
         self._proc = None
+        return killed
 
     def _cleanup(self) -> None:
         if self._workspace is not None:
@@ -344,11 +403,14 @@ class Worker:
         """
         if self._reader is not None and self._reader.pending():
             self.kill()  # bytes between jobs: something other than the trusted loop wrote
+        if self._make_visible(args or {}) and self.alive:
+            self.kill()  # a confined worker sees new paths only from its next start
         self.start()
         proc, jobs, reader = self._proc, self._jobs, self._reader
         assert proc is not None and jobs is not None and reader is not None
         self._job_id += 1
         job_id = self._job_id
+        self._oom_kills = _oom_kills()
         key = secrets.token_bytes(32)
         began = time.perf_counter()
         try:
@@ -365,10 +427,10 @@ class Worker:
                     return self._died(began)
                 message = _check(decode_signed(key, frame), job_id, seq)
             except TimeoutError:
-                self.kill()
+                left = self.kill()
                 return JobResult(JobStatus.TIMEOUT, error=f"timed out after {timeout:g} s; "
                                  "the worker and every process it started were killed",
-                                 seconds=time.perf_counter() - began)
+                                 seconds=time.perf_counter() - began, leftovers=left)
             except (ProtocolError, _Forged) as exc:
                 self.kill()
                 return JobResult(JobStatus.ERROR, error=f"{FORGED}: {exc}", kind="protocol",
@@ -381,6 +443,24 @@ class Worker:
                     on_progress(message)
                 continue
             return self._result(message, began)
+
+    def _make_visible(self, args: dict[str, Any]) -> bool:
+        """Add the existing input paths a job names (`INPUT_ARGS`) that a confined worker
+        would not see to its read-only binds; whether any was added."""
+        if not self.settings.confine:
+            return False
+        seen = [*self.settings.readable, *self.settings.writable, *self._also_readable]
+        added = False
+        for key in INPUT_ARGS:
+            value = args.get(key)
+            if not isinstance(value, str) or not os.path.exists(value):
+                continue
+            path = os.path.abspath(value)
+            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in seen):
+                self._also_readable.append(path)
+                seen.append(path)
+                added = True
+        return added
 
     def _result(self, message: dict[str, Any], began: float) -> JobResult:
         seconds = message.get("seconds")
@@ -405,19 +485,75 @@ class Worker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = proc.wait(timeout=10)
         self.kill()
+        if code is not None and self._confined and code > 128:
+            code = 128 - code  # bwrap reports a child's death by signal N as exit 128 + N
         if code is not None and code < 0:
             try:
                 name = signal.Signals(-code).name
             except ValueError:
                 name = str(-code)
             why = f"the worker was killed by {name}"
-            if name == "SIGKILL":
-                why += " (out of memory?)"
+            kills = _oom_kills()
+            if name == "SIGKILL" and kills is not None and self._oom_kills is not None \
+                    and kills > self._oom_kills:
+                why += " (the kernel's OOM killer killed a process during the job)"
         else:
             why = f"the worker exited with code {code}"
         tail = self.log_tail()
         return JobResult(JobStatus.DIED, error=why + (f": {tail}" if tail else ""),
                          kind="died", seconds=time.perf_counter() - began)
+
+
+def _remove_orphaned_workspaces() -> None:
+    """Remove the workspaces of parents that were killed. Their supervisors empty them, but
+    a confined worker's workspace is a mount point in its sandbox, which cannot remove the
+    folder itself; the name carries the parent's process id."""
+    for folder in Path(tempfile.gettempdir()).glob("deepphoenix-*-*-*"):
+        owner = folder.name.rsplit("-", 2)[-2]
+        try:
+            if (owner.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid()
+                    and not Path(f"/proc/{owner}").exists()):
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def isolation_summary(isolation: dict[str, Any]) -> str:
+    """One line on the layers a worker reported (`Worker.isolation`): those in place, and
+    those that are not, each reason said once."""
+    active: list[str] = []
+    missing: dict[str, list[str]] = {}  # reason -> layers
+    for key, word in (("filesystem", "mount"), ("processes", "PID"), ("network", "network")):
+        value = str(isolation.get(key, "none (not reported)"))
+        if value.startswith("none"):
+            missing.setdefault(value[len("none "):], []).append(word)
+        else:
+            active.append(word)
+    parts = []
+    if active:
+        how = " (bubblewrap)" if "mount" in active else ""
+        parts.append(f"{', '.join(active)} namespace{'s' if len(active) > 1 else ''}{how}")
+    parts += [f"no {' or '.join(words)} namespace {why}" for why, words in missing.items()]
+    if isolation.get("memory_limit"):
+        parts.append(f"memory limit {int(isolation['memory_limit']) / 2**30:.1f} GiB "
+                     "per process")
+    cgroup = str(isolation.get("cgroup", ""))
+    if cgroup.startswith("none"):
+        parts.append(f"no cgroup per worker {cgroup[len('none '):]}")
+    return "sandbox: " + "; ".join(parts)
+
+
+def _oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has killed since boot (/proc/vmstat),
+    or None where the kernel does not say."""
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _check(message: dict[str, Any], job_id: int, seq: int) -> dict[str, Any]:
@@ -470,6 +606,14 @@ class SlotPool(Generic[S]):
         finally:
             for future in futures:
                 future.cancel()
+
+    def submit(self, key: Any, fn: str, args: dict[str, Any], timeout: float | None,
+               on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
+               ) -> Future[JobResult]:
+        """Start one job on the next idle slot (queued while all are busy); its future
+        holds the result. What the asynchronous search loop builds on: a job goes in as
+        soon as a slot frees, with no batch to wait for."""
+        return self._threads.submit(self._run_on_idle, key, fn, args, timeout, on_progress)
 
     def shutdown(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

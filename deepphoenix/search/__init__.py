@@ -1,14 +1,19 @@
 """Runs: the self-reprogramming loop and the pieces around it, one module a stage —
 `RunConfig` and presets (`_config`), the run directory and its lock (`_rundir`), the data
-(`_data`), the loop (`_loop`), search strategies (`_strategy`), and `Run`, which wires
-them up (`_run`)."""
+(`_data`), the loop (`_loop`; without batch barriers, `_async`), search strategies
+(`_strategy`), multi-fidelity rungs (`_fidelity`), and `Run`, which wires them up
+(`_run`)."""
 
+from deepphoenix.search._async import AsyncLoop
 from deepphoenix.search._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
 from deepphoenix.search._data import RunData, prepare_run_data
+from deepphoenix.search._fidelity import FIDELITIES, rung_resources
 from deepphoenix.search._loop import Event, SearchLoop
+from deepphoenix.search._pretrain import RunPairs, pretraining_pairs
 from deepphoenix.search._run import Run, RunSummary
 from deepphoenix.search._rundir import RunDir, derive_seed, load_seed_text
 from deepphoenix.search._strategy import (
+    Async,
     BestOfN,
     Greedy,
     Scored,
@@ -19,10 +24,13 @@ from deepphoenix.search._strategy import (
 )
 
 __all__ = [
+    "FIDELITIES",
     "PLACEMENT",
     "PRESETS",
     "TASK_NAMES",
     "TRAIN_ON",
+    "Async",
+    "AsyncLoop",
     "BestOfN",
     "Event",
     "Greedy",
@@ -30,6 +38,7 @@ __all__ = [
     "RunConfig",
     "RunData",
     "RunDir",
+    "RunPairs",
     "RunSummary",
     "Scored",
     "SearchLoop",
@@ -40,5 +49,7 @@ __all__ = [
     "load_seed_text",
     "prepare_run_data",
     "preset",
+    "pretraining_pairs",
+    "rung_resources",
     "strategy_names",
 ]

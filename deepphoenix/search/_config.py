@@ -13,16 +13,19 @@ from typing import Any
 from deepphoenix.device import check_device
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
-from deepphoenix.objectives import Direction
-from deepphoenix.proposers import proposer_names
+from deepphoenix.objectives import Direction, uses_task
+from deepphoenix.proposers import proposer_factory, proposer_names
+from deepphoenix.search._fidelity import check_fidelity, rung_resources
+from deepphoenix.search._strategy import strategy_names
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
 # Fields that say where and with how much jobs run, not what they compute: a resumed run
-# may change them (a run started with too many workers resumes with fewer). A change of
+# may change them (a run started with too many workers resumes with fewer, a time-limited
+# one resumes with a new limit). A change of
 # threads per worker can change float reduction order: the resume warns when it does.
 PLACEMENT = ("executor", "ray_address", "gpus_per_eval", "train_on", "workers", "threads",
-             "memory_limit_gb")
+             "memory_limit_gb", "time_limit")
 
 __all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 
@@ -31,7 +34,7 @@ __all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 class RunConfig:
     # -- what evolves ---------------------------------------------------------------------
     preset: str = "cpu"  # the preset these values started from
-    seed_source: str = "tiny"  # a built-in seed (paper, tiny, tiny-train, gpt) or a file
+    seed_source: str = "tiny"  # a built-in seed (paper, tiny, tiny-train, gpt, quine-*) or a file
     grammar: str = "t5"  # grammar name, TOML path, or "infer"
     # -- how a candidate is scored --------------------------------------------------------
     objective: str = "fewshot"  # fewshot (paper) | val-loss | PATH.py:NAME | pkg.module:NAME
@@ -44,7 +47,17 @@ class RunConfig:
     proposer: str = "learned"  # learned | t5 (the paper's) | tpe | random (grammar draws)
     proposer_source: str | None = None  # the T5 that proposes: self | a seed | a file
     #                                     (None: self for the refinement task, else tiny)
+    proposer_init: str | None = None  # a model `proposer pretrain` wrote: the learned
+    #                                   proposer's first weights (None: a cold start)
     strategy: str = "greedy"  # greedy (the paper) | best-of-n (every candidate from the seed)
+    #                           | async (no batch barrier: one candidate per free worker)
+    fidelity: str = "full"  # full (every candidate pays the whole budget) | asha
+    eta: int = 3  # asha: each rung eta x the one below; the top 1/eta of a rung go up
+    min_resource: int | None = None  # asha: rung 0's rows (user objective: steps);
+    #                                  None: the full budget / eta**2 (three rungs)
+    max_steps: int | None = None  # asha + a user objective: the steps a full evaluation
+    #                               reports through ctx.report (its top rung)
+    time_limit: float | None = None  # async: seconds after which no new candidate starts
     format: str = "source"  # what the model writes: source (paper) | edits (site=value)
     constrained: bool = True  # constrained decoding: copy the parent, choose inside literals
     episodes: int = 3  # E: training stage + B batches each (paper: 10)
@@ -121,8 +134,7 @@ class RunConfig:
         if self.proposer_source == "self":
             return None
         if self.proposer_source is None:
-            self_referential = self.task == "refinement" and self.objective in (
-                "fewshot", "val-loss")
+            self_referential = self.task == "refinement" and uses_task(self.objective)
             return None if self_referential else "tiny"
         return self.proposer_source
 
@@ -174,9 +186,51 @@ class RunConfig:
         if self.memory_limit_gb is not None:
             _check_positive("memory_limit_gb", self.memory_limit_gb, 2.0**20, zero=True)
         self._validate_placement()
+        self._validate_fidelity()
+        if self.proposer_init is not None and not getattr(
+                proposer_factory(self.proposer), "accepts_init", False):
+            warm = [n for n in proposer_names()
+                    if getattr(proposer_factory(n), "accepts_init", False)]
+            raise ConfigError(f"--proposer-init starts a learned proposer ({', '.join(warm)}) "
+                              f"from a pretrained model; proposer {self.proposer!r} has none")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"Expected 0 < top_p <= 1 but got top_p={self.top_p!r}")
 
+
+    def fidelity_budget(self) -> tuple[int, str]:
+        """The full budget a rung is a share of, and the option that sets it: few-shot
+        rows for the built-in objectives, reported steps for a user objective."""
+        if self.objective in ("fewshot", "val-loss"):
+            return self.fewshot_samples, "fewshot_samples"
+        return self.max_steps or 0, "max_steps"
+
+    def rungs(self) -> list[int] | None:
+        """The budget of each ASHA rung (None at full fidelity)."""
+        if self.fidelity != "asha":
+            return None
+        top, what = self.fidelity_budget()
+        return rung_resources(top, self.eta, self.min_resource, what)
+
+    def _validate_fidelity(self) -> None:
+        check_fidelity(self.fidelity)
+        if isinstance(self.strategy, str) and self.strategy not in strategy_names():
+            raise UnknownNameError("strategy", self.strategy, strategy_names())
+        _check_int("eta", self.eta, 2)
+        if self.min_resource is not None:
+            _check_int("min_resource", self.min_resource, 1)
+        if self.max_steps is not None:
+            _check_int("max_steps", self.max_steps, 1)
+        if self.time_limit is not None:
+            _check_positive("time_limit", self.time_limit, _MAX_SECONDS)
+            if self.strategy != "async":
+                raise ConfigError("--time-limit needs --strategy async (a batch strategy's "
+                                  "budget is episodes x batches x candidates)")
+        if self.fidelity == "asha":
+            if self.fidelity_budget()[0] < 1:
+                raise ConfigError("--fidelity asha with a user objective needs --max-steps N:"
+                                  " the steps a full evaluation reports through ctx.report "
+                                  "(ctx.should_stop() turns True at a rung's share of it)")
+            self.rungs()
 
     def _validate_placement(self) -> None:
         """Cluster options need a cluster executor; GPU shares are Ray's: a fraction of one
@@ -216,7 +270,8 @@ _MAX_INT = {
     "fewshot_samples": 10_000_000, "heldout_samples": 1_000_000, "train_samples": 10_000_000,
     "train_epochs": 100_000, "train_batch_size": 65_536, "fewshot_batch_size": 65_536,
     "workers": 256, "block_size": 65_536, "vocab_size": 262_144, "threads": 4096,
-    "draw_rounds": 64, "top_k": 1_000_000,
+    "draw_rounds": 64, "top_k": 1_000_000, "eta": 64, "min_resource": 10_000_000,
+    "max_steps": 100_000_000,
 }
 
 
@@ -268,6 +323,18 @@ PRESETS: dict[str, RunConfig] = {
         task="code-lm", format="edits", episodes=2, batches=3, candidates=4,
         dataset_size=1024, vocab_size=2048, train_epochs=1, train_samples=512,
         fewshot_samples=256, heldout_samples=64, workers=2, timeout=300.0,
+    ),
+    # Neural quines: the coordinate-query weight quine, from the write-up's working recipe
+    # (batch norm, regeneration), its design (size, query encoding, normalisation,
+    # regeneration, optimizer, lr, steps) searched for the lowest relative replication
+    # error. Every site is a categorical or numeric literal, so TPE models the
+    # space directly; a T5 proposer would first spend a training stage learning to copy a
+    # file whose every choice is already a site. Each evaluation stops training at 3/4 of
+    # its 60 s timeout.
+    "quine-cpu": RunConfig(
+        preset="quine-cpu", seed_source="quine-coords", grammar="quine",
+        objective="self-replication", proposer="tpe", episodes=2, batches=3, candidates=4,
+        workers=2, timeout=60.0,
     ),
 }
 

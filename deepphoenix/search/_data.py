@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepphoenix.corpus import build_lm_dataset
+from deepphoenix.errors import RunDirError
 from deepphoenix.mutator import Program
+from deepphoenix.objectives import uses_task
 from deepphoenix.proposers import ProposerData, make_dataset, prepare_data, write_pairs
 from deepphoenix.search._config import RunConfig
-from deepphoenix.search._rundir import derive_seed
+from deepphoenix.search._rundir import INIT_DIR, derive_seed
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["RunData", "prepare_run_data"]
@@ -31,6 +33,7 @@ class RunData:
     rows: Path | None  # the rows of the built-in objectives (None: a user objective)
     vocab_size: int  # the refinement tokenizer's (T5 programs are resized to it)
     rows_count: int = 0
+    proposer_init: Path | None = None  # the run's copy of a pretrained proposer (--proposer-init)
 
 
 def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program,
@@ -38,9 +41,13 @@ def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program,
     """Make (or read back) the data a run needs. `refinement`: whether anything needs the
     refinement pairs (a learned proposer, or the refinement task)."""
     proposer = None
+    init = folder / INIT_DIR if config.proposer_init is not None else None
+    if init is not None and not (init / "proposer.json").exists():
+        raise RunDirError(f"{init}: the run's copy of its --proposer-init model is missing "
+                          "(the run was stopped while it was copied); start a new run")
     needs_pairs = refinement or (config.task == "refinement" and _builtin(config))
     if needs_pairs:
-        proposer = _refinement(folder, config, seed_program)
+        proposer = _refinement(folder, config, seed_program, init)
     rows: Path | None = None
     count = 0
     if _builtin(config):
@@ -50,14 +57,15 @@ def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program,
         else:
             rows, count = _lm_blocks(folder, config)
     vocab = proposer.vocab_size if proposer is not None else config.vocab_size
-    return RunData(proposer, rows, vocab, count)
+    return RunData(proposer, rows, vocab, count, init)
 
 
 def _builtin(config: RunConfig) -> bool:
-    return config.objective in ("fewshot", "val-loss")
+    return uses_task(config.objective)
 
 
-def _refinement(folder: Path, config: RunConfig, seed_program: Program) -> ProposerData:
+def _refinement(folder: Path, config: RunConfig, seed_program: Program,
+                init: Path | None) -> ProposerData:
     meta = folder / "data.json"
     if meta.exists():
         # The files live next to data.json whatever the paths stored (older runs stored
@@ -69,7 +77,10 @@ def _refinement(folder: Path, config: RunConfig, seed_program: Program) -> Propo
     pairs = make_dataset(seed_program, config.dataset_size, derive_seed(config.seed, "data"),
                          config.format)
     write_pairs(pairs, folder / "pairs.jsonl", config.format)
-    data = prepare_data(pairs, config.format, folder, config.vocab_size, config.pre_tokenizer)
+    # A pretrained proposer reads with its own tokenizer (its embeddings index it).
+    tokenizer = init / "tokenizer.json" if init is not None else None
+    data = prepare_data(pairs, config.format, folder, config.vocab_size, config.pre_tokenizer,
+                        tokenizer)
     stored = {**data.to_dict(), "tokenizer_path": data.tokenizer_path.name,
               "tokens_path": data.tokens_path.name}  # relative to data/
     write_text_atomic(meta, json.dumps(stored, indent=2))

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepphoenix.errors import DeepPhoenixError, RunDirError
-from deepphoenix.evaluator import Evaluator
+from deepphoenix.evaluator import EvalResult, Evaluator
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposal, Proposer
+from deepphoenix.search._quarantine import Quarantine
 from deepphoenix.search._rundir import RunDir, derive_seed
 from deepphoenix.search._strategy import Scored, Strategy
 
@@ -67,6 +68,7 @@ class SearchLoop:
         self.strategy = strategy
         self.direction = run.objective.direction
         self.emit = emit
+        self.quarantine = Quarantine(self.store)  # counts a death the last start left
 
     # -- scores --------------------------------------------------------------------------
     def score(self, hash_: str) -> float | None:
@@ -82,13 +84,21 @@ class SearchLoop:
             if not row.done:
                 pending.append((hash_, row.source))
         self.emit("scoring", episode=episode, batch=batch, count=len(pending))
-        for result in self.evaluator.evaluate(pending):
-            self.store.record_evaluation(result)
-            self.emit("evaluated", episode=episode, batch=batch, hash=result.hash,
-                      status=result.status.value, stage=result.stage, reason=result.reason,
-                      score=result.score, params=result.metrics.get("params"),
-                      seconds=result.metrics.get("wall_seconds"),
-                      done=self.store.evaluations_done())
+        quarantined, rounds = self.quarantine.rounds(pending)
+        for result in quarantined:
+            self._store_result(result, episode, batch)
+        for jobs in rounds:
+            with self.quarantine.in_flight([h for h, _ in jobs]):
+                for result in self.evaluator.evaluate(jobs):
+                    self._store_result(result, episode, batch)
+
+    def _store_result(self, result: EvalResult, episode: int, batch: int) -> None:
+        self.store.record_evaluation(result)
+        self.emit("evaluated", episode=episode, batch=batch, hash=result.hash,
+                  status=result.status.value, stage=result.stage, reason=result.reason,
+                  score=result.score, params=result.metrics.get("params"),
+                  seconds=result.metrics.get("wall_seconds"),
+                  done=self.store.evaluations_done())
 
     def _observations(self, episode: int, batch: int) -> list[Observation]:
         """What the proposer learns from: each evaluated child of a batch, once, in the
@@ -108,8 +118,8 @@ class SearchLoop:
         return found
 
     # -- the loop ------------------------------------------------------------------------
-    def execute(self) -> str:
-        c = self.config
+    def _evaluate_seed(self) -> str:
+        """Score the seed (once; a resume reads it back); raise if it fails."""
         seed = self.run.seed_program
         with self.store.transaction():
             self.store.add_variant(seed.hash, seed.text, seed.values, 0)
@@ -121,6 +131,12 @@ class SearchLoop:
                                    f"{seed_row.reason}")
         self.emit("seed", hash=seed.hash, score=seed_row.score,
                   params=seed_row.metrics.get("params"))
+        return seed.hash
+
+    def execute(self) -> str:
+        c = self.config
+        seed = self.run.seed_program
+        self._evaluate_seed()
         # The proposer's state is rebuilt from the database: every finished batch's
         # results, in order (an unfinished batch is observed when it finishes).
         finished = [(b["episode"], b["batch"]) for b in self.store.batches()
@@ -196,13 +212,14 @@ class SearchLoop:
         return _Batch(dict(Counter(a.outcome for a in attempts)),
                       [a.child for a in attempts if a.outcome == Outcome.OK.value and a.child])
 
-    def _propose(self, episode: int, batch: int, parent: str, seed: int) -> _Batch:
+    def _propose(self, episode: int, batch: int, parent: str, seed: int,
+                 count: int | None = None) -> _Batch:
         parent_program = parse_program(self._source(parent), self.run.grammar)
         began = time.monotonic()
         # Every slot goes to a variant this run has not met: a repeat would spend an
         # evaluation slot on a cached score (and never win a greedy step).
-        proposals = self.proposer.propose(parent_program, self.config.candidates, seed,
-                                          self.store.variant_hashes())
+        proposals = self.proposer.propose(parent_program, count or self.config.candidates,
+                                          seed, self.store.variant_hashes())
         self._record(episode, batch, parent, self.proposer.name, proposals)
         self.store.set_batch_proposal_time(episode, batch, time.monotonic() - began)
         outcomes = Counter(p.mutation.outcome.value for p in proposals)

@@ -21,10 +21,12 @@ from deepphoenix.proposers import (
     get_proposer,
     needs_refinement_data,
 )
-from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.sandbox import WorkerSettings, confinement
+from deepphoenix.search._async import AsyncLoop
 from deepphoenix.search._config import PLACEMENT, RunConfig
 from deepphoenix.search._data import RunData, prepare_run_data
 from deepphoenix.search._loop import Event, SearchLoop
+from deepphoenix.search._render import render_source
 from deepphoenix.search._rundir import RunDir, derive_seed
 from deepphoenix.search._strategy import get_strategy
 from deepphoenix.store import RunStore
@@ -63,11 +65,12 @@ class Run:
     def __init__(self, run_dir: Path, config: RunConfig | None = None, *, resume: bool = False,
                  on_event: Callable[[Event], None] | None = None,
                  placement: dict[str, Any] | None = None,
-                 inputs: dict[str, Any] | None = None) -> None:
+                 inputs: dict[str, Any] | None = None, force: bool = False) -> None:
         """`placement` (resume only): fields of `PLACEMENT` to change for this session, such
         as moving a run onto a Ray cluster; they change where jobs run, never a result.
         `inputs` (new runs only): `RunDir.create`'s keywords (source text, grammar TOML,
-        objective) for inputs the config cannot name."""
+        objective) for inputs the config cannot name. `force` (a new run): use a folder
+        that holds files of the user's."""
         if resume:
             self.dir = RunDir.open(Path(run_dir))
             if placement:
@@ -75,7 +78,7 @@ class Run:
         else:
             if config is None:
                 raise ConfigError("a new run needs a config")
-            self.dir = RunDir.create(Path(run_dir), config, **(inputs or {}))
+            self.dir = RunDir.create(Path(run_dir), config, force=force, **(inputs or {}))
         self.on_event = on_event
         self.strategy = get_strategy(self.config.strategy)
 
@@ -120,6 +123,11 @@ class Run:
                   resumed=self.store.evaluations_done() > 0)
         for message in self.dir.warnings:
             self.emit("warning", message=message)
+        confined = confinement()
+        if not confined.available and c.executor == "local":  # said once, plainly
+            self.emit("warning", message=f"workers run without mount and PID namespaces "
+                      f"({confined.reason}): candidates can see your files and processes "
+                      "(docs/sandbox.md)")
         # The executor first: a cluster that cannot serve the run fails before any work,
         # and remote workers start (import torch) while the data is made.
         executor = get_executor(c.executor, self._executor_settings())
@@ -133,7 +141,12 @@ class Run:
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))
-                loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
+                loop: SearchLoop
+                if c.strategy == "async" or c.fidelity == "asha":
+                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
+                                     executor)
+                else:
+                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
                 best = loop.execute()
             finally:
                 proposer.close()
@@ -146,12 +159,19 @@ class Run:
     # -- wiring ------------------------------------------------------------------------------
     def _executor_settings(self) -> ExecutorSettings:
         c = self.config
+        # Workers never see the run directory (its database above all): evaluation
+        # workers read the data, the proposer's worker writes its models' folders.
+        hidden = (str(self.run_dir),)
+        data = (str(self.run_dir / "data"),)
+        for folder in ("data", "episodes"):  # a bind needs its folder before the worker
+            (self.run_dir / folder).mkdir(exist_ok=True)
         return ExecutorSettings(
             workers=c.workers,
             worker=WorkerSettings(threads=c.worker_threads(), memory_limit=c.memory_limit_bytes(),
-                                  device=c.device),
+                                  device=c.device, hidden=hidden, readable=data),
             lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
-                                memory_limit=None, device=c.device),
+                                memory_limit=None, device=c.device, hidden=hidden,
+                                readable=data, writable=(str(self.run_dir / "episodes"),)),
             log_dir=self.run_dir / "logs", address=c.ray_address,
             gpus_per_worker=c.gpus_per_eval, lane_gpus=1.0 if c.train_on == "gpu" else 0.0)
 
@@ -171,7 +191,8 @@ class Run:
                                    lr=c.train_lr, samples=c.train_samples,
                                    max_seconds=c.train_max_seconds),
             train_timeout=c.train_timeout, proposer_source=self.dir.proposer_source,
-            seed_source=self.dir.seed_program.text, emit=emit)
+            seed_source=self.dir.seed_program.text, emit=emit,
+            proposer_init=data.proposer_init)
 
     def _eval_settings(self, data: RunData) -> EvalSettings:
         c = self.config
@@ -189,7 +210,8 @@ class Run:
         seed_row = self.store.variant(self.dir.seed_program.hash)
         assert best_row is not None and seed_row is not None
         best_path = self.run_dir / "best.py"
-        write_text_atomic(best_path, best_row.source)
+        # Rendered from the seed and the recorded values, never the stored text.
+        write_text_atomic(best_path, render_source(self.dir.seed_program, best_row))
         objective = self.dir.objective
         summary = RunSummary(
             run_dir=self.run_dir, objective=objective.name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,16 @@ from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
+from deepphoenix.proposers import model_format
 from deepphoenix.run_lock import RunLock
 from deepphoenix.search._config import RunConfig
-from deepphoenix.seeds import seed_names, seed_source
-from deepphoenix.store import RunStore
+from deepphoenix.seeds import CODET5_DIR, seed_names, seed_source
+from deepphoenix.store import DB_NAME, RunStore
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["RunDir", "derive_seed", "load_seed_text"]
+__all__ = ["INIT_DIR", "RunDir", "derive_seed", "load_seed_text"]
+
+INIT_DIR = "proposer-init"  # in data/: the run's own copy of the --proposer-init model
 
 # RunConfig fields added after runs were first written, with the behaviour before them.
 _LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1}
@@ -63,12 +67,16 @@ class RunDir:
 
     @classmethod
     def create(cls, path: Path, config: RunConfig, *, seed_text: str | None = None,
-               grammar_toml: str | None = None,
-               objective: ObjectiveSpec | None = None) -> RunDir:
+               grammar_toml: str | None = None, objective: ObjectiveSpec | None = None,
+               force: bool = False) -> RunDir:
         """A new run directory. The keywords give inputs that have no name or file (the
         Python API's source string, TOML text, callable objective); by default they come
-        from the config's `seed_source`, `grammar` and `objective`."""
+        from the config's `seed_source`, `grammar` and `objective`. A folder that holds
+        files deepphoenix did not create is refused unless `force`; even then a file of the
+        user's that the run would write (``best.py``, ``summary.json``…) is refused, never
+        overwritten."""
         path = Path(path).resolve()
+        _check_foreign(path, force)
         config.validate()
         if seed_text is None:
             seed_text = load_seed_text(config.seed_source)
@@ -80,12 +88,17 @@ class RunDir:
             objective = resolve_objective(config.objective, config.direction)
         source_spec = config.proposer_source_spec()
         proposer_source = load_seed_text(source_spec) if source_spec is not None else None
+        if config.proposer_init is not None:
+            _check_init(Path(config.proposer_init), config.format)
         lock = RunLock.acquire(path, create=True)
         try:
             store = RunStore.create(path, config.to_dict(), {
                 "seed_text": seed_text, "grammar_toml": grammar_toml,
                 "objective": objective.to_dict(), "proposer_source": proposer_source,
                 "environment": _environment(config)})
+            if config.proposer_init is not None:
+                # The run keeps its own copy: a resume must not depend on the original.
+                _copy_init(Path(config.proposer_init), path / "data" / INIT_DIR)
         except BaseException:
             lock.release()
             raise
@@ -138,6 +151,50 @@ class RunDir:
             self.warnings.append(
                 "resuming in a different environment (" + ", ".join(changed) + "): scores "
                 "of new evaluations may not match an uninterrupted run exactly")
+
+
+def _check_init(model: Path, fmt: str) -> None:
+    """A pretrained proposer the run can start from: `CheckpointError` for a folder that
+    holds none, `ConfigError` when it writes another format than the run."""
+    found = model_format(model)
+    if found.value != fmt:
+        raise ConfigError(f"--proposer-init {model} writes {found.value}, but the run's "
+                          f"--format is {fmt}; pass --format {found.value}")
+
+
+def _copy_init(model: Path, to: Path) -> None:
+    staging = to.with_name(f".{to.name}.partial")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(model, staging)
+    staging.rename(to)
+
+
+# What a run writes at the top of its directory, the lock and the database's journal.
+RUN_FILES = frozenset({
+    DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", ".lock",
+    "config.json", "data", "episodes", "logs", "best.py", "run_best.py", "summary.json",
+    "plots", CODET5_DIR.split("/")[0]})
+
+
+def _check_foreign(path: Path, force: bool) -> None:
+    """Refuse a run directory holding files deepphoenix did not create (unless `force`),
+    and, always, one where the run would overwrite a file it did not write."""
+    if not path.is_dir() or (path / DB_NAME).exists():
+        return  # a new folder; or a run, which RunStore.create refuses with its own line
+    try:
+        names = sorted(p.name for p in path.iterdir())
+    except OSError:
+        return  # unreadable: creating the run says why
+    ours = [n for n in names if n in RUN_FILES]
+    if ours:
+        shown = ", ".join(ours[:3]) + (" …" if len(ours) > 3 else "")
+        raise RunDirError(f"{path} holds files a run writes ({shown}) but no run; they "
+                          "are not overwritten: move them or choose another --run-dir")
+    if names and not force:
+        shown = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+        raise RunDirError(f"{path} holds files deepphoenix did not create ({shown}); choose "
+                          "another --run-dir, or pass --force to put the run among them")
 
 
 def _stored_config(data: Any) -> RunConfig:

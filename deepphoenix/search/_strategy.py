@@ -7,6 +7,7 @@ class or instance under the ``deepphoenix.strategies`` entry-point group.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,7 +15,7 @@ from typing import Protocol
 from deepphoenix.objectives import Direction
 from deepphoenix.registry import Registry
 
-__all__ = ["BestOfN", "Greedy", "Scored", "Strategy", "best_of", "get_strategy",
+__all__ = ["Async", "BestOfN", "Greedy", "Scored", "Strategy", "best_of", "get_strategy",
            "strategy_names"]
 
 ENTRY_POINT_GROUP = "deepphoenix.strategies"
@@ -83,9 +84,42 @@ class BestOfN:
         return best_of(best, candidates, direction)
 
 
+class Async:
+    """Steady-state asynchronous search (``--strategy async``): no batch barrier. Whenever
+    an evaluation worker frees, one candidate is proposed from a parent chosen by
+    `tournament` and started at once; each result is told to the proposer as it arrives.
+    The best is the best full-fidelity score seen. Run by `AsyncLoop`."""
+
+    name = "async"
+
+    def parent(self, best: str, seed: str) -> str:
+        return best
+
+    def select(self, best: Scored, candidates: Sequence[Scored],
+               direction: Direction = Direction.MINIMIZE) -> Scored:
+        return best_of(best, candidates, direction)
+
+    @staticmethod
+    def tournament(pool: Sequence[Scored], k: int, direction: Direction,
+                   rng: random.Random) -> str:
+        """The parent of the next candidate: a binary tournament among the `k` best
+        scored variants (two drawn with replacement, the better kept; ties to the
+        earlier-ranked). It leans on the best without proposing every candidate from one
+        program; with one scored variant it is that variant (greedy)."""
+        sign = 1.0 if direction is Direction.MINIMIZE else -1.0
+        ranked = sorted((sign * s.score, i, s.hash) for i, s in enumerate(pool)
+                        if s.score is not None)
+        if not ranked:
+            raise ValueError("a tournament needs at least one scored variant")
+        top = ranked[:max(1, k)]
+        first, second = rng.randrange(len(top)), rng.randrange(len(top))
+        return top[min(first, second)][2]
+
+
 STRATEGIES: Registry[object] = Registry("strategy", ENTRY_POINT_GROUP)
 STRATEGIES.register("greedy", Greedy)
 STRATEGIES.register("best-of-n", BestOfN)
+STRATEGIES.register("async", Async)
 
 
 def strategy_names() -> list[str]:

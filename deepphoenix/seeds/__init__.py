@@ -8,7 +8,11 @@ paper's heads refinement has a literal to change. `tiny` is the same shape with 
 that the sandbox writes from `codet5_config()`; nothing is fetched. `tiny-train` is `tiny`
 with its own learning dynamics and ``train()`` (the paper's Algorithm 1 in full). `gpt` is a
 small GPT language model in the style of nanoGPT (a config dataclass, a model class, its
-own learning dynamics), the program of the code-lm task; it needs only torch.
+own learning dynamics), the program of the code-lm task; it needs only torch. The
+`quine-*` seeds are neural quines (after a write-up on Chang & Lipson, 2018): networks that
+predict their own weights (queried by coordinates, by one-hot vectors, or as one recurrent
+sequence) and an LSTM that prints its own file; each defines ``train(model, ctx)`` and
+``replicate(model) -> (predicted, actual)`` for the ``self-replication`` objective.
 """
 
 from __future__ import annotations

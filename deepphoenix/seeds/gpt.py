@@ -28,6 +28,25 @@ class GPTConfig:
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 
 
+class Norm(nn.LayerNorm):
+    # LayerNorm over the residual width, with a bias when config.bias.
+    def __init__(self, config):
+        super().__init__(config.n_embd, bias=config.bias)
+
+
+class Positions(nn.Module):
+    # Learned absolute positions: a table added to the token embeddings.
+    def __init__(self, config):
+        super().__init__()
+        self.table = nn.Embedding(config.block_size, config.n_embd)
+
+    def forward(self, x):
+        return x + self.table(torch.arange(x.shape[1], device=x.device))
+
+    def rotate(self, q, k):
+        return q, k
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -38,10 +57,11 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x):
+    def forward(self, x, pos):
         B, T, C = x.shape
         # (B, T, 3C) -> three (B, n_head, T, head_dim) tensors
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        q, k = pos.rotate(q, k)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
@@ -60,16 +80,17 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    # Pre-LayerNorm: each branch reads a normalized copy and adds to the residual stream.
+    # Attention, then the MLP, each with its norm; the layout (pre-norm: each branch reads a
+    # normalized copy and adds to the residual stream) is a structural site of the grammar.
     def __init__(self, config):
         super().__init__()
-        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln1 = Norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln2 = Norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x, pos):
+        x = x + self.attn(self.ln1(x), pos)
         return x + self.mlp(self.ln2(x))
 
 
@@ -78,10 +99,10 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.pos = Positions(config)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = Norm(config)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.head.weight = self.tok_emb.weight  # weight tying: one byte table, read both ways
         self.apply(self._init_weights)
@@ -100,10 +121,9 @@ class GPT(nn.Module):
         """Logits (B, T, vocab_size) for a LongTensor of byte ids (B, T), T <= block_size."""
         T = idx.shape[1]
         assert T <= self.config.block_size, f"sequence of {T} exceeds block_size"
-        pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
+        x = self.drop(self.pos(self.tok_emb(idx)))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, self.pos)
         return self.head(self.ln_f(x))
 
 

@@ -40,12 +40,13 @@ class SearchPlan:
     inputs: dict[str, Any] = field(default_factory=dict)
 
     def start(self, run_dir: str | Path | None = None,
-              on_event: Callable[[Event], None] | None = None) -> Run:
+              on_event: Callable[[Event], None] | None = None, force: bool = False) -> Run:
         """Create the run directory (default: ``runs/<preset>-<proposer>-<time>``) and wire
-        the run; `execute` runs it."""
+        the run; `execute` runs it. `force`: use a folder that holds files of the user's
+        (none is ever overwritten)."""
         path = Path(run_dir) if run_dir is not None else new_run_dir(
             f"{self.config.preset}-{self.config.proposer}")
-        return Run(path, self.config, on_event=on_event, inputs=self.inputs)
+        return Run(path, self.config, on_event=on_event, inputs=self.inputs, force=force)
 
     def matches(self, run_dir: Path) -> list[str]:
         """What differs between this plan and the run stored in `run_dir` (empty: the
@@ -182,10 +183,11 @@ def search(source: str | Path | None = None, *, objective: Any = None,
 
     - `source`: a built-in seed name (``"tiny"``, ``"gpt"``, ...), a path, or Python
       source as a string (several lines). Default: the preset's seed.
-    - `objective`: a built-in name (``"fewshot"``, ``"val-loss"``), ``"file.py:fn"``,
-      ``"package.module:fn"``, or a Python callable ``fn(program, ctx) -> score`` (a
-      number or a mapping with ``"score"``), shipped to the sandboxed worker by value
-      (see `deepphoenix.objectives.callable_objective` for what can be shipped).
+    - `objective`: a built-in name (``"fewshot"``, ``"val-loss"``, ``"self-replication"``),
+      ``"file.py:fn"``, ``"package.module:fn"``, or a Python callable
+      ``fn(program, ctx) -> score`` (a number or a mapping with ``"score"``), shipped to
+      the sandboxed worker by value (see `deepphoenix.objectives.callable_objective` for
+      what can be shipped).
     - `grammar`, `proposer`, `strategy`: names as the CLI takes them (a grammar may also
       be a TOML path or ``"infer"``).
     - `budget`: candidate evaluations, spent as episodes × batches × candidates (see

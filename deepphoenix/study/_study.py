@@ -26,6 +26,7 @@ from deepphoenix.lineage import (
 )
 from deepphoenix.objectives import Direction
 from deepphoenix.search import Event, Run, RunConfig, RunSummary
+from deepphoenix.search._render import render_source, stored_seed
 from deepphoenix.store import RunStore
 from deepphoenix.study._execute import execute
 
@@ -133,16 +134,18 @@ class Study:
             found = best_hash(store)
             variants = store.variants()
             row = store.variant(found) if found else None
-        if row is None or not variants:
-            raise RunDirError(f"{self.given}: no variant recorded yet (the run stopped "
-                              "before its seed was stored); resume it or start a new one")
+            if row is None or not variants:
+                raise RunDirError(f"{self.given}: no variant recorded yet (the run stopped "
+                                  "before its seed was stored); resume it or start a new one")
+            seed_program = stored_seed(store)
+            source = render_source(seed_program, row)  # never the stored text
         seed = variants[0]
         edits = {k: v for k, v in row.values.items() if seed.values.get(k) != v}
         diff = "".join(difflib.unified_diff(
-            seed.source.splitlines(keepends=True), row.source.splitlines(keepends=True),
+            seed_program.text.splitlines(keepends=True), source.splitlines(keepends=True),
             fromfile="seed", tofile=row.hash[:12]))
         params = row.metrics.get("params")
-        return Best(row.hash, row.source, row.score, dict(row.values),
+        return Best(row.hash, source, row.score, dict(row.values),
                     params if isinstance(params, int) else None, edits, diff)
 
     @property

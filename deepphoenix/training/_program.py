@@ -7,8 +7,8 @@ already in its namespace (the paper's snippet uses ``transformers`` without impo
 it), in the worker's workspace, where ``Salesforce/codet5-small/config.json`` is written
 from the shipped CodeT5-small config with the run's vocabulary size, so
 ``from_pretrained("Salesforce/codet5-small")`` reads a local directory and nothing is
-fetched. Only trusted sources reach this: a seed, a user's file, or a trusted parent with
-literal edits.
+fetched. ``__file__`` is ``program.py`` in the workspace, holding the source. Only
+trusted sources reach this: a seed, a user's file, or a trusted parent with literal edits.
 
 What a program may define (Algorithm 1 of the paper: "if source defines a model then
 model ← model as defined in source; if source defines a train() function then train() ←
@@ -16,7 +16,7 @@ train() as defined in source"):
 
 - ``model``: a ``torch.nn.Module`` (a transformers seq2seq model for the refinement task);
 - ``lr``, ``batch_size``, ``weight_decay``, ``epochs``: numbers, and ``optimizer``: one of
-  ``adamw``, ``adam``, ``sgd`` or a ``torch.optim.Optimizer`` subclass;
+  ``adamw``, ``adam``, ``sgd``, ``rmsprop`` or a ``torch.optim.Optimizer`` subclass;
 - ``train(model, ctx)``: replaces the built-in training loop (see `TrainContext`).
 """
 
@@ -38,7 +38,7 @@ __all__ = ["OPTIMIZERS", "PROGRAM_MODULE", "BuildFailure", "Dynamics", "count_pa
            "write_codet5_config"]
 
 PROGRAM_MODULE = "__deepphoenix_program__"
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
 
 
 class BuildFailure(Exception):
@@ -63,6 +63,11 @@ def exec_program(source: str, workspace: Path, seed: int,
     write_codet5_config(workspace, vocab_size)
     torch.manual_seed(seed)
     module = types.ModuleType(PROGRAM_MODULE)
+    # __file__ is the program's text in the workspace, as when run with python (a source
+    # quine reads its own text from there).
+    own_file = workspace / "program.py"
+    own_file.write_text(source, encoding="utf-8")
+    module.__file__ = str(own_file)
     module.__dict__.update(transformers=transformers, torch=torch)
     sys.modules[PROGRAM_MODULE] = module  # the previous program's module is dropped
     code = compile(source, "<program>", "exec")
@@ -117,7 +122,7 @@ class Dynamics:
     batch_size: int = 16
     weight_decay: float = 0.01
     epochs: int = 1
-    optimizer: Any = "adamw"  # adamw | adam | sgd | a torch.optim.Optimizer subclass
+    optimizer: Any = "adamw"  # adamw | adam | sgd | rmsprop | a torch.optim.Optimizer subclass
     train: Callable[..., Any] | None = None  # the program's own train(model, ctx)
 
     def describe(self) -> dict[str, Any]:
@@ -189,4 +194,7 @@ def make_optimizer(dynamics: Dynamics, parameters: Any) -> Any:
     if choice == "sgd":
         return torch.optim.SGD(parameters, lr=dynamics.lr, weight_decay=dynamics.weight_decay,
                                momentum=0.9)
+    if choice == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=dynamics.lr,
+                                   weight_decay=dynamics.weight_decay)
     return choice(parameters, lr=dynamics.lr, weight_decay=dynamics.weight_decay)

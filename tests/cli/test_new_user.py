@@ -175,7 +175,7 @@ def test_every_option_has_help_and_summaries_are_whole() -> None:
 
 def test_run_help_shows_the_defaults_of_preset_dependent_options() -> None:
     text = "".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
-    assert "[default:perpreset:cpu3,gpt-cpu2,paper10,smoke2]" in text
+    assert "[default:perpreset:cpu3,gpt-cpu2,paper10,quine-cpu2,smoke2]" in text
     assert "--memory-limitGB" in text and "--quiet" in text
 
 

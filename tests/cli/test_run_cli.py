@@ -95,6 +95,13 @@ def test_evaluate_scores_a_file(invoke: Invoke, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "fewshot " in result.stdout and "M parameters" in result.stdout
     assert "lower is better" in result.stdout
+    (layers,) = [line for line in result.stdout.splitlines() if line.startswith("sandbox: ")]
+    from deepphoenix.sandbox._confine import confinement
+
+    if confinement().available:  # the layers in place, said once
+        assert layers.startswith("sandbox: mount, PID, network namespaces (bubblewrap)")
+    else:
+        assert f"no mount or PID namespace ({confinement().reason})" in layers
 
 
 def test_an_objective_that_returns_a_string_fails_the_seed_in_one_line(

@@ -30,3 +30,25 @@ def test_the_local_executor_runs_jobs_and_keeps_one_lane_per_name() -> None:
     assert set(results) == {"a", "b"}
     assert all(r.status is JobStatus.ERROR and "no_such_job" in r.error
                for r in results.values())
+
+
+def test_submit_runs_jobs_one_at_a_time_as_workers_free() -> None:
+    """The seam of --strategy async: the local executor's own submit, and `JobSubmitter`
+    for an executor that only has run_all."""
+    from deepphoenix.executor import JobSubmitter
+
+    settings = ExecutorSettings(workers=2, worker=WorkerSettings(preload=()),
+                                lane=WorkerSettings(preload=()))
+    job = ("k", "deepphoenix.evaluator._jobs:no_such_job", {}, 30.0)
+
+    class BatchOnly:
+        name = "batch-only"
+
+        def __init__(self, inner: LocalExecutor) -> None:
+            self.run_all = inner.run_all
+
+    with LocalExecutor(settings) as executor:
+        futures = [executor.submit(job) for _ in range(3)]
+        futures += [JobSubmitter(BatchOnly(executor), 2).submit(job)]  # type: ignore[arg-type]
+        results = [f.result(timeout=120) for f in futures]
+    assert all(r.status is JobStatus.ERROR and "no_such_job" in r.error for r in results)

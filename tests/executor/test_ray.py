@@ -77,6 +77,15 @@ def test_jobs_run_in_the_same_sandbox_as_locally(ray_head: str) -> None:
     assert not ray.is_initialized()
 
 
+def test_submit_starts_one_job_per_free_actor(ray_head: str) -> None:
+    """What --strategy async builds on: a job goes in as soon as an actor frees."""
+    with _executor(ray_head, workers=2) as executor:
+        futures = [executor.submit((i, f"{DIAG}:describe", {}, 120.0)) for i in range(3)]
+        results = [f.result(timeout=300) for f in futures]
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert len({r.value["pid"] for r in results}) == 2  # both actors' workers served
+
+
 def test_a_timeout_kills_the_candidates_process_group_on_the_ray_side(ray_head: str) -> None:
     with _executor(ray_head) as executor:
         seen: list[int] = []

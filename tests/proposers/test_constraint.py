@@ -155,3 +155,25 @@ def test_slots_keep_listed_values_and_grids(seed: int) -> None:
             assert result.variant is not None
             seen.update(e.site for e in result.variant.changes)
     assert {"heads", "width", "lr"} <= seen
+
+
+def test_structural_sites_are_written_as_alternative_names() -> None:
+    from pathlib import Path
+
+    from deepphoenix.grammar import read_grammar_file
+
+    fixtures = Path(__file__).parent.parent / "fixtures" / "structural"
+    grammar = read_grammar_file(fixtures / "toy.toml")
+    parent = parse_program((fixtures / "toy.py").read_text(), grammar)
+    pairs = make_dataset(parent, 100, seed=0, fmt="edits")
+    tok = train_tokenizer([t for p in pairs for t in (p.input, p.target)], 300)
+    automaton = ConstraintAutomaton(build_constraint(parent, tok, "edits"))
+    rng = random.Random(0)
+    written = set()
+    for _ in range(200):
+        text = tok.decode(_walk(automaton, rng))
+        result = ground(parent, text, "edits")
+        assert result.outcome is Outcome.OK, (text, result.reason)
+        written.add(text.replace(" ", ""))
+    assert {"mlp=swiglu", "block=parallel", "qk_norm=on"} <= written  # never the parent's
+    assert not {"mlp=plain", "block=prenorm", "qk_norm=off"} & written

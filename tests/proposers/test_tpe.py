@@ -108,6 +108,10 @@ def test_coupled_sites_are_mended_by_the_grammars_joint_move() -> None:
     ok = [p.mutation.variant for p in proposals if p.mutation.ok]
     assert len(ok) >= 20
     assert all(v.value("n_embd") % v.value("n_head") == 0 for v in ok)  # type: ignore[union-attr, operator]
+    # `activation` is conditional (when mlp == "plain"): under another MLP it keeps the
+    # parent's value instead of losing the draw
+    assert {v.value("mlp") for v in ok} > {"plain"}  # type: ignore[union-attr]
+    assert all(v.value("activation") == "gelu" for v in ok if v.value("mlp") != "plain")  # type: ignore[union-attr]
     # without partners to move, a broken draw is still rejected with its reason
     from deepphoenix.proposers._tpe import _joint_repair
 

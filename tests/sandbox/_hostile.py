@@ -4,6 +4,7 @@ the worker it runs in. The containment tests run them in real workers (allowed t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -267,3 +268,91 @@ def pid(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 def unsendable(args: dict[str, Any], ctx: JobContext) -> object:
     """A value JSON cannot carry."""
     return {"status": "honest", "value": object()}
+
+
+def snoop(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """What a candidate can see and touch of the host: every process in /proc (and the
+    environment and working directory of each), a run database found through them, the
+    user's home (the real one, from the password database), /tmp and other workers'
+    workspaces, a host Unix socket, and the files named in `args`."""
+    import glob
+    import pwd
+
+    found: dict[str, Any] = {"pids": 0, "environ_read": 0, "secrets": [], "databases": [],
+                             "written": [], "read": [], "socket": "absent"}
+    marker = str(args.get("marker", ""))
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        found["pids"] += 1
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read()
+            found["environ_read"] += 1
+            if marker and marker.encode() in environ:
+                found["secrets"].append(name)
+        except OSError:
+            pass
+        try:  # a run directory on a command line, or as a working directory
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                words = f.read().decode("utf-8", "replace").split("\0")
+            words.append(os.readlink(f"/proc/{name}/cwd"))
+            for word in words:
+                if word.startswith("/") and os.path.isfile(os.path.join(word, "run.sqlite")):
+                    found["databases"].append(os.path.join(word, "run.sqlite"))
+        except OSError:
+            pass
+    for db in [*found["databases"], *args.get("databases", [])]:
+        try:
+            with open(db, "r+b") as f:
+                f.seek(0, os.SEEK_END)
+                f.write(b"")
+            found["written"].append(db)
+        except OSError:
+            pass
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    for folder in (home, "/tmp", "/var/tmp", "/dev/shm", *args.get("write_to", [])):
+        target = os.path.join(folder, f"hostile-write-{os.getpid()}")
+        try:
+            with open(target, "w") as f:
+                f.write("x")
+            found["written"].append(target)
+        except OSError:
+            pass
+    for path in args.get("read", []):
+        try:
+            with open(path) as f:
+                f.read()
+            found["read"].append(path)
+        except OSError:
+            pass
+    found["listing"] = {}
+    for folder in (home, *args.get("list", [])):
+        with contextlib.suppress(OSError):
+            found["listing"][folder] = sorted(os.listdir(folder))
+    found["workspaces"] = [w for w in glob.glob("/tmp/deepphoenix-*")
+                           if os.path.realpath(w) != os.path.realpath(str(ctx.workspace))]
+    if args.get("socket"):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                s.connect(str(args["socket"]))
+                s.sendall(b"hello from a candidate\n")
+            found["socket"] = "sent"
+        except OSError as exc:
+            found["socket"] = f"refused ({exc.strerror})"
+    return found
+
+
+def kill_supervisor(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Start a program in its own session that ignores SIGTERM and sleeps (its command line
+    carries `marker`), then SIGKILL the worker's supervisor and the worker itself."""
+    script = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              f"marker = {str(args['marker'])!r}\ntime.sleep(600)\n")
+    subprocess.Popen([sys.executable, "-c", script, str(args["marker"])],
+                     start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    os.kill(os.getppid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {"status": "honest"}

@@ -11,6 +11,7 @@ import pytest
 
 from deepphoenix.sandbox import JobStatus, Worker, WorkerPool, WorkerSettings
 from deepphoenix.sandbox._reaper import running as _running
+from tests.sandbox._pids import host_pids
 
 DIAG = "deepphoenix.sandbox._diagnostics"
 JOBS = (f"{DIAG}:*",)  # test-only jobs, added to the worker's allow-list
@@ -78,7 +79,8 @@ def test_timeout_kills_the_process_group_and_a_new_worker_starts(worker: Worker)
     child_seen: list[int] = []
     began = time.monotonic()
     result = worker.run(f"{DIAG}:sleep", {"seconds": 60, "spawn": True}, timeout=2,
-                        on_progress=lambda m: child_seen.append(m["child"]))
+                        on_progress=lambda m: child_seen.extend(host_pids(worker,
+                                                                          [m["child"]])))
     assert result.status is JobStatus.TIMEOUT
     assert time.monotonic() - began < 20
     assert child_seen and child_seen[0] > 0

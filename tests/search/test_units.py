@@ -60,7 +60,10 @@ def test_presets_match_the_issue() -> None:
     assert paper.seed_source == "paper"
     assert preset("cpu").seed_source == "tiny" and preset("cpu").proposer == "learned"
     assert paper.proposer == "t5"  # the paper's own proposer reproduces the paper
-    assert set(PRESETS) == {"smoke", "cpu", "paper", "gpt-cpu"}
+    assert set(PRESETS) == {"smoke", "cpu", "paper", "gpt-cpu", "quine-cpu"}
+    quine = preset("quine-cpu")
+    assert (quine.seed_source, quine.grammar, quine.objective, quine.proposer) == (
+        "quine-coords", "quine", "self-replication", "tpe")
     gpt = preset("gpt-cpu")
     assert (gpt.seed_source, gpt.grammar, gpt.objective, gpt.task) == (
         "gpt", "gpt", "val-loss", "code-lm")
@@ -176,11 +179,13 @@ def test_a_read_only_run_directory_can_be_read(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from deepphoenix.cli import cli
+    from deepphoenix.search import Run, preset
 
-    store = RunStore.create(tmp_path / "r", {"episodes": 1})
-    with store.transaction():
-        store.add_variant("h1", "x = 1\n", {"x": 1}, 0)
-    store.close()
+    run = Run(tmp_path / "r", preset("smoke"))  # a run with its seed: best is rendered
+    seed = run.dir.seed_program
+    with run.store.transaction():
+        run.store.add_variant(seed.hash, seed.text, dict(seed.values), 0)
+    run.close()
     view = tmp_path / "ro"
     view.mkdir()
     mounted = subprocess.run(
@@ -194,12 +199,12 @@ def test_a_read_only_run_directory_can_be_read(tmp_path: Path) -> None:
         if os.access(view / "run.sqlite", os.W_OK):
             pytest.skip("neither a read-only bind mount nor file modes could make it read-only")
         with RunStore.open(view) as reopened:
-            assert reopened.variant("h1") is not None
+            assert reopened.variant(seed.hash) is not None
         runner = CliRunner()
-        assert runner.invoke(cli, ["lineage", "best", str(view)]).stdout == "x = 1\n"
+        assert runner.invoke(cli, ["lineage", "best", str(view)]).stdout == seed.text
         shown = runner.invoke(cli, ["lineage", "show", str(view), "--json"])
         assert shown.exit_code == 0, shown.output
-        assert json.loads(shown.stdout)["path"][0]["hash"] == "h1"
+        assert json.loads(shown.stdout)["path"][0]["hash"] == seed.hash
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(view)], check=False)

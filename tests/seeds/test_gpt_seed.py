@@ -22,6 +22,9 @@ SEED_PATH = Path(deepphoenix.seeds.__file__).parent / "gpt.py"
 SEED_VALUES = {
     "n_layer": 2, "n_head": 4, "n_embd": 128, "dropout": 0.0, "activation": "gelu",
     "lr": 3e-3, "batch_size": 16, "weight_decay": 0.01, "optimizer": "adamw",
+    # structural sites: the seed holds each one's first alternative (test_gpt_structure.py)
+    "norm": "layernorm", "mlp": "plain", "position": "learned", "head": "tied",
+    "block": "prenorm", "qk_norm": "off",
 }
 ARCHITECTURE = ("n_layer", "n_head", "n_embd", "dropout", "activation")
 
@@ -149,7 +152,8 @@ def test_random_single_site_mutations_cover_every_site(program: Program) -> None
     mutations = [proposer.refine(program, rng) for _ in range(200)]
     assert all(m.ok and m.variant is not None for m in mutations)
     variants = [m.variant for m in mutations if m.variant is not None]
-    assert len({v.hash for v in variants}) >= 80
+    # the six structural sites have 9 single-move variants between them (2/5 of the draws)
+    assert len({v.hash for v in variants}) >= 60
     changed: Counter[str] = Counter()
     for variant in variants:
         sites = {edit.site for edit in variant.changes}

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,20 @@ def small_model_objective(program, ctx):  # type: ignore[no-untyped-def]
     return {"score": sum(p.numel() for p in model.parameters()) / 1e6 + OFFSET, "extra": 1.5}
 
 
+@pytest.fixture
+def plain_workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Workers without mount and PID namespaces: the objective below notes its process in
+    a file of the host, which a confined worker can neither write nor name
+    (tests/sandbox/test_namespaces.py)."""
+    from deepphoenix.sandbox import confinement
+
+    monkeypatch.setenv("DEEPPHOENIX_NO_NAMESPACES", "1")
+    confinement.cache_clear()
+    yield
+    confinement.cache_clear()
+
+
+@pytest.mark.usefixtures("plain_workers")
 def test_search_with_a_callable_returns_a_study(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     pids = tmp_path / "pids.txt"

@@ -1,0 +1,102 @@
+"""`deepphoenix proposer`: proposers across runs (pretrain one on earlier runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from deepphoenix.cli._common import DEVICES, echo_json, json_option, require_device
+from deepphoenix.cli._progress import ProgressBar, Reporter
+from deepphoenix.errors import RunDirError
+from deepphoenix.mutator import TargetFormat
+from deepphoenix.proposers import T5Sampler, TrainSettings, prepare_data
+from deepphoenix.proposers._tokenizer import PreTokenizer
+from deepphoenix.sandbox import Worker, WorkerSettings
+from deepphoenix.search import load_seed_text, pretraining_pairs
+from deepphoenix.store_io import write_text_atomic
+
+__all__ = ["proposer"]
+
+
+@click.group()
+def proposer() -> None:
+    """Proposers across runs: pretrain one on earlier runs' lineages."""
+
+
+@proposer.command()
+@click.argument("run_dirs", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Model directory to write (must not exist, or be empty).")
+@click.option("--source", type=str, default="tiny", show_default=True,
+              help="The seed or file that defines the proposing T5 (as --proposer-source).")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in TargetFormat]),
+              default="source", show_default=True,
+              help="What the model writes; a run started from it needs the same --format.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Passes over the pairs.")
+@click.option("--vocab-size", type=click.IntRange(min=261, max=262_144), default=1024,
+              show_default=True, help="Size of the byte-level BPE trained on the pairs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Pairs per optimizer step.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate.")
+@click.option("--seed", "seed_", type=int, default=0, show_default=True,
+              help="Seed of the replayed pairs, the model's initialisation and data order.")
+@click.option("--device", type=DEVICES, default="auto", show_default=True,
+              help="Where the model trains: auto uses CUDA when present.")
+@json_option
+def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epochs: int,
+             vocab_size: int, batch_size: int, lr: float, seed_: int, device: str,
+             as_json: bool) -> None:
+    """Train a proposer on the improving pairs of earlier runs (RUN_DIRS); save it to OUT.
+
+    Each run gives its hindsight pairs (a worse variant and a better one, repeated by the
+    gain), whatever its program or task, and as many refinement pairs of its seed. Start
+    a run from the result with `deepphoenix run --proposer-init OUT`.
+    """
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(f"{out}: exists and is not empty; choose another --out")
+    require_device(device)
+    text = load_seed_text(source)
+    pairs, runs = pretraining_pairs(run_dirs, fmt, seed_)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_)
+    settings.validate()
+    reporter = Reporter("json" if as_json else "auto")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        data = prepare_data(pairs, fmt, staging / "data", vocab_size,
+                            PreTokenizer.DIGITS)
+        bar = ProgressBar(reporter, "pretrain")
+        with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
+            _, report = T5Sampler.train(
+                text, data, settings, worker, out=staging / "model",
+                on_progress=lambda m: bar.update(m["step"], m["total"], loss=m["loss"]))
+        reporter.done()
+        write_text_atomic(staging / "model" / "pretrain.json", json.dumps(
+            {"runs": [r.to_dict() for r in runs], "pairs": len(pairs), "source": source},
+            indent=2))
+        if out.exists():
+            out.rmdir()
+        (staging / "model").rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary = {
+        "model": str(out), "runs": len(runs), "pairs": len(pairs),
+        "hindsight": sum(r.hindsight for r in runs), "params": report["params"],
+        "steps": report["steps"], "final_loss": report["final_loss"],
+        "seconds": report["seconds"], "format": fmt, "vocab_size": data.vocab_size,
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"pretrained {report['params'] / 1e6:.2f} M parameters on {len(pairs)} pairs "
+               f"({summary['hindsight']} hindsight) from {len(runs)} runs, "
+               f"{report['steps']} steps in {report['seconds']:.1f} s: final loss "
+               f"{report['final_loss']:.4f}")
+    click.echo(f"saved to {out}/ (start a run from it: deepphoenix run --proposer-init {out})")

@@ -1,0 +1,73 @@
+"""Sample widely, then rank: a pool of valid, distinct, new candidates, and the few of it
+that a Gaussian-process surrogate (`Surrogate`) fitted on the run's scored variants
+expects to improve most. The learned proposer ranks its T5's samples this way; the
+``random-gp`` ablation ranks the grammar's random draws the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from deepphoenix.mutator import Program
+from deepphoenix.proposers._distinct import as_repeat
+from deepphoenix.proposers._protocol import Observation
+from deepphoenix.proposers._records import Proposal
+from deepphoenix.proposers._surrogate import Surrogate, encode
+
+__all__ = ["MIN_SAMPLES", "MIN_SCORED", "WIDEN", "gather", "rank", "width"]
+
+WIDEN = 8  # samples drawn per candidate slot, before ranking
+MIN_SAMPLES = 32
+MIN_SCORED = 3  # scored variants before the surrogate ranks (before: the draw's order)
+
+
+def width(n: int) -> int:
+    """How many samples a batch of `n` candidate slots draws before ranking."""
+    return max(WIDEN * n, MIN_SAMPLES)
+
+
+def gather(draw: Callable[[int], Iterable[Proposal]], n: int, rounds: int,
+           exclude: Collection[str] = ()) -> tuple[list[Proposal], list[Proposal]]:
+    """(pool, rest): `pool` holds the valid candidates of `draw(round)` whose variants are
+    new (not in `exclude`, not met earlier), drawn again, up to `rounds` rounds, until it
+    holds `n`; `rest` at most `n` of the draws' own failures and repeats (marked
+    `DUPLICATE`), which fill the slots the pool cannot."""
+    pool: list[Proposal] = []
+    rest: list[Proposal] = []
+    seen = set(exclude)
+    for round_ in range(max(1, rounds)):
+        for proposal in draw(round_):
+            mutation = proposal.mutation
+            variant = mutation.variant
+            if mutation.ok and variant is not None and variant.hash not in seen:
+                seen.add(variant.hash)
+                pool.append(proposal)
+            elif len(rest) < n:
+                rest.append(Proposal(as_repeat(mutation, exclude), proposal.text))
+        if len(pool) >= n:
+            break
+    return pool, rest
+
+
+def rank(parent: Program, observed: Sequence[Observation], sign: float,
+         pool: Sequence[Proposal], n: int,
+         running: Sequence[Mapping[str, Any]] = ()) -> list[int]:
+    """Indices into `pool` of the `n` candidates to evaluate: by expected improvement once
+    `MIN_SCORED` variants are scored, else the pool's own order. `sign` is -1 for a
+    maximized score. Failed variants, those rejected at build (over --max-params) and
+    those stopped early (--fidelity asha: the bottom of their rung) count as the worst
+    score seen, so the ranking learns to avoid them. `running`: the values of candidates
+    under evaluation (--strategy async), where the surrogate believes its own mean."""
+    scored = [o for o in observed
+              if o.status in ("scored", "failed", "rejected", "pruned")]
+    good = [sign * o.score for o in scored if o.score is not None]
+    if len(good) < MIN_SCORED or len(pool) <= n:
+        return list(range(min(n, len(pool))))
+    worst = max(good)
+    specs = parent.proposable
+    x = [encode(specs, o.values) for o in scored]
+    y = [sign * o.score if o.score is not None else worst for o in scored]
+    candidates = [encode(specs, dict(p.mutation.variant.values)) for p in pool
+                  if p.mutation.variant is not None]
+    believed = [encode(specs, values) for values in running]
+    return Surrogate(x, y).choose(candidates, n, believed=believed)

@@ -1,0 +1,8 @@
+"""Neural quines beyond scoring them: the ouroboros, a source quine whose printed file
+becomes the next generation only once grounded against its trusted parent. (The quine
+seeds live in `deepphoenix.seeds`, their objective is the built-in ``self-replication``.)
+"""
+
+from deepphoenix.quine._ouroboros import GENERATION_JOB, Generation, ouroboros
+
+__all__ = ["GENERATION_JOB", "Generation", "ouroboros"]

@@ -1,0 +1,53 @@
+"""The ouroboros's worker job: train one generation of a source quine with its own
+``train()``, and return what its model prints with the replication scores. Runs only in
+a sandbox worker; the parent never executes the printed text."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from deepphoenix.objectives._replication import (
+    printed_text,
+    replication_scores,
+    train_and_replicate,
+)
+from deepphoenix.objectives._user import ObjectiveContext
+from deepphoenix.sandbox._child import JobContext
+from deepphoenix.sandbox._protocol import failure_text
+from deepphoenix.training import exec_program
+
+__all__ = ["generation_job"]
+
+
+def generation_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """``{"status": "scored", "score", "metrics", "printed"}`` or ``{"status": "failed",
+    "stage", "reason", "traceback"}``; never raises for the program's failure."""
+    began = time.monotonic()
+    ctx.progress(stage="build")
+    workdir = ctx.workspace / "generation"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir()
+    try:
+        program = exec_program(args["source"], ctx.workspace, int(args["seed"]))
+        ctx.progress(stage="objective")
+        context = ObjectiveContext(ctx.device(), int(args["seed"]), workdir,
+                                   lambda step, value: ctx.progress(step=step, value=value),
+                                   deadline=began + 0.75 * float(args["timeout"]))
+        pair, before, metrics = train_and_replicate(program, context)
+        scores = replication_scores(pair, before)
+        if "char_accuracy" not in scores:
+            return {"status": "failed", "stage": "objective", "traceback": "",
+                    "reason": "replicate(model) returned weights, not characters: the "
+                              "ouroboros needs a source quine"}
+        printed = printed_text(pair[0])
+    except BaseException as exc:
+        message, trace = failure_text(exc)
+        return {"status": "failed", "stage": "objective", "reason": message,
+                "traceback": trace}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    metrics.update(scores, wall_seconds=time.monotonic() - began)
+    return {"status": "scored", "score": scores["score"], "metrics": metrics,
+            "printed": printed}

@@ -1,0 +1,97 @@
+"""Transfer across runs: the pairs a proposer is pretrained on, read from earlier runs.
+
+Each run gives its hindsight pairs (`hindsight_pairs`: every variant that scored worse
+than one of the run's best, paired with it, repeated by the gain), the texts read from the
+run's own database, and as many refinement pairs of its seed program (replay, so that the
+model keeps the form of a refinement). Programs and tasks may differ between the runs:
+the pairs are text, in the format the pretrained proposer writes. `deepphoenix proposer
+pretrain` trains on them; `deepphoenix run --proposer-init` starts from the result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.lineage import run_grammar
+from deepphoenix.mutator import (
+    Edit,
+    TargetFormat,
+    diff_programs,
+    format_edit_script,
+    parse_program,
+)
+from deepphoenix.proposers import Observation, RefinementPair, hindsight_pairs, make_dataset
+from deepphoenix.search._rundir import derive_seed
+from deepphoenix.store import RunStore
+
+__all__ = ["RunPairs", "pretraining_pairs"]
+
+MIN_REPLAY = 64  # refinement pairs replayed per run, at least
+
+
+@dataclass(frozen=True, slots=True)
+class RunPairs:
+    """What one earlier run gave: its folder, hindsight and replayed pairs."""
+
+    run_dir: Path
+    hindsight: int  # rows, with repeats
+    replay: int
+    scored: int  # scored variants the hindsight pairs were drawn from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "hindsight": self.hindsight,
+                "replay": self.replay, "scored": self.scored}
+
+
+def _key(values: dict[str, Any]) -> str:
+    return json.dumps(values, sort_keys=True, default=repr)
+
+
+def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
+                      seed: int = 0) -> tuple[list[RefinementPair], list[RunPairs]]:
+    """The pretraining pairs of the runs in `run_dirs` (read-only), in `fmt`, and what
+    each run gave. `RunDirError` for a folder that is not a run; `ConfigError` when no run
+    measured an improvement."""
+    fmt = TargetFormat(fmt)
+    pairs: list[RefinementPair] = []
+    found: list[RunPairs] = []
+    for run_dir in run_dirs:
+        with RunStore.open(Path(run_dir)) as store:
+            grammar = run_grammar(store)
+            seed_text = store.get_meta("seed_text")
+            if grammar is None or not isinstance(seed_text, str):
+                raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
+                                  "back here; pass runs this deepphoenix can resume")
+            sign = -1.0 if store.objective.get("direction") == "maximize" else 1.0
+            variants = [v for v in store.variants() if v.status == "scored"
+                        and v.score is not None]
+        sources = {_key(v.values): v.source for v in variants}
+        observed = [Observation("", v.hash, v.values, "scored", v.score) for v in variants]
+        hindsight = 0
+        for worse, better, repeats in hindsight_pairs(observed, sign):
+            before, after = sources[_key(worse)], sources[_key(better)]
+            worse_program = parse_program(before, grammar)
+            movable = {spec.name for spec in worse_program.proposable}
+            edits: tuple[Edit, ...] = tuple(
+                e for e in diff_programs(worse_program, parse_program(after, grammar)).edits
+                if e.site in movable)  # derived sites follow; never written
+            if not edits:
+                continue
+            target = after if fmt is TargetFormat.SOURCE else format_edit_script(
+                worse_program, edits)
+            pairs.extend([RefinementPair(before, target, edits)] * repeats)
+            hindsight += repeats
+        replay = max(hindsight, MIN_REPLAY)
+        program = parse_program(seed_text, grammar, "seed")
+        pairs.extend(make_dataset(program, replay, derive_seed(seed, "pretrain", len(found)),
+                                  fmt))
+        found.append(RunPairs(Path(run_dir), hindsight, replay, len(variants)))
+    if not any(run.hindsight for run in found):
+        raise ConfigError("none of the runs scored a variant better than another: no "
+                          "improving pair to pretrain on; pass finished runs")
+    return pairs, found

@@ -1,0 +1,75 @@
+"""Sources rendered from what a run trusts: its seed and the site values recorded for each
+variant (the trusted parent plus grounded edits), never a stored text that something
+could have rewritten. `best.py`, `run_best.py` and `deepphoenix lineage best` come from
+here; `verify_run` re-renders every stored source and hash and lists what does not match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepphoenix.errors import DeepPhoenixError, RunDirError
+from deepphoenix.mutator import Program, parse_program
+from deepphoenix.search._rundir import _stored_config, _stored_grammar
+from deepphoenix.store import RunStore, VariantRow
+
+__all__ = ["Mismatch", "render_source", "stored_seed", "verify_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A stored variant whose source or hash is not what its seed and values render."""
+
+    hash: str
+    reason: str
+
+
+def stored_seed(store: RunStore) -> Program:
+    """The run's seed, parsed with its stored grammar."""
+    config = _stored_config(store.get_meta("config"))
+    seed_text = store.get_meta("seed_text")
+    if not isinstance(seed_text, str):
+        raise RunDirError(f"{store.path.parent}: the run holds no seed text (it was stopped "
+                          "before its seed was stored)")
+    grammar = _stored_grammar(config.grammar, seed_text, store.get_meta("grammar_toml"))
+    return parse_program(seed_text, grammar, "seed")
+
+
+def _render(seed: Program, row: VariantRow) -> tuple[str, str]:
+    """(source, hash) that the seed and the row's recorded values render."""
+    try:
+        variant, _check = seed.render(row.values)
+    except (DeepPhoenixError, KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"variant {row.hash}: its recorded values do not render "
+                          f"({exc})") from None
+    return variant.source, variant.hash
+
+
+def render_source(seed: Program, row: VariantRow) -> str:
+    """The source of `row`, rendered from the seed and its recorded values; a
+    `RunDirError` (run `deepphoenix lineage verify`) when they render another program."""
+    source, hash_ = _render(seed, row)
+    if hash_ != row.hash:
+        raise RunDirError(f"variant {row.hash}: its recorded values render {hash_}, another "
+                          "program; the run database was changed (see deepphoenix lineage "
+                          "verify)")
+    return source
+
+
+def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
+    """Re-render every stored variant: (how many were checked, the mismatches)."""
+    seed = stored_seed(store)
+    found: list[Mismatch] = []
+    rows = store.variants()
+    for row in rows:
+        try:
+            source, hash_ = _render(seed, row)
+        except RunDirError as exc:
+            found.append(Mismatch(row.hash, str(exc).split(": ", 1)[-1]))
+            continue
+        if hash_ != row.hash:
+            found.append(Mismatch(row.hash, f"its values render {hash_}, another program"))
+        elif source != row.source:
+            found.append(Mismatch(row.hash, "its stored source differs from the one its "
+                                  "values render"))
+    return len(rows), found

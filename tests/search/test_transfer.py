@@ -1,0 +1,107 @@
+"""Runs of the learned proposer's baselines and ablations, and transfer across runs:
+`gp` killed with -9 resumes to the same result; `proposer pretrain` on earlier runs and
+`run --proposer-init`; bad input to either gets one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from deepphoenix.cli import cli
+from deepphoenix.store import RunStore
+from tests.search.test_run import _spawn, _variants, _wait_for
+
+
+def _one_line_error(result: object, *needles: str) -> None:
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 1, output  # type: ignore[attr-defined]
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+    for needle in needles:
+        assert needle in output, output
+
+
+def test_proposer_init_that_is_not_a_proposer_gets_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    result = CliRunner().invoke(cli, ["run", "--preset", "smoke", "--proposer-init",
+                                      str(folder), "--run-dir", str(tmp_path / "run")])
+    _one_line_error(result, "not a deepphoenix model", "proposer.json")
+    assert not (tmp_path / "run" / "run.sqlite").exists()  # refused before the run exists
+    result = CliRunner().invoke(cli, ["run", "--preset", "smoke", "--proposer", "tpe",
+                                      "--proposer-init", str(folder),
+                                      "--run-dir", str(tmp_path / "run2")])
+    _one_line_error(result, "--proposer-init", "'tpe'")
+
+
+def test_pretraining_on_a_folder_that_is_not_a_run_gets_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["proposer", "pretrain", str(tmp_path),
+                                      "--out", str(tmp_path / "model")])
+    _one_line_error(result, "not a deepphoenix run directory")
+    assert not (tmp_path / "model").exists()
+    result = CliRunner().invoke(cli, ["proposer", "pretrain", str(tmp_path / "missing"),
+                                      "--out", str(tmp_path / "model")])
+    _one_line_error(result, "no such run directory")
+
+
+@pytest.mark.slow
+def test_pretrain_on_earlier_runs_then_start_a_run_from_it(tmp_path: Path) -> None:
+    runner = CliRunner()
+    earlier = tmp_path / "earlier"
+    result = runner.invoke(cli, ["run", "--preset", "smoke", "--proposer", "random",
+                                 "--run-dir", str(earlier), "--no-plots", "--quiet"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    model = tmp_path / "model"
+    result = runner.invoke(cli, ["proposer", "pretrain", str(earlier), "--out", str(model),
+                                 "--epochs", "1", "--vocab-size", "400", "--json"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index('{\n  "model"'):])
+    assert summary["hindsight"] > 0 and summary["pairs"] > summary["hindsight"]
+    provenance = json.loads((model / "pretrain.json").read_text())
+    assert provenance["runs"][0]["run_dir"] == str(earlier)
+    # a run of another seed, started from the pretrained model
+    run_dir = tmp_path / "warm"
+    result = runner.invoke(cli, ["run", "--preset", "smoke", "--seed", "7", "--episodes", "1",
+                                 "--batches", "1", "--proposer-init", str(model),
+                                 "--run-dir", str(run_dir), "--no-plots", "--quiet"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    copy = run_dir / "data" / "proposer-init"
+    assert (copy / "proposer.json").exists()
+    assert (run_dir / "data" / "tokenizer.json").read_text() == (
+        model / "tokenizer.json").read_text()  # the run reads its pairs with the model's
+    with RunStore.open(run_dir) as store:
+        episode = store.episode(1)
+        attempts = store.attempts()
+    assert episode is not None and episode["training"]["warm_start"] == str(copy)
+    assert {a.proposer for a in attempts} == {"learned"}
+
+
+@pytest.mark.slow
+def test_a_gp_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:
+    # the seed and 3 batches of 3 are GPSampler's 10 random trials; the 4th batch is the
+    # GP's, and the kill lands in it
+    args = ["run", "--preset", "smoke", "--proposer", "gp", "--episodes", "1", "--batches",
+            "4", "--candidates", "3", "--json", "--no-plots"]
+    reference = tmp_path / "reference"
+    done = _spawn([*args, "--run-dir", str(reference)], tmp_path)
+    _, err = done.communicate(timeout=900)
+    assert done.returncode == 0, err
+    run_dir = tmp_path / "killed"
+    proc = _spawn([*args, "--run-dir", str(run_dir)], tmp_path)
+    _wait_for(run_dir, 11, proc)  # into the GP's batch
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    resumed = _spawn(["run", "--run-dir", str(run_dir), "--resume", "--json"], tmp_path)
+    _out, err = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, err
+    assert _variants(run_dir) == _variants(reference)
+    assert len(_variants(reference)) >= 12
+    with RunStore.open(reference) as store:
+        assert {a.proposer for a in store.attempts()} == {"gp"}
