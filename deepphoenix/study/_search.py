@@ -194,7 +194,8 @@ def search(source: str | Path | None = None, *, objective: Any = None,
       `budget_shape`); default: the preset's.
     - `run_dir`: where the run lives (default ``runs/<preset>-<proposer>-<time>``). A
       directory that already holds the same search is continued (a finished one is just
-      opened); one that holds a different search is a `RunDirError`.
+      opened; placement settings such as `workers` may differ); one that holds a
+      different search is a `RunDirError`.
     - `direction`: ``"minimize"`` or ``"maximize"`` (default: the objective's own).
     - `quiet`: no progress bar. `on_event`: called with every run `Event`.
     - `preset` and `settings`: any `RunConfig` field (``seed=1``, ``workers=2``,
@@ -210,8 +211,10 @@ def search(source: str | Path | None = None, *, objective: Any = None,
                               f"{', '.join(differ)}); pass another run_dir, or open it "
                               f"with deepphoenix.load({str(run_dir)!r})")
         study = Study(run_dir)
-        return study if study.status == "finished" else study.resume(quiet=quiet,
-                                                                     on_event=on_event)
+        if study.status == "finished":
+            return study
+        placement = {k: v for k, v in settings.items() if k in PLACEMENT}  # workers=...
+        return study.resume(quiet=quiet, on_event=on_event, **placement)
     run = plan.start(run_dir)
     summary = execute(run, quiet=quiet, on_event=on_event)
     return Study(run.run_dir, summary)

@@ -173,7 +173,8 @@ def test_an_interrupted_search_continues_where_it_stopped(tmp_path: Path) -> Non
     assert "resume()" in "".join(getattr(caught.value, "__notes__", []))
     stopped = deepphoenix.load(tmp_path / "run")
     assert stopped.status == "interrupted" and stopped.evaluations == 4  # seed + 1 batch
+    before = [t.hash for t in stopped.trials]
     # The same call again continues the run (same search, same run_dir).
     study = deepphoenix.search("tiny", **arguments)
     assert study.status == "finished" and study.evaluations == 7
-    assert [t.hash for t in study.trials[:4]] == [t.hash for t in stopped.trials]
+    assert [t.hash for t in study.trials[:4]] == before
