@@ -238,13 +238,7 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     elif select is None:
         selectors = default_selectors(name)
     else:
-        items = [select] if isinstance(select, str) else select
-        if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
-            ctx.fail((*path, "select"), "expected a selector string or a list of them")
-        try:
-            selectors = tuple(Selector.parse(s) for s in items)
-        except GrammarError as exc:
-            ctx.fail((*path, "select"), str(exc))
+        selectors = _selectors(ctx, path, select)
 
     numeric = kind in NUMERIC_KINDS
     mutable = get("mutable", bool, True) and derive_text is None
@@ -332,6 +326,17 @@ _NOT_STRUCTURAL = ("min", "max", "values", "multiple_of", "choices", "dotted", "
                    "step", "scale", "hidden", "read", "moves_with", "nullable")
 
 
+def _selectors(ctx: _Context, path: tuple[str, ...], select: Any) -> tuple[Selector, ...]:
+    """A site's 'select': one selector string or a non-empty list of them, parsed."""
+    items = [select] if isinstance(select, str) else select
+    if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
+        ctx.fail((*path, "select"), "expected a selector string or a list of them")
+    try:
+        return tuple(Selector.parse(s) for s in items)
+    except GrammarError as exc:
+        ctx.fail((*path, "select"), str(exc))
+
+
 def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names: list[str],
                      placement: Placement, get: Any) -> SiteSpec:
     """A site whose value names one of its code alternatives (a categorical site)."""
@@ -350,13 +355,7 @@ def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names:
         if placement is not Placement.EXPRESSION:
             ctx.fail((*path, "select"), f"a {placement.value} site is found by 'within', "
                      "'after' or 'define' (or an annotation), not by a selector")
-        items = [select] if isinstance(select, str) else select
-        if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
-            ctx.fail((*path, "select"), "expected a selector string or a list of them")
-        try:
-            selectors = tuple(Selector.parse(s) for s in items)
-        except GrammarError as exc:
-            ctx.fail((*path, "select"), str(exc))
+        selectors = _selectors(ctx, path, select)
     define = get("define", str)
     if placement is Placement.DEFINITION:
         if define is None or not _IDENT.match(define):
