@@ -1,12 +1,17 @@
 """What every benchmark prints first: the machine, the packages and the date, so a figure
-copied into RESULTS.md carries where it came from."""
+copied into RESULTS.md carries where it came from; and how a benchmark runs one
+`deepphoenix run`."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
 import time
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 _PACKAGES = ("libcst", "torch", "transformers", "tokenizers")
 
@@ -41,3 +46,18 @@ def machine_header(note: str = "") -> str:
             f"{_memory_gib()}, Python {platform.python_version()}, {', '.join(versions)}, "
             f"{time.strftime('%Y-%m-%d')}")
     return f"{line}; {note}" if note else line
+
+
+def run_deepphoenix(command: list[str], run_dir: Path) -> tuple[dict[str, Any], float]:
+    """Run `command` (a `deepphoenix run` into `run_dir`) offline, to the end: the run's
+    summary.json and its wall seconds. A run that fails ends the benchmark with the tail
+    of its stderr."""
+    began = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
+    wall = time.monotonic() - began
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): "
+                         f"{done.stderr.strip()[-400:]}")
+    summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    return summary, wall

@@ -37,19 +37,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_header
+from _common import machine_header, run_deepphoenix
 
 ROWS: dict[str, tuple[str, str]] = {  # row -> (proposer, strategy)
     "t5": ("t5", "greedy"),
@@ -71,14 +69,7 @@ def run_once(preset: str, row: str, seed: int, folder: Path,
     command = [sys.executable, "-m", "deepphoenix", "run", "--preset", preset,
                "--proposer", proposer, "--strategy", strategy, "--seed", str(seed),
                "--run-dir", str(run_dir), "--quiet", *(extra or [])]
-    began = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
-    wall = time.monotonic() - began
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): "
-                         f"{done.stderr.strip()[-400:]}")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary, wall = run_deepphoenix(command, run_dir)
     sign = -1.0 if summary["direction"] == "maximize" else 1.0
     with sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True) as db:
         meta = dict(db.execute("select key, value from meta where key in "

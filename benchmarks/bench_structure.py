@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_header
+from _common import machine_header, run_deepphoenix
 
 import deepphoenix.grammar
 from deepphoenix.grammar import read_grammar_file
@@ -98,14 +97,7 @@ def run_once(arm: str, proposer: str, seed: int, grammar: str, cap: int,
     command = [sys.executable, "-m", "deepphoenix", "run", "--preset", PRESET,
                "--proposer", proposer, "--seed", str(seed), "--grammar", grammar,
                "--max-params", str(cap), "--run-dir", str(run_dir), "--quiet"]
-    began = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
-    wall = time.monotonic() - began
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): "
-                         f"{done.stderr.strip()[-400:]}")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary, wall = run_deepphoenix(command, run_dir)
     order = "desc" if summary["direction"] == "maximize" else "asc"
     with sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True) as db:
         best_values = db.execute("select site_values from variants where status = 'scored' "
