@@ -22,7 +22,7 @@ from typing import Any
 from deepphoenix.mutator import Program, format_edit_script
 from deepphoenix.proposers._builtin import PaperT5Proposer
 from deepphoenix.proposers._lineage import HindsightProposer
-from deepphoenix.proposers._pool import gather, rank, width
+from deepphoenix.proposers._pool import gather, rank, record, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._random import RandomProposer
 from deepphoenix.proposers._records import Proposal
@@ -94,16 +94,8 @@ class RandomGPProposer:
         return Proposal(mutation, text)
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        # A candidate told again (a higher rung under --fidelity asha) replaces its
-        # earlier observation, in place, as the learned proposer does.
-        index = {o.child: i for i, o in enumerate(self.observed)}
-        for seen in observations:
-            at = index.get(seen.child)
-            if at is None:
-                index[seen.child] = len(self.observed)
-                self.observed.append(seen)
-            else:
-                self.observed[at] = seen
+        # As the learned proposer does (a candidate told again replaces its earlier one).
+        record(self.observed, observations)
 
     def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
         """Candidates under evaluation (--strategy async): the surrogate believes its own

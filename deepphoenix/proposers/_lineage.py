@@ -45,7 +45,7 @@ from deepphoenix.mutator import (
 )
 from deepphoenix.proposers._builtin import LearnedProposer
 from deepphoenix.proposers._distinct import round_seed
-from deepphoenix.proposers._pool import gather, rank, width
+from deepphoenix.proposers._pool import gather, rank, record, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._t5 import T5Proposer
@@ -205,16 +205,7 @@ class HindsightProposer(LearnedProposer):
         return rank(parent, self.observed, self.sign, pool, n, self.running)
 
     def observe(self, observations: Sequence[Observation]) -> None:
-        # A candidate told again (a higher rung under --fidelity asha) replaces its
-        # earlier observation, in place.
-        index = {o.child: i for i, o in enumerate(self.observed)}
-        for seen in observations:
-            at = index.get(seen.child)
-            if at is None:
-                index[seen.child] = len(self.observed)
-                self.observed.append(seen)
-            else:
-                self.observed[at] = seen
+        record(self.observed, observations)
 
     def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
         """Candidates under evaluation (--strategy async): the surrogate believes its own

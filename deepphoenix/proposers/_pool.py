@@ -14,7 +14,7 @@ from deepphoenix.proposers._protocol import Observation
 from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._surrogate import Surrogate, encode
 
-__all__ = ["MIN_SAMPLES", "MIN_SCORED", "WIDEN", "gather", "rank", "width"]
+__all__ = ["MIN_SAMPLES", "MIN_SCORED", "WIDEN", "gather", "rank", "record", "width"]
 
 WIDEN = 8  # samples drawn per candidate slot, before ranking
 MIN_SAMPLES = 32
@@ -71,3 +71,16 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
                   if p.mutation.variant is not None]
     believed = [encode(specs, values) for values in running]
     return Surrogate(x, y).choose(candidates, n, believed=believed)
+
+
+def record(observed: list[Observation], observations: Sequence[Observation]) -> None:
+    """Add `observations` to `observed`, in place. A candidate told again (a higher rung
+    under --fidelity asha) replaces its earlier observation where it stands."""
+    index = {o.child: i for i, o in enumerate(observed)}
+    for seen in observations:
+        at = index.get(seen.child)
+        if at is None:
+            index[seen.child] = len(observed)
+            observed.append(seen)
+        else:
+            observed[at] = seen
