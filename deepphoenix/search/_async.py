@@ -219,14 +219,7 @@ class AsyncLoop(SearchLoop):
         record = self.store.batch(episode, batch)
         if record is not None and record["finished_at"] is not None:
             return str(record["best"])
-        parent = self.strategy.parent(best, self.run.seed_program.hash)
-        seed = derive_seed(self.config.seed, "propose", episode, batch)
-        self.store.start_batch(episode, batch, parent, seed)
-        self.emit("batch", episode=episode, batch=batch, batches=self.config.batches,
-                  parent=parent)
-        plan = (self._stored_batch(episode, batch)
-                or self._propose(episode, batch, parent, seed))
-        self.emit("proposed", episode=episode, batch=batch, outcomes=plan.outcomes)
+        parent, plan = self._open_batch(episode, batch, best)
         members = set(plan.valid)
         for child in plan.valid:
             self.parents.setdefault(child, parent)

@@ -185,13 +185,7 @@ class SearchLoop:
         record = self.store.batch(episode, batch)
         if record is not None and record["finished_at"] is not None:
             return str(record["best"])
-        parent = self.strategy.parent(best, self.run.seed_program.hash)
-        seed = derive_seed(self.config.seed, "propose", episode, batch)
-        self.store.start_batch(episode, batch, parent, seed)
-        self.emit("batch", episode=episode, batch=batch, batches=self.config.batches,
-                  parent=parent)
-        plan = self._stored_batch(episode, batch) or self._propose(episode, batch, parent, seed)
-        self.emit("proposed", episode=episode, batch=batch, outcomes=plan.outcomes)
+        _parent, plan = self._open_batch(episode, batch, best)
         self._evaluate(plan.valid, episode, batch)
         self.proposer.observe(self._observations(episode, batch))
         chosen = self.strategy.select(
@@ -203,6 +197,18 @@ class SearchLoop:
         self.emit("batch_done", episode=episode, batch=batch, best=chosen.hash,
                   score=chosen.score, improved=chosen.hash != best)
         return chosen.hash
+
+    def _open_batch(self, episode: int, batch: int, best: str) -> tuple[str, _Batch]:
+        """Start batch `batch` of `episode` from the strategy's parent of `best`: its
+        parent and its candidates (those stored, on resume, else newly proposed)."""
+        parent = self.strategy.parent(best, self.run.seed_program.hash)
+        seed = derive_seed(self.config.seed, "propose", episode, batch)
+        self.store.start_batch(episode, batch, parent, seed)
+        self.emit("batch", episode=episode, batch=batch, batches=self.config.batches,
+                  parent=parent)
+        plan = self._stored_batch(episode, batch) or self._propose(episode, batch, parent, seed)
+        self.emit("proposed", episode=episode, batch=batch, outcomes=plan.outcomes)
+        return parent, plan
 
     def _stored_batch(self, episode: int, batch: int) -> _Batch | None:
         """The proposals an interrupted start of this batch stored, if any."""
