@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -28,6 +32,7 @@ __all__ = [
     "json_option",
     "load_program",
     "require_device",
+    "staged_model",
 ]
 
 EXIT_INTERRUPTED = 130
@@ -171,3 +176,19 @@ def load_program(path: str, grammar: str | Grammar) -> Program:
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
+
+@contextmanager
+def staged_model(out: Path) -> Iterator[Path]:
+    """A fresh staging folder beside `out`, for a command that trains a model into it:
+    when the block ends without an error, its "model" folder is moved to `out` (which
+    may exist, empty); the staging folder is removed either way, so `out` never holds a
+    half-written model."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()
+        (staging / "model").rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from deepphoenix.cli._common import (
     json_option,
     load_program,
     require_device,
+    staged_model,
 )
 from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.errors import ConfigError, RunDirError
@@ -123,9 +122,7 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
                              max_seconds=None if max_minutes is None else max_minutes * 60)
     settings.validate()
     reporter = Reporter("json" if as_json else "auto")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_model(out) as staging:
         data = prepare_data(pairs, fmt, staging / "data", vocab_size, pre_tokenizer)
         bar = ProgressBar(reporter, "train")
         with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device,
@@ -135,11 +132,6 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
                 on_progress=lambda m: bar.update(m["step"], m["total"], loss=m["loss"]),
             )
         reporter.done()
-        if out.exists():
-            out.rmdir()
-        (staging / "model").rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     summary = {
         "model": str(out), "params": report["params"], "steps": report["steps"],
         "mean_loss": report["mean_loss"], "final_loss": report["final_loss"],

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
-from deepphoenix.cli._common import DEVICES, echo_json, json_option, require_device
+from deepphoenix.cli._common import (
+    DEVICES,
+    echo_json,
+    json_option,
+    require_device,
+    staged_model,
+)
 from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.errors import RunDirError
 from deepphoenix.mutator import TargetFormat
@@ -67,9 +71,7 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_)
     settings.validate()
     reporter = Reporter("json" if as_json else "auto")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_model(out) as staging:
         data = prepare_data(pairs, fmt, staging / "data", vocab_size,
                             PreTokenizer.DIGITS)
         bar = ProgressBar(reporter, "pretrain")
@@ -81,11 +83,6 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
         write_text_atomic(staging / "model" / "pretrain.json", json.dumps(
             {"runs": [r.to_dict() for r in runs], "pairs": len(pairs), "source": source},
             indent=2))
-        if out.exists():
-            out.rmdir()
-        (staging / "model").rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     summary = {
         "model": str(out), "runs": len(runs), "pairs": len(pairs),
         "hindsight": sum(r.hindsight for r in runs), "params": report["params"],
