@@ -30,8 +30,9 @@ def test_seed_prints_the_paper_snippet(invoke: Invoke) -> None:
     assert result.stdout == seed_source("paper")
     assert 'from_pretrained("Salesforce/codet5-small")' in result.stdout
     assert invoke("seed", "tiny").stdout == seed_source("tiny")
-    assert set(invoke("seed", "--list").stdout.split()) == {"gpt", "paper", "tiny",
-                                                             "tiny-train"}
+    assert set(invoke("seed", "--list").stdout.split()) == {
+        "gpt", "paper", "tiny", "tiny-train",
+        "quine-coords", "quine-onehot", "quine-rnn", "quine-source"}
 
 
 def test_sites_lists_the_five_t5_sites(invoke: Invoke, paper: Path) -> None:

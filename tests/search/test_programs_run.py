@@ -274,7 +274,12 @@ def test_a_run_written_before_objectives_opens_and_resumes(tmp_path: Path) -> No
     result = runner.invoke(cli, ["run", "--run-dir", str(run_dir), "--resume", "--no-plots"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert [list(row) for row in _scores(run_dir)] == expected["variants"]
+    # Same variants, same statuses, scores equal to float noise: the last digit of a
+    # 6-decimal score moves with the environment's float kernels (seen: 6.427224 vs 6.427225).
+    rows = [list(row) for row in _scores(run_dir)]
+    assert [row[:2] for row in rows] == [row[:2] for row in expected["variants"]]
+    assert [row[2] for row in rows] == pytest.approx([row[2] for row in expected["variants"]],
+                                                     abs=2e-6)
     assert json.loads((run_dir / "summary.json").read_text())["best_hash"] == expected["best"]
 
 
