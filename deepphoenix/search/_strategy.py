@@ -84,20 +84,14 @@ class BestOfN:
         return best_of(best, candidates, direction)
 
 
-class Async:
+class Async(Greedy):
     """Steady-state asynchronous search (``--strategy async``): no batch barrier. Whenever
     an evaluation worker frees, one candidate is proposed from a parent chosen by
     `tournament` and started at once; each result is told to the proposer as it arrives.
-    The best is the best full-fidelity score seen. Run by `AsyncLoop`."""
+    The best is the best full-fidelity score seen, kept as greedy keeps it. Run by
+    `AsyncLoop`."""
 
     name = "async"
-
-    def parent(self, best: str, seed: str) -> str:
-        return best
-
-    def select(self, best: Scored, candidates: Sequence[Scored],
-               direction: Direction = Direction.MINIMIZE) -> Scored:
-        return best_of(best, candidates, direction)
 
     @staticmethod
     def tournament(pool: Sequence[Scored], k: int, direction: Direction,
