@@ -21,7 +21,7 @@ from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper
 from deepphoenix.grammar import Form, Selector, Value
 from deepphoenix.mutator._literal import dotted_name, literal_of
 
-__all__ = ["Binding", "collect_bindings"]
+__all__ = ["Binding", "collect_bindings", "select_bindings"]
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
@@ -183,6 +183,14 @@ class _Offsets:
 
 
 _last: tuple[cst.Module, str, list[Binding]] | None = None
+
+
+def select_bindings(bindings: list[Binding], selector: Selector) -> list[Binding]:
+    """The bindings `selector` selects, in document order; with ``#k``, only the k-th."""
+    selected = [b for b in bindings if b.selected_by(selector)]
+    if selector.index is not None:
+        selected = selected[selector.index - 1 : selector.index]
+    return selected
 
 
 def collect_bindings(module: cst.Module, text: str) -> list[Binding]:

@@ -34,7 +34,7 @@ from deepphoenix.grammar import (
     coerce_value,
     format_value,
 )
-from deepphoenix.mutator._bindings import Binding, collect_bindings
+from deepphoenix.mutator._bindings import Binding, collect_bindings, select_bindings
 from deepphoenix.mutator._literal import LiteralKind, normalise, render_value, value_fits
 from deepphoenix.mutator._source import parse_module, read_source
 from deepphoenix.mutator._structure import find_structural, render_alternative
@@ -406,10 +406,7 @@ def find_sites(module: cst.Module, text: str, grammar: Grammar,
             continue
         matches: dict[int, tuple[Binding, str]] = {}
         for selector in spec.selectors:
-            selected = [b for b in bindings if b.selected_by(selector)]
-            if selector.index is not None:
-                selected = selected[selector.index - 1 : selector.index]
-            for binding in selected:
+            for binding in select_bindings(bindings, selector):
                 if binding.literal is not None and (
                     spec.nullable or binding.literal[0] != LiteralKind.NONE
                 ):

@@ -35,7 +35,7 @@ from deepphoenix.grammar import (
     element_key,
     expression_key,
 )
-from deepphoenix.mutator._bindings import Binding
+from deepphoenix.mutator._bindings import Binding, select_bindings
 
 __all__ = ["Located", "find_structural", "render_alternative"]
 
@@ -471,10 +471,7 @@ def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation 
     else:
         matches: dict[int, tuple[Binding, str]] = {}
         for selector in spec.selectors:
-            selected = [b for b in bindings if b.selected_by(selector)]
-            if selector.index is not None:
-                selected = selected[selector.index - 1: selector.index]
-            for binding in selected:
+            for binding in select_bindings(bindings, selector):
                 matches.setdefault(binding.start, (binding, str(selector)))
         if not matches:
             return None
