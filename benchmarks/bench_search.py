@@ -155,7 +155,17 @@ def _best_by(curve: list[list[float]], seconds: float) -> float | None:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    """`digits` decimals; a score below 0.01 (a quine's relative error) in significant
+    digits, so that 8e-07 and 0.004 do not both print as 0.000."""
+    if value is None:
+        return "-"
+    if value != 0 and abs(value) < 0.01:
+        return f"{value:.{max(digits - 1, 1)}g}"
+    return f"{value:.{digits}f}"
+
+
+def _params(count: float) -> str:
+    return f"{count / 1e6:.2f} M" if count >= 10_000 else f"{count:,.0f}"
 
 
 def _shares(counts: list[int]) -> str:
@@ -203,7 +213,7 @@ def report(results: list[dict[str, Any]]) -> str:
                 f"| {row} | {_fmt(statistics.median(bests))} | {_fmt(min(bests))}–"
                 f"{_fmt(max(bests))} | {' / '.join(map(str, wins))} of {len(mine)} | "
                 f"{_fmt(statistics.median(early)) if early else '-'} | "
-                f"{statistics.median(r['best_params'] or 0 for r in mine) / 1e6:.2f} M | "
+                f"{_params(statistics.median(r['best_params'] or 0 for r in mine))} | "
                 f"{_shares(changed)} | "
                 f"{statistics.median(r['evaluations'] for r in mine):.0f} | "
                 f"{statistics.median(r['wall'] for r in mine):.0f} s | "
