@@ -50,7 +50,7 @@ class ProposerContext:
     run_dir: Path
     executor: Executor
     seed: int  # the run seed
-    direction: Direction = Direction.MINIMIZE  # the objective's (a str enum: == "minimize")
+    direction: Direction = Direction.MINIMIZE  # the objective's
     draw_rounds: int = 4  # draws per batch for slots that repeat a candidate
     data: ProposerData | None = None  # the refinement data (learned proposers)
     sampling: SampleSettings = field(default_factory=SampleSettings)

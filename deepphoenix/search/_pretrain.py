@@ -67,7 +67,7 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
             if grammar is None or not isinstance(seed_text, str):
                 raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
                                   "back here; pass runs this deepphoenix can resume")
-            sign = -1.0 if store.objective.get("direction") == "maximize" else 1.0
+            sign = store.direction.sign
             variants = [v for v in store.variants() if v.status == "scored"
                         and v.score is not None]
         sources = {_key(v.values): v.source for v in variants}
