@@ -61,6 +61,10 @@ class ProposerContext:
     seed_source: str | None = None  # the run's seed program (the text evolution starts from)
     emit: Callable[[str, dict[str, Any]], None] = lambda kind, fields: None
 
+    def __post_init__(self) -> None:
+        # A `Direction` in memory, whatever the caller passed ("maximize" is parsed here).
+        object.__setattr__(self, "direction", Direction.parse(self.direction))
+
 
 class Proposer(Protocol):
     """Ask/tell. `name` is recorded with every attempt (it may change, e.g. to

@@ -52,12 +52,12 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """The record its `to_dict` gave (a `TypeError` names any field it does not have)."""
+        return cls(**data)
 
     def paths(self) -> JobPaths:
         def named(keys: tuple[str, ...]) -> dict[str, str]:
-            return {k: str(v) for k in keys if (v := self._get(k))}
+            return {k: str(v) for k in keys if (v := getattr(self, k))}
 
         return JobPaths(named(self.INPUT_FILES), named(self.INPUT_FOLDERS),
                         named(self.OUTPUT_FOLDERS))
@@ -65,9 +65,6 @@ class Job:
     def with_paths(self, changes: Mapping[str, str]) -> Job:
         """The same job with these path fields changed (a path local to another machine)."""
         return replace(self, **changes)
-
-    def _get(self, key: str) -> Any:
-        return getattr(self, key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -459,8 +459,8 @@ class Worker:
         writable = [*self.settings.writable, *self._also_writable]
         seen = [*self.settings.readable, *writable, *self._also_readable]
         added = False
-        for found, covers, also in ((paths.outputs.values(), writable, self._also_writable),
-                                    (paths.inputs.values(), seen, self._also_readable)):
+        for found, covers, also in ((paths.inputs.values(), seen, self._also_readable),
+                                    (paths.outputs.values(), writable, self._also_writable)):
             for value in found:
                 if not os.path.exists(value):
                     continue
