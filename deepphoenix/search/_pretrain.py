@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.grammar import Grammar
 from deepphoenix.lineage import run_grammar
 from deepphoenix.mutator import (
     Edit,
@@ -74,12 +76,7 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
         sources = {_key(v.values): v.source for v in variants}
         observed = [Observation("", v.hash, v.values, "scored", v.score) for v in variants]
         parsed: dict[str, Program] = {}  # each variant parsed once, not once per pair
-
-        def program_of(source: str) -> Program:
-            if source not in parsed:
-                parsed[source] = parse_program(source, grammar)
-            return parsed[source]
-
+        program_of = partial(_parse_once, parsed, grammar)
         hindsight = 0
         for worse, better, repeats in hindsight_pairs(observed, sign):
             before, after = sources[_key(worse)], sources[_key(better)]
@@ -103,3 +100,9 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
         raise ConfigError("none of the runs scored a variant better than another: no "
                           "improving pair to pretrain on; pass finished runs")
     return pairs, found
+
+
+def _parse_once(parsed: dict[str, Program], grammar: Grammar, source: str) -> Program:
+    if source not in parsed:
+        parsed[source] = parse_program(source, grammar)
+    return parsed[source]
