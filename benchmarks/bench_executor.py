@@ -39,9 +39,11 @@ from deepphoenix.mutator import Program, parse_program
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._random import RandomProposer
 from deepphoenix.proposers._t5 import prepare_data
-from deepphoenix.sandbox import WorkerSettings
+from deepphoenix.sandbox import NamedJob, WorkerSettings
 from deepphoenix.search import preset
 from deepphoenix.seeds import seed_source
+
+DIAGNOSTICS = "deepphoenix.sandbox._diagnostics:*"
 
 
 def candidates(seed_name: str, count: int) -> tuple[Program, list[tuple[str, str]]]:
@@ -61,14 +63,16 @@ def roundtrip(name: str, rows: Path, jobs: int) -> list[float]:
     """Seconds per trivial job (a warm worker, one job at a time, a `rows` path in its
     arguments as an evaluation has): what the executor itself adds to each evaluation."""
     executor = get_executor(name, ExecutorSettings(
-        workers=1, worker=WorkerSettings(threads=1, preload=(), device="cpu")))
+        workers=1, worker=WorkerSettings(threads=1, preload=(), device="cpu",
+                                         extra_jobs=(DIAGNOSTICS,))))
     try:
-        job = ("deepphoenix.sandbox._diagnostics:remember", {"value": 1, "rows": str(rows)})
-        list(executor.run_all([("warm", *job, 60.0)]))
+        job = NamedJob(f"{DIAGNOSTICS[:-2]}:remember", {"value": 1, "rows": str(rows)},
+                       input_files=("rows",))
+        list(executor.run_all([("warm", job, 60.0)]))
         times = []
         for i in range(jobs):
             began = time.perf_counter()
-            ((_, result),) = list(executor.run_all([(i, *job, 60.0)]))
+            ((_, result),) = list(executor.run_all([(i, job, 60.0)]))
             times.append(time.perf_counter() - began)
             assert result.ok, result.error
     finally:

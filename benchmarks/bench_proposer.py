@@ -36,7 +36,7 @@ from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
-from deepphoenix.proposers._t5 import SampleSettings, T5Proposer, TrainSettings, prepare_data
+from deepphoenix.proposers._t5 import SampleSettings, T5Sampler, TrainSettings, prepare_data
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
 
@@ -44,7 +44,7 @@ CANDIDATES = 8
 DEFAULT = "constrained + resampling (default)"
 
 
-def sample_stats(proposer: T5Proposer, parent: Any, batches: int) -> dict[str, Any]:
+def sample_stats(proposer: T5Sampler, parent: Any, batches: int) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     sites: Counter[str] = Counter()
     changed: Counter[int] = Counter()
@@ -93,11 +93,11 @@ def bench_format(seed_name: str, fmt: str, minutes: float, batches: int, pairs: 
     with Worker(WorkerSettings(threads=os.cpu_count() or 1), name="bench") as worker:
         settings = TrainSettings(epochs=1000, batch_size=32, lr=1e-3, seed=0,
                                  max_seconds=minutes * 60)
-        proposer, report = T5Proposer.train(parent.text, data, settings, worker)
+        proposer, report = T5Sampler.train(parent.text, data, settings, worker)
         results: dict[str, Any] = {
-            "seed": seed_name, "format": fmt, "params": report["params"],
-            "train_seconds": report["seconds"], "train_steps": report["steps"],
-            "final_loss": sum(report["losses"][-20:]) / min(20, len(report["losses"])),
+            "seed": seed_name, "format": fmt, "params": report.params,
+            "train_seconds": report.seconds, "train_steps": report.steps,
+            "final_loss": sum(report.losses[-20:]) / min(20, len(report.losses)),
             "mean_tokens": data.mean_input_tokens,
         }
         variants = {
@@ -117,14 +117,14 @@ def bench_reload(calls: int, folder: Path) -> list[dict[str, Any]]:
     parent = parse_program(seed_source("tiny"), load_grammar("t5"))
     data = prepare_data(make_dataset(parent, 256, seed=0), "source", folder / "reload", 400)
     with Worker(WorkerSettings(threads=os.cpu_count() or 1), name="trainer") as trainer:
-        T5Proposer.train(parent.text, data, TrainSettings(epochs=1, seed=0), trainer,
+        T5Sampler.train(parent.text, data, TrainSettings(epochs=1, seed=0), trainer,
                          out=folder / "reload" / "model")
     rows = []
     for label, env in (("progress bars off (default)", ()),
                        ("progress bars on", (("HF_HUB_DISABLE_PROGRESS_BARS", "0"),))):
         settings = WorkerSettings(threads=os.cpu_count() or 1, extra_env=env)
         with Worker(settings, name="sampler") as worker:
-            proposer = T5Proposer.load(folder / "reload" / "model", worker)
+            proposer = T5Sampler.load(folder / "reload" / "model", worker)
             seconds = []
             for call in range(calls):
                 began = time.perf_counter()

@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 from deepphoenix.errors import RunDirError
 from deepphoenix.evaluator import EvalResult
+from deepphoenix.objectives import Direction
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "RunStore", "VariantRow"]
 
@@ -46,8 +47,8 @@ SCHEMA_VERSION = 2
 # Schema 1 (before objectives): no `score` column; the score was `mean_loss`, minimized,
 # under the fewshot objective. Such a database is read as it is, and upgraded in place
 # when a run is resumed from it.
-_LEGACY_OBJECTIVE = {"name": "fewshot", "direction": "minimize", "function": "", "text": "",
-                     "origin": ""}
+_LEGACY_OBJECTIVE = {"name": "fewshot", "direction": Direction.MINIMIZE.value, "function": "",
+                     "text": "", "origin": ""}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -289,6 +290,11 @@ class RunStore:
         """The run's objective: name, direction (and a user objective's text)."""
         found = self.get_meta("objective")
         return dict(found) if isinstance(found, dict) else dict(_LEGACY_OBJECTIVE)
+
+    @property
+    def direction(self) -> Direction:
+        """The objective's direction (stored as its string, parsed here)."""
+        return Direction.parse(str(self.objective.get("direction", Direction.MINIMIZE)))
 
     def close(self) -> None:
         self.db.close()

@@ -12,7 +12,7 @@ from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
-from deepphoenix.proposers._t5 import T5Proposer, TrainSettings, prepare_data
+from deepphoenix.proposers._t5 import T5Sampler, TrainSettings, prepare_data
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
 
@@ -46,8 +46,8 @@ def test_proposer_trains_with_bf16_and_samples_on_cuda(tmp_path: Path) -> None:
     program = parse_program(seed_source("tiny"), load_grammar("t5"))
     data = prepare_data(make_dataset(program, 512, seed=0), "source", tmp_path, 1024)
     with Worker(WorkerSettings(device="cuda")) as worker:
-        proposer, report = T5Proposer.train(
+        proposer, report = T5Sampler.train(
             program.text, data, TrainSettings(epochs=2), worker)
-        assert report["device"] == "cuda" and report["losses"][-1] < report["losses"][0]
+        assert report.device == "cuda" and report.losses[-1] < report.losses[0]
         proposals = proposer.propose(program, 8, seed=0)
     assert all(p.mutation.outcome in (Outcome.OK, Outcome.DUPLICATE) for p in proposals)

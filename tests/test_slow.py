@@ -14,7 +14,7 @@ from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
-from deepphoenix.proposers._t5 import T5Proposer, TrainSettings, prepare_data
+from deepphoenix.proposers._t5 import T5Sampler, TrainSettings, prepare_data
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
 
@@ -39,7 +39,7 @@ def test_validity_target_after_at_most_five_minutes(fmt: str, tmp_path: Path) ->
     parent = parse_program(seed_source("tiny"), load_grammar("t5"))
     data = prepare_data(make_dataset(parent, 4096, seed=0, fmt=fmt), fmt, tmp_path, 1024)
     with Worker(WorkerSettings(threads=os.cpu_count() or 1)) as worker:
-        proposer, _ = T5Proposer.train(
+        proposer, _ = T5Sampler.train(
             parent.text, data, TrainSettings(epochs=1000, max_seconds=270),
             worker)
         valid = total = 0

@@ -25,7 +25,7 @@ from deepphoenix.grammar import format_value
 from deepphoenix.mutator import Program, TargetFormat, parse_program, resolve_grammar
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers._dataset import make_dataset, read_pairs, write_pairs
-from deepphoenix.proposers._t5 import SampleSettings, T5Proposer, TrainSettings, prepare_data
+from deepphoenix.proposers._t5 import SampleSettings, T5Sampler, TrainSettings, prepare_data
 from deepphoenix.proposers._tokenizer import PreTokenizer
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
@@ -127,24 +127,24 @@ def train(source: str, out: Path, epochs: int, samples: int | None, pair_count: 
         bar = ProgressBar(reporter, "train")
         with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device,
                                    writable=(str(staging),))) as worker:
-            _, report = T5Proposer.train(
+            _, report = T5Sampler.train(
                 template.text, data, settings, worker, out=staging / "model",
                 on_progress=lambda m: bar.update(m["step"], m["total"], loss=m["loss"]),
             )
         reporter.done()
     summary = {
-        "model": str(out), "params": report["params"], "steps": report["steps"],
-        "mean_loss": report["mean_loss"], "final_loss": report["final_loss"],
-        "seconds": report["seconds"], "device": report["device"], "format": fmt,
-        "vocab_size": data.vocab_size, "pairs": len(pairs), "stopped": report["stopped"],
+        "model": str(out), "params": report.params, "steps": report.steps,
+        "mean_loss": report.mean_loss, "final_loss": report.final_loss,
+        "seconds": report.seconds, "device": report.device, "format": fmt,
+        "vocab_size": data.vocab_size, "pairs": len(pairs), "stopped": report.stopped,
     }
     if as_json:
         echo_json(summary)
         return
-    stopped = f", stopped early: {report['stopped']}" if report["stopped"] else ""
-    click.echo(f"trained {report['params'] / 1e6:.2f} M parameters for {report['steps']} steps "
-               f"in {report['seconds']:.1f} s on {report['device']}: final loss "
-               f"{report['final_loss']:.4f}{stopped}")
+    stopped = f", stopped early: {report.stopped}" if report.stopped else ""
+    click.echo(f"trained {report.params / 1e6:.2f} M parameters for {report.steps} steps "
+               f"in {report.seconds:.1f} s on {report.device}: final loss "
+               f"{report.final_loss:.4f}{stopped}")
     click.echo(f"saved to {out}/")
 
 
@@ -187,7 +187,7 @@ def propose(file: str, model_dir: Path, count: int, seed_: int, temperature: flo
                               constrained=not unconstrained, rounds=rounds)
     with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device,
                                readable=(str(Path(model_dir).resolve()),))) as worker:
-        proposer = T5Proposer.load(model_dir, worker, sampling)
+        proposer = T5Sampler.load(model_dir, worker, sampling)
         proposals = proposer.propose(program, count, seed_)
     rows: list[dict[str, Any]] = []
     for index, proposal in enumerate(proposals, start=1):

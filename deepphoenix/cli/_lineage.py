@@ -8,19 +8,14 @@ from pathlib import Path
 import click
 
 from deepphoenix.cli._common import SummaryGroup, echo_json, fail, json_option
-from deepphoenix.cli._run import write_plots
 from deepphoenix.errors import RunDirError
 from deepphoenix.grammar import format_value
 from deepphoenix.lineage import (
     FORMATS,
-    best_hash,
     best_path,
-    build_graph,
-    write_optuna,
+    graph_direction,
 )
 from deepphoenix.scores import format_score
-from deepphoenix.search._render import render_source, stored_seed, verify_run
-from deepphoenix.store import RunStore
 from deepphoenix.study import load
 
 __all__ = ["lineage", "plot"]
@@ -49,17 +44,19 @@ def export(run_dir: Path, fmt: str, out: Path, no_source: bool, force: bool) -> 
     """Write RUN_DIR's lineage graph to a file, or its evaluations as an Optuna study (one
     trial per evaluated variant: site values as params, the score in the run's direction,
     failures as failed trials)."""
+    study = load(run_dir)
     if fmt == "optuna":
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        done = write_optuna(run_dir, out, force=force)
-        click.echo(f"wrote study {done.study_name!r} to {out}: "
-                   f"{_count(done.complete, 'complete trial')}, "
-                   f"{_count(done.failed, 'failed trial')} (open with sqlite:///{out})")
+        written = study.to_optuna(out, force=force)
+        states = Counter(t.state for t in written.trials)
+        click.echo(f"wrote study {written.study_name!r} to {out}: "
+                   f"{_count(states[optuna.trial.TrialState.COMPLETE], 'complete trial')}, "
+                   f"{_count(states[optuna.trial.TrialState.FAIL], 'failed trial')} "
+                   f"(open with sqlite:///{out})")
         return
-    with RunStore.open(run_dir) as store:
-        graph = build_graph(store, include_source=not no_source)
+    graph = study.graph(include_source=not no_source)
     FORMATS[fmt](graph, out)
     click.echo(f"wrote {_count(graph.number_of_nodes(), 'node')} and "
                f"{_count(graph.number_of_edges(), 'edge')} to {out}")
@@ -74,10 +71,10 @@ def _count(n: int, noun: str) -> str:
 @json_option
 def show(run_dir: Path, as_json: bool) -> None:
     """The path from the seed to the best variant: edits, scores, parameters."""
-    with RunStore.open(run_dir) as store:
-        graph = build_graph(store, include_source=False)
-        # --fidelity asha: candidates stopped early, by the rung they stopped at
-        pruned = Counter(v.stage for v in store.variants() if v.status == "pruned")
+    study = load(run_dir)
+    graph = study.graph(include_source=False)
+    # --fidelity asha: candidates stopped early, by the rung they stopped at
+    pruned = Counter(t.stage for t in study.trials if t.status == "pruned")
     status = graph.graph.get("status")
     if not graph.graph.get("best"):
         raise _no_variant(run_dir)
@@ -91,18 +88,18 @@ def show(run_dir: Path, as_json: bool) -> None:
             step.update(episode=edge["episode"], batch=edge["batch"], edits=edge["edits"])
         steps.append(step)
     objective = graph.graph.get("objective", "score")
-    direction = graph.graph.get("direction", "minimize")
+    direction = graph_direction(graph)
     if as_json:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
-                   "direction": direction, "path": steps, "pruned": dict(sorted(pruned.items()))})
+                   "direction": direction.value, "path": steps,
+                   "pruned": dict(sorted(pruned.items()))})
         return
     if status == "interrupted":
         click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
                    f"--run-dir {run_dir} --resume)")
     elif status != "finished":
         click.echo(f"(run {status}: best so far)")
-    click.echo(f"objective: {objective} ({'higher' if direction == 'maximize' else 'lower'} "
-               "is better)")
+    click.echo(f"objective: {objective} ({direction.word} is better)")
     for index, step in enumerate(steps):
         loss = (f"{objective} {format_score(step['score'])}" if step["score"] is not None
                 else "not scored")
@@ -129,13 +126,7 @@ def show(run_dir: Path, as_json: bool) -> None:
 @click.argument("run_dir", type=RUN_DIR)
 def best(run_dir: Path) -> None:
     """Print the best source found so far, rendered from the seed and its recorded edits."""
-    with RunStore.open(run_dir) as store:
-        found = best_hash(store)
-        row = store.variant(found) if found else None
-        if row is None:
-            raise _no_variant(run_dir)
-        source = render_source(stored_seed(store), row)
-    click.echo(source, nl=False)
+    click.echo(load(run_dir).best.source, nl=False)
 
 
 @lineage.command("verify")
@@ -144,8 +135,7 @@ def best(run_dir: Path) -> None:
 def verify(run_dir: Path, as_json: bool) -> None:
     """Re-render every stored source from the seed and the recorded edits; list each that
     does not match (exit 1 when any does)."""
-    with RunStore.open(run_dir) as store:
-        checked, mismatches = verify_run(store)
+    checked, mismatches = load(run_dir).verify()
     if as_json:
         echo_json({"run_dir": str(run_dir), "checked": checked,
                    "mismatches": [{"hash": m.hash, "reason": m.reason} for m in mismatches]})
@@ -196,11 +186,10 @@ def _no_variant(run_dir: Path) -> RunDirError:
 def plot(run_dir: Path, out: Path | None, fmt: str) -> None:
     """Draw Figure 1 (each episode's training loss, first 3 steps omitted) and the lineage
     picture (the seed-to-best path highlighted, rejected attempts faint)."""
-    with RunStore.open(run_dir) as store:
-        scored = any(v.status == "scored" for v in store.variants())
-    if not scored:
+    study = load(run_dir)
+    if not any(t.status == "scored" for t in study.trials):
         raise RunDirError(f"{run_dir}: nothing is scored yet, so there is nothing to plot; "
                           "resume the run or start a new one")
-    written = write_plots(run_dir, out or run_dir / "plots", fmt)
+    written = study.plots(out or run_dir / "plots", fmt)
     for path in written:
         click.echo(str(path))

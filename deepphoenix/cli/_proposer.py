@@ -85,15 +85,15 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
             indent=2))
     summary = {
         "model": str(out), "runs": len(runs), "pairs": len(pairs),
-        "hindsight": sum(r.hindsight for r in runs), "params": report["params"],
-        "steps": report["steps"], "final_loss": report["final_loss"],
-        "seconds": report["seconds"], "format": fmt, "vocab_size": data.vocab_size,
+        "hindsight": sum(r.hindsight for r in runs), "params": report.params,
+        "steps": report.steps, "final_loss": report.final_loss,
+        "seconds": report.seconds, "format": fmt, "vocab_size": data.vocab_size,
     }
     if as_json:
         echo_json(summary)
         return
-    click.echo(f"pretrained {report['params'] / 1e6:.2f} M parameters on {len(pairs)} pairs "
+    click.echo(f"pretrained {report.params / 1e6:.2f} M parameters on {len(pairs)} pairs "
                f"({summary['hindsight']} hindsight) from {len(runs)} runs, "
-               f"{report['steps']} steps in {report['seconds']:.1f} s: final loss "
-               f"{report['final_loss']:.4f}")
+               f"{report.steps} steps in {report.seconds:.1f} s: final loss "
+               f"{report.final_loss:.4f}")
     click.echo(f"saved to {out}/ (start a run from it: deepphoenix run --proposer-init {out})")

@@ -23,7 +23,6 @@ from deepphoenix.cli._progress import EtaEstimate, Reporter, _clock, crossed_qua
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
-from deepphoenix.lineage import build_graph, plot_lineage, plot_training
 from deepphoenix.objectives import objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import WorkerSettings, isolation_summary
@@ -35,7 +34,6 @@ from deepphoenix.search import (
     TASK_NAMES,
     TRAIN_ON,
     Event,
-    Run,
     RunConfig,
     RunData,
     prepare_run_data,
@@ -43,9 +41,9 @@ from deepphoenix.search import (
     strategy_names,
 )
 from deepphoenix.seeds import CODET5_DIR, codet5_config
-from deepphoenix.store import DB_NAME, RunStore
+from deepphoenix.store import DB_NAME
 from deepphoenix.store_io import write_text_atomic
-from deepphoenix.study import RUNS_DIR, execute, plan_search
+from deepphoenix.study import RUNS_DIR, execute, load, plan_search
 
 __all__ = ["evaluate", "run", "write_plots"]
 
@@ -164,22 +162,14 @@ def _latest_unfinished() -> Path:
         runs = sorted((p for p in RUNS_DIR.iterdir() if (p / DB_NAME).exists()),
                       key=lambda p: (p / DB_NAME).stat().st_mtime, reverse=True)
         for path in runs:
-            with RunStore.open(path) as store:
-                if store.get_meta("status") != "finished":
-                    return path
+            if load(path).status != "finished":
+                return path
     raise RunDirError("no unfinished run under ./runs to resume; pass --run-dir DIR")
 
 
 def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
     """Figure 1 (when the run trained models) and the lineage picture."""
-    with RunStore.open(run_dir) as store:
-        written = []
-        if plot_training(store, out / f"figure1.{fmt}"):
-            written.append(out / f"figure1.{fmt}")
-        graph = build_graph(store, include_source=False)
-    plot_lineage(graph, out / f"lineage.{fmt}", int(graph.graph["config"].get("batches", 1)))
-    written.append(out / f"lineage.{fmt}")
-    return written
+    return load(run_dir).plots(out, fmt)
 
 
 @click.command()
@@ -322,7 +312,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         if given:
             raise ConfigError(f"a resumed run keeps its stored config; drop "
                               f"{', '.join(sorted(given))}")
-        runner = Run(run_dir, resume=True, placement=placement)
+        runner = load(run_dir).continuation(**placement)
         config = runner.config
         try:
             require_device(config.device)
@@ -343,8 +333,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         summary = execute(runner, quiet=True, on_event=display)
     except KeyboardInterrupt:
         reporter.done()
-        with RunStore.open(run_dir) as store:
-            done = store.evaluations_done()
+        done = load(run_dir).evaluations
         saved = f"{done} evaluation{' is' if done == 1 else 's are'} saved"
         click.echo(f"interrupted: {saved} in {run_dir}; resume with: "
                    f"deepphoenix run --run-dir {run_dir} --resume", err=True)

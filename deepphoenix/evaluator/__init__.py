@@ -3,7 +3,6 @@
 Importing it does not import torch."""
 
 from deepphoenix.evaluator._evaluator import (
-    EVALUATE_JOB,
     EvalJob,
     EvalResult,
     EvalSettings,
@@ -12,5 +11,4 @@ from deepphoenix.evaluator._evaluator import (
     static_check,
 )
 
-__all__ = ["EVALUATE_JOB", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
-           "static_check"]
+__all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "static_check"]

@@ -23,14 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.executor import Executor, JobSubmitter
+from deepphoenix.executor import Executor, JobSubmitter, Submission
 from deepphoenix.objectives import ObjectiveSpec
-from deepphoenix.sandbox import JobResult, JobStatus
+from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
 
-__all__ = ["EVALUATE_JOB", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
-           "static_check"]
-
-EVALUATE_JOB = "deepphoenix.evaluator._jobs:evaluate_job"
+__all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "static_check"]
 
 
 class EvalStatus(StrEnum):
@@ -128,33 +125,6 @@ class EvalSettings:
                        stop_step=None if builtin else resource)
 
 
-@dataclass(frozen=True, slots=True)
-class EvalJob:
-    """What crosses into the worker for one candidate."""
-
-    source: str
-    objective: dict[str, Any]
-    task: str
-    rows: str
-    vocab_size: int
-    samples: int
-    heldout: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    seed: int
-    max_params: int | None = None
-    timeout: float | None = None  # the hard limit: a data-free built-in stops at 3/4 of it
-    stop_step: int | None = None  # user objectives: ctx.should_stop() from this step on
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvalJob:
-        return cls(**data)
-
-
 def static_check(hash_: str, source: str) -> EvalResult | None:
     """The millisecond stage: the candidate compiles as this Python (never run here)."""
     try:
@@ -181,14 +151,13 @@ class Evaluator:
         """Score (hash, source) pairs; yield each result as soon as it is known."""
         stages: dict[str, str] = {}
         lock = threading.Lock()
-        jobs = []
+        jobs: list[Submission] = []
         for hash_, source in candidates:
             rejected = static_check(hash_, source)
             if rejected is not None:
                 yield rejected
                 continue
-            jobs.append((hash_, EVALUATE_JOB, self.settings.job(source).to_dict(),
-                         self.settings.timeout))
+            jobs.append((hash_, self.settings.job(source), self.settings.timeout))
 
         def progress(key: Any, message: dict[str, Any]) -> None:
             stage = str(message.get("stage", ""))
@@ -221,9 +190,8 @@ class Evaluator:
             if message.get("stage"):
                 stage[0] = str(message["stage"])
 
-        job = (hash_, EVALUATE_JOB, self.settings.job(source, resource).to_dict(),
-               self.settings.timeout)
-        started = submitter.submit(job, progress)
+        started = submitter.submit((hash_, self.settings.job(source, resource),
+                                    self.settings.timeout), progress)
 
         def finish(future: Future[JobResult]) -> None:
             try:

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deepphoenix.evaluator._evaluator import EvalJob
 from deepphoenix.objectives._replication import TrivialQuine
 from deepphoenix.objectives._spec import ObjectiveSpec
 from deepphoenix.objectives._user import (
@@ -34,6 +33,7 @@ from deepphoenix.objectives._user import (
 )
 from deepphoenix.sandbox._child import JobContext
 from deepphoenix.sandbox._protocol import failure_text, is_out_of_memory
+from deepphoenix.sandbox._records import EvalJob
 from deepphoenix.training import (
     BuildFailure,
     Dynamics,
@@ -95,11 +95,10 @@ def _memory_hint() -> str:
             "--memory-limit GB or run fewer --workers)")
 
 
-def evaluate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
     """Score one candidate source under the run's objective."""
     import torch
 
-    job = EvalJob.from_dict(args)
     objective = ObjectiveSpec.from_dict(job.objective)
     device = ctx.device()
     cuda = device.startswith("cuda")

@@ -13,6 +13,7 @@ from deepphoenix.executor._executor import (
     JobSubmitter,
     Lane,
     LocalExecutor,
+    Submission,
     executor_names,
     get_executor,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "JobSubmitter",
     "Lane",
     "LocalExecutor",
+    "Submission",
     "executor_names",
     "get_executor",
 ]

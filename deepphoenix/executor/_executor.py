@@ -18,15 +18,16 @@ from typing import Any, Protocol
 
 from deepphoenix.errors import DeepPhoenixError
 from deepphoenix.registry import Registry
-from deepphoenix.sandbox import JobResult, Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox import Job, JobResult, Worker, WorkerPool, WorkerSettings
 
 __all__ = ["ENTRY_POINT_GROUP", "EXECUTORS", "Executor", "ExecutorError", "ExecutorSettings",
-           "Job", "JobSubmitter", "Lane", "LocalExecutor", "Progress", "executor_names",
+           "JobSubmitter", "Lane", "LocalExecutor", "Progress", "Submission", "executor_names",
            "get_executor"]
 
 ENTRY_POINT_GROUP = "deepphoenix.executors"
 
-Job = tuple[Any, str, dict[str, Any], float | None]  # (key, job name, args, timeout)
+# (key, job record, timeout): the key comes back with the job's result.
+Submission = tuple[Any, Job, float | None]
 Progress = Callable[[Any, dict[str, Any]], None]
 
 
@@ -39,7 +40,7 @@ class ExecutorError(DeepPhoenixError):
 class Lane(Protocol):
     """A worker that keeps state between its jobs (the proposer's trained model)."""
 
-    def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
+    def run(self, job: Job, *, timeout: float | None = None,
             on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
         ...
 
@@ -50,7 +51,7 @@ class Lane(Protocol):
 class Executor(Protocol):
     name: str
 
-    def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
+    def run_all(self, jobs: Iterable[Submission], on_progress: Progress | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
         """Run the jobs; yield (key, result) in completion order."""
         ...
@@ -80,7 +81,7 @@ class JobSubmitter:
             self._threads = ThreadPoolExecutor(max_workers=max(1, workers),
                                                thread_name_prefix="deepphoenix-submit")
 
-    def submit(self, job: Job, on_progress: Progress | None = None) -> Future[JobResult]:
+    def submit(self, job: Submission, on_progress: Progress | None = None) -> Future[JobResult]:
         if self._native is not None:
             found: Future[JobResult] = self._native(job, on_progress)
             return found
@@ -124,11 +125,11 @@ class LocalExecutor:
         self.pool = WorkerPool(settings.workers, settings.worker, log_dir=settings.log_dir)
         self._lanes: dict[str, Worker] = {}
 
-    def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
+    def run_all(self, jobs: Iterable[Submission], on_progress: Progress | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
         return self.pool.run_all(jobs, on_progress=on_progress)
 
-    def submit(self, job: Job, on_progress: Progress | None = None) -> Future[JobResult]:
+    def submit(self, job: Submission, on_progress: Progress | None = None) -> Future[JobResult]:
         """Start one job on the next free worker; its future holds the result."""
         return self.pool.submit(*job, on_progress=on_progress)
 

@@ -6,13 +6,13 @@ at the hard timeout, under the memory limit, with the scrubbed offline environme
 worker imports torch once and then runs job after job, so torch is imported once per
 remote worker, not once per candidate.
 
-Nothing assumes a shared filesystem. Job arguments that name files (the evaluator's
-``rows``, the proposer's ``tokens`` and ``tokenizer``, a ``model_dir``) are put in Ray's
-object store once per executor (``ray.put`` of the bytes) and each actor writes them into
-its own temporary directory on first use, then rewrites the paths; Ray moves an object to
-a node once, and the actors on that node read the node's copy. A directory a job writes
-(``out``, the trained proposer) is written on the actor's side and its files come back to
-the driver, where the run directory is.
+Nothing assumes a shared filesystem. The inputs a job record declares (`Job.paths`: the
+evaluator's ``rows``, the proposer's ``tokens`` and ``tokenizer``, a ``model_dir``) are put
+in Ray's object store once per executor (``ray.put`` of the bytes) and each actor writes
+them into its own temporary directory on first use, then rewrites the record's paths; Ray
+moves an object to a node once, and the actors on that node read the node's copy. A folder
+a job declares it writes (``out``, the trained proposer) is written on the actor's side and
+its files come back to the driver, where the run directory is.
 
 An actor (or its node) that dies takes only its job, recorded as `JobStatus.DIED` with
 Ray's reason; the slot gets a new actor at its next job. Progress messages of a job reach
@@ -45,17 +45,17 @@ import ray
 from ray import exceptions as ray_errors
 
 from deepphoenix.errors import DeepPhoenixError, WorkerError
-from deepphoenix.executor._executor import ExecutorError, ExecutorSettings, Job, Progress
-from deepphoenix.sandbox import JobResult, JobStatus, SlotPool, Worker, WorkerSettings
+from deepphoenix.executor._executor import (
+    ExecutorError,
+    ExecutorSettings,
+    Progress,
+    Submission,
+)
+from deepphoenix.sandbox import Job, JobResult, JobStatus, SlotPool, Worker, WorkerSettings, as_job
 
 __all__ = ["RayExecutor"]
 
 logger = logging.getLogger(__name__)
-
-# Job arguments that name something on the driver's filesystem.
-INPUT_FILES = ("rows", "tokens", "tokenizer")
-INPUT_DIRS = ("model_dir",)
-OUTPUT_DIRS = ("out",)
 
 _START_ALLOWANCE = 360.0  # a job's answer may wait for its worker to start (up to 300 s)
 _DEATHS = (ray_errors.RayActorError, ray_errors.WorkerCrashedError, ray_errors.NodeDiedError,
@@ -106,23 +106,24 @@ class _Host:
             found = self.inputs[token] = folder / Path(path).name if is_file else folder
         return str(found)
 
-    def run(self, fn: str, args: dict[str, Any], timeout: float | None,
+    def run(self, job: Job, timeout: float | None,
             shipped: dict[str, tuple[str | None, Any]],
             ) -> tuple[JobResult, list[dict[str, Any]], dict[str, Bundle]]:
         """Run one job on the worker with its paths made local; return the result, its
         progress messages and the files of the directories it wrote."""
-        local_args = dict(args)
+        paths = job.paths()
+        local: dict[str, str] = {}
         for key, (token, ref) in shipped.items():
-            local_args[key] = self._local(str(args[key]), token, ref, key in INPUT_FILES)
+            local[key] = self._local(paths.inputs[key], token, ref, key in paths.files)
         written: dict[str, Path] = {}
-        for key in OUTPUT_DIRS:
-            if args.get(key):
-                self.count += 1
-                folder = self.root / "outputs" / str(self.count)
-                written[str(args[key])] = folder
-                local_args[key] = str(folder)
+        for key, driver_path in paths.outputs.items():
+            self.count += 1
+            folder = self.root / "outputs" / str(self.count)
+            written[driver_path] = folder
+            local[key] = str(folder)
         messages: list[dict[str, Any]] = []
-        result = self.worker.run(fn, local_args, timeout, messages.append)
+        result = self.worker.run(job.with_paths(local), timeout=timeout,
+                                 on_progress=messages.append)
         bundles: dict[str, Bundle] = {}
         if result.ok:
             for driver_path, folder in written.items():
@@ -242,24 +243,22 @@ class _Slot:
         """Start the worker in the background (torch imports while the run prepares)."""
         return self._actor().start.remote()
 
-    def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
+    def run(self, job: Job | str, args: dict[str, Any] | None = None, *,
+            timeout: float | None = None,
             on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
         """Run one job on this slot's actor (see `Worker.run`); a dead actor is a `DIED`
         result and the slot starts a new actor at its next job."""
-        args = args or {}
+        job = as_job(job, args)
         actor = self._actor()
+        paths = job.paths()
         shipped: dict[str, tuple[str | None, Any]] = {}
-        for keys, is_file in ((INPUT_FILES, True), (INPUT_DIRS, False)):
-            for key in keys:
-                value = args.get(key)
-                if not value:
-                    continue
-                if any(value == p or value.startswith(p.rstrip("/") + "/")
-                       for p in self.produced):
-                    shipped[key] = (None, None)
-                else:
-                    shipped[key] = self.executor.shipper.ship(str(value), is_file)
-        ref = actor.run.remote(fn, args, timeout, shipped)
+        for key, value in paths.inputs.items():
+            if any(value == p or value.startswith(p.rstrip("/") + "/")
+                   for p in self.produced):
+                shipped[key] = (None, None)
+            else:
+                shipped[key] = self.executor.shipper.ship(value, key in paths.files)
+        ref = actor.run.remote(job, timeout, shipped)
         wait = None if timeout is None else timeout + _START_ALLOWANCE
         self.busy = True
         try:
@@ -377,11 +376,11 @@ class RayExecutor:
             self.owns_ray = False
 
     # -- the seam ----------------------------------------------------------------------------
-    def run_all(self, jobs: Iterable[Job], on_progress: Progress | None = None,
+    def run_all(self, jobs: Iterable[Submission], on_progress: Progress | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
         return self._pool.run_all(jobs, on_progress=on_progress)
 
-    def submit(self, job: Job, on_progress: Progress | None = None) -> Future[JobResult]:
+    def submit(self, job: Submission, on_progress: Progress | None = None) -> Future[JobResult]:
         """Start one job on the next free actor; its future holds the result."""
         return self._pool.submit(*job, on_progress=on_progress)
 

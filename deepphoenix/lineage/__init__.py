@@ -4,7 +4,7 @@ PNG pictures, and the HTML report."""
 
 from deepphoenix.lineage._dot import to_dot, write_dot
 from deepphoenix.lineage._gexf import read_gexf, write_gexf
-from deepphoenix.lineage._graph import best_hash, best_path, build_graph
+from deepphoenix.lineage._graph import best_hash, best_path, build_graph, graph_direction
 from deepphoenix.lineage._graphml import read_graphml, write_graphml
 from deepphoenix.lineage._json import read_json, write_json
 from deepphoenix.lineage._optuna import OptunaExport, run_grammar, write_optuna
@@ -24,6 +24,7 @@ __all__ = [
     "best_hash",
     "best_path",
     "build_graph",
+    "graph_direction",
     "lock_held",
     "pareto_front",
     "plot_lineage",

@@ -15,9 +15,10 @@ from typing import Any
 import networkx as nx
 
 from deepphoenix.lineage._state import run_state
+from deepphoenix.objectives import Direction
 from deepphoenix.store import RunStore
 
-__all__ = ["best_hash", "best_path", "build_graph"]
+__all__ = ["best_hash", "best_path", "build_graph", "graph_direction"]
 
 
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
@@ -92,3 +93,9 @@ def best_path(graph: nx.MultiDiGraph) -> list[str]:
     except nx.NetworkXNoPath:
         return [seed]
     return path
+
+
+def graph_direction(graph: nx.MultiDiGraph) -> Direction:
+    """The run's direction a lineage graph carries (as its string, so that every export
+    format holds it; a graph read back from a file has the same)."""
+    return Direction.parse(str(graph.graph.get("direction", Direction.MINIMIZE)))

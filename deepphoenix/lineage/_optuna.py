@@ -24,6 +24,7 @@ from typing import Any
 from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.grammar import Grammar, Kind, SiteSpec, parse_grammar
 from deepphoenix.mutator import resolve_grammar
+from deepphoenix.objectives import Direction
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import apply_umask
 
@@ -70,7 +71,7 @@ def write_optuna(run_dir: Path, out: Path, force: bool = False) -> OptunaExport:
         raise RunDirError(f"{out} exists; pass --force to replace it")
     with RunStore.open(run_dir) as store:
         grammar = run_grammar(store)
-        direction = str(store.objective.get("direction", "minimize"))
+        direction = store.direction
         objective = str(store.objective.get("name", "score"))
         config = store.get_meta("config", {})
         variants = sorted((v for v in store.variants() if v.status in _EVALUATED),
@@ -87,7 +88,7 @@ def write_optuna(run_dir: Path, out: Path, force: bool = False) -> OptunaExport:
         storage = optuna.storages.RDBStorage(f"sqlite:///{tmp}")
         study = optuna.create_study(
             storage=storage, study_name=name,
-            direction=optuna.study.StudyDirection.MAXIMIZE if direction == "maximize"
+            direction=optuna.study.StudyDirection.MAXIMIZE if direction is Direction.MAXIMIZE
             else optuna.study.StudyDirection.MINIMIZE)
         study.set_user_attr("objective", objective)
         study.set_user_attr("run_dir", str(Path(run_dir).resolve()))

@@ -21,7 +21,7 @@ class ParetoPoint:
 def pareto_front(store: RunStore) -> list[ParetoPoint]:
     """The front among the run's scored variants with a parameter count, fewest
     parameters first."""
-    direction = Direction(store.objective["direction"])
+    direction = store.direction
     points = [ParetoPoint(v.hash, v.score, int(v.metrics["params"])) for v in store.variants()
               if v.status == "scored" and v.score is not None
               and isinstance(v.metrics.get("params"), int)]

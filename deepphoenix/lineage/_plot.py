@@ -14,7 +14,8 @@ from typing import Any
 
 import networkx as nx
 
-from deepphoenix.lineage._graph import best_path
+from deepphoenix.lineage._graph import best_path, graph_direction
+from deepphoenix.objectives import Direction
 from deepphoenix.store import RunStore
 
 __all__ = ["SKIP_STEPS", "plot_lineage", "plot_training"]
@@ -64,7 +65,7 @@ def plot_lineage(graph: nx.MultiDiGraph, path: Path, batches_per_episode: int) -
     scored = [d["score"] for _, d in graph.nodes(data=True) if "score" in d]
     low = min(scored) if scored else 0.0
     high = max(scored) if scored else 1.0
-    maximize = graph.graph.get("direction") == "maximize"
+    maximize = graph_direction(graph) is Direction.MAXIMIZE
     # Unscored things go on the worse side of every score, never among the better ones.
     margin = 0.15 * (high - low or 1.0)
     band = low - margin if maximize else high + margin

@@ -26,11 +26,12 @@ from typing import Any
 
 import networkx as nx
 
-from deepphoenix.lineage._graph import best_path, build_graph
+from deepphoenix.lineage._graph import best_path, build_graph, graph_direction
 from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import best_so_far, failure_counts
 from deepphoenix.mutator import unified_diff
+from deepphoenix.objectives import Direction
 from deepphoenix.scores import format_score
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
@@ -57,8 +58,8 @@ class RunReport:
     front: tuple[ParetoPoint, ...]
 
     @property
-    def direction(self) -> str:
-        return str(self.graph.graph.get("direction", "minimize"))
+    def direction(self) -> Direction:
+        return graph_direction(self.graph)
 
     @property
     def objective(self) -> str:
@@ -149,7 +150,7 @@ def _header(runs: list[RunReport]) -> str:
             html.escape(str(config.get("preset", "?"))),
             html.escape(str(config.get("proposer", "?"))),
             html.escape(str(config.get("strategy", "?"))),
-            html.escape(f"{run.objective} ({_better(run.direction)} is better)"),
+            html.escape(f"{run.objective} ({run.direction.word} is better)"),
             str(scored),
             "-" if best_score is None else format_score(best_score),
             str(run.graph.number_of_nodes()),
@@ -159,10 +160,6 @@ def _header(runs: list[RunReport]) -> str:
             "best", "lineage nodes")
     return ("<table class='runs'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
-
-
-def _better(direction: str) -> str:
-    return "higher" if direction == "maximize" else "lower"
 
 
 def _run_section(run: RunReport, index: int, lineage_figure: Any) -> str:
@@ -188,7 +185,7 @@ def _run_section(run: RunReport, index: int, lineage_figure: Any) -> str:
     parts.append(_failures_html(run, index))
     parts.append("<h3>Config</h3>")
     config = {**run.graph.graph.get("config", {}), "objective": run.objective,
-              "direction": run.direction}
+              "direction": run.direction.value}
     parts.append(f"<pre class='config'>{html.escape(json.dumps(config, indent=2))}</pre>")
     parts.append("</section>")
     return "\n".join(parts)
@@ -200,7 +197,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
 
     graph = run.graph
     batches = int(graph.graph.get("config", {}).get("batches", 1) or 1)
-    maximize = run.direction == "maximize"
+    maximize = run.direction is Direction.MAXIMIZE
     scores = [d["score"] for _, d in graph.nodes(data=True) if "score" in d]
     low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
     band = low - 0.15 * (high - low or 1.0) if maximize else high + 0.15 * (high - low or 1.0)
@@ -293,7 +290,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
         hovermode="closest", template="plotly_white",
         legend={"orientation": "h", "y": -0.18},
         xaxis={"title": f"batch ({batches} per episode)"},
-        yaxis={"title": f"{run.objective} ({_better(run.direction)} is better)"},
+        yaxis={"title": f"{run.objective} ({run.direction.word} is better)"},
     )
     return figure, details
 
@@ -356,7 +353,7 @@ def _objective_title(runs: list[RunReport]) -> str:
     kinds = {(r.objective, r.direction) for r in runs}
     if len(kinds) == 1:
         objective, direction = kinds.pop()
-        return f"best {objective} so far ({_better(direction)} is better)"
+        return f"best {objective} so far ({direction.word} is better)"
     return "best score so far (each run in its own objective's direction)"
 
 

@@ -23,12 +23,12 @@ class BestSoFar:
     best: tuple[float | None, ...]
 
 
-def best_so_far(variants: list[VariantRow], direction: str, start: float) -> BestSoFar:
+def best_so_far(variants: list[VariantRow], direction: Direction, start: float) -> BestSoFar:
     """The best score after each evaluation; `start` is the run's creation time, so the
     wall-time axis counts from the run's start (proposer training included)."""
     done = sorted((v for v in variants if v.status in ("scored", "failed", "pruned")
                    and v.scored_at is not None), key=lambda v: (v.scored_at or 0.0, v.hash))
-    better = Direction(direction).better
+    better = direction.better
     best: float | None = None
     evaluations, seconds, bests = [], [], []
     for index, variant in enumerate(done, start=1):

@@ -47,6 +47,8 @@ class Direction(StrEnum):
 
     @classmethod
     def parse(cls, value: str) -> Direction:
+        """The direction a stored or typed string names (a `Direction` is returned as is);
+        `UnknownNameError` for any other string."""
         try:
             return cls(value)
         except ValueError:
@@ -55,6 +57,11 @@ class Direction(StrEnum):
     def better(self, score: float, than: float) -> bool:
         """Whether `score` is strictly better than `than`."""
         return score < than if self is Direction.MINIMIZE else score > than
+
+    @property
+    def sign(self) -> float:
+        """1 when lower is better, -1 when higher is: `sign * score` is minimized."""
+        return 1.0 if self is Direction.MINIMIZE else -1.0
 
     @property
     def word(self) -> str:
@@ -123,8 +130,8 @@ class ObjectiveSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObjectiveSpec:
-        return cls(name=str(data["name"]), direction=Direction(data.get("direction",
-                                                                         "minimize")),
+        direction = Direction.parse(str(data.get("direction", Direction.MINIMIZE)))
+        return cls(name=str(data["name"]), direction=direction,
                    function=str(data.get("function", "")), text=str(data.get("text", "")),
                    origin=str(data.get("origin", "")), pickled=str(data.get("pickled", "")))
 

@@ -10,14 +10,17 @@ builds the refinement dataset. Nothing here imports torch; the workers do.
 Classes are named after what they are: `PaperT5Proposer` (``t5``), `HindsightProposer`
 (``learned``), `T5Sampler` (the worker-held T5 both use; not a `Proposer`). The old names
 `LearnedProposer`, `LineageProposer` and `T5Proposer` are deprecated aliases, kept for one
-release."""
+release: using one warns (`DeprecationWarning`) and names the new name."""
+
+import warnings
+from typing import Any
 
 from deepphoenix.proposers._ablations import (
     RandomGPMultiProposer,
     RandomGPProposer,
     T5OnlyProposer,
 )
-from deepphoenix.proposers._builtin import LearnedProposer, PaperT5Proposer, RandomRefiner
+from deepphoenix.proposers._builtin import PaperT5Proposer, RandomRefiner
 from deepphoenix.proposers._dataset import (
     RefinementPair,
     iter_pairs,
@@ -27,7 +30,7 @@ from deepphoenix.proposers._dataset import (
 )
 from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._gp import GPProposer
-from deepphoenix.proposers._lineage import HindsightProposer, LineageProposer, hindsight_pairs
+from deepphoenix.proposers._lineage import HindsightProposer, hindsight_pairs
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
     Observation,
@@ -44,7 +47,6 @@ from deepphoenix.proposers._random import DistinctVariants, Proposal, RandomProp
 from deepphoenix.proposers._t5 import (
     ProposerData,
     SampleSettings,
-    T5Proposer,
     T5Sampler,
     TrainSettings,
     model_format,
@@ -57,8 +59,6 @@ __all__ = [
     "DistinctVariants",
     "GPProposer",
     "HindsightProposer",
-    "LearnedProposer",
-    "LineageProposer",
     "Observation",
     "PaperT5Proposer",
     "Proposal",
@@ -73,7 +73,6 @@ __all__ = [
     "RefinementPair",
     "SampleSettings",
     "T5OnlyProposer",
-    "T5Proposer",
     "T5Sampler",
     "TPEProposer",
     "TrainSettings",
@@ -92,3 +91,19 @@ __all__ = [
     "site_distributions",
     "write_pairs",
 ]
+
+# The old names, kept for one release: (new name, the class).
+_RENAMED = {
+    "LearnedProposer": ("PaperT5Proposer", PaperT5Proposer),
+    "LineageProposer": ("HindsightProposer", HindsightProposer),
+    "T5Proposer": ("T5Sampler", T5Sampler),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    new, found = _RENAMED[name]
+    warnings.warn(f"deepphoenix.proposers.{name} is deprecated and goes in the next release; "
+                  f"use deepphoenix.proposers.{new}", DeprecationWarning, stacklevel=2)
+    return found

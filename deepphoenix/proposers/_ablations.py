@@ -44,7 +44,7 @@ class RandomGPProposer:
 
     def __init__(self, ctx: ProposerContext,
                  sites_changed: Sequence[float] = (1.0,)) -> None:
-        self.sign = -1.0 if ctx.direction == "maximize" else 1.0
+        self.sign = ctx.direction.sign
         self.rounds = ctx.draw_rounds
         self.sites_changed = tuple(sites_changed)
         self.refiner = RandomProposer(max_edits=1)

@@ -16,8 +16,9 @@ from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._random import Proposal, RandomProposer
 from deepphoenix.proposers._t5 import T5Sampler
+from deepphoenix.sandbox import TrainReport
 
-__all__ = ["LearnedProposer", "PaperT5Proposer", "RandomRefiner"]
+__all__ = ["PaperT5Proposer", "RandomRefiner"]
 
 
 class RandomRefiner:
@@ -116,15 +117,14 @@ class PaperT5Proposer:
         settings = self.ctx.training.with_seed(seed)
         self.name, self.failure = self.NAME, ""
         try:
-            self.proposer, report = T5Sampler.train(
+            self.proposer, trained = T5Sampler.train(
                 source, self.data, settings, self.worker, out=folder,
                 sampling=self.ctx.sampling, on_progress=self._progress(episode),
                 timeout=self.ctx.train_timeout)
         except WorkerError as exc:
             self._fall_back(episode, str(exc))
             return {"failed": str(exc), "losses": []}
-        report["source_hash"] = canonical_hash(source)
-        return report
+        return {**trained.to_dict(), "source_hash": canonical_hash(source)}
 
     def _progress(self, episode: int) -> Callable[[dict[str, Any]], None]:
         """The training stage's progress messages, as the run's ``training`` events."""
@@ -172,14 +172,10 @@ def _report_from_checkpoint(folder: Path) -> dict[str, Any]:
     """The training report of a saved proposer (`proposer.json` and `losses.json`)."""
     meta = json.loads((folder / "proposer.json").read_text())
     losses = json.loads((folder / "losses.json").read_text())
-    keys = ("params", "mean_loss", "final_loss", "steps", "seconds", "device", "stopped",
-            "warm_start", "rows")
+    keys = (*TrainReport.SUMMARY, "rows")
     return {**{k: meta[k] for k in keys if k in meta}, "losses": losses,
             "sum_loss": sum(losses)}
 
 
 register_proposer("random", RandomRefiner)
 register_proposer("t5", PaperT5Proposer)
-
-# Deprecated: the old name of the `t5` proposer, kept for one release.
-LearnedProposer = PaperT5Proposer

@@ -1,5 +1,5 @@
 """The learned proposer's jobs, run inside a sandbox worker: train the model a source
-defines, and sample candidates from it. The parent (`T5Proposer`) grounds the samples."""
+defines, and sample candidates from it. The parent (`T5Sampler`) grounds the samples."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from deepphoenix.proposers._constraint import ConstraintAutomaton
 from deepphoenix.sandbox._child import JobContext
+from deepphoenix.sandbox._records import GenerateJob, GenerateReport, TrainJob, TrainReport
 from deepphoenix.seeds import EOS_ID, PAD_ID
 from deepphoenix.training import (
     Dynamics,
@@ -28,31 +29,29 @@ __all__ = ["generate_job", "train_job"]
 _PROGRESS_EVERY = 0.5  # seconds between progress messages
 
 
-def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Build the model `args["source"]` defines (fresh, or warm-started from the weights
-    saved in `args["model_dir"]`), train it on the tokenized pairs with the program's own
+def train_job(job: TrainJob, ctx: JobContext) -> dict[str, Any]:
+    """Build the model `job.source` defines (fresh, or warm-started from the weights
+    saved in `job.model_dir`), train it on the tokenized pairs with the program's own
     learning dynamics (its lr, batch size, optimizer, epochs and train(), where it defines
     them; the run's settings otherwise), save the checkpoint and keep the model for
-    `generate_job`."""
+    `generate_job`. Its value is a `TrainReport`'s dict."""
     import torch
 
     device = ctx.device()
     began = time.perf_counter()
-    program = exec_program(args["source"], ctx.workspace, int(args["seed"]),
-                           int(args["vocab_size"]))
-    if args.get("model_dir"):  # warm start: the weights an earlier training stage saved
-        model = _from_pretrained(args["model_dir"])
+    program = exec_program(job.source, ctx.workspace, job.seed, job.vocab_size)
+    if job.model_dir:  # warm start: the weights an earlier training stage saved
+        model = _from_pretrained(job.model_dir)
     else:
-        model = seq2seq_model(program, int(args["vocab_size"]))
+        model = seq2seq_model(program, job.vocab_size)
     model = model.to(device)
     dynamics = Dynamics.read(program, Dynamics(
-        lr=float(args["lr"]), batch_size=int(args["batch_size"]),
-        weight_decay=float(args.get("weight_decay", 0.01)), epochs=int(args["epochs"])))
+        lr=job.lr, batch_size=job.batch_size, weight_decay=job.weight_decay,
+        epochs=job.epochs))
     build_seconds = time.perf_counter() - began
-    rows = load_rows(args["tokens"], ctx.state.setdefault("rows", {}))
-    samples = args.get("samples")
-    if samples:
-        rows = rows[:samples]
+    rows = load_rows(job.tokens, ctx.state.setdefault("rows", {}))
+    if job.samples:
+        rows = rows[:job.samples]
     last = [0.0]
 
     def on_step(step: int, total: int, loss: float) -> None:
@@ -61,26 +60,25 @@ def train_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             last[0] = now
             ctx.progress(step=step, total=total, loss=loss)
 
-    training = TrainContext(get_task("refinement"), rows, device=device, seed=int(args["seed"]),
+    training = TrainContext(get_task("refinement"), rows, device=device, seed=job.seed,
                             batch_size=dynamics.batch_size, epochs=dynamics.epochs,
-                            shuffle=True, max_seconds=args.get("max_seconds"), on_step=on_step)
+                            shuffle=True, max_seconds=job.max_seconds, on_step=on_step)
     result = train_model(model, training, dynamics)
     model.eval()
-    out = args.get("out")
-    if out:
-        folder = Path(out)
+    if job.out:
+        folder = Path(job.out)
         folder.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(folder)
-        shutil.copyfile(args["tokenizer"], folder / "tokenizer.json")
-        (folder / "source.py").write_text(args["source"], encoding="utf-8")
+        shutil.copyfile(job.tokenizer, folder / "tokenizer.json")
+        (folder / "source.py").write_text(job.source, encoding="utf-8")
         (folder / "losses.json").write_text(json.dumps(result.losses))
-    ctx.state["proposer"] = {"model": model, "key": str(out or "memory"), "device": device}
+    ctx.state["proposer"] = {"model": model, "key": str(job.out or "memory"), "device": device}
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return {
+    return TrainReport.from_dict({
         **result.to_dict(), "build_seconds": build_seconds, "params": count_parameters(model),
         "device": device, "dynamics": dynamics.describe(),
-    }
+    }).to_dict()
 
 
 def _from_pretrained(model_dir: str) -> Any:
@@ -112,24 +110,23 @@ def _number_encoder(ctx: JobContext, tokenizer_path: str) -> Any:
     return lambda text: tokenizer.encode(text, add_special_tokens=False).ids
 
 
-def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Sample `n` outputs for one input, optionally under a constraint spec."""
+def generate_job(job: GenerateJob, ctx: JobContext) -> dict[str, Any]:
+    """Sample `n` outputs for one input, optionally under a constraint spec; the value is
+    a `GenerateReport`'s dict."""
     import torch
 
     device = ctx.device()
-    model = _proposer(ctx, args.get("model_dir"), device)
+    model = _proposer(ctx, job.model_dir, device)
     began = time.perf_counter()
-    input_ids = torch.tensor([args["input_ids"]], dtype=torch.long, device=device)
+    input_ids = torch.tensor([list(job.input_ids)], dtype=torch.long, device=device)
     kwargs: dict[str, Any] = {
-        "do_sample": True, "num_return_sequences": int(args["n"]),
-        "max_new_tokens": int(args["max_new_tokens"]),
-        "temperature": float(args.get("temperature", 1.0)),
-        "top_k": int(args.get("top_k", 0)), "top_p": float(args.get("top_p", 1.0)),
+        "do_sample": True, "num_return_sequences": job.n,
+        "max_new_tokens": job.max_new_tokens, "temperature": job.temperature,
+        "top_k": job.top_k, "top_p": job.top_p,
         "pad_token_id": PAD_ID, "eos_token_id": EOS_ID, "decoder_start_token_id": PAD_ID,
     }
-    spec = args.get("constraint")
-    if spec is not None:
-        automaton = ConstraintAutomaton(spec, _number_encoder(ctx, args["tokenizer"]))
+    if job.constraint is not None:
+        automaton = ConstraintAutomaton(job.constraint, _number_encoder(ctx, job.tokenizer))
         kwargs["prefix_allowed_tokens_fn"] = (
             lambda _batch, ids: automaton.allowed(ids.tolist()[1:])
         )
@@ -140,7 +137,7 @@ def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
         kwargs["past_key_values"] = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    torch.manual_seed(int(args["seed"]))
+    torch.manual_seed(job.seed)
     with torch.no_grad():
         output = model.generate(input_ids=input_ids,
                                 attention_mask=torch.ones_like(input_ids), **kwargs)
@@ -150,4 +147,5 @@ def generate_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         if EOS_ID in ids:
             ids = ids[: ids.index(EOS_ID)]
         sequences.append([t for t in ids if t != PAD_ID])
-    return {"sequences": sequences, "seconds": time.perf_counter() - began}
+    return GenerateReport(tuple(tuple(s) for s in sequences),
+                          time.perf_counter() - began).to_dict()

@@ -43,16 +43,16 @@ from deepphoenix.mutator import (
     ground,
     parse_program,
 )
-from deepphoenix.proposers._builtin import LearnedProposer
+from deepphoenix.proposers._builtin import PaperT5Proposer
 from deepphoenix.proposers._distinct import round_seed
 from deepphoenix.proposers._pool import gather, rank, record, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._records import Proposal
-from deepphoenix.proposers._t5 import T5Proposer
+from deepphoenix.proposers._t5 import T5Sampler
 from deepphoenix.proposers._tokenizer import load_tokenizer
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["HindsightProposer", "LineageProposer", "hindsight_pairs"]
+__all__ = ["HindsightProposer", "hindsight_pairs"]
 
 MAX_TARGETS = 8  # best variants used as hindsight targets
 MAX_HINDSIGHT = 512  # hindsight rows per stage (with repeats)
@@ -91,7 +91,7 @@ def hindsight_pairs(observations: Sequence[Observation], sign: float = 1.0,
     return rows
 
 
-class HindsightProposer(LearnedProposer):
+class HindsightProposer(PaperT5Proposer):
     """The learned proposer of this project (see the module's docstring); the paper's is
     ``t5`` (`PaperT5Proposer`, whose fallback, restore and sampling seams this reuses).
     Falls back to the grammar's random refinements, named ``random-fallback`` in the
@@ -103,7 +103,7 @@ class HindsightProposer(LearnedProposer):
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
-        self.sign = -1.0 if ctx.direction == "maximize" else 1.0
+        self.sign = ctx.direction.sign
         self.observed: list[Observation] = []
         self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
 
@@ -142,7 +142,7 @@ class HindsightProposer(LearnedProposer):
             hindsight = len(rows)
         self.name, self.failure = self.NAME, ""
         try:
-            self.proposer, report = T5Proposer.train(
+            self.proposer, report = T5Sampler.train(
                 source, self.data, settings, self.worker, out=folder,
                 sampling=self.ctx.sampling, on_progress=self._progress(episode),
                 timeout=self.ctx.train_timeout, tokens=tokens,
@@ -150,11 +150,11 @@ class HindsightProposer(LearnedProposer):
         except WorkerError as exc:
             self._fall_back(episode, str(exc))
             return {"failed": str(exc), "losses": []}
-        report["rows"] = hindsight  # hindsight and replayed pairs (0: refinement pairs)
         meta_path = folder / "proposer.json"  # so a checkpoint's report says the same
         meta = json.loads(meta_path.read_text())
         write_text_atomic(meta_path, json.dumps({**meta, "rows": hindsight}, indent=2))
-        return report
+        # rows: hindsight and replayed pairs (0: refinement pairs)
+        return {**report.to_dict(), "rows": hindsight}
 
     def _hindsight_rows(self, program: Program, seed: int) -> list[tuple[list[int], list[int]]]:
         """Tokenized hindsight pairs (with their repeats), then as many replayed refinement
@@ -188,7 +188,7 @@ class HindsightProposer(LearnedProposer):
         return rows
 
     # -- proposing -----------------------------------------------------------------------
-    def _sample(self, model: T5Proposer, parent: Program, n: int, seed: int,
+    def _sample(self, model: T5Sampler, parent: Program, n: int, seed: int,
                 exclude: Collection[str]) -> list[Proposal]:
         prepared = model.prepare(parent)
 
@@ -214,7 +214,3 @@ class HindsightProposer(LearnedProposer):
 
 
 register_proposer("learned", HindsightProposer)
-
-# Deprecated: the old name of the `learned` proposer (it collided with the `lineage`
-# package), kept for one release.
-LineageProposer = HindsightProposer

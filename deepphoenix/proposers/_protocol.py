@@ -50,7 +50,7 @@ class ProposerContext:
     run_dir: Path
     executor: Executor
     seed: int  # the run seed
-    direction: Direction = Direction.MINIMIZE  # the objective's (a str enum: == "minimize")
+    direction: Direction = Direction.MINIMIZE  # the objective's
     draw_rounds: int = 4  # draws per batch for slots that repeat a candidate
     data: ProposerData | None = None  # the refinement data (learned proposers)
     sampling: SampleSettings = field(default_factory=SampleSettings)
@@ -60,6 +60,10 @@ class ProposerContext:
     proposer_init: Path | None = None  # a pretrained proposer model to start from
     seed_source: str | None = None  # the run's seed program (the text evolution starts from)
     emit: Callable[[str, dict[str, Any]], None] = lambda kind, fields: None
+
+    def __post_init__(self) -> None:
+        # A `Direction` in memory, whatever the caller passed ("maximize" is parsed here).
+        object.__setattr__(self, "direction", Direction.parse(self.direction))
 
 
 class Proposer(Protocol):

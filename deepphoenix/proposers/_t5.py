@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,12 @@ from deepphoenix.proposers._dataset import RefinementPair
 from deepphoenix.proposers._distinct import draw_distinct, round_seed
 from deepphoenix.proposers._records import Proposal, ProposerData, SampleSettings, TrainSettings
 from deepphoenix.proposers._tokenizer import PreTokenizer, load_tokenizer, train_tokenizer
-from deepphoenix.sandbox import JobResult
+from deepphoenix.sandbox import GenerateJob, GenerateReport, JobResult, TrainJob, TrainReport
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = [
     "ProposerData",
     "SampleSettings",
-    "T5Proposer",
     "T5Sampler",
     "TrainSettings",
     "model_format",
@@ -39,8 +38,6 @@ __all__ = [
 ]
 
 _MAX_TOKENS = 1024
-TRAIN_JOB = "deepphoenix.proposers._jobs:train_job"
-GENERATE_JOB = "deepphoenix.proposers._jobs:generate_job"
 
 
 def prepare_data(pairs: Sequence[RefinementPair], fmt: TargetFormat | str, folder: Path,
@@ -101,32 +98,26 @@ class T5Sampler:
               out: Path | None = None, sampling: SampleSettings | None = None,
               on_progress: Callable[[dict[str, Any]], None] | None = None,
               timeout: float | None = None, tokens: Path | None = None,
-              init_from: Path | None = None) -> tuple[T5Sampler, dict[str, Any]]:
+              init_from: Path | None = None) -> tuple[T5Sampler, TrainReport]:
         """Build the model `source` defines (in the worker), train it, save it to `out`.
         `tokens`: train on these tokenized pairs instead of the run's refinement pairs;
         `init_from`: start from the weights of a model directory `train` wrote."""
         settings.validate()
         # Paths cross into a worker whose working directory differs: make them absolute.
-        args = {
-            "source": source, "vocab_size": data.vocab_size,
-            "tokens": str((tokens or data.tokens_path).resolve()),
-            "tokenizer": str(data.tokenizer_path.resolve()),
-            "out": str(out.resolve()) if out else None,
-            "model_dir": str(init_from.resolve()) if init_from else None,
-            **asdict(settings),
-        }
-        result = worker.run(TRAIN_JOB, args, timeout=timeout, on_progress=on_progress)
-        report = _value_or_raise(result, "training the proposer")
-        report["warm_start"] = str(init_from) if init_from else None
+        job = TrainJob(source=source, vocab_size=data.vocab_size,
+                       tokens=str((tokens or data.tokens_path).resolve()),
+                       tokenizer=str(data.tokenizer_path.resolve()),
+                       out=str(out.resolve()) if out else None,
+                       model_dir=str(init_from.resolve()) if init_from else None,
+                       **asdict(settings))
+        result = worker.run(job, timeout=timeout, on_progress=on_progress)
+        report = replace(TrainReport.from_dict(_value_or_raise(result, "training the proposer")),
+                         warm_start=str(init_from) if init_from else None)
         if out is not None:
             meta = {
                 "format": data.format.value, "vocab_size": data.vocab_size,
                 "source_hash": canonical_hash(source), "train": asdict(settings),
-                "params": report["params"], "mean_loss": report["mean_loss"],
-                "final_loss": report["final_loss"], "steps": report["steps"],
-                "seconds": report["seconds"], "device": report["device"],
-                "stopped": report["stopped"],
-                "warm_start": str(init_from) if init_from else None,
+                **report.summary(),
             }
             write_text_atomic(out / "proposer.json", json.dumps(meta, indent=2))
         proposer = cls(worker, data.tokenizer_path if out is None else out / "tokenizer.json",
@@ -144,17 +135,17 @@ class T5Sampler:
 
     # -- sampling ------------------------------------------------------------------------
     def sample_texts(self, parent: Program, n: int, seed: int,
-                     prepared: dict[str, Any] | None = None) -> list[str]:
+                     prepared: GenerateJob | None = None) -> list[str]:
         """`n` raw model outputs for the parent (untrusted text). `prepared` is what
         `prepare` gave for this parent, to reuse across draws."""
-        args = {**(prepared or self.prepare(parent)), "n": n, "seed": seed}
-        result = self.worker.run(GENERATE_JOB, args, timeout=self.timeout)
-        value = _value_or_raise(result, "sampling candidates")
-        self.last_seconds = float(value["seconds"])
-        return [self.tokenizer.decode(ids) for ids in value["sequences"]]
+        job = replace(prepared or self.prepare(parent), n=n, seed=seed)
+        result = self.worker.run(job, timeout=self.timeout)
+        report = GenerateReport.from_dict(_value_or_raise(result, "sampling candidates"))
+        self.last_seconds = report.seconds
+        return [self.tokenizer.decode(list(ids)) for ids in report.sequences]
 
-    def prepare(self, parent: Program) -> dict[str, Any]:
-        """The generation job's arguments for a parent but `n` and `seed`: its tokens and
+    def prepare(self, parent: Program) -> GenerateJob:
+        """The generation job for a parent, to be given `n` and `seed`: its tokens and
         (constrained) the automaton, built once per parent."""
         input_ids = self.tokenizer.encode(parent.text).ids
         if len(input_ids) > _MAX_TOKENS:
@@ -165,13 +156,13 @@ class T5Sampler:
             constraint = build_constraint(parent, self.tokenizer, self.format,
                                           self.sampling.forbid_no_op)
         max_new = len(input_ids) + 32 if self.format is TargetFormat.SOURCE else 32
-        return {
-            "input_ids": input_ids, "max_new_tokens": max_new,
-            "temperature": self.sampling.temperature, "top_k": self.sampling.top_k,
-            "top_p": self.sampling.top_p, "constraint": constraint,
-            "tokenizer": str(self.tokenizer_path),
-            "model_dir": str(self.model_dir) if self.model_dir else None,
-        }
+        return GenerateJob(
+            input_ids=tuple(input_ids), max_new_tokens=max_new, n=0, seed=0,
+            temperature=self.sampling.temperature, top_k=self.sampling.top_k,
+            top_p=self.sampling.top_p, constraint=constraint,
+            tokenizer=str(self.tokenizer_path),
+            model_dir=str(self.model_dir) if self.model_dir else None,
+        )
 
     def propose(self, parent: Program, n: int, seed: int,
                 exclude: Collection[str] = ()) -> list[Proposal]:
@@ -227,6 +218,3 @@ def _value_or_raise(result: JobResult, doing: str) -> dict[str, Any]:
     detail = result.error or result.status.value
     raise WorkerError(f"{doing} failed in the worker ({result.status.value}): {detail}")
 
-
-# Deprecated: the old name, kept for one release (it is not a `Proposer`).
-T5Proposer = T5Sampler

@@ -3,6 +3,6 @@ becomes the next generation only once grounded against its trusted parent. (The 
 seeds live in `deepphoenix.seeds`, their objective is the built-in ``self-replication``.)
 """
 
-from deepphoenix.quine._ouroboros import GENERATION_JOB, Generation, ouroboros
+from deepphoenix.quine._ouroboros import Generation, ouroboros
 
-__all__ = ["GENERATION_JOB", "Generation", "ouroboros"]
+__all__ = ["Generation", "ouroboros"]

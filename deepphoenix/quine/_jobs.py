@@ -16,12 +16,13 @@ from deepphoenix.objectives._replication import (
 from deepphoenix.objectives._user import ObjectiveContext
 from deepphoenix.sandbox._child import JobContext
 from deepphoenix.sandbox._protocol import failure_text
+from deepphoenix.sandbox._records import GenerationJob
 from deepphoenix.training import exec_program
 
 __all__ = ["generation_job"]
 
 
-def generation_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+def generation_job(job: GenerationJob, ctx: JobContext) -> dict[str, Any]:
     """``{"status": "scored", "score", "metrics", "printed"}`` or ``{"status": "failed",
     "stage", "reason", "traceback"}``; never raises for the program's failure."""
     began = time.monotonic()
@@ -30,11 +31,11 @@ def generation_job(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     try:
-        program = exec_program(args["source"], ctx.workspace, int(args["seed"]))
+        program = exec_program(job.source, ctx.workspace, job.seed)
         ctx.progress(stage="objective")
-        context = ObjectiveContext(ctx.device(), int(args["seed"]), workdir,
+        context = ObjectiveContext(ctx.device(), job.seed, workdir,
                                    lambda step, value: ctx.progress(step=step, value=value),
-                                   deadline=began + 0.75 * float(args["timeout"]))
+                                   deadline=began + 0.75 * job.timeout)
         pair, before, metrics = train_and_replicate(program, context)
         scores = replication_scores(pair, before)
         if "char_accuracy" not in scores:

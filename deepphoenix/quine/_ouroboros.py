@@ -34,13 +34,12 @@ from deepphoenix.evaluator import EvalResult, EvalStatus
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.mutator import Program, ground, parse_program
 from deepphoenix.outcome import Outcome
-from deepphoenix.sandbox import JobStatus, WorkerSettings
+from deepphoenix.sandbox import GenerationJob, JobStatus, WorkerSettings
 from deepphoenix.search import RunConfig
 from deepphoenix.search._rundir import RunDir, derive_seed
 
-__all__ = ["GENERATION_JOB", "Generation", "ouroboros"]
+__all__ = ["Generation", "ouroboros"]
 
-GENERATION_JOB = "deepphoenix.quine._jobs:generation_job"
 _MAX_GENERATIONS = 1000
 
 
@@ -112,9 +111,8 @@ def _generation(run: RunDir, executor: LocalExecutor, parent: Program,
     store.start_episode(number, parent.hash, seed)
     store.start_batch(number, 1, parent.hash, seed)
     began = time.monotonic()
-    args = {"source": parent.text, "seed": seed, "timeout": config.timeout}
-    ((_, job),) = list(executor.run_all([(parent.hash, GENERATION_JOB, args,
-                                          config.timeout)]))
+    request = GenerationJob(source=parent.text, seed=seed, timeout=config.timeout)
+    ((_, job),) = list(executor.run_all([(parent.hash, request, config.timeout)]))
     seconds = time.monotonic() - began
     value = job.value if job.status is JobStatus.OK and isinstance(job.value, dict) else {
         "status": "failed", "stage": "objective",

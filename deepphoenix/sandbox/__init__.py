@@ -1,8 +1,22 @@
 """Sandboxed worker processes: where every piece of torch work runs (building a model from
 a source, training, sampling, few-shot scoring). Importing this package does not import
-torch; the workers do. What a worker contains, and what it does not: docs/sandbox.md."""
+torch; the workers do. What a worker contains, and what it does not: docs/sandbox.md.
+The job records (what crosses into a worker, and the reports that come back) are here too:
+every executor and the confinement read one declaration of a job's paths."""
 
 from deepphoenix.sandbox._confine import Confinement, confinement
+from deepphoenix.sandbox._records import (
+    EvalJob,
+    GenerateJob,
+    GenerateReport,
+    GenerationJob,
+    Job,
+    JobPaths,
+    NamedJob,
+    TrainJob,
+    TrainReport,
+    as_job,
+)
 from deepphoenix.sandbox._worker import (
     JobResult,
     JobStatus,
@@ -15,6 +29,7 @@ from deepphoenix.sandbox._worker import (
     scrubbed_env,
 )
 
-__all__ = ["Confinement", "JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool",
-           "WorkerSettings", "confinement", "default_memory_limit", "isolation_summary",
-           "scrubbed_env"]
+__all__ = ["Confinement", "EvalJob", "GenerateJob", "GenerateReport", "GenerationJob", "Job",
+           "JobPaths", "JobResult", "JobStatus", "NamedJob", "SlotPool", "TrainJob",
+           "TrainReport", "Worker", "WorkerPool", "WorkerSettings", "as_job", "confinement",
+           "default_memory_limit", "isolation_summary", "scrubbed_env"]

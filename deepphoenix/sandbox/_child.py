@@ -1,5 +1,6 @@
 """The worker process: imports torch once, then runs jobs from its parent until told to
-stop. Started by `Worker` as ``python -m deepphoenix.sandbox._child``.
+stop. `Worker` starts it as ``python -m deepphoenix.jobs``, whose `serve` call hands this
+module the table of job kinds (a job record's class and the function that runs it).
 
 Two pipes inherited at numbers given in ``DEEPPHOENIX_WORKER`` are the channels: jobs come
 in on one, authenticated results and progress go out on the other (see `_protocol`). Both
@@ -35,7 +36,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -48,15 +49,15 @@ from deepphoenix.sandbox._protocol import (
     write_all,
 )
 from deepphoenix.sandbox._reaper import become_subreaper, kill_tree
+from deepphoenix.sandbox._records import Job
 
-# The jobs a worker runs: ``module:function``, or ``module:*`` for every public function of
-# a module. Nothing else can be called; tests add their own with `WorkerSettings.extra_jobs`.
-ALLOWED_JOBS: frozenset[str] = frozenset({
-    "deepphoenix.evaluator._jobs:evaluate_job",
-    "deepphoenix.proposers._jobs:train_job",
-    "deepphoenix.proposers._jobs:generate_job",
-    "deepphoenix.quine._jobs:generation_job",
-})
+# What a worker runs: a job record's kind, found in the table `serve` is given (each entry
+# loads its function on first use, so a worker imports only what its jobs need). Nothing
+# else can be called, except the ``module:function`` (or ``module:*``) names the parent
+# adds with `WorkerSettings.extra_jobs` (the sandbox's tests and diagnostics), which get
+# the job's argument dict.
+JobFunction = Callable[[Any, "JobContext"], Any]
+JobTable = Mapping[type[Job], Callable[[], JobFunction]]
 
 _REFUSED = "network access is disabled in deepphoenix workers"
 _CLONE_NEWNET = 0x40000000
@@ -206,14 +207,29 @@ def is_allowed(name: str, allowed: frozenset[str]) -> bool:
     return name in allowed or f"{module}:*" in allowed
 
 
-def _resolve(name: str, allowed: frozenset[str]) -> Callable[[dict[str, Any], JobContext], Any]:
-    if not is_allowed(name, allowed):
-        raise PermissionError(f"job {name!r} is not an allowed deepphoenix job")
-    module_name, _, attr = name.partition(":")
-    function = getattr(importlib.import_module(module_name), attr)
-    if not callable(function):
-        raise TypeError(f"job {name!r} is not callable")
-    return function
+class _Jobs:
+    """The job kinds a worker runs: the table's records, then the allowed extra names."""
+
+    def __init__(self, table: JobTable, extra: frozenset[str]) -> None:
+        self._table = {record.KIND: (record, load) for record, load in table.items()}
+        self._extra = extra
+        self._loaded: dict[str, JobFunction] = {}
+
+    def call(self, kind: str, args: dict[str, Any], ctx: JobContext) -> Any:
+        found = self._table.get(kind)
+        if found is not None:
+            record, load = found
+            function = self._loaded.get(kind)
+            if function is None:
+                function = self._loaded[kind] = load()
+            return function(record.from_dict(args), ctx)
+        if not is_allowed(kind, self._extra):
+            raise PermissionError(f"job {kind!r} is not an allowed deepphoenix job")
+        module_name, _, attr = kind.partition(":")
+        extra = getattr(importlib.import_module(module_name), attr)
+        if not callable(extra):
+            raise TypeError(f"job {kind!r} is not callable")
+        return extra(args, ctx)
 
 
 def _python_threads() -> set[int]:
@@ -260,7 +276,8 @@ def _supervise(worker: int, lifeline: int | None) -> NoReturn:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
-def main() -> None:
+def serve(table: JobTable) -> None:
+    """Be a worker that runs the jobs of `table` (and the settings' allowed extras)."""
     settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
     channel_fds = (int(settings["jobs_fd"]), int(settings["results_fd"]))
     lifeline = settings.get("lifeline_fd")
@@ -296,7 +313,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(threads)
-    allowed = ALLOWED_JOBS | frozenset(settings.get("extra_jobs", ()))
+    jobs = _Jobs(table, frozenset(settings.get("extra_jobs", ())))
     workspace = Path.cwd()
     context = JobContext(channel.send, workspace, device)
     hello = read_message(jobs_in)
@@ -313,7 +330,7 @@ def main() -> None:
         channel.begin(bytes.fromhex(str(message.pop("key"))), context.job_id)
         began = time.perf_counter()
         try:
-            value = _resolve(str(message["fn"]), allowed)(message.get("args", {}), context)
+            value = jobs.call(str(message["kind"]), message.get("args", {}), context)
             reply = {"type": "result", "ok": True, "value": value}
         except BaseException as exc:  # a job's failure is reported, never fatal
             error, trace = failure_text(exc)
@@ -338,7 +355,3 @@ def main() -> None:
             channel.send({"type": "result", "ok": False, "kind": "exception",
                           "error": f"the job's value cannot be sent: {error}",
                           "traceback": trace, "seconds": reply["seconds"]})
-
-
-if __name__ == "__main__":
-    main()

@@ -44,12 +44,13 @@ from deepphoenix.sandbox._protocol import (
     write_message,
 )
 from deepphoenix.sandbox._reaper import kill_tree
+from deepphoenix.sandbox._records import Job, as_job
 
 __all__ = ["JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool", "WorkerSettings",
            "default_memory_limit", "isolation_summary", "scrubbed_env"]
 
 class _Runs(Protocol):
-    def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
+    def run(self, job: Job, *, timeout: float | None = None,
             on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
         ...
 
@@ -61,11 +62,8 @@ _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIB
                  "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
 _RAM_SHARE = 0.8  # of physical memory, split between the workers that run at once
 FORGED = "forged or malformed reply"
-# Job arguments that name an input on this machine: a confined worker is given read-only
-# access to each that its settings do not already cover (restarting it if it runs).
-INPUT_ARGS = ("rows", "tokens", "tokenizer", "model_dir")
-# Job arguments that name a folder the job writes: created here, then made writable.
-OUTPUT_ARGS = ("out",)
+# The worker's entry point: the job table, above every package whose job it runs.
+_ENTRY = "deepphoenix.jobs"
 
 class JobStatus(StrEnum):
     OK = "ok"
@@ -303,7 +301,7 @@ class Worker:
     def _command(self, workspace: Path) -> tuple[list[str], WorkerSettings, dict[str, Any]]:
         """The command that starts the supervisor, the settings its environment carries,
         and the layers put in place from outside (filesystem, processes, network)."""
-        command = [sys.executable, "-m", "deepphoenix.sandbox._child"]
+        command = [sys.executable, "-m", _ENTRY]
         settings = self.settings
         if not settings.confine:
             self._confined = False
@@ -395,10 +393,11 @@ class Worker:
         return " | ".join(line for line in text.splitlines()[-lines:] if line.strip())
 
     # -- jobs ----------------------------------------------------------------------------
-    def run(self, fn: str, args: dict[str, Any] | None = None, timeout: float | None = None,
+    def run(self, job: Job | str, args: dict[str, Any] | None = None, *,
+            timeout: float | None = None,
             on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
-        """Run job `fn` (``module:function``, on the worker's allow-list) and wait for its
-        result.
+        """Run `job` (a job record, or the ``module:function`` name of an allowed extra job
+        with its `args`) and wait for its result.
 
         Never raises for the job's own failure: exceptions, timeouts, deaths and forged or
         malformed replies come back as a `JobResult`. Raises `WorkerError` only if no
@@ -406,7 +405,8 @@ class Worker:
         """
         if self._reader is not None and self._reader.pending():
             self.kill()  # bytes between jobs: something other than the trusted loop wrote
-        if self._make_visible(args or {}) and self.alive:
+        job = as_job(job, args)
+        if self._make_visible(job) and self.alive:
             self.kill()  # a confined worker sees new paths only from its next start
         self.start()
         proc, jobs, reader = self._proc, self._jobs, self._reader
@@ -417,8 +417,8 @@ class Worker:
         key = secrets.token_bytes(32)
         began = time.perf_counter()
         try:
-            write_message(jobs, {"type": "job", "id": job_id, "key": key.hex(), "fn": fn,
-                                 "args": args or {}})
+            write_message(jobs, {"type": "job", "id": job_id, "key": key.hex(),
+                                 "kind": job.kind, "args": job.to_dict()})
         except (BrokenPipeError, OSError):
             return self._died(began)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -447,30 +447,28 @@ class Worker:
                 continue
             return self._result(message, began)
 
-    def _make_visible(self, args: dict[str, Any]) -> bool:
-        """Add the existing input paths a job names (`INPUT_ARGS`) to a confined worker's
-        read-only binds and the output folders it names (`OUTPUT_ARGS`, created here) to
-        its writable ones, where its settings do not already cover them; whether any was
-        added."""
+    def _make_visible(self, job: Job) -> bool:
+        """Add the existing inputs `job` declares to a confined worker's read-only binds,
+        and the output folders it declares (created here) to its writable ones, where its
+        settings do not already cover them; whether any was added."""
         if not self.settings.confine:
             return False
+        paths = job.paths()
+        for folder in paths.outputs.values():
+            os.makedirs(folder, exist_ok=True)
         writable = [*self.settings.writable, *self._also_writable]
         seen = [*self.settings.readable, *writable, *self._also_readable]
         added = False
-        for key in (*INPUT_ARGS, *OUTPUT_ARGS):
-            value = args.get(key)
-            if not isinstance(value, str):
-                continue
-            if key in OUTPUT_ARGS:
-                os.makedirs(value, exist_ok=True)
-            elif not os.path.exists(value):
-                continue
-            path = os.path.abspath(value)
-            covers = writable if key in OUTPUT_ARGS else seen
-            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in covers):
-                (self._also_writable if key in OUTPUT_ARGS else self._also_readable).append(path)
-                (writable if key in OUTPUT_ARGS else seen).append(path)
-                added = True
+        for found, covers, also in ((paths.inputs.values(), seen, self._also_readable),
+                                    (paths.outputs.values(), writable, self._also_writable)):
+            for value in found:
+                if not os.path.exists(value):
+                    continue
+                path = os.path.abspath(value)
+                if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in covers):
+                    also.append(path)
+                    covers.append(path)
+                    added = True
         return added
 
     def _result(self, message: dict[str, Any], began: float) -> JobResult:
@@ -580,7 +578,7 @@ def _check(message: dict[str, Any], job_id: int, seq: int) -> dict[str, Any]:
 
 
 class SlotPool(Generic[S]):
-    """Jobs spread over `slots` (anything with ``run(fn, args, timeout, on_progress)``:
+    """Jobs spread over `slots` (anything with ``run(job, timeout=, on_progress=)``:
     local workers, Ray-held ones), one job per slot at a time; results in completion
     order. The one scheduler behind `WorkerPool` and the Ray executor."""
 
@@ -592,24 +590,24 @@ class SlotPool(Generic[S]):
         self._threads = ThreadPoolExecutor(max_workers=max(1, len(self.slots)),
                                            thread_name_prefix=name)
 
-    def _run_on_idle(self, key: Any, fn: str, args: dict[str, Any], timeout: float | None,
+    def _run_on_idle(self, key: Any, job: Job, timeout: float | None,
                      on_progress: Callable[[Any, dict[str, Any]], None] | None) -> JobResult:
         slot = self._idle.get()
         try:
             report = None if on_progress is None else (lambda m: on_progress(key, m))
-            result: JobResult = slot.run(fn, args, timeout, report)
+            result: JobResult = slot.run(job, timeout=timeout, on_progress=report)
             return result
         finally:
             self._idle.put(slot)
 
-    def run_all(self, jobs: Iterable[tuple[Any, str, dict[str, Any], float | None]],
+    def run_all(self, jobs: Iterable[tuple[Any, Job, float | None]],
                 on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
                 ) -> Iterator[tuple[Any, JobResult]]:
-        """Run (key, fn, args, timeout) jobs; yield (key, result) in completion order.
+        """Run (key, job, timeout) jobs; yield (key, result) in completion order.
         `on_progress(key, message)` is called from the pool's threads."""
         futures = {
-            self._threads.submit(self._run_on_idle, key, fn, args, timeout, on_progress): key
-            for key, fn, args, timeout in jobs
+            self._threads.submit(self._run_on_idle, key, job, timeout, on_progress): key
+            for key, job, timeout in jobs
         }
         try:
             for future in as_completed(futures):
@@ -618,13 +616,13 @@ class SlotPool(Generic[S]):
             for future in futures:
                 future.cancel()
 
-    def submit(self, key: Any, fn: str, args: dict[str, Any], timeout: float | None,
+    def submit(self, key: Any, job: Job, timeout: float | None,
                on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
                ) -> Future[JobResult]:
         """Start one job on the next idle slot (queued while all are busy); its future
         holds the result. What the asynchronous search loop builds on: a job goes in as
         soon as a slot frees, with no batch to wait for."""
-        return self._threads.submit(self._run_on_idle, key, fn, args, timeout, on_progress)
+        return self._threads.submit(self._run_on_idle, key, job, timeout, on_progress)
 
     def shutdown(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.grammar import Grammar
 from deepphoenix.lineage import run_grammar
 from deepphoenix.mutator import (
     Edit,
@@ -68,18 +70,13 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
             if grammar is None or not isinstance(seed_text, str):
                 raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
                                   "back here; pass runs this deepphoenix can resume")
-            sign = -1.0 if store.objective.get("direction") == "maximize" else 1.0
+            sign = store.direction.sign
             variants = [v for v in store.variants() if v.status == "scored"
                         and v.score is not None]
         sources = {_key(v.values): v.source for v in variants}
         observed = [Observation("", v.hash, v.values, "scored", v.score) for v in variants]
         parsed: dict[str, Program] = {}  # each variant parsed once, not once per pair
-
-        def program_of(source: str) -> Program:
-            if source not in parsed:
-                parsed[source] = parse_program(source, grammar)
-            return parsed[source]
-
+        program_of = partial(_parse_once, parsed, grammar)
         hindsight = 0
         for worse, better, repeats in hindsight_pairs(observed, sign):
             before, after = sources[_key(worse)], sources[_key(better)]
@@ -103,3 +100,9 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
         raise ConfigError("none of the runs scored a variant better than another: no "
                           "improving pair to pretrain on; pass finished runs")
     return pairs, found
+
+
+def _parse_once(parsed: dict[str, Program], grammar: Grammar, source: str) -> Program:
+    if source not in parsed:
+        parsed[source] = parse_program(source, grammar)
+    return parsed[source]

@@ -14,6 +14,7 @@ from typing import Any
 from deepphoenix.errors import ConfigError
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, get_executor
+from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
     ProposerContext,
     SampleSettings,
@@ -39,7 +40,7 @@ __all__ = ["Run", "RunSummary"]
 class RunSummary:
     run_dir: Path
     objective: str
-    direction: str
+    direction: Direction
     seed_hash: str
     seed_score: float | None
     seed_params: int | None
@@ -52,7 +53,7 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "objective": self.objective,
-                "direction": self.direction, "seed_hash": self.seed_hash,
+                "direction": self.direction.value, "seed_hash": self.seed_hash,
                 "seed_score": self.seed_score, "seed_params": self.seed_params,
                 "best_hash": self.best_hash, "best_score": self.best_score,
                 "best_params": self.best_params, "evaluations": self.evaluations,
@@ -215,7 +216,7 @@ class Run:
         objective = self.dir.objective
         summary = RunSummary(
             run_dir=self.run_dir, objective=objective.name,
-            direction=objective.direction.value, seed_hash=seed_row.hash,
+            direction=objective.direction, seed_hash=seed_row.hash,
             seed_score=seed_row.score, seed_params=seed_row.metrics.get("params"),
             best_hash=best, best_score=best_row.score,
             best_params=best_row.metrics.get("params"),

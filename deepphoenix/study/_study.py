@@ -1,6 +1,7 @@
 """`Study`: one run directory as Python objects — its best variant, its trials (a list or a
-pandas DataFrame), its lineage graph, the Pareto front, the HTML report, the Optuna export —
-and `Study.resume` to continue it.
+pandas DataFrame), its lineage graph, the Pareto front, the HTML report, the Optuna export,
+the pictures, a check of its stored sources — and `Study.resume` to continue it. The CLI's
+``lineage``, ``plot`` and ``run --resume`` go through it.
 
 Every read opens the run database read-only for the length of the call, so a study of a
 run that is still going (in another process or notebook) reads what is recorded so far.
@@ -20,13 +21,15 @@ from deepphoenix.lineage import (
     best_hash,
     build_graph,
     pareto_front,
+    plot_lineage,
+    plot_training,
     run_state,
     write_optuna,
     write_report,
 )
 from deepphoenix.objectives import Direction
 from deepphoenix.search import Event, Run, RunConfig, RunSummary
-from deepphoenix.search._render import render_source, stored_seed
+from deepphoenix.search._render import Mismatch, render_source, stored_seed, verify_run
 from deepphoenix.store import RunStore
 from deepphoenix.study._execute import execute
 
@@ -111,7 +114,7 @@ class Study:
     def direction(self) -> Direction:
         """Whether a lower or a higher score is better."""
         with self._store() as store:
-            return Direction(store.objective["direction"])
+            return store.direction
 
     @property
     def status(self) -> str:
@@ -196,8 +199,33 @@ class Study:
     def lineage(self) -> nx.MultiDiGraph:
         """The lineage graph (a networkx MultiDiGraph, so also a DiGraph): variants and
         failed attempts as nodes, proposals as edges, the seed-to-best path marked."""
+        return self.graph()
+
+    def graph(self, *, include_source: bool = True) -> nx.MultiDiGraph:
+        """`lineage`, optionally without the program texts (a smaller export)."""
         with self._store() as store:
-            return build_graph(store)
+            return build_graph(store, include_source=include_source)
+
+    def verify(self) -> tuple[int, list[Mismatch]]:
+        """Re-render every stored source from the seed and its recorded values: how many
+        were checked, and those that do not match (a changed run database)."""
+        with self._store() as store:
+            return verify_run(store)
+
+    def plots(self, out: str | Path | None = None, fmt: str = "png") -> list[Path]:
+        """Draw Figure 1 (each episode's training loss; only when the run trained a model)
+        and the lineage picture into `out` (default: the run's ``plots/``), as PNG or SVG;
+        the files written."""
+        folder = Path(out) if out is not None else self.given / "plots"
+        written = []
+        with self._store() as store:
+            if plot_training(store, folder / f"figure1.{fmt}"):
+                written.append(folder / f"figure1.{fmt}")
+            graph = build_graph(store, include_source=False)
+        batches = int(graph.graph["config"].get("batches", 1))
+        plot_lineage(graph, folder / f"lineage.{fmt}", batches)
+        written.append(folder / f"lineage.{fmt}")
+        return written
 
     def pareto(self) -> list[ParetoPoint]:
         """The score / parameter-count Pareto front, fewest parameters first."""
@@ -225,9 +253,15 @@ class Study:
         """Continue an interrupted run where it stopped (a finished one returns at once).
         `placement` may change where jobs run (executor, workers, threads, ...), never
         what they compute. Returns this study."""
-        self.summary = execute(Run(self.run_dir, resume=True, placement=placement or None),
-                               quiet=quiet, on_event=on_event)
+        self.summary = execute(self.continuation(**placement), quiet=quiet,
+                               on_event=on_event)
         return self
+
+    def continuation(self, **placement: Any) -> Run:
+        """The run wired to continue where it stopped, its directory locked, not started:
+        `resume` in two steps, for a caller that reads the resolved config (`Run.config`)
+        before `execute` runs it (the CLI's ``run --resume``)."""
+        return Run(self.run_dir, resume=True, placement=placement or None)
 
 
 def _cell(value: Any) -> Any:

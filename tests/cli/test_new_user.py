@@ -262,7 +262,7 @@ def test_propose_with_no_valid_candidate_exits_1(tmp_path: Path,
             return [Proposal(Mutation(Outcome.UNGROUNDED, "changed a call"), "x")] * count
 
     monkeypatch.setattr("deepphoenix.cli._learn.Worker", lambda settings: nullcontext())
-    monkeypatch.setattr("deepphoenix.cli._learn.T5Proposer.load",
+    monkeypatch.setattr("deepphoenix.cli._learn.T5Sampler.load",
                         lambda *args, **kwargs: Rejecting())
     (tmp_path / "s.py").write_text(seed_source("paper"))
     result = _invoke(tmp_path, monkeypatch, "propose", "s.py", "--model", "m", "-n", "2")

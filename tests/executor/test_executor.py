@@ -7,7 +7,7 @@ import pytest
 from deepphoenix.errors import UnknownNameError
 from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names, get_executor
 from deepphoenix.proposers import get_proposer, proposer_names
-from deepphoenix.sandbox import JobStatus, WorkerSettings
+from deepphoenix.sandbox import JobStatus, NamedJob, WorkerSettings
 
 
 def test_registries_name_the_built_ins_and_suggest_close_matches() -> None:
@@ -25,7 +25,7 @@ def test_the_local_executor_runs_jobs_and_keeps_one_lane_per_name() -> None:
     with LocalExecutor(settings) as executor:
         assert executor.lane("proposer") is executor.lane("proposer")
         assert executor.lane("proposer") is not executor.lane("other")
-        jobs = [(k, "deepphoenix.evaluator._jobs:no_such_job", {}, 30.0) for k in ("a", "b")]
+        jobs = [(k, NamedJob("deepphoenix.evaluator._jobs:no_such_job"), 30.0) for k in ("a", "b")]
         results = dict(executor.run_all(jobs))
     assert set(results) == {"a", "b"}
     assert all(r.status is JobStatus.ERROR and "no_such_job" in r.error
@@ -39,7 +39,7 @@ def test_submit_runs_jobs_one_at_a_time_as_workers_free() -> None:
 
     settings = ExecutorSettings(workers=2, worker=WorkerSettings(preload=()),
                                 lane=WorkerSettings(preload=()))
-    job = ("k", "deepphoenix.evaluator._jobs:no_such_job", {}, 30.0)
+    job = ("k", NamedJob("deepphoenix.evaluator._jobs:no_such_job"), 30.0)
 
     class BatchOnly:
         name = "batch-only"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from deepphoenix.executor import ExecutorError, ExecutorSettings, get_executor
-from deepphoenix.sandbox import JobStatus, WorkerSettings, confinement
+from deepphoenix.sandbox import JobStatus, NamedJob, WorkerSettings, confinement
 from deepphoenix.sandbox._reaper import running as _running
 from deepphoenix.search import Run, preset
 
@@ -63,7 +63,7 @@ def _still_running(pid: int) -> bool:
             continue
         ids = next((line.split()[1:] for line in status.splitlines()
                     if line.startswith("NSpid:")), [])
-        if len(ids) > 1 and ids[-1] == str(pid) and b"deepphoenix.sandbox" in cmdline:
+        if len(ids) > 1 and ids[-1] == str(pid) and b"deepphoenix.jobs" in cmdline:
             return True
     return False
 
@@ -79,7 +79,7 @@ def _executor(address: str, workers: int = 1, **changes: Any) -> RayExecutor:
 def test_jobs_run_in_the_same_sandbox_as_locally(ray_head: str) -> None:
     with _executor(ray_head) as executor:
         results = [r for _, r in executor.run_all(
-            [(i, f"{DIAG}:describe", {}, 120.0) for i in range(2)])]
+            [(i, NamedJob(f"{DIAG}:describe", {}), 120.0) for i in range(2)])]
         assert all(r.ok for r in results), [r.error for r in results]
         first, second = (r.value for r in results)
         assert first["pid"] == second["pid"]  # a persistent worker: torch imported once
@@ -99,7 +99,7 @@ def test_jobs_run_in_the_same_sandbox_as_locally(ray_head: str) -> None:
 def test_submit_starts_one_job_per_free_actor(ray_head: str) -> None:
     """What --strategy async builds on: a job goes in as soon as an actor frees."""
     with _executor(ray_head, workers=2) as executor:
-        futures = [executor.submit((i, f"{DIAG}:describe", {}, 120.0)) for i in range(3)]
+        futures = [executor.submit((i, NamedJob(f"{DIAG}:describe", {}), 120.0)) for i in range(3)]
         results = [f.result(timeout=300) for f in futures]
         assert all(r.ok for r in results), [r.error for r in results]
         # both actors' workers served (by workspace: under PID namespaces both pids may be 2)
@@ -111,7 +111,7 @@ def test_a_timeout_kills_the_candidates_process_group_on_the_ray_side(ray_head: 
         seen: list[int] = []
         began = time.monotonic()
         ((_, result),) = list(executor.run_all(
-            [("slow", f"{DIAG}:sleep", {"seconds": 120, "spawn": True}, 3.0)],
+            [("slow", NamedJob(f"{DIAG}:sleep", {"seconds": 120, "spawn": True}), 3.0)],
             on_progress=lambda _key, message: seen.append(message["child"])))
         assert result.status is JobStatus.TIMEOUT, result
         assert "every process it started were killed" in result.error
@@ -119,14 +119,14 @@ def test_a_timeout_kills_the_candidates_process_group_on_the_ray_side(ray_head: 
         assert seen and seen[0] > 0
         time.sleep(1)
         assert not _still_running(seen[0])  # the job's own child died with the group
-        ((_, after),) = list(executor.run_all([("next", f"{DIAG}:remember", {}, 60.0)]))
+        ((_, after),) = list(executor.run_all([("next", NamedJob(f"{DIAG}:remember", {}), 60.0)]))
         assert after.ok
 
 
 def test_a_killed_ray_worker_takes_only_its_candidate(ray_head: str) -> None:
     with _executor(ray_head) as executor:
         slot = executor.slots[0]
-        ((_, warm),) = list(executor.run_all([("warm", f"{DIAG}:remember", {}, 60.0)]))
+        ((_, warm),) = list(executor.run_all([("warm", NamedJob(f"{DIAG}:remember", {}), 60.0)]))
         assert warm.ok
         actor_pid = slot.pid()
         sandbox = _children(actor_pid)
@@ -135,8 +135,8 @@ def test_a_killed_ray_worker_takes_only_its_candidate(ray_head: str) -> None:
         timer.start()
         try:
             results = dict(executor.run_all([
-                ("killed", f"{DIAG}:sleep", {"seconds": 60}, 120.0),
-                ("next", f"{DIAG}:describe", {}, 120.0)]))
+                ("killed", NamedJob(f"{DIAG}:sleep", {"seconds": 60}), 120.0),
+                ("next", NamedJob(f"{DIAG}:describe", {}), 120.0)]))
         finally:
             timer.cancel()
         assert results["killed"].status is JobStatus.DIED

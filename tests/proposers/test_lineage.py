@@ -76,14 +76,14 @@ def test_a_loaded_proposer_model_keeps_its_worker(tmp_path: Path) -> None:
     # transformers' progress bar leaves a tqdm thread behind, and the sandbox retires a
     # worker with a stray thread: every batch then paid a fresh worker and a reload.
     from deepphoenix.proposers import make_dataset, prepare_data
-    from deepphoenix.proposers._t5 import T5Proposer, TrainSettings
+    from deepphoenix.proposers._t5 import T5Sampler, TrainSettings
 
     data = prepare_data(make_dataset(TINY, 64, seed=0), "source", tmp_path / "data", 400)
     with Worker(WorkerSettings(threads=1), name="trainer") as trainer:
-        T5Proposer.train(TINY.text, data, TrainSettings(epochs=1, seed=0), trainer,
+        T5Sampler.train(TINY.text, data, TrainSettings(epochs=1, seed=0), trainer,
                          out=tmp_path / "model")
     with Worker(WorkerSettings(threads=1), name="sampler") as worker:
-        proposer = T5Proposer.load(tmp_path / "model", worker)
+        proposer = T5Sampler.load(tmp_path / "model", worker)
         proposer.sample_texts(TINY, 2, seed=0)
         pid = worker.pid
         assert pid is not None  # still running after the job that loaded the model
@@ -111,7 +111,7 @@ def test_a_learned_run_warm_starts_and_learns_from_its_lineage(tmp_path: Path) -
 
 def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Path) -> None:
     from deepphoenix.executor import ExecutorSettings, get_executor
-    from deepphoenix.proposers import LineageProposer, ProposerContext, ProposerData
+    from deepphoenix.proposers import HindsightProposer, ProposerContext, ProposerData
 
     stored = json.loads((run_dir / "data" / "data.json").read_text())
     data = ProposerData.from_dict({**stored, "tokenizer_path": run_dir / "data" / "tokenizer.json",
@@ -120,7 +120,7 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
     ctx = ProposerContext(run_dir=run_dir, executor=executor, seed=0, data=data,
                           seed_source=TINY.text)
     try:
-        proposer = LineageProposer(ctx)
+        proposer = HindsightProposer(ctx)
         # Nothing scored yet: no improving pair, so episode 3 keeps episode 2's weights,
         # and the decision is a report the run stores.
         report = proposer.begin_episode(3, TINY, seed=1, stored=None)

@@ -13,7 +13,7 @@ from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import TargetFormat, ground, parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import make_dataset
-from deepphoenix.proposers._t5 import SampleSettings, T5Proposer, TrainSettings, prepare_data
+from deepphoenix.proposers._t5 import SampleSettings, T5Sampler, TrainSettings, prepare_data
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
 
@@ -32,31 +32,30 @@ def worker() -> Worker:
 
 @pytest.fixture(scope="module", params=["source", "edits"])
 def trained(request: pytest.FixtureRequest, worker: Worker,
-            tmp_path_factory: pytest.TempPathFactory) -> tuple[T5Proposer, dict, Path]:
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[T5Sampler, tuple, Path]:
     fmt = request.param
     folder = tmp_path_factory.mktemp(fmt)
     data = prepare_data(make_dataset(TINY, 256, seed=0, fmt=fmt), fmt, folder / "data", 400)
     progress: list[dict] = []
-    proposer, report = T5Proposer.train(
+    proposer, report = T5Sampler.train(
         TINY.text, data, TrainSettings(epochs=2, batch_size=32, seed=0), worker,
         out=folder / "model", on_progress=progress.append)
-    report["progress"] = progress
-    return proposer, report, folder / "model"
+    return proposer, (report, progress), folder / "model"
 
 
 def test_training_reports_every_step_and_saves_a_checkpoint(trained) -> None:  # type: ignore[no-untyped-def]
-    proposer, report, model_dir = trained
-    assert report["steps"] == 16 and len(report["losses"]) == 16
-    assert report["losses"][-1] < report["losses"][0]  # it learns something
-    assert report["progress"] and report["progress"][-1]["step"] == 16
-    assert 0.3e6 < report["params"] < 2e6  # the tiny seed's model, vocab 400
+    proposer, (report, progress), model_dir = trained
+    assert report.steps == 16 and len(report.losses) == 16
+    assert report.losses[-1] < report.losses[0]  # it learns something
+    assert progress and progress[-1]["step"] == 16
+    assert 0.3e6 < report.params < 2e6  # the tiny seed's model, vocab 400
     for name in ("model.safetensors", "config.json", "tokenizer.json", "source.py",
                  "losses.json", "proposer.json"):
         assert (model_dir / name).exists(), name
     assert (model_dir / "source.py").read_text() == TINY.text
     meta = json.loads((model_dir / "proposer.json").read_text())
     assert meta["format"] == proposer.format.value and meta["vocab_size"] == 400
-    assert json.loads((model_dir / "losses.json").read_text()) == report["losses"]
+    assert json.loads((model_dir / "losses.json").read_text()) == list(report.losses)
 
 
 def test_constrained_candidates_are_grounded_and_valid(trained) -> None:  # type: ignore[no-untyped-def]
@@ -78,7 +77,7 @@ def test_sampling_is_seeded(trained) -> None:  # type: ignore[no-untyped-def]
 
 def test_unconstrained_outputs_are_grounded_or_rejected_with_a_reason(trained) -> None:  # type: ignore[no-untyped-def]
     proposer, _, _ = trained
-    free = T5Proposer(proposer.worker, proposer.tokenizer_path, proposer.format,
+    free = T5Sampler(proposer.worker, proposer.tokenizer_path, proposer.format,
                       proposer.model_dir, SampleSettings(constrained=False))
     for p in free.propose(TINY, 8, seed=2):
         if p.mutation.ok:
@@ -91,16 +90,16 @@ def test_unconstrained_outputs_are_grounded_or_rejected_with_a_reason(trained) -
 def test_load_from_directory_in_a_fresh_worker(trained) -> None:  # type: ignore[no-untyped-def]
     proposer, _, model_dir = trained
     with Worker(WorkerSettings(threads=1), name="fresh") as other:
-        loaded = T5Proposer.load(model_dir, other)
+        loaded = T5Sampler.load(model_dir, other)
         assert loaded.format is proposer.format
         assert loaded.sample_texts(TINY, 3, seed=5) == proposer.sample_texts(TINY, 3, seed=5)
 
 
 def test_load_rejects_non_models(tmp_path: Path, worker: Worker) -> None:
     with pytest.raises(CheckpointError, match="no such model directory"):
-        T5Proposer.load(tmp_path / "nope", worker)
+        T5Sampler.load(tmp_path / "nope", worker)
     with pytest.raises(CheckpointError, match=r"missing config\.json"):
-        T5Proposer.load(tmp_path, worker)
+        T5Sampler.load(tmp_path, worker)
 
 
 def test_a_decoder_deeper_than_the_encoder_can_sample(worker: Worker, tmp_path: Path) -> None:
@@ -109,12 +108,12 @@ def test_a_decoder_deeper_than_the_encoder_can_sample(worker: Worker, tmp_path: 
         "num_decoder_layers = 2", "num_decoder_layers = 3")
     program = parse_program(source, T5)
     data = prepare_data(make_dataset(program, 64, seed=0), "source", tmp_path / "data", 300)
-    proposer, _ = T5Proposer.train(source, data, TrainSettings(epochs=1), worker)
+    proposer, _ = T5Sampler.train(source, data, TrainSettings(epochs=1), worker)
     proposals = proposer.propose(program, 4, seed=0)
     assert all(p.mutation.outcome in (Outcome.OK, Outcome.DUPLICATE) for p in proposals)
 
 
-class _Scripted(T5Proposer):
+class _Scripted(T5Sampler):
     """`sample_texts` replaced by a script of draws, one list per call: the resampling
     bookkeeping of `propose` without a model."""
 

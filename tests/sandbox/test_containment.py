@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.sandbox import JobStatus, Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox import JobStatus, NamedJob, Worker, WorkerPool, WorkerSettings
 from deepphoenix.sandbox._log import TAIL_BYTES
 from deepphoenix.sandbox._reaper import running as _running
 from deepphoenix.sandbox._worker import _check, _Forged, default_memory_limit
@@ -147,7 +147,7 @@ def test_the_default_memory_limit_is_a_share_of_ram(tmp_path: Path) -> None:
     assert result.ok
     assert result.value == {"here": share, "child": share}  # programs it starts inherit it
     with WorkerPool(2, SETTINGS) as pool:
-        results = dict(pool.run_all([(0, f"{HOSTILE}:limits", {}, 60.0)]))
+        results = dict(pool.run_all([(0, NamedJob(f"{HOSTILE}:limits"), 60.0)]))
     assert results[0].value["here"] == default_memory_limit(2)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.sandbox import JobStatus, Worker, WorkerSettings, _confine
+from deepphoenix.sandbox import JobStatus, NamedJob, Worker, WorkerSettings, _confine
 from deepphoenix.sandbox._reaper import process_table
 
 HOSTILE = "tests.sandbox._hostile"
@@ -215,7 +215,7 @@ def test_an_input_a_job_names_is_made_readable(tmp_path: Path) -> None:
     rows.write_text("[]")
     with Worker(SETTINGS, name="inputs") as w:
         before = w.run(f"{HOSTILE}:snoop", {"read": [str(rows)]}, timeout=60).value
-        after = w.run(f"{HOSTILE}:snoop", {"rows": str(rows), "read": [str(rows)]},
-                      timeout=60).value
+        after = w.run(NamedJob(f"{HOSTILE}:snoop", {"rows": str(rows), "read": [str(rows)]},
+                               input_files=("rows",)), timeout=60).value
         assert w.starts == 2  # restarted once to see it
     assert before["read"] == [] and after["read"] == [str(rows)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.sandbox import JobStatus, Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox import JobStatus, NamedJob, Worker, WorkerPool, WorkerSettings
 from deepphoenix.sandbox._reaper import running as _running
 from tests.sandbox._pids import host_pids
 
@@ -62,8 +62,9 @@ def test_job_exception_is_a_result(worker: Worker) -> None:
 
 
 def test_only_allowed_jobs_run(worker: Worker) -> None:
-    for name in ("os:system", "deepphoenix.sandbox._child:main",
-                 "deepphoenix.evaluator._jobs:_failure"):
+    for name in ("os:system", "deepphoenix.sandbox._child:serve",
+                 "deepphoenix.evaluator._jobs:_failure", "deepphoenix.jobs:main",
+                 "evaluate-anything", "train_job"):
         result = worker.run(name, {"command": "true"})
         assert result.status is JobStatus.ERROR and "not an allowed" in result.error, name
 
@@ -107,7 +108,7 @@ def test_workspace_is_removed_on_close() -> None:
 
 def test_pool_runs_jobs_and_logs(tmp_path: Path) -> None:
     with WorkerPool(2, WorkerSettings(preload=(), extra_jobs=JOBS), log_dir=tmp_path) as pool:
-        jobs = [(i, f"{DIAG}:remember", {"value": i}, 30.0) for i in range(6)]
+        jobs = [(i, NamedJob(f"{DIAG}:remember", {"value": i}), 30.0) for i in range(6)]
         results = dict(pool.run_all(jobs))
     assert sorted(results) == list(range(6))
     assert all(r.ok for r in results.values())

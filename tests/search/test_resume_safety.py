@@ -14,7 +14,7 @@ from deepphoenix.errors import GrammarError, RunDirError
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
-from deepphoenix.proposers import LearnedProposer, ProposerContext, ProposerData
+from deepphoenix.proposers import PaperT5Proposer, ProposerContext, ProposerData
 from deepphoenix.proposers._builtin import _report_from_checkpoint
 from deepphoenix.search import Run, RunConfig, prepare_run_data, preset
 from deepphoenix.search._rundir import _stored_config
@@ -99,7 +99,7 @@ def test_a_training_that_failed_stays_failed_on_resume(tmp_path: Path) -> None:
     executor = LocalExecutor(ExecutorSettings())
     data = ProposerData(tmp_path / "tokenizer.json", tmp_path / "tokens.json", "source",  # type: ignore[arg-type]
                         400, 0, 0.0, 0.0)
-    adapter = LearnedProposer(ProposerContext(run_dir=tmp_path, executor=executor, seed=0,
+    adapter = PaperT5Proposer(ProposerContext(run_dir=tmp_path, executor=executor, seed=0,
                                               data=data))
     tiny = parse_program(seed_source("tiny"), load_grammar("t5"))
     stored = {"failed": "out of memory", "losses": []}

@@ -248,12 +248,12 @@ def test_a_proposer_that_cannot_train_falls_back_and_the_run_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Unit-level: the training job is replaced by one that fails as a worker would.
     from deepphoenix.errors import WorkerError
-    from deepphoenix.proposers._t5 import T5Proposer
+    from deepphoenix.proposers._t5 import T5Sampler
 
     def failing_train(*args: object, **kwargs: object) -> None:
         raise WorkerError("training the proposer failed in the worker (error): out of memory")
 
-    monkeypatch.setattr(T5Proposer, "train", classmethod(lambda cls, *a, **k: failing_train()))
+    monkeypatch.setattr(T5Sampler, "train", classmethod(lambda cls, *a, **k: failing_train()))
     events: list[str] = []
     run = Run(tmp_path / "run", preset("smoke").with_overrides(episodes=1, batches=1),
               on_event=lambda e: events.append(e.kind))

@@ -73,6 +73,13 @@ def test_search_with_a_callable_returns_a_study(tmp_path: Path,
     assert {"score", "parent", "rung", "seconds", "episode", "batch"} <= set(frame.columns)
     assert isinstance(study.lineage, nx.DiGraph)
     assert study.lineage.number_of_nodes() >= 4
+    bare = study.graph(include_source=False)
+    assert bare.number_of_nodes() == study.lineage.number_of_nodes()
+    assert all("source" not in data for _, data in bare.nodes(data=True))
+    assert study.verify() == (4, [])  # every stored source re-renders from the seed
+    pictures = study.plots(tmp_path / "plots")
+    assert [p.name for p in pictures] == ["lineage.png"]  # no proposer trained: no Figure 1
+    assert pictures[0].stat().st_size > 0
     assert study.pareto()[0].hash in {t.hash for t in trials}
     report = study.report(tmp_path / "report.html")
     assert "<html" in report.read_text(encoding="utf-8")[:500].lower()
@@ -173,6 +180,14 @@ def test_an_interrupted_search_continues_where_it_stopped(tmp_path: Path) -> Non
     assert "resume()" in "".join(getattr(caught.value, "__notes__", []))
     stopped = deepphoenix.load(tmp_path / "run")
     assert stopped.status == "interrupted" and stopped.evaluations == 4  # seed + 1 batch
+    # `resume` in two steps (the CLI's --resume): wired and locked, placement applied.
+    with pytest.raises(ConfigError, match="drop episodes"):
+        stopped.continuation(episodes=9)
+    wired = stopped.continuation(threads=1)
+    try:
+        assert wired.config.threads == 1 and stopped.status == "running"  # locked
+    finally:
+        wired.close()
     before = [t.hash for t in stopped.trials]
     # The same call again continues the run (same search, same run_dir).
     study = deepphoenix.search("tiny", **arguments)
