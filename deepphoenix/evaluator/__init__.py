@@ -11,6 +11,7 @@ from deepphoenix.evaluator._evaluator import (
     Evaluator,
     static_check,
 )
+from deepphoenix.evaluator._preload import TORCH_PRELOAD, evaluation_preload
 
-__all__ = ["EVALUATE_JOB", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
-           "static_check"]
+__all__ = ["EVALUATE_JOB", "TORCH_PRELOAD", "EvalJob", "EvalResult", "EvalSettings",
+           "EvalStatus", "Evaluator", "evaluation_preload", "static_check"]
