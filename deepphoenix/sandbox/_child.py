@@ -182,9 +182,12 @@ _GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/gpus", "/
 
 
 def _cuda_available() -> bool:
-    """Whether torch sees a GPU. Asked of torch only where a GPU device exists, so a
-    worker whose jobs need no torch never imports it on a machine without one."""
-    if "torch" not in sys.modules and not any(os.path.exists(p) for p in _GPU_DEVICES):
+    """Whether torch sees a GPU. Asked of torch only where a GPU device exists and is not
+    hidden (``CUDA_VISIBLE_DEVICES`` empty or -1: a Ray actor that reserved none), so a
+    worker whose jobs need no torch does not import it just to learn there is no GPU."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
+    if "torch" not in sys.modules and (
+            hidden or not any(os.path.exists(p) for p in _GPU_DEVICES)):
         return False
     import torch
 

@@ -4,13 +4,14 @@ worker without them still runs (and seeds) a program that imports torch itself."
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import pytest
 
 from deepphoenix.evaluator import EVALUATE_JOB, TORCH_PRELOAD, EvalSettings, evaluation_preload
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
 from deepphoenix.sandbox import Worker, WorkerSettings
+from deepphoenix.sandbox._child import _GPU_DEVICES
 
 DIAG = "deepphoenix.sandbox._diagnostics"
 PLAIN = "import math\nwidth = 3\nrate = math.sqrt(0.25)\n"
@@ -63,8 +64,7 @@ def _loaded(worker: Worker) -> list[str]:
     return list(found.value["loaded"])
 
 
-def test_a_worker_without_torch_scores_plain_and_torch_programs_alike(
-        tmp_path: Path) -> None:
+def test_a_worker_without_torch_scores_plain_and_torch_programs_alike() -> None:
     objective = _user(OBJECTIVE.replace("program['rate']", "program['rate'] + program.get("
                                         "'noise', 0.0)"))
     settings = EvalSettings(objective=objective, seed=7, timeout=300.0)
@@ -73,6 +73,8 @@ def test_a_worker_without_torch_scores_plain_and_torch_programs_alike(
     with Worker(bare, name="bare") as worker:
         plain = _score(worker, settings, PLAIN)
         assert _loaded(worker) == []  # the plain program and objective never needed torch
+        if not any(os.path.exists(p) for p in _GPU_DEVICES):  # "auto" was answered without
+            assert _loaded(worker) == []  # importing torch to look for a GPU
         late = _score(worker, settings, seeded)  # torch imported now, after the audit hook
         assert set(_loaded(worker)) == set(TORCH_PRELOAD)
         blocked = worker.run(f"{DIAG}:connect", {"host": "127.0.0.1", "port": 9})
