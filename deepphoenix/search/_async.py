@@ -67,6 +67,7 @@ class AsyncLoop(SearchLoop):
                          else None)
         self.stopped = ""  # why the run ended before its budget (the time limit)
         self.full: dict[str, float | None] | None = None  # see _scored
+        self.values: dict[str, dict[str, Any]] = {}  # see _values
 
     # -- state from the database ---------------------------------------------------------
     def _load(self) -> list[dict[str, Any]]:
@@ -212,8 +213,13 @@ class AsyncLoop(SearchLoop):
         self.store.finish_batch(episode, step, parent)
 
     def _values(self, hash_: str) -> dict[str, Any]:
-        row = self.store.variant(hash_)
-        return dict(row.values) if row is not None else {}
+        """A variant's site values: read once (a variant's values never change), since
+        every proposal passes those of all W running candidates to the proposer."""
+        found = self.values.get(hash_)
+        if found is None:
+            row = self.store.variant(hash_)
+            found = self.values[hash_] = dict(row.values) if row is not None else {}
+        return dict(found)
 
     def _batch_asha(self, episode: int, batch: int, best: str) -> str:
         """A greedy (or best-of-n) batch whose candidates climb the rungs."""
