@@ -8,7 +8,9 @@ needs; ``--preload torch,transformers`` forces a list), then run the job once. P
 
 - start: seconds from starting the worker process to its "ready" (`Worker.startup_seconds`);
 - first job: the first job's wall time in that fresh worker (includes any import the job
-  had to do itself), then the median of the next `--repeats` jobs in the same worker;
+  had to do itself); warm job: the median wall time of the next `--repeats` jobs in the
+  same worker, from the parent's side (the job, the pipe both ways and the worker's
+  clean-up after it), and of the job function alone inside the worker;
 - RSS: the resident set of the worker's whole process tree (bubblewrap, supervisor,
   worker) after the first job, in MiB, from /proc (shared pages counted in each process);
 - torch: whether the worker had imported torch at the end.
@@ -104,7 +106,7 @@ def _preload(choice: str, settings: EvalSettings, source: str) -> tuple[str, ...
 
 def measure(kind: str, settings: EvalSettings, source: str, preload: tuple[str, ...],
             repeats: int) -> dict[str, Any]:
-    starts, firsts, rss, later = [], [], [], []
+    starts, firsts, rss, later, inside = [], [], [], [], []
     torch_loaded = False
     args = settings.job(source).to_dict()
     for _ in range(repeats):
@@ -121,14 +123,18 @@ def measure(kind: str, settings: EvalSettings, source: str, preload: tuple[str, 
                 raise SystemExit(f"{kind}: the job failed: {result.error or result.value}")
             assert worker.pid is not None
             rss.append(_tree_rss_mib(worker.pid))
-            probe = worker.run(EVALUATE_JOB, args, timeout=settings.timeout)
-            later.append(probe.seconds)
+            for _ in range(repeats):
+                began = time.perf_counter()
+                probe = worker.run(EVALUATE_JOB, args, timeout=settings.timeout)
+                later.append(time.perf_counter() - began)
+                inside.append(probe.seconds)
             torch_loaded = bool(result.value["metrics"].get("params") is not None
                                 or _torch_in(worker.pid))
         finally:
             worker.close()
     return {"job": kind, "preload": list(preload), "start_s": statistics.median(starts),
             "first_job_s": statistics.median(firsts), "warm_job_s": statistics.median(later),
+            "warm_inside_s": statistics.median(inside),
             "rss_mib": statistics.median(rss), "torch": torch_loaded, "repeats": repeats}
 
 
@@ -179,11 +185,13 @@ def main() -> None:
                           args.repeats)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("| job | preload | worker start | first job | warm job | worker tree RSS | torch |")
+    print("| job | preload | worker start | first job | warm job (inside) | worker tree RSS "
+          "| torch |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['job']} | {','.join(r['preload']) or 'none'} | {r['start_s']:.2f} s | "
-              f"{r['first_job_s']:.2f} s | {r['warm_job_s']:.2f} s | {r['rss_mib']:.0f} MiB | "
+              f"{r['first_job_s']:.2f} s | {r['warm_job_s']:.3f} s ({r['warm_inside_s']:.3f} s) | "
+              f"{r['rss_mib']:.0f} MiB | "
               f"{'yes' if r['torch'] else 'no'} |")
     load = os.getloadavg()
     print(f"# load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
