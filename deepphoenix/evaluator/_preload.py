@@ -3,8 +3,8 @@ run's objective and seed program.
 
 Importing torch and transformers takes a worker seconds and about 250 MiB; the built-in
 objectives need them for every candidate, a user objective on a program that imports
-neither (the synthetic objective of ``benchmarks/bench_async.py``, a scikit-free score of
-some constants) does not. The decision only moves a cost: a worker imports what a job
+neither (the synthetic objective of ``benchmarks/bench_async.py``: a score computed from
+two constants) does not. The decision only moves a cost: a worker imports what a job
 needs when the job imports it (`exec_program` imports torch and transformers for a
 program that names them), so a wrong guess makes a first job slower, never wrong. Torch
 is seeded with the evaluation seed before a program runs whenever it is loaded by then;

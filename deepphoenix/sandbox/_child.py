@@ -300,10 +300,6 @@ def main() -> None:
     isolation["audit_hook"] = True
     for module in settings.get("preload", []):
         importlib.import_module(module)
-    # What is loaded now lives as long as the worker: leave it out of the collections
-    # after every job (with torch and transformers loaded, a full collection walks some
-    # 230,000 objects: tens of milliseconds per job, a tenth of a small evaluation).
-    gc.freeze()
     if device == "auto" and not _cuda_available():
         limited = _limit_memory(settings.get("memory_limit"))  # "auto" without CUDA
     isolation["memory_limit"] = settings.get("memory_limit") if limited else None
@@ -312,6 +308,10 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(threads)
+    # What is loaded now lives as long as the worker: leave it out of the collections
+    # after every job (with torch and transformers loaded, a full collection walks some
+    # 230,000 objects: tens to hundreds of milliseconds per job).
+    gc.freeze()
     allowed = ALLOWED_JOBS | frozenset(settings.get("extra_jobs", ()))
     workspace = Path.cwd()
     context = JobContext(channel.send, workspace, device)
