@@ -14,6 +14,9 @@ machine) on a preset, over several run seeds:
               grammar's single-site random draws (no T5)
     random-gp-multi  as random-gp, each draw changing as many sites as the T5's samples
     t5-only   the learned proposer's T5 (warm start, hindsight) without the ranking
+    learned-pretrained  learned, its first stage started from `--proposer-init MODEL`
+              (a proposer `deepphoenix proposer pretrain` trained on other runs)
+    tpe-async-asha  tpe with `--strategy async --fidelity asha`
 
 Every row has the same E x B x C candidate slots, objective and data, so the number of
 evaluations is equal up to candidates a proposer could not make distinct. Reported per
@@ -49,26 +52,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_header, run_deepphoenix
 
-ROWS: dict[str, tuple[str, str]] = {  # row -> (proposer, strategy)
-    "t5": ("t5", "greedy"),
-    "learned": ("learned", "greedy"),
-    "random": ("random", "greedy"),
-    "best-of-n": ("random", "best-of-n"),
-    "tpe": ("tpe", "greedy"),
-    "gp": ("gp", "greedy"),
-    "random-gp": ("random-gp", "greedy"),
-    "random-gp-multi": ("random-gp-multi", "greedy"),
-    "t5-only": ("t5-only", "greedy"),
+INIT = "{proposer-init}"  # replaced by the benchmark's --proposer-init
+ROWS: dict[str, tuple[str, str, tuple[str, ...]]] = {  # row -> (proposer, strategy, args)
+    "t5": ("t5", "greedy", ()),
+    "learned": ("learned", "greedy", ()),
+    "random": ("random", "greedy", ()),
+    "best-of-n": ("random", "best-of-n", ()),
+    "tpe": ("tpe", "greedy", ()),
+    "gp": ("gp", "greedy", ()),
+    "random-gp": ("random-gp", "greedy", ()),
+    "random-gp-multi": ("random-gp-multi", "greedy", ()),
+    "t5-only": ("t5-only", "greedy", ()),
+    "learned-pretrained": ("learned", "greedy", ("--proposer-init", INIT)),
+    "tpe-async-asha": ("tpe", "async", ("--fidelity", "asha")),
 }
+# The rows every row's seeds are compared with, seed by seed.
+VERSUS = ("tpe", "gp", "random-gp", "learned")
 
 
 def run_once(preset: str, row: str, seed: int, folder: Path,
-             extra: list[str] | None = None) -> dict[str, Any]:
-    proposer, strategy = ROWS[row]
+             extra: list[str] | None = None, init: Path | None = None) -> dict[str, Any]:
+    proposer, strategy, own = ROWS[row]
+    if INIT in own and init is None:
+        raise SystemExit(f"row {row} needs --proposer-init MODEL")
     run_dir = folder / f"{preset}-{row}-{seed}"
     command = [sys.executable, "-m", "deepphoenix", "run", "--preset", preset,
                "--proposer", proposer, "--strategy", strategy, "--seed", str(seed),
-               "--run-dir", str(run_dir), "--quiet", *(extra or [])]
+               "--run-dir", str(run_dir), "--quiet",
+               *(str(init) if arg == INIT else arg for arg in own), *(extra or [])]
     summary, wall = run_deepphoenix(command, run_dir)
     sign = -1.0 if summary["direction"] == "maximize" else 1.0
     with sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True) as db:
@@ -165,7 +176,8 @@ def report(results: list[dict[str, Any]]) -> str:
         tpe_wall = statistics.median(r["run_seconds"] for r in tpe) if tpe else None
         lines += [f"### {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
                   f"{runs[0]['direction']} the score", "",
-                  "| search | median best | range | seeds better than tpe / gp / t5 / random "
+                  "| search | median best | range | seeds better than "
+                  f"{' / '.join(VERSUS)} "
                   f"| median best of the first {EARLY} evaluations "
                   "| median params of best | sites changed 1 / 2 / 3+ "
                   "| median variants evaluated | median wall (process) "
@@ -179,7 +191,7 @@ def report(results: list[dict[str, Any]]) -> str:
             bests = [r["best"] for r in mine]
             wins = [sum(1 for r in mine for t in runs if t["row"] == other
                         and t["seed"] == r["seed"] and sign * r["best"] < sign * t["best"])
-                    for other in ("tpe", "gp", "t5", "random")]
+                    for other in VERSUS]
             early = [r["early"] for r in mine if r.get("early") is not None]
             changed = [sum(r.get("sites_changed", {}).get(k, 0) for r in mine)
                        for k in ("1", "2", "3+")]
@@ -198,6 +210,14 @@ def report(results: list[dict[str, Any]]) -> str:
                 f"{_fmt(statistics.median(by_wall_known)) if by_wall_known else '-'} | "
                 f"{(_fmt(statistics.median(times), 0) + ' s') if times else 'never'} "
                 f"({len(times)}/{len(mine)} seeds) |")
+        lines += ["", f"Best score per seed ({', '.join(map(str, seeds))}):", "",
+                  "| search | " + " | ".join(map(str, seeds)) + " |",
+                  "|---|" + "---|" * len(seeds)]
+        for row in ROWS:
+            by_seed = {r["seed"]: r["best"] for r in runs if r["row"] == row}
+            if by_seed:
+                lines.append(f"| {row} | " + " | ".join(
+                    _fmt(by_seed.get(seed), 4) for seed in seeds) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -211,6 +231,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the run directories go [default: a temporary folder]")
     parser.add_argument("--report", action="store_true", help="only print the tables")
+    parser.add_argument("--proposer-init", type=Path, default=None,
+                        help="the pretrained proposer the learned-pretrained row starts from")
     parser.add_argument("--run-args", nargs=argparse.REMAINDER, default=[],
                         help="passed on to every `deepphoenix run`, last on the line "
                              "(e.g. --timeout 900 on a loaded machine)")
@@ -226,7 +248,8 @@ def main() -> None:
                 for row in args.rows:
                     if (preset, row, seed) in done:
                         continue
-                    result = run_once(preset, row, seed, folder, args.run_args)
+                    result = run_once(preset, row, seed, folder, args.run_args,
+                                      args.proposer_init)
                     results.append(result)
                     with args.out.open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(result) + "\n")

@@ -20,6 +20,7 @@ from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.lineage import run_grammar
 from deepphoenix.mutator import (
     Edit,
+    Program,
     TargetFormat,
     diff_programs,
     format_edit_script,
@@ -72,13 +73,20 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
                         and v.score is not None]
         sources = {_key(v.values): v.source for v in variants}
         observed = [Observation("", v.hash, v.values, "scored", v.score) for v in variants]
+        parsed: dict[str, Program] = {}  # each variant parsed once, not once per pair
+
+        def program_of(source: str) -> Program:
+            if source not in parsed:
+                parsed[source] = parse_program(source, grammar)
+            return parsed[source]
+
         hindsight = 0
         for worse, better, repeats in hindsight_pairs(observed, sign):
             before, after = sources[_key(worse)], sources[_key(better)]
-            worse_program = parse_program(before, grammar)
+            worse_program = program_of(before)
             movable = {spec.name for spec in worse_program.proposable}
             edits: tuple[Edit, ...] = tuple(
-                e for e in diff_programs(worse_program, parse_program(after, grammar)).edits
+                e for e in diff_programs(worse_program, program_of(after)).edits
                 if e.site in movable)  # derived sites follow; never written
             if not edits:
                 continue
