@@ -10,5 +10,7 @@ from deepphoenix.evaluator._evaluator import (
     Evaluator,
     static_check,
 )
+from deepphoenix.evaluator._preload import TORCH_PRELOAD, evaluation_preload
 
-__all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "static_check"]
+__all__ = ["TORCH_PRELOAD", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
+           "evaluation_preload", "static_check"]

@@ -13,10 +13,11 @@ score is computed by trusted code; its direction is the objective's.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -194,10 +195,13 @@ class Evaluator:
                                     self.settings.timeout), progress)
 
         def finish(future: Future[JobResult]) -> None:
+            if done.cancelled():  # the loop stopped waiting (Ctrl-C, a crash): drop it
+                return
             try:
                 done.set_result(_to_result(hash_, future.result(), stage[0]))
             except BaseException as exc:
-                done.set_exception(exc)
+                with contextlib.suppress(InvalidStateError):
+                    done.set_exception(exc)
 
         started.add_done_callback(finish)
         return done

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,18 @@ def _peak_rss() -> int | None:
     return None
 
 
+def _is_module(value: Any) -> bool:
+    """Whether `value` is a torch module (it cannot be where torch was never imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def _cuda_peak() -> int:
+    import torch
+
+    return int(torch.cuda.max_memory_allocated())
+
+
 def _failed(stage: str, reason: str, trace: str = "", **extra: Any) -> dict[str, Any]:
     return {"status": "failed", "stage": stage, "reason": reason, "traceback": trace, **extra}
 
@@ -96,14 +109,15 @@ def _memory_hint() -> str:
 
 
 def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
-    """Score one candidate source under the run's objective."""
-    import torch
-
+    """Score one candidate source under the run's objective. Imports torch only when the
+    objective, the program or the device needs it (a worker may start without it)."""
     objective = ObjectiveSpec.from_dict(job.objective)
     device = ctx.device()
     cuda = device.startswith("cuda")
     _reset_peak_rss()
     if cuda:
+        import torch
+
         torch.cuda.reset_peak_memory_stats()
     began = time.perf_counter()
     ctx.progress(stage="build")
@@ -114,14 +128,14 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
                      else program_model(program))
         else:
             model = program.get("model")
-        params = count_parameters(model) if isinstance(model, torch.nn.Module) else None
+        params = count_parameters(model) if _is_module(model) else None
         if job.max_params is not None and params is not None and params > job.max_params:
             return {"status": "rejected", "stage": "build", "traceback": "",
                     "reason": f"{params:,} parameters, over the limit of {job.max_params:,}",
                     "metrics": {"params": params}}
         dynamics = Dynamics.read(program, Dynamics(lr=job.lr, batch_size=job.batch_size,
                                                    weight_decay=job.weight_decay))
-        if isinstance(model, torch.nn.Module):
+        if _is_module(model):
             model.to(device)
     except BaseException as exc:
         return _failure("build", exc)
@@ -134,7 +148,7 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
     if outcome["status"] == "scored":
         metrics.update(
             wall_seconds=time.perf_counter() - began,
-            peak_memory=(int(torch.cuda.max_memory_allocated()) if cuda else _peak_rss()),
+            peak_memory=(_cuda_peak() if cuda else _peak_rss()),
             peak_memory_kind="cuda allocated" if cuda else "process resident set",
         )
     return outcome
@@ -166,8 +180,10 @@ def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
         result = train_model(model, training, dynamics)
     except BaseException as exc:
         failed = _failure(stage, exc)
-        if training.result.losses:
-            failed["metrics"] = {"losses": training.result.losses}
+        if training.result.losses:  # what it trained on before it failed (compute spent)
+            failed["metrics"] = {"losses": training.result.losses,
+                                 "steps": training.result.steps,
+                                 "samples": training.result.samples}
         return failed
     metrics.update(result.to_dict(), smoke_loss=smoke_loss, dynamics=dynamics.describe())
     score = result.mean_loss

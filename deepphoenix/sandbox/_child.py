@@ -1,6 +1,7 @@
-"""The worker process: imports torch once, then runs jobs from its parent until told to
-stop. `Worker` starts it as ``python -m deepphoenix.jobs``, whose `serve` call hands this
-module the table of job kinds (a job record's class and the function that runs it).
+"""The worker process: imports what its jobs need once (torch, for most: the parent says
+which, in ``preload``), then runs jobs from its parent until told to stop. `Worker`
+starts it as ``python -m deepphoenix.jobs``, whose `serve` call hands this module the table
+of job kinds (a job record's class and the function that runs it).
 
 Two pipes inherited at numbers given in ``DEEPPHOENIX_WORKER`` are the channels: jobs come
 in on one, authenticated results and progress go out on the other (see `_protocol`). Both
@@ -80,12 +81,11 @@ class JobContext:
         self._send({**fields, "type": "progress"})
 
     def device(self, requested: str | None = None) -> str:
-        """``auto`` resolves to ``cuda`` when a GPU is visible, else ``cpu``."""
-        import torch
-
+        """``auto`` resolves to ``cuda`` when a GPU is visible, else ``cpu`` (without
+        importing torch on a machine with no GPU device at all)."""
         choice = requested or self.requested_device
         if choice == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
+            return "cuda" if _cuda_available() else "cpu"
         return choice
 
 
@@ -177,7 +177,19 @@ def _block_network() -> None:
     sys.addaudithook(hook)
 
 
+# Device files one of which exists wherever torch can see a GPU (NVIDIA, ROCm, WSL).
+_GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/gpus", "/dev/kfd",
+                "/dev/dxg")
+
+
 def _cuda_available() -> bool:
+    """Whether torch sees a GPU. Asked of torch only where a GPU device exists and is not
+    hidden (``CUDA_VISIBLE_DEVICES`` empty or -1: a Ray actor that reserved none), so a
+    worker whose jobs need no torch does not import it just to learn there is no GPU."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
+    if "torch" not in sys.modules and (
+            hidden or not any(os.path.exists(p) for p in _GPU_DEVICES)):
+        return False
     import torch
 
     return bool(torch.cuda.is_available())
@@ -313,6 +325,10 @@ def serve(table: JobTable) -> None:
         import torch
 
         torch.set_num_threads(threads)
+    # What is loaded now lives as long as the worker: leave it out of the collections
+    # after every job (with torch and transformers loaded, a full collection walks some
+    # 230,000 objects: tens to hundreds of milliseconds per job).
+    gc.freeze()
     jobs = _Jobs(table, frozenset(settings.get("extra_jobs", ())))
     workspace = Path.cwd()
     context = JobContext(channel.send, workspace, device)

@@ -67,3 +67,11 @@ def die(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 def fail(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     raise ValueError(args.get("message", "boom"))
+
+
+def modules(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Which of `args["names"]` the worker has imported, and the device ``auto`` means."""
+    import sys
+
+    return {"loaded": sorted(n for n in args.get("names", ()) if n in sys.modules),
+            "device": ctx.device("auto")}

@@ -1,16 +1,18 @@
 """`Worker` and `WorkerPool`: persistent sandboxed processes that run jobs.
 
 Each worker is a separate Python process in its own session and process group, started in
-a fresh temporary directory (never the user's), with a scrubbed environment (offline
-Hugging Face, no proxies, its own HOME and caches), an address-space limit on CPU, its own
+a fresh temporary directory (never the user's), with a scrubbed environment (offline Hugging
+Face, no proxies, its own HOME and caches), an address-space limit on CPU, its own
 network namespace where the kernel allows it, and sockets refused by an audit hook. It
-imports torch once and then runs job after job. Results come back over a pipe no program a
-candidate starts inherits, each message authenticated with a key fresh for the job; a
-forged or torn message is a recorded failure and the worker is replaced. A job that
-outlives its timeout has the worker and every process it started killed (escapees from the
-process group included: the worker and its supervisor are child subreapers); the worker is
-replaced at the next job. A worker that dies takes only its job with it. Its output goes to
-a log capped at `WorkerSettings.log_cap` bytes. See docs/sandbox.md for the threat model.
+imports what its jobs need once (`WorkerSettings.preload`: torch and transformers unless
+the parent knows its jobs need neither) and then runs job after job. Results come back
+over a pipe no program a candidate starts inherits, each message authenticated with a key
+fresh for the job; a forged or torn message is a recorded failure and the worker is
+replaced. A job that outlives its timeout has the worker and every process it started
+killed (escapees from the process group included: the worker and its supervisor are child
+subreapers); the worker is replaced at the next job. A worker that dies takes only its job
+with it. Its output goes to a log capped at `WorkerSettings.log_cap` bytes. See
+docs/sandbox.md for the threat model.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ class WorkerSettings:
     `threads` 0 means torch's default. `memory_limit` is bytes of address space (CPU only:
     CUDA reserves more address space than there is memory); None means the default share,
     80% of physical memory divided by the workers of the pool (a lone worker: 80%), and 0
-    means no limit. `extra_jobs` adds job names to the worker's allow-list (tests).
+    means no limit. `preload` is imported once at start, after the audit hook (a job
+    imports anything else it needs itself). `extra_jobs` adds job names to the worker's
+    allow-list (tests).
     `log_cap` bounds each worker log file, in bytes. `isolate_network` puts the worker in a
     network namespace of its own where the kernel allows it.
 

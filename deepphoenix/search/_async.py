@@ -40,6 +40,7 @@ from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
 from deepphoenix.search._fidelity import RungResult, promotable
 from deepphoenix.search._loop import SearchLoop
+from deepphoenix.search._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
 from deepphoenix.search._rundir import RunDir, derive_seed
 from deepphoenix.search._strategy import Async, Scored, Strategy, best_of
 
@@ -66,6 +67,7 @@ class AsyncLoop(SearchLoop):
                          else None)
         self.stopped = ""  # why the run ended before its budget (the time limit)
         self.full: dict[str, float | None] | None = None  # see _scored
+        self.values: dict[str, dict[str, Any]] = {}  # see _values
 
     # -- state from the database ---------------------------------------------------------
     def _load(self) -> list[dict[str, Any]]:
@@ -202,7 +204,7 @@ class AsyncLoop(SearchLoop):
         self.store.start_batch(episode, step, parent, seed)
         tell = getattr(self.proposer, "pending", None)
         if callable(tell):
-            tell([self._values(h) for h, _rung, _ep in self.running.values()])
+            tell([self._values(h) for h in self._running_hashes()])
         plan = self._propose(episode, step, parent, seed, count=1)
         self.emit("proposed", episode=episode, batch=step, outcomes=plan.outcomes)
         for child in plan.valid:
@@ -211,8 +213,13 @@ class AsyncLoop(SearchLoop):
         self.store.finish_batch(episode, step, parent)
 
     def _values(self, hash_: str) -> dict[str, Any]:
-        row = self.store.variant(hash_)
-        return dict(row.values) if row is not None else {}
+        """A variant's site values: read once (a variant's values never change), since
+        every proposal passes those of all W running candidates to the proposer."""
+        found = self.values.get(hash_)
+        if found is None:
+            row = self.store.variant(hash_)
+            found = self.values[hash_] = dict(row.values) if row is not None else {}
+        return dict(found)
 
     def _batch_asha(self, episode: int, batch: int, best: str) -> str:
         """A greedy (or best-of-n) batch whose candidates climb the rungs."""
@@ -257,16 +264,32 @@ class AsyncLoop(SearchLoop):
     def _start(self, hash_: str, rung: int, episode: int, again: bool = False) -> None:
         if any(h == hash_ and r == rung for h, r, _e in self.running.values()):
             return
+        deaths = self.quarantine.deaths(hash_)
+        if deaths:  # the run died while it was evaluated: alone now (see _quarantine)
+            while self.running:
+                self._wait(episode)
         resource = self.resources[rung]
         with self.store.transaction():
             self.store.start_rung(hash_, rung, resource if resource is not None
                                   else self.config.fidelity_budget()[0], episode)
+            if deaths < DEATHS_BEFORE_QUARANTINE:
+                self.quarantine.set_in_flight([*self._running_hashes(), hash_])
         self.started.add((hash_, rung))
+        if deaths >= DEATHS_BEFORE_QUARANTINE:
+            self._record_result(EvalResult(hash_, EvalStatus.FAILED, stage="quarantine",
+                                           reason=QUARANTINED), rung, episode)
+            return
         future = self.evaluator.submit(self.submitter, hash_, self._source(hash_),
                                        resource if self.top else None)
         self.running[future] = (hash_, rung, episode)
         if again:
             self.emit("restarted", hash=hash_, rung=rung)
+        if deaths:
+            while self.running:
+                self._wait(episode)
+
+    def _running_hashes(self) -> list[str]:
+        return [h for h, _rung, _episode in self.running.values()]
 
     def _wait(self, episode: int) -> None:
         done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
@@ -277,6 +300,7 @@ class AsyncLoop(SearchLoop):
     def _record_result(self, result: EvalResult, rung: int, episode: int) -> None:
         resource = self.resources[rung]
         with self.store.transaction():
+            self.quarantine.set_in_flight(self._running_hashes())
             self.store.finish_rung(result, rung)
             if result.status is EvalStatus.SCORED and rung < self.top:
                 self.store.set_pruned(result.hash, rung, resource or 0, result.score,

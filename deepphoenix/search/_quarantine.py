@@ -7,6 +7,11 @@ them behind, and the next start (a resume) counts one death against each (meta
 siblings; a candidate pending when the run died and pending again when the resumed run
 died is recorded as failed with that reason instead of being tried again. So a resumed
 run always finishes, whatever its candidates do to the process that runs it.
+
+The asynchronous loop (``--strategy async``, ``--fidelity asha``) has no rounds: it
+records the running set with every start and every result, runs a suspect alone (the
+workers drained first, nothing else started until it ends), and records a candidate with
+two deaths as failed at whatever rung it was to start.
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ class Quarantine:
                     if job[0] not in quarantined and self.suspects.get(job[0], 0)]
         others = [job for job in pending if not self.suspects.get(job[0], 0)]
         return failed, [*suspects, *([others] if others else [])]
+
+    def deaths(self, hash_: str) -> int:
+        """How many starts of the run died while `hash_` was being evaluated."""
+        return self.suspects.get(hash_, 0)
+
+    def set_in_flight(self, hashes: Sequence[str]) -> None:
+        """Record `hashes` as the evaluations running now (the asynchronous loop's running
+        set, written with each start and result; call it inside their transaction)."""
+        self.store.set_meta(_IN_FLIGHT, list(dict.fromkeys(hashes)))
 
     @contextmanager
     def in_flight(self, hashes: Sequence[str]) -> Iterator[None]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.evaluator import EvalSettings, Evaluator, evaluation_preload
 from deepphoenix.executor import ExecutorSettings, get_executor
 from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
@@ -169,7 +169,9 @@ class Run:
         return ExecutorSettings(
             workers=c.workers,
             worker=WorkerSettings(threads=c.worker_threads(), memory_limit=c.memory_limit_bytes(),
-                                  device=c.device, hidden=hidden, readable=data),
+                                  device=c.device, hidden=hidden, readable=data,
+                                  preload=evaluation_preload(self.dir.objective,
+                                                             self.dir.seed_program.text)),
             lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
                                 memory_limit=None, device=c.device, hidden=hidden,
                                 readable=data, writable=(str(self.run_dir / "episodes"),)),

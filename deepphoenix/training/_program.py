@@ -1,14 +1,15 @@
 """Execute a program and read what it defines: its ``model``, its learning dynamics and
-its own ``train()``. Runs inside a worker (imports torch when called).
+its own ``train()``. Runs inside a worker (imports torch when the program needs it).
 
 A program is executed as a fresh module registered in ``sys.modules`` (so ``@dataclass``
 and anything else that looks its module up works), with ``transformers`` and ``torch``
-already in its namespace (the paper's snippet uses ``transformers`` without importing
-it), in the worker's workspace, where ``Salesforce/codet5-small/config.json`` is written
-from the shipped CodeT5-small config with the run's vocabulary size, so
-``from_pretrained("Salesforce/codet5-small")`` reads a local directory and nothing is
-fetched. ``__file__`` is ``program.py`` in the workspace, holding the source. Only
-trusted sources reach this: a seed, a user's file, or a trusted parent with literal edits.
+already in its namespace when it names either or the worker has them (the paper's snippet
+uses ``transformers`` without importing it), in the worker's workspace, where
+``Salesforce/codet5-small/config.json`` is written from the shipped CodeT5-small config
+with the run's vocabulary size, so ``from_pretrained("Salesforce/codet5-small")`` reads a
+local directory and nothing is fetched. ``__file__`` is ``program.py`` in the workspace,
+holding the source. Only trusted sources reach this: a seed, a user's file, or a trusted
+parent with literal edits.
 
 What a program may define (Algorithm 1 of the paper: "if source defines a model then
 model ← model as defined in source; if source defines a train() function then train() ←
@@ -56,24 +57,39 @@ def write_codet5_config(workspace: Path, vocab_size: int) -> Path:
 def exec_program(source: str, workspace: Path, seed: int,
                  vocab_size: int = 32100) -> Mapping[str, Any]:
     """Execute `source` with torch seeded by `seed`; a read-only mapping of the names it
-    defined (dunder names left out)."""
-    import torch
-    import transformers
+    defined (dunder names left out).
 
-    write_codet5_config(workspace, vocab_size)
-    torch.manual_seed(seed)
+    Torch and transformers are imported only for a program that names them (or when the
+    worker has them already): a program that needs neither does not pay seconds and
+    hundreds of MiB for them."""
+    code = compile(source, "<program>", "exec")
+    names = _global_names(code)
     module = types.ModuleType(PROGRAM_MODULE)
+    if any(name in names or name in sys.modules for name in ("torch", "transformers")):
+        import torch
+        import transformers
+
+        module.__dict__.update(transformers=transformers, torch=torch)
+        torch.manual_seed(seed)
+    write_codet5_config(workspace, vocab_size)
     # __file__ is the program's text in the workspace, as when run with python (a source
     # quine reads its own text from there).
     own_file = workspace / "program.py"
     own_file.write_text(source, encoding="utf-8")
     module.__file__ = str(own_file)
-    module.__dict__.update(transformers=transformers, torch=torch)
     sys.modules[PROGRAM_MODULE] = module  # the previous program's module is dropped
-    code = compile(source, "<program>", "exec")
     exec(code, module.__dict__)  # trusted: see the module docstring
     return types.MappingProxyType({k: v for k, v in module.__dict__.items()
                                    if not k.startswith("__")})
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """The names `code` and every function and class in it look up or import."""
+    found = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _global_names(const)
+    return found
 
 
 def program_model(program: Mapping[str, Any]) -> Any:

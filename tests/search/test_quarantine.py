@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -117,3 +118,93 @@ def test_a_candidate_that_kills_the_run_is_quarantined_and_the_run_finishes(
         assert codes == [0], codes
         assert rows[3] == ("scored", ""), rows
     assert all(status == "scored" for n, (status, _) in rows.items() if n != 3), rows
+
+
+class _Death(BaseException):
+    """The run's process dying, as far as the loop can tell: nothing after it runs."""
+
+
+class _DyingExecutor:
+    """The local executor, whose `submit` kills "the run" at the submission numbers in
+    `DIES_AT` (counted over the executor's life): the jobs started before it are left in
+    flight, as when a candidate kills the process that runs the search."""
+
+    name = "dying"
+    DIES_AT: ClassVar[set[int]] = set()
+    LAST: ClassVar[_DyingExecutor | None] = None
+
+    def __init__(self, settings: Any) -> None:
+        from deepphoenix.executor import LocalExecutor
+
+        self.inner = LocalExecutor(settings)
+        self.count = 0
+        self.futures: list[Any] = []
+        self.busy: list[int] = []  # jobs running when each job was submitted
+
+    def submit(self, job: Any, on_progress: Any = None) -> Any:
+        self.count += 1
+        self.busy.append(sum(1 for f in self.futures if not f.done()))
+        _DyingExecutor.LAST = self
+        if self.count in self.DIES_AT:
+            raise _Death(job[0])
+        self.futures.append(self.inner.submit(job, on_progress))
+        return self.futures[-1]
+
+    def run_all(self, jobs: Any, on_progress: Any = None) -> Any:
+        return self.inner.run_all(jobs, on_progress=on_progress)
+
+    def lane(self, name: str) -> Any:
+        return self.inner.lane(name)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_async_runs_quarantine_too(tmp_path: Path) -> None:
+    from deepphoenix.executor._executor import EXECUTORS
+    from deepphoenix.search import RunConfig
+    from tests.search import synthetic
+
+    EXECUTORS.register("dying", _DyingExecutor)
+    synthetic.write(tmp_path, steps=3, pause=0.2)
+    config = RunConfig(
+        seed_source=str(tmp_path / "prog.py"), grammar=str(tmp_path / "g.toml"),
+        objective=f"{tmp_path / 'score.py'}:evaluate", proposer="random", episodes=1,
+        batches=2, candidates=3, timeout=60.0, strategy="async", workers=2,
+        executor="dying")
+    run_dir = tmp_path / "run"
+
+    def start(dies_at: set[int], resume: bool) -> Run:
+        _DyingExecutor.DIES_AT = dies_at
+        return Run(run_dir, None if resume else config, resume=resume)
+
+    # 1: the seed goes through run_all; two candidates start, one ends, the third starts
+    # and kills the run: two evaluations are left in flight
+    run = start({3}, resume=False)
+    with pytest.raises(_Death):
+        run.execute()
+    in_flight = [r["hash"] for r in run.store.rungs() if r["status"] == "running"]
+    run.close()
+    assert len(in_flight) == 2
+    # 2: the two suspects run alone, one after the other; the second kills the run again
+    run = start({2}, resume=True)
+    with pytest.raises(_Death):
+        run.execute()
+    rows = {r["hash"]: r for r in run.store.rungs()}
+    run.close()
+    survivor, killer = in_flight
+    assert rows[survivor]["status"] == "scored" and rows[killer]["status"] == "running"
+    assert _DyingExecutor.LAST is not None and _DyingExecutor.LAST.busy == [0, 0]  # alone
+    # 3: the candidate in flight at both deaths is failed, not tried a third time, and
+    # the run finishes
+    run = start(set(), resume=True)
+    try:
+        run.execute()
+        rows_after = run.store.rungs()
+        killed = run.store.variant(killer)
+    finally:
+        run.close()
+    assert killed is not None and (killed.status, killed.stage) == ("failed", "quarantine")
+    assert killed.reason == QUARANTINED
+    assert {r["status"] for r in rows_after} == {"scored", "failed"}
+    assert len(rows_after) == 6  # every proposed candidate ended, none twice
