@@ -59,9 +59,9 @@ from typing import Any
 import ray
 from _common import machine_header
 
+from deepphoenix.engine import Run, RunConfig
 from deepphoenix.executor._executor import EXECUTORS, ExecutorSettings
 from deepphoenix.executor._ray import RayExecutor
-from deepphoenix.search import Run, RunConfig
 from deepphoenix.store import RunStore
 
 HERE = Path(__file__).parent

@@ -21,6 +21,7 @@ from typing import Any
 
 from _common import machine_header
 
+from deepphoenix.engine import Run, preset
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
@@ -28,7 +29,6 @@ from deepphoenix.mutator import parse_program
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._t5 import prepare_data
 from deepphoenix.sandbox import Worker, WorkerSettings
-from deepphoenix.search import Run, preset
 from deepphoenix.seeds import seed_source
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from _common import machine_header
 
+from deepphoenix.engine import preset
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, get_executor
 from deepphoenix.grammar import load_grammar
@@ -40,7 +41,6 @@ from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._random import RandomProposer
 from deepphoenix.proposers._t5 import prepare_data
 from deepphoenix.sandbox import NamedJob, WorkerSettings
-from deepphoenix.search import preset
 from deepphoenix.seeds import seed_source
 
 DIAGNOSTICS = "deepphoenix.sandbox._diagnostics:*"

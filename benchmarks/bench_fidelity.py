@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_header, run_deepphoenix
 
-from deepphoenix.search import preset as preset_config
+from deepphoenix.engine import preset as preset_config
 from deepphoenix.store import RunStore
 
 STRATEGIES = {"greedy": ["--strategy", "greedy", "--fidelity", "full"],

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_header
 
+from deepphoenix.engine import Run, derive_seed, preset
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.objectives import resolve_objective
 from deepphoenix.sandbox import WorkerSettings
-from deepphoenix.search import Run, derive_seed, preset
 from deepphoenix.store import RunStore
 
 

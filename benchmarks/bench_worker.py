@@ -35,6 +35,7 @@ from typing import Any
 
 from _common import machine_header
 
+from deepphoenix.engine import preset
 from deepphoenix.evaluator import EvalSettings
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
@@ -42,7 +43,6 @@ from deepphoenix.objectives import resolve_objective
 from deepphoenix.proposers import make_dataset
 from deepphoenix.proposers._t5 import prepare_data
 from deepphoenix.sandbox import Worker, WorkerSettings
-from deepphoenix.search import preset
 from deepphoenix.seeds import seed_source
 
 HERE = Path(__file__).parent

@@ -58,7 +58,7 @@ def _settings() -> str:
     # would go stale with them.
     return ("## Settings\n\nAny `RunConfig` field is a keyword of `search`, over the "
             "preset's value (`preset=` picks one: smoke, cpu, gpt-cpu, paper); each field's "
-            "meaning and typical value is commented in `deepphoenix/search/_config.py`. "
+            "meaning and typical value is commented in `deepphoenix/engine/_config.py`. "
             "An unknown keyword is a `ConfigError` that suggests the closest field.\n\n")
 
 
@@ -66,7 +66,7 @@ def render() -> str:
     from deepphoenix.objectives import Direction, callable_objective
     from deepphoenix.study import Best, Study, Trial, budget_shape, load, search
 
-    parts = [HEADER, _function("deepphoenix.search", search),
+    parts = [HEADER, _function("deepphoenix.engine", search),
              _function("deepphoenix.load", load),
              _class("Study", Study), _class("Best", Best), _class("Trial", Trial),
              _function("deepphoenix.study.budget_shape", budget_shape),

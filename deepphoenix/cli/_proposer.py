@@ -16,12 +16,12 @@ from deepphoenix.cli._common import (
     staged_model,
 )
 from deepphoenix.cli._progress import ProgressBar, Reporter
+from deepphoenix.engine import load_seed_text, pretraining_pairs
 from deepphoenix.errors import RunDirError
 from deepphoenix.mutator import TargetFormat
 from deepphoenix.proposers import T5Sampler, TrainSettings, prepare_data
 from deepphoenix.proposers._tokenizer import PreTokenizer
 from deepphoenix.sandbox import Worker, WorkerSettings
-from deepphoenix.search import load_seed_text, pretraining_pairs
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["proposer"]

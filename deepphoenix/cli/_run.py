@@ -20,14 +20,7 @@ from deepphoenix.cli._common import (
     require_device,
 )
 from deepphoenix.cli._progress import EtaEstimate, Reporter, _clock, crossed_quarter
-from deepphoenix.errors import ConfigError, RunDirError
-from deepphoenix.evaluator import EvalSettings, Evaluator
-from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
-from deepphoenix.objectives import objective_names, resolve_objective
-from deepphoenix.proposers import proposer_names
-from deepphoenix.sandbox import WorkerSettings, isolation_summary
-from deepphoenix.scores import format_score
-from deepphoenix.search import (
+from deepphoenix.engine import (
     FIDELITIES,
     PLACEMENT,
     PRESETS,
@@ -40,6 +33,13 @@ from deepphoenix.search import (
     preset,
     strategy_names,
 )
+from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
+from deepphoenix.objectives import objective_names, resolve_objective
+from deepphoenix.proposers import proposer_names
+from deepphoenix.sandbox import WorkerSettings, isolation_summary
+from deepphoenix.scores import format_score
 from deepphoenix.seeds import CODET5_DIR, codet5_config
 from deepphoenix.store import DB_NAME
 from deepphoenix.store_io import write_text_atomic

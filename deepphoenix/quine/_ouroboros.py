@@ -29,14 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from deepphoenix.engine import RunConfig
+from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.errors import ConfigError
 from deepphoenix.evaluator import EvalResult, EvalStatus
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.mutator import Program, ground, parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.sandbox import GenerationJob, JobStatus, WorkerSettings
-from deepphoenix.search import RunConfig
-from deepphoenix.search._rundir import RunDir, derive_seed
 
 __all__ = ["Generation", "ouroboros"]
 

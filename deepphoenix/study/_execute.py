@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from deepphoenix.search import Event, Run, RunConfig, RunSummary
+from deepphoenix.engine import Event, Run, RunConfig, RunSummary
 
 __all__ = ["ProgressBar", "execute"]
 

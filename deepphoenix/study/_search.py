@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from deepphoenix.engine import PLACEMENT, Event, Run, RunConfig, preset
 from deepphoenix.errors import ConfigError, RunDirError, did_you_mean
 from deepphoenix.objectives import Direction, ObjectiveSpec, callable_objective
-from deepphoenix.search import PLACEMENT, Event, Run, RunConfig, preset
 from deepphoenix.seeds import seed_names
 from deepphoenix.store import DB_NAME, RunStore
 from deepphoenix.study._execute import execute
@@ -78,7 +78,7 @@ def plan_search(source: str | Path | None = None, *, objective: Any = None,
     if unknown:
         name = unknown[0]
         raise ConfigError(f"Unknown setting {name!r}.{did_you_mean(name, _CONFIG_FIELDS)} "
-                          "Settings are RunConfig fields (deepphoenix.search.RunConfig).")
+                          "Settings are RunConfig fields (deepphoenix.engine.RunConfig).")
     doubled = sorted(set(settings) & _NAMED - {"seed_source"})
     if doubled:
         raise ConfigError(f"pass {doubled[0]} as search's own argument, not as a setting")
@@ -157,7 +157,7 @@ def _source(source: str | Path) -> tuple[str, str | None]:
 
 
 def _check_strategy(name: str) -> None:
-    from deepphoenix.search import get_strategy
+    from deepphoenix.engine import get_strategy
 
     get_strategy(name)  # an unknown strategy fails here, before any run directory exists
 

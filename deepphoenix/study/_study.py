@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deepphoenix.engine import Event, Run, RunConfig, RunSummary
+from deepphoenix.engine._render import Mismatch, render_source, stored_seed, verify_run
 from deepphoenix.errors import RunDirError
 from deepphoenix.lineage import (
     ParetoPoint,
@@ -28,8 +30,6 @@ from deepphoenix.lineage import (
     write_report,
 )
 from deepphoenix.objectives import Direction
-from deepphoenix.search import Event, Run, RunConfig, RunSummary
-from deepphoenix.search._render import Mismatch, render_source, stored_seed, verify_run
 from deepphoenix.store import RunStore
 from deepphoenix.study._execute import execute
 

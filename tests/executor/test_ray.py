@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from deepphoenix.engine import Run, preset
 from deepphoenix.executor import ExecutorError, ExecutorSettings, get_executor
 from deepphoenix.sandbox import JobStatus, NamedJob, WorkerSettings, confinement
 from deepphoenix.sandbox._reaper import running as _running
-from deepphoenix.search import Run, preset
 
 ray = pytest.importorskip("ray", reason="the ray executor needs Ray: pip install "
                           "'deepphoenix[ray]'")

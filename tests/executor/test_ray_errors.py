@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from deepphoenix.engine import PLACEMENT, Run, RunConfig, preset
+from deepphoenix.engine import _config as config_module
 from deepphoenix.errors import ConfigError
 from deepphoenix.executor import ExecutorError, ExecutorSettings, executor_names, get_executor
-from deepphoenix.search import PLACEMENT, Run, RunConfig, preset
-from deepphoenix.search import _config as config_module
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -43,7 +43,7 @@ def test_a_run_config_asking_for_ray_without_ray_is_refused_before_anything_runs
 def test_importing_deepphoenix_does_not_import_ray() -> None:
     import subprocess
 
-    code = ("import sys, deepphoenix.search, deepphoenix.executor, deepphoenix.cli; "
+    code = ("import sys, deepphoenix.engine, deepphoenix.executor, deepphoenix.cli; "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from deepphoenix.engine import Run, preset
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.proposers import Observation, hindsight_pairs
 from deepphoenix.proposers._surrogate import Surrogate, encode
 from deepphoenix.sandbox import Worker, WorkerSettings
-from deepphoenix.search import Run, preset
 from deepphoenix.seeds import seed_source
 
 T5 = load_grammar("t5")

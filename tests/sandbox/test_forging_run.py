@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.search import Run, preset
+from deepphoenix.engine import Run, preset
 
 SEED = '''\
 import hashlib, hmac, json, os, struct

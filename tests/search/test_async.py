@@ -19,6 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from deepphoenix.cli import cli
+from deepphoenix.engine import Async, Run, RunConfig, Scored, preset, rung_resources
+from deepphoenix.engine._fidelity import RungResult, promotable
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.executor._executor import EXECUTORS
@@ -26,8 +28,6 @@ from deepphoenix.objectives import Direction
 from deepphoenix.objectives._user import ObjectiveContext, ObjectiveUsageError, call_objective
 from deepphoenix.proposers._surrogate import Surrogate
 from deepphoenix.sandbox import JobResult
-from deepphoenix.search import Async, Run, RunConfig, Scored, preset, rung_resources
-from deepphoenix.search._fidelity import RungResult, promotable
 from deepphoenix.store import RunStore
 from tests.search import synthetic
 from tests.search.test_run import _spawn

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from deepphoenix.cli import cli
+from deepphoenix.engine import Run, preset
 from deepphoenix.errors import RunDirError
 from deepphoenix.evaluator import EvalResult, EvalStatus
 from deepphoenix.scores import format_score
-from deepphoenix.search import Run, preset
 from deepphoenix.store import RunStore
 
 LEGACY = Path(__file__).parent.parent / "fixtures" / "legacy_v1" / "partial"

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from deepphoenix.cli import cli
+from deepphoenix.engine import RunConfig, prepare_run_data
 from deepphoenix.evaluator import EvalSettings, EvalStatus, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.objectives import resolve_objective
-from deepphoenix.search import RunConfig, prepare_run_data
 from deepphoenix.seeds import seed_source
 from deepphoenix.store import RunStore
 from tests.search.test_run import _evaluated_hashes, _spawn, _wait_for

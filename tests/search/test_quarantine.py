@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 import pytest
 
+from deepphoenix.engine import Run, preset
+from deepphoenix.engine._quarantine import QUARANTINED, Quarantine
 from deepphoenix.evaluator import EvalStatus
-from deepphoenix.search import Run, preset
-from deepphoenix.search._quarantine import QUARANTINED, Quarantine
 from tests.search.test_run import _spawn
 
 
@@ -161,8 +161,8 @@ class _DyingExecutor:
 
 
 def test_async_runs_quarantine_too(tmp_path: Path) -> None:
+    from deepphoenix.engine import RunConfig
     from deepphoenix.executor._executor import EXECUTORS
-    from deepphoenix.search import RunConfig
     from tests.search import synthetic
 
     EXECUTORS.register("dying", _DyingExecutor)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from deepphoenix.engine import Run, RunConfig, prepare_run_data, preset
+from deepphoenix.engine._rundir import _stored_config
 from deepphoenix.errors import GrammarError, RunDirError
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.proposers import PaperT5Proposer, ProposerContext, ProposerData
 from deepphoenix.proposers._builtin import _report_from_checkpoint
-from deepphoenix.search import Run, RunConfig, prepare_run_data, preset
-from deepphoenix.search._rundir import _stored_config
 from deepphoenix.seeds import seed_source
 
 SMOKE = preset("smoke")

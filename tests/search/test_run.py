@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from deepphoenix.cli import cli
+from deepphoenix.engine import Run, preset
 from deepphoenix.lineage import (
     best_path,
     build_graph,
@@ -27,7 +28,6 @@ from deepphoenix.lineage import (
     write_graphml,
     write_json,
 )
-from deepphoenix.search import Run, preset
 from deepphoenix.store import RunStore
 from tests.lineage.graphs import assert_same_graph
 from tests.search.faulty import FAULTY_GRAMMAR, FAULTY_SOURCE

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.errors import ConfigError, RunDirError, UnknownNameError
-from deepphoenix.search import (
+from deepphoenix.engine import (
     PRESETS,
     BestOfN,
     Greedy,
@@ -17,6 +16,7 @@ from deepphoenix.search import (
     get_strategy,
     preset,
 )
+from deepphoenix.errors import ConfigError, RunDirError, UnknownNameError
 from deepphoenix.store import RunStore
 
 
@@ -179,7 +179,7 @@ def test_a_read_only_run_directory_can_be_read(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from deepphoenix.cli import cli
-    from deepphoenix.search import Run, preset
+    from deepphoenix.engine import Run, preset
 
     run = Run(tmp_path / "r", preset("smoke"))  # a run with its seed: best is rendered
     seed = run.dir.seed_program

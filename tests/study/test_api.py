@@ -15,9 +15,9 @@ import networkx as nx
 import pytest
 
 import deepphoenix
+from deepphoenix.engine import Event, preset
 from deepphoenix.errors import ConfigError, RunDirError, UnknownNameError
 from deepphoenix.objectives import callable_objective
-from deepphoenix.search import Event, preset
 from deepphoenix.study import budget_shape, plan_search
 
 OFFSET = 3.0  # module globals the objective reads: they travel with the pickled function

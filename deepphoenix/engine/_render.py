@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deepphoenix.engine._rundir import _stored_config, _stored_grammar
 from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.mutator import Program, parse_program
-from deepphoenix.search._rundir import _stored_config, _stored_grammar
 from deepphoenix.store import RunStore, VariantRow
 
 __all__ = ["Mismatch", "render_source", "stored_seed", "verify_run"]

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepphoenix.corpus import build_lm_dataset
+from deepphoenix.engine._config import RunConfig
+from deepphoenix.engine._rundir import INIT_DIR, derive_seed
 from deepphoenix.errors import RunDirError
 from deepphoenix.mutator import Program
 from deepphoenix.objectives import uses_task
 from deepphoenix.proposers import ProposerData, make_dataset, prepare_data, write_pairs
-from deepphoenix.search._config import RunConfig
-from deepphoenix.search._rundir import INIT_DIR, derive_seed
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["RunData", "prepare_run_data"]

@@ -11,6 +11,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from deepphoenix.engine._async import AsyncLoop
+from deepphoenix.engine._config import PLACEMENT, RunConfig
+from deepphoenix.engine._data import RunData, prepare_run_data
+from deepphoenix.engine._loop import Event, SearchLoop
+from deepphoenix.engine._render import render_source
+from deepphoenix.engine._rundir import RunDir, derive_seed
+from deepphoenix.engine._strategy import get_strategy
 from deepphoenix.errors import ConfigError
 from deepphoenix.evaluator import EvalSettings, Evaluator, evaluation_preload
 from deepphoenix.executor import ExecutorSettings, get_executor
@@ -23,13 +30,6 @@ from deepphoenix.proposers import (
     needs_refinement_data,
 )
 from deepphoenix.sandbox import WorkerSettings, confinement
-from deepphoenix.search._async import AsyncLoop
-from deepphoenix.search._config import PLACEMENT, RunConfig
-from deepphoenix.search._data import RunData, prepare_run_data
-from deepphoenix.search._loop import Event, SearchLoop
-from deepphoenix.search._render import render_source
-from deepphoenix.search._rundir import RunDir, derive_seed
-from deepphoenix.search._strategy import get_strategy
 from deepphoenix.store import RunStore
 from deepphoenix.store_io import write_text_atomic
 

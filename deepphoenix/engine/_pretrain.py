@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from deepphoenix.engine._rundir import derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar
 from deepphoenix.lineage import run_grammar
@@ -29,7 +30,6 @@ from deepphoenix.mutator import (
     parse_program,
 )
 from deepphoenix.proposers import Observation, RefinementPair, hindsight_pairs, make_dataset
-from deepphoenix.search._rundir import derive_seed
 from deepphoenix.store import RunStore
 
 __all__ = ["RunPairs", "pretraining_pairs"]

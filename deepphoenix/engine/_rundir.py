@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepphoenix.engine._config import RunConfig
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
 from deepphoenix.proposers import model_format
 from deepphoenix.run_lock import RunLock
-from deepphoenix.search._config import RunConfig
 from deepphoenix.seeds import CODET5_DIR, seed_names, seed_source
 from deepphoenix.store import DB_NAME, RunStore
 from deepphoenix.store_io import write_text_atomic

@@ -34,15 +34,15 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
+from deepphoenix.engine._fidelity import RungResult, promotable
+from deepphoenix.engine._loop import SearchLoop
+from deepphoenix.engine._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
+from deepphoenix.engine._rundir import RunDir, derive_seed
+from deepphoenix.engine._strategy import Async, Scored, Strategy, best_of
 from deepphoenix.evaluator import EvalResult, EvalStatus, Evaluator
 from deepphoenix.executor import Executor, JobSubmitter
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
-from deepphoenix.search._fidelity import RungResult, promotable
-from deepphoenix.search._loop import SearchLoop
-from deepphoenix.search._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
-from deepphoenix.search._rundir import RunDir, derive_seed
-from deepphoenix.search._strategy import Async, Scored, Strategy, best_of
 
 __all__ = ["AsyncLoop"]
 

@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from deepphoenix.device import check_device
+from deepphoenix.engine._fidelity import check_fidelity, rung_resources
+from deepphoenix.engine._strategy import strategy_names
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
 from deepphoenix.objectives import Direction, uses_task
 from deepphoenix.proposers import proposer_factory, proposer_names
-from deepphoenix.search._fidelity import check_fidelity, rung_resources
-from deepphoenix.search._strategy import strategy_names
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane

@@ -27,14 +27,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deepphoenix.engine._quarantine import Quarantine
+from deepphoenix.engine._rundir import RunDir, derive_seed
+from deepphoenix.engine._strategy import Scored, Strategy
 from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.evaluator import EvalResult, Evaluator
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposal, Proposer
-from deepphoenix.search._quarantine import Quarantine
-from deepphoenix.search._rundir import RunDir, derive_seed
-from deepphoenix.search._strategy import Scored, Strategy
 
 __all__ = ["Event", "SearchLoop"]
 

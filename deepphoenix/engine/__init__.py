@@ -4,15 +4,15 @@
 (`_strategy`), multi-fidelity rungs (`_fidelity`), and `Run`, which wires them up
 (`_run`)."""
 
-from deepphoenix.search._async import AsyncLoop
-from deepphoenix.search._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
-from deepphoenix.search._data import RunData, prepare_run_data
-from deepphoenix.search._fidelity import FIDELITIES, rung_resources
-from deepphoenix.search._loop import Event, SearchLoop
-from deepphoenix.search._pretrain import RunPairs, pretraining_pairs
-from deepphoenix.search._run import Run, RunSummary
-from deepphoenix.search._rundir import RunDir, derive_seed, load_seed_text
-from deepphoenix.search._strategy import (
+from deepphoenix.engine._async import AsyncLoop
+from deepphoenix.engine._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
+from deepphoenix.engine._data import RunData, prepare_run_data
+from deepphoenix.engine._fidelity import FIDELITIES, rung_resources
+from deepphoenix.engine._loop import Event, SearchLoop
+from deepphoenix.engine._pretrain import RunPairs, pretraining_pairs
+from deepphoenix.engine._run import Run, RunSummary
+from deepphoenix.engine._rundir import RunDir, derive_seed, load_seed_text
+from deepphoenix.engine._strategy import (
     Async,
     BestOfN,
     Greedy,
