@@ -66,7 +66,7 @@ def render() -> str:
     from deepphoenix.objectives import Direction, callable_objective
     from deepphoenix.study import Best, Study, Trial, budget_shape, load, search
 
-    parts = [HEADER, _function("deepphoenix.engine", search),
+    parts = [HEADER, _function("deepphoenix.search", search),
              _function("deepphoenix.load", load),
              _class("Study", Study), _class("Best", Best), _class("Trial", Trial),
              _function("deepphoenix.study.budget_shape", budget_shape),
