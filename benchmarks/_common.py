@@ -61,3 +61,41 @@ def run_deepphoenix(command: list[str], run_dir: Path) -> tuple[dict[str, Any], 
                          f"{done.stderr.strip()[-400:]}")
     summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
     return summary, wall
+
+
+def best_by(curve: list[list[float]], spent: float) -> float | None:
+    """The best so far on a (spent, best) curve once `spent` (seconds, samples) is used up;
+    None when nothing had arrived by then."""
+    found = None
+    for at, best in curve:
+        if at > spent:
+            break
+        found = best
+    return found
+
+
+def reach(curve: list[list[float]], target: float, sign: float) -> float | None:
+    """What a (spent, best) curve had spent when its best first reached `target` (`sign`:
+    1 when lower is better, -1 when higher is); None if it never did."""
+    for at, best in curve:
+        if sign * best <= sign * target:
+            return at
+    return None
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """`digits` decimals; a score below 0.01 (a quine's relative error) in significant
+    digits, so that 8e-07 and 0.004 do not both print as 0.000."""
+    if value is None:
+        return "-"
+    if value != 0 and abs(value) < 0.01:
+        return f"{value:.{max(digits - 1, 1)}g}"
+    return f"{value:.{digits}f}"
+
+
+def end_table(rows: list[dict[str, Any]], json_path: Path | None) -> None:
+    """After a benchmark's table: the load average at the end, and the rows as JSON."""
+    load = os.getloadavg()
+    print(f"# load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
+    if json_path is not None:
+        json_path.write_text(json.dumps(rows, indent=2))

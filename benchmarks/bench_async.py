@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from _common import machine_header
+from _common import end_table, machine_header
 
 from deepphoenix.engine import Run, RunConfig
 from deepphoenix.executor._executor import EXECUTORS, ExecutorSettings
@@ -234,10 +234,7 @@ def main() -> None:
               f"{_share(r, 'loop_gaps')} | {_share(r, 'drain')} | {100 * r['bound']:.0f}% | "
               f"{r['evaluations_per_s']:.2f} | {r.get('worker_mib', 0):.0f} MiB | "
               f"{r.get('actor_mib', 0):.0f} MiB |")
-    load = os.getloadavg()
-    print(f"# load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
-    if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2))
+    end_table(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_header, run_deepphoenix
+from _common import best_by, fmt, machine_header, reach, run_deepphoenix
 
 from deepphoenix.engine import preset as preset_config
 from deepphoenix.store import RunStore
@@ -121,26 +121,6 @@ def run_once(preset: str, row: str, seed: int, folder: Path, factor: int,
             **compute_curve(run_dir)}
 
 
-def _best_at(curve: list[list[float]], compute: float) -> float | None:
-    found = None
-    for spent, best in curve:
-        if spent > compute:
-            break
-        found = best
-    return found
-
-
-def _reach(curve: list[list[float]], target: float, sign: float) -> float | None:
-    for spent, best in curve:
-        if sign * best <= sign * target:
-            return spent
-    return None
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def report(results: list[dict[str, Any]]) -> str:
     lines = []
     for preset in dict.fromkeys(r["preset"] for r in results):
@@ -153,10 +133,10 @@ def report(results: list[dict[str, Any]]) -> str:
         lines += [f"### {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
                   f"{runs[0]['direction']} the score", "",
                   f"| search | median best at {REFERENCE}'s median compute "
-                  f"({_fmt(ref_compute, 0)} samples) | median best at the end | range "
+                  f"({fmt(ref_compute, 0)} samples) | median best at the end | range "
                   f"| median compute (samples) | median optimizer steps "
                   f"| median evaluations (rung jobs) / full / pruned "
-                  f"| compute to {REFERENCE}'s median best ({_fmt(ref_best)}) "
+                  f"| compute to {REFERENCE}'s median best ({fmt(ref_best)}) "
                   f"| median wall (process) |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for row in dict.fromkeys(r["row"] for r in runs):
@@ -165,25 +145,25 @@ def report(results: list[dict[str, Any]]) -> str:
             at_ref, short = [], 0
             if ref_compute is not None:
                 for r in mine:
-                    found = _best_at(r["curve"], ref_compute)
+                    found = best_by(r["curve"], ref_compute)
                     if r["samples"] < ref_compute:
                         short += 1
                         found = r["best"]
                     if found is not None:
                         at_ref.append(found)
-            reached = ([x for r in mine for x in [_reach(r["curve"], ref_best, sign)]
+            reached = ([x for r in mine for x in [reach(r["curve"], ref_best, sign)]
                         if x is not None] if ref_best is not None else [])
             jobs = statistics.median(max(r["rung_evaluations"], r["full_evaluations"])
                                      for r in mine)
             lines.append(
-                f"| {row} | {_fmt(statistics.median(at_ref)) if at_ref else '-'}"
+                f"| {row} | {fmt(statistics.median(at_ref)) if at_ref else '-'}"
                 f"{f' ({short} ended below it)' if short else ''} | "
-                f"{_fmt(statistics.median(bests))} | {_fmt(min(bests))}–{_fmt(max(bests))} | "
+                f"{fmt(statistics.median(bests))} | {fmt(min(bests))}–{fmt(max(bests))} | "
                 f"{statistics.median(r['samples'] for r in mine):.0f} | "
                 f"{statistics.median(r['steps'] for r in mine):.0f} | "
                 f"{jobs:.0f} / {statistics.median(r['full_evaluations'] for r in mine):.0f} / "
                 f"{statistics.median(r['pruned'] for r in mine):.0f} | "
-                f"{(_fmt(statistics.median(reached), 0) + ' samples') if reached else 'never'}"
+                f"{(fmt(statistics.median(reached), 0) + ' samples') if reached else 'never'}"
                 f" ({len(reached)}/{len(mine)} seeds) | "
                 f"{statistics.median(r['wall'] for r in mine):.0f} s |")
         lines.append("")

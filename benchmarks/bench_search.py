@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_header, run_deepphoenix
+from _common import best_by, fmt, machine_header, reach, run_deepphoenix
 
 INIT = "{proposer-init}"  # replaced by the benchmark's --proposer-init
 ROWS: dict[str, tuple[str, str, tuple[str, ...]]] = {  # row -> (proposer, strategy, args)
@@ -138,32 +138,6 @@ def _sites_changed(run_dir: Path) -> dict[str, int]:
     return counts
 
 
-def _reach(curve: list[list[float]], target: float, sign: float) -> float | None:
-    for at, best in curve:
-        if sign * best <= sign * target:
-            return at
-    return None
-
-
-def _best_by(curve: list[list[float]], seconds: float) -> float | None:
-    found = None
-    for at, best in curve:
-        if at > seconds:
-            break
-        found = best
-    return found
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    """`digits` decimals; a score below 0.01 (a quine's relative error) in significant
-    digits, so that 8e-07 and 0.004 do not both print as 0.000."""
-    if value is None:
-        return "-"
-    if value != 0 and abs(value) < 0.01:
-        return f"{value:.{max(digits - 1, 1)}g}"
-    return f"{value:.{digits}f}"
-
-
 def _params(count: float) -> str:
     return f"{count / 1e6:.2f} M" if count >= 10_000 else f"{count:,.0f}"
 
@@ -191,8 +165,8 @@ def report(results: list[dict[str, Any]]) -> str:
                   f"| median best of the first {EARLY} evaluations "
                   "| median params of best | sites changed 1 / 2 / 3+ "
                   "| median variants evaluated | median wall (process) "
-                  f"| best by tpe's median run time ({_fmt(tpe_wall, 0)} s) "
-                  f"| time to tpe's median best ({_fmt(tpe_best)}) |",
+                  f"| best by tpe's median run time ({fmt(tpe_wall, 0)} s) "
+                  f"| time to tpe's median best ({fmt(tpe_best)}) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in ROWS:
             mine = sorted((r for r in runs if r["row"] == row), key=lambda r: r["seed"])
@@ -205,20 +179,20 @@ def report(results: list[dict[str, Any]]) -> str:
             early = [r["early"] for r in mine if r.get("early") is not None]
             changed = [sum(r.get("sites_changed", {}).get(k, 0) for r in mine)
                        for k in ("1", "2", "3+")]
-            by_wall = [_best_by(r["curve"], tpe_wall) for r in mine] if tpe_wall else []
+            by_wall = [best_by(r["curve"], tpe_wall) for r in mine] if tpe_wall else []
             by_wall_known = [b for b in by_wall if b is not None]
-            reached = [_reach(r["curve"], tpe_best, sign) for r in mine] if tpe_best else []
+            reached = [reach(r["curve"], tpe_best, sign) for r in mine] if tpe_best else []
             times = [t for t in reached if t is not None]
             lines.append(
-                f"| {row} | {_fmt(statistics.median(bests))} | {_fmt(min(bests))}–"
-                f"{_fmt(max(bests))} | {' / '.join(map(str, wins))} of {len(mine)} | "
-                f"{_fmt(statistics.median(early)) if early else '-'} | "
+                f"| {row} | {fmt(statistics.median(bests))} | {fmt(min(bests))}–"
+                f"{fmt(max(bests))} | {' / '.join(map(str, wins))} of {len(mine)} | "
+                f"{fmt(statistics.median(early)) if early else '-'} | "
                 f"{_params(statistics.median(r['best_params'] or 0 for r in mine))} | "
                 f"{_shares(changed)} | "
                 f"{statistics.median(r['evaluations'] for r in mine):.0f} | "
                 f"{statistics.median(r['wall'] for r in mine):.0f} s | "
-                f"{_fmt(statistics.median(by_wall_known)) if by_wall_known else '-'} | "
-                f"{(_fmt(statistics.median(times), 0) + ' s') if times else 'never'} "
+                f"{fmt(statistics.median(by_wall_known)) if by_wall_known else '-'} | "
+                f"{(fmt(statistics.median(times), 0) + ' s') if times else 'never'} "
                 f"({len(times)}/{len(mine)} seeds) |")
         lines += ["", f"Best score per seed ({', '.join(map(str, seeds))}):", "",
                   "| search | " + " | ".join(map(str, seeds)) + " |",
@@ -227,7 +201,7 @@ def report(results: list[dict[str, Any]]) -> str:
             by_seed = {r["seed"]: r["best"] for r in runs if r["row"] == row}
             if by_seed:
                 lines.append(f"| {row} | " + " | ".join(
-                    _fmt(by_seed.get(seed), 4) for seed in seeds) + " |")
+                    fmt(by_seed.get(seed), 4) for seed in seeds) + " |")
         lines.append("")
     return "\n".join(lines)
 

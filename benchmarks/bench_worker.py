@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine_header
+from _common import end_table, machine_header
 
 from deepphoenix.engine import preset
 from deepphoenix.evaluator import EvalSettings
@@ -193,10 +193,7 @@ def main() -> None:
               f"{r['first_job_s']:.2f} s | {r['warm_job_s']:.3f} s ({r['warm_inside_s']:.3f} s) | "
               f"{r['rss_mib']:.0f} MiB | "
               f"{'yes' if r['torch'] else 'no'} |")
-    load = os.getloadavg()
-    print(f"# load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
-    if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2))
+    end_table(rows, args.json)
 
 
 if __name__ == "__main__":
