@@ -70,18 +70,14 @@ class Greedy:
         return best_of(best, candidates, direction)
 
 
-class BestOfN:
+class BestOfN(Greedy):
     """Best-of-N sampling: every candidate is proposed from the seed; the best one seen is
-    kept. The baseline that tells whether iterating helps."""
+    kept (Greedy's rule). The baseline that tells whether iterating helps."""
 
     name = "best-of-n"
 
     def parent(self, best: str, seed: str) -> str:
         return seed
-
-    def select(self, best: Scored, candidates: Sequence[Scored],
-               direction: Direction = Direction.MINIMIZE) -> Scored:
-        return best_of(best, candidates, direction)
 
 
 class Async(Greedy):
