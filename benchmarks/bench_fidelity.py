@@ -34,7 +34,10 @@ Reported per preset, over the seeds:
         [--run-args --timeout 900]
 
 Finished runs are appended to `--out` as JSON lines and skipped when the command is run
-again; `--report` prints the tables from the file alone.
+again; `--report` prints the tables from the file alone. `--reuse RUNS` reads a greedy row
+from a finished run that `bench_search.py --runs RUNS` left (`PRESET-PROPOSER-SEED`: the
+same `deepphoenix run` with the same seed, greedy at full fidelity) instead of running it
+again; its record says so (`reused`) and its wall time is the run's own clock.
 """
 
 from __future__ import annotations
@@ -102,6 +105,25 @@ def compute_curve(run_dir: Path) -> dict[str, Any]:
             "direction": "maximize" if sign < 0 else "minimize"}
 
 
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False).stdout.strip()
+
+
+def reused(preset: str, row: str, seed: int, runs: Path) -> dict[str, Any] | None:
+    """A greedy row read from bench_search's finished run of the same preset, proposer
+    and seed in `runs`; None when there is none (or the row is not greedy)."""
+    strategy, _, proposer = row.partition("-")
+    run_dir = runs / f"{preset}-{proposer}-{seed}"
+    if strategy != "greedy" or not (run_dir / "summary.json").is_file():
+        return None
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {"preset": preset, "row": row, "seed": seed, "proposer": proposer,
+            "strategy": strategy, "factor": 1, "commit": _commit(),
+            "reused": str(run_dir), "wall": round(summary["seconds"], 2),
+            "final_best": summary["best_score"], **compute_curve(run_dir)}
+
+
 def run_once(preset: str, row: str, seed: int, folder: Path, factor: int,
              extra: list[str] | None = None) -> dict[str, Any]:
     strategy, _, proposer = row.partition("-")
@@ -113,11 +135,9 @@ def run_once(preset: str, row: str, seed: int, folder: Path, factor: int,
                "--proposer", proposer, "--seed", str(seed), "--run-dir", str(run_dir),
                "--quiet", *options, *(extra or [])]
     summary, wall = run_deepphoenix(command, run_dir)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
     return {"preset": preset, "row": row, "seed": seed, "proposer": proposer,
             "strategy": strategy, "factor": factor if strategy == "asha" else 1,
-            "commit": commit, "wall": round(wall, 2), "final_best": summary["best_score"],
+            "commit": _commit(), "wall": round(wall, 2), "final_best": summary["best_score"],
             **compute_curve(run_dir)}
 
 
@@ -183,6 +203,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/fidelity.jsonl"))
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the run directories go [default: a temporary folder]")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="read greedy rows from bench_search's finished runs here")
     parser.add_argument("--report", action="store_true", help="only print the tables")
     parser.add_argument("--run-args", nargs=argparse.REMAINDER, default=[],
                         help="passed on to every `deepphoenix run`, last on the line")
@@ -199,7 +221,9 @@ def main() -> None:
                 for row in rows:
                     if (preset, row, seed) in done:
                         continue
-                    result = run_once(preset, row, seed, folder, args.factor, args.run_args)
+                    result = ((args.reuse and reused(preset, row, seed, args.reuse))
+                              or run_once(preset, row, seed, folder, args.factor,
+                                          args.run_args))
                     results.append(result)
                     with args.out.open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(result) + "\n")
