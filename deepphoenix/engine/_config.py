@@ -227,9 +227,10 @@ class RunConfig:
                                   "budget is episodes x batches x candidates)")
         if self.fidelity == "asha":
             if self.fidelity_budget()[0] < 1:
-                raise ConfigError("--fidelity asha with a user objective needs --max-steps N:"
-                                  " the steps a full evaluation reports through ctx.report "
-                                  "(ctx.should_stop() turns True at a rung's share of it)")
+                raise ConfigError(f"--fidelity asha with objective {self.objective!r} needs "
+                                  "--max-steps N: the steps a full evaluation reports "
+                                  "through ctx.report (ctx.should_stop() turns True at a "
+                                  "rung's share of it)")
             self.rungs()
 
     def _validate_placement(self) -> None:
@@ -333,11 +334,13 @@ PRESETS: dict[str, RunConfig] = {
     # its 60 s timeout. A T5 proposer (`--proposer learned`) gets gpt-cpu's small training
     # stage and writes edit scripts: with the defaults (4,096 pairs of the whole file, a
     # 1,024-token BPE) its first stage alone outlasted eleven minutes on two cores.
+    # `--fidelity asha` splits the training steps (the quine's train reports each one):
+    # max_steps is the grammar's largest `steps`, so rungs of 445, 1,334 and 4,000 steps.
     "quine-cpu": RunConfig(
         preset="quine-cpu", seed_source="quine-coords", grammar="quine",
         objective="self-replication", proposer="tpe", format="edits", episodes=2,
         batches=3, candidates=4, dataset_size=1024, vocab_size=2048, train_epochs=1,
-        train_samples=512, workers=2, timeout=60.0,
+        train_samples=512, workers=2, timeout=60.0, max_steps=4000,
     ),
 }
 

@@ -20,12 +20,14 @@ from click.testing import CliRunner
 
 from deepphoenix.cli import cli
 from deepphoenix.engine import Async, Run, RunConfig, Scored, preset, rung_resources
+from deepphoenix.engine._config import PRESETS
 from deepphoenix.engine._fidelity import RungResult, promotable
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.executor._executor import EXECUTORS
 from deepphoenix.objectives import Direction
 from deepphoenix.objectives._user import ObjectiveContext, ObjectiveUsageError, call_objective
+from deepphoenix.proposers._protocol import proposer_names
 from deepphoenix.proposers._surrogate import Surrogate
 from deepphoenix.sandbox import JobResult
 from deepphoenix.store import RunStore
@@ -109,6 +111,26 @@ def test_bad_config_values_are_one_clear_error(changes: dict[str, Any], error: t
                                                message: str) -> None:
     with pytest.raises(error, match=message):
         RunConfig.from_dict({**preset("smoke").to_dict(), **changes})
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_takes_both_options_with_every_proposer(name: str) -> None:
+    """`--strategy async` and `--fidelity asha` are accepted on every preset with every
+    proposer, and the rungs end at the preset's whole budget."""
+    base = preset(name)
+    for proposer in proposer_names():
+        for strategy in ("greedy", "async"):
+            config = RunConfig.from_dict({**base.to_dict(), "proposer": proposer,
+                                          "strategy": strategy, "fidelity": "asha"})
+            rungs = config.rungs()
+            assert rungs is not None and len(rungs) == 3
+            assert rungs[-1] == config.fidelity_budget()[0] >= 1
+
+
+def test_asha_on_a_user_objective_without_max_steps_names_the_objective() -> None:
+    with pytest.raises(ConfigError, match=r"objective 'x\.py:f' needs --max-steps"):
+        RunConfig.from_dict({**preset("cpu").to_dict(), "objective": "x.py:f",
+                             "fidelity": "asha"})
 
 
 @pytest.mark.parametrize("args", [
