@@ -186,8 +186,8 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
                    "learned: a T5 that also learns from the run's scores and ranks a wide "
                    "sample with a surrogate; tpe, gp: Optuna's TPE, GP-BO over the sites; "
                    "random: grammar draws (baseline); random-gp, random-gp-multi, t5-only: "
-                   "learned without its T5 or its surrogate (ablations).  [default: learned; "
-                   "paper preset: t5]")
+                   "learned without its T5 or its surrogate (ablations)."
+                   + _per_preset("proposer"))
 @click.option("--proposer-source", type=str, default=None, metavar="self|NAME|FILE",
               help="The source that defines the proposing T5: 'self' (the program's own "
                    "model, the paper), a built-in seed or a file. The learned proposer "

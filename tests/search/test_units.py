@@ -65,8 +65,8 @@ def test_presets_match_the_issue() -> None:
     assert (quine.seed_source, quine.grammar, quine.objective, quine.proposer) == (
         "quine-coords", "quine", "self-replication", "tpe")
     gpt = preset("gpt-cpu")
-    assert (gpt.seed_source, gpt.grammar, gpt.objective, gpt.task) == (
-        "gpt", "gpt", "val-loss", "code-lm")
+    assert (gpt.seed_source, gpt.grammar, gpt.objective, gpt.task, gpt.proposer) == (
+        "gpt", "gpt", "val-loss", "code-lm", "gp")
     assert gpt.proposer_source_spec() == "tiny" and preset("cpu").proposer_source_spec() is None
     with pytest.raises(UnknownNameError, match="Did you mean 'paper'"):
         preset("papr")
