@@ -201,7 +201,8 @@ def test_a_programs_own_dynamics_and_train_decide_its_score(tmp_path: Path) -> N
         "silent": seed + TRAIN_SILENT,
         "builtin": seed.replace("def train(", "def _unused_train("),  # the built-in loop
     }
-    config = RunConfig(dataset_size=40, fewshot_samples=32, vocab_size=300, seed=1)
+    # a 2048-token BPE reads a row in ~80 tokens (300 tokens: ~1.7 k, 100 s an evaluation)
+    config = RunConfig(dataset_size=40, fewshot_samples=32, vocab_size=2048, seed=1)
     data = prepare_run_data(tmp_path, config, program, refinement=False)
     settings = EvalSettings(objective=resolve_objective("fewshot"), rows=data.rows,
                             vocab_size=data.vocab_size, samples=32, seed=1, timeout=600)
