@@ -160,7 +160,7 @@ def test_failing_candidates_are_recorded_and_the_run_goes_on(tmp_path: Path) -> 
     (tmp_path / "g.toml").write_text(FAULTY_GRAMMAR)
     config = preset("smoke").with_overrides(
         seed_source=str(tmp_path / "seed.py"), grammar=str(tmp_path / "g.toml"),
-        proposer="random", episodes=1, batches=2, candidates=8, timeout=5.0, seed=0)
+        proposer="random", episodes=1, batches=2, candidates=8, timeout=10.0, seed=0)
     run = Run(tmp_path / "run", config)
     summary = run.execute()
     variants = run.store.variants()
