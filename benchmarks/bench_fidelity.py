@@ -119,7 +119,7 @@ def reused(preset: str, row: str, seed: int, runs: Path) -> dict[str, Any] | Non
         return None
     summary = json.loads((run_dir / "summary.json").read_text())
     return {"preset": preset, "row": row, "seed": seed, "proposer": proposer,
-            "strategy": strategy, "factor": 1, "commit": _commit(),
+            "strategy": strategy, "factor": 1, "commit": None,  # not known from the run
             "reused": str(run_dir), "wall": round(summary["seconds"], 2),
             "final_best": summary["best_score"], **compute_curve(run_dir)}
 
