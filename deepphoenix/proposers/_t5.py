@@ -59,6 +59,11 @@ def prepare_data(pairs: Sequence[RefinementPair], fmt: TargetFormat | str, folde
     inputs = [e.ids for e in tokenizer.encode_batch([p.input for p in pairs])]
     labels = [e.ids for e in tokenizer.encode_batch([p.target for p in pairs])]
     longest = max(max(len(x) for x in inputs), max(len(y) for y in labels))
+    if longest > _MAX_TOKENS and tokenizer_from is not None:
+        raise ConfigError(f"with the tokenizer of {tokenizer_from} (a --proposer-init model, "
+                          f"its BPE trained on other programs) a refinement pair of this "
+                          f"program is {longest} tokens long, over the {_MAX_TOKENS} limit; "
+                          "pretrain on runs of programs like this one, or start cold")
     if longest > _MAX_TOKENS:
         raise ConfigError(f"a refinement pair is {longest} tokens long, over the {_MAX_TOKENS} "
                           "limit; use a shorter seed source or a larger vocabulary")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from deepphoenix.cli import cli
+from deepphoenix.errors import ConfigError
 from deepphoenix.store import RunStore
 from tests.search.test_run import _spawn, _variants, _wait_for
 
@@ -105,3 +106,20 @@ def test_a_gp_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> No
     assert len(_variants(reference)) >= 12
     with RunStore.open(reference) as store:
         assert {a.proposer for a in store.attempts()} == {"gp"}
+
+
+def test_a_pretrained_tokenizer_that_cannot_read_the_program_says_so(tmp_path: Path) -> None:
+    """A --proposer-init model's BPE, trained on other programs, may spell this program in
+    too many tokens: the error names the model's tokenizer, not the seed or vocabulary."""
+    from deepphoenix.proposers import RefinementPair, prepare_data
+    from deepphoenix.proposers._tokenizer import train_tokenizer
+
+    foreign = train_tokenizer(["lr = 0.001\nsteps = 200\n"] * 8, 300)
+    path = tmp_path / "tokenizer.json"
+    path.write_text(foreign.to_str())
+    program = "".join(f"layer_{i}_width = {i * 37}  # widths\n" for i in range(200))
+    pair = RefinementPair(program, program, ())
+    with pytest.raises(ConfigError, match=r"--proposer-init model.*over the 1024 limit"):
+        prepare_data([pair], "source", tmp_path / "data", tokenizer_from=path)
+    with pytest.raises(ConfigError, match="use a shorter seed source"):
+        prepare_data([pair], "source", tmp_path / "cold", vocab_size=300)
