@@ -63,6 +63,19 @@ def run_deepphoenix(command: list[str], run_dir: Path) -> tuple[dict[str, Any], 
     return summary, wall
 
 
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The results a benchmark appended to `path` (JSON lines; none when it is missing)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_result(path: Path, result: dict[str, Any]) -> None:
+    """Append one finished result to `path`, so an interrupted benchmark continues."""
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(result) + "\n")
+
+
 def best_by(curve: list[list[float]], spent: float) -> float | None:
     """The best so far on a (spent, best) curve once `spent` (seconds, samples) is used up;
     None when nothing had arrived by then."""

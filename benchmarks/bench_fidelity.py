@@ -53,7 +53,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_by, fmt, machine_header, reach, run_deepphoenix
+from _common import (
+    append_result,
+    best_by,
+    fmt,
+    machine_header,
+    reach,
+    read_results,
+    run_deepphoenix,
+)
 
 from deepphoenix.engine import preset as preset_config
 from deepphoenix.store import RunStore
@@ -209,8 +217,7 @@ def main() -> None:
     parser.add_argument("--run-args", nargs=argparse.REMAINDER, default=[],
                         help="passed on to every `deepphoenix run`, last on the line")
     args = parser.parse_args()
-    results = ([json.loads(line) for line in args.out.read_text().splitlines() if line]
-               if args.out.exists() else [])
+    results = read_results(args.out)
     rows = [f"{s}-{p}" for p in args.proposers for s in args.strategies]
     if not args.report:
         print(machine_header("runs one after another"), flush=True)
@@ -225,8 +232,7 @@ def main() -> None:
                               or run_once(preset, row, seed, folder, args.factor,
                                           args.run_args))
                     results.append(result)
-                    with args.out.open("a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(result) + "\n")
+                    append_result(args.out, result)
                     print(f"{preset} {row} seed {seed}: best {result['best']:.4f}, "
                           f"{result['samples']} samples trained, "
                           f"{result['full_evaluations']} full evaluations, "

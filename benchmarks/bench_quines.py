@@ -17,7 +17,6 @@ the table at the end summarises every line in the file for the rows asked.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_header
+from _common import append_result, machine_header, read_results
 
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
@@ -151,11 +150,10 @@ def main() -> None:
             for seed in args.seeds:
                 steps = None if row == "source" else args.steps
                 line = measure(row, seed, steps)
-                with args.out.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(line) + "\n")
+                append_result(args.out, line)
                 print(f"{row} seed {seed}: relative {line.get('relative_error', '-')} "
                       f"{line['trivial'] or ''} ({line['seconds']:.1f} s)", flush=True)
-    lines = [json.loads(x) for x in args.out.read_text().splitlines() if x.strip()]
+    lines = read_results(args.out)
     print(summarise(lines, rows))
 
 

@@ -50,7 +50,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_by, fmt, machine_header, reach, run_deepphoenix
+from _common import (
+    append_result,
+    best_by,
+    fmt,
+    machine_header,
+    reach,
+    read_results,
+    run_deepphoenix,
+)
 
 INIT = "{proposer-init}"  # replaced by the benchmark's --proposer-init
 ROWS: dict[str, tuple[str, str, tuple[str, ...]]] = {  # row -> (proposer, strategy, args)
@@ -221,8 +229,7 @@ def main() -> None:
                         help="passed on to every `deepphoenix run`, last on the line "
                              "(e.g. --timeout 900 on a loaded machine)")
     args = parser.parse_args()
-    results = ([json.loads(line) for line in args.out.read_text().splitlines() if line]
-               if args.out.exists() else [])
+    results = read_results(args.out)
     if not args.report:
         print(machine_header("runs one after another"), flush=True)
         done = {(r["preset"], r["row"], r["seed"]) for r in results}
@@ -235,8 +242,7 @@ def main() -> None:
                     result = run_once(preset, row, seed, folder, args.run_args,
                                       args.proposer_init)
                     results.append(result)
-                    with args.out.open("a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(result) + "\n")
+                    append_result(args.out, result)
                     print(f"{preset} {row} seed {seed}: best {result['best']:.4f} "
                           f"({result['best_params'] / 1e6:.2f} M params), "
                           f"{result['evaluations']} evaluations, {result['wall']:.0f} s",

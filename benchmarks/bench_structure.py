@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_header, run_deepphoenix
+from _common import append_result, machine_header, read_results, run_deepphoenix
 
 import deepphoenix.grammar
 from deepphoenix.grammar import read_grammar_file
@@ -181,8 +181,7 @@ def main() -> None:
                         help="where the run directories go [default: a temporary folder]")
     parser.add_argument("--report", action="store_true", help="only print the tables")
     args = parser.parse_args()
-    results = ([json.loads(line) for line in args.out.read_text().splitlines() if line]
-               if args.out.exists() else [])
+    results = read_results(args.out)
     if not args.report:
         folder = args.runs or Path(tempfile.mkdtemp(prefix="bench-structure-"))
         folder.mkdir(parents=True, exist_ok=True)
@@ -197,8 +196,7 @@ def main() -> None:
                         continue
                     result = run_once(arm, proposer, seed, grammars[arm], cap, folder)
                     results.append(result)
-                    with args.out.open("a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(result) + "\n")
+                    append_result(args.out, result)
                     print(f"{proposer} {arm} seed {seed}: best {result['best']:.4f} "
                           f"({result['best_params'] / 1e3:.0f} k params), "
                           f"{result['evaluations']} evaluations ({result['rejected']} over "
