@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,16 @@ def append_result(path: Path, result: dict[str, Any]) -> None:
     """Append one finished result to `path`, so an interrupted benchmark continues."""
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(result) + "\n")
+
+
+def by_preset(results: list[dict[str, Any]]
+              ) -> Iterator[tuple[str, list[dict[str, Any]], list[int], float]]:
+    """The results of each preset, in the order first seen: (preset, its runs, their seeds
+    sorted, the direction's sign: 1 when lower is better, -1 when higher is)."""
+    for preset in dict.fromkeys(r["preset"] for r in results):
+        runs = [r for r in results if r["preset"] == preset]
+        sign = -1.0 if runs[0]["direction"] == "maximize" else 1.0
+        yield preset, runs, sorted({r["seed"] for r in runs}), sign
 
 
 def best_by(curve: list[list[float]], spent: float) -> float | None:

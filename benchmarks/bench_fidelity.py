@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     append_result,
     best_by,
+    by_preset,
     fmt,
     machine_header,
     reach,
@@ -151,10 +152,7 @@ def run_once(preset: str, row: str, seed: int, folder: Path, factor: int,
 
 def report(results: list[dict[str, Any]]) -> str:
     lines = []
-    for preset in dict.fromkeys(r["preset"] for r in results):
-        runs = [r for r in results if r["preset"] == preset]
-        seeds = sorted({r["seed"] for r in runs})
-        sign = -1.0 if runs[0]["direction"] == "maximize" else 1.0
+    for preset, runs, seeds, sign in by_preset(results):
         ref = [r for r in runs if r["row"] == REFERENCE]
         ref_compute = statistics.median(r["samples"] for r in ref) if ref else None
         ref_best = statistics.median(r["best"] for r in ref) if ref else None

@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     append_result,
     best_by,
+    by_preset,
     fmt,
     machine_header,
     reach,
@@ -157,10 +158,7 @@ def _shares(counts: list[int]) -> str:
 
 def report(results: list[dict[str, Any]]) -> str:
     lines = []
-    for preset in dict.fromkeys(r["preset"] for r in results):
-        runs = [r for r in results if r["preset"] == preset]
-        seeds = sorted({r["seed"] for r in runs})
-        sign = -1.0 if runs[0]["direction"] == "maximize" else 1.0
+    for preset, runs, seeds, sign in by_preset(results):
         tpe = [r for r in runs if r["row"] == "tpe"]
         tpe_best = statistics.median(r["best"] for r in tpe) if tpe else None
         # Equal wall clock on the runs' own clock (from the run's creation, as the curves
