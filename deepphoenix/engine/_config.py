@@ -199,8 +199,9 @@ class RunConfig:
 
     def fidelity_budget(self) -> tuple[int, str]:
         """The full budget a rung is a share of, and the option that sets it: few-shot
-        rows for the built-in objectives, reported steps for a user objective."""
-        if self.objective in ("fewshot", "val-loss"):
+        rows for the built-ins that train on the task, reported steps otherwise (a user
+        objective, self-replication)."""
+        if uses_task(self.objective):  # the built-ins that train on rows
             return self.fewshot_samples, "fewshot_samples"
         return self.max_steps or 0, "max_steps"
 
