@@ -166,7 +166,7 @@ def _template_toml(file: str) -> str:
     header = [
         f"# Starter grammar inferred from {file}.",
         "# Narrow the domains, delete the sites you will not search, add invariants",
-        "# (see the README's Grammars section).",
+        "# (see docs/guide/grammars.md).",
     ]
     skipped = [f"#   line {s.line}: {s.label} = {s.literal}  ({s.reason})" for s in found.skipped]
     footer = ["", "# Literals infer skipped:", *skipped] if skipped else []
