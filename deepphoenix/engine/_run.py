@@ -144,8 +144,7 @@ class Run:
                 evaluator = Evaluator(executor, self._eval_settings(data))
                 loop: SearchLoop
                 if c.strategy == "async" or c.fidelity == "asha":
-                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
-                                     executor)
+                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
                 else:
                     loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
                 best = loop.execute()

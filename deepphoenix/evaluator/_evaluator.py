@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError
-from deepphoenix.executor import Executor, JobSubmitter, Submission
+from deepphoenix.executor import Executor, Submission
 from deepphoenix.objectives import ObjectiveSpec
 from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
 
@@ -175,7 +175,7 @@ class Evaluator:
             yield _to_result(hash_, job, stage)
 
 
-    def submit(self, submitter: JobSubmitter, hash_: str, source: str,
+    def submit(self, hash_: str, source: str,
                resource: int | None = None) -> Future[EvalResult]:
         """Start scoring one candidate (at a rung's `resource`, or in full) on the next
         free worker; the future holds its result. A candidate that fails the static
@@ -191,8 +191,8 @@ class Evaluator:
             if message.get("stage"):
                 stage[0] = str(message["stage"])
 
-        started = submitter.submit((hash_, self.settings.job(source, resource),
-                                    self.settings.timeout), progress)
+        started = self.executor.submit((hash_, self.settings.job(source, resource),
+                                        self.settings.timeout), progress)
 
         def finish(future: Future[JobResult]) -> None:
             if done.cancelled():  # the loop stopped waiting (Ctrl-C, a crash): drop it

@@ -45,7 +45,8 @@ import ray
 from ray import exceptions as ray_errors
 
 from deepphoenix.errors import DeepPhoenixError, WorkerError
-from deepphoenix.executor._executor import (
+from deepphoenix.executor._base import (
+    Executor,
     ExecutorError,
     ExecutorSettings,
     Progress,
@@ -311,13 +312,13 @@ class _Slot:
         self.discard()
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Sandbox workers owned by Ray actors, on a cluster or on a local Ray instance."""
 
     name = "ray"
 
     def __init__(self, settings: ExecutorSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.shipper = _Shipper()
         self.owns_ray = False
         self._connect()
@@ -398,9 +399,4 @@ class RayExecutor:
             self._pool.shutdown()
         finally:
             self._disconnect()
-
-    def __enter__(self) -> RayExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            super().close()
