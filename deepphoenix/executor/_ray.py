@@ -29,6 +29,7 @@ a batch evaluates, so the lane and the evaluation workers take turns on the same
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -150,13 +151,10 @@ def _remove_orphans() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-_HOST_CLASS: list[Any] = []
-
-
+@functools.cache
 def _host_class() -> Any:
-    if not _HOST_CLASS:
-        _HOST_CLASS.append(ray.remote(_Host))
-    return _HOST_CLASS[0]
+    """`_Host` as a Ray actor class, made once (Ray must be imported first)."""
+    return ray.remote(_Host)
 
 
 def _read_bundle(folder: Path) -> Bundle:

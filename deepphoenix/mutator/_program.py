@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import hashlib
 import itertools
 import math
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 HASH_LENGTH = 16  # hex digits of SHA-256 kept as a variant's name
-_FRAGMENTS: dict[str, str] = {}
 _MARK = re.compile(r"Name\(id='__deepphoenix_site_(\d+)__', ctx=Load\(\)\)")
 _FRAGMENT_CACHE_LIMIT = 65_536
 
@@ -71,15 +71,11 @@ def _digest(dump: str) -> str:
     return hashlib.sha256(dump.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
+@functools.lru_cache(maxsize=_FRAGMENT_CACHE_LIMIT)
 def _fragment(literal: str) -> str:
-    """`ast.dump` of a literal expression, as it appears inside a module's dump."""
-    found = _FRAGMENTS.get(literal)
-    if found is None:
-        found = ast.dump(ast.parse(literal, mode="eval").body)
-        if len(_FRAGMENTS) >= _FRAGMENT_CACHE_LIMIT:
-            _FRAGMENTS.clear()
-        _FRAGMENTS[literal] = found
-    return found
+    """`ast.dump` of a literal expression, as it appears inside a module's dump (memoised:
+    a search renders the same few literals again and again)."""
+    return ast.dump(ast.parse(literal, mode="eval").body)
 
 
 @dataclass(frozen=True, slots=True)
