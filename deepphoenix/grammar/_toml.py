@@ -69,7 +69,13 @@ from deepphoenix.grammar._spec import (
     SiteSpec,
     Value,
 )
-from deepphoenix.grammar._structure import Placement, Structure, StructureError, make_structure
+from deepphoenix.grammar._structure import (
+    PLACEMENT_RULES,
+    Placement,
+    Structure,
+    StructureError,
+    make_structure,
+)
 
 __all__ = ["default_operator", "default_selectors", "parse_grammar", "read_grammar_file"]
 
@@ -349,18 +355,19 @@ def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names:
     if not isinstance(raw, dict):
         ctx.fail((*path, "alternatives"), "a structural site needs an [sites."
                  f"{name}.alternatives] table: name = code, one of them the file's own code")
+    rule = PLACEMENT_RULES[placement]
     select = table.get("select")
     selectors: tuple[Selector, ...] = ()
     if select is not None:
-        if placement is not Placement.EXPRESSION:
+        if not rule.selectable:
             ctx.fail((*path, "select"), f"a {placement.value} site is found by 'within', "
                      "'after' or 'define' (or an annotation), not by a selector")
         selectors = _selectors(ctx, path, select)
     define = get("define", str)
-    if placement is Placement.DEFINITION:
+    if rule.needs_define:
         if define is None or not _IDENT.match(define):
-            ctx.fail((*path, "define"), "a definition site names the class or def it swaps: "
-                     "define = \"MLP\"")
+            ctx.fail((*path, "define"), f"a {placement.value} site names the class or def it "
+                     "swaps: define = \"MLP\"")
     elif define is not None:
         ctx.fail((*path, "define"), "'define' applies to definition sites")
     try:
