@@ -103,7 +103,7 @@ def grammars(name: str | None, template: str | None, out_file: Path | None,
                  ) if spec.hidden else " | ".join(d["select"])
         kind = str(spec.kind)
         if spec.structure is not None:
-            kind = spec.structure.placement.value
+            kind = spec.structure.placement
             where = " | ".join([*d["select"], *(f"{k} {d[k]}" for k in ("within", "after",
                                                                          "define") if k in d)])
             where = where or "annotation"
@@ -203,7 +203,7 @@ def sites(file: str, grammar: str, show_all: bool, as_json: bool) -> None:
         fields = _spec_fields(spec)
         if spec.structure is not None:  # a structural site's value is its alternative's name
             rows.append((site.name, str(site.value), str(site.line),
-                         spec.structure.placement.value, fields["domain"], fields["rule"],
+                         spec.structure.placement, fields["domain"], fields["rule"],
                          f"{site.label} ({site.selector})"))
             continue
         rows.append((site.name, site.literal, str(site.line), spec.kind.value, fields["domain"],

@@ -347,7 +347,7 @@ class SiteSpec:
         if self.nullable:
             out["nullable"] = True
         if self.structure is not None:
-            out["kind"] = self.structure.placement.value
+            out["kind"] = str(self.structure.placement)
             out.update(self.structure.to_dict())
             del out["placement"]
         return out

@@ -78,7 +78,7 @@ class Structure:
     is the name a definition site's alternatives all define.
     """
 
-    placement: Placement
+    placement: str  # a `Placement`, or a placement registered with `register_placement`
     alternatives: tuple[Alternative, ...]
     within: str | None = None
     after: str | None = None
@@ -100,7 +100,7 @@ class Structure:
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "placement": self.placement.value,
+            "placement": str(self.placement),
             "alternatives": {a.name: a.code for a in self.alternatives},
         }
         for key in ("within", "after", "define"):
@@ -155,7 +155,7 @@ class PlacementRule:
     ``# deepphoenix: NAME`` at the end of a line marks it (else on its own line before it).
     """
 
-    placement: Placement
+    placement: str
     selectable: bool = False
     takes_after: bool = True
     needs_define: bool = False
@@ -202,7 +202,7 @@ class _DefinitionRule(PlacementRule):
         return keys
 
 
-PLACEMENT_RULES: dict[Placement, PlacementRule] = {
+PLACEMENT_RULES: dict[str, PlacementRule] = {
     Placement.EXPRESSION: _ExpressionRule(Placement.EXPRESSION, selectable=True,
                                           takes_after=False, trailing_annotation=True),
     Placement.STATEMENT: PlacementRule(Placement.STATEMENT),
@@ -210,7 +210,7 @@ PLACEMENT_RULES: dict[Placement, PlacementRule] = {
 }
 
 
-def make_structure(placement: Placement, raw: dict[str, object], *, within: str | None,
+def make_structure(placement: str, raw: dict[str, object], *, within: str | None,
                    after: str | None, define: str | None) -> Structure:
     """Parse and check a site's alternatives; `GrammarError` says which and why (the
     caller adds the file, line and site)."""

@@ -71,7 +71,6 @@ from deepphoenix.grammar._spec import (
 )
 from deepphoenix.grammar._structure import (
     PLACEMENT_RULES,
-    Placement,
     Structure,
     StructureError,
     make_structure,
@@ -86,8 +85,13 @@ _SITE_KEYS = (
     "moves_with", "when", "optional", "nullable", "alternatives", "within", "after", "define",
 )
 _STRUCTURAL_KEYS = ("alternatives", "within", "after", "define")
-_KIND_NAMES = (*(k.value for k in Kind), *(p.value for p in Placement))
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _kind_names() -> list[str]:
+    """A site's possible kinds: the literal kinds, then the placements (registered ones
+    included)."""
+    return [*(k.value for k in Kind), *PLACEMENT_RULES]
 
 
 def read_grammar_file(path: str | Path) -> Grammar:
@@ -222,9 +226,9 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     derive_text = get("derive", str)
     kind_text = get("kind", str, "int" if derive_text else None)
     if kind_text is None:
-        ctx.fail((*path, "kind"), "missing; one of " + ", ".join(_KIND_NAMES))
-    if kind_text in {p.value for p in Placement}:
-        return _structural_site(ctx, name, table, all_names, Placement(kind_text), get)
+        ctx.fail((*path, "kind"), "missing; one of " + ", ".join(_kind_names()))
+    if kind_text in PLACEMENT_RULES:
+        return _structural_site(ctx, name, table, all_names, kind_text, get)
     for key in _STRUCTURAL_KEYS:
         if key in table:
             ctx.fail((*path, key), f"{key!r} applies to structural sites (kind = "
@@ -233,7 +237,7 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         kind = Kind(kind_text)
     except ValueError:
         ctx.fail((*path, "kind"), f"unknown kind {kind_text!r}; one of "
-                 + ", ".join(_KIND_NAMES))
+                 + ", ".join(_kind_names()))
 
     hidden = get("hidden", bool, False)
     select = table.get("select")
@@ -344,7 +348,7 @@ def _selectors(ctx: _Context, path: tuple[str, ...], select: Any) -> tuple[Selec
 
 
 def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names: list[str],
-                     placement: Placement, get: Any) -> SiteSpec:
+                     placement: str, get: Any) -> SiteSpec:
     """A site whose value names one of its code alternatives (a categorical site)."""
     path = ("sites", name)
     for key in _NOT_STRUCTURAL:
@@ -360,13 +364,13 @@ def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names:
     selectors: tuple[Selector, ...] = ()
     if select is not None:
         if not rule.selectable:
-            ctx.fail((*path, "select"), f"a {placement.value} site is found by 'within', "
+            ctx.fail((*path, "select"), f"a {placement} site is found by 'within', "
                      "'after' or 'define' (or an annotation), not by a selector")
         selectors = _selectors(ctx, path, select)
     define = get("define", str)
     if rule.needs_define:
         if define is None or not _IDENT.match(define):
-            ctx.fail((*path, "define"), f"a {placement.value} site names the class or def it "
+            ctx.fail((*path, "define"), f"a {placement} site names the class or def it "
                      "swaps: define = \"MLP\"")
     elif define is not None:
         ctx.fail((*path, "define"), "'define' applies to definition sites")

@@ -95,7 +95,7 @@ def _site_keys(spec: SiteSpec) -> list[tuple[str, str]]:
 def _structural_lines(spec: SiteSpec) -> list[str]:
     structure = spec.structure
     assert structure is not None
-    lines = [f"kind = {_toml(structure.placement.value)}"]
+    lines = [f"kind = {_toml(str(structure.placement))}"]
     if spec.selectors:
         lines.append(f"select = {_toml([str(s) for s in spec.selectors])}")
     for key in ("within", "after", "define"):

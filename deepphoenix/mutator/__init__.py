@@ -27,11 +27,14 @@ from deepphoenix.mutator._program import (
     read_program,
 )
 from deepphoenix.mutator._resolve import resolve_grammar
+from deepphoenix.mutator._scan import Annotation, Source, Suite
 from deepphoenix.mutator._source import parse_module, read_source
+from deepphoenix.mutator._structure import Located, Locator, register_placement
 
 __all__ = [
     "GROUPS",
     "HASH_LENGTH",
+    "Annotation",
     "Binding",
     "Bundle",
     "BundleMutation",
@@ -39,10 +42,14 @@ __all__ = [
     "Diff",
     "Edit",
     "Inference",
+    "Located",
+    "Locator",
     "Mutation",
     "Program",
     "Site",
     "Skipped",
+    "Source",
+    "Suite",
     "TargetFormat",
     "Variant",
     "canonical_hash",
@@ -62,6 +69,7 @@ __all__ = [
     "parse_value_text",
     "read_program",
     "read_source",
+    "register_placement",
     "render_value",
     "resolve_grammar",
     "unified_diff",

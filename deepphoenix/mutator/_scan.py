@@ -21,12 +21,18 @@ ANNOTATION = re.compile(r"^#\s*deepphoenix:\s*(\S+)\s*$")
 
 @dataclass
 class Suite:
+    """A body of statements (the module's, a class's, a function's, a block's) and the
+    dotted class/function path around it (None: module level)."""
+
     scope: str | None
     body: Sequence[cst.BaseStatement]
 
 
 @dataclass
 class Annotation:
+    """A ``# deepphoenix: NAME`` comment: on its own line before `statement` (the
+    `index`-th of `suite`), or `trailing` at the end of that statement's line."""
+
     name: str
     line: int
     trailing: bool
@@ -108,7 +114,9 @@ def annotation_name(comment: cst.Comment | None) -> str | None:
 
 
 class Source:
-    """One pass of metadata over a module, and the keys of its statements (memoised)."""
+    """A parsed module as a `Locator` reads it (`text`, `module`, `where` for messages,
+    `collector.suites` and `.annotations`, `positions`): one pass of metadata over the
+    module, the keys of its statements (memoised) and line arithmetic."""
 
     def __init__(self, module: cst.Module, text: str, path: str | None,
                  expressions: bool = False) -> None:

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from deepphoenix.errors import SiteError, did_you_mean
+from deepphoenix.errors import GrammarError, SiteError, did_you_mean
 from deepphoenix.grammar import (
     PLACEMENT_RULES,
     Alternative,
     Grammar,
+    Kind,
     Placement,
+    PlacementRule,
     SiteSpec,
     Structure,
     expression_key,
@@ -33,7 +35,8 @@ from deepphoenix.mutator._bindings import Binding, select_bindings
 from deepphoenix.mutator._names import check_names
 from deepphoenix.mutator._scan import Annotation, Source, Suite, annotation_name, in_scope
 
-__all__ = ["LOCATORS", "Located", "Locator", "find_structural", "render_alternative"]
+__all__ = ["LOCATORS", "Located", "Locator", "find_structural", "register_placement",
+           "render_alternative"]
 
 _DEFINITIONS = ("ClassDef(name='{}'", "FunctionDef(name='{}'", "AsyncFunctionDef(name='{}'")
 
@@ -119,7 +122,7 @@ def _check_annotations(source: Source, grammar: Grammar) -> dict[str, Annotation
                             f"{by_name[name].line})")
         placement = spec.structure.placement
         if annotation.trailing and not PLACEMENT_RULES[placement].trailing_annotation:
-            raise SiteError(f"{at}: {name!r} is a {placement.value} site; put "
+            raise SiteError(f"{at}: {name!r} is a {placement} site; put "
                             f"'# deepphoenix: {name}' on its own line before its first "
                             "statement")
         by_name[name] = annotation
@@ -259,11 +262,24 @@ class _DefinitionLocator(Locator):
         return f"define = {spec.structure.define!r}"
 
 
-LOCATORS: dict[Placement, Locator] = {
+LOCATORS: dict[str, Locator] = {
     Placement.EXPRESSION: _ExpressionLocator(),
     Placement.STATEMENT: _StatementLocator(),
     Placement.DEFINITION: _DefinitionLocator(),
 }
+
+
+def register_placement(rule: PlacementRule, locator: Locator) -> None:
+    """Add a kind of structural site named `rule.placement`: `rule` says what its grammar
+    declaration may hold and how its alternatives are parsed, `locator` how a site of that
+    kind is found in a source and written there. Grammars loaded afterwards may use
+    ``kind = "<name>"``; call it when your package is imported. `GrammarError` if the name
+    is already a kind of site."""
+    name = str(rule.placement)
+    if name in PLACEMENT_RULES or name in {k.value for k in Kind}:
+        raise GrammarError(f"placement {name!r} is already a kind of site")
+    PLACEMENT_RULES[name] = rule
+    LOCATORS[name] = locator
 
 
 def _suites(source: Source, structure: Structure) -> list[Suite]:
@@ -477,6 +493,6 @@ def _missing(spec: SiteSpec, grammar: Grammar, where: str) -> str:
     assert structure is not None
     rule = _locator(spec).rule(spec)
     scope = f" within {structure.within!r}" if structure.within else ""
-    return (f"site {spec.name!r} of grammar {grammar.name!r} ({structure.placement.value}): "
+    return (f"site {spec.name!r} of grammar {grammar.name!r} ({structure.placement}): "
             f"{rule}{scope} matches nothing in {where} (fix the grammar, annotate the site "
             f"with '# deepphoenix: {spec.name}', or make it optional = true)")
