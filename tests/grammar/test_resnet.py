@@ -15,7 +15,6 @@ import torch
 from deepphoenix.errors import EditError
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import Program, parse_program
-from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import RandomProposer
 
 FILE = Path(__file__).parent / "files" / "resnet_cifar_style.py"
@@ -57,12 +56,11 @@ def test_reads_the_stem_the_stages_and_the_model_line() -> None:
     assert "width4" not in {s.name for s in program.proposable}
 
 
-def test_the_last_stage_is_read_only_and_bounds_the_others() -> None:
+def test_the_last_stage_is_read_only() -> None:
     program = _program()
-    assert program.apply({"width3": 256}).outcome is Outcome.INVARIANT
-    assert program.apply({"stem": 136}).outcome is Outcome.INVARIANT
     with pytest.raises(EditError, match="fixed"):
         program.apply({"width4": 256})
+    assert program.apply({"width3": 256}).ok  # the others may pass it: any width builds
 
 
 def test_the_stem_follows_its_width_and_kernel() -> None:
