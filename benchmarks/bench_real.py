@@ -30,7 +30,7 @@ what the cap cost (candidates evaluated over it, candidates checked out before
 evaluation, redraws, slots lost), the seconds to the first proposal and the median wall.
 
     python benchmarks/bench_real.py --nanogpt PATH --resnet PATH \\
-        --seeds 500 501 502 503 504 --out benchmarks/real.jsonl
+        --seeds 731 732 733 734 735 --out benchmarks/real.jsonl
 
 PATH is the fetched file, a checkout of its repository, or the repository's git
 directory (read at HEAD). The fetched files are never committed; each result records the
@@ -53,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,10 +245,14 @@ def run_once(task: Task, source: Path, proposer: str, arm: str, seed: int, cap: 
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
                                  capture_output=True, text=True, check=False).stdout.strip(),
         "command": " ".join(command[1:]), "load": round(os.getloadavg()[0], 2)}
+    began = time.monotonic()
     try:
         summary, wall = run_deepphoenix(command, run_dir)
     except SystemExit as failed:  # recorded, so the report shows it and the rest goes on
-        return {**record, "error": str(failed)[-600:]}
+        # "COMMAND failed (RC): STDERR": the command is in the record already
+        code, _, stderr = str(failed).split(" failed (", 1)[-1].partition("): ")
+        return {**record, "error": f"exit {code}: {stderr[-600:]}",
+                "wall": round(time.monotonic() - began, 2)}
     with sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True) as db:
         statuses = dict(db.execute("select status, count(*) from variants where scored_at "
                                    "is not null group by status").fetchall())
@@ -257,12 +262,14 @@ def run_once(task: Task, source: Path, proposer: str, arm: str, seed: int, cap: 
                              .fetchone()[0])
         first = db.execute("select min(created_at) from attempts").fetchone()[0]
         counts = cap_counts(db)
+        outcomes = dict(db.execute("select outcome, count(*) from attempts group by outcome")
+                        .fetchall())
     seconds = [s for s in seconds if s is not None]
     return {**record, "wall": round(wall, 2), "best": summary["best_score"],
             "seed_score": summary["seed_score"], "best_params": summary["best_params"],
             "seed_params": summary["seed_params"], "evaluations": sum(statuses.values()),
             "scored": statuses.get("scored", 0), "failed": statuses.get("failed", 0),
-            "rejected": statuses.get("rejected", 0), **counts,
+            "rejected": statuses.get("rejected", 0), **counts, "outcomes": outcomes,
             "eval_seconds": round(statistics.median(seconds), 2) if seconds else None,
             "first_proposal": round(float(first) - float(created), 1) if first else None,
             "load_end": round(os.getloadavg()[0], 2)}
@@ -296,12 +303,14 @@ def report(results: list[dict[str, Any]]) -> str:
                    for r in runs}
         lines += [f"### {task}: run seeds {', '.join(map(str, seeds))}, "
                   f"{' and '.join(sorted(budgets))} evaluations, "
-                  f"cap {', '.join(f'{c:,}' for c in sorted(caps)) or '-'} parameters", "",
+                  + (f"cap {', '.join(f'{c:,}' for c in sorted(caps))} parameters" if caps
+                     else "no cap"), "",
                   "| proposer | `--max-params` | runs | median best | range | seeds better "
                   f"than {' / '.join(VERSUS)} | median params of best | evaluations scored "
-                  "/ failed (median) | over the cap: evaluated / checked out / redraws / "
-                  "slots lost (sum) | first proposal after (median) | median wall (process) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "/ failed (median) | proposals out of domain / otherwise refused (sum) "
+                  "| over the cap: evaluated / checked out / redraws / slots lost (sum) "
+                  "| first proposal after (median) | median wall (process) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for arm in ARMS:
             for proposer in PROPOSERS:
                 mine = sorted((r for r in done if r["proposer"] == proposer
@@ -318,6 +327,10 @@ def report(results: list[dict[str, Any]]) -> str:
                     paired = [r for r in mine if r["seed"] in theirs and r["best"] is not None]
                     wins.append(f"{sum(r['best'] < theirs[r['seed']] for r in paired)}"
                                 f"/{len(paired)}")
+                outcomes = [r.get("outcomes", {}) for r in mine]
+                domain = sum(o.get("out-of-domain", 0) for o in outcomes)
+                invalid = sum(n for o in outcomes for k, n in o.items()
+                              if k not in ("ok", "out-of-domain"))
                 cost = " / ".join(str(sum(r[k] for r in mine)) for k in (
                     "over_cap_evaluated", "checked_out", "redraws", "slots_lost"))
                 lines.append(
@@ -327,7 +340,7 @@ def report(results: list[dict[str, Any]]) -> str:
                     f"{' · '.join(wins) if proposer not in VERSUS else '-'} | "
                     f"{_params([r['best_params'] for r in mine])} | "
                     f"{_median([r['scored'] for r in mine])} / "
-                    f"{_median([r['failed'] for r in mine])} | "
+                    f"{_median([r['failed'] for r in mine])} | {domain} / {invalid} | "
                     f"{cost if arm == 'capped' else '-'} | "
                     f"{_median([r['first_proposal'] for r in mine], 0, ' s')} | "
                     f"{_median([r['wall'] for r in mine], 0, ' s')} |")
@@ -349,8 +362,9 @@ def report(results: list[dict[str, Any]]) -> str:
         errors = [r for r in runs if "error" in r]
         if errors:
             lines += ["", "Runs that did not finish:", ""]
-            lines += [f"- {r['proposer']} {r['arm']} seed {r['seed']}: "
-                      f"{r['error'].splitlines()[-1][-300:]}" for r in errors]
+            lines += [f"- {r['proposer']} {r['arm']} seed {r['seed']}"
+                      + (f", after {r['wall']:.0f} s" if r.get("wall") else "")
+                      + f": {r['error'].splitlines()[-1][-300:]}" for r in errors]
         timed = [r["eval_seconds"] for r in done if r.get("eval_seconds") is not None]
         if timed:
             lines += ["", f"One evaluation inside a worker: median {_median(timed, 1, ' s')} "
@@ -368,7 +382,7 @@ def main() -> None:
     parser.add_argument("--resnet", type=Path, default=None,
                         help="pytorch-cifar's models/resnet.py, a checkout, or its git "
                              "directory")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[500, 501, 502, 503, 504])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[731, 732, 733, 734, 735])
     parser.add_argument("--proposers", nargs="+", choices=PROPOSERS, default=list(PROPOSERS))
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
                         help="free: no cap; capped: --max-params at the seed's own count")
