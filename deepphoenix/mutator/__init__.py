@@ -4,7 +4,19 @@ canonically, diff and ground untrusted text. It never writes a user's file and n
 imports torch."""
 
 from deepphoenix.mutator._bindings import Binding, collect_bindings
-from deepphoenix.mutator._bundle import Bundle, BundleMutation, BundleVariant, parse_bundle
+from deepphoenix.mutator._bundle import (
+    BUNDLE_HEADER,
+    Bundle,
+    BundleMutation,
+    BundleVariant,
+    bundle_diff,
+    bundle_hash,
+    bundle_text,
+    is_bundle_text,
+    parse_bundle,
+    parse_candidate,
+    split_bundle,
+)
 from deepphoenix.mutator._diff import Diff, diff_programs, diff_text, unified_diff
 from deepphoenix.mutator._ground import (
     TargetFormat,
@@ -30,6 +42,7 @@ from deepphoenix.mutator._resolve import resolve_grammar
 from deepphoenix.mutator._source import parse_module, read_source
 
 __all__ = [
+    "BUNDLE_HEADER",
     "GROUPS",
     "HASH_LENGTH",
     "Binding",
@@ -45,6 +58,9 @@ __all__ = [
     "Skipped",
     "TargetFormat",
     "Variant",
+    "bundle_diff",
+    "bundle_hash",
+    "bundle_text",
     "canonical_hash",
     "collect_bindings",
     "diff_programs",
@@ -55,7 +71,9 @@ __all__ = [
     "infer",
     "infer_grammar",
     "infer_spec",
+    "is_bundle_text",
     "parse_bundle",
+    "parse_candidate",
     "parse_edit_script",
     "parse_module",
     "parse_program",
@@ -64,5 +82,6 @@ __all__ = [
     "read_source",
     "render_value",
     "resolve_grammar",
+    "split_bundle",
     "unified_diff",
 ]
