@@ -125,6 +125,16 @@ def _per_file(spec: SiteSpec) -> SiteSpec:
                    moves_with=(), mutable=True)
 
 
+def _read(text: str, local: Grammar, path: str) -> Program:
+    try:
+        return Program(text, local, path=path)
+    except SiteError as exc:
+        if not str(exc).startswith(f"grammar {local.name!r} finds no sites"):
+            raise
+        raise SiteError(f"grammar {local.name!r} binds no site in {path}: each file of a "
+                        "bundle (--with) holds at least one of its sites") from None
+
+
 class Bundle:
     """Several sources read with one grammar. Immutable; create with `parse_bundle`.
 
@@ -145,7 +155,7 @@ class Bundle:
         local = Grammar(grammar.name, tuple(_per_file(s) for s in grammar.sites
                                             if not s.hidden))
         self.grammar = grammar
-        self.programs = tuple(Program(text, local, path=path) for path, text in files)
+        self.programs = tuple(_read(text, local, path) for path, text in files)
         owners: dict[str, int] = {}
         values: dict[str, Value] = {s.name: s.default for s in grammar.sites
                                     if s.default is not None}
