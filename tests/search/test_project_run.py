@@ -5,6 +5,7 @@ resume over bundles, and bad input refused in one line before anything runs."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -211,3 +212,49 @@ def test_a_command_that_never_prints_a_match_fails_in_one_line(tmp_path: Path) -
     with RunStore.open(tmp_path / "run") as store:
         (seed,) = store.variants()
     assert seed.status == "failed" and seed.metrics["exit_code"] == 0
+
+
+def _sentences(count: int) -> str:
+    """A small text for a character-level model (written here: nothing is downloaded)."""
+    who, does, what = ("the cat", "a dog", "my friend", "the old man"), (
+        "sees", "finds", "likes", "walks past"), ("the river", "a red ball", "the house")
+    return "".join(f"{who[i % 4]} {does[i * 7 % 4]} {what[i * 5 % 3]}.\n"
+                   for i in range(count))
+
+
+@pytest.mark.slow
+def test_the_nanogpt_walk_through(tmp_path: Path) -> None:
+    """The README's walk-through on the project's own nanoGPT-style files: a data set
+    prepared from a local input.txt, structural sites in model.py and sizes, learning rate
+    and dropout in a config, the training command as the objective, the best bundle
+    written out and run again with the same command."""
+    project = tmp_path / "nanogpt"
+    (project / "data" / "tiny").mkdir(parents=True)
+    (project / "config").mkdir()
+    shutil.copy(GRAMMAR_FILES / "nanogpt_model.py", project / "model.py")
+    shutil.copy(GRAMMAR_FILES / "nanogpt_train_cpu.py", project / "train.py")
+    shutil.copy(GRAMMAR_FILES / "nanogpt_prepare.py", project / "data" / "tiny" / "prepare.py")
+    (project / "data" / "tiny" / "input.txt").write_text(_sentences(3000))
+    subprocess.run([sys.executable, "data/tiny/prepare.py"], cwd=project, check=True)
+    (project / "config" / "train_tiny.py").write_text(
+        "n_layer = 1\nn_head = 2\nn_embd = 64\nblock_size = 64\ndropout = 0.0\n"
+        "learning_rate = 3e-3\n")
+    command = "cmd:python train.py config/train_tiny.py --max_iters=10"
+    run_dir = tmp_path / "runs" / "walk"
+    result = CliRunner().invoke(cli, [
+        "run", "--source", str(project / "model.py"), "--with",
+        str(project / "config" / "train_tiny.py"), "--grammar", "nanogpt", "--objective",
+        command, "--metric", r"val loss ([0-9.]+)", "--proposer", "random", "--episodes", "1",
+        "--batches", "1", "--candidates", "2", "--workers", "1", "--threads", "1",
+        "--timeout", "600", "--run-dir", str(run_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["evaluations"] == 3 and summary["best_score"] <= summary["seed_score"]
+    best = tmp_path / "best"
+    assert CliRunner().invoke(cli, ["lineage", "best", str(run_dir), "--out", str(best)]
+                              ).exit_code == 0
+    shutil.copytree(best, project, dirs_exist_ok=True)  # the best bundle, in place
+    ran = subprocess.run([sys.executable, *command.removeprefix("cmd:python ").split()],
+                         cwd=project, capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert ran.stdout.splitlines()[-1].endswith(f"val loss {summary['best_score']:.4f}")
