@@ -63,7 +63,7 @@ class _RunDisplay:
         self.batch = 0
         self.scored = 0
         self.best: float | None = None
-        self.objective = config.objective
+        self.objective = _label(config.objective)
         self._last_step = 0
         self.eta = EtaEstimate(config.episodes, config.batches, trains_each_episode=(
             config.proposer == "t5" and config.proposer_source_spec() is None))
@@ -84,7 +84,7 @@ class _RunDisplay:
         self.reporter.event(event.kind, **{k: v for k, v in f.items() if k != "config"})
         kind = event.kind
         if kind == "run":
-            self.objective = f["objective"]
+            self.objective = _label(f["objective"])
             self.reporter.line(f"run directory: {_shown(f['run_dir'])}"
                                + (" (resuming)" if f["resumed"] else ""))
             self.reporter.line(f"objective: {f['objective']} ({f['direction']})")
@@ -144,6 +144,12 @@ class _RunDisplay:
             score = format_score(f["score"]) if f["score"] is not None else "-"
             self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} "
                                f"{self.objective} {score}")
+
+
+def _label(objective: str) -> str:
+    """How a score is named in progress lines: a command objective's command is long
+    (`run` prints it once, with the objective)."""
+    return "score" if is_command(objective) else objective
 
 
 def _score_line(objective: str, score: float | None, params: int | None) -> str:
@@ -367,7 +373,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
                                "plots": [str(p) for p in plots]}))
         return
-    best = _score_line(summary.objective, summary.best_score, summary.best_params)
+    best = _score_line(_label(summary.objective), summary.best_score, summary.best_params)
     seed = _score_line("seed", summary.seed_score, summary.seed_params)
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
                f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})")

@@ -258,3 +258,41 @@ def test_the_nanogpt_walk_through(tmp_path: Path) -> None:
                          cwd=project, capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert ran.stdout.splitlines()[-1].endswith(f"val loss {summary['best_score']:.4f}")
+
+
+SCORE = '''\
+def evaluate(program, ctx):
+    """The model file is the program; the config is read from the candidate's workspace."""
+    names = {}
+    exec((ctx.workdir / "config" / "train_small.py").read_text(), names)
+    assert (ctx.workdir / "train.py").exists() and not (ctx.workdir / ".git").exists()
+    return names["n_layer"] * 10 + program["GPTConfig"]().block_size / 64
+'''
+
+
+def test_a_python_objective_finds_the_candidates_files_in_its_workdir(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "nanogpt")
+    (tmp_path / "score.py").write_text(SCORE)
+    args = [a if a != COMMAND else f"{tmp_path / 'score.py'}:evaluate"
+            for a in run_args(project) if a not in ("--metric", METRIC)]
+    result = CliRunner().invoke(cli, [*args, "--run-dir", str(tmp_path / "run")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with RunStore.open(tmp_path / "run") as store:
+        variants = store.variants()
+    assert all(v.status == "scored" for v in variants)
+    for v in variants:  # each candidate's own files, not the project's
+        assert v.score == v.values["n_layer"] * 10 + v.values["block_size"] / 64
+
+
+def test_a_resume_needs_the_project_it_ran_in(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "nanogpt")
+    plan = deepphoenix.study.plan_search(
+        project / "model.py", objective=COMMAND, metric=METRIC, grammar="nanogpt",
+        proposer="random", with_sources=[str(project / "config" / "train_small.py")])
+    plan.start(tmp_path / "run").close()
+    assert plan.config.project == str(project.resolve())  # stored absolute
+    project.rename(tmp_path / "moved")
+    result = CliRunner().invoke(cli, ["run", "--run-dir", str(tmp_path / "run"), "--resume"])
+    assert result.exit_code == 1 and "the run's project" in result.stderr
+    assert "is gone" in result.stderr and len(result.stderr.strip().splitlines()) == 1
