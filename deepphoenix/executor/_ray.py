@@ -206,9 +206,13 @@ _NOT_SHIPPED = frozenset({".git"})  # folders a shipped input leaves behind
 
 
 def _files(folder: Path) -> list[Path]:
-    """The files of `folder` to ship, ``.git`` left out."""
-    return [p for p in sorted(folder.rglob("*")) if p.is_file()
-            and not _NOT_SHIPPED.intersection(p.relative_to(folder).parts)]
+    """The files of `folder` to ship, ``.git`` left out (not even walked: a project's
+    history can hold tens of thousands of files)."""
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in _NOT_SHIPPED]
+        found += [p for p in (Path(root) / n for n in names) if p.is_file()]
+    return sorted(found)
 
 
 def _read_bundle(folder: Path) -> Bundle:

@@ -72,7 +72,8 @@ for arg in sys.argv[1:]:
 config = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout)
 print(f"parameters {parameters(config)}; workspace: git {os.path.exists('.git')}, data "
       f"linked {os.path.islink('data/train.bin')}, threads {os.environ.get('OMP_NUM_THREADS')}")
-print(f"data at {os.path.realpath('data/train.bin')}")
+print(f"data at {os.path.realpath('data/train.bin')}: "
+      f"{len(open('data/train.bin', 'rb').read())} bytes read")
 base = (abs(math.log10(learning_rate) + 2.7) + abs(n_layer - 3) / 4
         + abs(math.log2(n_embd / 192)) / 2 + dropout + (0.05 if config.bias else 0.0)
         + 6.4 / config.block_size)

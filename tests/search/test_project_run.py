@@ -70,6 +70,7 @@ def test_a_model_file_and_its_config_are_one_candidate(project_run) -> None:  # 
     assert variants[0].score == seed["reports"][-1][1]
     # the workspace: no .git, the big file linked, one thread, the project untouched
     assert "git False, data linked True, threads 1" in seed["output_tail"]
+    assert f": {2 << 20} bytes read" in seed["output_tail"]  # readable through the link
     assert not (project / "out-small").exists()
 
 
