@@ -52,6 +52,7 @@ _PYTHONS = ("python", "python3")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "DEEPPHOENIX_THREADS")
 _TAIL_LINES = 20
+_POLL = 0.5  # seconds of silence after which an exited command's output is done
 _LINE_LIMIT = 4096  # characters of one output line kept (a progress bar without newlines)
 _METRIC_HINT = ("a regular expression with one group, the value (e.g. 'val loss "
                 "([0-9.]+)'), or json:PATH:KEY")
@@ -251,7 +252,10 @@ def _pump(proc: subprocess.Popen[bytes], take: Callable[[str], None], deadline: 
             if wait is not None and wait <= 0:
                 timed_out = True
                 break
-            for key, _ in selector.select(timeout=wait):
+            ready = selector.select(timeout=_POLL if wait is None else min(wait, _POLL))
+            if not ready and proc.poll() is not None:
+                break  # it exited; a process it left behind holds the pipes open
+            for key, _ in ready:
                 fd = key.fileobj.fileno()  # type: ignore[union-attr]
                 chunk = os.read(fd, 65536)
                 if not chunk:
@@ -269,9 +273,9 @@ def _pump(proc: subprocess.Popen[bytes], take: Callable[[str], None], deadline: 
                 break
     finally:
         selector.close()
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        # The command's process group: itself if it still runs, and whatever it left.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         for stream in (proc.stdout, proc.stderr):
             stream.close()

@@ -154,3 +154,13 @@ def test_a_workspace_is_the_project_with_the_candidates_files(tmp_path: Path) ->
     assert (into / "alias.py").read_text() == "# ours\n"  # a link inside stays inside
     with pytest.raises(OSError, match="must stay inside"):
         build_workspace(tmp_path / "ws", project, {"../evil.py": ""}, link_bytes=1024)
+
+
+def test_a_process_left_behind_does_not_hold_the_score(tmp_path: Path) -> None:
+    began = time.monotonic()
+    score, metrics = _run(tmp_path, """
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # keeps the pipes
+print("val loss 0.25", flush=True)
+""", timeout=20.0)
+    assert score == 0.25 and metrics["exit_code"] == 0 and time.monotonic() - began < 10
