@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from deepphoenix.cli._common import SummaryGroup, echo_json, fail, json_option
-from deepphoenix.errors import RunDirError
+from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import format_value
 from deepphoenix.lineage import (
     FORMATS,
@@ -124,9 +124,22 @@ def show(run_dir: Path, as_json: bool) -> None:
 
 @lineage.command("best")
 @click.argument("run_dir", type=RUN_DIR)
-def best(run_dir: Path) -> None:
-    """Print the best source found so far, rendered from the seed and its recorded edits."""
-    click.echo(load(run_dir).best.source, nl=False)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Write every file of the best candidate into DIR, at its "
+              "path (a run over several files needs it).")
+@click.option("--force", is_flag=True, help="Overwrite files already in --out.")
+def best(run_dir: Path, out: Path | None, force: bool) -> None:
+    """Print the best source found so far, rendered from the seed and its recorded edits;
+    or, with --out, write each of its files there."""
+    found = load(run_dir).best
+    if out is not None:
+        for path in found.write(out, force=force):
+            click.echo(str(path))
+        return
+    if len(found.files) > 1:
+        raise ConfigError(f"{run_dir}: the best candidate is {len(found.files)} files "
+                          f"({', '.join(found.files)}); write them with --out DIR")
+    click.echo(found.source, nl=False)
 
 
 @lineage.command("verify")

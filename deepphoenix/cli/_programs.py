@@ -133,14 +133,14 @@ def _mutate_bundle(bundle: Bundle, count: int, seed: int, max_edits: int,
         if not edits:
             continue
         result = bundle.apply(edits)
-        if not result.ok or result.variant is None or result.variant.sources in seen:
+        if not result.ok or result.variant is None or result.variant.files in seen:
             continue
-        seen.add(result.variant.sources)
+        seen.add(result.variant.files)
         variant = result.variant
         changes = ", ".join(str(e) for e in variant.changes)
-        changed = {p: t for p, t in variant.sources if t != originals[p]}
+        changed = {p: t for p, t in variant.files if t != originals[p]}
         if out_dir is not None:
-            for path, text in variant.sources:
+            for path, text in variant.files:
                 write_text_atomic(out_dir / str(len(records) + 1) / Path(path).name, text)
         elif not as_json:
             for path, text in changed.items():

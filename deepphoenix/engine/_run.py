@@ -15,12 +15,13 @@ from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, RunConfig
 from deepphoenix.engine._data import RunData, prepare_run_data
 from deepphoenix.engine._loop import Event, SearchLoop
-from deepphoenix.engine._render import render_source
+from deepphoenix.engine._render import render_files, render_source
 from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.engine._strategy import get_strategy
 from deepphoenix.errors import ConfigError
 from deepphoenix.evaluator import EvalSettings, Evaluator, evaluation_preload
 from deepphoenix.executor import ExecutorSettings, get_executor
+from deepphoenix.mutator import Bundle
 from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
     ProposerContext,
@@ -31,7 +32,7 @@ from deepphoenix.proposers import (
 )
 from deepphoenix.sandbox import WorkerSettings, confinement
 from deepphoenix.store import RunStore
-from deepphoenix.store_io import write_text_atomic
+from deepphoenix.store_io import write_text_atomic, write_tree
 
 __all__ = ["Run", "RunSummary"]
 
@@ -204,16 +205,23 @@ class Run:
             samples=c.fewshot_samples,
             heldout=c.heldout_samples if objective.name == "val-loss" else 0,
             batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
-            seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params)
+            seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params,
+            project=self.dir.project,
+            path=self.dir.paths[0] if len(self.dir.paths) == 1 else None,
+            link_bytes=int(c.link_over_mb * 2**20))
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, best: str, seconds: float) -> RunSummary:
         best_row = self.store.variant(best)
         seed_row = self.store.variant(self.dir.seed_program.hash)
         assert best_row is not None and seed_row is not None
-        best_path = self.run_dir / "best.py"
         # Rendered from the seed and the recorded values, never the stored text.
-        write_text_atomic(best_path, render_source(self.dir.seed_program, best_row))
+        if isinstance(self.dir.seed_program, Bundle):  # every file, at its path
+            best_path = self.run_dir / "best"
+            write_tree(best_path, render_files(self.dir.seed_program, best_row))
+        else:
+            best_path = self.run_dir / "best.py"
+            write_text_atomic(best_path, render_source(self.dir.seed_program, best_row))
         objective = self.dir.objective
         summary = RunSummary(
             run_dir=self.run_dir, objective=objective.name,

@@ -23,8 +23,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from deepphoenix.errors import ConfigError
+from deepphoenix.errors import ConfigError, SourceError
 from deepphoenix.executor import Executor, Submission
+from deepphoenix.mutator import split_bundle
 from deepphoenix.objectives import ObjectiveSpec
 from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
 
@@ -94,6 +95,11 @@ class EvalSettings:
     seed: int = 0  # the same for every candidate: they differ only in their code
     timeout: float = 600.0  # seconds per candidate, build to last step
     max_params: int | None = None  # a candidate above it is rejected before it trains
+    # A run over a project: its folder, the path of a single-file candidate in it (a
+    # bundle's text names its own), and the size over which its files are linked.
+    project: Path | None = None
+    path: str | None = None
+    link_bytes: int = 1 << 20
 
     def validate(self) -> None:
         for name in ("samples", "batch_size"):
@@ -117,21 +123,36 @@ class EvalSettings:
         same), or `resource` reported steps for a user objective (``ctx.should_stop()``)."""
         builtin = self.objective.uses_task  # self-replication's budget is in steps
         samples = resource if builtin and resource is not None else self.samples
+        files = split_bundle(source)
+        if files is not None:  # several files: the program executed is the first
+            source = files[0][1]
+        elif self.path is not None:
+            files = ((self.path, source),)
         return EvalJob(source=source, objective=self.objective.to_dict(), task=self.task,
                        rows=str(Path(self.rows).resolve()) if self.rows else "",
                        vocab_size=self.vocab_size, samples=samples,
                        heldout=self.heldout, batch_size=self.batch_size, lr=self.lr,
                        weight_decay=self.weight_decay, seed=self.seed,
                        max_params=self.max_params, timeout=self.timeout,
-                       stop_step=None if builtin else resource)
+                       stop_step=None if builtin else resource,
+                       project=str(self.project) if self.project is not None else "",
+                       files=dict(files or ()), link_bytes=self.link_bytes)
 
 
 def static_check(hash_: str, source: str) -> EvalResult | None:
-    """The millisecond stage: the candidate compiles as this Python (never run here)."""
+    """The millisecond stage: the candidate compiles as this Python (never run here); a
+    bundle's every file does."""
     try:
-        compile(source, "<candidate>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        return EvalResult(hash_, EvalStatus.REJECTED, "static", f"does not compile: {exc}")
+        files = split_bundle(source) or (("", source),)
+    except SourceError as exc:
+        return EvalResult(hash_, EvalStatus.REJECTED, "static", str(exc))
+    for path, text in files:
+        try:
+            compile(text, path or "<candidate>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            where = f"{path} " if path else ""
+            return EvalResult(hash_, EvalStatus.REJECTED, "static",
+                              f"{where}does not compile: {exc}")
     return None
 
 

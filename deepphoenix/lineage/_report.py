@@ -32,7 +32,7 @@ from deepphoenix.lineage._layout import layout_lineage
 from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import best_so_far, failure_counts
-from deepphoenix.mutator import unified_diff
+from deepphoenix.mutator import bundle_diff
 from deepphoenix.objectives import Direction
 from deepphoenix.scores import format_score
 from deepphoenix.store import RunStore, VariantRow
@@ -306,7 +306,7 @@ def _node_details(graph: nx.MultiDiGraph, node: str, data: dict[str, Any],
     parent_source = graph.nodes[parent].get("source") if parent in graph else None
     diff = ""
     if text is not None and parent_source is not None:
-        diff = unified_diff(parent_source, str(text), f"a/{parent}", f"b/{node}")
+        diff = bundle_diff(parent_source, str(text), f"a/{parent}", f"b/{node}")
     return {
         "hash": node, "kind": data.get("kind"), "status": data.get("status"),
         "score": data.get("score"), "params": data.get("params"), "parent": parent,

@@ -4,7 +4,19 @@ canonically, diff and ground untrusted text. It never writes a user's file and n
 imports torch."""
 
 from deepphoenix.mutator._bindings import Binding, collect_bindings
-from deepphoenix.mutator._bundle import Bundle, BundleMutation, BundleVariant, parse_bundle
+from deepphoenix.mutator._bundle import (
+    BUNDLE_HEADER,
+    Bundle,
+    BundleMutation,
+    BundleVariant,
+    bundle_diff,
+    bundle_hash,
+    bundle_text,
+    is_bundle_text,
+    parse_bundle,
+    parse_candidate,
+    split_bundle,
+)
 from deepphoenix.mutator._diff import Diff, diff_programs, diff_text, unified_diff
 from deepphoenix.mutator._ground import (
     TargetFormat,
@@ -32,6 +44,7 @@ from deepphoenix.mutator._source import parse_module, read_source
 from deepphoenix.mutator._structure import Located, Locator, register_placement
 
 __all__ = [
+    "BUNDLE_HEADER",
     "GROUPS",
     "HASH_LENGTH",
     "Annotation",
@@ -52,6 +65,9 @@ __all__ = [
     "Suite",
     "TargetFormat",
     "Variant",
+    "bundle_diff",
+    "bundle_hash",
+    "bundle_text",
     "canonical_hash",
     "collect_bindings",
     "diff_programs",
@@ -62,7 +78,9 @@ __all__ = [
     "infer",
     "infer_grammar",
     "infer_spec",
+    "is_bundle_text",
     "parse_bundle",
+    "parse_candidate",
     "parse_edit_script",
     "parse_module",
     "parse_program",
@@ -72,5 +90,6 @@ __all__ = [
     "register_placement",
     "render_value",
     "resolve_grammar",
+    "split_bundle",
     "unified_diff",
 ]

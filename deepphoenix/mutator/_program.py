@@ -133,28 +133,39 @@ class Edit:
 @dataclass(frozen=True, slots=True)
 class Variant:
     """A program produced by edits: its text, canonical hash, all site values, and the
-    sites that differ from its parent (derived ones included)."""
+    sites that differ from its parent (derived ones included). A variant of a bundle of
+    several files (`Bundle`) also lists each file's text, in bundle order, in `files`;
+    its `source` is then the bundle's text (`bundle_text`)."""
 
     source: str
     hash: str
     values: tuple[tuple[str, Value], ...]
     changes: tuple[Edit, ...]
     parent: str
+    files: tuple[tuple[str, str], ...] = ()  # a bundle's (path, text) pairs
 
     def value(self, site: str) -> Value:
         return dict(self.values)[site]
 
+    def file(self, path: str) -> str:
+        """The text of one file of a bundle's variant."""
+        return dict(self.files)[path]
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "hash": self.hash, "parent": self.parent, "source": self.source,
             "values": dict(self.values), "changes": [e.to_dict() for e in self.changes],
         }
+        if self.files:
+            data["files"] = dict(self.files)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Variant:
         return cls(
             source=data["source"], hash=data["hash"], values=tuple(data["values"].items()),
             changes=tuple(Edit.from_dict(e) for e in data["changes"]), parent=data["parent"],
+            files=tuple((str(k), str(v)) for k, v in (data.get("files") or {}).items()),
         )
 
 

@@ -109,10 +109,13 @@ def as_job(job: Job | str, args: Mapping[str, Any] | None = None) -> Job:
 
 @dataclass(frozen=True, slots=True)
 class EvalJob(Job):
-    """Score one candidate under the run's objective (`evaluator._jobs.evaluate_job`)."""
+    """Score one candidate under the run's objective (`evaluator._jobs.evaluate_job`). A
+    run over a project also names the project folder (read only: the candidate's
+    workspace is made from it) and the candidate's files, by their paths in it."""
 
     KIND: ClassVar[str] = "evaluate"
     INPUT_FILES: ClassVar[tuple[str, ...]] = ("rows",)
+    INPUT_FOLDERS: ClassVar[tuple[str, ...]] = ("project",)
 
     source: str
     objective: dict[str, Any]  # ObjectiveSpec.to_dict()
@@ -128,6 +131,9 @@ class EvalJob(Job):
     max_params: int | None = None
     timeout: float | None = None  # the hard limit: a data-free built-in stops at 3/4 of it
     stop_step: int | None = None  # user objectives: ctx.should_stop() from this step on
+    project: str = ""  # the project folder a candidate's workspace is made from ("": none)
+    files: dict[str, str] = field(default_factory=dict)  # the candidate's files, by path
+    link_bytes: int = 1 << 20  # project files over this size are linked, never copied
 
 
 @dataclass(frozen=True, slots=True)
