@@ -1,7 +1,8 @@
 """Sources rendered from what a run trusts: its seed and the site values recorded for each
 variant (the trusted parent plus grounded edits), never a stored text that something
 could have rewritten. `best.py`, `run_best.py` and `deepphoenix lineage best` come from
-here; `verify_run` re-renders every stored source and hash and lists what does not match.
+here; `verify_run` re-renders every stored source and hash, checks every stored score
+against the database's own records, and lists what does not match.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ __all__ = ["Mismatch", "render_source", "stored_seed", "verify_run"]
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
-    """A stored variant whose source or hash is not what its seed and values render."""
+    """A stored variant whose source or hash is not what its seed and values render
+    (`kind` "source"), or whose score the database's own records contradict ("score",
+    `engine._rescore.score_mismatches`)."""
 
     hash: str
     reason: str
+    kind: str = "source"
 
 
 def stored_seed(store: RunStore) -> Program:
@@ -57,7 +61,11 @@ def render_source(seed: Program, row: VariantRow) -> str:
 
 
 def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
-    """Re-render every stored variant: (how many were checked, the mismatches)."""
+    """Re-render every stored variant, and check every stored score against the
+    database's own records (`engine._rescore.score_mismatches`): (how many variants were
+    checked, the mismatches)."""
+    from deepphoenix.engine._rescore import score_mismatches
+
     seed = stored_seed(store)
     found: list[Mismatch] = []
     rows = store.variants()
@@ -72,4 +80,4 @@ def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
         elif source != row.source:
             found.append(Mismatch(row.hash, "its stored source differs from the one its "
                                   "values render"))
-    return len(rows), found
+    return len(rows), found + score_mismatches(store)[1]

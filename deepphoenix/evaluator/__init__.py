@@ -8,9 +8,10 @@ from deepphoenix.evaluator._evaluator import (
     EvalSettings,
     EvalStatus,
     Evaluator,
+    inconsistency,
     static_check,
 )
 from deepphoenix.evaluator._preload import TORCH_PRELOAD, evaluation_preload
 
 __all__ = ["TORCH_PRELOAD", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
-           "evaluation_preload", "static_check"]
+           "evaluation_preload", "inconsistency", "static_check"]
