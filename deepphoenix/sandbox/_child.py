@@ -643,12 +643,7 @@ def serve(table: JobTable) -> None:
         # a Python frame, torch's and OpenMP's, are not counted.)
         reply["stray_threads"] = len(_python_threads() - known_threads)
         os.chdir(workspace)  # a job that changed directory does not move the next one
-        if isolated:
-            _clean_after(workspace, list(settings.get("scratch", [])))
-            if modules:
-                _warm(modules, warmable)
-                gc.freeze()
-        else:
+        if not isolated:
             gc.collect()
         try:
             channel.send(reply)
@@ -657,3 +652,8 @@ def serve(table: JobTable) -> None:
             channel.send({"type": "result", "ok": False, "kind": "exception",
                           "error": f"the job's value cannot be sent: {error}",
                           "traceback": trace, "seconds": reply["seconds"]})
+        if isolated:  # after the reply (the parent goes on meanwhile), before the next job
+            _clean_after(workspace, list(settings.get("scratch", [])))
+            if modules:
+                _warm(modules, warmable)
+                gc.freeze()

@@ -533,6 +533,7 @@ class Worker:
                 if on_progress is not None:
                     on_progress(message)
                 continue
+            self._in_own_process = False  # its process has ended
             return self._result(message, began)
 
     def _read(self, reader: FrameReader, deadline: float | None) -> bytes | None:
