@@ -401,6 +401,26 @@ def test_diffs_show_control_characters_of_the_files_as_escapes(tmp_path: Path) -
     assert "\\x1b]0;pwned\\x07" in mutated.output
 
 
+def test_the_reports_text_fields_show_control_characters_as_escapes() -> None:
+    """The HTML report's failure reason, edits and diff: a candidate's control characters
+    are shown as escapes there too (a browser would show nothing, or reorder the text)."""
+    import networkx as nx
+
+    from deepphoenix.lineage._report import _node_details
+
+    graph = nx.MultiDiGraph()
+    graph.add_node("p", kind="variant", source="width = 3\n")
+    data = {"kind": "variant", "status": "failed", "stage": "build", "reason": HOSTILE_TEXT,
+            "source": f"width = 4\n# {HOSTILE_TEXT}\n"}
+    graph.add_node("c", **data)
+    details = _node_details(graph, "c", data, "p", [{"site": "name", "value": HOSTILE_TEXT}],
+                            (1, 1))
+    shown = repr(details)
+    for raw in ("\x1b", "\u202e"):
+        assert all(raw not in str(value) for value in details.values()), shown
+    assert "\\x1b]0;pwned" in details["reason"] and "\\x1b]0;pwned" in details["diff"]
+
+
 # -- row 8: the reason of a SIGKILL without bubblewrap -------------------------------------
 @pytest.mark.parametrize("isolated", [False, True])
 def test_a_worker_killed_by_sigkill_says_so_without_namespaces(isolated: bool) -> None:
