@@ -13,6 +13,7 @@ from deepphoenix.cli._common import (
     grammar_option,
     json_option,
     load_program,
+    shown,
 )
 from deepphoenix.errors import ConfigError, SourceError
 from deepphoenix.grammar import Grammar, format_grammar, format_value, grammar_names, load_grammar
@@ -144,8 +145,9 @@ def _mutate_bundle(bundle: Bundle, count: int, seed: int, max_edits: int,
                 write_text_atomic(out_dir / str(len(records) + 1) / Path(path).name, text)
         elif not as_json:
             for path, text in changed.items():
-                click.echo(unified_diff(originals[path], text, f"a/{path}",
-                                        f"b/{path}  ({changes})"), nl=False)
+                click.echo(shown(unified_diff(originals[path], text, f"a/{path}",
+                                              f"b/{path}  ({changes})"), multiline=True),
+                           nl=False)
         records.append({"edits": changes, "changed": sorted(changed),
                         **({"sources": changed} if as_json else {})})
     if as_json:
@@ -281,8 +283,9 @@ def mutate(file: str, grammar: str, count: int, seed_: int, max_edits: int,
             records.append({"hash": variant.hash, "edits": edits, "source": variant.source})
         else:
             a_name = file if file.startswith("/") else f"a/{file}"  # never a//abs/path
-            click.echo(unified_diff(program.text, variant.source, a_name,
-                                    f"b/{variant.hash}.py  ({edits})"), nl=False)
+            click.echo(shown(unified_diff(program.text, variant.source, a_name,
+                                          f"b/{variant.hash}.py  ({edits})"),
+                             multiline=True), nl=False)
     if as_json:
         echo_json({"file": file, "variants": records, "exhausted": variants.exhausted})
     elif out_dir is not None:
@@ -370,13 +373,13 @@ def diff(a: str, b: str, grammar: str, as_json: bool) -> None:
         spec = program.grammar.site(edit.site)
         note = " (derived)" if spec.derived else (" (fixed)" if not spec.mutable else "")
         old = format_value(program.values[edit.site])
-        click.echo(f"{edit.site}: {old} -> {format_value(edit.value)}{note}")
+        click.echo(shown(f"{edit.site}: {old} -> {format_value(edit.value)}{note}"))
         if spec.structure is not None:  # the code the two alternatives differ by
-            click.echo(unified_diff(spec.structure.alternative(old).code + "\n",
-                                    spec.structure.alternative(str(edit.value)).code + "\n",
-                                    f"{edit.site}={old}", f"{edit.site}={edit.value}"),
-                       nl=False)
-    for change in result.ungrounded:
-        click.echo(f"ungrounded: {change}")
+            click.echo(shown(unified_diff(
+                spec.structure.alternative(old).code + "\n",
+                spec.structure.alternative(str(edit.value)).code + "\n",
+                f"{edit.site}={old}", f"{edit.site}={edit.value}"), multiline=True), nl=False)
+    for change in result.ungrounded:  # B's text, as it is: escaped for the terminal
+        click.echo(shown(f"ungrounded: {change}"))
     if result.ungrounded:
         raise SystemExit(1)

@@ -90,6 +90,14 @@ class _RunDisplay:
             self.reporter.line(f"objective: {f['objective']} ({f['direction']})")
         elif kind == "warning":
             self.reporter.line(f"warning: {f['message']}", warning=True)
+        elif kind == "sandbox":
+            self.reporter.line(f["line"])
+        elif kind == "rescored":
+            rescored = ", ".join("-" if x is None else format_score(x) for x in f["rescored"])
+            stored = "-" if f["stored"] is None else format_score(f["stored"])
+            self.reporter.line(f"  best {f['hash'][:8]} re-scored in a fresh process: "
+                               f"{f['verdict']} (stored {stored}, re-scored {rescored})",
+                               warning=f["verdict"] != "reproduced")
         elif kind == "data":
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
                                f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
@@ -299,6 +307,10 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               metavar="GB",
               help="Address-space limit of each CPU worker in GB (0: none).  [default: 80% "
                    "of the machine's memory divided among the workers]")
+@click.option("--disk-limit", "disk_limit_gb", type=click.FloatRange(min=0), default=None,
+              metavar="GB",
+              help="What each worker's workspace may hold, and the largest file a worker "
+                   "may write, in GB (0: none).  [default: 10]")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads per evaluation worker (with ray: the CPUs each reserves).  "
                    "[default: this machine's cores / --workers]")
@@ -376,7 +388,8 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     best = _score_line(_label(summary.objective), summary.best_score, summary.best_params)
     seed = _score_line("seed", summary.seed_score, summary.seed_params)
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
-               f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})")
+               f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})"
+               + (f"; re-scored: {summary.rescore}" if summary.rescore else ""))
     click.echo(f"run directory: {_shown(run_dir)}")
     if standalone is None:
         files = sorted(str(p.relative_to(summary.best_path))
@@ -466,10 +479,13 @@ def _shown(path: str | Path) -> str:
               help="Where the model trains: auto uses CUDA when present.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
               show_default=True, help="Seconds (wall clock) before the evaluation is killed.")
+@click.option("--disk-limit", "disk_limit_gb", type=click.FloatRange(min=0), default=None,
+              metavar="GB", help="What the worker's workspace may hold, and the largest "
+                                 "file it may write, in GB (0: none).  [default: 10]")
 @json_option
 def evaluate(file: str, grammar: str, objective: str, direction: str | None, task: str,
              samples: int, heldout_samples: int, vocab_size: int, seed_: int, device: str,
-             timeout: float, as_json: bool) -> None:
+             timeout: float, disk_limit_gb: float | None, as_json: bool) -> None:
     """Score FILE as a run would score a candidate: build its model in a sandboxed worker,
     train one epoch on the first SAMPLES rows (refinement pairs in FILE's style, or Python
     source blocks), and compute the objective."""
@@ -479,12 +495,15 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
     config = RunConfig(
         objective=objective, direction=direction, task=task, fewshot_samples=samples,
         heldout_samples=heldout_samples, dataset_size=samples + heldout_samples,
-        vocab_size=vocab_size, seed=seed_, device=device, timeout=timeout)
+        vocab_size=vocab_size, seed=seed_, device=device, timeout=timeout,
+        disk_limit_gb=disk_limit_gb)
     config.validate()
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
+        Path(folder).chmod(0o755)  # a worker that is not root reads its data
         data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
         settings = ExecutorSettings(workers=1, worker=WorkerSettings(
-            device=device, memory_limit=config.memory_limit_bytes(), readable=(folder,)))
+            device=device, memory_limit=config.memory_limit_bytes(), readable=(folder,),
+            disk_limit=config.disk_limit_bytes()))
         with LocalExecutor(settings) as executor:
             evaluator = Evaluator(executor, EvalSettings(
                 objective=spec, task=task, rows=data.rows, vocab_size=data.vocab_size,

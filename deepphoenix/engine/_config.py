@@ -25,7 +25,7 @@ TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
 # one resumes with a new limit). A change of
 # threads per worker can change float reduction order: the resume warns when it does.
 PLACEMENT = ("executor", "ray_address", "gpus_per_eval", "train_on", "workers", "threads",
-             "memory_limit_gb", "time_limit")
+             "memory_limit_gb", "time_limit", "disk_limit_gb")
 
 __all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 
@@ -102,6 +102,7 @@ class RunConfig:
     threads: int = 0  # torch threads per worker (0: cores / workers)
     timeout: float = 600.0  # seconds per candidate evaluation (hard; kills the worker)
     memory_limit_gb: float | None = None  # per worker, CPU only (None: 80% of RAM / workers)
+    disk_limit_gb: float | None = None  # per worker workspace and per file (None: 10 GiB)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -140,12 +141,16 @@ class RunConfig:
 
     def memory_limit_bytes(self) -> int | None:
         if self.memory_limit_gb is not None:
-            return int(self.memory_limit_gb * 2**30) if self.memory_limit_gb > 0 else None
+            return int(self.memory_limit_gb * 2**30)  # 0: no limit (WorkerSettings' 0)
         try:
             total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
             return None
         return int(total * 0.8 / self.workers)
+
+    def disk_limit_bytes(self) -> int | None:
+        """A worker's disk budget: None for the sandbox's default, 0 for none."""
+        return None if self.disk_limit_gb is None else int(self.disk_limit_gb * 2**30)
 
     def proposer_source_spec(self) -> str | None:
         """The source that defines the proposing T5: None for the paper's self-reference
@@ -206,6 +211,8 @@ class RunConfig:
                 _check_positive(name, getattr(self, name), _MAX_SECONDS)
         if self.memory_limit_gb is not None:
             _check_positive("memory_limit_gb", self.memory_limit_gb, 2.0**20, zero=True)
+        if self.disk_limit_gb is not None:
+            _check_positive("disk_limit_gb", self.disk_limit_gb, 2.0**20, zero=True)
         self._validate_placement()
         self._validate_fidelity()
         self._validate_project()

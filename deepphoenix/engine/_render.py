@@ -2,7 +2,8 @@
 variant (the trusted parent plus grounded edits), never a stored text that something
 could have rewritten. `best.py` (a run over several files: `best/`, each file at its
 path), `run_best.py` and `deepphoenix lineage best` come from here; `verify_run` re-renders
-every stored source (a bundle's every file) and hash and lists what does not match.
+every stored source (a bundle's every file) and hash, checks every stored score against
+the database's own records, and lists what does not match.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ __all__ = ["Mismatch", "render_files", "render_source", "stored_paths", "stored_
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
-    """A stored variant whose source or hash is not what its seed and values render."""
+    """A stored variant whose source or hash is not what its seed and values render
+    (`kind` "source"), or whose score the database's own records contradict ("score",
+    `engine._rescore.score_mismatches`)."""
 
     hash: str
     reason: str
+    kind: str = "source"
 
 
 def stored_seed(store: RunStore) -> Program | Bundle:
@@ -73,7 +77,11 @@ def render_files(seed: Program | Bundle, row: VariantRow,
 
 
 def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
-    """Re-render every stored variant: (how many were checked, the mismatches)."""
+    """Re-render every stored variant, and check every stored score against the
+    database's own records (`engine._rescore.score_mismatches`): (how many variants were
+    checked, the mismatches)."""
+    from deepphoenix.engine._rescore import score_mismatches
+
     seed = stored_seed(store)
     found: list[Mismatch] = []
     rows = store.variants()
@@ -88,4 +96,4 @@ def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
         elif source != row.source:
             found.append(Mismatch(row.hash, "its stored source differs from the one its "
                                   "values render"))
-    return len(rows), found
+    return len(rows), found + score_mismatches(store)[1]

@@ -148,7 +148,7 @@ class RunDir:
                 seed_program = _parse_seed(seed_text, grammar)
                 objective = ObjectiveSpec.from_dict(store.objective)
                 proposer_source = store.get_meta("proposer_source")
-                root, paths = _stored_project(store.get_meta("project"))
+                root, paths = stored_project(store.get_meta("project"))
                 store.upgrade()
             except BaseException:
                 store.close()
@@ -184,7 +184,7 @@ def _parse_seed(text: str, grammar: Grammar) -> Program | Bundle:
     return parse_candidate(text, grammar, "seed")
 
 
-def _stored_project(data: Any) -> tuple[Path | None, tuple[str, ...]]:
+def stored_project(data: Any) -> tuple[Path | None, tuple[str, ...]]:
     """A project run's folder and candidate paths, as the run stored them."""
     if not isinstance(data, dict):
         return None, ()

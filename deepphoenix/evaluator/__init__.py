@@ -8,6 +8,7 @@ from deepphoenix.evaluator._evaluator import (
     EvalSettings,
     EvalStatus,
     Evaluator,
+    inconsistency,
     static_check,
 )
 from deepphoenix.evaluator._preload import TORCH_PRELOAD, evaluation_preload
@@ -15,4 +16,5 @@ from deepphoenix.evaluator._workspace import SKIPPED as WORKSPACE_SKIPPED
 from deepphoenix.evaluator._workspace import build_workspace
 
 __all__ = ["TORCH_PRELOAD", "WORKSPACE_SKIPPED", "EvalJob", "EvalResult", "EvalSettings",
-           "EvalStatus", "Evaluator", "build_workspace", "evaluation_preload", "static_check"]
+           "EvalStatus", "Evaluator", "build_workspace", "evaluation_preload", "inconsistency",
+           "static_check"]

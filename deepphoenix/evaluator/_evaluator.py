@@ -29,7 +29,8 @@ from deepphoenix.mutator import split_bundle
 from deepphoenix.objectives import ObjectiveSpec
 from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
 
-__all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "static_check"]
+__all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "inconsistency",
+           "static_check"]
 
 
 class EvalStatus(StrEnum):
@@ -139,6 +140,34 @@ class EvalSettings:
                        files=dict(files or ()), link_bytes=self.link_bytes)
 
 
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def inconsistency(objective: str, score: float | None, metrics: dict[str, Any]) -> str:
+    """Why a built-in objective's score does not agree with the metrics it comes from
+    ("" when it does, and for objectives whose score has no such metrics): ``fewshot`` is
+    the mean of the epoch's recorded losses (``mean_loss``, ``losses``), ``val-loss`` the
+    held-out loss. A value forged without its metrics shows here; a forger who also
+    forges the losses does not (docs/sandbox.md)."""
+    if objective not in ("fewshot", "val-loss") or score is None:
+        return ""
+    losses, mean = metrics.get("losses"), metrics.get("mean_loss")
+    if not isinstance(losses, list) or not losses or not isinstance(mean, int | float):
+        return "its metrics hold no training losses to check the score against"
+    try:
+        recomputed = sum(float(x) for x in losses) / len(losses)
+    except (TypeError, ValueError):
+        return "its recorded losses are not numbers"
+    if not _close(recomputed, float(mean)):
+        return f"its mean loss {mean!r} is not the mean of its losses ({recomputed!r})"
+    expected = float(mean) if objective == "fewshot" else metrics.get("heldout_loss")
+    if not isinstance(expected, int | float) or not _close(float(expected), score):
+        name = "mean loss" if objective == "fewshot" else "held-out loss"
+        return f"its score {score!r} is not its {name} ({expected!r})"
+    return ""
+
+
 def static_check(hash_: str, source: str) -> EvalResult | None:
     """The millisecond stage: the candidate compiles as this Python (never run here); a
     bundle's every file does."""
@@ -193,7 +222,7 @@ class Evaluator:
         for hash_, job in self.executor.run_all(jobs, on_progress=progress):
             with lock:
                 stage = stages.get(hash_, "build")
-            yield _to_result(hash_, job, stage)
+            yield _to_result(hash_, job, stage, self.objective.name)
 
 
     def submit(self, hash_: str, source: str,
@@ -219,7 +248,8 @@ class Evaluator:
             if done.cancelled():  # the loop stopped waiting (Ctrl-C, a crash): drop it
                 return
             try:
-                done.set_result(_to_result(hash_, future.result(), stage[0]))
+                done.set_result(_to_result(hash_, future.result(), stage[0],
+                                           self.objective.name))
             except BaseException as exc:
                 with contextlib.suppress(InvalidStateError):
                     done.set_exception(exc)
@@ -228,10 +258,17 @@ class Evaluator:
         return done
 
 
-def _to_result(hash_: str, job: JobResult, stage: str) -> EvalResult:
+def _to_result(hash_: str, job: JobResult, stage: str, objective: str = "") -> EvalResult:
     """The evaluation a job's result says, with the processes the candidate left behind
-    (killed by the sandbox) counted in its metrics as ``leftover_processes``."""
+    (killed by the sandbox) counted in its metrics as ``leftover_processes``; a built-in
+    objective's score that its own metrics contradict is a failure (`inconsistency`)."""
     result = _job_result(hash_, job, stage)
+    why = inconsistency(objective, result.score, result.metrics) \
+        if result.status is EvalStatus.SCORED else ""
+    if why:
+        result = EvalResult(hash_, EvalStatus.FAILED, "objective",
+                            f"inconsistent result from the worker: {why}",
+                            metrics=result.metrics)
     if job.leftovers:
         result = replace(result, metrics={**result.metrics, "leftover_processes": job.leftovers})
     return result

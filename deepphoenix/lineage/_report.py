@@ -34,7 +34,7 @@ from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import best_so_far, failure_counts
 from deepphoenix.mutator import bundle_diff
 from deepphoenix.objectives import Direction
-from deepphoenix.scores import format_score
+from deepphoenix.scores import format_score, printable
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
 
@@ -226,7 +226,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
             groups["failed"].append(node)
         details[node] = _node_details(graph, node, data, parent_of.get(node),
                                       edits_of.get(node, []), episode_of.get(node))
-        details[node]["traceback"] = tracebacks.get(node, "")
+        details[node]["traceback"] = printable(tracebacks.get(node, ""), multiline=True)
 
     figure = go.Figure()
     edge_x: list[float | None] = []
@@ -311,9 +311,10 @@ def _node_details(graph: nx.MultiDiGraph, node: str, data: dict[str, Any],
         "hash": node, "kind": data.get("kind"), "status": data.get("status"),
         "score": data.get("score"), "params": data.get("params"), "parent": parent,
         "episode": where[0] if where else None, "batch": where[1] if where else None,
-        "edits": [f"{e.get('site')}={e.get('value')!r}" for e in edits],
-        "stage": data.get("stage"), "reason": data.get("reason"),
-        "diff": diff, "best_path": bool(data.get("on_best_path")),
+        "edits": [printable(f"{e.get('site')}={e.get('value')!r}") for e in edits],
+        "stage": data.get("stage"),
+        "reason": printable(data["reason"]) if data.get("reason") else data.get("reason"),
+        "diff": printable(diff, multiline=True), "best_path": bool(data.get("on_best_path")),
     }
 
 
@@ -413,7 +414,7 @@ def _failures_html(run: RunReport, index: int) -> str:
     figure.update_layout(height=260, template="plotly_white",
                          margin={"l": 50, "r": 20, "t": 20, "b": 40},
                          yaxis={"title": "count"}, xaxis={"title": "stage"})
-    rows = "".join(f"<tr><td>{html.escape(stage)}</td><td>{html.escape(reason)}</td>"
+    rows = "".join(f"<tr><td>{html.escape(stage)}</td><td>{html.escape(printable(reason))}</td>"
                    f"<td>{count}</td></tr>" for stage, reason, count in run.failures)
     return (_figure_html(figure, f"failures-{index}", "figure small")
             + "<table class='failures'><thead><tr><th>stage</th><th>reason</th><th>count</th>"
