@@ -91,3 +91,16 @@ def test_edit_scripts_round_trip() -> None:
     assert script == "num_heads=7; d_kv=73"
     again = ground(PARENT, script, "edits")
     assert again.ok and again.variant is not None and again.variant.hash == result.variant.hash
+
+
+def test_an_edit_script_grounds_where_a_derivation_lacks_an_optional_input() -> None:
+    # nanogpt's min_lr derives from learning_rate, which a model file does not set: the
+    # derivation is skipped, not looked up (it raised KeyError on every edits sample).
+    model = (Path(__file__).parents[1] / "grammar" / "files" / "nanogpt_model.py").read_text(
+        encoding="utf-8")
+    parent = parse_program(model, load_grammar("nanogpt"))
+    assert "learning_rate" not in parent.values and "min_lr" not in parent.values
+    result = ground(parent, "n_layer=10", TargetFormat.EDITS)
+    assert result.outcome is Outcome.OK, result.reason
+    assert result.variant is not None and result.variant.value("n_layer") == 10
+    assert "min_lr" not in dict(result.variant.values)
