@@ -55,7 +55,7 @@ class BundleMutation:
 def _per_file(spec: SiteSpec) -> SiteSpec:
     # Each file only locates literals; the bundle applies the rules.
     return replace(spec, optional=True, default=None, derive=None, read=None, when=None,
-                   moves_with=(), mutable=True)
+                   moves_with=(), mutable=True, relative=None)
 
 
 class Bundle:
@@ -91,6 +91,9 @@ class Bundle:
         values = grammar.read_hidden(values)
         with contextlib.suppress(EvaluationError):  # the checks report it
             values = grammar.derive(values) | values
+        if grammar.unresolved:  # relative domains: against the merged values, once
+            self.grammar = grammar.resolve(values, " + ".join(path for path, _ in files),
+                                           self.present)
         self._values = values
 
     @property
