@@ -104,3 +104,17 @@ def test_an_edit_script_grounds_where_a_derivation_lacks_an_optional_input() -> 
     assert result.outcome is Outcome.OK, result.reason
     assert result.variant is not None and result.variant.value("n_layer") == 10
     assert "min_lr" not in dict(result.variant.values)
+
+
+def test_an_edit_to_an_inactive_conditional_site_is_refused() -> None:
+    from deepphoenix.grammar import parse_grammar
+
+    grammar = parse_grammar("[sites.use]\nselect = 'name:use'\nkind = 'bool'\n"
+                            "[sites.rate]\nselect = 'name:rate'\nkind = 'float'\nmin = 0.0\n"
+                            "max = 0.5\nwhen = 'use'\n")
+    parent = parse_program("use = False\nrate = 0.1\n", grammar)
+    for fmt, text in (("edits", "rate=0.7"), ("source", "use = False\nrate = 0.7\n")):
+        result = ground(parent, text, fmt)  # 0.7: outside a domain no one checks while off
+        assert result.outcome is Outcome.INVARIANT and "'rate' is inactive" in result.reason
+        assert parent.apply({"rate": 0.7}).reason == result.reason  # as the mutator says
+    assert ground(parent, "use=True; rate=0.3", "edits").ok
