@@ -96,12 +96,11 @@ class Grammar:
         optional site never proposes it), unless it is `required` (in the source, but
         written None: a proposer would draw from its domain). `SiteError` names a site
         that cannot resolve."""
-        if not self.unresolved:
-            return self
-        sites = tuple(
-            resolve_site(spec, values.get(spec.name), where, self.name)
-            if spec.unresolved and (spec.name in values or spec.name in required) else spec
-            for spec in self.sites)
+        due = {s.name for s in self.unresolved if s.name in values or s.name in required}
+        if not due:
+            return self  # so a program read with it keeps this very grammar
+        sites = tuple(resolve_site(spec, values.get(spec.name), where, self.name)
+                      if spec.name in due else spec for spec in self.sites)
         return Grammar(self.name, sites, self.invariants, self.description, self.origin)
 
     @property

@@ -117,6 +117,9 @@ def test_a_site_the_file_does_not_bind_is_never_proposed_and_stays_unresolved() 
     assert {s.name for s in program.grammar.unresolved} == {"context", "rate"}
     assert {s.name for s in program.proposable} == {"width", "depth"}
     assert program.grammar.check(program.values, program.present).ok
+    variant = program.apply({"width": 256}).variant
+    assert variant is not None  # its variants keep the very grammar, the rest unresolved
+    assert parse_program(variant.source, program.grammar).grammar is program.grammar
 
 
 @pytest.mark.parametrize(("source", "message"), [
