@@ -98,7 +98,7 @@ def values(spec: SiteSpec, in_domain: bool = True) -> st.SearchStrategy[Value]:
     if positive and (low is None or low <= 0):
         low = 1e-6
     if kind is Kind.LOG_FLOAT and in_domain and spec.unresolved:
-        return st.floats(min_value=low, max_value=high)
+        return st.floats(min_value=low, max_value=high, allow_nan=False, allow_infinity=False)
     if kind is Kind.LOG_FLOAT and in_domain:
         assert dom.low is not None and dom.high is not None
         exponent = st.floats(math.log(dom.low), math.log(dom.high))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from fractions import Fraction
 
 from deepphoenix.errors import SiteError
 from deepphoenix.grammar._spec import (
@@ -83,6 +84,13 @@ class Relative:
         return f"{{ {self.relation.value} = {amount} }}"
 
 
+def _tidy(x: float, down: bool) -> float:
+    """`x` to twelve significant digits (0.0003, not 0.00030000000000000003), unless that
+    would narrow the domain: a lower bound never rises, an upper one never falls."""
+    short = float(f"{x:.12g}")
+    return short if (short <= x if down else short >= x) else x
+
+
 def _amount(x: float) -> str:
     """A factor or offset for people: 4, not 4.0; 0.5."""
     return str(int(x)) if float(x).is_integer() else short_bound(x)
@@ -110,15 +118,17 @@ def resolve_site(spec: SiteSpec, value: Value | None, where: str,
         raise SiteError(f"{site} has {rule}, which needs a value above 0, but {where} has "
                         f"{format_value(value)}; use relative = {{ plus = ... }} or an "
                         "absolute domain (min, max)")
-    if relative.relation is Relation.TIMES:
-        low, high = value * relative.low, value * relative.high
-    else:
-        low, high = value + relative.low, value + relative.high
     clamps = spec.domain
-    if spec.kind in INT_KINDS:
-        low, high = math.ceil(low - 1e-9), math.floor(high + 1e-9)
+    if spec.kind in INT_KINDS:  # exactly, in fractions: bounds round inwards
+        exact = Fraction(value)
+        span = (Fraction(repr(relative.low)), Fraction(repr(relative.high)))
+        ends = (exact * span[0], exact * span[1]) if relative.relation is Relation.TIMES else (
+            exact + span[0], exact + span[1])
+        low, high = math.ceil(ends[0]), math.floor(ends[1])
     else:
-        low, high = float(f"{low:.12g}"), float(f"{high:.12g}")
+        ends = (value * relative.low, value * relative.high) if (
+            relative.relation is Relation.TIMES) else (value + relative.low, value + relative.high)
+        low, high = _tidy(ends[0], down=True), _tidy(ends[1], down=False)
     if clamps.low is not None:
         low = max(low, clamps.low)
     if clamps.high is not None:

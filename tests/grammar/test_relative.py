@@ -95,6 +95,16 @@ def test_resolution_against_the_file_keeps_grids_log_kinds_and_operators() -> No
     assert one.grammar.site("x").domain == Domain(1, 4)  # a log kind stays positive
 
 
+@pytest.mark.parametrize("value", [0.1234567890126, 3e-4, 7.000000000000001e-05,
+                                   883900900217530816, 3, 1])
+def test_the_files_own_value_is_inside_its_resolved_domain(value: float) -> None:
+    kind = "int" if isinstance(value, int) else "float"
+    for relative in ("{ times = [0.3, 3] }", "{ times = [1, 1.7] }", "{ plus = [-1, 2] }"):
+        grammar = parse_grammar(f"[sites.x]\nkind = '{kind}'\nrelative = {relative}\n")
+        program = parse_program(f"x = {value!r}\n", grammar)
+        assert program.grammar.check(program.values).ok, program.grammar.site("x").domain
+
+
 def test_domains_resolve_once_against_the_seed_and_do_not_drift() -> None:
     seed = parse_program(SOURCE, parse_grammar(GRAMMAR))
     rng = random.Random(0)
