@@ -379,13 +379,21 @@ class SiteSpec:
         """Whether proposers may change it directly."""
         return self.mutable and self.derive is None
 
+    def _describe_operator(self) -> str:
+        shown = self.operator.describe()
+        if (self.unresolved and self.relative is not None and self.relative.default_operator
+                and self.kind is Kind.INT):  # chosen once the range is known
+            scale = Operator(OperatorKind.SCALE, low=self.operator.low, high=self.operator.high)
+            return f"step ±1 (a range of 32 steps or fewer) or {scale.describe()}"
+        return shown
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,
             "select": [str(s) for s in self.selectors],
             "kind": self.kind.value,
             "domain": self.describe_domain(),
-            "mutation": self.operator.describe() if self.proposable else None,
+            "mutation": self._describe_operator() if self.proposable else None,
             "mutable": self.proposable,
         }
         if self.derive is not None:
