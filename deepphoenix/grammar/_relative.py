@@ -84,6 +84,21 @@ class Relative:
         return f"{{ {self.relation.value} = {amount} }}"
 
 
+def _ends(kind: Kind, relative: Relative, value: int | float) -> tuple[float, float]:
+    """The span around `value`: for ints, exact (in fractions), rounded inwards."""
+    if kind in INT_KINDS:
+        exact = Fraction(value)
+        low, high = Fraction(repr(relative.low)), Fraction(repr(relative.high))
+        if relative.relation is Relation.TIMES:
+            return math.ceil(exact * low), math.floor(exact * high)
+        return math.ceil(exact + low), math.floor(exact + high)
+    if relative.relation is Relation.TIMES:
+        ends = value * relative.low, value * relative.high
+    else:
+        ends = value + relative.low, value + relative.high
+    return _tidy(ends[0], down=True), _tidy(ends[1], down=False)
+
+
 def _tidy(x: float, down: bool) -> float:
     """`x` to twelve significant digits (0.0003, not 0.00030000000000000003), unless that
     would narrow the domain: a lower bound never rises, an upper one never falls."""
@@ -119,16 +134,7 @@ def resolve_site(spec: SiteSpec, value: Value | None, where: str,
                         f"{format_value(value)}; use relative = {{ plus = ... }} or an "
                         "absolute domain (min, max)")
     clamps = spec.domain
-    if spec.kind in INT_KINDS:  # exactly, in fractions: bounds round inwards
-        exact = Fraction(value)
-        span = (Fraction(repr(relative.low)), Fraction(repr(relative.high)))
-        ends = (exact * span[0], exact * span[1]) if relative.relation is Relation.TIMES else (
-            exact + span[0], exact + span[1])
-        low, high = math.ceil(ends[0]), math.floor(ends[1])
-    else:
-        ends = (value * relative.low, value * relative.high) if (
-            relative.relation is Relation.TIMES) else (value + relative.low, value + relative.high)
-        low, high = _tidy(ends[0], down=True), _tidy(ends[1], down=False)
+    low, high = _ends(spec.kind, relative, value)
     if clamps.low is not None:
         low = max(low, clamps.low)
     if clamps.high is not None:
@@ -136,8 +142,8 @@ def resolve_site(spec: SiteSpec, value: Value | None, where: str,
     if spec.kind is Kind.LOG_INT:
         low = max(low, 1)
     grid = clamps.multiple_of
-    if grid:
-        low, high = math.ceil(low / grid) * grid, math.floor(high / grid) * grid
+    if grid:  # ints (multiple_of is for int sites): exact integer arithmetic
+        low, high = -(-int(low) // grid) * grid, int(high) // grid * grid
     empty = low > high or (spec.kind is Kind.LOG_FLOAT and low <= 0)
     if empty:
         limits = clamps.describe_clamps()
