@@ -235,7 +235,7 @@ def _spec_fields(spec: object) -> dict[str, str]:
         rule = "fixed"
     else:
         rule = spec.operator.describe()
-    domain = spec.domain.describe(spec.kind) if spec.proposable else "-"
+    domain = spec.describe_domain() if spec.proposable else "-"
     return {"domain": domain, "rule": rule}
 
 

@@ -103,8 +103,9 @@ class RunDir:
             seed_text = load_seed_text(config.seed_source)
         if grammar_toml is None:
             grammar_toml = _grammar_file_text(config.grammar)
-        grammar = _stored_grammar(config.grammar, seed_text, grammar_toml)
-        seed_program = _parse_seed(seed_text, grammar)
+        seed_program = _parse_seed(
+            seed_text, _stored_grammar(config.grammar, seed_text, grammar_toml))
+        grammar = seed_program.grammar  # relative domains resolved against the seed
         if objective is None:
             objective = resolve_objective(config.objective, config.direction, config.metric)
         source_spec = config.proposer_source_spec()
@@ -143,9 +144,10 @@ class RunDir:
                 if not isinstance(seed_text, str):
                     raise RunDirError(f"{path}: the run was stopped before its seed was "
                                       "stored; start a new run")
-                grammar = _stored_grammar(config.grammar, seed_text,
-                                          store.get_meta("grammar_toml"))
-                seed_program = _parse_seed(seed_text, grammar)
+                seed_program = _parse_seed(seed_text, _stored_grammar(
+                    config.grammar, seed_text, store.get_meta("grammar_toml")))
+                # Relative domains resolve against the stored seed: as when it started.
+                grammar = seed_program.grammar
                 objective = ObjectiveSpec.from_dict(store.objective)
                 proposer_source = store.get_meta("proposer_source")
                 root, paths = stored_project(store.get_meta("project"))

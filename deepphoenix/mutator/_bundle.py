@@ -122,7 +122,7 @@ def bundle_diff(a: str, b: str, a_name: str = "a", b_name: str = "b") -> str:
 def _per_file(spec: SiteSpec) -> SiteSpec:
     # Each file only locates literals; the bundle applies the rules.
     return replace(spec, optional=True, default=None, derive=None, read=None, when=None,
-                   moves_with=(), mutable=True)
+                   moves_with=(), mutable=True, relative=None)
 
 
 def _read(text: str, local: Grammar, path: str) -> Program:
@@ -184,6 +184,9 @@ class Bundle:
         values = grammar.read_hidden(values)
         with contextlib.suppress(EvaluationError):  # the checks report it
             values = grammar.derive(values) | values
+        if grammar.unresolved:  # relative domains: against the merged values, once
+            self.grammar = grammar.resolve(values, " + ".join(path for path, _ in files),
+                                           self.present)
         self._values = values
         self.text = bundle_text(files)
         self.hash = bundle_hash(paths, [p.hash for p in self.programs])

@@ -215,6 +215,11 @@ class Program:
             values = grammar.derive(grammar.read_hidden(values)) | values
         except EvaluationError:
             values = grammar.read_hidden(values)  # a derivation fails: checks will say so
+        if grammar.unresolved:
+            # Domains relative to the file resolve against this source, once: a program
+            # read with the resolved grammar (every variant of it) keeps them.
+            self.grammar = grammar = grammar.resolve(values, path or "the source",
+                                                     self.present)
         self._values = values
         self._specs = tuple(grammar.site(s.name) for s in self.sites)
         # What a variant's changes list: the written sites in document order, then hidden.
@@ -387,7 +392,12 @@ class Program:
 def parse_program(text: str, grammar: Grammar, path: str | None = None) -> Program:
     """Parse `text` and find the grammar's sites in it.
 
-    Raises `ParseError` for invalid Python and `SiteError` when the grammar does not fit.
+    A grammar with domains relative to the file's values is resolved against `text`: the
+    program's `grammar` is the resolved one; read later programs of a search (variants of
+    this one) with it, so their domains stay those of the search's seed.
+
+    Raises `ParseError` for invalid Python and `SiteError` when the grammar does not fit
+    (or a relative domain cannot resolve).
     """
     return Program(text, grammar, path=path)
 
