@@ -83,8 +83,8 @@ def test_every_lineage_command_reads_a_bundle(project_run, tmp_path: Path) -> No
     assert shown.exit_code == 0 and json.loads(shown.stdout)["path"][0]["hash"] == summary[
         "seed_hash"]
     verified = runner.invoke(cli, ["lineage", "verify", str(run_dir)])
-    assert verified.exit_code == 0 and "5 stored sources re-rendered and scores checked, 0 mismatches" in \
-        verified.stdout
+    assert verified.exit_code == 0
+    assert "5 stored sources re-rendered and scores checked, 0 mismatches" in verified.stdout
     printed = runner.invoke(cli, ["lineage", "best", str(run_dir)])
     assert printed.exit_code == 1 and "write them with --out DIR" in printed.stderr
     assert len(printed.stderr.strip().splitlines()) == 1
