@@ -60,7 +60,7 @@ def test_the_last_stage_is_read_only() -> None:
     program = _program()
     with pytest.raises(EditError, match="fixed"):
         program.apply({"width4": 256})
-    assert program.apply({"width3": 256}).ok  # the others may pass it: any width builds
+    assert program.apply({"width3": 128}).ok  # the others may reach it: any width builds
 
 
 def test_the_stem_follows_its_width_and_kernel() -> None:
