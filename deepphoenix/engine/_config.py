@@ -17,6 +17,7 @@ from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
 from deepphoenix.objectives import Direction, is_command, parse_metric, uses_task
 from deepphoenix.proposers import needs_refinement_data, proposer_factory, proposer_names
+from deepphoenix.sandbox import default_memory_limit
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
@@ -142,11 +143,7 @@ class RunConfig:
     def memory_limit_bytes(self) -> int | None:
         if self.memory_limit_gb is not None:
             return int(self.memory_limit_gb * 2**30)  # 0: no limit (WorkerSettings' 0)
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError):
-            return None
-        return int(total * 0.8 / self.workers)
+        return default_memory_limit(self.workers)
 
     def disk_limit_bytes(self) -> int | None:
         """A worker's disk budget: None for the sandbox's default, 0 for none."""

@@ -75,9 +75,10 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from deepphoenix.errors import GrammarError, did_you_mean
+from deepphoenix.grammar._context import TomlContext
 from deepphoenix.grammar._expr import Expression, compile_expression
 from deepphoenix.grammar._grammar import Grammar
 from deepphoenix.grammar._relative import Relation, Relative
@@ -149,7 +150,7 @@ def parse_grammar(text: str, *, origin: str = "<toml>", default_name: str = "gra
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise GrammarError(f"{origin}: invalid TOML: {exc}") from None
-    ctx = _Context(text, origin)
+    ctx = TomlContext(text, origin)
     for key in data:
         if key not in _TOP_KEYS:
             ctx.fail((key,), f"unknown key {key!r}.{did_you_mean(key, _TOP_KEYS)}")
@@ -179,49 +180,8 @@ def default_selectors(name: str) -> tuple[Selector, ...]:
     )
 
 
-class _Context:
-    def __init__(self, text: str, origin: str) -> None:
-        self.lines = text.splitlines()
-        self.origin = origin
-
-    def fail(self, keys: tuple[str, ...], message: str) -> NoReturn:
-        line = self._locate(keys)
-        where = f"{self.origin}:{line}" if line else self.origin
-        dotted = ".".join(keys)
-        raise GrammarError(f"{where}: key {dotted!r}: {message}")
-
-    def _locate(self, keys: tuple[str, ...]) -> int | None:
-        """Best-effort line of a key: the key inside its table, else the table header."""
-        table: tuple[str, ...] = ()
-        header_line: int | None = None
-        parent_line: int | None = None  # a missing key: its table's header
-        want_table, want_key = keys[:-1], keys[-1]
-        for number, raw in enumerate(self.lines, start=1):
-            line = raw.strip()
-            header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
-            if header:
-                table = tuple(p.strip().strip("\"'") for p in header.group(1).split("."))
-                if table == keys:
-                    header_line = number
-                if table == want_table and parent_line is None:
-                    parent_line = number
-                continue
-            key = re.match(r"^([A-Za-z0-9_\"'.-]+)\s*=", line)
-            if key and table == want_table and key.group(1).strip("\"'") == want_key:
-                return number
-        return header_line or parent_line
-
-
-def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> SiteSpec:
-    path = ("sites", name)
-    if not _IDENT.match(name):
-        ctx.fail(path, f"site name {name!r} must be a Python identifier")
-    if not isinstance(table, dict):
-        ctx.fail(path, "must be a table of settings")
-    assert isinstance(table, dict)
-    for key in table:
-        if key not in _SITE_KEYS:
-            ctx.fail((*path, key), f"unknown key {key!r}.{did_you_mean(key, _SITE_KEYS)}")
+def _getter(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any]) -> Any:
+    """``get(key, types, default)``: a site's setting, checked against `types`."""
 
     def get(key: str, types: type | tuple[type, ...], default: Any = None) -> Any:
         if key not in table:
@@ -234,6 +194,20 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
             ctx.fail((*path, key), f"expected {names} but got {value!r}")
         return value
 
+    return get
+
+
+def _site(ctx: TomlContext, name: str, table: object, all_names: list[str]) -> SiteSpec:
+    path = ("sites", name)
+    if not _IDENT.match(name):
+        ctx.fail(path, f"site name {name!r} must be a Python identifier")
+    if not isinstance(table, dict):
+        ctx.fail(path, "must be a table of settings")
+    assert isinstance(table, dict)
+    for key in table:
+        if key not in _SITE_KEYS:
+            ctx.fail((*path, key), f"unknown key {key!r}.{did_you_mean(key, _SITE_KEYS)}")
+    get = _getter(ctx, path, table)
     derive_text = get("derive", str)
     kind_text = get("kind", str, "int" if derive_text else None)
     if kind_text is None:
@@ -251,18 +225,52 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
                  + ", ".join(_kind_names()))
 
     hidden = get("hidden", bool, False)
+    selectors = _site_selectors(ctx, path, table, hidden, name)
+    mutable = get("mutable", bool, True) and derive_text is None
+    domain, relative = _site_domain(ctx, path, table, kind, mutable, get)
+    operator = _operator(ctx, path, table, kind, domain, mutable, get, relative is not None)
+    if mutable and kind is Kind.CATEGORICAL and len(domain.choices) < 2:
+        ctx.fail((*path, "choices"), "a mutable categorical site needs two or more choices")
+    weight = get("weight", (int, float), 1.0)
+    if not (isinstance(weight, int | float) and weight > 0 and math.isfinite(weight)):
+        ctx.fail((*path, "weight"), f"weight must be a positive number, got {weight!r}")
+    default = _site_default(ctx, path, table, kind)
+    derive, read, when = (
+        _expression(ctx, path, key, get(key, str), all_names) for key in ("derive", "read", "when")
+    )
+    if read is not None and not hidden:
+        ctx.fail((*path, "read"), "'read' applies to hidden sites (hidden = true)")
+    if hidden and read is None and default is None and derive is None:
+        ctx.fail((*path, "hidden"), "a hidden site needs 'read' (how a source implies its "
+                 "value, e.g. \"n_embd // n_head\") or a 'default'")
+    calls = any(s.form is Form.CALL for s in selectors)
+    return SiteSpec(
+        name=name, selectors=selectors, kind=kind, domain=domain, operator=operator,
+        weight=float(weight), mutable=mutable, derive=derive, default=default,
+        dotted=get("dotted", bool, calls), description=get("description", str, ""),
+        hidden=hidden, read=read, moves_with=_partners(ctx, path, table, name, all_names),
+        when=when, optional=get("optional", bool, kind is Kind.BOOL and default is None),
+        nullable=get("nullable", bool, False), relative=relative,
+    )
+
+
+def _site_selectors(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any],
+                    hidden: bool, name: str) -> tuple[Selector, ...]:
     select = table.get("select")
     if hidden:
         if select is not None:
             ctx.fail((*path, "select"), "a hidden site is not in the source; drop 'select'")
-        selectors: tuple[Selector, ...] = ()
-    elif select is None:
-        selectors = default_selectors(name)
-    else:
-        selectors = _selectors(ctx, path, select)
+        return ()
+    if select is None:
+        return default_selectors(name)
+    return _selectors(ctx, path, select)
 
+
+def _site_domain(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any], kind: Kind,
+                 mutable: bool, get: Any) -> tuple[Domain, Relative | None]:
+    """A value site's domain (bounds, grid, listed values, choices) and its relative
+    span, each checked against the site's kind."""
     numeric = kind in NUMERIC_KINDS
-    mutable = get("mutable", bool, True) and derive_text is None
     low = get("min", (int, float))
     high = get("max", (int, float))
     if (low is not None or high is not None) and not numeric:
@@ -283,13 +291,10 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         (low is None and relative is None) or (low is not None and low <= 0)
     ):
         ctx.fail((*path, "min"), f"a {kind} site needs min > 0")
-    choices = _choices(ctx, path, table, kind)
-    calls = any(s.form is Form.CALL for s in selectors)
-    dotted = get("dotted", bool, calls)
     domain = Domain(
         low=int(low) if kind in INT_KINDS and low is not None else low,
         high=int(high) if kind in INT_KINDS and high is not None else high,
-        choices=choices,
+        choices=_choices(ctx, path, table, kind),
         values=listed,
         multiple_of=grid,
     )
@@ -297,14 +302,11 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         math.ceil(low / grid) > math.floor(high / grid)
     ):
         ctx.fail((*path, "multiple_of"), f"no multiple of {grid} lies in {low}..{high}")
+    return domain, relative
 
-    operator = _operator(ctx, path, table, kind, domain, mutable, get, relative is not None)
-    if mutable and kind is Kind.CATEGORICAL and len(choices) < 2:
-        ctx.fail((*path, "choices"), "a mutable categorical site needs two or more choices")
 
-    weight = get("weight", (int, float), 1.0)
-    if not (isinstance(weight, int | float) and weight > 0 and math.isfinite(weight)):
-        ctx.fail((*path, "weight"), f"weight must be a positive number, got {weight!r}")
+def _site_default(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any],
+                  kind: Kind) -> Any:
     default = table.get("default")
     if kind is Kind.CATEGORICAL and isinstance(default, int | float) and not isinstance(
         default, bool
@@ -316,14 +318,11 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         Kind.FLOAT, Kind.LOG_FLOAT
     ):
         default = float(default)
-    derive, read, when = (
-        _expression(ctx, path, key, get(key, str), all_names) for key in ("derive", "read", "when")
-    )
-    if read is not None and not hidden:
-        ctx.fail((*path, "read"), "'read' applies to hidden sites (hidden = true)")
-    if hidden and read is None and default is None and derive is None:
-        ctx.fail((*path, "hidden"), "a hidden site needs 'read' (how a source implies its "
-                 "value, e.g. \"n_embd // n_head\") or a 'default'")
+    return default
+
+
+def _partners(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any], name: str,
+              all_names: list[str]) -> tuple[str, ...]:
     partners = table.get("moves_with", [])
     if isinstance(partners, str):
         partners = [partners]
@@ -333,18 +332,10 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         if partner not in all_names or partner == name:
             ctx.fail((*path, "moves_with"), f"{partner!r} is not another site of this grammar."
                      f"{did_you_mean(partner, [n for n in all_names if n != name])}")
-    description = get("description", str, "")
-    return SiteSpec(
-        name=name, selectors=selectors, kind=kind, domain=domain, operator=operator,
-        weight=float(weight), mutable=mutable, derive=derive, default=default,
-        dotted=dotted, description=description, hidden=hidden, read=read,
-        moves_with=tuple(partners), when=when,
-        optional=get("optional", bool, kind is Kind.BOOL and default is None),
-        nullable=get("nullable", bool, False), relative=relative,
-    )
+    return tuple(partners)
 
 
-def _relative(ctx: _Context, path: tuple[str, ...], table: dict[str, Any], kind: Kind,
+def _relative(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any], kind: Kind,
               listed: bool, mutable: bool) -> Relative | None:
     """A site's 'relative' domain: ``{ times = F }`` (the file's value / F .. x F),
     ``{ times = [LOW, HIGH] }`` (x LOW .. x HIGH), ``{ plus = K }`` (± K) or
@@ -396,7 +387,7 @@ _NOT_STRUCTURAL = ("min", "max", "values", "multiple_of", "choices", "dotted", "
                    "step", "scale", "hidden", "read", "moves_with", "nullable", "relative")
 
 
-def _selectors(ctx: _Context, path: tuple[str, ...], select: Any) -> tuple[Selector, ...]:
+def _selectors(ctx: TomlContext, path: tuple[str, ...], select: Any) -> tuple[Selector, ...]:
     """A site's 'select': one selector string or a non-empty list of them, parsed."""
     items = [select] if isinstance(select, str) else select
     if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
@@ -407,7 +398,7 @@ def _selectors(ctx: _Context, path: tuple[str, ...], select: Any) -> tuple[Selec
         ctx.fail((*path, "select"), str(exc))
 
 
-def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names: list[str],
+def _structural_site(ctx: TomlContext, name: str, table: dict[str, Any], all_names: list[str],
                      placement: str, get: Any) -> SiteSpec:
     """A site whose value names one of its code alternatives (a categorical site)."""
     path = ("sites", name)
@@ -461,7 +452,7 @@ def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names:
     )
 
 
-def _expression(ctx: _Context, path: tuple[str, ...], key: str, text: str | None,
+def _expression(ctx: TomlContext, path: tuple[str, ...], key: str, text: str | None,
                 names: list[str]) -> Expression | None:
     if text is None:
         return None
@@ -471,7 +462,7 @@ def _expression(ctx: _Context, path: tuple[str, ...], key: str, text: str | None
         ctx.fail((*path, key), str(exc))
 
 
-def _listed_values(ctx: _Context, path: tuple[str, ...], table: dict[str, Any],
+def _listed_values(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any],
                    kind: Kind) -> tuple[int | float, ...]:
     if "values" not in table:
         return ()
@@ -495,7 +486,7 @@ def _listed_values(ctx: _Context, path: tuple[str, ...], table: dict[str, Any],
     return tuple(raw)
 
 
-def _choices(ctx: _Context, path: tuple[str, ...], table: dict[str, Any],
+def _choices(ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any],
              kind: Kind) -> tuple[str, ...]:
     if "choices" not in table:
         return ()
@@ -513,7 +504,7 @@ def _choices(ctx: _Context, path: tuple[str, ...], table: dict[str, Any],
 
 
 def _operator(
-    ctx: _Context, path: tuple[str, ...], table: dict[str, Any], kind: Kind, domain: Domain,
+    ctx: TomlContext, path: tuple[str, ...], table: dict[str, Any], kind: Kind, domain: Domain,
     mutable: bool, get: Any, relative: bool = False,
 ) -> Operator:
     mutation = get("mutation", str)
@@ -566,7 +557,7 @@ def _fits_kind(kind: Kind, value: Value) -> bool:
     return isinstance(value, str)
 
 
-def _invariants(ctx: _Context, raw: object, names: list[str]) -> list[Invariant]:
+def _invariants(ctx: TomlContext, raw: object, names: list[str]) -> list[Invariant]:
     if not isinstance(raw, list):
         ctx.fail(("invariants",), "expected a list of expressions or [[invariants]] tables")
     assert isinstance(raw, list)

@@ -5,6 +5,7 @@ The job records (what crosses into a worker, and the reports that come back) are
 every executor and the confinement read one declaration of a job's paths."""
 
 from deepphoenix.sandbox._confine import Confinement, confinement
+from deepphoenix.sandbox._pool import SlotPool, WorkerPool
 from deepphoenix.sandbox._records import (
     EvalJob,
     GenerateJob,
@@ -17,19 +18,15 @@ from deepphoenix.sandbox._records import (
     TrainReport,
     as_job,
 )
-from deepphoenix.sandbox._worker import (
+from deepphoenix.sandbox._settings import (
     DEFAULT_DISK_LIMIT,
-    JobResult,
-    JobStatus,
-    SlotPool,
-    Worker,
-    WorkerPool,
     WorkerSettings,
     default_memory_limit,
     isolation_summary,
     sandbox_line,
     scrubbed_env,
 )
+from deepphoenix.sandbox._worker import JobResult, JobStatus, Worker
 
 __all__ = ["DEFAULT_DISK_LIMIT", "Confinement", "EvalJob", "GenerateJob", "GenerateReport",
            "GenerationJob", "Job",

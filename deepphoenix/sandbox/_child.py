@@ -39,17 +39,13 @@ it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import importlib
 import json
 import os
-import random
-import resource
 import select
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -57,6 +53,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from deepphoenix.sandbox._harden import (
+    become,
+    block_network,
+    cuda_available,
+    hide,
+    isolate_network,
+    limit_files,
+    limit_memory,
+    set_dumpable,
+    watch_parent,
+)
 from deepphoenix.sandbox._protocol import (
     FrameReader,
     ProtocolError,
@@ -78,10 +85,6 @@ from deepphoenix.sandbox._records import Job
 JobFunction = Callable[[Any, "JobContext"], Any]
 JobTable = Mapping[type[Job], Callable[[], JobFunction]]
 
-_REFUSED = "network access is disabled in deepphoenix workers"
-_CLONE_NEWNET = 0x40000000
-_CLONE_NEWUSER = 0x10000000
-_PR_SET_DUMPABLE = 4
 # What a job process may say about its own failure; "died" and "protocol" are the loop's.
 _FAILURE_KINDS = ("exception", "memory", "disk")
 # Modules the loop never imports on a job process's word: they start threads or processes
@@ -111,7 +114,7 @@ class JobContext:
         importing torch on a machine with no GPU device at all)."""
         choice = requested or self.requested_device
         if choice == "auto":
-            return "cuda" if _cuda_available() else "cpu"
+            return "cuda" if cuda_available() else "cpu"
         return choice
 
 
@@ -155,134 +158,6 @@ class _PipeSender:
     def send(self, message: dict[str, Any]) -> None:
         with self._lock:
             write_all(self._fd, encode_unsigned(message))
-
-
-def _limit_memory(limit: int | None) -> bool:
-    # Address-space limits break CUDA's large reservations, so they apply to CPU workers.
-    if limit:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        return True
-    return False
-
-
-def _limit_files(limit: int | None) -> None:
-    """Cap every file this process and its programs write at `limit` bytes; a write past
-    it fails with EFBIG (SIGXFSZ, which would kill the writer, is ignored, and programs
-    inherit both)."""
-    if limit:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
-def _set_dumpable(on: bool) -> None:
-    """Whether other processes of our user may open our /proc files (descriptors, memory)
-    and trace us. The loop turns it off; a job process turns it back on for itself."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, int(on), 0, 0, 0)
-
-
-def _become(uid: int, gid: int) -> str:
-    """Turn this process (root, holding only CAP_SETUID and CAP_SETGID) into `uid`:`gid`
-    with no supplementary groups and no capabilities left; what it is now, in words."""
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
-        raise PermissionError(f"still uid {os.getresuid()}, gid {os.getresgid()}")
-    return f"uid {uid} (not root)"
-
-
-def _isolate_network() -> str:
-    """Leave the network: a new network namespace has only a loopback device, and it is
-    down, so neither this process nor any program it starts can reach any address, not
-    even 127.0.0.1 of the host. As root that is ``unshare(CLONE_NEWNET)``; otherwise inside
-    a new user namespace that maps our own uid and gid. Must run before any thread starts.
-    Returns what is in place, or why nothing is."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWNET) == 0:
-        return "network namespace"
-    uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
-        return f"none ({os.strerror(ctypes.get_errno())})"
-    try:
-        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                           ("gid_map", f"{gid} {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
-    except OSError as exc:
-        return f"user and network namespace (ids unmapped: {exc.strerror})"
-    return "user and network namespace"
-
-
-def _hide(fd: int) -> int:
-    """Move `fd` to a close-on-exec descriptor at an unpredictable number. Not a secret (a
-    candidate can list /proc/self/fd): it only keeps programs it starts from inheriting the
-    channel and blind writes from hitting it by number."""
-    import fcntl
-
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        floor = random.SystemRandom().randrange(64, max(65, min(soft, 1024) - 64))
-        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
-    except OSError:  # a low descriptor limit
-        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-    os.close(fd)
-    return moved
-
-
-def _block_network() -> None:
-    """Refuse name lookups and non-Unix connections, sends and binds in this process (audit
-    hooks cannot be removed). This stops the libraries' downloads and a candidate's Python
-    socket calls; programs a candidate starts are only cut off by the network namespace."""
-
-    def refuse_inet(args: tuple[Any, ...]) -> None:
-        if getattr(args[0], "family", None) != socket.AF_UNIX:
-            raise PermissionError(_REFUSED)
-
-    def hook(event: str, args: tuple[Any, ...]) -> None:
-        if not event.startswith("socket."):
-            return
-        if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
-                     "socket.getnameinfo", "socket.sethostname"):
-            raise PermissionError(_REFUSED)
-        if event in ("socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind"):
-            refuse_inet(args)
-
-    sys.addaudithook(hook)
-
-
-# Device files one of which exists wherever torch can see a GPU (NVIDIA, ROCm, WSL).
-_GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/gpus", "/dev/kfd",
-                "/dev/dxg")
-
-
-def _cuda_available() -> bool:
-    """Whether torch sees a GPU. Asked of torch only where a GPU device exists and is not
-    hidden (``CUDA_VISIBLE_DEVICES`` empty or -1: a Ray actor that reserved none), so a
-    worker whose jobs need no torch does not import it just to learn there is no GPU."""
-    hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
-    if "torch" not in sys.modules and (
-            hidden or not any(os.path.exists(p) for p in _GPU_DEVICES)):
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _watch_parent() -> None:
-    """Exit when the parent dies (even by SIGKILL), taking every process a job left behind
-    with us: workers live in their own session, so nothing else would stop an orphan in the
-    middle of a long job."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                kill_tree([os.getpid()], include_roots=False)
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def is_allowed(name: str, allowed: frozenset[str]) -> bool:
@@ -400,7 +275,7 @@ def _job_process(function: Callable[[dict[str, Any], JobContext], Any],
         channel.forget()
         with contextlib.suppress(OSError):
             jobs_in.close()
-        _set_dumpable(True)  # its own /proc files (clear_refs, peak memory) are its own
+        set_dumpable(True)  # its own /proc files (clear_refs, peak memory) are its own
         sender = _PipeSender(report)
         ctx = JobContext(sender.send, context.workspace, context.requested_device)
         ctx.state, ctx.job_id = context.state, context.job_id
@@ -545,19 +420,16 @@ def _clean_after(workspace: Path, scratch: list[str]) -> None:
         _clear(folder)
 
 
-def serve(table: JobTable) -> None:
-    """Be a worker that runs the jobs of `table` (and the settings' allowed extras)."""
-    settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
-    # ``python -m`` put the workspace first on the import path: a file a job leaves there
-    # must never be imported by a later one.
-    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.getcwd()]
+def _fork_supervisor(settings: dict[str, Any], isolation: dict[str, Any]) -> None:
+    """Leave root where asked, then fork: the parent stays as the supervisor (it never
+    returns), the child goes on as the worker proper, in a session of its own."""
     channel_fds = (int(settings["jobs_fd"]), int(settings["results_fd"]))
     lifeline = settings.get("lifeline_fd")
-    isolation: dict[str, Any] = {"supervisor": become_subreaper()}
+    isolation["supervisor"] = become_subreaper()
     user = settings.get("user")
     if user:
         try:
-            isolation["user"] = _become(int(user[0]), int(user[1]))
+            isolation["user"] = become(int(user[0]), int(user[1]))
         except (OSError, ValueError, TypeError) as exc:
             print(f"deepphoenix worker: cannot leave root for uid {user[0]}: {exc}",
                   file=sys.stderr, flush=True)
@@ -569,33 +441,39 @@ def serve(table: JobTable) -> None:
     if worker:
         for fd in channel_fds:
             os.close(fd)
-        _set_dumpable(False)  # no process of our user can read or trace the supervisor
+        set_dumpable(False)  # no process of our user can read or trace the supervisor
         _supervise(worker, None if lifeline is None else int(lifeline))
     if lifeline is not None:
         os.close(int(lifeline))
     os.setsid()  # the worker proper: its own session and process group
+
+
+def _harden(settings: dict[str, Any], isolation: dict[str, Any]) -> tuple[IO[bytes], _Channel]:
+    """The worker proper's start-up, in the order the kernel allows: namespaces, limits,
+    hidden channels, the audit hook, the preloaded modules, memory limit, threads. Returns
+    the job input and the result channel."""
     # Namespaces first: unshare refuses a process that already has threads.
-    isolation["network"] = (_isolate_network() if settings.get("isolate_network", True)
+    isolation["network"] = (isolate_network() if settings.get("isolate_network", True)
                             else "none (not asked)")
     isolation["subreaper"] = become_subreaper()
     # After the namespace (a non-dumpable process could not write its own uid map): no
     # job process can open the loop's descriptors or read its memory.
-    _set_dumpable(False)
-    _limit_files(settings.get("file_limit"))
+    set_dumpable(False)
+    limit_files(settings.get("file_limit"))
     isolation["file_limit"] = settings.get("file_limit")
-    jobs_in = os.fdopen(_hide(channel_fds[0]), "rb")
-    channel = _Channel(_hide(channel_fds[1]))
-    _watch_parent()
+    jobs_in = os.fdopen(hide(int(settings["jobs_fd"])), "rb")
+    channel = _Channel(hide(int(settings["results_fd"])))
+    watch_parent()
     device = settings.get("device", "auto")
     limited = False
     if device != "auto":
-        limited = _limit_memory(settings.get("memory_limit"))
-    _block_network()
+        limited = limit_memory(settings.get("memory_limit"))
+    block_network()
     isolation["audit_hook"] = True
     for module in settings.get("preload", []):
         importlib.import_module(module)
-    if device == "auto" and not _cuda_available():
-        limited = _limit_memory(settings.get("memory_limit"))  # "auto" without CUDA
+    if device == "auto" and not cuda_available():
+        limited = limit_memory(settings.get("memory_limit"))  # "auto" without CUDA
     isolation["memory_limit"] = settings.get("memory_limit") if limited else None
     threads = settings.get("threads") or 0
     if threads and "torch" in sys.modules:
@@ -606,10 +484,19 @@ def serve(table: JobTable) -> None:
     # after every job (with torch and transformers loaded, a full collection walks some
     # 230,000 objects: tens to hundreds of milliseconds per job).
     gc.freeze()
-    jobs = _Jobs(table, frozenset(settings.get("extra_jobs", ())))
-    warmable = frozenset({*settings.get("preload", []), "deepphoenix"})
-    workspace = Path.cwd()
-    context = JobContext(channel.send, workspace, device)
+    return jobs_in, channel
+
+
+def serve(table: JobTable) -> None:
+    """Be a worker that runs the jobs of `table` (and the settings' allowed extras)."""
+    settings = json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}"))
+    # ``python -m`` put the workspace first on the import path: a file a job leaves there
+    # must never be imported by a later one.
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.getcwd()]
+    isolation: dict[str, Any] = {}
+    _fork_supervisor(settings, isolation)
+    jobs_in, channel = _harden(settings, isolation)
+    loop = _JobLoop(table, settings, channel, jobs_in)
     hello = read_message(jobs_in)
     if hello is None or hello.get("type") != "hello":
         return
@@ -619,21 +506,40 @@ def serve(table: JobTable) -> None:
         message = read_message(jobs_in)
         if message is None or message.get("type") == "exit":
             break
+        loop.run_one(message)
+
+
+class _JobLoop:
+    """The trusted loop: one job message at a time, its reply signed and sent."""
+
+    def __init__(self, table: JobTable, settings: dict[str, Any], channel: _Channel,
+                 jobs_in: IO[bytes]) -> None:
+        self.jobs = _Jobs(table, frozenset(settings.get("extra_jobs", ())))
+        self.warmable = frozenset({*settings.get("preload", []), "deepphoenix"})
+        self.scratch = list(settings.get("scratch", []))
+        self.workspace = Path.cwd()
+        self.channel, self.jobs_in = channel, jobs_in
+        self.context = JobContext(channel.send, self.workspace,
+                                  settings.get("device", "auto"))
+
+    def run_one(self, message: dict[str, Any]) -> None:
         known_threads = _python_threads()
+        context, channel = self.context, self.channel
         context.job_id = int(message.get("id", 0))
         channel.begin(bytes.fromhex(str(message.pop("key"))), context.job_id)
         kind, args = str(message["kind"]), message.get("args", {})
-        isolated = jobs.isolated(kind, bool(message.get("isolated")))
+        isolated = self.jobs.isolated(kind, bool(message.get("isolated")))
         del message
         began = time.perf_counter()
         modules = None
         try:
-            function = jobs.resolve(kind)
+            function = self.jobs.resolve(kind)
         except BaseException as exc:  # refused or not importable: the job's failure
             reply = _failure_reply(exc)
         else:
             if isolated:
-                reply, modules = _run_isolated(function, args, context, channel, jobs_in)
+                reply, modules = _run_isolated(function, args, context, channel,
+                                               self.jobs_in)
             else:
                 reply = _run(function, args, context)
         reply["seconds"] = time.perf_counter() - began
@@ -642,7 +548,7 @@ def serve(table: JobTable) -> None:
         # the job channel: the parent retires a worker that reports one. (Threads without
         # a Python frame, torch's and OpenMP's, are not counted.)
         reply["stray_threads"] = len(_python_threads() - known_threads)
-        os.chdir(workspace)  # a job that changed directory does not move the next one
+        os.chdir(self.workspace)  # a job that changed directory does not move the next one
         if not isolated:
             gc.collect()
         try:
@@ -653,7 +559,7 @@ def serve(table: JobTable) -> None:
                           "error": f"the job's value cannot be sent: {error}",
                           "traceback": trace, "seconds": reply["seconds"]})
         if isolated:  # after the reply (the parent goes on meanwhile), before the next job
-            _clean_after(workspace, list(settings.get("scratch", [])))
+            _clean_after(self.workspace, self.scratch)
             if modules:
-                _warm(modules, warmable)
+                _warm(modules, self.warmable)
                 gc.freeze()

@@ -1,4 +1,4 @@
-"""`Worker` and `WorkerPool`: persistent sandboxed processes that run jobs.
+"""`Worker`: a persistent sandboxed process that runs jobs (pools of them: `_pool`).
 
 Each worker is a separate Python process in its own session and process group, started in
 a fresh temporary directory (never the user's), with a scrubbed environment (offline Hugging
@@ -18,10 +18,8 @@ docs/sandbox.md for the threat model.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import queue
 import secrets
 import shutil
 import signal
@@ -29,12 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Generic, Protocol, TypeVar
+from typing import IO, Any
 
 from deepphoenix.errors import WorkerError
 from deepphoenix.sandbox._confine import (
@@ -45,7 +42,7 @@ from deepphoenix.sandbox._confine import (
     drops_root,
     gpu_devices,
 )
-from deepphoenix.sandbox._log import DEFAULT_LOG_CAP, LogDrain
+from deepphoenix.sandbox._log import LogDrain
 from deepphoenix.sandbox._protocol import (
     FrameReader,
     ProtocolError,
@@ -54,28 +51,17 @@ from deepphoenix.sandbox._protocol import (
 )
 from deepphoenix.sandbox._reaper import kill_tree
 from deepphoenix.sandbox._records import Job, as_job
+from deepphoenix.sandbox._settings import (
+    WorkerSettings,
+    disk_budget,
+    human_size,
+    scratch_size,
+    scrubbed_env,
+)
 
-__all__ = ["DEFAULT_DISK_LIMIT", "JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool",
-           "WorkerSettings", "default_memory_limit", "isolation_summary", "sandbox_line",
-           "scratch_size", "scrubbed_env"]
-
-class _Runs(Protocol):
-    def run(self, job: Job, *, timeout: float | None = None,
-            on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
-        ...
-
-
-S = TypeVar("S", bound=_Runs)
+__all__ = ["JobResult", "JobStatus", "Worker"]
 
 _START_TIMEOUT = 300.0
-_PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-                 "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
-_RAM_SHARE = 0.8  # of physical memory, split between the workers that run at once
-# A confined worker's /tmp and /dev/shm are tmpfs of this share of its memory budget each;
-# its address-space limit is what the budget leaves (docs/sandbox.md, Memory).
-_SCRATCH_SHARE = 16
-_MIN_SCRATCH = 16 * 2**20
-DEFAULT_DISK_LIMIT = 10 * 2**30  # bytes a worker's workspace may hold, and a file's limit
 _DISK_POLL = 0.5  # seconds between looks at a running job's workspace
 _MAX_ENTRIES = 100_000  # files and folders a workspace may hold (inodes are a disk too)
 FORGED = "forged or malformed reply"
@@ -104,145 +90,6 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.status is JobStatus.OK
-
-
-def default_memory_limit(workers: int = 1) -> int | None:
-    """80% of physical memory shared by `workers` running at once (None if unknown)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return None
-    return int(total * _RAM_SHARE / max(1, workers))
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """How workers are started.
-
-    `threads` 0 means torch's default. `memory_limit` is bytes of address space (CPU only:
-    CUDA reserves more address space than there is memory); None means the default share,
-    80% of physical memory divided by the workers of the pool (a lone worker: 80%), and 0
-    means no limit. `preload` is imported once at start, after the audit hook (a job
-    imports anything else it needs itself). `extra_jobs` adds job names to the worker's
-    allow-list (tests).
-    `log_cap` bounds each worker log file, in bytes. `isolate_network` puts the worker in a
-    network namespace of its own where the kernel allows it.
-
-    `confine` runs the worker in mount and PID namespaces of its own (bubblewrap, where
-    installed and allowed; see `_confine`): the system and Python read-only, its workspace
-    writable, nothing else of the host visible except `readable` (read-only) and
-    `writable` paths. `hidden` paths (the run directory) stay invisible even where
-    Python's own paths would include them. A confined worker's /tmp and /dev/shm are
-    tmpfs of `scratch` bytes each (None: 1/16 of its memory budget each, taken out of its
-    address-space limit).
-
-    `disk_limit` bounds, in bytes, what a job's workspace may hold (a job over it is
-    stopped and recorded with that reason) and every file a worker writes anywhere
-    (``RLIMIT_FSIZE``); None means `DEFAULT_DISK_LIMIT` (10 GiB), 0 no limit.
-    """
-
-    threads: int = 0
-    memory_limit: int | None = None
-    device: str = "auto"
-    preload: tuple[str, ...] = ("torch", "transformers")
-    log_path: Path | None = None
-    extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    extra_jobs: tuple[str, ...] = ()
-    log_cap: int = DEFAULT_LOG_CAP
-    isolate_network: bool = True
-    confine: bool = True
-    hidden: tuple[str, ...] = ()
-    readable: tuple[str, ...] = ()
-    writable: tuple[str, ...] = ()
-    scratch: int | None = None
-    disk_limit: int | None = None
-
-
-def _memory_budget(settings: WorkerSettings, sharing: int) -> int | None:
-    """A worker's memory budget in bytes (None: unlimited)."""
-    if settings.memory_limit is None:
-        return default_memory_limit(sharing)
-    return settings.memory_limit or None
-
-
-def scratch_size(settings: WorkerSettings, sharing: int = 1) -> int:
-    """The size of each of a confined worker's /tmp and /dev/shm (tmpfs) in bytes."""
-    if settings.scratch:
-        return settings.scratch
-    budget = _memory_budget(settings, sharing) or default_memory_limit(sharing) or 2**32
-    return max(_MIN_SCRATCH, budget // _SCRATCH_SHARE)
-
-
-def _disk_limit(settings: WorkerSettings) -> int | None:
-    if settings.disk_limit is None:
-        return DEFAULT_DISK_LIMIT
-    return settings.disk_limit or None
-
-
-def _memory_limit(settings: WorkerSettings, sharing: int, scratch: int = 0) -> int | None:
-    """The address-space limit: the budget less the scratch tmpfs (`scratch` bytes each of
-    /tmp and /dev/shm), which the kernel counts as memory but not as address space."""
-    if settings.device.startswith("cuda"):
-        return None  # "auto" is decided in the worker, after it sees whether CUDA is there
-    budget = _memory_budget(settings, sharing)
-    if budget is None:
-        return None
-    return max(budget - 2 * scratch, budget // 2)
-
-
-def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
-                 fds: tuple[int, int] = (-1, -1), sharing: int = 1,
-                 lifeline: int | None = None, scratch: int = 0,
-                 user: tuple[int, int] | None = None) -> dict[str, str]:
-    """The environment of a worker: a few pass-throughs, offline Hugging Face, no proxy.
-    `fds` are the worker's ends of the job and result pipes; `sharing` how many workers
-    share the machine's memory; `lifeline` the read end of a pipe only the parent holds
-    (its supervisor sees the parent die when it reads as closed); `scratch` the size of
-    each of a confined worker's /tmp and /dev/shm (0: not confined); `user` the uid and
-    gid its supervisor turns into (a confined worker of a root parent)."""
-    env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
-    home = workspace / ".home"
-    env.update({
-        "HOME": str(home),
-        "TMPDIR": str(workspace / ".tmp"),
-        "HF_HOME": str(home / "hf"),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        # transformers' progress bars start a tqdm monitor thread that outlives the job,
-        # and a worker that leaves a thread running is retired: a proposer that loads its
-        # model would start a fresh worker (torch import, model load) for every batch.
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-        "PYTHONUNBUFFERED": "1",
-        "NO_PROXY": "*",
-        "no_proxy": "*",
-        # Whether CUDA is there, asked of NVML: the driver itself is initialised only in
-        # a job's own process (a CUDA driver initialised before a fork fails after it).
-        "PYTORCH_NVML_BASED_CUDA_CHECK": "1",
-        "DEEPPHOENIX_WORKER": json.dumps({
-            "memory_limit": _memory_limit(settings, sharing, scratch),
-            "file_limit": _disk_limit(settings),
-            "threads": settings.threads,
-            "device": settings.device,
-            "preload": list(settings.preload),
-            "extra_jobs": list(settings.extra_jobs),
-            "isolate_network": settings.isolate_network,
-            "jobs_fd": fds[0],
-            "results_fd": fds[1],
-            "lifeline_fd": lifeline,
-            "user": list(user) if user else None,
-            "scratch": ["/tmp", "/dev/shm"] if scratch else [],
-        }),
-    })
-    if settings.threads:
-        env["OMP_NUM_THREADS"] = str(settings.threads)
-        env["MKL_NUM_THREADS"] = str(settings.threads)
-    env.update(dict(settings.extra_env))
-    return env
 
 
 class _Forged(Exception):
@@ -366,7 +213,7 @@ class Worker:
                               f"{self.log_tail() or 'no output'}")
         isolation = ready.get("isolation")
         self.isolation = {**(isolation if isinstance(isolation, dict) else {}), **outside,
-                          "cgroup": cgroup_layer(), "disk_limit": _disk_limit(self.settings)}
+                          "cgroup": cgroup_layer(), "disk_limit": disk_budget(self.settings)}
         self.startup_seconds.append(time.perf_counter() - began)
 
     def _command(self, workspace: Path) -> tuple[list[str], WorkerSettings, dict[str, Any]]:
@@ -540,7 +387,7 @@ class Worker:
         """The next frame of the job's reply (see `FrameReader.read`), looking at the
         workspace every `_DISK_POLL` seconds meanwhile: `_OverBudget` when it holds more
         than the disk budget."""
-        limit = _disk_limit(self.settings)
+        limit = disk_budget(self.settings)
         if limit is None or self._workspace is None:
             return reader.read(deadline, self._pidfd)
         while True:
@@ -668,16 +515,12 @@ def _workspace_over(workspace: Path, limit: int, log: Path | None) -> str:
             elif log is None or not entry.path.startswith(str(log)):
                 used += info.st_blocks * 512
         if used > limit:
-            return (f"the job wrote more than {_size(limit)} to its workspace (the disk "
+            return (f"the job wrote more than {human_size(limit)} to its workspace (the disk "
                     "budget, --disk-limit); it was stopped")
         if entries > _MAX_ENTRIES:
             return (f"the job made more than {_MAX_ENTRIES:,} files and folders in its "
                     "workspace; it was stopped")
     return ""
-
-
-def _size(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def _remove_orphaned_workspaces() -> None:
@@ -694,55 +537,6 @@ def _remove_orphaned_workspaces() -> None:
                 shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             pass
-
-
-def isolation_summary(isolation: dict[str, Any]) -> str:
-    """One line on the layers a worker reported (`Worker.isolation`): those in place, and
-    those that are not, each reason said once."""
-    active: list[str] = []
-    missing: dict[str, list[str]] = {}  # reason -> layers
-    for key, word in (("filesystem", "mount"), ("processes", "PID"), ("network", "network")):
-        value = str(isolation.get(key, "none (not reported)"))
-        if value.startswith("none"):
-            missing.setdefault(value[len("none "):], []).append(word)
-        else:
-            active.append(word)
-    parts = []
-    if active:
-        how = ""
-        if "mount" in active:
-            bwrap = str(isolation.get("bwrap", ""))
-            how = f" ({bwrap})" if bwrap.startswith("bubblewrap ") else " (bubblewrap)"
-        parts.append(f"{', '.join(active)} namespace{'s' if len(active) > 1 else ''}{how}")
-    parts += [f"no {' or '.join(words)} namespace {why}" for why, words in missing.items()]
-    if isolation.get("user"):
-        parts.append(f"runs as {isolation['user']}")
-    if isolation.get("memory_limit"):
-        parts.append(f"memory limit {int(isolation['memory_limit']) / 2**30:.1f} GiB "
-                     "per process")
-    if isolation.get("scratch"):
-        parts.append(f"/tmp and /dev/shm {_size(int(isolation['scratch']))} each")
-    if isolation.get("disk_limit"):
-        parts.append(f"disk {_size(int(isolation['disk_limit']))} per workspace")
-    cgroup = str(isolation.get("cgroup", ""))
-    if cgroup.startswith("none"):
-        parts.append(f"no cgroup per worker {cgroup[len('none '):]}")
-    return "sandbox: " + "; ".join(parts)
-
-
-def sandbox_line(settings: WorkerSettings, sharing: int = 1) -> str:
-    """What workers with `settings` will get, in one line, before any starts: which
-    bubblewrap (or why none), the user they run as, their scratch and disk limits."""
-    if not settings.confine:
-        return "sandbox: no mount or PID namespace (not asked)"
-    found = confinement()
-    if found.bwrap is None:
-        return f"sandbox: no mount or PID namespace ({found.reason})"
-    user = f"uid {WORKER_ID}" if drops_root() else f"uid {os.getuid()} in a user namespace"
-    disk = _disk_limit(settings)
-    return (f"sandbox: mount, PID, network namespaces ({found.describe()}); workers run as "
-            f"{user}, not root; /tmp and /dev/shm {_size(scratch_size(settings, sharing))} "
-            f"each; disk {_size(disk) if disk else 'unlimited'} per workspace")
 
 
 def _oom_kills() -> int | None:
@@ -768,87 +562,3 @@ def _check(message: dict[str, Any], job_id: int, seq: int) -> dict[str, Any]:
     if message.get("seq") != seq:
         raise _Forged(f"message {str(message.get('seq'))[:40]} out of order (expected {seq})")
     return message
-
-
-class SlotPool(Generic[S]):
-    """Jobs spread over `slots` (anything with ``run(job, timeout=, on_progress=)``:
-    local workers, Ray-held ones), one job per slot at a time; results in completion
-    order. The one scheduler behind `WorkerPool` and the Ray executor."""
-
-    def __init__(self, slots: Sequence[S], name: str = "deepphoenix") -> None:
-        self.slots = list(slots)
-        self._idle: queue.Queue[S] = queue.Queue()
-        for slot in self.slots:
-            self._idle.put(slot)
-        self._threads = ThreadPoolExecutor(max_workers=max(1, len(self.slots)),
-                                           thread_name_prefix=name)
-
-    def _run_on_idle(self, key: Any, job: Job, timeout: float | None,
-                     on_progress: Callable[[Any, dict[str, Any]], None] | None) -> JobResult:
-        slot = self._idle.get()
-        try:
-            report = None if on_progress is None else (lambda m: on_progress(key, m))
-            result: JobResult = slot.run(job, timeout=timeout, on_progress=report)
-            return result
-        finally:
-            self._idle.put(slot)
-
-    def run_all(self, jobs: Iterable[tuple[Any, Job, float | None]],
-                on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
-                ) -> Iterator[tuple[Any, JobResult]]:
-        """Run (key, job, timeout) jobs; yield (key, result) in completion order.
-        `on_progress(key, message)` is called from the pool's threads."""
-        futures = {
-            self._threads.submit(self._run_on_idle, key, job, timeout, on_progress): key
-            for key, job, timeout in jobs
-        }
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:
-            for future in futures:
-                future.cancel()
-
-    def submit(self, key: Any, job: Job, timeout: float | None,
-               on_progress: Callable[[Any, dict[str, Any]], None] | None = None,
-               ) -> Future[JobResult]:
-        """Start one job on the next idle slot (queued while all are busy); its future
-        holds the result. What the asynchronous search loop builds on: a job goes in as
-        soon as a slot frees, with no batch to wait for."""
-        return self._threads.submit(self._run_on_idle, key, job, timeout, on_progress)
-
-    def shutdown(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
-
-
-class WorkerPool(SlotPool[Worker]):
-    """`size` workers running jobs concurrently; results come back as they complete."""
-
-    def __init__(self, size: int, settings: WorkerSettings | None = None,
-                 log_dir: Path | None = None) -> None:
-        if size < 1:
-            raise WorkerError(f"a worker pool needs at least one worker, got {size}")
-        base = settings or WorkerSettings()
-        super().__init__([Worker(_with_log(base, log_dir, i), name=f"eval{i}", sharing=size)
-                          for i in range(size)])
-
-    @property
-    def workers(self) -> list[Worker]:
-        return self.slots
-
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.close()
-        self.shutdown()
-
-    def __enter__(self) -> WorkerPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _with_log(settings: WorkerSettings, log_dir: Path | None, index: int) -> WorkerSettings:
-    if log_dir is None:
-        return settings
-    return replace(settings, log_path=log_dir / f"eval{index}.log")

@@ -11,7 +11,7 @@ import pytest
 from deepphoenix.evaluator import TORCH_PRELOAD, EvalSettings, evaluation_preload
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
 from deepphoenix.sandbox import NamedJob, Worker, WorkerSettings
-from deepphoenix.sandbox._child import _GPU_DEVICES
+from deepphoenix.sandbox._harden import GPU_DEVICES as _GPU_DEVICES
 
 DIAG = "deepphoenix.sandbox._diagnostics"
 PLAIN = "import math\nwidth = 3\nrate = math.sqrt(0.25)\n"

@@ -21,7 +21,8 @@ from deepphoenix.sandbox import (
 )
 from deepphoenix.sandbox._log import TAIL_BYTES
 from deepphoenix.sandbox._reaper import running as _running
-from deepphoenix.sandbox._worker import _check, _Forged, default_memory_limit
+from deepphoenix.sandbox._settings import default_memory_limit
+from deepphoenix.sandbox._worker import _check, _Forged
 from tests.sandbox._pids import host_pids
 
 HOSTILE = "tests.sandbox._hostile"
