@@ -207,43 +207,11 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
     batches = int(graph.graph.get("config", {}).get("batches", 1) or 1)
     layout = layout_lineage(graph, batches)
     position, band = layout.position, layout.band
-    parent_of = {v: u for v, (u, _) in layout.proposed_by.items()}
-    edits_of = {v: data.get("edits", []) for v, (_, data) in layout.proposed_by.items()}
-    episode_of = {v: (data["episode"], data["batch"])
-                  for v, (_, data) in layout.proposed_by.items()}
     seed = graph.graph.get("seed")
 
-    details: dict[str, Any] = {}
-    tracebacks = {v.hash: v.traceback for v in run.variants}
-    groups: dict[str, list[str]] = {"scored": [], "pruned": [], "failed": [], "pending": [],
-                                    "attempt": []}
-    for node, data in graph.nodes(data=True):
-        if data.get("kind") == "attempt":
-            groups["attempt"].append(node)
-        elif data.get("status") in ("scored", "pending", "pruned"):
-            groups[str(data["status"])].append(node)
-        else:
-            groups["failed"].append(node)
-        details[node] = _node_details(graph, node, data, parent_of.get(node),
-                                      edits_of.get(node, []), episode_of.get(node))
-        details[node]["traceback"] = printable(tracebacks.get(node, ""), multiline=True)
-
+    groups, details = _node_groups(run, layout)
     figure = go.Figure()
-    edge_x: list[float | None] = []
-    edge_y: list[float | None] = []
-    for u, v in {(u, v) for u, v in graph.edges()}:
-        if u in position and v in position:
-            edge_x += [position[u][0], position[v][0], None]
-            edge_y += [position[u][1], position[v][1], None]
-    figure.add_trace(go.Scatter(x=edge_x, y=edge_y, mode="lines", hoverinfo="skip",
-                                line={"color": "#d0d0d0", "width": 0.8}, name="proposals",
-                                showlegend=False))
-    path = [n for n in best_path(graph) if n in position]
-    if len(path) > 1:
-        figure.add_trace(go.Scatter(
-            x=[position[n][0] for n in path], y=[position[n][1] for n in path],
-            mode="lines", hoverinfo="skip", line={"color": _PATH_COLOR, "width": 3},
-            name="seed → best"))
+    _add_edges(figure, graph, position)
     styles = {
         "scored": ("scored", _OK_COLOR, "circle", 9),
         "pruned": ("stopped early (asha; its rung in the hover)", _ATTEMPT_COLOR,
@@ -285,6 +253,52 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
         yaxis={"title": f"{run.objective} ({run.direction.word} is better)"},
     )
     return figure, details
+
+
+def _node_groups(run: RunReport, layout: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The lineage's nodes by how they are drawn, and each node's details for the page."""
+    graph = run.graph
+    parent_of = {v: u for v, (u, _) in layout.proposed_by.items()}
+    edits_of = {v: data.get("edits", []) for v, (_, data) in layout.proposed_by.items()}
+    episode_of = {v: (data["episode"], data["batch"])
+                  for v, (_, data) in layout.proposed_by.items()}
+    details: dict[str, Any] = {}
+    tracebacks = {v.hash: v.traceback for v in run.variants}
+    groups: dict[str, list[str]] = {"scored": [], "pruned": [], "failed": [], "pending": [],
+                                    "attempt": []}
+    for node, data in graph.nodes(data=True):
+        if data.get("kind") == "attempt":
+            groups["attempt"].append(node)
+        elif data.get("status") in ("scored", "pending", "pruned"):
+            groups[str(data["status"])].append(node)
+        else:
+            groups["failed"].append(node)
+        details[node] = _node_details(graph, node, data, parent_of.get(node),
+                                      edits_of.get(node, []), episode_of.get(node))
+        details[node]["traceback"] = printable(tracebacks.get(node, ""), multiline=True)
+    return groups, details
+
+
+def _add_edges(figure: Any, graph: nx.DiGraph, position: dict[str, tuple[float, float]],
+               ) -> None:
+    """The proposals as grey lines, and the seed's path to the best drawn over them."""
+    import plotly.graph_objects as go
+
+    edge_x: list[float | None] = []
+    edge_y: list[float | None] = []
+    for u, v in {(u, v) for u, v in graph.edges()}:
+        if u in position and v in position:
+            edge_x += [position[u][0], position[v][0], None]
+            edge_y += [position[u][1], position[v][1], None]
+    figure.add_trace(go.Scatter(x=edge_x, y=edge_y, mode="lines", hoverinfo="skip",
+                                line={"color": "#d0d0d0", "width": 0.8}, name="proposals",
+                                showlegend=False))
+    path = [n for n in best_path(graph) if n in position]
+    if len(path) > 1:
+        figure.add_trace(go.Scatter(
+            x=[position[n][0] for n in path], y=[position[n][1] for n in path],
+            mode="lines", hoverinfo="skip", line={"color": _PATH_COLOR, "width": 3},
+            name="seed → best"))
 
 
 def _hover(data: dict[str, Any], node: str, objective: str) -> str:
