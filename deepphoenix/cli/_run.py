@@ -36,7 +36,12 @@ from deepphoenix.engine import (
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
-from deepphoenix.objectives import is_command, objective_names, resolve_objective
+from deepphoenix.objectives import (
+    is_command,
+    objective_names,
+    resolve_objective,
+    uses_heldout,
+)
 from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import WorkerSettings, isolation_summary
 from deepphoenix.scores import format_score
@@ -507,7 +512,7 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
         with LocalExecutor(settings) as executor:
             evaluator = Evaluator(executor, EvalSettings(
                 objective=spec, task=task, rows=data.rows, vocab_size=data.vocab_size,
-                samples=samples, heldout=heldout_samples if objective == "val-loss" else 0,
+                samples=samples, heldout=heldout_samples if uses_heldout(objective) else 0,
                 seed=seed_, timeout=timeout))
             (result,) = list(evaluator.evaluate([(program.hash, program.text)]))
             isolation = dict(executor.pool.workers[0].isolation)

@@ -56,7 +56,7 @@ class AsyncLoop(SearchLoop):
         rungs = c.rungs()
         self.resources: list[int | None] = list(rungs) if rungs is not None else [None]
         self.top = len(self.resources) - 1
-        self.unit = "rows" if self.run.objective.builtin else "steps"
+        self.unit = self.run.objective.unit
         self.running: dict[Future[EvalResult], tuple[str, int, int]] = {}
         self.results: list[RungResult] = []
         self.started: set[tuple[str, int]] = set()

@@ -15,7 +15,13 @@ from deepphoenix.engine._fidelity import check_fidelity, rung_resources
 from deepphoenix.engine._strategy import strategy_names
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
-from deepphoenix.objectives import Direction, is_command, parse_metric, uses_task
+from deepphoenix.objectives import (
+    Direction,
+    is_command,
+    parse_metric,
+    uses_heldout,
+    uses_task,
+)
 from deepphoenix.proposers import needs_refinement_data, proposer_factory, proposer_names
 from deepphoenix.sandbox import default_memory_limit
 
@@ -194,12 +200,12 @@ class RunConfig:
         if self.max_params is not None:
             _check_int("max_params", self.max_params, 1)
         if self.task == "refinement":
-            needed = self.fewshot_samples + (self.heldout_samples
-                                             if self.objective == "val-loss" else 0)
+            heldout = uses_heldout(self.objective)
+            needed = self.fewshot_samples + (self.heldout_samples if heldout else 0)
             if needed > self.dataset_size:
                 raise ConfigError(f"fewshot_samples={self.fewshot_samples}"
                                   + (f" + heldout_samples={self.heldout_samples}"
-                                     if self.objective == "val-loss" else "")
+                                     if heldout else "")
                                   + f" is more than dataset_size={self.dataset_size}")
         for name in ("train_lr", "fewshot_lr", "temperature"):
             _check_positive(name, getattr(self, name))

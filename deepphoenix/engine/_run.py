@@ -45,7 +45,7 @@ def eval_settings(c: RunConfig, objective: ObjectiveSpec, data: RunData,
     return EvalSettings(
         objective=objective, task=c.task, rows=data.rows, vocab_size=data.vocab_size,
         samples=c.fewshot_samples,
-        heldout=c.heldout_samples if objective.name == "val-loss" else 0,
+        heldout=c.heldout_samples if objective.uses_heldout else 0,
         batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
         seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params,
         project=project, path=paths[0] if len(paths) == 1 else None,

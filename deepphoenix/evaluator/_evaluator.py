@@ -26,7 +26,7 @@ from typing import Any
 from deepphoenix.errors import ConfigError, SourceError
 from deepphoenix.executor import Executor, Submission
 from deepphoenix.mutator import split_bundle
-from deepphoenix.objectives import ObjectiveSpec
+from deepphoenix.objectives import BUILTIN_OBJECTIVES, ObjectiveSpec
 from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
 
 __all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "inconsistency",
@@ -114,15 +114,15 @@ class EvalSettings:
                 # a setup error, never a candidate's failure
                 raise ConfigError(f"{self.rows}: no such data file for the "
                                   f"{self.objective.name} objective")
-            if self.objective.name == "val-loss" and self.heldout < 1:
-                raise ConfigError("the val-loss objective needs held-out samples "
+            if self.objective.uses_heldout and self.heldout < 1:
+                raise ConfigError(f"the {self.objective.name} objective needs held-out samples "
                                   "(heldout_samples >= 1)")
 
     def job(self, source: str, resource: int | None = None) -> EvalJob:
         """The job for `source`; `resource` (a multi-fidelity rung) cuts the budget: the
         first `resource` rows for the built-in objectives (the held-out rows stay the
         same), or `resource` reported steps for a user objective (``ctx.should_stop()``)."""
-        builtin = self.objective.uses_task  # self-replication's budget is in steps
+        builtin = self.objective.unit == "rows"  # self-replication's budget is in steps
         samples = resource if builtin and resource is not None else self.samples
         files = split_bundle(source)
         if files is not None:  # several files: the program executed is the first
@@ -150,7 +150,8 @@ def inconsistency(objective: str, score: float | None, metrics: dict[str, Any]) 
     the mean of the epoch's recorded losses (``mean_loss``, ``losses``), ``val-loss`` the
     held-out loss. A value forged without its metrics shows here; a forger who also
     forges the losses does not (docs/sandbox.md)."""
-    if objective not in ("fewshot", "val-loss") or score is None:
+    found = BUILTIN_OBJECTIVES.get(objective)
+    if found is None or not found.checkable or score is None:
         return ""
     losses, mean = metrics.get("losses"), metrics.get("mean_loss")
     if not isinstance(losses, list) or not losses or not isinstance(mean, int | float):
@@ -161,9 +162,9 @@ def inconsistency(objective: str, score: float | None, metrics: dict[str, Any]) 
         return "its recorded losses are not numbers"
     if not _close(recomputed, float(mean)):
         return f"its mean loss {mean!r} is not the mean of its losses ({recomputed!r})"
-    expected = float(mean) if objective == "fewshot" else metrics.get("heldout_loss")
+    expected = metrics.get("heldout_loss") if found.heldout else float(mean)
     if not isinstance(expected, int | float) or not _close(float(expected), score):
-        name = "mean loss" if objective == "fewshot" else "held-out loss"
+        name = "held-out loss" if found.heldout else "mean loss"
         return f"its score {score!r} is not its {name} ({expected!r})"
     return ""
 

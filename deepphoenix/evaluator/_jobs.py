@@ -198,7 +198,7 @@ def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
         return failed
     metrics.update(result.to_dict(), smoke_loss=smoke_loss, dynamics=dynamics.describe())
     score = result.mean_loss
-    if objective.name == "val-loss":
+    if objective.uses_heldout:
         ctx.progress(stage="heldout")
         try:
             score = task.heldout_loss(model, rows[len(rows) - job.heldout:], device,

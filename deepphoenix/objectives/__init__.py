@@ -22,8 +22,10 @@ from deepphoenix.objectives._spec import (
     Builtin,
     Direction,
     ObjectiveSpec,
+    fidelity_unit,
     objective_names,
     resolve_objective,
+    uses_heldout,
     uses_task,
 )
 
@@ -38,9 +40,11 @@ __all__ = [
     "ObjectiveSpec",
     "callable_objective",
     "check_command",
+    "fidelity_unit",
     "is_command",
     "objective_names",
     "parse_metric",
     "resolve_objective",
+    "uses_heldout",
     "uses_task",
 ]

@@ -82,12 +82,23 @@ class Builtin:
     # False: the program alone, by `function` called like a user objective.
     uses_task: bool
     function: str = ""  # "module:function", called in a worker as function(program, ctx)
+    heldout: bool = False  # scored on held-out rows after the epoch (needs heldout samples)
+    # Whether the metrics it reports let the evaluator recompute its score (the mean of
+    # the epoch's losses): a score forged without its metrics is caught.
+    checkable: bool = False
+
+    @property
+    def unit(self) -> str:
+        """What a multi-fidelity rung counts: rows of task data, or reported steps."""
+        return "rows" if self.uses_task else "steps"
 
 
 # The one table of built-ins: every other module asks it, never names them.
 BUILTIN_OBJECTIVES: dict[str, Builtin] = {
-    "fewshot": Builtin("mean training loss of the few-shot epoch", uses_task=True),
-    "val-loss": Builtin("held-out loss after the few-shot epoch", uses_task=True),
+    "fewshot": Builtin("mean training loss of the few-shot epoch", uses_task=True,
+                       checkable=True),
+    "val-loss": Builtin("held-out loss after the few-shot epoch", uses_task=True,
+                        heldout=True, checkable=True),
     "self-replication": Builtin(
         "replication error of a quine after its own train()", uses_task=False,
         function="deepphoenix.objectives._replication:self_replication"),
@@ -99,6 +110,19 @@ def uses_task(name: str) -> bool:
     trains on rows), so the run must prepare them."""
     found = BUILTIN_OBJECTIVES.get(name)
     return found is not None and found.uses_task
+
+
+def uses_heldout(name: str) -> bool:
+    """Whether the objective `name` scores held-out rows (so the run sets some aside)."""
+    found = BUILTIN_OBJECTIVES.get(name)
+    return found is not None and found.heldout
+
+
+def fidelity_unit(name: str) -> str:
+    """What a rung of the objective `name` counts: ``rows`` for a built-in on task data,
+    ``steps`` (reported by ``ctx.report``) for every other objective."""
+    found = BUILTIN_OBJECTIVES.get(name)
+    return found.unit if found is not None else "steps"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +154,16 @@ class ObjectiveSpec:
     def uses_task(self) -> bool:
         """Scored on the run's task data (`fewshot`, `val-loss`)."""
         return uses_task(self.name)
+
+    @property
+    def uses_heldout(self) -> bool:
+        """Scored on held-out rows (`val-loss`)."""
+        return uses_heldout(self.name)
+
+    @property
+    def unit(self) -> str:
+        """What a multi-fidelity rung counts for this objective (`fidelity_unit`)."""
+        return fidelity_unit(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "direction": self.direction.value,

@@ -40,6 +40,20 @@ def test_built_in_objectives_are_losses() -> None:
         resolve_objective("fewshots")
 
 
+def test_the_built_in_table_says_what_a_rung_counts_and_who_needs_held_out_rows(
+        tmp_path: Path) -> None:
+    # A quine's rungs are steps it reports, not rows of task data (its pruned candidates
+    # said "rows" while the unit was read off "is it a built-in").
+    assert resolve_objective("fewshot").unit == "rows"
+    assert resolve_objective("val-loss").unit == "rows"
+    assert resolve_objective("self-replication").unit == "steps"
+    user = tmp_path / "score.py"
+    user.write_text("def evaluate(program, ctx):\n    return 1.0\n")
+    assert resolve_objective(f"{user}:evaluate").unit == "steps"
+    assert [n for n in ("fewshot", "val-loss", "self-replication")
+            if resolve_objective(n).uses_heldout] == ["val-loss"]
+
+
 def test_a_user_objective_is_read_checked_and_stored_as_text(tmp_path: Path) -> None:
     path = tmp_path / "score.py"
     path.write_text(GOOD)
