@@ -142,3 +142,24 @@ def test_a_toy_placement_is_declared_found_and_swapped() -> None:
         parse_program("import json\nwidth = 8\n", grammar)
     with pytest.raises(GrammarError, match="already a kind of site"):
         register_placement(PlacementRule("int"), FirstImportLocator())
+
+
+# -- an objective: a function (program, ctx) -> score, named as FILE.py:NAME ---------------
+def test_a_toy_objective_scores_candidates_in_workers() -> None:
+    from pathlib import Path
+
+    from deepphoenix.evaluator import EvalSettings, EvalStatus, Evaluator
+    from deepphoenix.objectives import Direction, resolve_objective
+
+    spec = resolve_objective(f"{Path(__file__).with_name('toy_objective.py')}:closeness")
+    assert spec.direction is Direction.MAXIMIZE and not spec.builtin
+    assert spec.unit == "steps"  # a rung of a user objective counts its reported steps
+    settings = EvalSettings(objective=spec, timeout=60)
+    with LocalExecutor(ExecutorSettings(workers=1, worker=WorkerSettings(preload=()))) as ex:
+        results = {r.hash: r for r in Evaluator(ex, settings).evaluate(
+            [("near", "width = 11\n"), ("far", "width = 40\n"), ("none", "depth = 3\n")])}
+    assert results["near"].status is EvalStatus.SCORED
+    assert results["near"].score == pytest.approx(-1.25)
+    assert results["far"].score == pytest.approx(-28.25)
+    assert results["near"].metrics["distance"] == 1
+    assert results["none"].status is EvalStatus.FAILED and "width" in results["none"].reason
