@@ -17,11 +17,15 @@ A quine program defines ``model`` (a ``torch.nn.Module``), ``train(model, ctx)``
 
 The ``ctx`` the program's ``train`` gets has ``should_stop()`` (True once the evaluation's
 time budget, 3/4 of its timeout, is spent), ``report(step, value)``, ``device`` and
-``seed``; what ``train`` returns, if a whole number, is recorded as ``train_steps``.
+``seed``. What ``train`` returns is recorded: a whole number as ``train_steps``; a mapping's
+finite numbers under their own names (``steps`` as ``train_steps``: the seeds return
+``{"steps": …, "best_step": …}``, the step whose weights they kept), never over a metric
+this module computes.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -73,7 +77,11 @@ class QuineContext:
 def self_replication(program: Mapping[str, Any], ctx: ObjectiveContext) -> dict[str, Any]:
     """Train the quine with its own ``train``, then score ``replicate(model)``."""
     pair, before, metrics = train_and_replicate(program, ctx)
-    scores = replication_scores(pair, before)
+    try:
+        scores = replication_scores(pair, before)
+    except TrivialQuine as trivial:  # recorded with how it trained (its steps, the step kept)
+        trivial.metrics = {**metrics, **trivial.metrics}
+        raise
     metrics.update(scores)
     return {"score": scores["score"], **metrics}
 
@@ -95,13 +103,29 @@ def train_and_replicate(program: Mapping[str, Any],
     before = _rms(torch.cat([p.detach().flatten() for p in model.parameters()]))
     began = time.perf_counter()
     context = QuineContext(ctx)
-    steps = program["train"](model, context)
-    metrics: dict[str, Any] = {"train_seconds": time.perf_counter() - began}
-    if isinstance(steps, int) and not isinstance(steps, bool):
-        metrics["train_steps"] = steps
+    returned = program["train"](model, context)
+    metrics: dict[str, Any] = _train_metrics(returned)
+    metrics["train_seconds"] = time.perf_counter() - began
     if context.stopped:
         metrics["stopped"] = context.stopped
     return program["replicate"](model), before, metrics
+
+
+def _train_metrics(returned: Any) -> dict[str, Any]:
+    """What ``train`` returned, as metrics: a whole number is its steps; a mapping's finite
+    numbers keep their names (``steps`` becomes ``train_steps``); anything else is not
+    recorded."""
+    if _number(returned) and isinstance(returned, int):
+        return {"train_steps": returned}
+    if not isinstance(returned, Mapping):
+        return {}
+    return {("train_steps" if key == "steps" else key): value
+            for key, value in returned.items() if isinstance(key, str) and _number(value)}
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def printed_text(predicted: Any) -> str:
