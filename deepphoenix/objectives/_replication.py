@@ -10,7 +10,9 @@ A quine program defines ``model`` (a ``torch.nn.Module``), ``train(model, ctx)``
   metric. A *trivial* quine is rejected, with the reason, and never becomes the best:
   weights collapsed towards zero (their RMS fell below 1% of its value before training, or
   every weight is below 1e-6), at least 90% of the weights equal to their median (within
-  0.1% of their range: the recurrent quine's constant collapse), or a constant output.
+  0.1% of their range: the recurrent quine's constant collapse), or a nearly constant
+  output (its spread below 10% of the weights': the near-constant print the write-up's
+  recurrent quine makes, which replicates nothing but the weights' mean).
 - integer tensors: a *source* quine (character codes, the free-running print and the
   program's own text). Score: 1 - character accuracy; the exact-match length (characters
   right before the first wrong one) is a metric.
@@ -39,6 +41,7 @@ ZERO_SHRINK = 1e-2  # RMS after / before training below this: the zero quine
 ZERO_ABS = 1e-6
 CONSTANT_SHARE = 0.9  # this share of weights at their median: a constant collapse
 CONSTANT_TOLERANCE = 1e-3  # "at the median": within this fraction of the range
+NEAR_CONSTANT = 0.1  # the output's std below this share of the weights': a near-constant print
 
 
 class TrivialQuine(Exception):
@@ -194,6 +197,9 @@ def _trivial(m: dict[str, float], before_rms: float | None) -> str:
                 "median (a constant collapse)")
     if m["predicted_std"] <= CONSTANT_TOLERANCE * m["actual_std"]:
         return "trivial quine: the predicted weights are constant"
+    if m["predicted_std"] <= NEAR_CONSTANT * m["actual_std"]:
+        return (f"trivial quine: the predicted weights are nearly constant (their spread is "
+                f"{m['predicted_std'] / m['actual_std']:.0%} of the weights')")
     return ""
 
 

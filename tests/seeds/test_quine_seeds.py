@@ -113,6 +113,11 @@ def test_weight_scores_and_trivial_quines() -> None:
     with pytest.raises(TrivialQuine, match="predicted weights are constant") as caught:
         replication_scores((torch.zeros(64), actual))
     assert caught.value.metrics["relative_error"] > 0.9  # measured all the same
+    # The write-up's recurrent quine: a print near the weights' mean, spread 5% of theirs.
+    with pytest.raises(TrivialQuine, match=r"nearly constant \(their spread is 5% of"):
+        replication_scores((actual * 0.05, actual))
+    half = replication_scores((actual * 0.5, actual))
+    assert half["relative_error"] == pytest.approx(0.5, rel=0.01)
 
 
 def test_source_scores() -> None:
