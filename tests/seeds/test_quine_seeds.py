@@ -93,9 +93,10 @@ def test_a_spent_time_budget_stops_training(tmp_path: Path) -> None:
     ctx = ObjectiveContext("cpu", 0, tmp_path, deadline=0.0)  # spent before it starts
     try:
         result = self_replication(program, ctx)
-    except TrivialQuine as trivial:
-        pytest.fail(f"an untrained quine is not trivial: {trivial}")
-    assert result["stopped"] == "time budget" and ctx.reports == []
+    except TrivialQuine as trivial:  # an untrained LSTM's print is nearly constant: flagged,
+        result = trivial.metrics  # and recorded with how it trained all the same
+    assert result["stopped"] == "time budget" and result["train_steps"] == 0
+    assert ctx.reports == []
 
 
 def test_weight_scores_and_trivial_quines() -> None:
