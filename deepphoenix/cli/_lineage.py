@@ -105,7 +105,7 @@ def show(run_dir: Path, as_json: bool) -> None:
     for index, step in enumerate(steps):
         loss = (f"{objective} {format_score(step['score'])}" if step["score"] is not None
                 else "not scored")
-        params = f"{step['params'] / 1e6:.2f} M params" if step.get("params") else ""
+        params = _params(step["params"]) if step.get("params") else ""
         if index == 0:
             click.echo(f"seed {step['hash']}  {loss}  {params}")
             continue
@@ -222,7 +222,13 @@ def pareto(run_dir: Path, as_json: bool) -> None:
         return
     for point in front:
         click.echo(f"{point.hash}  {objective['name']} {format_score(point.score)}  "
-                   f"{point.params / 1e6:.2f} M params")
+                   f"{_params(point.params)}")
+
+
+def _params(count: int) -> str:
+    """A parameter count as read: millions from 10,000 up, else the count (a 16 x 16
+    quine has 256, which "0.00 M" would hide)."""
+    return f"{count / 1e6:.2f} M params" if count >= 10_000 else f"{count:,} params"
 
 
 def _no_variant(run_dir: Path) -> RunDirError:

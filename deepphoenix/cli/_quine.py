@@ -41,9 +41,12 @@ def quine() -> None:
               show_default=True, help="Seconds per generation; training stops at 3/4 of it.")
 @click.option("--device", type=DEVICES, default="auto", show_default=True,
               help="Where each generation trains: auto uses CUDA when present.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads of the worker [default: every core].")
 @json_option
 def ouroboros_command(source: str, generations: int, run_dir: Path | None, grammar: str,
-                      seed_: int, timeout: float, device: str, as_json: bool) -> None:
+                      seed_: int, timeout: float, device: str, threads: int | None,
+                      as_json: bool) -> None:
     """Train the source quine SOURCE (a built-in seed such as quine-source, or a file) in
     a sandboxed worker, take the file its model prints, and make it the next generation
     only once it parses and differs from its parent at grammar sites alone. Nothing the
@@ -65,7 +68,8 @@ def ouroboros_command(source: str, generations: int, run_dir: Path | None, gramm
                    f"{' -> ' + g.child if g.child else ''} ({g.seconds:.1f} s)")
 
     chain = ouroboros(folder, source, generations, grammar=grammar, seed=seed_,
-                      timeout=timeout, device=device, on_generation=shown)
+                      timeout=timeout, device=device, threads=threads or 0,
+                      on_generation=shown)
     if as_json:
         echo_json({"run_dir": str(folder), "generations": [g.to_dict() for g in chain]})
     else:

@@ -389,22 +389,25 @@ PRESETS: dict[str, RunConfig] = {
         dataset_size=1024, vocab_size=2048, train_epochs=1, train_samples=512,
         fewshot_samples=256, heldout_samples=64, workers=2, timeout=300.0,
     ),
-    # Neural quines: the coordinate-query weight quine, from the write-up's working recipe
-    # (batch norm, regeneration), its design (size, query encoding, normalisation,
-    # regeneration, optimizer, lr, steps) searched for the lowest relative replication
-    # error. Every site is a categorical or numeric literal, so TPE models the
+    # Neural quines: the coordinate-query weight quine, from the write-up's described recipe
+    # (batch norm, regeneration), its recipe (query encoding, normalisation, gradient steps,
+    # regeneration and its step, optimizer, lr, steps) searched for the lowest relative
+    # replication error at the size the source fixes: the `quine` grammar never proposes
+    # `size` (a smaller quine is easier, so a search that shrinks it wins nothing real;
+    # `--grammar quine-sized` searches it too, for `lineage pareto`'s error-against-size
+    # front). Every site is a categorical or numeric literal, so TPE models the
     # space directly; a T5 proposer would first spend a training stage learning to copy a
     # file whose every choice is already a site. Each evaluation stops training at 3/4 of
     # its 60 s timeout. A T5 proposer (`--proposer learned`) gets gpt-cpu's small training
     # stage and writes edit scripts: with the defaults (4,096 pairs of the whole file, a
     # 1,024-token BPE) its first stage alone outlasted eleven minutes on two cores.
     # `--fidelity asha` splits the training steps (the quine's train reports each one):
-    # max_steps is the grammar's largest `steps`, so rungs of 445, 1,334 and 4,000 steps.
+    # max_steps is the grammar's largest `steps`, so rungs of 2,222, 6,667 and 20,000 steps.
     "quine-cpu": RunConfig(
         preset="quine-cpu", seed_source="quine-coords", grammar="quine",
         objective="self-replication", proposer="tpe", format="edits", episodes=2,
         batches=3, candidates=4, dataset_size=1024, vocab_size=2048, train_epochs=1,
-        train_samples=512, workers=2, timeout=60.0, max_steps=4000,
+        train_samples=512, workers=2, timeout=60.0, max_steps=20000,
     ),
 }
 

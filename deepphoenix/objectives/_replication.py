@@ -10,18 +10,24 @@ A quine program defines ``model`` (a ``torch.nn.Module``), ``train(model, ctx)``
   metric. A *trivial* quine is rejected, with the reason, and never becomes the best:
   weights collapsed towards zero (their RMS fell below 1% of its value before training, or
   every weight is below 1e-6), at least 90% of the weights equal to their median (within
-  0.1% of their range: the recurrent quine's constant collapse), or a constant output.
+  0.1% of their range: the recurrent quine's constant collapse), or a nearly constant
+  output (its spread below 10% of the weights': the near-constant print the write-up's
+  recurrent quine makes, which replicates nothing but the weights' mean).
 - integer tensors: a *source* quine (character codes, the free-running print and the
   program's own text). Score: 1 - character accuracy; the exact-match length (characters
   right before the first wrong one) is a metric.
 
 The ``ctx`` the program's ``train`` gets has ``should_stop()`` (True once the evaluation's
 time budget, 3/4 of its timeout, is spent), ``report(step, value)``, ``device`` and
-``seed``; what ``train`` returns, if a whole number, is recorded as ``train_steps``.
+``seed``. What ``train`` returns is recorded: a whole number as ``train_steps``; a mapping's
+finite numbers under their own names (``steps`` as ``train_steps``: the seeds return
+``{"steps": …, "best_step": …}``, the step whose weights they kept), never over a metric
+this module computes.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +41,7 @@ ZERO_SHRINK = 1e-2  # RMS after / before training below this: the zero quine
 ZERO_ABS = 1e-6
 CONSTANT_SHARE = 0.9  # this share of weights at their median: a constant collapse
 CONSTANT_TOLERANCE = 1e-3  # "at the median": within this fraction of the range
+NEAR_CONSTANT = 0.1  # the output's std below this share of the weights': a near-constant print
 
 
 class TrivialQuine(Exception):
@@ -73,7 +80,11 @@ class QuineContext:
 def self_replication(program: Mapping[str, Any], ctx: ObjectiveContext) -> dict[str, Any]:
     """Train the quine with its own ``train``, then score ``replicate(model)``."""
     pair, before, metrics = train_and_replicate(program, ctx)
-    scores = replication_scores(pair, before)
+    try:
+        scores = replication_scores(pair, before)
+    except TrivialQuine as trivial:  # recorded with how it trained (its steps, the step kept)
+        trivial.metrics = {**metrics, **trivial.metrics}
+        raise
     metrics.update(scores)
     return {"score": scores["score"], **metrics}
 
@@ -95,13 +106,29 @@ def train_and_replicate(program: Mapping[str, Any],
     before = _rms(torch.cat([p.detach().flatten() for p in model.parameters()]))
     began = time.perf_counter()
     context = QuineContext(ctx)
-    steps = program["train"](model, context)
-    metrics: dict[str, Any] = {"train_seconds": time.perf_counter() - began}
-    if isinstance(steps, int) and not isinstance(steps, bool):
-        metrics["train_steps"] = steps
+    returned = program["train"](model, context)
+    metrics: dict[str, Any] = _train_metrics(returned)
+    metrics["train_seconds"] = time.perf_counter() - began
     if context.stopped:
         metrics["stopped"] = context.stopped
     return program["replicate"](model), before, metrics
+
+
+def _train_metrics(returned: Any) -> dict[str, Any]:
+    """What ``train`` returned, as metrics: a whole number is its steps; a mapping's finite
+    numbers keep their names (``steps`` becomes ``train_steps``); anything else is not
+    recorded."""
+    if _number(returned) and isinstance(returned, int):
+        return {"train_steps": returned}
+    if not isinstance(returned, Mapping):
+        return {}
+    return {("train_steps" if key == "steps" else key): value
+            for key, value in returned.items() if isinstance(key, str) and _number(value)}
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def printed_text(predicted: Any) -> str:
@@ -170,6 +197,9 @@ def _trivial(m: dict[str, float], before_rms: float | None) -> str:
                 "median (a constant collapse)")
     if m["predicted_std"] <= CONSTANT_TOLERANCE * m["actual_std"]:
         return "trivial quine: the predicted weights are constant"
+    if m["predicted_std"] <= NEAR_CONSTANT * m["actual_std"]:
+        return (f"trivial quine: the predicted weights are nearly constant (their spread is "
+                f"{m['predicted_std'] / m['actual_std']:.0%} of the weights')")
     return ""
 
 

@@ -63,17 +63,19 @@ class Generation:
 
 
 def ouroboros(run_dir: Path, source: str, generations: int, *, grammar: str = "quine",
-              seed: int = 0, timeout: float = 600.0, device: str = "auto",
+              seed: int = 0, timeout: float = 600.0, device: str = "auto", threads: int = 0,
               on_generation: Callable[[Generation], None] | None = None) -> list[Generation]:
     """Run up to `generations` generations from the quine `source` (a built-in seed name
-    or a file) into the new run directory `run_dir`; the generations run."""
+    or a file) into the new run directory `run_dir`; the generations run. `threads`:
+    torch threads of the worker (0: every core)."""
     if isinstance(generations, bool) or not isinstance(generations, int) or not (
             1 <= generations <= _MAX_GENERATIONS):
         raise ConfigError(f"Expected 1 <= int <= {_MAX_GENERATIONS} but got "
                           f"generations={generations!r}")
     config = RunConfig(preset="quine-cpu", seed_source=source, grammar=grammar,
                        objective="self-replication", proposer="random", episodes=generations,
-                       batches=1, candidates=1, seed=seed, timeout=timeout, device=device)
+                       batches=1, candidates=1, seed=seed, timeout=timeout, device=device,
+                       threads=threads)
     run = RunDir.create(Path(run_dir), config)
     done: list[Generation] = []
     try:

@@ -1,8 +1,10 @@
 """A neural quine queried by coordinates: one trainable size x size matrix (no bias)
 between fixed random projections, asked for each of its own weights by (row, column)
-normalised to [-1, 1], all weights in one batch. Its defaults are the write-up's working
-recipe: regeneration every other step and a parameter-free batch norm (without them it
-collapses towards the zero quine). Run it: python quine-coords.py"""
+normalised to [-1, 1], all weights in one batch. Its defaults are the write-up's described
+recipe: optimizer steps with regeneration every other step and a parameter-free batch norm
+(without them it collapses towards the zero quine). Regeneration alone (gradient_every = 0)
+is the fixed-point iteration W <- f(W) that the write-up's code runs in effect: its
+regeneration makes a new Parameter that its optimizer never sees. Run: python quine-coords.py"""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,7 +12,10 @@ from torch import nn
 size = 16  # N: the trained matrix is N x N, the network predicts its N * N weights
 query = "coords"  # coords: (row, col) in [-1, 1] | onehot: one-hot row and column
 norm = "batch"  # none | batch | instance: parameter-free normalisation after the matrix
-regenerate_every = 2  # 0: off; k: every k steps, weights <- the network's own prediction
+gradient_every = 1  # every k steps an optimizer step on the replication loss (0: never)
+regenerate_every = 2  # every k steps the weights move to their own prediction (0: never)
+relax = 1.0  # how far a regeneration moves them: W <- W + relax * (f(W) - W); 1: W <- f(W)
+keep_best = True  # end at the step whose weights replicated best, as the write-up's code
 optimizer = "rmsprop"  # rmsprop | adam | sgd
 lr = 1e-2
 steps = 2000
@@ -54,26 +59,47 @@ def replicate(model):
 
 
 def train(model, ctx=None):
-    opt = OPTIMIZERS[optimizer]([model.weight], lr=lr)
+    """Each step measures how well the weights replicate, then takes the optimizer step
+    and the regeneration due. Returns the steps run and the step whose weights it kept."""
+    weight = model.weight
+    opt = OPTIMIZERS[optimizer]([weight], lr=lr)
+    best, kept, best_weight = float("inf"), 0, weight.detach().clone()
+    done = 0
     for step in range(steps):
         if ctx is not None and ctx.should_stop():
             break
+        descend = gradient_every > 0 and step % gradient_every == 0
+        with torch.set_grad_enabled(descend):
+            predicted = model(model.queries)
+            loss = F.mse_loss(predicted, weight.flatten())
+        error = loss.item()
+        if error < best:
+            best, kept, best_weight = error, step, weight.detach().clone()
+        if descend:
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
         if regenerate_every and step % regenerate_every == 0:
             with torch.no_grad():
-                model.weight.copy_(replicate(model)[0])
-        loss = F.mse_loss(model(model.queries), model.weight.flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+                if descend:  # the prediction of the weights the optimizer just moved
+                    predicted = model(model.queries)
+                weight.add_(relax * (predicted.view_as(weight) - weight))
+        done = step + 1
         if ctx is not None and step % 100 == 0:
-            ctx.report(step, loss.item())
+            ctx.report(step, error)
+    if keep_best:
+        with torch.no_grad():
+            weight.copy_(best_weight)
+        return {"steps": done, "best_step": kept}
+    return {"steps": done}
 
 
 if __name__ == "__main__":
     torch.manual_seed(0)
     model = WeightQuine(size, query, norm)
-    train(model)
+    trained = train(model)
     predicted, actual = replicate(model)
     rmse = (predicted - actual).pow(2).mean().sqrt().item()
+    kept = f"  (step {trained['best_step']} of {trained['steps']} kept)" if keep_best else ""
     print(f"rmse {rmse:.3e}  relative {rmse / actual.std().item():.3e}  "
-          f"weights in [{actual.min().item():.3f}, {actual.max().item():.3f}]")
+          f"weights in [{actual.min().item():.3f}, {actual.max().item():.3f}]{kept}")

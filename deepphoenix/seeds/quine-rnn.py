@@ -10,6 +10,7 @@ cell = "lstm"  # lstm | gru
 width = 8  # hidden units per layer
 layers = 1
 regenerate_every = 0  # 0: off; k: every k steps, weights <- the free-running prediction
+keep_best = True  # end at the step with the lowest teacher-forced loss, as the write-up's code
 optimizer = "adam"  # rmsprop | adam | sgd
 lr = 1e-2
 steps = 200
@@ -49,7 +50,10 @@ def replicate(model):
 
 
 def train(model, ctx=None):
+    """Returns the steps run and the step whose parameters it kept."""
     opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+    best, kept, best_flat = float("inf"), 0, model.flat().detach().clone()
+    done = 0
     for step in range(steps):
         if ctx is not None and ctx.should_stop():
             break
@@ -59,19 +63,29 @@ def train(model, ctx=None):
         y = model.flat().unsqueeze(-1)
         x = torch.cat([torch.zeros(1, 1), y[:-1].detach()])
         loss = F.mse_loss(model(x)[0], y)
+        error = loss.item()
+        if error < best:
+            best, kept, best_flat = error, step, y.detach().flatten().clone()
         opt.zero_grad()
         loss.backward()
         opt.step()
+        done = step + 1
         if ctx is not None and step % 20 == 0:
-            ctx.report(step, loss.item())
+            ctx.report(step, error)
+    if keep_best:
+        with torch.no_grad():
+            nn.utils.vector_to_parameters(best_flat, model.parameters())
+        return {"steps": done, "best_step": kept}
+    return {"steps": done}
 
 
 if __name__ == "__main__":
     torch.manual_seed(0)
     model = RecurrentQuine(cell, width, layers)
-    train(model)
+    trained = train(model)
     predicted, actual = replicate(model)
     rmse = (predicted - actual).pow(2).mean().sqrt().item()
     near = (actual - actual.median()).abs() <= 1e-3 * (actual.max() - actual.min())
+    kept = f"  (step {trained['best_step']} of {trained['steps']} kept)" if keep_best else ""
     print(f"{actual.numel()} weights  rmse {rmse:.3e}  relative {rmse / actual.std().item():.3e}"
-          f"  {near.float().mean().item():.0%} at the median")
+          f"  {near.float().mean().item():.0%} at the median{kept}")

@@ -118,8 +118,10 @@ def test_a_print_changed_outside_the_sites_stops_the_chain(invoke: Invoke,
                                                            tmp_path: Path) -> None:
     path = write(tmp_path, '("import " + "torch\\n", "import " + "os\\n")')
     result = invoke("quine", "ouroboros", path, "-k", "3", "--run-dir", "chain",
-                    "--timeout", "120")
+                    "--timeout", "120", "--threads", "1")
     assert result.exit_code == 1
+    config = json.loads((tmp_path / "chain" / "config.json").read_text())
+    assert config["threads"] == 1  # the worker's torch threads, as `run --threads`
     assert "print ungrounded" in result.stdout
     assert result.stderr.startswith("error: the chain stopped at generation 1: its print "
                                     "is ungrounded")

@@ -297,6 +297,10 @@ def test_the_pareto_front_of_score_and_parameters(user_run) -> None:  # type: ig
         assert any(p["params"] <= v.metrics["params"] and p["score"] >= v.score  # type: ignore[operator]
                    for p in front)
     assert max(p["score"] for p in front) == pytest.approx(max(v.score for v in scored))  # type: ignore[type-var]
+    shown = CliRunner().invoke(cli, ["lineage", "pareto", str(run_dir)]).stdout.splitlines()
+    for line, point in zip(shown, front, strict=True):  # small counts as counts, not "0.00 M"
+        assert line.endswith(f"{point['params']:,} params" if point["params"] < 10_000
+                             else f"{point['params'] / 1e6:.2f} M params")
 
 
 def test_candidates_over_max_params_are_rejected_before_they_train(tmp_path: Path) -> None:
