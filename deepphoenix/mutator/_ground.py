@@ -120,6 +120,8 @@ def ground(parent: Program, text: str, fmt: TargetFormat | str = TargetFormat.SO
         return Mutation(Outcome.INVARIANT, f"derivation fails: {exc}")
     for spec in parent.grammar.sites:
         recompute = fmt is TargetFormat.EDITS or spec.name not in parent.present
-        if spec.derived and spec.name not in explicit and recompute:
+        # A derived site whose inputs the program does not bind stays unbound, as in
+        # `Grammar.derive` (nanoGPT's model.py has no learning_rate, so no min_lr).
+        if spec.derived and spec.name not in explicit and recompute and spec.name in derived:
             values[spec.name] = derived[spec.name]
     return parent.with_values(values)

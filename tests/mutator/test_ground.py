@@ -91,3 +91,16 @@ def test_edit_scripts_round_trip() -> None:
     assert script == "num_heads=7; d_kv=73"
     again = ground(PARENT, script, "edits")
     assert again.ok and again.variant is not None and again.variant.hash == result.variant.hash
+
+
+def test_an_edit_script_grounds_where_a_derived_sites_inputs_are_unbound() -> None:
+    # nanoGPT's model.py binds no learning_rate, so the nanogpt grammar's min_lr (derived
+    # from it) is unbound: grounding an edit script raised KeyError instead of grounding.
+    files = Path(__file__).parent.parent / "grammar" / "files"
+    model = parse_program((files / "nanogpt_model.py").read_text(encoding="utf-8"),
+                          load_grammar("nanogpt"))
+    assert "min_lr" not in model.values
+    result = ground(model, "n_layer=4", TargetFormat.EDITS)
+    assert result.ok and result.variant is not None, result.reason
+    assert [str(e) for e in result.variant.changes] == ["n_layer=4"]
+    assert "min_lr" not in dict(result.variant.values)
