@@ -1,10 +1,12 @@
 """Transfer across runs: the pairs a proposer is pretrained on, read from earlier runs.
 
 Each run gives its hindsight pairs (`hindsight_pairs`: every variant that scored worse
-than one of the run's best, paired with it, repeated by the gain), the texts read from the
-run's own database, and as many refinement pairs of its seed program (replay, so that the
-model keeps the form of a refinement). Programs and tasks may differ between the runs:
-the pairs are text, in the format the pretrained proposer writes. `deepphoenix proposer
+than one of the run's best, paired with it, repeated by the gain), the variants read from
+the run's own database, and as many refinement pairs of its seed program (replay, so that
+the model keeps the form of a refinement). Programs and tasks may differ between the runs:
+the pairs are text in the program view (`proposers._view`: what ``learned`` reads,
+whatever the length of the file), the targets in the format the pretrained proposer
+writes. `deepphoenix proposer
 pretrain` trains on them; `deepphoenix run --proposer-init` starts from the result.
 """
 
@@ -21,15 +23,15 @@ from deepphoenix.engine._rundir import derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar
 from deepphoenix.lineage import run_grammar
-from deepphoenix.mutator import (
-    Edit,
-    Program,
-    TargetFormat,
-    diff_programs,
-    format_edit_script,
-    parse_program,
+from deepphoenix.mutator import Program, TargetFormat, diff_programs, parse_program
+from deepphoenix.proposers import (
+    Observation,
+    RefinementPair,
+    hindsight_pairs,
+    make_dataset,
+    view_target,
+    view_text,
 )
-from deepphoenix.proposers import Observation, RefinementPair, hindsight_pairs, make_dataset
 from deepphoenix.store import RunStore
 
 __all__ = ["RunPairs", "pretraining_pairs"]
@@ -79,22 +81,22 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
         program_of = partial(_parse_once, parsed, grammar)
         hindsight = 0
         for worse, better, repeats in hindsight_pairs(observed, sign):
-            before, after = sources[_key(worse)], sources[_key(better)]
-            worse_program = program_of(before)
+            # The worse variant's own program: its view, and the literal style of the target.
+            worse_program = program_of(sources[_key(worse)])
+            better_program = program_of(sources[_key(better)])
+            target = view_target(worse_program, worse_program.values, better_program.values,
+                                 fmt)
+            if target is None:
+                continue  # the two differ only where the model never writes
             movable = {spec.name for spec in worse_program.proposable}
-            edits: tuple[Edit, ...] = tuple(
-                e for e in diff_programs(worse_program, program_of(after)).edits
-                if e.site in movable)  # derived sites follow; never written
-            if not edits:
-                continue
-            target = after if fmt is TargetFormat.SOURCE else format_edit_script(
-                worse_program, edits)
-            pairs.extend([RefinementPair(before, target, edits)] * repeats)
+            edits = tuple(e for e in diff_programs(worse_program, better_program).edits
+                          if e.site in movable)  # derived sites follow; never written
+            pairs.extend([RefinementPair(view_text(worse_program), target, edits)] * repeats)
             hindsight += repeats
         replay = max(hindsight, MIN_REPLAY)
         program = parse_program(seed_text, grammar, "seed")
         pairs.extend(make_dataset(program, replay, derive_seed(seed, "pretrain", len(found)),
-                                  fmt))
+                                  fmt, view=True))
         found.append(RunPairs(Path(run_dir), hindsight, replay, len(variants)))
     if not any(run.hindsight for run in found):
         raise ConfigError("none of the runs scored a variant better than another: no "

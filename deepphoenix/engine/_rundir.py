@@ -23,7 +23,7 @@ from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
-from deepphoenix.proposers import model_format
+from deepphoenix.proposers import model_format, model_view
 from deepphoenix.run_lock import RunLock
 from deepphoenix.seeds import CODET5_DIR, seed_names, seed_source
 from deepphoenix.store import DB_NAME, RunStore
@@ -160,6 +160,10 @@ def _check_init(model: Path, fmt: str) -> None:
     if found.value != fmt:
         raise ConfigError(f"--proposer-init {model} writes {found.value}, but the run's "
                           f"--format is {fmt}; pass --format {found.value}")
+    if model_view(model) is None:  # the proposers that take one read the program view
+        raise ConfigError(f"--proposer-init {model} reads whole sources (pretrained before "
+                          "program views); pretrain it again with `deepphoenix proposer "
+                          "pretrain`")
 
 
 def _copy_init(model: Path, to: Path) -> None:

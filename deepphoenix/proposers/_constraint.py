@@ -7,7 +7,9 @@ into a `ConstraintAutomaton` whose `allowed` method is the ``prefix_allowed_toke
 - ``source`` format: the output is the parent's token sequence with each numeric site
   literal replaced by digits inside the site's domain; derived sites whose inputs come
   earlier in the text are forced to their derived value; with ``forbid_no_op`` the last
-  free site cannot close on the parent's values when nothing before it changed.
+  free site cannot close on the parent's values when nothing before it changed. A model
+  that reads the program view writes the view's `full_script` instead of the file: the
+  same rule over that text (its numeric sites, no derived ones).
 - ``edits`` format: the output is ``site=value`` for one proposable site, the value inside
   its domain and different from the parent's; for a structural site, ``site=NAME`` with
   NAME one of its other alternatives (a trie over the token sequences of those items).
@@ -32,6 +34,7 @@ from typing import Any
 
 from deepphoenix.grammar import INT_KINDS, NUMERIC_KINDS, Kind, compile_expression
 from deepphoenix.mutator import Program, TargetFormat
+from deepphoenix.proposers._view import full_script
 from deepphoenix.seeds import EOS_ID, PAD_ID, UNK_ID
 
 __all__ = ["ConstraintAutomaton", "build_constraint"]
@@ -42,9 +45,12 @@ _MAX_DIGITS = 18
 
 
 def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
-                     forbid_no_op: bool = True) -> dict[str, Any]:
+                     forbid_no_op: bool = True, view: bool = False) -> dict[str, Any]:
     """The constraint spec for proposing from `program` with `tokenizer` (a
-    `tokenizers.Tokenizer`)."""
+    `tokenizers.Tokenizer`). `view`: the model reads the program view and, in the
+    ``source`` format, writes its `full_script` (so that text is copied, not the file's).
+    The ``edits`` format reads nothing of the model's input: its items come from the
+    program's sites either way."""
     fmt = TargetFormat(fmt)
     vocab = tokenizer.get_vocab()
     decode = tokenizer.decode
@@ -79,23 +85,29 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
         spec["choices"] = choices
         spec["sequences"] = sequences
         return spec
-    encoding = tokenizer.encode(program.text, add_special_tokens=False)
+    if view:
+        text, written = full_script(program)
+        places = [(s.site, s.start, s.end, s.literal) for s in written]
+    else:
+        text = program.text
+        places = [(s.name, s.start, s.end, s.literal) for s in program.sites]
+    encoding = tokenizer.encode(text, add_special_tokens=False)
     ids, offsets = encoding.ids, encoding.offsets
     starts = {start: i for i, (start, _end) in enumerate(offsets)}
     ends = {end: i + 1 for i, (_start, end) in enumerate(offsets)}
     segments: list[dict[str, Any]] = []
     cursor = 0
-    for site in program.sites:
-        site_spec = grammar.site(site.name)
+    for name, start, end, literal in places:
+        site_spec = grammar.site(name)
         numeric = site_spec.kind in NUMERIC_KINDS
         free = site_spec.proposable or site_spec.derived
-        aligned = site.start in starts and site.end in ends and _NUMBERISH.match(site.literal)
+        aligned = start in starts and end in ends and _NUMBERISH.match(literal)
         if not (numeric and free and aligned):
             continue
-        first, last = starts[site.start], ends[site.end]
+        first, last = starts[start], ends[end]
         if ids[cursor:first]:
             segments.append({"fixed": ids[cursor:first]})
-        segments.append({"slot": _slot(program, site.name, site.literal)})
+        segments.append({"slot": _slot(program, name, literal)})
         cursor = last
     if ids[cursor:]:
         segments.append({"fixed": ids[cursor:]})
@@ -131,7 +143,11 @@ def _slot(program: Program, name: str, literal: str) -> dict[str, Any]:
 
 
 def _decimal(value: float) -> str:
-    """A float written without an exponent: 0.0003, 1.0."""
+    """A float written without an exponent, as short as Python writes it: 0.0003, 1.0,
+    0.2 (not 0.2000000000000000111)."""
+    text = repr(float(value))
+    if "e" not in text and "n" not in text:  # not 1e-05, inf or nan
+        return text
     text = f"{value:.20f}".rstrip("0")
     return text + "0" if text.endswith(".") else text
 

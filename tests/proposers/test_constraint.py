@@ -177,3 +177,12 @@ def test_structural_sites_are_written_as_alternative_names() -> None:
         written.add(text.replace(" ", ""))
     assert {"mlp=swiglu", "block=parallel", "qk_norm=on"} <= written  # never the parent's
     assert not {"mlp=plain", "block=prenorm", "qk_norm=off"} & written
+
+
+def test_listed_floats_are_written_as_short_as_python_writes_them() -> None:
+    # A listed 0.2 was offered as 0.2000000000000000111: 21 characters (and tokens to
+    # sample) for a two-character value.
+    from deepphoenix.proposers._constraint import _decimal
+
+    assert [_decimal(v) for v in (0.2, 0.05, 1.0, 1e-05, 3e-4)] == [
+        "0.2", "0.05", "1.0", "0.00001", "0.0003"]
