@@ -36,7 +36,7 @@ from deepphoenix.engine import (
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
-from deepphoenix.objectives import objective_names, resolve_objective
+from deepphoenix.objectives import is_command, objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import WorkerSettings, isolation_summary
 from deepphoenix.scores import format_score
@@ -63,7 +63,7 @@ class _RunDisplay:
         self.batch = 0
         self.scored = 0
         self.best: float | None = None
-        self.objective = config.objective
+        self.objective = _label(config.objective)
         self._last_step = 0
         self.eta = EtaEstimate(config.episodes, config.batches, trains_each_episode=(
             config.proposer == "t5" and config.proposer_source_spec() is None))
@@ -84,12 +84,20 @@ class _RunDisplay:
         self.reporter.event(event.kind, **{k: v for k, v in f.items() if k != "config"})
         kind = event.kind
         if kind == "run":
-            self.objective = f["objective"]
+            self.objective = _label(f["objective"])
             self.reporter.line(f"run directory: {_shown(f['run_dir'])}"
                                + (" (resuming)" if f["resumed"] else ""))
             self.reporter.line(f"objective: {f['objective']} ({f['direction']})")
         elif kind == "warning":
             self.reporter.line(f"warning: {f['message']}", warning=True)
+        elif kind == "sandbox":
+            self.reporter.line(f["line"])
+        elif kind == "rescored":
+            rescored = ", ".join("-" if x is None else format_score(x) for x in f["rescored"])
+            stored = "-" if f["stored"] is None else format_score(f["stored"])
+            self.reporter.line(f"  best {f['hash'][:8]} re-scored in a fresh process: "
+                               f"{f['verdict']} (stored {stored}, re-scored {rescored})",
+                               warning=f["verdict"] != "reproduced")
         elif kind == "data":
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
                                f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/"
@@ -147,6 +155,12 @@ class _RunDisplay:
                                f"{self.objective} {score}")
 
 
+def _label(objective: str) -> str:
+    """How a score is named in progress lines: a command objective's command is long
+    (`run` prints it once, with the objective)."""
+    return "score" if is_command(objective) else objective
+
+
 def _score_line(objective: str, score: float | None, params: int | None) -> str:
     text = f"{objective} {format_score(score)}" if score is not None else f"{objective} -"
     return text + (f", {params / 1e6:.2f} M parameters" if params else "")
@@ -197,10 +211,29 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--proposer-init", type=click.Path(path_type=str), default=None, metavar="MODEL",
               help="Start the learned proposer from a model `deepphoenix proposer pretrain` "
                    "wrote (on earlier runs) instead of from scratch; the run keeps a copy.")
-@click.option("--objective", type=str, default=None, metavar="NAME|PATH.py:FN|module:FN",
+@click.option("--objective", type=str, default=None,
+              metavar="NAME|PATH.py:FN|module:FN|cmd:COMMAND",
               help=f"How a candidate is scored: {', '.join(objective_names())} (built-in "
-                   "losses), or your function FN(program, ctx) returning a number or a "
-                   "mapping with 'score'.  [default: fewshot]")
+                   "losses), your function FN(program, ctx) returning a number or a "
+                   "mapping with 'score', or cmd:COMMAND, your project's own command run in "
+                   "the candidate's workspace (with --metric).  [default: fewshot]")
+@click.option("--metric", type=str, default=None, metavar="REGEX|json:PATH:KEY",
+              help="cmd: where the score is read: the last match of REGEX (one group, the "
+                   "value; or groups named value and step) on the command's output, or KEY "
+                   "of the JSON file PATH it writes.")
+@click.option("--with", "with_sources", type=str, multiple=True, metavar="FILE",
+              help="Another file of the candidate (a config, a training script; repeat for "
+                   "more): one grammar over --source and these, each edit written into the "
+                   "file that binds the site (a later file overrides an earlier one).")
+@click.option("--project", type=click.Path(file_okay=False, path_type=str), default=None,
+              metavar="DIR",
+              help="The folder each candidate's workspace is a copy of, with the candidate's "
+                   "files in place (.git left out; the run directory must lie outside).  "
+                   "[default: the folder of --source, for a command objective or --with]")
+@click.option("--link-over", "link_over_mb", type=click.FloatRange(min=0), default=None,
+              metavar="MB",
+              help="Project files larger than this (data sets, checkpoints) are linked "
+                   "read-only into each workspace, never copied.  [default: 1]")
 @click.option("--direction", type=str, default=None, metavar="minimize|maximize",
               help="Whether a lower or a higher score is better.  [default: the objective's "
                    "own, else minimize]")
@@ -275,6 +308,10 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               metavar="GB",
               help="Address-space limit of each CPU worker in GB (0: none).  [default: 80% "
                    "of the machine's memory divided among the workers]")
+@click.option("--disk-limit", "disk_limit_gb", type=click.FloatRange(min=0), default=None,
+              metavar="GB",
+              help="What each worker's workspace may hold, and the largest file a worker "
+                   "may write, in GB (0: none).  [default: 10]")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads per evaluation worker (with ray: the CPUs each reserves).  "
                    "[default: this machine's cores / --workers]")
@@ -301,7 +338,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     finished evaluation, and --resume continues where the run stopped.
     """
     # Options are named after RunConfig fields: the given ones override the preset's.
-    settings = {k: v for k, v in options.items() if v is not None}
+    settings = {k: v for k, v in options.items() if v is not None and v != ()}
     if unconstrained:
         settings["constrained"] = False
     if resume:
@@ -341,19 +378,29 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         reporter.done()
-    standalone = _write_standalone(run_dir, summary.best_path, config.vocab_size)
+    several = summary.best_path.is_dir()  # a candidate of several files: best/
+    standalone = None if several else _write_standalone(run_dir, summary.best_path,
+                                                        config.vocab_size)
     plots = [] if no_plots else write_plots(run_dir, run_dir / "plots")
     if as_json:
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
                                "plots": [str(p) for p in plots]}))
         return
-    best = _score_line(summary.objective, summary.best_score, summary.best_params)
+    best = _score_line(_label(summary.objective), summary.best_score, summary.best_params)
     seed = _score_line("seed", summary.seed_score, summary.seed_params)
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
-               f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})")
+               f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})"
+               + (f"; re-scored: {summary.rescore}" if summary.rescore else ""))
     click.echo(f"run directory: {_shown(run_dir)}")
-    click.echo(f"best source:   {_shown(summary.best_path)} (on its own: python "
-               f"{_shown(standalone)})")
+    if standalone is None:
+        files = sorted(str(p.relative_to(summary.best_path))
+                       for p in summary.best_path.rglob("*") if p.is_file())
+        click.echo(f"best files:    {_shown(summary.best_path)}/ ({', '.join(files)})")
+    elif is_command(config.objective):
+        click.echo(f"best source:   {_shown(summary.best_path)}")
+    else:
+        click.echo(f"best source:   {_shown(summary.best_path)} (on its own: python "
+                   f"{_shown(standalone)})")
     if plots:
         click.echo(f"plots:         {', '.join(_shown(p) for p in plots)}")
     click.echo(f"lineage:       deepphoenix lineage show {_shown(run_dir)}")
@@ -433,10 +480,13 @@ def _shown(path: str | Path) -> str:
               help="Where the model trains: auto uses CUDA when present.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
               show_default=True, help="Seconds (wall clock) before the evaluation is killed.")
+@click.option("--disk-limit", "disk_limit_gb", type=click.FloatRange(min=0), default=None,
+              metavar="GB", help="What the worker's workspace may hold, and the largest "
+                                 "file it may write, in GB (0: none).  [default: 10]")
 @json_option
 def evaluate(file: str, grammar: str, objective: str, direction: str | None, task: str,
              samples: int, heldout_samples: int, vocab_size: int, seed_: int, device: str,
-             timeout: float, as_json: bool) -> None:
+             timeout: float, disk_limit_gb: float | None, as_json: bool) -> None:
     """Score FILE as a run would score a candidate: build its model in a sandboxed worker,
     train one epoch on the first SAMPLES rows (refinement pairs in FILE's style, or Python
     source blocks), and compute the objective."""
@@ -446,12 +496,15 @@ def evaluate(file: str, grammar: str, objective: str, direction: str | None, tas
     config = RunConfig(
         objective=objective, direction=direction, task=task, fewshot_samples=samples,
         heldout_samples=heldout_samples, dataset_size=samples + heldout_samples,
-        vocab_size=vocab_size, seed=seed_, device=device, timeout=timeout)
+        vocab_size=vocab_size, seed=seed_, device=device, timeout=timeout,
+        disk_limit_gb=disk_limit_gb)
     config.validate()
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
+        Path(folder).chmod(0o755)  # a worker that is not root reads its data
         data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
         settings = ExecutorSettings(workers=1, worker=WorkerSettings(
-            device=device, memory_limit=config.memory_limit_bytes(), readable=(folder,)))
+            device=device, memory_limit=config.memory_limit_bytes(), readable=(folder,),
+            disk_limit=config.disk_limit_bytes()))
         with LocalExecutor(settings) as executor:
             evaluator = Evaluator(executor, EvalSettings(
                 objective=spec, task=task, rows=data.rows, vocab_size=data.vocab_size,

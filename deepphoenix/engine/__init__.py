@@ -1,8 +1,8 @@
 """Runs: the self-reprogramming loop and the pieces around it, one module a stage —
 `RunConfig` and presets (`_config`), the run directory and its lock (`_rundir`), the data
 (`_data`), the loop (`_loop`; without batch barriers, `_async`), search strategies
-(`_strategy`), multi-fidelity rungs (`_fidelity`), and `Run`, which wires them up
-(`_run`)."""
+(`_strategy`), multi-fidelity rungs (`_fidelity`), a run's project (`_project`), and
+`Run`, which wires them up (`_run`)."""
 
 from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
@@ -10,6 +10,7 @@ from deepphoenix.engine._data import RunData, prepare_run_data
 from deepphoenix.engine._fidelity import FIDELITIES, rung_resources
 from deepphoenix.engine._loop import Event, SearchLoop
 from deepphoenix.engine._pretrain import RunPairs, pretraining_pairs
+from deepphoenix.engine._project import Project, project_folder, read_project
 from deepphoenix.engine._run import Run, RunSummary
 from deepphoenix.engine._rundir import RunDir, derive_seed, load_seed_text
 from deepphoenix.engine._strategy import (
@@ -34,6 +35,7 @@ __all__ = [
     "BestOfN",
     "Event",
     "Greedy",
+    "Project",
     "Run",
     "RunConfig",
     "RunData",
@@ -50,6 +52,8 @@ __all__ = [
     "prepare_run_data",
     "preset",
     "pretraining_pairs",
+    "project_folder",
+    "read_project",
     "rung_resources",
     "strategy_names",
 ]

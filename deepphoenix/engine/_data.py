@@ -17,7 +17,7 @@ from deepphoenix.corpus import build_lm_dataset
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._rundir import INIT_DIR, derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
-from deepphoenix.mutator import Program
+from deepphoenix.mutator import Bundle, Program
 from deepphoenix.objectives import uses_task
 from deepphoenix.proposers import (
     MAX_TOKENS,
@@ -50,7 +50,7 @@ class RunData:
     proposer_init: Path | None = None  # the run's copy of a pretrained proposer (--proposer-init)
 
 
-def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program,
+def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bundle,
                      refinement: bool, view: bool = False) -> RunData:
     """Make (or read back) the data a run needs. `refinement`: whether anything needs the
     refinement pairs (a learned proposer, or the refinement task). `view`: the proposer
@@ -93,12 +93,15 @@ def _builtin(config: RunConfig) -> bool:
     return uses_task(config.objective)
 
 
-def _refinement(folder: Path, config: RunConfig, seed_program: Program,
+def _refinement(folder: Path, config: RunConfig, seed_program: Program | Bundle,
                 init: Path | None, reader: str) -> ProposerData:
     """The refinement pairs in `folder` (made once, then read back), for `reader`: "view"
     (a view-reading proposer), "task" (the refinement task's rows) or a proposer's name
     (one that reads whole sources)."""
     meta = folder / _META
+    if isinstance(seed_program, Bundle):  # RunConfig refuses it first; said again here
+        raise ConfigError("the refinement pairs are one file's rewrites; a candidate of "
+                          "several files has none (propose with tpe, gp or random)")
     if meta.exists():
         # The files live next to data.json whatever the paths stored (older runs stored
         # them relative to the working directory of the first start).

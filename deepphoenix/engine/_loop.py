@@ -32,7 +32,6 @@ from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.engine._strategy import Scored, Strategy
 from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.evaluator import EvalResult, Evaluator
-from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposal, Proposer
 
@@ -162,7 +161,7 @@ class SearchLoop:
     def _begin_episode(self, episode: int, best: str, record: dict[str, Any] | None) -> None:
         train_seed = derive_seed(self.config.seed, "train", episode)
         self.store.start_episode(episode, best, train_seed)
-        program = parse_program(self._source(best), self.run.grammar)
+        program = self.run.parse(self._source(best))
         self.emit("episode", episode=episode, episodes=self.config.episodes, source=best,
                   score=self.score(best))
         stored = (record["training"] if record is not None
@@ -220,7 +219,7 @@ class SearchLoop:
 
     def _propose(self, episode: int, batch: int, parent: str, seed: int,
                  count: int | None = None) -> _Batch:
-        parent_program = parse_program(self._source(parent), self.run.grammar)
+        parent_program = self.run.parse(self._source(parent))
         began = time.monotonic()
         # Every slot goes to a variant this run has not met: a repeat would spend an
         # evaluation slot on a cached score (and never win a greedy step).

@@ -23,7 +23,13 @@ from deepphoenix.engine._rundir import derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar
 from deepphoenix.lineage import run_grammar
-from deepphoenix.mutator import Program, TargetFormat, diff_programs, parse_program
+from deepphoenix.mutator import (
+    Program,
+    TargetFormat,
+    diff_programs,
+    is_bundle_text,
+    parse_program,
+)
 from deepphoenix.proposers import (
     Observation,
     RefinementPair,
@@ -72,6 +78,9 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
             if grammar is None or not isinstance(seed_text, str):
                 raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
                                   "back here; pass runs this deepphoenix can resume")
+            if is_bundle_text(seed_text):
+                raise RunDirError(f"{run_dir}: a run over several files; the proposer "
+                                  "learns one file's rewrites: pass single-file runs")
             sign = store.direction.sign
             variants = [v for v in store.variants() if v.status == "scored"
                         and v.score is not None]

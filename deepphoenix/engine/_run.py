@@ -15,13 +15,15 @@ from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, RunConfig
 from deepphoenix.engine._data import RunData, prepare_run_data
 from deepphoenix.engine._loop import Event, SearchLoop
-from deepphoenix.engine._render import render_source
+from deepphoenix.engine._render import render_files, render_source
+from deepphoenix.engine._rescore import rescore_best
 from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.engine._strategy import get_strategy
 from deepphoenix.errors import ConfigError
 from deepphoenix.evaluator import EvalSettings, Evaluator, evaluation_preload
 from deepphoenix.executor import ExecutorSettings, get_executor
-from deepphoenix.objectives import Direction
+from deepphoenix.mutator import Bundle
+from deepphoenix.objectives import Direction, ObjectiveSpec
 from deepphoenix.proposers import (
     ProposerContext,
     SampleSettings,
@@ -30,11 +32,25 @@ from deepphoenix.proposers import (
     needs_refinement_data,
     reads_program_view,
 )
-from deepphoenix.sandbox import WorkerSettings, confinement
+from deepphoenix.sandbox import WorkerSettings, confinement, sandbox_line
 from deepphoenix.store import RunStore
-from deepphoenix.store_io import write_text_atomic
+from deepphoenix.store_io import write_text_atomic, write_tree
 
 __all__ = ["Run", "RunSummary"]
+
+
+def eval_settings(c: RunConfig, objective: ObjectiveSpec, data: RunData,
+                  project: Path | None = None, paths: tuple[str, ...] = ()) -> EvalSettings:
+    """How a run's candidates are scored (and re-scored: `lineage verify --rescore`); a
+    project run's candidates are evaluated in a copy of `project` with their `paths`."""
+    return EvalSettings(
+        objective=objective, task=c.task, rows=data.rows, vocab_size=data.vocab_size,
+        samples=c.fewshot_samples,
+        heldout=c.heldout_samples if objective.name == "val-loss" else 0,
+        batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
+        seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params,
+        project=project, path=paths[0] if len(paths) == 1 else None,
+        link_bytes=int(c.link_over_mb * 2**20))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +67,7 @@ class RunSummary:
     evaluations: int
     seconds: float
     best_path: Path
+    rescore: str = ""  # the best's re-score in a fresh process: "reproduced", … (_rescore)
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "objective": self.objective,
@@ -58,7 +75,8 @@ class RunSummary:
                 "seed_score": self.seed_score, "seed_params": self.seed_params,
                 "best_hash": self.best_hash, "best_score": self.best_score,
                 "best_params": self.best_params, "evaluations": self.evaluations,
-                "seconds": self.seconds, "best_path": str(self.best_path)}
+                "seconds": self.seconds, "best_path": str(self.best_path),
+                "rescore": self.rescore}
 
 
 class Run:
@@ -126,6 +144,9 @@ class Run:
         for message in self.dir.warnings:
             self.emit("warning", message=message)
         confined = confinement()
+        if c.executor == "local":  # which sandbox, said once at the start
+            settings = self._executor_settings()
+            self.emit("sandbox", line=sandbox_line(settings.worker, settings.workers))
         if not confined.available and c.executor == "local":  # said once, plainly
             self.emit("warning", message=f"workers run without mount and PID namespaces "
                       f"({confined.reason}): candidates can see your files and processes "
@@ -147,11 +168,14 @@ class Run:
                 evaluator = Evaluator(executor, self._eval_settings(data))
                 loop: SearchLoop
                 if c.strategy == "async" or c.fidelity == "asha":
-                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
-                                     executor)
+                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
                 else:
                     loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
                 best = loop.execute()
+                # Never reported on the word of the process that scored it (_rescore).
+                seed = self.dir.seed_program
+                best = rescore_best(self.store, evaluator, best, seed.hash,
+                                    lambda row: render_source(seed, row), self.emit)
             finally:
                 proposer.close()
         finally:
@@ -173,10 +197,12 @@ class Run:
             workers=c.workers,
             worker=WorkerSettings(threads=c.worker_threads(), memory_limit=c.memory_limit_bytes(),
                                   device=c.device, hidden=hidden, readable=data,
+                                  disk_limit=c.disk_limit_bytes(),
                                   preload=evaluation_preload(self.dir.objective,
                                                              self.dir.seed_program.text)),
             lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
                                 memory_limit=None, device=c.device, hidden=hidden,
+                                disk_limit=c.disk_limit_bytes(),
                                 readable=data, writable=(str(self.run_dir / "episodes"),)),
             log_dir=self.run_dir / "logs", address=c.ray_address,
             gpus_per_worker=c.gpus_per_eval, lane_gpus=1.0 if c.train_on == "gpu" else 0.0)
@@ -201,23 +227,21 @@ class Run:
             proposer_init=data.proposer_init)
 
     def _eval_settings(self, data: RunData) -> EvalSettings:
-        c = self.config
-        objective = self.dir.objective
-        return EvalSettings(
-            objective=objective, task=c.task, rows=data.rows, vocab_size=data.vocab_size,
-            samples=c.fewshot_samples,
-            heldout=c.heldout_samples if objective.name == "val-loss" else 0,
-            batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
-            seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params)
+        return eval_settings(self.config, self.dir.objective, data, self.dir.project,
+                             self.dir.paths)
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, best: str, seconds: float) -> RunSummary:
         best_row = self.store.variant(best)
         seed_row = self.store.variant(self.dir.seed_program.hash)
         assert best_row is not None and seed_row is not None
-        best_path = self.run_dir / "best.py"
         # Rendered from the seed and the recorded values, never the stored text.
-        write_text_atomic(best_path, render_source(self.dir.seed_program, best_row))
+        if isinstance(self.dir.seed_program, Bundle):  # every file, at its path
+            best_path = self.run_dir / "best"
+            write_tree(best_path, render_files(self.dir.seed_program, best_row))
+        else:
+            best_path = self.run_dir / "best.py"
+            write_text_atomic(best_path, render_source(self.dir.seed_program, best_row))
         objective = self.dir.objective
         summary = RunSummary(
             run_dir=self.run_dir, objective=objective.name,
@@ -226,6 +250,7 @@ class Run:
             best_hash=best, best_score=best_row.score,
             best_params=best_row.metrics.get("params"),
             evaluations=self.store.evaluations_done(), seconds=seconds, best_path=best_path,
+            rescore=_verdict(self.store.get_meta("rescore"), best),
         )
         with self.store.transaction():
             self.store.set_meta("status", "finished")
@@ -237,3 +262,11 @@ class Run:
 
     def close(self) -> None:
         self.dir.close()
+
+
+def _verdict(found: Any, best: str) -> str:
+    """The stored re-score verdict of `best` ("" when there is none)."""
+    for entry in found if isinstance(found, list) else []:
+        if isinstance(entry, dict) and entry.get("hash") == best:
+            return str(entry.get("verdict", ""))
+    return ""

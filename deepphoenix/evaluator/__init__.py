@@ -8,9 +8,13 @@ from deepphoenix.evaluator._evaluator import (
     EvalSettings,
     EvalStatus,
     Evaluator,
+    inconsistency,
     static_check,
 )
 from deepphoenix.evaluator._preload import TORCH_PRELOAD, evaluation_preload
+from deepphoenix.evaluator._workspace import SKIPPED as WORKSPACE_SKIPPED
+from deepphoenix.evaluator._workspace import build_workspace
 
-__all__ = ["TORCH_PRELOAD", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
-           "evaluation_preload", "static_check"]
+__all__ = ["TORCH_PRELOAD", "WORKSPACE_SKIPPED", "EvalJob", "EvalResult", "EvalSettings",
+           "EvalStatus", "Evaluator", "build_workspace", "evaluation_preload", "inconsistency",
+           "static_check"]
