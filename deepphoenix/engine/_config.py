@@ -16,7 +16,12 @@ from deepphoenix.engine._strategy import strategy_names
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
 from deepphoenix.objectives import Direction, is_command, parse_metric, uses_task
-from deepphoenix.proposers import needs_refinement_data, proposer_factory, proposer_names
+from deepphoenix.proposers import (
+    needs_refinement_data,
+    proposer_factory,
+    proposer_names,
+    reads_program_view,
+)
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
@@ -287,10 +292,11 @@ class RunConfig:
         if self.with_sources:
             if self.grammar == "infer":
                 raise ConfigError("--with needs a grammar that names its sites, not 'infer'")
-            if needs_refinement_data(self.proposer):
-                raise ConfigError(f"proposer {self.proposer!r} trains a T5 on one file's "
-                                  "text; a run over several files (--with) proposes with one "
-                                  "that reads site values: --proposer tpe, gp or random")
+            if needs_refinement_data(self.proposer) and not reads_program_view(self.proposer):
+                raise ConfigError(f"proposer {self.proposer!r} reads the whole source of one "
+                                  "file; a run over several files (--with) proposes with one "
+                                  "that reads site values or the program view: --proposer "
+                                  "learned, tpe, gp or random")
 
     def _validate_placement(self) -> None:
         """Cluster options need a cluster executor; GPU shares are Ray's: a fraction of one

@@ -1,7 +1,8 @@
 """A run's data, made once and kept in ``RUN_DIR/data/``: the refinement pairs, their
 tokenizer and tokens (what the paper's ``t5`` proposer trains on, and the paper's few-shot
 data), the program-view pairs of a view-reading proposer (``learned``, ``t5-only``) in
-``data/view/``, and for the code-lm task the byte blocks of the corpus.
+``data/view/`` (a candidate of several files has only these), and for the code-lm task
+the byte blocks of the corpus.
 
 Paths are stored relative to ``data/``, so a run directory can move.
 """
@@ -12,6 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 from deepphoenix.corpus import build_lm_dataset
 from deepphoenix.engine._config import RunConfig
@@ -99,9 +101,10 @@ def _refinement(folder: Path, config: RunConfig, seed_program: Program | Bundle,
     (a view-reading proposer), "task" (the refinement task's rows) or a proposer's name
     (one that reads whole sources)."""
     meta = folder / _META
-    if isinstance(seed_program, Bundle):  # RunConfig refuses it first; said again here
-        raise ConfigError("the refinement pairs are one file's rewrites; a candidate of "
-                          "several files has none (propose with tpe, gp or random)")
+    if isinstance(seed_program, Bundle) and reader != "view":  # RunConfig refuses it first
+        raise ConfigError("whole-source refinement pairs are one file's rewrites; a "
+                          "candidate of several files has only views (propose with learned, "
+                          "tpe, gp or random)")
     if meta.exists():
         # The files live next to data.json whatever the paths stored (older runs stored
         # them relative to the working directory of the first start).
@@ -114,17 +117,19 @@ def _refinement(folder: Path, config: RunConfig, seed_program: Program | Bundle,
                               f"{data.view}; this deepphoenix writes version {VIEW_VERSION}")
         return data
     view = VIEW_VERSION if reader == "view" else None
+    # A `Bundle` answers what the view asks of a `Program` (its sites in every file).
+    program = cast(Program, seed_program)
     seed = derive_seed(config.seed, "data")
     # A pretrained proposer reads with its own tokenizer (its embeddings index it).
     tokenizer = init / "tokenizer.json" if init is not None else None
-    sample = make_dataset(seed_program, _CHECK_PAIRS, seed, config.format, view is not None)
+    sample = make_dataset(program, _CHECK_PAIRS, seed, config.format, view is not None)
     longest = longest_pair(sample, config.vocab_size, config.pre_tokenizer, tokenizer)
     # A BPE trained on a few pairs learns fewer merges than one trained on all of them
     # (tiny seed: 21 tokens against 19): only a clear excess fails before the dataset; the
     # dataset's own tokenizer decides the rest (`prepare_data`).
     if longest > MAX_TOKENS * 5 // 4 or (tokenizer is not None and longest > MAX_TOKENS):
         raise ConfigError(_too_long(reader, longest, tokenizer=tokenizer))
-    pairs = make_dataset(seed_program, config.dataset_size, seed, config.format,
+    pairs = make_dataset(program, config.dataset_size, seed, config.format,
                          view is not None)
     folder.mkdir(parents=True, exist_ok=True)
     write_pairs(pairs, folder / "pairs.jsonl", config.format)

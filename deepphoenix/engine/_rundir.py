@@ -79,8 +79,8 @@ class RunDir:
 
     def parse(self, text: str) -> Program:
         """A stored candidate's text, parsed with the run's grammar. A `Bundle` answers
-        what proposers ask a `Program`, and reaches only those that read site values
-        (`RunConfig` refuses the T5 proposers for several files)."""
+        what proposers ask a `Program`, and reaches only those that read site values or
+        the program view (`RunConfig` refuses the paper's `t5` for several files)."""
         return cast(Program, parse_candidate(text, self.grammar))
 
     @classmethod

@@ -12,7 +12,8 @@ into a `ConstraintAutomaton` whose `allowed` method is the ``prefix_allowed_toke
   same rule over that text (its numeric sites, no derived ones).
 - ``edits`` format: the output is ``site=value`` for one proposable site, the value inside
   its domain and different from the parent's; for a structural site, ``site=NAME`` with
-  NAME one of its other alternatives (a trie over the token sequences of those items).
+  NAME one of its other alternatives (a trie over the token sequences of those items). A
+  bundle's sites are those of all its files, each where its edits are written.
 
 Structural sites are searched in the edits format only: in the ``source`` format their
 code is held as the parent wrote it (the model never writes code). A conditional site
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepphoenix.grammar import INT_KINDS, NUMERIC_KINDS, Kind, compile_expression
-from deepphoenix.mutator import Program, TargetFormat
+from deepphoenix.mutator import Bundle, Program, Site, TargetFormat
 from deepphoenix.proposers._view import full_script
 from deepphoenix.seeds import EOS_ID, PAD_ID, UNK_ID
 
@@ -72,7 +73,7 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
     if fmt is TargetFormat.EDITS:
         choices = []
         sequences: list[list[int]] = []
-        for site in program.sites:
+        for site in _written_sites(program):
             site_spec = grammar.site(site.name)
             if not grammar.active(site_spec, program.values):
                 continue  # conditional, and its condition is false: it may not change
@@ -122,6 +123,15 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
                      if "slot" in seg and seg["slot"]["derive"] is None), default=-1)
     spec["last_free"] = last_free
     return spec
+
+
+def _written_sites(program: Program | Bundle) -> tuple[Site, ...]:
+    """The sites of `program` as written in its source; a bundle's where an edit of each
+    is written (in the file that owns it), in the grammar's order."""
+    if isinstance(program, Bundle):
+        return tuple(program.site(name) for name in program.grammar.names
+                     if name in program.present)
+    return program.sites
 
 
 def _slot(program: Program, name: str, literal: str) -> dict[str, Any]:

@@ -6,7 +6,10 @@ short lines.
 The form is fixed and program-independent (version `VIEW_VERSION`; a run and a model
 record the version they were written in). One line per proposable site of the program, in
 the grammar's order (the order its sites are declared in: a grammar groups related knobs,
-and the same grammar gives the same order whatever the layout of the file)::
+and the same grammar gives the same order whatever the layout of the file). A candidate of
+several files (a `Bundle`, which answers what the view asks of a `Program`) has one view:
+the sites of all its files, each once, valued and spelled as the file that binds it last
+(the one an edit is written to) writes it::
 
     NAME=VALUE KIND DOMAIN
 

@@ -14,9 +14,11 @@ import pytest
 from deepphoenix.errors import ConfigError
 from deepphoenix.grammar import NUMERIC_KINDS, load_grammar
 from deepphoenix.mutator import (
+    Bundle,
     Program,
     TargetFormat,
     infer_grammar,
+    parse_bundle,
     parse_edit_script,
     parse_program,
 )
@@ -34,11 +36,16 @@ from deepphoenix.proposers._t5 import T5Sampler
 from deepphoenix.proposers._tokenizer import train_tokenizer
 from deepphoenix.proposers._view import full_script, view_target
 from deepphoenix.seeds import seed_source
+from tests.search.project import CONFIG as PROJECT_CONFIG
+from tests.search.project import MODEL as PROJECT_MODEL
 
 FILES = Path(__file__).parent.parent / "grammar" / "files"
 NANOGPT = load_grammar("nanogpt")
 MODEL = parse_program((FILES / "nanogpt_model.py").read_text(encoding="utf-8"), NANOGPT)
 TINY = parse_program(seed_source("tiny"), load_grammar("t5"))
+# A model file and the config that overrides some of its values: one candidate (`--with`).
+BUNDLE = parse_bundle([("model.py", PROJECT_MODEL), ("config/small.py", PROJECT_CONFIG)],
+                      NANOGPT)
 
 
 def _long_program(sites: int, filler: int) -> str:
@@ -146,7 +153,16 @@ def test_a_hundred_site_program_fits_the_limit_whatever_its_length(
         prepare_data(make_dataset(program, 2, seed=0, fmt=fmt), fmt, tmp_path / "src", 1024)
 
 
-@pytest.mark.parametrize("program", [TINY, MODEL], ids=["tiny", "nanogpt"])
+def test_a_bundles_view_lists_the_sites_of_every_file_in_the_grammars_order() -> None:
+    lines = view_text(BUNDLE).splitlines()  # type: ignore[arg-type]
+    assert [line.split("=")[0] for line in lines] == [
+        "n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "learning_rate"]
+    # each value as the file that owns it writes it: the config overrides the model file
+    assert lines[0].startswith("n_layer=2 ") and lines[3].startswith("block_size=64 ")
+    assert lines[6].startswith("learning_rate=1e-3 ")
+
+
+@pytest.mark.parametrize("program", [TINY, MODEL, BUNDLE], ids=["tiny", "nanogpt", "bundle"])
 @pytest.mark.parametrize("fmt", ["source", "edits"])
 def test_constrained_walks_over_a_view_ground_on_the_parent(
         program: Program, fmt: str, tmp_path: Path) -> None:
@@ -180,6 +196,12 @@ def test_constrained_walks_over_a_view_ground_on_the_parent(
             assert "n_embd % n_head" in result.reason
             continue
         changed.update(e.site for e in result.variant.changes)
+        if isinstance(program, Bundle):  # each edit written in the file that owns its site
+            before, after = dict(program.to_dict()["owners"]), result.variant.files
+            assert after is not None
+            written = {path for path, text in after if text != dict(
+                (p.path, p.text) for p in program.programs)[path]}
+            assert written == {before[e.site] for e in result.variant.changes}
     numeric = {s.name for s in view_sites(program) if s.kind in NUMERIC_KINDS}
     assert numeric <= changed
     if fmt == "edits":  # structural sites are written by name
