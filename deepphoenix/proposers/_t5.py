@@ -101,8 +101,8 @@ def too_long_message(tokens: int, view: int | None, tokenizer_from: Path | None 
                 "like this one, or start cold")
     if view is not None:
         return (f"the program view is {tokens} tokens long, over the {MAX_TOKENS} limit: "
-                "the grammar proposes too many sites for one view; give it fewer sites "
-                "(mutable = false), or use a larger vocabulary")
+                "the grammar proposes too many sites for one view; give it fewer (mutable "
+                "= false holds a site as written), or propose with tpe, gp or random")
     return (f"a refinement pair is {tokens} tokens long, over the {MAX_TOKENS} limit; use a "
             "shorter seed source or a larger vocabulary")
 

@@ -23,12 +23,13 @@ the sites of all its files, each once, valued and spelled as the file that binds
   an int grid (a multiple of K); a listed set, categorical choices and a structural site's
   alternatives are ``{A|B|C}``; a bool has none.
 
-For example (nanoGPT's ``model.py`` under the ``nanogpt`` grammar)::
+For example (nanoGPT's ``model.py`` shrunk to 2 x 64, under the ``nanogpt`` grammar,
+whose domains are relative to the file)::
 
-    n_layer=2 int 1..48
-    n_head=2 int 1..32
-    n_embd=64 int 64..4096 %64
-    block_size=64 log-int 64..4096 %64
+    n_layer=2 int 1..6
+    n_head=2 int 1..8
+    n_embd=64 int 32..256 %32
+    block_size=64 log-int 64..256 %64
     dropout=0.0 float {0.0|0.05|0.1|0.2|0.3}
     bias=True bool
     norm=layernorm code {layernorm|rmsnorm}

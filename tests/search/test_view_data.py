@@ -45,6 +45,19 @@ def test_t5_on_a_source_too_long_for_it_fails_before_the_dataset(tmp_path: Path)
     assert not (run_dir / "data" / "pairs.jsonl").exists()  # no dataset was made
 
 
+def test_a_file_too_large_even_as_a_view_fails_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "many.py").write_text(_long_program(240, 0))  # 240 sites: ~2,000 tokens
+    (tmp_path / "score.py").write_text(OBJECTIVE)
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(cli, [
+        "run", "--source", str(tmp_path / "many.py"), "--grammar", "infer", "--objective",
+        f"{tmp_path / 'score.py'}:evaluate", "--proposer", "learned", "--run-dir",
+        str(run_dir), "--quiet", "--no-plots"])
+    _one_line_error(result.output, result.exit_code, "the program view is",
+                    "over the 1024 limit", "give it fewer")
+    assert not (run_dir / "data" / "view" / "pairs.jsonl").exists()  # before any dataset
+
+
 def test_learned_reads_views_of_the_same_source(tmp_path: Path) -> None:
     text = _long_program(20, 300)
     program = parse_program(text, infer_grammar(text))
