@@ -5,9 +5,10 @@ than one of the run's best, paired with it, repeated by the gain), the variants 
 the run's own database, and as many refinement pairs of its seed program (replay, so that
 the model keeps the form of a refinement). Programs and tasks may differ between the runs:
 the pairs are text in the program view (`proposers._view`: what ``learned`` reads,
-whatever the length of the file), the targets in the format the pretrained proposer
-writes. `deepphoenix proposer
-pretrain` trains on them; `deepphoenix run --proposer-init` starts from the result.
+whatever the length of the file; a run over several files gives views of all its
+files' sites), the targets in the format the pretrained proposer writes. `deepphoenix
+proposer pretrain` trains on them; `deepphoenix run --proposer-init` starts from the
+result.
 """
 
 from __future__ import annotations
@@ -17,24 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from deepphoenix.engine._rundir import derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar
 from deepphoenix.lineage import run_grammar
-from deepphoenix.mutator import (
-    Program,
-    TargetFormat,
-    diff_programs,
-    is_bundle_text,
-    parse_program,
-)
+from deepphoenix.mutator import Edit, Program, TargetFormat, parse_candidate
 from deepphoenix.proposers import (
     Observation,
     RefinementPair,
     hindsight_pairs,
     make_dataset,
+    view_sites,
     view_target,
     view_text,
 )
@@ -78,9 +74,6 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
             if grammar is None or not isinstance(seed_text, str):
                 raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
                                   "back here; pass runs this deepphoenix can resume")
-            if is_bundle_text(seed_text):
-                raise RunDirError(f"{run_dir}: a run over several files; the proposer "
-                                  "learns one file's rewrites: pass single-file runs")
             sign = store.direction.sign
             variants = [v for v in store.variants() if v.status == "scored"
                         and v.score is not None]
@@ -97,13 +90,15 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
                                  fmt)
             if target is None:
                 continue  # the two differ only where the model never writes
-            movable = {spec.name for spec in worse_program.proposable}
-            edits = tuple(e for e in diff_programs(worse_program, better_program).edits
-                          if e.site in movable)  # derived sites follow; never written
+            edits = tuple(  # at the sites the view shows: derived sites follow
+                Edit(spec.name, after) for spec in view_sites(worse_program)
+                if (after := better_program.values.get(spec.name)) is not None
+                and (after != (before := worse_program.values.get(spec.name))
+                     or type(after) is not type(before)))
             pairs.extend([RefinementPair(view_text(worse_program), target, edits)] * repeats)
             hindsight += repeats
         replay = max(hindsight, MIN_REPLAY)
-        program = parse_program(seed_text, grammar, "seed")
+        program = _parse(seed_text, grammar, "seed")
         pairs.extend(make_dataset(program, replay, derive_seed(seed, "pretrain", len(found)),
                                   fmt, view=True))
         found.append(RunPairs(Path(run_dir), hindsight, replay, len(variants)))
@@ -115,5 +110,10 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
 
 def _parse_once(parsed: dict[str, Program], grammar: Grammar, source: str) -> Program:
     if source not in parsed:
-        parsed[source] = parse_program(source, grammar)
+        parsed[source] = _parse(source, grammar)
     return parsed[source]
+
+
+def _parse(text: str, grammar: Grammar, path: str | None = None) -> Program:
+    # A run over several files stored bundles; a `Bundle` answers what the view asks.
+    return cast(Program, parse_candidate(text, grammar, path))

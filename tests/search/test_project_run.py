@@ -113,6 +113,19 @@ def test_every_lineage_command_reads_a_bundle(project_run, tmp_path: Path) -> No
     assert exported.exit_code == 0 and "5 complete trials" in exported.stdout
 
 
+def test_pretraining_reads_a_run_over_several_files(project_run) -> None:  # type: ignore[no-untyped-def]
+    from deepphoenix.engine import pretraining_pairs
+
+    _, run_dir = project_run
+    pairs, runs = pretraining_pairs([run_dir], "edits", seed=0)
+    assert runs[0].hindsight > 0 and runs[0].scored == 5
+    sites = ["n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "learning_rate"]
+    for pair in pairs:  # views of both files' sites; edit scripts over them
+        assert [line.split("=")[0] for line in pair.input.splitlines()] == sites
+        assert pair.edits and {e.site for e in pair.edits} <= set(sites)
+        assert pair.target.split("=")[0] in sites
+
+
 def test_verify_finds_a_rewritten_file_of_a_bundle(project_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, run_dir = project_run
     copy = tmp_path / "run"
