@@ -197,11 +197,9 @@ def test_constrained_walks_over_a_view_ground_on_the_parent(
             continue
         changed.update(e.site for e in result.variant.changes)
         if isinstance(program, Bundle):  # each edit written in the file that owns its site
-            before, after = dict(program.to_dict()["owners"]), result.variant.files
-            assert after is not None
-            written = {path for path, text in after if text != dict(
-                (p.path, p.text) for p in program.programs)[path]}
-            assert written == {before[e.site] for e in result.variant.changes}
+            files = {p.path: p.text for p in program.programs}
+            written = {path for path, text in result.variant.files or () if text != files[path]}
+            assert written == {program.where(e.site) for e in result.variant.changes}
     numeric = {s.name for s in view_sites(program) if s.kind in NUMERIC_KINDS}
     assert numeric <= changed
     if fmt == "edits":  # structural sites are written by name
