@@ -192,10 +192,12 @@ def test_constrained_walks_over_a_view_ground_on_the_parent(
         # format of the whole file.
         assert result.outcome in (Outcome.OK, Outcome.INVARIANT), (text, result.reason)
         assert result.variant is not None
+        # Written either way: a relative n_head domain holds few divisors of n_embd, so an
+        # n_head edit is often refused by the invariant (the test flaked counting OK only).
+        changed.update(e.site for e in result.variant.changes)
         if result.outcome is Outcome.INVARIANT:
             assert "n_embd % n_head" in result.reason
             continue
-        changed.update(e.site for e in result.variant.changes)
         if isinstance(program, Bundle):  # each edit written in the file that owns its site
             files = {p.path: p.text for p in program.programs}
             written = {path for path, text in result.variant.files or () if text != files[path]}
