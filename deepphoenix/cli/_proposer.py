@@ -19,7 +19,7 @@ from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.engine import load_seed_text, pretraining_pairs
 from deepphoenix.errors import RunDirError
 from deepphoenix.mutator import TargetFormat
-from deepphoenix.proposers import T5Sampler, TrainSettings, prepare_data
+from deepphoenix.proposers import VIEW_VERSION, T5Sampler, TrainSettings, prepare_data
 from deepphoenix.proposers._tokenizer import PreTokenizer
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.store_io import write_text_atomic
@@ -60,7 +60,8 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
     """Train a proposer on the improving pairs of earlier runs (RUN_DIRS); save it to OUT.
 
     Each run gives its hindsight pairs (a worse variant and a better one, repeated by the
-    gain), whatever its program or task, and as many refinement pairs of its seed. Start
+    gain), whatever its program or task, and as many refinement pairs of its seed, all
+    in the program view (each site's name, value and domain) that `learned` reads. Start
     a run from the result with `deepphoenix run --proposer-init OUT`.
     """
     if out.exists() and any(out.iterdir()):
@@ -73,7 +74,7 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
     reporter = Reporter("json" if as_json else "auto")
     with staged_model(out) as staging:
         data = prepare_data(pairs, fmt, staging / "data", vocab_size,
-                            PreTokenizer.DIGITS)
+                            PreTokenizer.DIGITS, view=VIEW_VERSION)
         bar = ProgressBar(reporter, "pretrain")
         with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
             _, report = T5Sampler.train(

@@ -105,7 +105,8 @@ class _RunDisplay:
                                warning=f["verdict"] != "reproduced")
         elif kind == "data":
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
-                               f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
+                               f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/"
+                               + ("view" if f.get("view") else "source"))
         elif kind == "seed":
             self.best = f["score"]
             self.reporter.line(f"seed {f['hash'][:8]}: "

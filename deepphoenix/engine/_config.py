@@ -22,7 +22,12 @@ from deepphoenix.objectives import (
     uses_heldout,
     uses_task,
 )
-from deepphoenix.proposers import needs_refinement_data, proposer_factory, proposer_names
+from deepphoenix.proposers import (
+    needs_refinement_data,
+    proposer_factory,
+    proposer_names,
+    reads_program_view,
+)
 from deepphoenix.sandbox import default_memory_limit
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
@@ -290,10 +295,11 @@ class RunConfig:
         if self.with_sources:
             if self.grammar == "infer":
                 raise ConfigError("--with needs a grammar that names its sites, not 'infer'")
-            if needs_refinement_data(self.proposer):
-                raise ConfigError(f"proposer {self.proposer!r} trains a T5 on one file's "
-                                  "text; a run over several files (--with) proposes with one "
-                                  "that reads site values: --proposer tpe, gp or random")
+            if needs_refinement_data(self.proposer) and not reads_program_view(self.proposer):
+                raise ConfigError(f"proposer {self.proposer!r} reads the whole source of one "
+                                  "file; a run over several files (--with) proposes with one "
+                                  "that reads site values or the program view: --proposer "
+                                  "learned, tpe, gp or random")
 
     def _validate_placement(self) -> None:
         """Cluster options need a cluster executor; GPU shares are Ray's: a fraction of one

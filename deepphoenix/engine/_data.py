@@ -1,6 +1,8 @@
 """A run's data, made once and kept in ``RUN_DIR/data/``: the refinement pairs, their
-tokenizer and tokens (what the learned proposer trains on, and the paper's few-shot
-data), and for the code-lm task the byte blocks of the corpus.
+tokenizer and tokens (what the paper's ``t5`` proposer trains on, and the paper's few-shot
+data), the program-view pairs of a view-reading proposer (``learned``, ``t5-only``) in
+``data/view/`` (a candidate of several files has only these), and for the code-lm task
+the byte blocks of the corpus.
 
 Paths are stored relative to ``data/``, so a run directory can move.
 """
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 from deepphoenix.corpus import build_lm_dataset
 from deepphoenix.engine._config import RunConfig
@@ -17,12 +21,24 @@ from deepphoenix.engine._rundir import INIT_DIR, derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.mutator import Bundle, Program
 from deepphoenix.objectives import uses_task
-from deepphoenix.proposers import ProposerData, make_dataset, prepare_data, write_pairs
+from deepphoenix.proposers import (
+    MAX_TOKENS,
+    VIEW_VERSION,
+    ProposerData,
+    longest_pair,
+    make_dataset,
+    prepare_data,
+    too_long_message,
+    write_pairs,
+)
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["RunData", "prepare_run_data"]
+__all__ = ["VIEW_DIR", "RunData", "prepare_run_data"]
 
 _LM_FILE = "blocks.json"
+_META = "data.json"
+VIEW_DIR = "view"  # in data/: the view-reading proposer's pairs, tokenizer and tokens
+_CHECK_PAIRS = 32  # pairs tokenized before the dataset is made, to fail fast
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,26 +53,41 @@ class RunData:
 
 
 def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bundle,
-                     refinement: bool) -> RunData:
+                     refinement: bool, view: bool = False) -> RunData:
     """Make (or read back) the data a run needs. `refinement`: whether anything needs the
-    refinement pairs (a learned proposer, or the refinement task)."""
-    proposer = None
+    refinement pairs (a learned proposer, or the refinement task). `view`: the proposer
+    reads the program view, so its pairs are views, kept apart in ``data/view/`` (the
+    refinement task, if any, keeps its pairs of whole sources in ``data/``).
+
+    Before any pair is made, the first few pairs are tokenized: a program too long for
+    the proposer (or the task) fails here, in seconds, with one line saying what to do."""
     init = folder / INIT_DIR if config.proposer_init is not None else None
     if init is not None and not (init / "proposer.json").exists():
         raise RunDirError(f"{init}: the run's copy of its --proposer-init model is missing "
                           "(the run was stopped while it was copied); start a new run")
-    needs_pairs = refinement or (config.task == "refinement" and _builtin(config))
-    if needs_pairs:
-        proposer = _refinement(folder, config, seed_program, init)
+    if view and (folder / _META).exists() and not (folder / VIEW_DIR / _META).exists():
+        # Written before program views (a run makes its view pairs first): its proposer
+        # read whole sources, and a resume must propose as it would have.
+        view = False
+    task = config.task == "refinement" and _builtin(config)
+    proposer = None
+    if refinement and view:
+        proposer = _refinement(folder / VIEW_DIR, config, seed_program, init, "view")
+    source = None
+    if task or (refinement and not view):
+        reader = "task" if not refinement or view else config.proposer
+        source = _refinement(folder, config, seed_program, None if view else init, reader)
+        if proposer is None and refinement:
+            proposer = source
     rows: Path | None = None
     count = 0
     if _builtin(config):
         if config.task == "refinement":
-            assert proposer is not None
-            rows, count = proposer.tokens_path, proposer.pairs
+            assert source is not None
+            rows, count = source.tokens_path, source.pairs
         else:
             rows, count = _lm_blocks(folder, config)
-    vocab = proposer.vocab_size if proposer is not None else config.vocab_size
+    vocab = source.vocab_size if source is not None else config.vocab_size
     return RunData(proposer, rows, vocab, count, init)
 
 
@@ -65,29 +96,62 @@ def _builtin(config: RunConfig) -> bool:
 
 
 def _refinement(folder: Path, config: RunConfig, seed_program: Program | Bundle,
-                init: Path | None) -> ProposerData:
-    if isinstance(seed_program, Bundle):  # RunConfig refuses it first; said again here
-        raise ConfigError("the refinement pairs are one file's rewrites; a candidate of "
-                          "several files has none (propose with tpe, gp or random)")
-    meta = folder / "data.json"
+                init: Path | None, reader: str) -> ProposerData:
+    """The refinement pairs in `folder` (made once, then read back), for `reader`: "view"
+    (a view-reading proposer), "task" (the refinement task's rows) or a proposer's name
+    (one that reads whole sources)."""
+    meta = folder / _META
+    if isinstance(seed_program, Bundle) and reader != "view":  # RunConfig refuses it first
+        raise ConfigError("whole-source refinement pairs are one file's rewrites; a "
+                          "candidate of several files has only views (propose with learned, "
+                          "tpe, gp or random)")
     if meta.exists():
         # The files live next to data.json whatever the paths stored (older runs stored
         # them relative to the working directory of the first start).
         stored = json.loads(meta.read_text())
-        return ProposerData.from_dict({
+        data = ProposerData.from_dict({
             **stored, "tokenizer_path": folder / Path(stored["tokenizer_path"]).name,
             "tokens_path": folder / Path(stored["tokens_path"]).name})
-    pairs = make_dataset(seed_program, config.dataset_size, derive_seed(config.seed, "data"),
-                         config.format)
-    write_pairs(pairs, folder / "pairs.jsonl", config.format)
+        if data.view not in (None, VIEW_VERSION):
+            raise RunDirError(f"{folder}: the run's proposer reads program view version "
+                              f"{data.view}; this deepphoenix writes version {VIEW_VERSION}")
+        return data
+    view = VIEW_VERSION if reader == "view" else None
+    # A `Bundle` answers what the view asks of a `Program` (its sites in every file).
+    program = cast(Program, seed_program)
+    seed = derive_seed(config.seed, "data")
     # A pretrained proposer reads with its own tokenizer (its embeddings index it).
     tokenizer = init / "tokenizer.json" if init is not None else None
+    sample = make_dataset(program, _CHECK_PAIRS, seed, config.format, view is not None)
+    longest = longest_pair(sample, config.vocab_size, config.pre_tokenizer, tokenizer)
+    # A BPE trained on a few pairs learns fewer merges than one trained on all of them
+    # (tiny seed: 21 tokens against 19): only a clear excess fails before the dataset; the
+    # dataset's own tokenizer decides the rest (`prepare_data`).
+    if longest > MAX_TOKENS * 5 // 4 or (tokenizer is not None and longest > MAX_TOKENS):
+        raise ConfigError(_too_long(reader, longest, tokenizer=tokenizer))
+    pairs = make_dataset(program, config.dataset_size, seed, config.format,
+                         view is not None)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_pairs(pairs, folder / "pairs.jsonl", config.format)
     data = prepare_data(pairs, config.format, folder, config.vocab_size, config.pre_tokenizer,
-                        tokenizer)
+                        tokenizer, view, too_long=partial(_too_long, reader, tokenizer=tokenizer))
     stored = {**data.to_dict(), "tokenizer_path": data.tokenizer_path.name,
               "tokens_path": data.tokens_path.name}  # relative to data/
     write_text_atomic(meta, json.dumps(stored, indent=2))
     return data
+
+
+def _too_long(reader: str, tokens: int, tokenizer: Path | None = None) -> str:
+    """One line: who cannot read pairs of `tokens` tokens, and the way on."""
+    if reader == "view" or tokenizer is not None:
+        return too_long_message(tokens, VIEW_VERSION if reader == "view" else None, tokenizer)
+    if reader == "task":
+        return (f"the refinement task trains each candidate on refinement pairs of the whole "
+                f"source, and this program's are about {tokens} tokens long, over the "
+                f"{MAX_TOKENS} limit; score it with another --objective")
+    return (f"proposer {reader!r} reads the whole source, and a refinement pair of this "
+            f"program is about {tokens} tokens long, over the {MAX_TOKENS} limit; "
+            "--proposer learned reads a compact view of the program's sites instead")
 
 
 def _lm_blocks(folder: Path, config: RunConfig) -> tuple[Path, int]:

@@ -1,11 +1,14 @@
 """Transfer across runs: the pairs a proposer is pretrained on, read from earlier runs.
 
 Each run gives its hindsight pairs (`hindsight_pairs`: every variant that scored worse
-than one of the run's best, paired with it, repeated by the gain), the texts read from the
-run's own database, and as many refinement pairs of its seed program (replay, so that the
-model keeps the form of a refinement). Programs and tasks may differ between the runs:
-the pairs are text, in the format the pretrained proposer writes. `deepphoenix proposer
-pretrain` trains on them; `deepphoenix run --proposer-init` starts from the result.
+than one of the run's best, paired with it, repeated by the gain), the variants read from
+the run's own database, and as many refinement pairs of its seed program (replay, so that
+the model keeps the form of a refinement). Programs and tasks may differ between the runs:
+the pairs are text in the program view (`proposers._view`: what ``learned`` reads,
+whatever the length of the file; a run over several files gives views of all its
+files' sites), the targets in the format the pretrained proposer writes. `deepphoenix
+proposer pretrain` trains on them; `deepphoenix run --proposer-init` starts from the
+result.
 """
 
 from __future__ import annotations
@@ -15,22 +18,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from deepphoenix.engine._rundir import derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import Grammar
 from deepphoenix.lineage import run_grammar
-from deepphoenix.mutator import (
-    Edit,
-    Program,
-    TargetFormat,
-    diff_programs,
-    format_edit_script,
-    is_bundle_text,
-    parse_program,
+from deepphoenix.mutator import Edit, Program, TargetFormat, parse_candidate
+from deepphoenix.proposers import (
+    Observation,
+    RefinementPair,
+    hindsight_pairs,
+    make_dataset,
+    view_sites,
+    view_target,
+    view_text,
 )
-from deepphoenix.proposers import Observation, RefinementPair, hindsight_pairs, make_dataset
 from deepphoenix.store import RunStore
 
 __all__ = ["RunPairs", "pretraining_pairs"]
@@ -71,9 +74,6 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
             if grammar is None or not isinstance(seed_text, str):
                 raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
                                   "back here; pass runs this deepphoenix can resume")
-            if is_bundle_text(seed_text):
-                raise RunDirError(f"{run_dir}: a run over several files; the proposer "
-                                  "learns one file's rewrites: pass single-file runs")
             sign = store.direction.sign
             variants = [v for v in store.variants() if v.status == "scored"
                         and v.score is not None]
@@ -83,22 +83,24 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
         program_of = partial(_parse_once, parsed, grammar)
         hindsight = 0
         for worse, better, repeats in hindsight_pairs(observed, sign):
-            before, after = sources[_key(worse)], sources[_key(better)]
-            worse_program = program_of(before)
-            movable = {spec.name for spec in worse_program.proposable}
-            edits: tuple[Edit, ...] = tuple(
-                e for e in diff_programs(worse_program, program_of(after)).edits
-                if e.site in movable)  # derived sites follow; never written
-            if not edits:
-                continue
-            target = after if fmt is TargetFormat.SOURCE else format_edit_script(
-                worse_program, edits)
-            pairs.extend([RefinementPair(before, target, edits)] * repeats)
+            # The worse variant's own program: its view, and the literal style of the target.
+            worse_program = program_of(sources[_key(worse)])
+            better_program = program_of(sources[_key(better)])
+            target = view_target(worse_program, worse_program.values, better_program.values,
+                                 fmt)
+            if target is None:
+                continue  # the two differ only where the model never writes
+            edits = tuple(  # at the sites the view shows: derived sites follow
+                Edit(spec.name, after) for spec in view_sites(worse_program)
+                if (after := better_program.values.get(spec.name)) is not None
+                and (after != (before := worse_program.values.get(spec.name))
+                     or type(after) is not type(before)))
+            pairs.extend([RefinementPair(view_text(worse_program), target, edits)] * repeats)
             hindsight += repeats
         replay = max(hindsight, MIN_REPLAY)
-        program = parse_program(seed_text, grammar, "seed")
+        program = _parse(seed_text, grammar, "seed")
         pairs.extend(make_dataset(program, replay, derive_seed(seed, "pretrain", len(found)),
-                                  fmt))
+                                  fmt, view=True))
         found.append(RunPairs(Path(run_dir), hindsight, replay, len(variants)))
     if not any(run.hindsight for run in found):
         raise ConfigError("none of the runs scored a variant better than another: no "
@@ -108,5 +110,10 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
 
 def _parse_once(parsed: dict[str, Program], grammar: Grammar, source: str) -> Program:
     if source not in parsed:
-        parsed[source] = parse_program(source, grammar)
+        parsed[source] = _parse(source, grammar)
     return parsed[source]
+
+
+def _parse(text: str, grammar: Grammar, path: str | None = None) -> Program:
+    # A run over several files stored bundles; a `Bundle` answers what the view asks.
+    return cast(Program, parse_candidate(text, grammar, path))

@@ -30,6 +30,7 @@ from deepphoenix.proposers import (
     TrainSettings,
     get_proposer,
     needs_refinement_data,
+    reads_program_view,
 )
 from deepphoenix.sandbox import WorkerSettings, confinement, sandbox_line
 from deepphoenix.store import RunStore
@@ -155,11 +156,13 @@ class Run:
         executor = get_executor(c.executor, self._executor_settings())
         try:
             data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
-                                    needs_refinement_data(c.proposer))
+                                    needs_refinement_data(c.proposer),
+                                    view=reads_program_view(c.proposer))
             if data.proposer is not None:
                 self.emit("data", pairs=data.proposer.pairs,
                           vocab_size=data.proposer.vocab_size,
-                          mean_input_tokens=data.proposer.mean_input_tokens)
+                          mean_input_tokens=data.proposer.mean_input_tokens,
+                          view=data.proposer.view is not None)
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))

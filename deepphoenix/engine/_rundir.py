@@ -33,7 +33,7 @@ from deepphoenix.mutator import (
     resolve_grammar,
 )
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
-from deepphoenix.proposers import model_format
+from deepphoenix.proposers import model_format, model_view
 from deepphoenix.run_lock import RunLock
 from deepphoenix.seeds import CODET5_DIR, seed_names, seed_source
 from deepphoenix.store import DB_NAME, RunStore
@@ -79,8 +79,8 @@ class RunDir:
 
     def parse(self, text: str) -> Program:
         """A stored candidate's text, parsed with the run's grammar. A `Bundle` answers
-        what proposers ask a `Program`, and reaches only those that read site values
-        (`RunConfig` refuses the T5 proposers for several files)."""
+        what proposers ask a `Program`, and reaches only those that read site values or
+        the program view (`RunConfig` refuses the paper's `t5` for several files)."""
         return cast(Program, parse_candidate(text, self.grammar))
 
     @classmethod
@@ -204,6 +204,10 @@ def _check_init(model: Path, fmt: str) -> None:
     if found.value != fmt:
         raise ConfigError(f"--proposer-init {model} writes {found.value}, but the run's "
                           f"--format is {fmt}; pass --format {found.value}")
+    if model_view(model) is None:  # the proposers that take one read the program view
+        raise ConfigError(f"--proposer-init {model} reads whole sources (pretrained before "
+                          "program views); pretrain it again with `deepphoenix proposer "
+                          "pretrain`")
 
 
 def _copy_init(model: Path, to: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.grammar import Grammar, Kind, SiteSpec, parse_grammar
-from deepphoenix.mutator import parse_program, resolve_grammar
+from deepphoenix.mutator import parse_candidate, resolve_grammar
 from deepphoenix.objectives import Direction
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import apply_umask
@@ -58,8 +58,9 @@ def run_grammar(store: RunStore) -> Grammar | None:
         else:
             return None
         if grammar.unresolved and isinstance(seed_text, str):
-            # Domains relative to the file: resolved against the seed, as the run did.
-            grammar = parse_program(seed_text, grammar, "seed").grammar
+            # Domains relative to the file: resolved against the seed (its files), as the
+            # run did.
+            grammar = parse_candidate(seed_text, grammar, "seed").grammar  # or a bundle
         return grammar
     except DeepPhoenixError as exc:
         log.warning("grammar %r cannot be rebuilt (%s); distributions from observed values",

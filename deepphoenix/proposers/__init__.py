@@ -5,7 +5,10 @@ worker and grounds what it samples), ``learned`` (a T5 that also learns from the
 scored variants and ranks a wide sample with a surrogate), ``tpe`` and ``gp`` (Optuna's
 TPE and GP-BO over the sites), and the learned proposer's ablations ``random-gp``,
 ``random-gp-multi`` and ``t5-only``. `RandomProposer` also
-builds the refinement dataset. Nothing here imports torch; the workers do.
+builds the refinement dataset. ``learned`` and ``t5-only`` read the *program view*
+(`view_text`: each proposable site's name, value and domain, one line a site), so a long
+model file costs what its sites cost; ``t5`` reads the whole source, as the paper's does.
+Nothing here imports torch; the workers do.
 
 Classes are named after what they are: `PaperT5Proposer` (``t5``), `HindsightProposer`
 (``learned``), `T5Sampler` (the worker-held T5 both use; not a `Proposer`). The old names
@@ -41,21 +44,35 @@ from deepphoenix.proposers._protocol import (
     needs_refinement_data,
     proposer_factory,
     proposer_names,
+    reads_program_view,
     register_proposer,
 )
 from deepphoenix.proposers._random import DistinctVariants, Proposal, RandomProposer
 from deepphoenix.proposers._t5 import (
+    MAX_TOKENS,
     ProposerData,
     SampleSettings,
     T5Sampler,
     TrainSettings,
+    longest_pair,
     model_format,
+    model_view,
     prepare_data,
+    too_long_message,
 )
 from deepphoenix.proposers._tpe import TPEProposer, site_distributions
+from deepphoenix.proposers._view import (
+    VIEW_VERSION,
+    full_script,
+    view_sites,
+    view_target,
+    view_text,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MAX_TOKENS",
+    "VIEW_VERSION",
     "DistinctVariants",
     "GPProposer",
     "HindsightProposer",
@@ -77,18 +94,26 @@ __all__ = [
     "TPEProposer",
     "TrainSettings",
     "draw_distinct",
+    "full_script",
     "get_proposer",
     "hindsight_pairs",
     "iter_pairs",
+    "longest_pair",
     "make_dataset",
     "model_format",
+    "model_view",
     "needs_refinement_data",
     "prepare_data",
     "proposer_factory",
     "proposer_names",
     "read_pairs",
+    "reads_program_view",
     "register_proposer",
     "site_distributions",
+    "too_long_message",
+    "view_sites",
+    "view_target",
+    "view_text",
     "write_pairs",
 ]
 

@@ -7,10 +7,13 @@ into a `ConstraintAutomaton` whose `allowed` method is the ``prefix_allowed_toke
 - ``source`` format: the output is the parent's token sequence with each numeric site
   literal replaced by digits inside the site's domain; derived sites whose inputs come
   earlier in the text are forced to their derived value; with ``forbid_no_op`` the last
-  free site cannot close on the parent's values when nothing before it changed.
+  free site cannot close on the parent's values when nothing before it changed. A model
+  that reads the program view writes the view's `full_script` instead of the file: the
+  same rule over that text (its numeric sites, no derived ones).
 - ``edits`` format: the output is ``site=value`` for one proposable site, the value inside
   its domain and different from the parent's; for a structural site, ``site=NAME`` with
-  NAME one of its other alternatives (a trie over the token sequences of those items).
+  NAME one of its other alternatives (a trie over the token sequences of those items). A
+  bundle's sites are those of all its files, each where its edits are written.
 
 Structural sites are searched in the edits format only: in the ``source`` format their
 code is held as the parent wrote it (the model never writes code). A conditional site
@@ -33,7 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepphoenix.grammar import INT_KINDS, NUMERIC_KINDS, Kind, compile_expression
-from deepphoenix.mutator import Program, TargetFormat
+from deepphoenix.mutator import Bundle, Program, Site, TargetFormat
+from deepphoenix.proposers._view import full_script
 from deepphoenix.seeds import EOS_ID, PAD_ID, UNK_ID
 
 __all__ = ["ConstraintAutomaton", "build_constraint"]
@@ -44,9 +48,12 @@ _MAX_DIGITS = 18
 
 
 def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
-                     forbid_no_op: bool = True) -> dict[str, Any]:
+                     forbid_no_op: bool = True, view: bool = False) -> dict[str, Any]:
     """The constraint spec for proposing from `program` with `tokenizer` (a
-    `tokenizers.Tokenizer`)."""
+    `tokenizers.Tokenizer`). `view`: the model reads the program view and, in the
+    ``source`` format, writes its `full_script` (so that text is copied, not the file's).
+    The ``edits`` format reads nothing of the model's input: its items come from the
+    program's sites either way."""
     fmt = TargetFormat(fmt)
     vocab = tokenizer.get_vocab()
     decode = tokenizer.decode
@@ -66,7 +73,7 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
     if fmt is TargetFormat.EDITS:
         choices = []
         sequences: list[list[int]] = []
-        for site in program.sites:
+        for site in _written_sites(program):
             site_spec = grammar.site(site.name)
             if not grammar.active(site_spec, program.values):
                 continue  # conditional, and its condition is false: it may not change
@@ -83,25 +90,31 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
         spec["choices"] = choices
         spec["sequences"] = sequences
         return spec
-    encoding = tokenizer.encode(program.text, add_special_tokens=False)
+    if view:
+        text, written = full_script(program)
+        places = [(s.site, s.start, s.end, s.literal) for s in written]
+    else:
+        text = program.text
+        places = [(s.name, s.start, s.end, s.literal) for s in program.sites]
+    encoding = tokenizer.encode(text, add_special_tokens=False)
     ids, offsets = encoding.ids, encoding.offsets
     starts = {start: i for i, (start, _end) in enumerate(offsets)}
     ends = {end: i + 1 for i, (_start, end) in enumerate(offsets)}
     segments: list[dict[str, Any]] = []
     cursor = 0
-    for site in program.sites:
-        site_spec = grammar.site(site.name)
+    for name, start, end, literal in places:
+        site_spec = grammar.site(name)
         numeric = site_spec.kind in NUMERIC_KINDS
         # A conditional site whose condition is false under the parent stays as written.
         free = (site_spec.proposable and grammar.active(site_spec, program.values)
                 ) or site_spec.derived
-        aligned = site.start in starts and site.end in ends and _NUMBERISH.match(site.literal)
+        aligned = start in starts and end in ends and _NUMBERISH.match(literal)
         if not (numeric and free and aligned):
             continue
-        first, last = starts[site.start], ends[site.end]
+        first, last = starts[start], ends[end]
         if ids[cursor:first]:
             segments.append({"fixed": ids[cursor:first]})
-        segments.append({"slot": _slot(program, site.name, site.literal)})
+        segments.append({"slot": _slot(program, name, literal)})
         cursor = last
     if ids[cursor:]:
         segments.append({"fixed": ids[cursor:]})
@@ -110,6 +123,15 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
                      if "slot" in seg and seg["slot"]["derive"] is None), default=-1)
     spec["last_free"] = last_free
     return spec
+
+
+def _written_sites(program: Program | Bundle) -> tuple[Site, ...]:
+    """The sites of `program` as written in its source; a bundle's where an edit of each
+    is written (in the file that owns it), in the grammar's order."""
+    if isinstance(program, Bundle):
+        return tuple(program.site(name) for name in program.grammar.names
+                     if name in program.present)
+    return program.sites
 
 
 def _slot(program: Program, name: str, literal: str) -> dict[str, Any]:
@@ -137,7 +159,11 @@ def _slot(program: Program, name: str, literal: str) -> dict[str, Any]:
 
 
 def _decimal(value: float) -> str:
-    """A float written without an exponent: 0.0003, 1.0."""
+    """A float written without an exponent, as short as Python writes it: 0.0003, 1.0,
+    0.2 (not 0.2000000000000000111)."""
+    text = repr(float(value))
+    if "e" not in text and "n" not in text:  # not 1e-05, inf or nan
+        return text
     text = f"{value:.20f}".rstrip("0")
     return text + "0" if text.endswith(".") else text
 
@@ -177,9 +203,10 @@ def _int_prefix_ok(text: str, low: float | None, high: float | None,
     return False
 
 
-def _float_prefix_ok(text: str, low: float | None, high: float | None, max_len: int) -> bool:
-    """Whether a decimal float in [low, high] of at most `max_len` characters starts with
-    `text`."""
+def _float_prefix_ok(text: str, low: float | None, high: float | None, max_len: int,
+                     forbidden: float | None = None) -> bool:
+    """Whether a decimal float in [low, high] of at most `max_len` characters, other than
+    `forbidden` (the parent's value: an edit to it changes nothing), starts with `text`."""
     if not text:
         return True
     match = _DECIMAL.match(text)
@@ -198,13 +225,23 @@ def _float_prefix_ok(text: str, low: float | None, high: float | None, max_len: 
             start, stop = base * 10**k, (base + 1) * 10**k  # [start, stop) reachable
             if start > hi:
                 return False
-            if stop > lo:
+            if _holds_other(start, stop, lo, hi, forbidden):
                 return True
         return False
     value = float(f"{whole}.{fraction or '0'}")
     if len(text) == max_len:
-        return lo <= value <= hi
-    return value <= hi and value + 10.0 ** -len(fraction) > lo
+        return lo <= value <= hi and value != forbidden
+    return _holds_other(value, value + 10.0 ** -len(fraction), lo, hi, forbidden)
+
+
+def _holds_other(start: float, stop: float, lo: float, hi: float,
+                 forbidden: float | None) -> bool:
+    """Whether [start, stop) meets [lo, hi] in a value other than `forbidden` (the
+    meeting is one point only where it is `hi` itself)."""
+    left = max(start, lo)
+    if left > hi or left >= stop:
+        return False
+    return not (left == hi and hi == forbidden)
 
 
 def _in_bounds(value: float, low: float | None, high: float | None) -> bool:
@@ -255,15 +292,16 @@ class ConstraintAutomaton:
             return [t for t, s in tokens.items()
                     if _int_prefix_ok(text + s, slot["low"], slot["high"], avoid,
                                       slot.get("grid"))]
-        return [t for t, s in tokens.items() if self._extends(slot, text + s)]
+        avoid = None if forbidden is None else _number(forbidden)
+        return [t for t, s in tokens.items() if self._extends(slot, text + s, avoid)]
 
-    def _extends(self, slot: dict[str, Any], text: str) -> bool:
+    def _extends(self, slot: dict[str, Any], text: str, avoid: float | None = None) -> bool:
         if slot.get("values") is not None:
             return any(v.startswith(text) for v in slot["values"])
         if slot["kind"] == "int":
             return text.isdigit() and _int_prefix_ok(text, slot["low"], slot["high"],
                                                       grid=slot.get("grid"))
-        return _float_prefix_ok(text, slot["low"], slot["high"], _float_width(slot))
+        return _float_prefix_ok(text, slot["low"], slot["high"], _float_width(slot), avoid)
 
     def _slot_complete(self, slot: dict[str, Any], text: str, forbidden: str | None) -> bool:
         if not text:

@@ -5,8 +5,10 @@ Each pair's input is an *unrefined* program: the template (the seed) with every 
 site drawn uniformly from its domain (for the t5 grammar: depths 1–8, d_ff 64–4096,
 heads 1–16) and derived sites recomputed (d_kv = d_model // heads). Its target is the
 *refined* program: one refinement away (depth or heads ±1, or d_ff ±1–50%), written as
-the whole source (format ``source``) or as an edit script (format ``edits``). Pairs are
-drawn in order from one seeded RNG, so the first k pairs do not depend on how many follow.
+the whole source (format ``source``) or as an edit script (format ``edits``). For a
+proposer that reads the program view (``learned``), the input is the unrefined program's
+view and the target an edit script (``proposers._view``). Pairs are drawn in order from
+one seeded RNG, so the first k pairs do not depend on how many follow.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import ConfigError, SourceError
+from deepphoenix.grammar import NUMERIC_KINDS, Value
 from deepphoenix.mutator import Edit, Program, TargetFormat, format_edit_script
 from deepphoenix.proposers._random import RandomProposer
+from deepphoenix.proposers._view import view_sites, view_target, view_text
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["RefinementPair", "iter_pairs", "make_dataset", "read_pairs", "write_pairs"]
+
+_REDRAWS = 16  # refinements drawn for one unrefined view before it is dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +51,28 @@ class RefinementPair:
 
 
 def iter_pairs(template: Program, seed: int, fmt: TargetFormat | str = TargetFormat.SOURCE,
-               proposer: RandomProposer | None = None) -> Iterator[RefinementPair]:
-    """An endless, deterministic stream of refinement pairs in the template's style."""
+               proposer: RandomProposer | None = None,
+               view: bool = False) -> Iterator[RefinementPair]:
+    """An endless, deterministic stream of refinement pairs in the template's style.
+    `view`: the input is the unrefined program's view and the target what a view-reading
+    model writes (`view_target`); no source is rendered. In the ``source`` format such a
+    model writes numeric sites only, so a refinement of another site is skipped."""
     fmt = TargetFormat(fmt)
     proposer = proposer or RandomProposer(max_edits=1)
     if not template.proposable:
         raise ConfigError("the template has no proposable sites to refine")
+    if view and fmt is TargetFormat.SOURCE and not any(
+            spec.kind in NUMERIC_KINDS for spec in view_sites(template)):
+        raise ConfigError("in the source format a view-reading proposer writes numeric "
+                          "sites, and this grammar has none; use --format edits")
     rng = random.Random(seed)
     while True:
         unrefined = proposer.sample_values(template, rng)
+        if view:
+            pair = _view_pair(template, unrefined, proposer, rng, fmt)
+            if pair is not None:
+                yield pair
+            continue
         refined = proposer.refine_values(template, unrefined, rng)
         if refined is None:
             continue
@@ -66,12 +85,29 @@ def iter_pairs(template: Program, seed: int, fmt: TargetFormat | str = TargetFor
         yield RefinementPair(source_in.source, target, edits)
 
 
+def _view_pair(template: Program, unrefined: dict[str, Value], proposer: RandomProposer,
+               rng: random.Random, fmt: TargetFormat) -> RefinementPair | None:
+    """A view pair from `unrefined`: its refinement is drawn again (a few times) while it
+    moves only sites the target does not write (the source format's non-numeric ones), as
+    drawing a whole program costs more than a move."""
+    for _ in range(_REDRAWS):
+        refined = proposer.refine_values(template, unrefined, rng)
+        if refined is None:
+            return None
+        values, edits = refined
+        target = view_target(template, unrefined, values, fmt)
+        if target is not None:
+            return RefinementPair(view_text(template, unrefined), target, edits)
+    return None
+
+
 def make_dataset(template: Program, n: int, seed: int,
-                 fmt: TargetFormat | str = TargetFormat.SOURCE) -> list[RefinementPair]:
-    """The first `n` pairs of `iter_pairs`."""
+                 fmt: TargetFormat | str = TargetFormat.SOURCE,
+                 view: bool = False) -> list[RefinementPair]:
+    """The first `n` pairs of `iter_pairs` (`view`: of program views)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"Expected int >= 1 but got n={n!r} (type={type(n).__name__})")
-    stream = iter_pairs(template, seed, fmt)
+    stream = iter_pairs(template, seed, fmt, view=view)
     return [next(stream) for _ in range(n)]
 
 

@@ -40,7 +40,6 @@ from deepphoenix.mutator import (
     TargetFormat,
     diff_programs,
     format_edit_script,
-    ground,
     parse_program,
 )
 from deepphoenix.proposers._builtin import PaperT5Proposer
@@ -48,15 +47,15 @@ from deepphoenix.proposers._distinct import round_seed
 from deepphoenix.proposers._pool import gather, rank, record, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._records import Proposal
-from deepphoenix.proposers._t5 import T5Sampler
+from deepphoenix.proposers._t5 import MAX_TOKENS, T5Sampler
 from deepphoenix.proposers._tokenizer import load_tokenizer
+from deepphoenix.proposers._view import view_target, view_text
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["HindsightProposer", "hindsight_pairs"]
 
 MAX_TARGETS = 8  # best variants used as hindsight targets
 MAX_HINDSIGHT = 512  # hindsight rows per stage (with repeats)
-_MAX_TOKENS = 1024
 
 
 def hindsight_pairs(observations: Sequence[Observation], sign: float = 1.0,
@@ -100,6 +99,7 @@ class HindsightProposer(PaperT5Proposer):
     NAME = "learned"
     name = NAME
     accepts_init = True  # `--proposer-init`: the first stage starts from a pretrained model
+    reads_view = True  # its model reads the program view (`proposers._view`), not the file
 
     def __init__(self, ctx: ProposerContext) -> None:
         super().__init__(ctx)
@@ -162,10 +162,16 @@ class HindsightProposer(PaperT5Proposer):
         tokenizer = load_tokenizer(self.data.tokenizer_path)
         rows: list[tuple[list[int], list[int]]] = []
         for worse, better, repeats in hindsight_pairs(self.observed, self.sign):
-            before = program.render(worse)[0].source
-            if self.data.format is TargetFormat.SOURCE:
+            if self.data.view is not None:  # the worse variant's view; no source rendered
+                target = view_target(program, worse, better, self.data.format)
+                if target is None:
+                    continue  # the two differ only where the model never writes
+                before = view_text(program, worse)
+            elif self.data.format is TargetFormat.SOURCE:
+                before = program.render(worse)[0].source
                 target = program.render(better)[0].source
             else:
+                before = program.render(worse)[0].source
                 worse_program = parse_program(before, program.grammar)
                 better_program = parse_program(program.render(better)[0].source, program.grammar)
                 movable = {spec.name for spec in worse_program.proposable}
@@ -176,7 +182,7 @@ class HindsightProposer(PaperT5Proposer):
                 target = format_edit_script(worse_program, edits)
             ids_in = tokenizer.encode(before).ids
             ids_out = tokenizer.encode(target).ids
-            if len(ids_in) <= _MAX_TOKENS and len(ids_out) <= _MAX_TOKENS:
+            if len(ids_in) <= MAX_TOKENS and len(ids_out) <= MAX_TOKENS:
                 rows.extend([(ids_in, ids_out)] * repeats)
         if not rows:
             return []
@@ -194,7 +200,7 @@ class HindsightProposer(PaperT5Proposer):
 
         def draw(round_: int) -> list[Proposal]:
             texts = model.sample_texts(parent, width(n), round_seed(seed, round_), prepared)
-            return [Proposal(ground(parent, text, model.format), text) for text in texts]
+            return [Proposal(model.ground(parent, text), text) for text in texts]
 
         pool, rest = gather(draw, n, self.ctx.sampling.rounds, exclude)
         chosen = [pool[i] for i in self._rank(parent, pool, n)]

@@ -25,7 +25,7 @@ from deepphoenix.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "Observation", "Proposer", "ProposerContext",
            "ProposerFactory", "get_proposer", "needs_refinement_data", "proposer_factory",
-           "proposer_names", "register_proposer"]
+           "proposer_names", "reads_program_view", "register_proposer"]
 
 ENTRY_POINT_GROUP = "deepphoenix.proposers"
 
@@ -52,7 +52,8 @@ class ProposerContext:
     seed: int  # the run seed
     direction: Direction = Direction.MINIMIZE  # the objective's
     draw_rounds: int = 4  # draws per batch for slots that repeat a candidate
-    data: ProposerData | None = None  # the refinement data (learned proposers)
+    data: ProposerData | None = None  # the refinement data (learned proposers; of views
+    #                                   for those that read the program view)
     sampling: SampleSettings = field(default_factory=SampleSettings)
     training: TrainSettings = field(default_factory=TrainSettings)
     train_timeout: float | None = None
@@ -120,6 +121,12 @@ def proposer_factory(name: str) -> ProposerFactory:
 
 def get_proposer(name: str, ctx: ProposerContext) -> Proposer:
     return proposer_factory(name)(ctx)
+
+
+def reads_program_view(name: str) -> bool:
+    """Whether the proposer's model reads the program view rather than the whole source,
+    so its refinement pairs are views (a factory says so with ``reads_view = True``)."""
+    return bool(getattr(proposer_factory(name), "reads_view", False))
 
 
 def needs_refinement_data(name: str) -> bool:

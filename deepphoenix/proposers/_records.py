@@ -27,7 +27,8 @@ class Proposal:
 
 @dataclass(frozen=True, slots=True)
 class ProposerData:
-    """A run's tokenizer and tokenized refinement dataset, made once per run."""
+    """A run's tokenizer and tokenized refinement dataset, made once per run: of whole
+    sources, or of program views (`view` says which)."""
 
     tokenizer_path: Path
     tokens_path: Path
@@ -36,6 +37,9 @@ class ProposerData:
     pairs: int
     mean_input_tokens: float
     mean_target_tokens: float
+    # The program view's version the pairs were written in (`proposers._view`); None: the
+    # whole source (the paper's t5, and runs written before views).
+    view: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -179,6 +179,15 @@ def test_structural_sites_are_written_as_alternative_names() -> None:
     assert not {"mlp=plain", "block=prenorm", "qk_norm=off"} & written
 
 
+def test_listed_floats_are_written_as_short_as_python_writes_them() -> None:
+    # A listed 0.2 was offered as 0.2000000000000000111: 21 characters (and tokens to
+    # sample) for a two-character value.
+    from deepphoenix.proposers._constraint import _decimal
+
+    assert [_decimal(v) for v in (0.2, 0.05, 1.0, 1e-05, 3e-4)] == [
+        "0.2", "0.05", "1.0", "0.00001", "0.0003"]
+
+
 CONDITIONAL = parse_grammar("""
 [sites.depth]
 select = "name:depth"
@@ -214,3 +223,16 @@ def test_a_conditional_site_whose_condition_is_false_is_held(fmt: str) -> None:
             assert result.ok and result.variant is not None, result.reason
             rates.add(result.variant.value("rate"))
         assert (rates == {50}) is held
+
+
+def test_a_float_at_its_upper_bound_is_not_written_again_in_another_spelling() -> None:
+    # relax = 1.0 with max 1.0: every completion of "1" is 1.0 (1.0, 1.00, 1.000...), an
+    # edit that changes nothing; the walk must not start one it can only end on.
+    from deepphoenix.proposers._constraint import _float_prefix_ok
+
+    assert _float_prefix_ok("1", 0.01, 1.0, 10)
+    assert not _float_prefix_ok("1", 0.01, 1.0, 10, forbidden=1.0)
+    assert not _float_prefix_ok("1.000", 0.01, 1.0, 10, forbidden=1.0)
+    assert _float_prefix_ok("0.", 0.01, 1.0, 10, forbidden=1.0)
+    assert _float_prefix_ok("0.5", 0.01, 1.0, 10, forbidden=0.5)  # 0.51, 0.55 ...
+    assert not _float_prefix_ok("0.5000000", 0.01, 1.0, 9, forbidden=0.5)

@@ -53,6 +53,7 @@ CASES: dict[str, tuple[str, ...]] = {
     "nanogpt": ("file:nanogpt_model.py", "file:nanogpt_train.py", "file:nanogpt_config.py",
                 "small-nanogpt"),
     "quine": ("seed:quine-coords", "seed:quine-onehot", "seed:quine-rnn", "seed:quine-source"),
+    "quine-sized": ("seed:quine-coords", "seed:quine-onehot"),
     "resnet": ("file:resnet_cifar_style.py",),
 }
 FLAT = [(grammar, case) for grammar, cases in CASES.items() for case in cases]

@@ -106,6 +106,10 @@ def test_a_learned_run_warm_starts_and_learns_from_its_lineage(tmp_path: Path) -
     assert second["warm_start"] == str(tmp_path / "run" / "episodes" / "1" / "model")
     hindsight = json.loads((tmp_path / "run" / "episodes" / "2" / "hindsight.json").read_text())
     assert len(hindsight["input_ids"]) == len(hindsight["labels"]) >= 32
+    # The proposer read program views (its own pairs, beside the task's source pairs).
+    assert first["view"] == second["view"] == 1
+    view = json.loads((tmp_path / "run" / "data" / "view" / "data.json").read_text())
+    assert view["view"] == 1 and view["mean_input_tokens"] < 40
     _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(tmp_path / "run")
 
 
@@ -113,9 +117,10 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
     from deepphoenix.executor import ExecutorSettings, get_executor
     from deepphoenix.proposers import HindsightProposer, ProposerContext, ProposerData
 
-    stored = json.loads((run_dir / "data" / "data.json").read_text())
-    data = ProposerData.from_dict({**stored, "tokenizer_path": run_dir / "data" / "tokenizer.json",
-                                   "tokens_path": run_dir / "data" / "tokens.json"})
+    folder = run_dir / "data" / "view"
+    stored = json.loads((folder / "data.json").read_text())
+    data = ProposerData.from_dict({**stored, "tokenizer_path": folder / "tokenizer.json",
+                                   "tokens_path": folder / "tokens.json"})
     executor = get_executor("local", ExecutorSettings(workers=1))
     ctx = ProposerContext(run_dir=run_dir, executor=executor, seed=0, data=data,
                           seed_source=TINY.text)

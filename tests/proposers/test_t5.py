@@ -119,6 +119,7 @@ class _Scripted(T5Sampler):
 
     def __init__(self, draws: list[list[str]], rounds: int) -> None:
         self.format = TargetFormat.EDITS
+        self.view = None  # writes edit scripts of the whole source's sites
         self.sampling = SampleSettings(rounds=rounds)
         self.draws = list(draws)
         self.seeds: list[int] = []

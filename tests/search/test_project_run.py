@@ -113,6 +113,19 @@ def test_every_lineage_command_reads_a_bundle(project_run, tmp_path: Path) -> No
     assert exported.exit_code == 0 and "5 complete trials" in exported.stdout
 
 
+def test_pretraining_reads_a_run_over_several_files(project_run) -> None:  # type: ignore[no-untyped-def]
+    from deepphoenix.engine import pretraining_pairs
+
+    _, run_dir = project_run
+    pairs, runs = pretraining_pairs([run_dir], "edits", seed=0)
+    assert runs[0].hindsight > 0 and runs[0].scored == 5
+    sites = ["n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "learning_rate"]
+    for pair in pairs:  # views of both files' sites; edit scripts over them
+        assert [line.split("=")[0] for line in pair.input.splitlines()] == sites
+        assert pair.edits and {e.site for e in pair.edits} <= set(sites)
+        assert pair.target.split("=")[0] in sites
+
+
 def test_verify_finds_a_rewritten_file_of_a_bundle(project_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, run_dir = project_run
     copy = tmp_path / "run"
@@ -171,6 +184,34 @@ def _refused(args: list[str], message: str, run_dir: Path) -> None:
     assert not run_dir.exists()
 
 
+def test_learned_proposes_for_a_model_file_and_its_config(tmp_path: Path) -> None:
+    # A T5 proposer reads the program view of both files (their sites in the grammar's
+    # order) and its edits are written to the file that owns each site; a run over several
+    # files refused every T5-based proposer.
+    project = write_project(tmp_path / "nanogpt")
+    run_dir = tmp_path / "runs" / "learned"
+    args = run_args(project, "--preset", "smoke", "--batches", "1", "--run-dir", str(run_dir),
+                    "--no-plots")
+    args[args.index("--proposer") + 1] = "learned"
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    first = json.loads((run_dir / "data" / "view" / "pairs.jsonl").read_text().splitlines()[0])
+    assert [line.split("=")[0] for line in first["input"].splitlines()] == [
+        "n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "learning_rate"]
+    assert not (run_dir / "data" / "pairs.jsonl").exists()  # no whole-source pairs
+    owners = {"block_size": "model.py", "bias": "model.py", "n_layer": "config/train_small.py",
+              "n_head": "config/train_small.py", "n_embd": "config/train_small.py",
+              "dropout": "config/train_small.py", "learning_rate": "config/train_small.py"}
+    with RunStore.open(run_dir) as store:
+        attempts = [a for a in store.attempts() if a.child is not None]
+        sources = {v.hash: dict(split_bundle(v.source) or ()) for v in store.variants()}
+    assert len(attempts) == 2 and {a.proposer for a in attempts} == {"learned"}
+    for attempt in attempts:
+        files, parent = sources[str(attempt.child)], sources[attempt.parent]
+        changed = {p for p in files if files[p] != parent[p]}
+        assert changed == {owners[e["site"]] for e in attempt.edits}
+
+
 def test_bad_input_is_one_line_before_anything_runs(tmp_path: Path) -> None:
     project = write_project(tmp_path / "nanogpt")
     runs = tmp_path / "runs"
@@ -189,8 +230,8 @@ def test_bad_input_is_one_line_before_anything_runs(tmp_path: Path) -> None:
     no_group = [a if a != METRIC else "val loss [0-9.]+" for a in run_args(project)]
     _refused(no_group, "has no group: put the value in parentheses", runs / "d")
     _refused(run_args(project), "is inside the project", project / "runs" / "e")
-    _refused([*run_args(project), "--proposer", "learned"], "proposes with one that reads "
-             "site values", runs / "f")
+    _refused([*run_args(project), "--proposer", "t5"], "proposer 't5' reads the whole "
+             "source of one file", runs / "f")
     outside = tmp_path / "elsewhere.py"
     outside.write_text("n_layer = 3\n")
     _refused([*run_args(project), "--with", str(outside)], "is not inside the project",

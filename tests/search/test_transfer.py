@@ -75,8 +75,9 @@ def test_pretrain_on_earlier_runs_then_start_a_run_from_it(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     copy = run_dir / "data" / "proposer-init"
     assert (copy / "proposer.json").exists()
-    assert (run_dir / "data" / "tokenizer.json").read_text() == (
-        model / "tokenizer.json").read_text()  # the run reads its pairs with the model's
+    assert (run_dir / "data" / "view" / "tokenizer.json").read_text() == (
+        model / "tokenizer.json").read_text()  # the run reads its views with the model's
+    assert json.loads((model / "proposer.json").read_text())["view"] == 1
     with RunStore.open(run_dir) as store:
         episode = store.episode(1)
         attempts = store.attempts()
