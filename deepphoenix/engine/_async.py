@@ -199,9 +199,7 @@ class AsyncLoop(SearchLoop):
         parent = Async.tournament(pool, c.candidates, self.direction, rng)
         seed = derive_seed(c.seed, "propose", episode, step)
         self.store.start_batch(episode, step, parent, seed)
-        tell = getattr(self.proposer, "pending", None)
-        if callable(tell):
-            tell([self._values(h) for h in self._running_hashes()])
+        self.proposer.pending([self._values(h) for h in self._running_hashes()])
         plan = self._propose(episode, step, parent, seed, count=1)
         self.emit("proposed", episode=episode, batch=step, outcomes=plan.outcomes)
         for child in plan.valid:

@@ -23,8 +23,8 @@ from deepphoenix.objectives import (
     uses_task,
 )
 from deepphoenix.proposers import (
+    accepts_init,
     needs_refinement_data,
-    proposer_factory,
     proposer_names,
     reads_program_view,
 )
@@ -224,10 +224,8 @@ class RunConfig:
         self._validate_placement()
         self._validate_fidelity()
         self._validate_project()
-        if self.proposer_init is not None and not getattr(
-                proposer_factory(self.proposer), "accepts_init", False):
-            warm = [n for n in proposer_names()
-                    if getattr(proposer_factory(n), "accepts_init", False)]
+        if self.proposer_init is not None and not accepts_init(self.proposer):
+            warm = [n for n in proposer_names() if accepts_init(n)]
             raise ConfigError(f"--proposer-init starts a learned proposer ({', '.join(warm)}) "
                               f"from a pretrained model; proposer {self.proposer!r} has none")
         if not 0 < self.top_p <= 1:

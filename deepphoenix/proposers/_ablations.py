@@ -23,7 +23,12 @@ from deepphoenix.mutator import Program, format_edit_script
 from deepphoenix.proposers._builtin import PaperT5Proposer
 from deepphoenix.proposers._lineage import HindsightProposer
 from deepphoenix.proposers._pool import gather, rank, record, width
-from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
+from deepphoenix.proposers._protocol import (
+    Observation,
+    Proposer,
+    ProposerContext,
+    register_proposer,
+)
 from deepphoenix.proposers._random import RandomProposer
 from deepphoenix.proposers._records import Proposal
 
@@ -35,7 +40,7 @@ __all__ = ["T5_SITES_CHANGED", "RandomGPMultiProposer", "RandomGPProposer", "T5O
 T5_SITES_CHANGED = (0.59, 0.32, 0.09)
 
 
-class RandomGPProposer:
+class RandomGPProposer(Proposer):
     """The grammar's random refinements, drawn as widely as the learned proposer samples
     and ranked by its surrogate. `sites_changed`: the share of draws that change 1, 2, ...
     sites (default: one site, the grammar's refinement distribution)."""
@@ -50,10 +55,6 @@ class RandomGPProposer:
         self.refiner = RandomProposer(max_edits=1)
         self.observed: list[Observation] = []
         self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
-
-    def begin_episode(self, episode: int, program: Program, seed: int,
-                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None
 
     def propose(self, parent: Program, n: int, seed: int,
                 exclude: Collection[str] = ()) -> list[Proposal]:
@@ -101,9 +102,6 @@ class RandomGPProposer:
         """Candidates under evaluation (--strategy async): the surrogate believes its own
         mean at each before it ranks."""
         self.running = [dict(v) for v in values]
-
-    def close(self) -> None:
-        return None
 
 
 class RandomGPMultiProposer(RandomGPProposer):

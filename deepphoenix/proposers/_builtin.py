@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.errors import WorkerError
 from deepphoenix.mutator import Program, canonical_hash
 from deepphoenix.proposers._distinct import draw_distinct
-from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
+from deepphoenix.proposers._protocol import (
+    Proposer,
+    ProposerContext,
+    register_proposer,
+)
 from deepphoenix.proposers._random import Proposal, RandomProposer
 from deepphoenix.proposers._t5 import T5Sampler
 from deepphoenix.sandbox import TrainReport
@@ -21,7 +25,7 @@ from deepphoenix.sandbox import TrainReport
 __all__ = ["PaperT5Proposer", "RandomRefiner"]
 
 
-class RandomRefiner:
+class RandomRefiner(Proposer):
     """The grammar's random refinements (the baseline); no training stage. Slots that
     repeat a candidate of their batch are drawn again under the same rule as the learned
     proposer (`rounds` draws in all), so the two compare at an equal budget."""
@@ -32,24 +36,14 @@ class RandomRefiner:
         self.proposer = RandomProposer(max_edits=1)
         self.rounds = rounds if rounds is not None else (ctx.draw_rounds if ctx else 4)
 
-    def begin_episode(self, episode: int, program: Program, seed: int,
-                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None
-
     def propose(self, parent: Program, n: int, seed: int,
                 exclude: Collection[str] = ()) -> list[Proposal]:
         rng = random.Random(seed)
         return draw_distinct(lambda _round, k: self.proposer.propose(parent, k, rng), n,
                              self.rounds, exclude)
 
-    def observe(self, observations: Sequence[Observation]) -> None:
-        return None
 
-    def close(self) -> None:
-        return None
-
-
-class PaperT5Proposer:
+class PaperT5Proposer(Proposer):
     """The paper's learned proposer: a T5 trained each episode on the refinement pairs,
     then sampled (constrained decoding by default).
 
@@ -160,9 +154,6 @@ class PaperT5Proposer:
         """`n` candidates from the trained model (the paper: `n` samples, repeats drawn
         again)."""
         return model.propose(parent, n, seed, exclude)
-
-    def observe(self, observations: Sequence[Observation]) -> None:
-        return None  # the paper's proposer learns only from the refinement pairs
 
     def close(self) -> None:
         self.worker.close()

@@ -1,8 +1,10 @@
-"""The proposer seam: a small ask/tell protocol, what a proposer is given, and the registry.
+"""The proposer seam: the `Proposer` base class (ask/tell with defaults), what a proposer
+is given, and the registry.
 
 A proposer is made once per run by a factory ``factory(ctx: ProposerContext) -> Proposer``
-(a class is a factory). Built-ins register in code; third parties register a factory under
-the ``deepphoenix.proposers`` entry-point group. Per episode the loop calls
+(a subclass is a factory; whatever a factory makes must be a `Proposer`). Built-ins
+register in code; third parties register a factory under the ``deepphoenix.proposers``
+entry-point group. Per episode the loop calls
 `begin_episode` (a learned proposer trains here), then per batch `propose` (ask) and, once
 the batch is scored, `observe` (tell). A proposer keeps no state that only lives in
 memory: on resume the loop replays every stored observation through `observe` before the
@@ -12,11 +14,12 @@ so a resumed run proposes what an uninterrupted one would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
+from deepphoenix.errors import ConfigError
 from deepphoenix.executor import Executor
 from deepphoenix.mutator import Program
 from deepphoenix.objectives import Direction
@@ -24,8 +27,8 @@ from deepphoenix.proposers._records import Proposal, ProposerData, SampleSetting
 from deepphoenix.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "Observation", "Proposer", "ProposerContext",
-           "ProposerFactory", "get_proposer", "needs_refinement_data", "proposer_factory",
-           "proposer_names", "reads_program_view", "register_proposer"]
+           "ProposerFactory", "accepts_init", "get_proposer", "needs_refinement_data",
+           "proposer_factory", "proposer_names", "reads_program_view", "register_proposer"]
 
 ENTRY_POINT_GROUP = "deepphoenix.proposers"
 
@@ -67,38 +70,52 @@ class ProposerContext:
         object.__setattr__(self, "direction", Direction.parse(self.direction))
 
 
-class Proposer(Protocol):
-    """Ask/tell. `name` is recorded with every attempt (it may change, e.g. to
-    ``random-fallback`` when a learned proposer fails)."""
+class Proposer:
+    """The base class of every proposer: ask (`propose`) and tell (`observe`), with
+    defaults for everything else. Adding one is: subclass, override `propose` (and
+    `observe` if it learns from results), register the class.
 
-    name: str
+    `name` is recorded with every attempt (it may change, e.g. to ``random-fallback`` when
+    a learned proposer fails). Class-level declarations the run reads before it builds one:
+    `needs_refinement_data` (it trains on the run's refinement pairs, so the run makes
+    them), `reads_view` (its model reads the program view, so those pairs are views),
+    `accepts_init` (``--proposer-init`` may start its first training from a model)."""
+
+    name: str = "proposer"
+    needs_refinement_data: ClassVar[bool] = False
+    reads_view: ClassVar[bool] = False
+    accepts_init: ClassVar[bool] = False
 
     def begin_episode(self, episode: int, program: Program, seed: int,
                       stored: dict[str, Any] | None) -> dict[str, Any] | None:
         """Start an episode from `program`. `stored` is the training report an earlier
-        start of this run stored (None if none); return the report to store, or None."""
-        ...
+        start of this run stored (None if none); return the report to store, or None.
+        The default trains nothing."""
+        return None
 
     def propose(self, parent: Program, n: int, seed: int,
                 exclude: Collection[str] = ()) -> list[Proposal]:
         """`n` candidates from `parent`; variants in `exclude` (already met) count as
         repeats. Seeded: the same call gives the same candidates."""
-        ...
+        raise NotImplementedError(f"{type(self).__name__} does not override propose()")
 
     def observe(self, observations: Sequence[Observation]) -> None:
         """Results of evaluated candidates, in the order the run recorded them. Under
         ``--fidelity asha`` a candidate is told again when it finishes a higher rung: the
-        later observation of a child replaces the earlier."""
-        ...
+        later observation of a child replaces the earlier. The default ignores them."""
+        return None
 
-    # Optional: ``pending(values: Sequence[Mapping[str, Any]]) -> None``, the site values
-    # of the candidates being evaluated right now (``--strategy async``), told before each
-    # `propose`. A proposer that ranks candidates takes them into account so that W
-    # workers do not evaluate W near-copies (tpe: running trials under its constant liar;
-    # learned: kriging-believer points in its surrogate). Others need not define it.
+    def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """The site values of the candidates being evaluated right now (``--strategy
+        async``), told before each `propose`. A proposer that ranks candidates takes them
+        into account so that W workers do not evaluate W near-copies (tpe: running trials
+        under its constant liar; learned: kriging-believer points in its surrogate). The
+        default ignores them."""
+        return None
 
     def close(self) -> None:
-        ...
+        """Release what the proposer holds (workers, files); called once, at the end."""
+        return None
 
 
 ProposerFactory = Callable[[ProposerContext], Proposer]
@@ -120,16 +137,31 @@ def proposer_factory(name: str) -> ProposerFactory:
 
 
 def get_proposer(name: str, ctx: ProposerContext) -> Proposer:
-    return proposer_factory(name)(ctx)
+    proposer = proposer_factory(name)(ctx)
+    if not isinstance(proposer, Proposer):
+        raise ConfigError(f"proposer {name!r} made a {type(proposer).__name__}, not a "
+                          "deepphoenix.proposers.Proposer (subclass it)")
+    return proposer
+
+
+def _declares(name: str, what: str) -> bool:
+    factory = proposer_factory(name)
+    return isinstance(factory, type) and issubclass(factory, Proposer) and bool(
+        getattr(factory, what))
 
 
 def reads_program_view(name: str) -> bool:
     """Whether the proposer's model reads the program view rather than the whole source,
-    so its refinement pairs are views (a factory says so with ``reads_view = True``)."""
-    return bool(getattr(proposer_factory(name), "reads_view", False))
+    so its refinement pairs are views (``reads_view = True`` on its class)."""
+    return _declares(name, "reads_view")
 
 
 def needs_refinement_data(name: str) -> bool:
-    """Whether the proposer trains on the run's refinement pairs (a factory says so with
-    a ``needs_refinement_data = True`` attribute)."""
-    return bool(getattr(proposer_factory(name), "needs_refinement_data", False))
+    """Whether the proposer trains on the run's refinement pairs
+    (``needs_refinement_data = True`` on its class)."""
+    return _declares(name, "needs_refinement_data")
+
+
+def accepts_init(name: str) -> bool:
+    """Whether ``--proposer-init`` applies (``accepts_init = True`` on its class)."""
+    return _declares(name, "accepts_init")

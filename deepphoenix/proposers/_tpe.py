@@ -27,7 +27,12 @@ from deepphoenix.grammar import Kind, SiteSpec, repair
 from deepphoenix.mutator import Program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers._distinct import draw_distinct
-from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
+from deepphoenix.proposers._protocol import (
+    Observation,
+    Proposer,
+    ProposerContext,
+    register_proposer,
+)
 from deepphoenix.proposers._random import Proposal
 
 __all__ = ["TPEProposer", "grid_steps", "site_distributions"]
@@ -96,7 +101,7 @@ def _inside(distribution: Any, value: Any) -> bool:
             and (step == 1 or (value - distribution.low) % step == 0))
 
 
-class TPEProposer:
+class TPEProposer(Proposer):
     """Optuna's TPE over the parent program's proposable sites."""
 
     name = "tpe"
@@ -107,10 +112,6 @@ class TPEProposer:
         self.rounds = ctx.draw_rounds
         self.history: dict[str, Observation] = {}  # by child: a later rung replaces
         self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
-
-    def begin_episode(self, episode: int, program: Program, seed: int,
-                      stored: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None
 
     def observe(self, observations: Sequence[Observation]) -> None:
         for seen in observations:
@@ -184,9 +185,6 @@ class TPEProposer:
             return proposals
 
         return draw_distinct(draw, n, self.rounds, exclude)
-
-    def close(self) -> None:
-        return None
 
 
 def _keep_inactive(parent: Program, values: dict[str, Any]) -> dict[str, Any]:

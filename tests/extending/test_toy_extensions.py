@@ -4,13 +4,14 @@ classes and registered, then used the way deepphoenix uses its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import libcst as cst
 import pytest
 
-from deepphoenix.errors import GrammarError, SiteError
+from deepphoenix.errors import ConfigError, GrammarError, SiteError
 from deepphoenix.executor import (
     EXECUTORS,
     Executor,
@@ -24,12 +25,15 @@ from deepphoenix.grammar import PlacementRule, SiteSpec, parse_grammar
 from deepphoenix.mutator import (
     Annotation,
     Binding,
+    Edit,
     Located,
     Locator,
+    Program,
     Source,
     parse_program,
     register_placement,
 )
+from deepphoenix.proposers import Observation, Proposal, Proposer, ProposerContext
 from deepphoenix.sandbox import JobResult, JobStatus, NamedJob, WorkerSettings
 
 
@@ -163,3 +167,57 @@ def test_a_toy_objective_scores_candidates_in_workers() -> None:
     assert results["far"].score == pytest.approx(-28.25)
     assert results["near"].metrics["distance"] == 1
     assert results["none"].status is EvalStatus.FAILED and "width" in results["none"].reason
+
+
+# -- a proposer: subclass Proposer, override propose (and observe), register ---------------
+class NudgeProposer(Proposer):
+    """Moves the site `width` one step towards the best width it has been told of, or up
+    from the parent when it knows none: a stand-in for a proposer of one's own."""
+
+    name = "nudge"
+
+    def __init__(self, ctx: ProposerContext) -> None:
+        self.sign = ctx.direction.sign
+        self.best: tuple[float, int] | None = None
+        self.told = 0
+
+    def propose(self, parent: Program, n: int, seed: int,
+                exclude: Collection[str] = ()) -> list[Proposal]:
+        width = int(parent.values["width"])
+        target = self.best[1] if self.best is not None else width + n + 1
+        step = 1 if target >= width else -1
+        edits = [Edit("width", width + step * (i + 1)) for i in range(n)]
+        return [Proposal(parent.apply([edit]), f"width={edit.value}") for edit in edits]
+
+    def observe(self, observations: Sequence[Observation]) -> None:
+        for seen in observations:
+            self.told += 1
+            if seen.score is not None and (self.best is None
+                                           or self.sign * seen.score < self.best[0]):
+                self.best = (self.sign * seen.score, int(seen.values["width"]))
+
+
+def test_a_toy_proposer_searches_through_the_run_loop(tmp_path: Path) -> None:
+    from deepphoenix import search
+    from deepphoenix.proposers import PROPOSERS, get_proposer
+
+    PROPOSERS.register("nudge", NudgeProposer)
+    (tmp_path / "g.toml").write_text(
+        'name = "w"\n[sites.width]\nselect = "name:width"\nkind = "int"\nmin = 1\n'
+        'max = 40\n')
+    objective = Path(__file__).with_name("toy_objective.py")
+    study = search("width = 5\n", objective=f"{objective}:closeness",
+                   grammar=str(tmp_path / "g.toml"), proposer="nudge", budget=6,
+                   run_dir=tmp_path / "run", quiet=True, workers=1)
+    widths = sorted(int(t.params["width"]) for t in study.trials)
+    assert widths[0] == 5 and len(widths) >= 4  # the seed and its proposals
+    assert all(w > 5 for w in widths[1:])  # nudged up from 5, towards 12
+    assert study.best.params["width"] > 5 and study.best.score is not None
+
+    class NotAProposer:
+        def __init__(self, ctx: ProposerContext) -> None:
+            pass
+
+    PROPOSERS.register("not-a-proposer", NotAProposer)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"not a deepphoenix\.proposers\.Proposer"):
+        get_proposer("not-a-proposer", ProposerContext(tmp_path, None, 0))  # type: ignore[arg-type]
