@@ -199,9 +199,9 @@ class NudgeProposer(Proposer):
 
 def test_a_toy_proposer_searches_through_the_run_loop(tmp_path: Path) -> None:
     from deepphoenix import search
-    from deepphoenix.proposers import PROPOSERS, get_proposer
+    from deepphoenix.proposers import get_proposer, register_proposer
 
-    PROPOSERS.register("nudge", NudgeProposer)
+    register_proposer("nudge", NudgeProposer)
     (tmp_path / "g.toml").write_text(
         'name = "w"\n[sites.width]\nselect = "name:width"\nkind = "int"\nmin = 1\n'
         'max = 40\n')
@@ -218,6 +218,6 @@ def test_a_toy_proposer_searches_through_the_run_loop(tmp_path: Path) -> None:
         def __init__(self, ctx: ProposerContext) -> None:
             pass
 
-    PROPOSERS.register("not-a-proposer", NotAProposer)  # type: ignore[arg-type]
+    register_proposer("not-a-proposer", NotAProposer)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"not a deepphoenix\.proposers\.Proposer"):
         get_proposer("not-a-proposer", ProposerContext(tmp_path, None, 0))  # type: ignore[arg-type]
