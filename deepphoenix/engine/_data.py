@@ -20,7 +20,7 @@ from deepphoenix.objectives import uses_task
 from deepphoenix.proposers import ProposerData, make_dataset, prepare_data, write_pairs
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["RunData", "prepare_run_data"]
+__all__ = ["RunData", "needs_pairs", "prepare_run_data"]
 
 _LM_FILE = "blocks.json"
 
@@ -36,17 +36,19 @@ class RunData:
     proposer_init: Path | None = None  # the run's copy of a pretrained proposer (--proposer-init)
 
 
-def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program,
+def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | None,
                      refinement: bool) -> RunData:
     """Make (or read back) the data a run needs. `refinement`: whether anything needs the
-    refinement pairs (a learned proposer, or the refinement task)."""
+    refinement pairs (a learned proposer, or the refinement task); only those are made
+    from `seed_program`'s sites (it may be None where they are not needed)."""
     proposer = None
     init = folder / INIT_DIR if config.proposer_init is not None else None
     if init is not None and not (init / "proposer.json").exists():
         raise RunDirError(f"{init}: the run's copy of its --proposer-init model is missing "
                           "(the run was stopped while it was copied); start a new run")
-    needs_pairs = refinement or (config.task == "refinement" and _builtin(config))
-    if needs_pairs:
+    if needs_pairs(config, refinement):
+        if seed_program is None:
+            raise ValueError("the refinement pairs are made from a seed program's sites")
         proposer = _refinement(folder, config, seed_program, init)
     rows: Path | None = None
     count = 0
@@ -58,6 +60,12 @@ def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program,
             rows, count = _lm_blocks(folder, config)
     vocab = proposer.vocab_size if proposer is not None else config.vocab_size
     return RunData(proposer, rows, vocab, count, init)
+
+
+def needs_pairs(config: RunConfig, refinement: bool = False) -> bool:
+    """Whether a run with `config` makes refinement pairs (from its seed's grammar sites):
+    for a learned proposer (`refinement`), or to score on the refinement task."""
+    return refinement or (config.task == "refinement" and _builtin(config))
 
 
 def _builtin(config: RunConfig) -> bool:

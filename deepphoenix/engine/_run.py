@@ -1,6 +1,7 @@
 """`Run`: one run directory, wired up. It creates or resumes the directory (`RunDir`),
-makes the data (`prepare_run_data`), starts the executor, the proposer and the evaluator
-from the config, hands them to the `SearchLoop`, and writes the summary."""
+starts the executor, runs the pre-flight checks (`_preflight`), makes the data
+(`prepare_run_data`), starts the proposer, the checker and the evaluator from the config,
+hands them to the `SearchLoop`, and writes the summary."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from typing import Any
 from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, RunConfig
 from deepphoenix.engine._data import RunData, prepare_run_data
-from deepphoenix.engine._loop import Event, SearchLoop
+from deepphoenix.engine._loop import Event, SearchLoop, unevaluable
+from deepphoenix.engine._preflight import preflight, proposer_preflight
 from deepphoenix.engine._render import render_source
-from deepphoenix.engine._rundir import RunDir, derive_seed
+from deepphoenix.engine._rundir import RunDir
+from deepphoenix.engine._settings import check_settings, eval_settings, eval_worker
 from deepphoenix.engine._strategy import get_strategy
 from deepphoenix.errors import ConfigError
-from deepphoenix.evaluator import EvalSettings, Evaluator, evaluation_preload
+from deepphoenix.evaluator import Checker, Evaluator
 from deepphoenix.executor import ExecutorSettings, get_executor
 from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
@@ -50,6 +53,9 @@ class RunSummary:
     evaluations: int
     seconds: float
     best_path: Path
+    # Why the run evaluated nothing but its seed ("" when it evaluated more): its
+    # proposals' outcomes, most frequent first. The CLI exits non-zero with it.
+    nothing_evaluated: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "objective": self.objective,
@@ -57,7 +63,8 @@ class RunSummary:
                 "seed_score": self.seed_score, "seed_params": self.seed_params,
                 "best_hash": self.best_hash, "best_score": self.best_score,
                 "best_params": self.best_params, "evaluations": self.evaluations,
-                "seconds": self.seconds, "best_path": str(self.best_path)}
+                "seconds": self.seconds, "best_path": str(self.best_path),
+                "nothing_evaluated": self.nothing_evaluated}
 
 
 class Run:
@@ -133,21 +140,32 @@ class Run:
         # and remote workers start (import torch) while the data is made.
         executor = get_executor(c.executor, self._executor_settings())
         try:
+            # Every check that can end the run, before any data is made (_preflight).
+            checker = Checker(executor, check_settings(c, objective, self.dir.constraint,
+                                                       c.vocab_size))
+            preflight(self.dir, checker, self.emit)
+            proposer_preflight(self.dir, self.emit)
             data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
                                     needs_refinement_data(c.proposer))
             if data.proposer is not None:
                 self.emit("data", pairs=data.proposer.pairs,
                           vocab_size=data.proposer.vocab_size,
                           mean_input_tokens=data.proposer.mean_input_tokens)
+            checker = Checker(executor, check_settings(c, objective, self.dir.constraint,
+                                                       data.vocab_size))
+            # Checked before evaluation only where the run asks (runs from before the
+            # check, constraint_rounds 0, met --max-params at the build stage).
+            checks = checker if checker.settings.active and c.constraint_rounds else None
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
-                evaluator = Evaluator(executor, self._eval_settings(data))
+                evaluator = Evaluator(executor, eval_settings(c, objective, data))
                 loop: SearchLoop
                 if c.strategy == "async" or c.fidelity == "asha":
                     loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
-                                     executor)
+                                     executor, checks)
                 else:
-                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
+                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
+                                      checks)
                 best = loop.execute()
             finally:
                 proposer.close()
@@ -168,10 +186,8 @@ class Run:
             (self.run_dir / folder).mkdir(exist_ok=True)
         return ExecutorSettings(
             workers=c.workers,
-            worker=WorkerSettings(threads=c.worker_threads(), memory_limit=c.memory_limit_bytes(),
-                                  device=c.device, hidden=hidden, readable=data,
-                                  preload=evaluation_preload(self.dir.objective,
-                                                             self.dir.seed_program.text)),
+            worker=eval_worker(c, self.dir.objective, self.dir.seed_program.text,
+                               hidden=hidden, readable=data),
             lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
                                 memory_limit=None, device=c.device, hidden=hidden,
                                 readable=data, writable=(str(self.run_dir / "episodes"),)),
@@ -197,16 +213,6 @@ class Run:
             seed_source=self.dir.seed_program.text, emit=emit,
             proposer_init=data.proposer_init)
 
-    def _eval_settings(self, data: RunData) -> EvalSettings:
-        c = self.config
-        objective = self.dir.objective
-        return EvalSettings(
-            objective=objective, task=c.task, rows=data.rows, vocab_size=data.vocab_size,
-            samples=c.fewshot_samples,
-            heldout=c.heldout_samples if objective.name == "val-loss" else 0,
-            batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
-            seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params)
-
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, best: str, seconds: float) -> RunSummary:
         best_row = self.store.variant(best)
@@ -223,6 +229,7 @@ class Run:
             best_hash=best, best_score=best_row.score,
             best_params=best_row.metrics.get("params"),
             evaluations=self.store.evaluations_done(), seconds=seconds, best_path=best_path,
+            nothing_evaluated=self._nothing_evaluated(),
         )
         with self.store.transaction():
             self.store.set_meta("status", "finished")
@@ -231,6 +238,18 @@ class Run:
         write_text_atomic(self.run_dir / "summary.json",
                           json.dumps(summary.to_dict(), indent=2) + "\n")
         return summary
+
+    def _nothing_evaluated(self) -> str:
+        """Why the run evaluated nothing but its seed, or "" when it evaluated more."""
+        if self.store.evaluations_done() > 1:
+            return ""
+        attempts = self.store.attempts()
+        if not attempts:
+            return "the run evaluated nothing but its seed: no candidate was proposed"
+        proposers = ", ".join(dict.fromkeys(a.proposer for a in attempts))
+        return (f"the run evaluated nothing but its seed: none of the {len(attempts)} "
+                f"proposals of {proposers} could be evaluated: "
+                f"{unevaluable(self.store, attempts)}")
 
     def close(self) -> None:
         self.dir.close()

@@ -2,7 +2,8 @@
 
 Everything a resume needs is inside the directory, written before anything runs: the
 resolved config, the seed text, the TOML text of a grammar given as a file, the objective
-(with a user objective's text), and the text of a separate proposer source. So a resume
+(with a user objective's text), a constraint's text, and the text of a separate proposer
+source. So a resume
 from another working directory, or after editing any of those files, is the same run.
 Everything that can be wrong with the input is found before anything is written: a bad
 grammar, seed or objective leaves no run directory behind.
@@ -20,6 +21,7 @@ from typing import Any
 
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.evaluator import ConstraintSpec, resolve_constraint
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
@@ -34,7 +36,7 @@ __all__ = ["INIT_DIR", "RunDir", "derive_seed", "load_seed_text"]
 INIT_DIR = "proposer-init"  # in data/: the run's own copy of the --proposer-init model
 
 # RunConfig fields added after runs were first written, with the behaviour before them.
-_LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1}
+_LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1, "constraint_rounds": 0}
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -64,14 +66,16 @@ class RunDir:
     proposer_source: str | None  # the proposing T5's source text; None: self-reference
     warnings: list[str]
     _lock: RunLock | None
+    constraint: ConstraintSpec | None = None  # --constraint, as read when the run began
 
     @classmethod
     def create(cls, path: Path, config: RunConfig, *, seed_text: str | None = None,
                grammar_toml: str | None = None, objective: ObjectiveSpec | None = None,
-               force: bool = False) -> RunDir:
+               constraint: ConstraintSpec | None = None, force: bool = False) -> RunDir:
         """A new run directory. The keywords give inputs that have no name or file (the
-        Python API's source string, TOML text, callable objective); by default they come
-        from the config's `seed_source`, `grammar` and `objective`. A folder that holds
+        Python API's source string, TOML text, callable objective or constraint); by
+        default they come from the config's `seed_source`, `grammar`, `objective` and
+        `constraint`. A folder that holds
         files deepphoenix did not create is refused unless `force`; even then a file of the
         user's that the run would write (``best.py``, ``summary.json``…) is refused, never
         overwritten."""
@@ -86,6 +90,8 @@ class RunDir:
         seed_program = parse_program(seed_text, grammar, "seed")
         if objective is None:
             objective = resolve_objective(config.objective, config.direction)
+        if constraint is None and config.constraint is not None:
+            constraint = resolve_constraint(config.constraint)
         source_spec = config.proposer_source_spec()
         proposer_source = load_seed_text(source_spec) if source_spec is not None else None
         if config.proposer_init is not None:
@@ -95,6 +101,7 @@ class RunDir:
             store = RunStore.create(path, config.to_dict(), {
                 "seed_text": seed_text, "grammar_toml": grammar_toml,
                 "objective": objective.to_dict(), "proposer_source": proposer_source,
+                "constraint": constraint.to_dict() if constraint is not None else None,
                 "environment": _environment(config)})
             if config.proposer_init is not None:
                 # The run keeps its own copy: a resume must not depend on the original.
@@ -104,7 +111,7 @@ class RunDir:
             raise
         write_text_atomic(path / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
         return cls(path, store, config, seed_text, grammar, seed_program, objective,
-                   proposer_source, [], lock)
+                   proposer_source, [], lock, constraint)
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -123,6 +130,12 @@ class RunDir:
                 seed_program = parse_program(seed_text, grammar, "seed")
                 objective = ObjectiveSpec.from_dict(store.objective)
                 proposer_source = store.get_meta("proposer_source")
+                stored = store.get_meta("constraint")
+                constraint = ConstraintSpec.from_dict(stored) if stored else None
+                if config.constraint is not None and constraint is None:
+                    raise RunDirError(f"{path}: the run names constraint "
+                                      f"{config.constraint} but its text was not stored; "
+                                      "start a new run")
                 store.upgrade()
             except BaseException:
                 store.close()
@@ -131,7 +144,7 @@ class RunDir:
             lock.release()
             raise
         run = cls(path, store, config, seed_text, grammar, seed_program, objective,
-                  proposer_source, [], lock)
+                  proposer_source, [], lock, constraint)
         run.check_environment()
         return run
 

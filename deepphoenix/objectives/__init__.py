@@ -7,7 +7,7 @@ objective is ``PATH.py:NAME`` or ``package.module:NAME``, called in a worker as
 (`callable_objective`).
 """
 
-from deepphoenix.objectives._callable import MAX_PICKLED_BYTES, callable_objective
+from deepphoenix.objectives._callable import MAX_PICKLED_BYTES, callable_objective, ship_callable
 from deepphoenix.objectives._spec import (
     BUILTIN_OBJECTIVES,
     ENTRY_POINT_GROUP,
@@ -15,6 +15,7 @@ from deepphoenix.objectives._spec import (
     Direction,
     ObjectiveSpec,
     objective_names,
+    read_function,
     resolve_objective,
     uses_task,
 )
@@ -28,6 +29,8 @@ __all__ = [
     "ObjectiveSpec",
     "callable_objective",
     "objective_names",
+    "read_function",
     "resolve_objective",
+    "ship_callable",
     "uses_task",
 ]

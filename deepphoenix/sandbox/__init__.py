@@ -6,6 +6,7 @@ every executor and the confinement read one declaration of a job's paths."""
 
 from deepphoenix.sandbox._confine import Confinement, confinement
 from deepphoenix.sandbox._records import (
+    CheckJob,
     EvalJob,
     GenerateJob,
     GenerateReport,
@@ -29,7 +30,7 @@ from deepphoenix.sandbox._worker import (
     scrubbed_env,
 )
 
-__all__ = ["Confinement", "EvalJob", "GenerateJob", "GenerateReport", "GenerationJob", "Job",
-           "JobPaths", "JobResult", "JobStatus", "NamedJob", "SlotPool", "TrainJob",
-           "TrainReport", "Worker", "WorkerPool", "WorkerSettings", "as_job", "confinement",
-           "default_memory_limit", "isolation_summary", "scrubbed_env"]
+__all__ = ["CheckJob", "Confinement", "EvalJob", "GenerateJob", "GenerateReport",
+           "GenerationJob", "Job", "JobPaths", "JobResult", "JobStatus", "NamedJob", "SlotPool",
+           "TrainJob", "TrainReport", "Worker", "WorkerPool", "WorkerSettings", "as_job",
+           "confinement", "default_memory_limit", "isolation_summary", "scrubbed_env"]
