@@ -279,3 +279,24 @@ def test_a_run_checks_no_candidate_when_it_has_no_constraint(
         proposer="random", run_dir=tmp_path / "run", quiet=True, episodes=1, batches=1,
         candidates=2)
     assert study.summary is not None and study.summary.evaluations == 3
+
+
+def test_a_run_database_from_before_the_checks_reads_and_upgrades(tmp_path: Path) -> None:
+    """A schema-2 database without the checks table and the attempts' redraw_of column
+    (written before them) reads as it is and gains both when a resume upgrades it."""
+    store = RunStore.create(tmp_path, {"episodes": 1})
+    store.add_attempts([{"episode": 1, "batch": 1, "slot": 0, "parent": "p", "child": "c",
+                         "proposer": "random", "outcome": "ok", "reason": "", "raw_text": ""}])
+    store.db.execute("DROP TABLE checks")
+    store.db.execute("ALTER TABLE attempts DROP COLUMN redraw_of")
+    store.close()
+    with RunStore.open(tmp_path) as old:
+        assert [a.redraw_of for a in old.attempts()] == [None]
+        assert old.checks() == {} and old.check("c") is None and old.blocked() == []
+    with RunStore.open(tmp_path, write=True) as resumed:
+        resumed.upgrade()
+        resumed.add_attempts([{"episode": 1, "batch": 1, "slot": 1, "parent": "p",
+                               "child": "d", "proposer": "random", "outcome": "ok",
+                               "reason": "", "raw_text": "", "redraw_of": 0}])
+        assert [a.redraw_of for a in resumed.attempts()] == [None, 0]
+        assert resumed.checks() == {}
