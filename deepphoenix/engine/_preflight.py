@@ -55,7 +55,7 @@ def preflight(run: RunDir, checker: Checker, emit: Callable[..., None]) -> None:
     if result.verdict is Verdict.UNKNOWN and result.rule == "build":
         raise DeepPhoenixError(f"the seed itself fails at the build stage: {result.reason}")
     if rules.max_params is not None and count and result.verdict is Verdict.PASS \
-            and result.params is None:
+            and result.params is None and config.constraint_rounds:
         raise ConfigError(f"--max-params {rules.max_params:,} counts the parameters of the "
                           "program's `model`, and the seed defines none (a torch.nn.Module "
                           "named model); count what your objective builds in a --constraint "

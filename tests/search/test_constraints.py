@@ -60,7 +60,7 @@ def _files(folder: Path, program: str = PROGRAM, pause: float = 0.0) -> list[str
     args = synthetic.write(folder, steps=3, pause=pause)
     (folder / "prog.py").write_text(program)
     (folder / "rules.py").write_text(RULES)
-    return [*args, "--episodes", "1", "--batches", "3", "--candidates", "3"]
+    return [*args, "--episodes", "1", "--batches", "2", "--candidates", "3"]
 
 
 def _rows(run_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -96,7 +96,7 @@ def test_max_params_keeps_every_evaluation_under_the_cap_and_counts_the_redraws(
     redraws = {(a.batch, a.redraw_of) for a in attempts if a.redraw_of is not None}
     lost = [a for a in attempts if a.child in rejected and (a.batch, a.slot) not in redraws]
     assert redraws and len(redraws) + len(lost) == len(rejected)
-    assert len(evaluated) == 1 + 9 - len(lost)  # the seed, and every slot not lost
+    assert len(evaluated) == 1 + 6 - len(lost)  # the seed, and every slot not lost
     shown = CliRunner().invoke(cli, ["lineage", "show", str(run_dir)])
     assert (f"constraints: {len(rejected)} of {len(checks) - 1} candidates rejected before "
             f"evaluation ({len(rejected)} over --max-params), {len(redraws)} drawn again, "
@@ -105,6 +105,20 @@ def test_max_params_keeps_every_evaluation_under_the_cap_and_counts_the_redraws(
                                                   "--json"]).output)["constraints"]
     assert (counted["rejected"], counted["redraws"], counted["lost"]) == (
         len(rejected), len(redraws), len(lost))
+
+
+def test_the_asynchronous_loop_checks_and_redraws_too(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(cli, [*_files(tmp_path), "--max-params", "12", "--strategy",
+                                      "async", "--proposer", "tpe", "--run-dir", str(run_dir)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with RunStore.open(run_dir) as store:
+        variants = store.variants()
+        attempts = store.attempts()
+    assert all(v.metrics["params"] <= 12 for v in variants if v.status == "scored")
+    assert any(v.stage == "constraint" for v in variants)
+    assert any(a.redraw_of is not None for a in attempts)
 
 
 def test_a_user_constraint_is_honoured_from_the_cli_and_the_api(tmp_path: Path) -> None:
@@ -120,7 +134,7 @@ def test_a_user_constraint_is_honoured_from_the_cli_and_the_api(tmp_path: Path) 
     study = deepphoenix.search(
         PROGRAM, grammar=str(tmp_path / "g.toml"), objective=f"{tmp_path / 'score.py'}:evaluate",
         proposer="random", constraint=narrow, run_dir=tmp_path / "api", quiet=True,
-        episodes=1, batches=3, candidates=3)
+        episodes=1, batches=2, candidates=3)
     for run_dir, reason in ((tmp_path / "cli", "is over 3"), (tmp_path / "api", "too wide")):
         with RunStore.open(run_dir) as store:
             variants = store.variants()
@@ -202,7 +216,7 @@ def test_a_run_that_evaluates_nothing_but_its_seed_exits_non_zero_and_says_why(
                          "(not the seed)")
     # each batch where nothing could be evaluated said so, naming the proposer
     batch = [line for line in result.stderr.splitlines() if "can be evaluated" in line]
-    assert len(batch) == 3 and all("proposals of random can be evaluated: " in line
+    assert len(batch) == 2 and all("proposals of random can be evaluated: " in line
                                    for line in batch)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["evaluations"] == 1 and summary["nothing_evaluated"] == last[len("error: "):]
@@ -214,7 +228,7 @@ def test_an_interrupted_redraw_resumes_to_the_uninterrupted_run(
     reuses the stored draw, tells the proposer the stored rejections in the order it was
     told them, and ends where an uninterrupted run ends (tpe learns from both)."""
     _files(tmp_path)
-    options = {"episodes": 1, "batches": 3, "candidates": 3, "proposer": "tpe",
+    options = {"episodes": 1, "batches": 2, "candidates": 3, "proposer": "tpe",
                "max_params": 12}
 
     def run(run_dir: Path) -> Any:
@@ -245,14 +259,14 @@ def test_an_interrupted_redraw_resumes_to_the_uninterrupted_run(
 
 
 def test_a_run_with_redraws_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:
-    args = [*_files(tmp_path, pause=0.3), "--proposer", "tpe", "--max-params", "12"]
+    args = [*_files(tmp_path, pause=0.2), "--proposer", "tpe", "--max-params", "12"]
     reference = tmp_path / "reference"
     done = _spawn([*args, "--run-dir", str(reference)], tmp_path)
     _, err = done.communicate(timeout=600)
     assert done.returncode == 0, err
     run_dir = tmp_path / "killed"
     proc = _spawn([*args, "--run-dir", str(run_dir)], tmp_path)
-    _wait_for(run_dir, 5, proc)
+    _wait_for(run_dir, 4, proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     resumed = _spawn(["run", "--run-dir", str(run_dir), "--resume", "--no-plots"], tmp_path)
