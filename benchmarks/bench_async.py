@@ -60,7 +60,7 @@ import ray
 from _common import end_table, machine_header
 
 from deepphoenix.engine import Run, RunConfig
-from deepphoenix.executor._executor import EXECUTORS, ExecutorSettings
+from deepphoenix.executor import EXECUTORS, ExecutorSettings
 from deepphoenix.executor._ray import RayExecutor
 from deepphoenix.store import RunStore
 

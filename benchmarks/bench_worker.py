@@ -15,10 +15,21 @@ needs; ``--preload torch,transformers`` forces a list), then run the job once. P
   worker) after the first job, in MiB, from /proc (shared pages counted in each process);
 - torch: whether the worker had imported torch at the end.
 
+With ``--starts N`` it measures instead what confinement costs per worker start, for
+each sandbox found here (none: ``confine=False``; the system's bwrap; the bundled one),
+rounds interleaved, medians of N:
+
+- ``true``: running ``/bin/true`` directly, and through the very bwrap command line a
+  worker gets (namespaces, binds, fresh /dev and /proc, sized tmpfs);
+- worker start: a torch-free worker (no preload) from process start to its "ready";
+- job: the round trip of a trivial job run in the worker's loop, and in a process forked
+  for it (`NamedJob(isolated=True)`, as every evaluation now runs).
+
 Usage::
 
     python benchmarks/bench_worker.py [--repeats 3] [--jobs synthetic,cpu]
         [--preload auto|torch,transformers|none] [--json OUT]
+    python benchmarks/bench_worker.py --starts 20 [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import re
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +178,77 @@ def _ancestors(pid: int) -> str:
     return " ".join(chain)
 
 
+def _sandboxes() -> dict[str, str | None]:
+    """The sandboxes to compare: none, and each bwrap found (name -> its path)."""
+    import shutil
+
+    from deepphoenix.sandbox import _confine
+
+    found: dict[str, str | None] = {"none": None}
+    system = shutil.which("bwrap")
+    if system:
+        found["system bwrap"] = system
+    bundled = _confine._bundled()
+    if bundled:
+        found["bundled bwrap"] = bundled
+    return found
+
+
+def _timed(command: list[str]) -> float:
+    import subprocess
+
+    began = time.perf_counter()
+    subprocess.run(command, check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - began
+
+
+def measure_starts(starts: int) -> list[dict[str, Any]]:
+    """Per sandbox: `true` bare or through bwrap, a torch-free worker's start, and a trivial
+    job's round trip in the loop and in a process of its own (medians of `starts`)."""
+    from deepphoenix.sandbox import NamedJob, _confine
+
+    job = "deepphoenix.sandbox._diagnostics"
+    settings = WorkerSettings(threads=1, preload=(), extra_jobs=(f"{job}:*",))
+    sandboxes = _sandboxes()
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {"true": [], "start": [], "job": [], "forked job": []} for name in sandboxes}
+    true = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
+    with tempfile.TemporaryDirectory(prefix="bench-starts-") as tmp:
+        for _ in range(starts):
+            for name, bwrap in sandboxes.items():
+                os.environ.pop("DEEPPHOENIX_BWRAP", None)
+                if bwrap is not None:
+                    os.environ["DEEPPHOENIX_BWRAP"] = bwrap
+                _confine.confinement.cache_clear()
+                if bwrap is None:
+                    command = [true]
+                else:
+                    command = _confine.confine_command(bwrap, [true], Path(tmp),
+                                                       scratch=2**26)
+                samples[name]["true"].append(_timed(command))
+                worker = Worker(replace(settings, confine=bwrap is not None), name="bench")
+                try:
+                    worker.start()
+                    samples[name]["start"].append(worker.startup_seconds[-1])
+                    for key, isolated in (("job", False), ("forked job", True)):
+                        began = time.perf_counter()
+                        result = worker.run(NamedJob(f"{job}:remember", {"value": 1},
+                                                     isolated=isolated), timeout=60)
+                        samples[name][key].append(time.perf_counter() - began)
+                        if not result.ok:
+                            raise SystemExit(f"{name}: the job failed: {result.error}")
+                finally:
+                    worker.close()
+    os.environ.pop("DEEPPHOENIX_BWRAP", None)
+    _confine.confinement.cache_clear()
+    return [{"sandbox": name, **{k: statistics.median(v) for k, v in found.items()},
+             "starts": starts} for name, found in samples.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=0,
+                        help="measure confinement's cost per start instead (N rounds)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--jobs", default="synthetic,cpu")
     parser.add_argument("--preload", default="auto",
@@ -176,6 +257,16 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     print(machine_header(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start"))
+    if args.starts:
+        found = measure_starts(args.starts)
+        print("| sandbox | `true` | worker start (no torch) | job in the loop | job in its own "
+              "process |")
+        print("|---|---|---|---|---|")
+        for r in found:
+            print(f"| {r['sandbox']} | {1000 * r['true']:.0f} ms | {1000 * r['start']:.0f} ms | "
+                  f"{1000 * r['job']:.1f} ms | {1000 * r['forked job']:.1f} ms |")
+        end_table(found, args.json)
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
         jobs = _jobs(Path(tmp))

@@ -82,9 +82,10 @@ class ExpressionError(GrammarError):
 
 
 class SiteError(DeepPhoenixError):
-    """The grammar does not fit the source: no sites, a required site missing, or a site
-    matched in several places. Use another grammar, `--grammar infer`, or narrow the
-    selector with an owner."""
+    """The grammar does not fit the source: no sites, a required site missing, a site
+    matched in several places, or a domain relative to the file's value that this file
+    cannot resolve. Use another grammar, `--grammar infer`, or narrow the selector with an
+    owner."""
 
 
 class EditError(DeepPhoenixError):

@@ -3,8 +3,10 @@
 Tables:
 
 - ``meta``: schema version, the resolved run config, the objective (name, direction and,
-  for a user objective, its text), status, timestamps.
-- ``variants``: every distinct program seen, by canonical hash: its source, site values,
+  for a user objective, its text; for a command, its metric), a project run's folder and
+  file paths, status, timestamps.
+- ``variants``: every distinct program seen, by canonical hash: its source (a candidate of
+  several files: the bundle's text, each file after a header line), site values,
   status (``pending`` → ``scored`` | ``failed``, or ``rejected`` at the static stage),
   the stage and reason of a failure, the traceback when it raised, the score (in the
   objective's direction) and every metric (standard JSON: a non-finite number is the

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["apply_umask", "current_umask", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["apply_umask", "current_umask", "write_bytes_atomic", "write_text_atomic",
+           "write_tree"]
 
 
 def current_umask() -> int:
@@ -49,3 +52,23 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_tree(folder: Path, files: Iterable[tuple[str, str]]) -> None:
+    """Make `folder` hold exactly `files` (relative path, text): written into a staging
+    folder beside it, which then replaces it, so a crash leaves the old folder or the
+    new one."""
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    for rel, text in files:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise OSError(f"{rel}: a path outside {folder}")
+        write_text_atomic(staging / rel, text)
+    staging.mkdir(parents=True, exist_ok=True)
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)

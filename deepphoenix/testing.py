@@ -83,14 +83,22 @@ def values(spec: SiteSpec, in_domain: bool = True) -> st.SearchStrategy[Value]:
         return st.sampled_from(dom.values)
     low = dom.low if in_domain else None
     high = dom.high if in_domain else None
+    # A domain relative to the file's value, unresolved: values a file may hold for it to
+    # resolve (a factor needs a value above 0).
+    positive = in_domain and spec.unresolved and spec.relative is not None and (
+        spec.relative.relation.value == "times")
     if kind in (Kind.INT, Kind.LOG_INT):
         grid = (dom.multiple_of or 1) if in_domain else 1
-        if kind is Kind.LOG_INT and in_domain and low is None:
+        if (kind is Kind.LOG_INT or positive) and in_domain and (low is None or low < 1):
             low = 1
         return st.integers(
             min_value=None if low is None else math.ceil(low / grid),
             max_value=None if high is None else math.floor(high / grid),
         ).map(lambda v: v * grid)
+    if positive and (low is None or low <= 0):
+        low = 1e-6
+    if kind is Kind.LOG_FLOAT and in_domain and spec.unresolved:
+        return st.floats(min_value=low, max_value=high, allow_nan=False, allow_infinity=False)
     if kind is Kind.LOG_FLOAT and in_domain:
         assert dom.low is not None and dom.high is not None
         exponent = st.floats(math.log(dom.low), math.log(dom.high))

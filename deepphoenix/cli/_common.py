@@ -20,6 +20,7 @@ from deepphoenix.device import check_device
 from deepphoenix.errors import ConfigError, DeepPhoenixError
 from deepphoenix.grammar import Grammar
 from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
+from deepphoenix.scores import printable
 
 __all__ = [
     "DEVICES",
@@ -32,6 +33,7 @@ __all__ = [
     "json_option",
     "load_program",
     "require_device",
+    "shown",
     "staged_model",
 ]
 
@@ -106,7 +108,13 @@ class DeepPhoenixGroup(SummaryGroup):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return printable(" ".join(text.split()))
+
+
+def shown(text: str, multiline: bool = False) -> str:
+    """Text for a terminal: control characters a candidate may have put in it (an
+    exception's message, a string value) shown as escapes (`printable`)."""
+    return printable(text, multiline)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

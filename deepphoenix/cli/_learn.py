@@ -17,6 +17,7 @@ from deepphoenix.cli._common import (
     json_option,
     load_program,
     require_device,
+    shown,
     staged_model,
 )
 from deepphoenix.cli._progress import ProgressBar, Reporter
@@ -218,9 +219,9 @@ def _print_candidates(rows: list[dict[str, Any]], counts: Counter[str], valid: i
     for row in rows:
         edits = ", ".join(f"{e['site']}={format_value(e['value'])}" for e in row["edits"])
         if row["outcome"] == Outcome.OK.value:
-            click.echo(f"#{row['index']} ok  {edits}  ({row['hash']})")
+            click.echo(shown(f"#{row['index']} ok  {edits}  ({row['hash']})"))
         else:
-            click.echo(f"#{row['index']} {row['outcome']}: {row['reason']}")
+            click.echo(shown(f"#{row['index']} {row['outcome']}: {row['reason']}"))
     tally = ", ".join(f"{n} {k}" for k, n in counts.most_common())
     click.echo(f"{valid} of {len(rows)} candidates valid and distinct ({tally}; "
                f"{draws} samples in {seconds:.2f} s, "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
 import click
 
-from deepphoenix.cli._common import SummaryGroup, echo_json, fail, json_option
-from deepphoenix.errors import RunDirError
+from deepphoenix.cli._common import SummaryGroup, echo_json, fail, json_option, shown
+from deepphoenix.engine._rescore import DEFAULT_TOLERANCE, NOT_REPRODUCED, Rescore, rescore_run
+from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.grammar import format_value
 from deepphoenix.lineage import (
     FORMATS,
@@ -109,7 +111,8 @@ def show(run_dir: Path, as_json: bool) -> None:
         if index == 0:
             click.echo(f"seed {step['hash']}  {loss}  {params}")
             continue
-        edits = ", ".join(f"{e['site']}={format_value(e['value'])}" for e in step["edits"])
+        edits = shown(", ".join(f"{e['site']}={format_value(e['value'])}"
+                                for e in step["edits"]))
         delta = ""
         previous = steps[index - 1]["score"]
         if step["score"] is not None and previous is not None:
@@ -128,30 +131,80 @@ def show(run_dir: Path, as_json: bool) -> None:
 
 @lineage.command("best")
 @click.argument("run_dir", type=RUN_DIR)
-def best(run_dir: Path) -> None:
-    """Print the best source found so far, rendered from the seed and its recorded edits."""
-    click.echo(load(run_dir).best.source, nl=False)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Write every file of the best candidate into DIR, at its "
+              "path (a run over several files needs it).")
+@click.option("--force", is_flag=True, help="Overwrite files already in --out.")
+def best(run_dir: Path, out: Path | None, force: bool) -> None:
+    """Print the best source found so far, rendered from the seed and its recorded edits;
+    or, with --out, write each of its files there."""
+    found = load(run_dir).best
+    if out is not None:
+        for path in found.write(out, force=force):
+            click.echo(shown(str(path)))
+        return
+    if len(found.files) > 1:
+        raise ConfigError(f"{run_dir}: the best candidate is {len(found.files)} files "
+                          f"({', '.join(found.files)}); write them with --out DIR")
+    # Rendered from the seed and the recorded values; on a terminal, a string value's
+    # control characters are shown, not acted on (redirected, the file is exact).
+    source = found.source
+    click.echo(shown(source, multiline=True) if _terminal() else source, nl=False)
 
 
 @lineage.command("verify")
 @click.argument("run_dir", type=RUN_DIR)
+@click.option("--rescore", "top", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Also evaluate the K best-scored variants again in a fresh sandbox "
+                   "worker and flag each score that does not reproduce.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=DEFAULT_TOLERANCE,
+              show_default=True, help="--rescore: the relative difference a re-score may "
+                                      "have from the stored score.")
 @json_option
-def verify(run_dir: Path, as_json: bool) -> None:
-    """Re-render every stored source from the seed and the recorded edits; list each that
-    does not match (exit 1 when any does)."""
+def verify(run_dir: Path, top: int | None, tolerance: float, as_json: bool) -> None:
+    """Re-render every stored source from the seed and the recorded edits, and check every
+    stored score against what the run database itself records about it (a built-in
+    objective's losses, asha's rungs, the run's chosen best); list each that does not
+    match (exit 1 when any does). With --rescore K, evaluate the K best again: a score
+    that does not reproduce exits 1; one whose re-scores disagree with each other is
+    reported as nondeterministic."""
     checked, mismatches = load(run_dir).verify()
+    rescored: list[Rescore] = []
+    if top is not None:
+        def said(found: Rescore) -> None:
+            if not as_json:
+                click.echo(shown(f"{found.hash}: re-scored: {found.verdict} "
+                                 f"({found.reason})"))
+
+        rescored = rescore_run(run_dir, top, tolerance, on_done=said)
     if as_json:
         echo_json({"run_dir": str(run_dir), "checked": checked,
-                   "mismatches": [{"hash": m.hash, "reason": m.reason} for m in mismatches]})
+                   "mismatches": [{"hash": m.hash, "reason": m.reason, "kind": m.kind}
+                                  for m in mismatches],
+                   "rescored": [r.to_dict() for r in rescored]})
     else:
         for m in mismatches:
-            click.echo(f"{m.hash}: {m.reason}")
-        click.echo(f"{checked} stored source{'' if checked == 1 else 's'} re-rendered, "
-                   f"{len(mismatches)} mismatch{'' if len(mismatches) == 1 else 'es'}")
-    if mismatches:
-        fail(f"{run_dir}: {len(mismatches)} of {checked} stored sources are not what the seed "
-             "and their recorded edits render: the run database was changed; do not trust "
-             "its stored sources")
+            click.echo(shown(f"{m.hash}: {m.reason}"))
+        click.echo(f"{checked} stored source{'' if checked == 1 else 's'} re-rendered and "
+                   f"scores checked, {len(mismatches)} "
+                   f"mismatch{'' if len(mismatches) == 1 else 'es'}")
+    sources = [m for m in mismatches if m.kind == "source"]
+    scores = [m for m in mismatches if m.kind != "source"]
+    wrong = [r for r in rescored if r.verdict == NOT_REPRODUCED]
+    problems = []
+    if sources:
+        problems.append(f"{len(sources)} of {checked} stored sources are not what the seed "
+                        "and their recorded edits render: the run database was changed; do "
+                        "not trust its stored sources")
+    if scores:
+        verb = "s contradict" if len(scores) > 1 else " contradicts"
+        problems.append(f"{len(scores)} stored score{verb} the run's own records: the run "
+                        "database was changed")
+    if wrong:
+        problems.append(f"{len(wrong)} of {len(rescored)} re-scored variants do not "
+                        "reproduce their stored score")
+    if problems:
+        fail(f"{run_dir}: " + "; ".join(problems))
 
 
 @lineage.command("pareto")
@@ -197,3 +250,7 @@ def plot(run_dir: Path, out: Path | None, fmt: str) -> None:
     written = study.plots(out or run_dir / "plots", fmt)
     for path in written:
         click.echo(str(path))
+
+
+def _terminal() -> bool:
+    return bool(sys.stdout.isatty())

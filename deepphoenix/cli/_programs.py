@@ -13,6 +13,7 @@ from deepphoenix.cli._common import (
     grammar_option,
     json_option,
     load_program,
+    shown,
 )
 from deepphoenix.errors import ConfigError, SourceError
 from deepphoenix.grammar import Grammar, format_grammar, format_value, grammar_names, load_grammar
@@ -103,7 +104,7 @@ def grammars(name: str | None, template: str | None, out_file: Path | None,
                  ) if spec.hidden else " | ".join(d["select"])
         kind = str(spec.kind)
         if spec.structure is not None:
-            kind = spec.structure.placement.value
+            kind = spec.structure.placement
             where = " | ".join([*d["select"], *(f"{k} {d[k]}" for k in ("within", "after",
                                                                          "define") if k in d)])
             where = where or "annotation"
@@ -133,19 +134,20 @@ def _mutate_bundle(bundle: Bundle, count: int, seed: int, max_edits: int,
         if not edits:
             continue
         result = bundle.apply(edits)
-        if not result.ok or result.variant is None or result.variant.sources in seen:
+        if not result.ok or result.variant is None or result.variant.files in seen:
             continue
-        seen.add(result.variant.sources)
+        seen.add(result.variant.files)
         variant = result.variant
         changes = ", ".join(str(e) for e in variant.changes)
-        changed = {p: t for p, t in variant.sources if t != originals[p]}
+        changed = {p: t for p, t in variant.files if t != originals[p]}
         if out_dir is not None:
-            for path, text in variant.sources:
+            for path, text in variant.files:
                 write_text_atomic(out_dir / str(len(records) + 1) / Path(path).name, text)
         elif not as_json:
             for path, text in changed.items():
-                click.echo(unified_diff(originals[path], text, f"a/{path}",
-                                        f"b/{path}  ({changes})"), nl=False)
+                click.echo(shown(unified_diff(originals[path], text, f"a/{path}",
+                                              f"b/{path}  ({changes})"), multiline=True),
+                           nl=False)
         records.append({"edits": changes, "changed": sorted(changed),
                         **({"sources": changed} if as_json else {})})
     if as_json:
@@ -166,7 +168,7 @@ def _template_toml(file: str) -> str:
     header = [
         f"# Starter grammar inferred from {file}.",
         "# Narrow the domains, delete the sites you will not search, add invariants",
-        "# (see the README's Grammars section).",
+        "# (see docs/guide/grammars.md).",
     ]
     skipped = [f"#   line {s.line}: {s.label} = {s.literal}  ({s.reason})" for s in found.skipped]
     footer = ["", "# Literals infer skipped:", *skipped] if skipped else []
@@ -203,7 +205,7 @@ def sites(file: str, grammar: str, show_all: bool, as_json: bool) -> None:
         fields = _spec_fields(spec)
         if spec.structure is not None:  # a structural site's value is its alternative's name
             rows.append((site.name, str(site.value), str(site.line),
-                         spec.structure.placement.value, fields["domain"], fields["rule"],
+                         spec.structure.placement, fields["domain"], fields["rule"],
                          f"{site.label} ({site.selector})"))
             continue
         rows.append((site.name, site.literal, str(site.line), spec.kind.value, fields["domain"],
@@ -233,7 +235,7 @@ def _spec_fields(spec: object) -> dict[str, str]:
         rule = "fixed"
     else:
         rule = spec.operator.describe()
-    domain = spec.domain.describe(spec.kind) if spec.proposable else "-"
+    domain = spec.describe_domain() if spec.proposable else "-"
     return {"domain": domain, "rule": rule}
 
 
@@ -281,8 +283,9 @@ def mutate(file: str, grammar: str, count: int, seed_: int, max_edits: int,
             records.append({"hash": variant.hash, "edits": edits, "source": variant.source})
         else:
             a_name = file if file.startswith("/") else f"a/{file}"  # never a//abs/path
-            click.echo(unified_diff(program.text, variant.source, a_name,
-                                    f"b/{variant.hash}.py  ({edits})"), nl=False)
+            click.echo(shown(unified_diff(program.text, variant.source, a_name,
+                                          f"b/{variant.hash}.py  ({edits})"),
+                             multiline=True), nl=False)
     if as_json:
         echo_json({"file": file, "variants": records, "exhausted": variants.exhausted})
     elif out_dir is not None:
@@ -370,13 +373,13 @@ def diff(a: str, b: str, grammar: str, as_json: bool) -> None:
         spec = program.grammar.site(edit.site)
         note = " (derived)" if spec.derived else (" (fixed)" if not spec.mutable else "")
         old = format_value(program.values[edit.site])
-        click.echo(f"{edit.site}: {old} -> {format_value(edit.value)}{note}")
+        click.echo(shown(f"{edit.site}: {old} -> {format_value(edit.value)}{note}"))
         if spec.structure is not None:  # the code the two alternatives differ by
-            click.echo(unified_diff(spec.structure.alternative(old).code + "\n",
-                                    spec.structure.alternative(str(edit.value)).code + "\n",
-                                    f"{edit.site}={old}", f"{edit.site}={edit.value}"),
-                       nl=False)
-    for change in result.ungrounded:
-        click.echo(f"ungrounded: {change}")
+            click.echo(shown(unified_diff(
+                spec.structure.alternative(old).code + "\n",
+                spec.structure.alternative(str(edit.value)).code + "\n",
+                f"{edit.site}={old}", f"{edit.site}={edit.value}"), multiline=True), nl=False)
+    for change in result.ungrounded:  # B's text, as it is: escaped for the terminal
+        click.echo(shown(f"ungrounded: {change}"))
     if result.ungrounded:
         raise SystemExit(1)

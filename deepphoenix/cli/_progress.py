@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import click
 
+from deepphoenix.scores import printable
+
 __all__ = ["EtaEstimate", "ProgressBar", "Reporter", "crossed_quarter"]
 
 
@@ -49,6 +51,7 @@ class Reporter:
         near-identical ones)."""
         if self.mode in ("json", "quiet"):
             return
+        text = printable(text)  # a candidate's text never acts on the terminal
         if self.mode == "live":
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)
@@ -64,6 +67,7 @@ class Reporter:
         --quiet only warnings."""
         if self.mode == "json" or (self.mode == "quiet" and not warning):
             return
+        text = printable(text)
         if self.mode == "live" and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self._width = 0

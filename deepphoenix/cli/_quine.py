@@ -16,6 +16,7 @@ from deepphoenix.cli._common import (
     require_device,
 )
 from deepphoenix.quine import Generation, ouroboros
+from deepphoenix.scores import printable
 
 __all__ = ["quine"]
 
@@ -56,7 +57,7 @@ def ouroboros_command(source: str, generations: int, run_dir: Path | None, gramm
         if as_json:
             return
         if g.status != "scored":
-            click.echo(f"generation {g.number} {g.hash}: {g.reason}")
+            click.echo(printable(f"generation {g.number} {g.hash}: {g.reason}"))
             return
         click.echo(f"generation {g.number} {g.hash}: fidelity {g.fidelity:.4f}"
                    f"{' (exact)' if g.exact else ''}, print {g.outcome}"

@@ -41,7 +41,7 @@ from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
 from deepphoenix.mutator import read_source
-from deepphoenix.objectives import objective_names, resolve_objective
+from deepphoenix.objectives import is_command, objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import isolation_summary
 from deepphoenix.scores import format_score
@@ -68,7 +68,7 @@ class _RunDisplay:
         self.batch = 0
         self.scored = 0
         self.best: float | None = None
-        self.objective = config.objective
+        self.objective = _label(config.objective)
         self._last_step = 0
         self.eta = EtaEstimate(config.episodes, config.batches, trains_each_episode=(
             config.proposer == "t5" and config.proposer_source_spec() is None))
@@ -89,12 +89,20 @@ class _RunDisplay:
         self.reporter.event(event.kind, **{k: v for k, v in f.items() if k != "config"})
         kind = event.kind
         if kind == "run":
-            self.objective = f["objective"]
+            self.objective = _label(f["objective"])
             self.reporter.line(f"run directory: {_shown(f['run_dir'])}"
                                + (" (resuming)" if f["resumed"] else ""))
             self.reporter.line(f"objective: {f['objective']} ({f['direction']})")
         elif kind == "warning":
             self.reporter.line(f"warning: {f['message']}", warning=True)
+        elif kind == "sandbox":
+            self.reporter.line(f["line"])
+        elif kind == "rescored":
+            rescored = ", ".join("-" if x is None else format_score(x) for x in f["rescored"])
+            stored = "-" if f["stored"] is None else format_score(f["stored"])
+            self.reporter.line(f"  best {f['hash'][:8]} re-scored in a fresh process: "
+                               f"{f['verdict']} (stored {stored}, re-scored {rescored})",
+                               warning=f["verdict"] != "reproduced")
         elif kind == "data":
             self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
                                f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/source")
@@ -155,6 +163,12 @@ class _RunDisplay:
                                f"{self.objective} {score}")
 
 
+def _label(objective: str) -> str:
+    """How a score is named in progress lines: a command objective's command is long
+    (`run` prints it once, with the objective)."""
+    return "score" if is_command(objective) else objective
+
+
 def _score_line(objective: str, score: float | None, params: int | None) -> str:
     text = f"{objective} {format_score(score)}" if score is not None else f"{objective} -"
     return text + (f", {params / 1e6:.2f} M parameters" if params else "")
@@ -205,10 +219,29 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
 @click.option("--proposer-init", type=click.Path(path_type=str), default=None, metavar="MODEL",
               help="Start the learned proposer from a model `deepphoenix proposer pretrain` "
                    "wrote (on earlier runs) instead of from scratch; the run keeps a copy.")
-@click.option("--objective", type=str, default=None, metavar="NAME|PATH.py:FN|module:FN",
+@click.option("--objective", type=str, default=None,
+              metavar="NAME|PATH.py:FN|module:FN|cmd:COMMAND",
               help=f"How a candidate is scored: {', '.join(objective_names())} (built-in "
-                   "losses), or your function FN(program, ctx) returning a number or a "
-                   "mapping with 'score'.  [default: fewshot]")
+                   "losses), your function FN(program, ctx) returning a number or a "
+                   "mapping with 'score', or cmd:COMMAND, your project's own command run in "
+                   "the candidate's workspace (with --metric).  [default: fewshot]")
+@click.option("--metric", type=str, default=None, metavar="REGEX|json:PATH:KEY",
+              help="cmd: where the score is read: the last match of REGEX (one group, the "
+                   "value; or groups named value and step) on the command's output, or KEY "
+                   "of the JSON file PATH it writes.")
+@click.option("--with", "with_sources", type=str, multiple=True, metavar="FILE",
+              help="Another file of the candidate (a config, a training script; repeat for "
+                   "more): one grammar over --source and these, each edit written into the "
+                   "file that binds the site (a later file overrides an earlier one).")
+@click.option("--project", type=click.Path(file_okay=False, path_type=str), default=None,
+              metavar="DIR",
+              help="The folder each candidate's workspace is a copy of, with the candidate's "
+                   "files in place (.git left out; the run directory must lie outside).  "
+                   "[default: the folder of --source, for a command objective or --with]")
+@click.option("--link-over", "link_over_mb", type=click.FloatRange(min=0), default=None,
+              metavar="MB",
+              help="Project files larger than this (data sets, checkpoints) are linked "
+                   "read-only into each workspace, never copied.  [default: 1]")
 @click.option("--direction", type=str, default=None, metavar="minimize|maximize",
               help="Whether a lower or a higher score is better.  [default: the objective's "
                    "own, else minimize]")
@@ -293,6 +326,10 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               metavar="GB",
               help="Address-space limit of each CPU worker in GB (0: none).  [default: 80% "
                    "of the machine's memory divided among the workers]")
+@click.option("--disk-limit", "disk_limit_gb", type=click.FloatRange(min=0), default=None,
+              metavar="GB",
+              help="What each worker's workspace may hold, and the largest file a worker "
+                   "may write, in GB (0: none).  [default: 10]")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads per evaluation worker (with ray: the CPUs each reserves).  "
                    "[default: this machine's cores / --workers]")
@@ -319,7 +356,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     finished evaluation, and --resume continues where the run stopped.
     """
     # Options are named after RunConfig fields: the given ones override the preset's.
-    settings = {k: v for k, v in options.items() if v is not None}
+    settings = {k: v for k, v in options.items() if v is not None and v != ()}
     if unconstrained:
         settings["constrained"] = False
     if resume:
@@ -359,7 +396,9 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         reporter.done()
-    standalone = _write_standalone(run_dir, summary.best_path, config.vocab_size)
+    several = summary.best_path.is_dir()  # a candidate of several files: best/
+    standalone = None if several else _write_standalone(run_dir, summary.best_path,
+                                                        config.vocab_size)
     if summary.nothing_evaluated:  # not a search: say why, and exit non-zero
         if as_json:
             click.echo(json.dumps({"event": "summary", **summary.to_dict(), "plots": []}))
@@ -372,13 +411,21 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
                                "plots": [str(p) for p in plots]}))
         return
-    best = _score_line(summary.objective, summary.best_score, summary.best_params)
+    best = _score_line(_label(summary.objective), summary.best_score, summary.best_params)
     seed = _score_line("seed", summary.seed_score, summary.seed_params)
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
-               f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})")
+               f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})"
+               + (f"; re-scored: {summary.rescore}" if summary.rescore else ""))
     click.echo(f"run directory: {_shown(run_dir)}")
-    click.echo(f"best source:   {_shown(summary.best_path)} (on its own: python "
-               f"{_shown(standalone)})")
+    if standalone is None:
+        files = sorted(str(p.relative_to(summary.best_path))
+                       for p in summary.best_path.rglob("*") if p.is_file())
+        click.echo(f"best files:    {_shown(summary.best_path)}/ ({', '.join(files)})")
+    elif is_command(config.objective):
+        click.echo(f"best source:   {_shown(summary.best_path)}")
+    else:
+        click.echo(f"best source:   {_shown(summary.best_path)} (on its own: python "
+                   f"{_shown(standalone)})")
     if plots:
         click.echo(f"plots:         {', '.join(_shown(p) for p in plots)}")
     click.echo(f"lineage:       deepphoenix lineage show {_shown(run_dir)}")
@@ -466,11 +513,15 @@ def _shown(path: str | Path) -> str:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds (wall clock) before the evaluation is killed."
                    + _per_preset("timeout"))
+@click.option("--disk-limit", "disk_limit_gb", type=click.FloatRange(min=0), default=None,
+              metavar="GB", help="What the worker's workspace may hold, and the largest "
+                                 "file it may write, in GB (0: none).  [default: 10]")
 @json_option
 def evaluate(file: str, preset_name: str, grammar: str | None, objective: str | None,
              direction: str | None, task: str | None, samples: int | None,
              heldout_samples: int | None, vocab_size: int | None, seed_: int | None,
-             device: str | None, timeout: float | None, as_json: bool) -> None:
+             device: str | None, timeout: float | None, disk_limit_gb: float | None,
+             as_json: bool) -> None:
     """Score FILE as a run would score a candidate: build its model in a sandboxed worker,
     train one epoch on the first SAMPLES rows (refinement pairs in FILE's style, or Python
     source blocks), and compute the objective. A grammar is read only where the data are
@@ -480,7 +531,7 @@ def evaluate(file: str, preset_name: str, grammar: str | None, objective: str | 
     given = {"objective": objective, "direction": direction, "task": task,
              "fewshot_samples": samples, "heldout_samples": heldout_samples,
              "vocab_size": vocab_size, "seed": seed_, "device": device, "timeout": timeout,
-             "grammar": grammar}
+             "grammar": grammar, "disk_limit_gb": disk_limit_gb}
     # The run's data, never fewer rows than the evaluation reads.
     rows = (samples or base.fewshot_samples) + (heldout_samples or base.heldout_samples)
     config = base.with_overrides(**given, dataset_size=max(base.dataset_size, rows))
@@ -490,6 +541,7 @@ def evaluate(file: str, preset_name: str, grammar: str | None, objective: str | 
     program = load_program(file, config.grammar) if needs_pairs(config) else None
     key = program.hash if program is not None else hashlib.sha256(text.encode()).hexdigest()
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
+        Path(folder).chmod(0o755)  # a worker that is not root reads its data
         data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
         settings = ExecutorSettings(workers=1, worker=eval_worker(config, spec, text,
                                                                   readable=(folder,)))

@@ -2,7 +2,8 @@
 `RunConfig` and presets (`_config`), the run directory and its lock (`_rundir`), the data
 (`_data`), the loop (`_loop`; without batch barriers, `_async`), search strategies
 (`_strategy`), multi-fidelity rungs (`_fidelity`), the pre-flight checks (`_preflight`),
-the evaluation workers' settings (`_settings`, shared with ``deepphoenix evaluate``), and
+the evaluation workers' settings (`_settings`, shared with ``deepphoenix evaluate`` and the
+final re-score, `_rescore`), a run's project (`_project`), and
 `Run`, which wires them up (`_run`)."""
 
 from deepphoenix.engine._async import AsyncLoop
@@ -11,6 +12,7 @@ from deepphoenix.engine._data import RunData, needs_pairs, prepare_run_data
 from deepphoenix.engine._fidelity import FIDELITIES, rung_resources
 from deepphoenix.engine._loop import Event, SearchLoop
 from deepphoenix.engine._pretrain import RunPairs, pretraining_pairs
+from deepphoenix.engine._project import Project, project_folder, read_project
 from deepphoenix.engine._run import Run, RunSummary
 from deepphoenix.engine._rundir import RunDir, derive_seed, load_seed_text
 from deepphoenix.engine._settings import check_settings, eval_settings, eval_worker
@@ -36,6 +38,7 @@ __all__ = [
     "BestOfN",
     "Event",
     "Greedy",
+    "Project",
     "Run",
     "RunConfig",
     "RunData",
@@ -56,6 +59,8 @@ __all__ = [
     "prepare_run_data",
     "preset",
     "pretraining_pairs",
+    "project_folder",
+    "read_project",
     "rung_resources",
     "strategy_names",
 ]

@@ -40,7 +40,6 @@ from deepphoenix.engine._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
 from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.engine._strategy import Async, Scored, Strategy, best_of
 from deepphoenix.evaluator import Checker, EvalResult, EvalStatus, Evaluator
-from deepphoenix.executor import Executor, JobSubmitter
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
 
@@ -51,11 +50,10 @@ class AsyncLoop(SearchLoop):
     """Evaluations started one at a time, whenever a worker frees (see the module)."""
 
     def __init__(self, run: RunDir, proposer: Proposer, evaluator: Evaluator,
-                 strategy: Strategy, emit: Callable[..., None], executor: Executor,
+                 strategy: Strategy, emit: Callable[..., None],
                  checker: Checker | None = None) -> None:
         super().__init__(run, proposer, evaluator, strategy, emit, checker)
         c = self.config
-        self.submitter = JobSubmitter(executor, c.workers)
         rungs = c.rungs()
         self.resources: list[int | None] = list(rungs) if rungs is not None else [None]
         self.top = len(self.resources) - 1
@@ -142,7 +140,6 @@ class AsyncLoop(SearchLoop):
         finally:
             for future in self.running:
                 future.cancel()
-            self.submitter.close()
 
     def _execute(self) -> str:
         c = self.config
@@ -305,7 +302,7 @@ class AsyncLoop(SearchLoop):
             self._record_result(EvalResult(hash_, EvalStatus.FAILED, stage="quarantine",
                                            reason=QUARANTINED), rung, episode)
             return
-        future = self.evaluator.submit(self.submitter, hash_, self._source(hash_),
+        future = self.evaluator.submit(hash_, self._source(hash_),
                                        resource if self.top else None)
         self.running[future] = (hash_, rung, episode)
         if again:

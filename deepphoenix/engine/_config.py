@@ -15,8 +15,8 @@ from deepphoenix.engine._fidelity import check_fidelity, rung_resources
 from deepphoenix.engine._strategy import strategy_names
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
-from deepphoenix.objectives import Direction, uses_task
-from deepphoenix.proposers import proposer_factory, proposer_names
+from deepphoenix.objectives import Direction, is_command, parse_metric, uses_task
+from deepphoenix.proposers import needs_refinement_data, proposer_factory, proposer_names
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
 TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
@@ -25,7 +25,7 @@ TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
 # one resumes with a new limit). A change of
 # threads per worker can change float reduction order: the resume warns when it does.
 PLACEMENT = ("executor", "ray_address", "gpus_per_eval", "train_on", "workers", "threads",
-             "memory_limit_gb", "time_limit")
+             "memory_limit_gb", "time_limit", "disk_limit_gb")
 
 __all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 
@@ -36,8 +36,16 @@ class RunConfig:
     preset: str = "cpu"  # the preset these values started from
     seed_source: str = "tiny"  # a built-in seed (paper, tiny, tiny-train, gpt, quine-*) or a file
     grammar: str = "t5"  # grammar name, TOML path, or "infer"
+    with_sources: tuple[str, ...] = ()  # more files of a candidate (a config, a script): one
+    #                                     grammar over all, each edit in the file owning it
+    project: str | None = None  # the folder a candidate's workspace is made from (None: the
+    #                             source's, when the objective is a command or files are --with)
+    link_over_mb: float = 1.0  # project files larger than this are linked read-only, not copied
     # -- how a candidate is scored --------------------------------------------------------
     objective: str = "fewshot"  # fewshot (paper) | val-loss | PATH.py:NAME | pkg.module:NAME
+    #                             | cmd:COMMAND (the project's own command, with `metric`)
+    metric: str | None = None  # cmd: a regex with one group (its last match on stdout)
+    #                            or json:PATH:KEY (a file the command writes)
     direction: str | None = None  # minimize | maximize (None: the objective's own)
     task: str = "refinement"  # built-in objectives' data: refinement (paper) | code-lm
     heldout_samples: int = 64  # val-loss: the last K rows, never trained on
@@ -98,9 +106,12 @@ class RunConfig:
     threads: int = 0  # torch threads per worker (0: cores / workers)
     timeout: float = 600.0  # seconds per candidate evaluation (hard; kills the worker)
     memory_limit_gb: float | None = None  # per worker, CPU only (None: 80% of RAM / workers)
+    disk_limit_gb: float | None = None  # per worker workspace and per file (None: 10 GiB)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["with_sources"] = list(self.with_sources)  # as JSON stores it
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -111,6 +122,17 @@ class RunConfig:
         config = cls(**data)
         config.validate()
         return config
+
+    def __post_init__(self) -> None:
+        if isinstance(self.with_sources, list | str):  # from JSON, or one file given bare
+            files = [self.with_sources] if isinstance(self.with_sources, str) else \
+                self.with_sources
+            object.__setattr__(self, "with_sources", tuple(files))
+
+    def uses_project(self) -> bool:
+        """Whether a candidate is evaluated in a workspace made from a project folder: a
+        command objective, several files, or a project named."""
+        return bool(self.project or self.with_sources or is_command(self.objective))
 
     def with_overrides(self, **changes: Any) -> RunConfig:
         config = replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -123,12 +145,16 @@ class RunConfig:
 
     def memory_limit_bytes(self) -> int | None:
         if self.memory_limit_gb is not None:
-            return int(self.memory_limit_gb * 2**30) if self.memory_limit_gb > 0 else None
+            return int(self.memory_limit_gb * 2**30)  # 0: no limit (WorkerSettings' 0)
         try:
             total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
             return None
         return int(total * 0.8 / self.workers)
+
+    def disk_limit_bytes(self) -> int | None:
+        """A worker's disk budget: None for the sandbox's default, 0 for none."""
+        return None if self.disk_limit_gb is None else int(self.disk_limit_gb * 2**30)
 
     def proposer_source_spec(self) -> str | None:
         """The source that defines the proposing T5: None for the paper's self-reference
@@ -197,8 +223,11 @@ class RunConfig:
                 _check_positive(name, getattr(self, name), _MAX_SECONDS)
         if self.memory_limit_gb is not None:
             _check_positive("memory_limit_gb", self.memory_limit_gb, 2.0**20, zero=True)
+        if self.disk_limit_gb is not None:
+            _check_positive("disk_limit_gb", self.disk_limit_gb, 2.0**20, zero=True)
         self._validate_placement()
         self._validate_fidelity()
+        self._validate_project()
         if self.proposer_init is not None and not getattr(
                 proposer_factory(self.proposer), "accepts_init", False):
             warm = [n for n in proposer_names()
@@ -245,6 +274,35 @@ class RunConfig:
                                   "through ctx.report (ctx.should_stop() turns True at a "
                                   "rung's share of it)")
             self.rungs()
+
+    def _validate_project(self) -> None:
+        """Several files, a project, a command objective and its metric, together."""
+        if not all(isinstance(f, str) and f for f in self.with_sources):
+            raise ConfigError(f"Expected file paths but got with_sources={self.with_sources!r}")
+        _check_positive("link_over_mb", self.link_over_mb, 2.0**30, zero=True)
+        if is_command(self.objective):
+            if not self.metric:
+                raise ConfigError(f"objective {self.objective!r} needs --metric: where its "
+                                  "score is read, a regular expression with one group (e.g. "
+                                  "'val loss ([0-9.]+)') or json:PATH:KEY")
+            if parse_metric(self.metric).is_json and self.fidelity == "asha":
+                raise ConfigError("--fidelity asha stops a command at a rung by the steps it "
+                                  "prints; --metric json:PATH:KEY reads one value at the end: "
+                                  "give a regular expression")
+        elif self.metric:
+            raise ConfigError(f"--metric reads the output of a command objective (cmd:…); "
+                              f"objective {self.objective!r} is not one")
+        if self.uses_project() and uses_task(self.objective):
+            raise ConfigError(f"the {self.objective} objective scores one program on the "
+                              "task's data; --with and --project are for a command objective "
+                              "(cmd:…) or your own")
+        if self.with_sources:
+            if self.grammar == "infer":
+                raise ConfigError("--with needs a grammar that names its sites, not 'infer'")
+            if needs_refinement_data(self.proposer):
+                raise ConfigError(f"proposer {self.proposer!r} trains a T5 on one file's "
+                                  "text; a run over several files (--with) proposes with one "
+                                  "that reads site values: --proposer tpe, gp or random")
 
     def _validate_placement(self) -> None:
         """Cluster options need a cluster executor; GPU shares are Ray's: a fraction of one

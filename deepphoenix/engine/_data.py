@@ -14,8 +14,8 @@ from pathlib import Path
 from deepphoenix.corpus import build_lm_dataset
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._rundir import INIT_DIR, derive_seed
-from deepphoenix.errors import RunDirError
-from deepphoenix.mutator import Program
+from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.mutator import Bundle, Program
 from deepphoenix.objectives import uses_task
 from deepphoenix.proposers import ProposerData, make_dataset, prepare_data, write_pairs
 from deepphoenix.store_io import write_text_atomic
@@ -36,7 +36,7 @@ class RunData:
     proposer_init: Path | None = None  # the run's copy of a pretrained proposer (--proposer-init)
 
 
-def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | None,
+def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bundle | None,
                      refinement: bool) -> RunData:
     """Make (or read back) the data a run needs. `refinement`: whether anything needs the
     refinement pairs (a learned proposer, or the refinement task); only those are made
@@ -72,8 +72,11 @@ def _builtin(config: RunConfig) -> bool:
     return uses_task(config.objective)
 
 
-def _refinement(folder: Path, config: RunConfig, seed_program: Program,
+def _refinement(folder: Path, config: RunConfig, seed_program: Program | Bundle,
                 init: Path | None) -> ProposerData:
+    if isinstance(seed_program, Bundle):  # RunConfig refuses it first; said again here
+        raise ConfigError("the refinement pairs are one file's rewrites; a candidate of "
+                          "several files has none (propose with tpe, gp or random)")
     meta = folder / "data.json"
     if meta.exists():
         # The files live next to data.json whatever the paths stored (older runs stored

@@ -39,7 +39,6 @@ from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.engine._strategy import Scored, Strategy
 from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.evaluator import Checker, CheckResult, EvalResult, Evaluator, Verdict
-from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposal, Proposer
 from deepphoenix.store import AttemptRow, RunStore, VariantRow
@@ -213,7 +212,7 @@ class SearchLoop:
     def _begin_episode(self, episode: int, best: str, record: dict[str, Any] | None) -> None:
         train_seed = derive_seed(self.config.seed, "train", episode)
         self.store.start_episode(episode, best, train_seed)
-        program = parse_program(self._source(best), self.run.grammar)
+        program = self.run.parse(self._source(best))
         self.emit("episode", episode=episode, episodes=self.config.episodes, source=best,
                   score=self.score(best))
         stored = (record["training"] if record is not None
@@ -362,7 +361,7 @@ class SearchLoop:
               redraws: Sequence[int]) -> None:
         """Propose `count` candidates from `parent` and record them: new slots, after the
         batch's last; `redraws`: the slots they are drawn again for, in order."""
-        parent_program = parse_program(self._source(parent), self.run.grammar)
+        parent_program = self.run.parse(self._source(parent))
         # Every slot goes to a variant this run has not met: a repeat would spend an
         # evaluation slot on a cached score (and never win a greedy step).
         proposals = self.proposer.propose(parent_program, count, seed,

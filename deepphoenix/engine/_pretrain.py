@@ -27,6 +27,7 @@ from deepphoenix.mutator import (
     TargetFormat,
     diff_programs,
     format_edit_script,
+    is_bundle_text,
     parse_program,
 )
 from deepphoenix.proposers import Observation, RefinementPair, hindsight_pairs, make_dataset
@@ -70,6 +71,9 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
             if grammar is None or not isinstance(seed_text, str):
                 raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
                                   "back here; pass runs this deepphoenix can resume")
+            if is_bundle_text(seed_text):
+                raise RunDirError(f"{run_dir}: a run over several files; the proposer "
+                                  "learns one file's rewrites: pass single-file runs")
             sign = store.direction.sign
             variants = [v for v in store.variants() if v.status == "scored"
                         and v.score is not None]

@@ -1,7 +1,9 @@
 """Sources rendered from what a run trusts: its seed and the site values recorded for each
 variant (the trusted parent plus grounded edits), never a stored text that something
-could have rewritten. `best.py`, `run_best.py` and `deepphoenix lineage best` come from
-here; `verify_run` re-renders every stored source and hash and lists what does not match.
+could have rewritten. `best.py` (a run over several files: `best/`, each file at its
+path), `run_best.py` and `deepphoenix lineage best` come from here; `verify_run` re-renders
+every stored source (a bundle's every file) and hash, checks every stored score against
+the database's own records, and lists what does not match.
 """
 
 from __future__ import annotations
@@ -10,32 +12,42 @@ from dataclasses import dataclass
 
 from deepphoenix.engine._rundir import _stored_config, _stored_grammar
 from deepphoenix.errors import DeepPhoenixError, RunDirError
-from deepphoenix.mutator import Program, parse_program
+from deepphoenix.mutator import Bundle, Program, parse_candidate, split_bundle
 from deepphoenix.store import RunStore, VariantRow
 
-__all__ = ["Mismatch", "render_source", "stored_seed", "verify_run"]
+__all__ = ["Mismatch", "render_files", "render_source", "stored_paths", "stored_seed",
+           "verify_run"]
 
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
-    """A stored variant whose source or hash is not what its seed and values render."""
+    """A stored variant whose source or hash is not what its seed and values render
+    (`kind` "source"), or whose score the database's own records contradict ("score",
+    `engine._rescore.score_mismatches`)."""
 
     hash: str
     reason: str
+    kind: str = "source"
 
 
-def stored_seed(store: RunStore) -> Program:
-    """The run's seed, parsed with its stored grammar."""
+def stored_seed(store: RunStore) -> Program | Bundle:
+    """The run's seed, parsed with its stored grammar (a `Bundle` for several files)."""
     config = _stored_config(store.get_meta("config"))
     seed_text = store.get_meta("seed_text")
     if not isinstance(seed_text, str):
         raise RunDirError(f"{store.path.parent}: the run holds no seed text (it was stopped "
                           "before its seed was stored)")
     grammar = _stored_grammar(config.grammar, seed_text, store.get_meta("grammar_toml"))
-    return parse_program(seed_text, grammar, "seed")
+    return parse_candidate(seed_text, grammar, "seed")
 
 
-def _render(seed: Program, row: VariantRow) -> tuple[str, str]:
+def stored_paths(store: RunStore) -> tuple[str, ...]:
+    """The candidate's files by their paths in the run's project (empty: no project)."""
+    found = store.get_meta("project")
+    return tuple(str(p) for p in found.get("paths", ())) if isinstance(found, dict) else ()
+
+
+def _render(seed: Program | Bundle, row: VariantRow) -> tuple[str, str]:
     """(source, hash) that the seed and the row's recorded values render."""
     try:
         variant, _check = seed.render(row.values)
@@ -45,7 +57,7 @@ def _render(seed: Program, row: VariantRow) -> tuple[str, str]:
     return variant.source, variant.hash
 
 
-def render_source(seed: Program, row: VariantRow) -> str:
+def render_source(seed: Program | Bundle, row: VariantRow) -> str:
     """The source of `row`, rendered from the seed and its recorded values; a
     `RunDirError` (run `deepphoenix lineage verify`) when they render another program."""
     source, hash_ = _render(seed, row)
@@ -56,8 +68,20 @@ def render_source(seed: Program, row: VariantRow) -> str:
     return source
 
 
+def render_files(seed: Program | Bundle, row: VariantRow,
+                 paths: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """Each file of `row` (path, text), rendered as `render_source` renders it: a bundle's
+    files, or the one file under its project path (`paths`), else ``best.py``."""
+    source = render_source(seed, row)
+    return split_bundle(source) or ((paths[0] if paths else "best.py", source),)
+
+
 def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
-    """Re-render every stored variant: (how many were checked, the mismatches)."""
+    """Re-render every stored variant, and check every stored score against the
+    database's own records (`engine._rescore.score_mismatches`): (how many variants were
+    checked, the mismatches)."""
+    from deepphoenix.engine._rescore import score_mismatches
+
     seed = stored_seed(store)
     found: list[Mismatch] = []
     rows = store.variants()
@@ -72,4 +96,4 @@ def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
         elif source != row.source:
             found.append(Mismatch(row.hash, "its stored source differs from the one its "
                                   "values render"))
-    return len(rows), found
+    return len(rows), found + score_mismatches(store)[1]

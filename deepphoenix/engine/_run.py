@@ -17,13 +17,15 @@ from deepphoenix.engine._config import PLACEMENT, RunConfig
 from deepphoenix.engine._data import RunData, prepare_run_data
 from deepphoenix.engine._loop import Event, SearchLoop, unevaluable
 from deepphoenix.engine._preflight import preflight, proposer_preflight
-from deepphoenix.engine._render import render_source
+from deepphoenix.engine._render import render_files, render_source
+from deepphoenix.engine._rescore import rescore_best
 from deepphoenix.engine._rundir import RunDir
 from deepphoenix.engine._settings import check_settings, eval_settings, eval_worker
 from deepphoenix.engine._strategy import get_strategy
 from deepphoenix.errors import ConfigError
-from deepphoenix.evaluator import Checker, Evaluator
+from deepphoenix.evaluator import Checker, EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, get_executor
+from deepphoenix.mutator import Bundle
 from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
     ProposerContext,
@@ -32,9 +34,9 @@ from deepphoenix.proposers import (
     get_proposer,
     needs_refinement_data,
 )
-from deepphoenix.sandbox import WorkerSettings, confinement
+from deepphoenix.sandbox import WorkerSettings, confinement, sandbox_line
 from deepphoenix.store import RunStore
-from deepphoenix.store_io import write_text_atomic
+from deepphoenix.store_io import write_text_atomic, write_tree
 
 __all__ = ["Run", "RunSummary"]
 
@@ -53,6 +55,7 @@ class RunSummary:
     evaluations: int
     seconds: float
     best_path: Path
+    rescore: str = ""  # the best's re-score in a fresh process: "reproduced", … (_rescore)
     # Why the run evaluated nothing but its seed ("" when it evaluated more): its
     # proposals' outcomes, most frequent first. The CLI exits non-zero with it.
     nothing_evaluated: str = ""
@@ -64,7 +67,7 @@ class RunSummary:
                 "best_hash": self.best_hash, "best_score": self.best_score,
                 "best_params": self.best_params, "evaluations": self.evaluations,
                 "seconds": self.seconds, "best_path": str(self.best_path),
-                "nothing_evaluated": self.nothing_evaluated}
+                "rescore": self.rescore, "nothing_evaluated": self.nothing_evaluated}
 
 
 class Run:
@@ -132,6 +135,9 @@ class Run:
         for message in self.dir.warnings:
             self.emit("warning", message=message)
         confined = confinement()
+        if c.executor == "local":  # which sandbox, said once at the start
+            settings = self._executor_settings()
+            self.emit("sandbox", line=sandbox_line(settings.worker, settings.workers))
         if not confined.available and c.executor == "local":  # said once, plainly
             self.emit("warning", message=f"workers run without mount and PID namespaces "
                       f"({confined.reason}): candidates can see your files and processes "
@@ -158,15 +164,19 @@ class Run:
             checks = checker if checker.settings.active and c.constraint_rounds else None
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
-                evaluator = Evaluator(executor, eval_settings(c, objective, data))
+                evaluator = Evaluator(executor, self._eval_settings(data))
                 loop: SearchLoop
                 if c.strategy == "async" or c.fidelity == "asha":
                     loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
-                                     executor, checks)
+                                     checks)
                 else:
                     loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
                                       checks)
                 best = loop.execute()
+                # Never reported on the word of the process that scored it (_rescore).
+                seed = self.dir.seed_program
+                best = rescore_best(self.store, evaluator, best, seed.hash,
+                                    lambda row: render_source(seed, row), self.emit)
             finally:
                 proposer.close()
         finally:
@@ -190,6 +200,7 @@ class Run:
                                hidden=hidden, readable=data),
             lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
                                 memory_limit=None, device=c.device, hidden=hidden,
+                                disk_limit=c.disk_limit_bytes(),
                                 readable=data, writable=(str(self.run_dir / "episodes"),)),
             log_dir=self.run_dir / "logs", address=c.ray_address,
             gpus_per_worker=c.gpus_per_eval, lane_gpus=1.0 if c.train_on == "gpu" else 0.0)
@@ -213,14 +224,22 @@ class Run:
             seed_source=self.dir.seed_program.text, emit=emit,
             proposer_init=data.proposer_init)
 
+    def _eval_settings(self, data: RunData) -> EvalSettings:
+        return eval_settings(self.config, self.dir.objective, data, self.dir.project,
+                             self.dir.paths)
+
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, best: str, seconds: float) -> RunSummary:
         best_row = self.store.variant(best)
         seed_row = self.store.variant(self.dir.seed_program.hash)
         assert best_row is not None and seed_row is not None
-        best_path = self.run_dir / "best.py"
         # Rendered from the seed and the recorded values, never the stored text.
-        write_text_atomic(best_path, render_source(self.dir.seed_program, best_row))
+        if isinstance(self.dir.seed_program, Bundle):  # every file, at its path
+            best_path = self.run_dir / "best"
+            write_tree(best_path, render_files(self.dir.seed_program, best_row))
+        else:
+            best_path = self.run_dir / "best.py"
+            write_text_atomic(best_path, render_source(self.dir.seed_program, best_row))
         objective = self.dir.objective
         summary = RunSummary(
             run_dir=self.run_dir, objective=objective.name,
@@ -229,6 +248,7 @@ class Run:
             best_hash=best, best_score=best_row.score,
             best_params=best_row.metrics.get("params"),
             evaluations=self.store.evaluations_done(), seconds=seconds, best_path=best_path,
+            rescore=_verdict(self.store.get_meta("rescore"), best),
             nothing_evaluated=self._nothing_evaluated(),
         )
         with self.store.transaction():
@@ -253,3 +273,11 @@ class Run:
 
     def close(self) -> None:
         self.dir.close()
+
+
+def _verdict(found: Any, best: str) -> str:
+    """The stored re-score verdict of `best` ("" when there is none)."""
+    for entry in found if isinstance(found, list) else []:
+        if isinstance(entry, dict) and entry.get("hash") == best:
+            return str(entry.get("verdict", ""))
+    return ""

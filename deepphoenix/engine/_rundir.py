@@ -1,10 +1,12 @@
 """A run directory: creating one, or opening one to resume, under an exclusive lock.
 
 Everything a resume needs is inside the directory, written before anything runs: the
-resolved config, the seed text, the TOML text of a grammar given as a file, the objective
-(with a user objective's text), a constraint's text, and the text of a separate proposer
-source. So a resume
-from another working directory, or after editing any of those files, is the same run.
+resolved config, the seed text (a bundle's text for a candidate of several files), the TOML
+text of a grammar given as a file, the objective (with a user objective's text), a
+constraint's text, the text of a separate proposer source, and a project run's folder and
+file paths. So a resume from another working directory, or after editing any of those
+files, is the same run (a project's other files are read from the project when a candidate
+runs).
 Everything that can be wrong with the input is found before anything is written: a bad
 grammar, seed or objective leaves no run directory behind.
 """
@@ -17,13 +19,21 @@ import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from deepphoenix.engine._config import RunConfig
+from deepphoenix.engine._project import read_project
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import ConstraintSpec, resolve_constraint
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
-from deepphoenix.mutator import Program, parse_program, read_source, resolve_grammar
+from deepphoenix.mutator import (
+    Bundle,
+    Program,
+    bundle_text,
+    parse_candidate,
+    read_source,
+    resolve_grammar,
+)
 from deepphoenix.objectives import ObjectiveSpec, resolve_objective
 from deepphoenix.proposers import model_format
 from deepphoenix.run_lock import RunLock
@@ -61,12 +71,20 @@ class RunDir:
     config: RunConfig
     seed_text: str
     grammar: Grammar
-    seed_program: Program
+    seed_program: Program | Bundle  # a Bundle for a candidate of several files
     objective: ObjectiveSpec
     proposer_source: str | None  # the proposing T5's source text; None: self-reference
     warnings: list[str]
     _lock: RunLock | None
     constraint: ConstraintSpec | None = None  # --constraint, as read when the run began
+    project: Path | None = None  # the folder candidates are evaluated in (None: none)
+    paths: tuple[str, ...] = ()  # the candidate's files, by their paths in the project
+
+    def parse(self, text: str) -> Program:
+        """A stored candidate's text, parsed with the run's grammar. A `Bundle` answers
+        what proposers ask a `Program`, and reaches only those that read site values
+        (`RunConfig` refuses the T5 proposers for several files)."""
+        return cast(Program, parse_candidate(text, self.grammar))
 
     @classmethod
     def create(cls, path: Path, config: RunConfig, *, seed_text: str | None = None,
@@ -82,14 +100,18 @@ class RunDir:
         path = Path(path).resolve()
         _check_foreign(path, force)
         config.validate()
-        if seed_text is None:
+        project = read_project(config, path, seed_text)
+        if project is not None:
+            seed_text = bundle_text(project.files)
+        elif seed_text is None:
             seed_text = load_seed_text(config.seed_source)
         if grammar_toml is None:
             grammar_toml = _grammar_file_text(config.grammar)
-        grammar = _stored_grammar(config.grammar, seed_text, grammar_toml)
-        seed_program = parse_program(seed_text, grammar, "seed")
+        seed_program = _parse_seed(
+            seed_text, _stored_grammar(config.grammar, seed_text, grammar_toml))
+        grammar = seed_program.grammar  # relative domains resolved against the seed
         if objective is None:
-            objective = resolve_objective(config.objective, config.direction)
+            objective = resolve_objective(config.objective, config.direction, config.metric)
         if constraint is None and config.constraint is not None:
             constraint = resolve_constraint(config.constraint)
         source_spec = config.proposer_source_spec()
@@ -98,11 +120,13 @@ class RunDir:
             _check_init(Path(config.proposer_init), config.format)
         lock = RunLock.acquire(path, create=True)
         try:
-            store = RunStore.create(path, config.to_dict(), {
-                "seed_text": seed_text, "grammar_toml": grammar_toml,
-                "objective": objective.to_dict(), "proposer_source": proposer_source,
-                "constraint": constraint.to_dict() if constraint is not None else None,
-                "environment": _environment(config)})
+            meta = {"seed_text": seed_text, "grammar_toml": grammar_toml,
+                    "objective": objective.to_dict(), "proposer_source": proposer_source,
+                    "constraint": constraint.to_dict() if constraint is not None else None,
+                    "environment": _environment(config)}
+            if project is not None:
+                meta["project"] = {"root": str(project.root), "paths": list(project.paths)}
+            store = RunStore.create(path, config.to_dict(), meta)
             if config.proposer_init is not None:
                 # The run keeps its own copy: a resume must not depend on the original.
                 _copy_init(Path(config.proposer_init), path / "data" / INIT_DIR)
@@ -111,7 +135,9 @@ class RunDir:
             raise
         write_text_atomic(path / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
         return cls(path, store, config, seed_text, grammar, seed_program, objective,
-                   proposer_source, [], lock, constraint)
+                   proposer_source, [], lock, constraint,
+                   project.root if project is not None else None,
+                   project.paths if project is not None else ())
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -125,9 +151,10 @@ class RunDir:
                 if not isinstance(seed_text, str):
                     raise RunDirError(f"{path}: the run was stopped before its seed was "
                                       "stored; start a new run")
-                grammar = _stored_grammar(config.grammar, seed_text,
-                                          store.get_meta("grammar_toml"))
-                seed_program = parse_program(seed_text, grammar, "seed")
+                seed_program = _parse_seed(seed_text, _stored_grammar(
+                    config.grammar, seed_text, store.get_meta("grammar_toml")))
+                # Relative domains resolve against the stored seed: as when it started.
+                grammar = seed_program.grammar
                 objective = ObjectiveSpec.from_dict(store.objective)
                 proposer_source = store.get_meta("proposer_source")
                 stored = store.get_meta("constraint")
@@ -136,6 +163,7 @@ class RunDir:
                     raise RunDirError(f"{path}: the run names constraint "
                                       f"{config.constraint} but its text was not stored; "
                                       "start a new run")
+                root, paths = stored_project(store.get_meta("project"))
                 store.upgrade()
             except BaseException:
                 store.close()
@@ -144,7 +172,7 @@ class RunDir:
             lock.release()
             raise
         run = cls(path, store, config, seed_text, grammar, seed_program, objective,
-                  proposer_source, [], lock, constraint)
+                  proposer_source, [], lock, constraint, root, paths)
         run.check_environment()
         return run
 
@@ -164,6 +192,22 @@ class RunDir:
             self.warnings.append(
                 "resuming in a different environment (" + ", ".join(changed) + "): scores "
                 "of new evaluations may not match an uninterrupted run exactly")
+
+
+def _parse_seed(text: str, grammar: Grammar) -> Program | Bundle:
+    """The seed: one file (named "seed" in messages) or a bundle (named by its paths)."""
+    return parse_candidate(text, grammar, "seed")
+
+
+def stored_project(data: Any) -> tuple[Path | None, tuple[str, ...]]:
+    """A project run's folder and candidate paths, as the run stored them."""
+    if not isinstance(data, dict):
+        return None, ()
+    root = Path(str(data["root"]))
+    if not root.is_dir():
+        raise RunDirError(f"the run's project {root} is gone; its candidates are "
+                          "evaluated in a copy of it: put it back to resume")
+    return root, tuple(str(p) for p in data.get("paths", ()))
 
 
 def _check_init(model: Path, fmt: str) -> None:
@@ -186,7 +230,8 @@ def _copy_init(model: Path, to: Path) -> None:
 # What a run writes at the top of its directory, the lock and the database's journal.
 RUN_FILES = frozenset({
     DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", ".lock",
-    "config.json", "data", "episodes", "logs", "best.py", "run_best.py", "summary.json",
+    "config.json", "data", "episodes", "logs", "best.py", "best", "run_best.py",
+    "summary.json",
     "plots", CODET5_DIR.split("/")[0]})
 
 

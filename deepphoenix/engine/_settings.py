@@ -6,6 +6,7 @@ against the same rules."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._data import RunData
@@ -23,15 +24,20 @@ from deepphoenix.sandbox import WorkerSettings
 __all__ = ["check_settings", "eval_settings", "eval_worker"]
 
 
-def eval_settings(config: RunConfig, objective: ObjectiveSpec, data: RunData) -> EvalSettings:
-    """How every candidate of a run with `config` is scored on `data`."""
+def eval_settings(config: RunConfig, objective: ObjectiveSpec, data: RunData,
+                  project: Path | None = None, paths: tuple[str, ...] = ()) -> EvalSettings:
+    """How every candidate of a run with `config` is scored on `data` (and re-scored:
+    `_rescore`); a project run's candidates are evaluated in a copy of `project` with
+    their `paths`."""
     return EvalSettings(
         objective=objective, task=config.task, rows=data.rows, vocab_size=data.vocab_size,
         samples=config.fewshot_samples,
         heldout=config.heldout_samples if objective.name == "val-loss" else 0,
         batch_size=config.fewshot_batch_size, lr=config.fewshot_lr,
         seed=derive_seed(config.seed, "fewshot"), timeout=config.timeout,
-        max_params=config.max_params)
+        max_params=config.max_params, project=project,
+        path=paths[0] if len(paths) == 1 else None,
+        link_bytes=int(config.link_over_mb * 2**20))
 
 
 def check_settings(config: RunConfig, objective: ObjectiveSpec,
@@ -50,4 +56,5 @@ def eval_worker(config: RunConfig, objective: ObjectiveSpec, source: str, *,
     return WorkerSettings(threads=config.worker_threads(),
                           memory_limit=config.memory_limit_bytes(), device=config.device,
                           hidden=tuple(hidden), readable=tuple(readable),
+                          disk_limit=config.disk_limit_bytes(),
                           preload=evaluation_preload(objective, source))

@@ -17,10 +17,14 @@ from deepphoenix.evaluator._evaluator import (
     EvalSettings,
     EvalStatus,
     Evaluator,
+    inconsistency,
     static_check,
 )
 from deepphoenix.evaluator._preload import TORCH_PRELOAD, evaluation_preload
+from deepphoenix.evaluator._workspace import SKIPPED as WORKSPACE_SKIPPED
+from deepphoenix.evaluator._workspace import build_workspace
 
-__all__ = ["CHECK_TIMEOUT", "TORCH_PRELOAD", "CheckResult", "CheckSettings", "Checker",
-           "ConstraintSpec", "EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator",
-           "Verdict", "evaluation_preload", "resolve_constraint", "static_check"]
+__all__ = ["CHECK_TIMEOUT", "TORCH_PRELOAD", "WORKSPACE_SKIPPED", "CheckResult",
+           "CheckSettings", "Checker", "ConstraintSpec", "EvalJob", "EvalResult", "EvalSettings",
+           "EvalStatus", "Evaluator", "Verdict", "build_workspace", "evaluation_preload",
+           "inconsistency", "resolve_constraint", "static_check"]

@@ -23,12 +23,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from deepphoenix.errors import ConfigError
-from deepphoenix.executor import Executor, JobSubmitter, Submission
+from deepphoenix.errors import ConfigError, SourceError
+from deepphoenix.executor import Executor, Submission
+from deepphoenix.mutator import split_bundle
 from deepphoenix.objectives import ObjectiveSpec
 from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
 
-__all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "static_check"]
+__all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "inconsistency",
+           "static_check"]
 
 
 class EvalStatus(StrEnum):
@@ -94,6 +96,11 @@ class EvalSettings:
     seed: int = 0  # the same for every candidate: they differ only in their code
     timeout: float = 600.0  # seconds per candidate, build to last step
     max_params: int | None = None  # a candidate above it is rejected before it trains
+    # A run over a project: its folder, the path of a single-file candidate in it (a
+    # bundle's text names its own), and the size over which its files are linked.
+    project: Path | None = None
+    path: str | None = None
+    link_bytes: int = 1 << 20
 
     def validate(self) -> None:
         for name in ("samples", "batch_size"):
@@ -117,21 +124,64 @@ class EvalSettings:
         same), or `resource` reported steps for a user objective (``ctx.should_stop()``)."""
         builtin = self.objective.uses_task  # self-replication's budget is in steps
         samples = resource if builtin and resource is not None else self.samples
+        files = split_bundle(source)
+        if files is not None:  # several files: the program executed is the first
+            source = files[0][1]
+        elif self.path is not None:
+            files = ((self.path, source),)
         return EvalJob(source=source, objective=self.objective.to_dict(), task=self.task,
                        rows=str(Path(self.rows).resolve()) if self.rows else "",
                        vocab_size=self.vocab_size, samples=samples,
                        heldout=self.heldout, batch_size=self.batch_size, lr=self.lr,
                        weight_decay=self.weight_decay, seed=self.seed,
                        max_params=self.max_params, timeout=self.timeout,
-                       stop_step=None if builtin else resource)
+                       stop_step=None if builtin else resource,
+                       project=str(self.project) if self.project is not None else "",
+                       files=dict(files or ()), link_bytes=self.link_bytes)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def inconsistency(objective: str, score: float | None, metrics: dict[str, Any]) -> str:
+    """Why a built-in objective's score does not agree with the metrics it comes from
+    ("" when it does, and for objectives whose score has no such metrics): ``fewshot`` is
+    the mean of the epoch's recorded losses (``mean_loss``, ``losses``), ``val-loss`` the
+    held-out loss. A value forged without its metrics shows here; a forger who also
+    forges the losses does not (docs/sandbox.md)."""
+    if objective not in ("fewshot", "val-loss") or score is None:
+        return ""
+    losses, mean = metrics.get("losses"), metrics.get("mean_loss")
+    if not isinstance(losses, list) or not losses or not isinstance(mean, int | float):
+        return "its metrics hold no training losses to check the score against"
+    try:
+        recomputed = sum(float(x) for x in losses) / len(losses)
+    except (TypeError, ValueError):
+        return "its recorded losses are not numbers"
+    if not _close(recomputed, float(mean)):
+        return f"its mean loss {mean!r} is not the mean of its losses ({recomputed!r})"
+    expected = float(mean) if objective == "fewshot" else metrics.get("heldout_loss")
+    if not isinstance(expected, int | float) or not _close(float(expected), score):
+        name = "mean loss" if objective == "fewshot" else "held-out loss"
+        return f"its score {score!r} is not its {name} ({expected!r})"
+    return ""
 
 
 def static_check(hash_: str, source: str) -> EvalResult | None:
-    """The millisecond stage: the candidate compiles as this Python (never run here)."""
+    """The millisecond stage: the candidate compiles as this Python (never run here); a
+    bundle's every file does."""
     try:
-        compile(source, "<candidate>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        return EvalResult(hash_, EvalStatus.REJECTED, "static", f"does not compile: {exc}")
+        files = split_bundle(source) or (("", source),)
+    except SourceError as exc:
+        return EvalResult(hash_, EvalStatus.REJECTED, "static", str(exc))
+    for path, text in files:
+        try:
+            compile(text, path or "<candidate>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            where = f"{path} " if path else ""
+            return EvalResult(hash_, EvalStatus.REJECTED, "static",
+                              f"{where}does not compile: {exc}")
     return None
 
 
@@ -172,10 +222,10 @@ class Evaluator:
         for hash_, job in self.executor.run_all(jobs, on_progress=progress):
             with lock:
                 stage = stages.get(hash_, "build")
-            yield _to_result(hash_, job, stage)
+            yield _to_result(hash_, job, stage, self.objective.name)
 
 
-    def submit(self, submitter: JobSubmitter, hash_: str, source: str,
+    def submit(self, hash_: str, source: str,
                resource: int | None = None) -> Future[EvalResult]:
         """Start scoring one candidate (at a rung's `resource`, or in full) on the next
         free worker; the future holds its result. A candidate that fails the static
@@ -191,14 +241,15 @@ class Evaluator:
             if message.get("stage"):
                 stage[0] = str(message["stage"])
 
-        started = submitter.submit((hash_, self.settings.job(source, resource),
-                                    self.settings.timeout), progress)
+        started = self.executor.submit((hash_, self.settings.job(source, resource),
+                                        self.settings.timeout), progress)
 
         def finish(future: Future[JobResult]) -> None:
             if done.cancelled():  # the loop stopped waiting (Ctrl-C, a crash): drop it
                 return
             try:
-                done.set_result(_to_result(hash_, future.result(), stage[0]))
+                done.set_result(_to_result(hash_, future.result(), stage[0],
+                                           self.objective.name))
             except BaseException as exc:
                 with contextlib.suppress(InvalidStateError):
                     done.set_exception(exc)
@@ -207,10 +258,17 @@ class Evaluator:
         return done
 
 
-def _to_result(hash_: str, job: JobResult, stage: str) -> EvalResult:
+def _to_result(hash_: str, job: JobResult, stage: str, objective: str = "") -> EvalResult:
     """The evaluation a job's result says, with the processes the candidate left behind
-    (killed by the sandbox) counted in its metrics as ``leftover_processes``."""
+    (killed by the sandbox) counted in its metrics as ``leftover_processes``; a built-in
+    objective's score that its own metrics contradict is a failure (`inconsistency`)."""
     result = _job_result(hash_, job, stage)
+    why = inconsistency(objective, result.score, result.metrics) \
+        if result.status is EvalStatus.SCORED else ""
+    if why:
+        result = EvalResult(hash_, EvalStatus.FAILED, "objective",
+                            f"inconsistent result from the worker: {why}",
+                            metrics=result.metrics)
     if job.leftovers:
         result = replace(result, metrics={**result.metrics, "leftover_processes": job.leftovers})
     return result

@@ -1,7 +1,12 @@
 """The evaluation job, run inside a sandbox worker: the cascade after the static stage.
 
 build → (built-in objectives on the task's data) smoke → fewshot or train → heldout (val-loss);
-build → (a user objective, or a data-free built-in such as self-replication) objective.
+build → (a user objective, or a data-free built-in such as self-replication) objective;
+build (the candidate's workspace) → command (a command objective, ``cmd:…``).
+
+A run over a project gets a fresh workspace per candidate (`_workspace`): the project with
+the candidate's files in place. A command runs there; a user objective finds it as
+``ctx.workdir``.
 
 A trivial quine (self-replication) returns ``{"status": "rejected", "stage": "objective",
 …}`` with its metrics: recorded, never the best.
@@ -15,13 +20,17 @@ worker deaths itself, at the stage this job last reported.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from deepphoenix.evaluator._workspace import build_workspace
+from deepphoenix.objectives._command import CommandFailure, parse_metric, run_command
 from deepphoenix.objectives._replication import TrivialQuine
 from deepphoenix.objectives._spec import ObjectiveSpec
 from deepphoenix.objectives._user import (
@@ -121,6 +130,8 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats()
     began = time.perf_counter()
     ctx.progress(stage="build")
+    if objective.command:
+        return _command(job, objective, device, ctx, began)
     try:
         program = exec_program(job.source, ctx.workspace, job.seed, job.vocab_size)
         if objective.uses_task:
@@ -200,12 +211,53 @@ def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
     return {"status": "scored", "score": score, "metrics": metrics}
 
 
+_CANDIDATE = "candidate"  # the candidate's workspace, in the worker's
+
+
+def _threads() -> int:
+    """The worker's thread budget (its settings), 0 when it has none."""
+    try:
+        return int(json.loads(os.environ.get("DEEPPHOENIX_WORKER", "{}")).get("threads") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _command(job: EvalJob, objective: ObjectiveSpec, device: str, ctx: JobContext,
+             began: float) -> dict[str, Any]:
+    """Run the project's command in the candidate's workspace; its metric is the score."""
+    workdir = ctx.workspace / _CANDIDATE
+    try:
+        build_workspace(workdir, job.project, job.files, job.link_bytes)
+    except OSError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return _failed("build", f"the candidate's workspace cannot be made: {exc}")
+    ctx.progress(stage="command")
+    left = None
+    if job.timeout:  # end it before the hard timeout, to keep its last lines
+        left = max(1.0, job.timeout - max(1.0, 0.05 * job.timeout)
+                   - (time.perf_counter() - began))
+    try:
+        score, metrics = run_command(
+            objective.name, parse_metric(objective.metric), workdir, timeout=left,
+            threads=_threads(), stop_step=job.stop_step,
+            report=lambda step, value: ctx.progress(step=step, value=value))
+    except CommandFailure as failure:
+        return _failed("command", str(failure), metrics=failure.metrics)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    metrics.update(device=device, wall_seconds=time.perf_counter() - began)
+    return {"status": "scored", "score": score, "metrics": metrics}
+
+
 def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
           ctx: JobContext, metrics: dict[str, Any]) -> dict[str, Any]:
     ctx.progress(stage="objective")
-    workdir = ctx.workspace / "objective"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir()
+    workdir = ctx.workspace / ("objective" if not (job.project or job.files) else _CANDIDATE)
+    try:  # a run over a project: the candidate's workspace is the objective's workdir
+        build_workspace(workdir, job.project, job.files, job.link_bytes)
+    except OSError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return _failed("objective", f"the candidate's workspace cannot be made: {exc}")
     deadline = (time.monotonic() + 0.75 * job.timeout) if job.timeout else None
     context = ObjectiveContext(device, job.seed, workdir,
                                lambda step, value: ctx.progress(step=step, value=value),

@@ -32,7 +32,10 @@ def evaluation_preload(objective: ObjectiveSpec, source: str) -> tuple[str, ...]
     """`TORCH_PRELOAD` unless both the program and the objective are plain Python that
     only imports the standard library (then nothing: the worker starts without torch).
     The built-in objectives, a callable shipped by value (unreadable here) and a text that
-    does not parse all preload."""
+    does not parse all preload. A command objective preloads nothing: the worker runs the
+    command, whose own interpreter imports what it needs."""
+    if objective.command:
+        return ()
     if objective.builtin or objective.pickled or not objective.text:
         return TORCH_PRELOAD
     if standard_only(source) and standard_only(objective.text):

@@ -7,12 +7,14 @@ worker imports torch once and then runs job after job, so torch is imported once
 remote worker, not once per candidate.
 
 Nothing assumes a shared filesystem. The inputs a job record declares (`Job.paths`: the
-evaluator's ``rows``, the proposer's ``tokens`` and ``tokenizer``, a ``model_dir``) are put
-in Ray's object store once per executor (``ray.put`` of the bytes) and each actor writes
-them into its own temporary directory on first use, then rewrites the record's paths; Ray
-moves an object to a node once, and the actors on that node read the node's copy. A folder
-a job declares it writes (``out``, the trained proposer) is written on the actor's side and
-its files come back to the driver, where the run directory is.
+evaluator's ``rows`` and ``project``, the proposer's ``tokens`` and ``tokenizer``, a
+``model_dir``) are put in Ray's object store once per executor (``ray.put`` of the bytes;
+a folder's ``.git`` stays behind) and written once per node, into a folder of the node's
+temporary directory named by their content that every actor of the node reads (the first
+actor to need it writes it, under a lock; the last to close removes it), then the record's
+paths are rewritten: a project's files travel to a node once, not once per candidate or
+per actor. A folder a job declares it writes (``out``, the trained proposer) is written on
+the actor's side and its files come back to the driver, where the run directory is.
 
 An actor (or its node) that dies takes only its job, recorded as `JobStatus.DIED` with
 Ray's reason; the slot gets a new actor at its next job. Progress messages of a job reach
@@ -29,6 +31,8 @@ a batch evaluates, so the lane and the evaluation workers take turns on the same
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -37,6 +41,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +50,8 @@ import ray
 from ray import exceptions as ray_errors
 
 from deepphoenix.errors import DeepPhoenixError, WorkerError
-from deepphoenix.executor._executor import (
+from deepphoenix.executor._base import (
+    Executor,
     ExecutorError,
     ExecutorSettings,
     Progress,
@@ -94,15 +100,7 @@ class _Host:
             return path  # not shipped: the caller decided it is already here
         found = self.inputs.get(token)
         if found is None:
-            bundle: Bundle = ray.get(ref)
-            folder = self.root / "inputs" / token
-            tmp = folder.with_name(token + ".part")
-            shutil.rmtree(tmp, ignore_errors=True)
-            for rel, data in bundle.items():
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            tmp.rename(folder)
+            folder = _node_copy(token, ref)
             found = self.inputs[token] = folder / Path(path).name if is_file else folder
         return str(found)
 
@@ -135,32 +133,89 @@ class _Host:
     def close(self) -> None:
         self.worker.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        _release_node_copies(os.getpid())
 
 
 _PREFIX = "deepphoenix-ray-"
+_SHARED = f"{_PREFIX}shared"  # the node's copies of shipped inputs, by content token
 
 
 def _remove_orphans() -> None:
     """Remove the folders of actors on this node that were killed (a killed actor cannot
-    clean up after itself); their names carry the actor's process id."""
+    clean up after itself); their names carry the actor's process id. The node's copies
+    of inputs that no live actor uses go too."""
     for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
         pid = folder.name[len(_PREFIX):].split("-", 1)[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(folder, ignore_errors=True)
+    _release_node_copies(None)
 
 
-_HOST_CLASS: list[Any] = []
+@contextmanager
+def _node_lock() -> Iterator[Path]:
+    base = Path(tempfile.gettempdir()) / _SHARED
+    base.mkdir(exist_ok=True)
+    with open(base / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield base
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _node_copy(token: str, ref: Any) -> Path:
+    """The node's copy of a shipped input, written by the first actor that needs it; this
+    actor is recorded as one of its users."""
+    with _node_lock() as base:
+        folder = base / token
+        users = base / f"{token}.users"
+        users.mkdir(exist_ok=True)
+        (users / str(os.getpid())).touch()
+        if not folder.is_dir():
+            bundle: Bundle = ray.get(ref)
+            tmp = base / f"{token}.part"
+            shutil.rmtree(tmp, ignore_errors=True)
+            _write_bundle(tmp, bundle)
+            tmp.mkdir(exist_ok=True)  # an empty folder is an input too
+            tmp.rename(folder)
+    return folder
+
+
+def _release_node_copies(pid: int | None) -> None:
+    """Drop `pid` (None: every dead actor) from the users of the node's copies, and remove
+    the copies nobody uses any more."""
+    with _node_lock() as base:
+        for users in base.glob("*.users"):
+            for marker in users.iterdir():
+                if (pid is not None and marker.name == str(pid)) or (
+                        not Path(f"/proc/{marker.name}").exists()):
+                    marker.unlink(missing_ok=True)
+            if not any(users.iterdir()):
+                shutil.rmtree(base / users.name.removesuffix(".users"), ignore_errors=True)
+                users.rmdir()
+
+
+@functools.cache
 def _host_class() -> Any:
-    if not _HOST_CLASS:
-        _HOST_CLASS.append(ray.remote(_Host))
-    return _HOST_CLASS[0]
+    """`_Host` as a Ray actor class, made once (Ray must be imported first)."""
+    return ray.remote(_Host)
+
+
+_NOT_SHIPPED = frozenset({".git"})  # folders a shipped input leaves behind
+
+
+def _files(folder: Path) -> list[Path]:
+    """The files of `folder` to ship, ``.git`` left out (not even walked: a project's
+    history can hold tens of thousands of files)."""
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in _NOT_SHIPPED]
+        found += [p for p in (Path(root) / n for n in names) if p.is_file()]
+    return sorted(found)
 
 
 def _read_bundle(folder: Path) -> Bundle:
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in _files(folder)}
 
 
 def _write_bundle(folder: Path, bundle: Bundle) -> None:
@@ -196,7 +251,7 @@ class _Shipper:
     def ship(self, path: str, is_file: bool) -> tuple[str, Any]:
         where = Path(path)
         try:
-            files = [where] if is_file else sorted(p for p in where.rglob("*") if p.is_file())
+            files = [where] if is_file else _files(where)
             key = (path, is_file, *((str(p), p.stat().st_size, p.stat().st_mtime_ns)
                                     for p in files))
         except OSError as exc:
@@ -311,13 +366,13 @@ class _Slot:
         self.discard()
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Sandbox workers owned by Ray actors, on a cluster or on a local Ray instance."""
 
     name = "ray"
 
     def __init__(self, settings: ExecutorSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.shipper = _Shipper()
         self.owns_ray = False
         self._connect()
@@ -398,9 +453,4 @@ class RayExecutor:
             self._pool.shutdown()
         finally:
             self._disconnect()
-
-    def __enter__(self) -> RayExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            super().close()

@@ -34,8 +34,10 @@ from deepphoenix.grammar._spec import (
     same_choice,
 )
 from deepphoenix.grammar._structure import (
+    PLACEMENT_RULES,
     Alternative,
     Placement,
+    PlacementRule,
     Structure,
     element_key,
     expression_key,
@@ -54,6 +56,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "INT_KINDS",
     "NUMERIC_KINDS",
+    "PLACEMENT_RULES",
     "Alternative",
     "Domain",
     "EvaluationError",
@@ -65,6 +68,7 @@ __all__ = [
     "Operator",
     "OperatorKind",
     "Placement",
+    "PlacementRule",
     "Selector",
     "SiteSpec",
     "Structure",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deepphoenix.errors import EditError, GrammarError, did_you_mean
 from deepphoenix.grammar._expr import EvaluationError
+from deepphoenix.grammar._relative import resolve_site
 from deepphoenix.grammar._spec import (
     INT_KINDS,
     Domain,
@@ -80,6 +81,27 @@ class Grammar:
     @property
     def proposable(self) -> tuple[SiteSpec, ...]:
         return tuple(s for s in self.sites if s.proposable)
+
+    @property
+    def unresolved(self) -> tuple[SiteSpec, ...]:
+        """The sites whose domain is relative to a file's value, not yet resolved."""
+        return tuple(s for s in self.sites if s.unresolved)
+
+    def resolve(self, values: Mapping[str, Value], where: str = "the source",
+                required: Collection[str] = ()) -> Grammar:
+        """This grammar with each relative domain resolved against `values` (the site
+        values of the program a search starts from); itself when none is relative.
+
+        A site missing from `values` stays unresolved (a source that does not bind an
+        optional site never proposes it), unless it is `required` (in the source, but
+        written None: a proposer would draw from its domain). `SiteError` names a site
+        that cannot resolve."""
+        due = {s.name for s in self.unresolved if s.name in values or s.name in required}
+        if not due:
+            return self  # so a program read with it keeps this very grammar
+        sites = tuple(resolve_site(spec, values.get(spec.name), where, self.name)
+                      if spec.name in due else spec for spec in self.sites)
+        return Grammar(self.name, sites, self.invariants, self.description, self.origin)
 
     @property
     def hidden(self) -> tuple[SiteSpec, ...]:

@@ -71,8 +71,11 @@ def draw_value(spec: SiteSpec, rng: random.Random) -> Value:
                 return value
         return rng.randint(low, high) * grid
     if kind is Kind.LOG_FLOAT:
-        return _tidy(math.exp(rng.uniform(math.log(dom.low), math.log(dom.high))))
-    return _tidy(rng.uniform(dom.low, dom.high))
+        drawn = math.exp(rng.uniform(math.log(dom.low), math.log(dom.high)))
+    else:
+        drawn = rng.uniform(dom.low, dom.high)
+    tidy = _tidy(drawn)  # unless six digits would round it past a bound written with more
+    return tidy if dom.low <= tidy <= dom.high else drawn
 
 
 def _move_listed(spec: SiteSpec, current: Value, rng: random.Random) -> Value:

@@ -7,11 +7,14 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepphoenix.errors import GrammarError
 from deepphoenix.grammar._expr import Expression
 from deepphoenix.grammar._structure import Structure
+
+if TYPE_CHECKING:
+    from deepphoenix.grammar._relative import Relative
 
 __all__ = [
     "BINDING_FORMS",
@@ -26,8 +29,10 @@ __all__ = [
     "Selector",
     "SiteSpec",
     "Value",
+    "default_operator",
     "format_value",
     "same_choice",
+    "short_bound",
 ]
 
 Value = int | float | bool | str
@@ -196,10 +201,22 @@ class Domain:
             return "one of " + ", ".join(format_value(v) for v in self.values)
         if self.low is None and self.high is None:
             return "any value"  # e.g. a derived site: its derivation decides
-        low = "-inf" if self.low is None else _short(self.low)
-        high = "inf" if self.high is None else _short(self.high)
+        low = "-inf" if self.low is None else short_bound(self.low)
+        high = "inf" if self.high is None else short_bound(self.high)
         grid = f", multiple of {self.multiple_of}" if self.multiple_of else ""
         return f"{low}..{high}{grid}"
+
+    def describe_clamps(self) -> str:
+        """What bounds a relative domain (its min, max and grid): ``within 1..inf,
+        multiple of 32``, or empty."""
+        parts = []
+        if self.low is not None or self.high is not None:
+            low = "-inf" if self.low is None else short_bound(self.low)
+            high = "inf" if self.high is None else short_bound(self.high)
+            parts.append(f"within {low}..{high}")
+        if self.multiple_of:
+            parts.append(f"multiple of {self.multiple_of}")
+        return ", ".join(parts)
 
     def contains(self, kind: Kind, value: Value) -> bool:
         if kind is Kind.BOOL:
@@ -265,6 +282,23 @@ class Operator:
         return "resample"
 
 
+def default_operator(kind: Kind, low: float | None, high: float | None,
+                     listed: bool = False, grid: int | None = None) -> Operator:
+    """Step ±1 for small int ranges (in grid steps), along the list for listed values,
+    scale ±1–50% for wide ranges, log kinds and floats, else resample."""
+    if listed:
+        return Operator(OperatorKind.STEP, k=1)
+    if kind is Kind.INT:
+        if grid and low is not None and high is not None and (high - low) / grid <= 32:
+            return Operator(OperatorKind.STEP, k=1)
+        if low is not None and high is not None and high - low <= 32:
+            return Operator(OperatorKind.STEP, k=1)
+        return Operator(OperatorKind.SCALE, low=0.01, high=0.5)
+    if kind in (Kind.FLOAT, Kind.LOG_FLOAT, Kind.LOG_INT):
+        return Operator(OperatorKind.SCALE, low=0.01, high=0.5)
+    return Operator(OperatorKind.RESAMPLE)
+
+
 @dataclass(frozen=True, slots=True)
 class SiteSpec:
     """A named, typed place in a program that may change (or be derived, or held fixed).
@@ -288,6 +322,11 @@ class SiteSpec:
     A `structure` makes it a structural site: a categorical site whose choices are the
     names of code alternatives (an expression, statements or a definition), one of which
     is the file's own code; the mutator splices the chosen alternative's code.
+
+    A `relative` domain is a span around the value in the file being searched (``times``
+    or ``plus``); until `Grammar.resolve` resolves it against a program, `domain` holds
+    only its clamps (min, max, multiple_of). Once resolved, `domain` is the absolute
+    domain and `relative.anchor` the value it was resolved against.
     """
 
     name: str
@@ -308,6 +347,7 @@ class SiteSpec:
     optional: bool = False
     nullable: bool = False
     structure: Structure | None = None
+    relative: Relative | None = None
 
     @property
     def structural(self) -> bool:
@@ -319,17 +359,41 @@ class SiteSpec:
         return self.derive is not None
 
     @property
+    def unresolved(self) -> bool:
+        """Whether its domain is relative to a file's value not yet given."""
+        return self.relative is not None and self.relative.anchor is None
+
+    def describe_domain(self) -> str:
+        """The domain for people: ``32..256, multiple of 32 (64 /4..x4)`` once resolved,
+        ``the file's value /4..x4, within 1..48`` before."""
+        shown = self.domain.describe(self.kind)
+        if self.relative is None:
+            return shown
+        if self.relative.anchor is not None:
+            return f"{shown} ({self.relative.describe()})"
+        clamps = self.domain.describe_clamps()
+        return self.relative.describe() + (f", {clamps}" if clamps else "")
+
+    @property
     def proposable(self) -> bool:
         """Whether proposers may change it directly."""
         return self.mutable and self.derive is None
+
+    def _describe_operator(self) -> str:
+        shown = self.operator.describe()
+        if (self.unresolved and self.relative is not None and self.relative.default_operator
+                and self.kind is Kind.INT):  # chosen once the range is known
+            scale = Operator(OperatorKind.SCALE, low=self.operator.low, high=self.operator.high)
+            return f"step ±1 (a range of 32 steps or fewer) or {scale.describe()}"
+        return shown
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,
             "select": [str(s) for s in self.selectors],
             "kind": self.kind.value,
-            "domain": self.domain.describe(self.kind),
-            "mutation": self.operator.describe() if self.proposable else None,
+            "domain": self.describe_domain(),
+            "mutation": self._describe_operator() if self.proposable else None,
             "mutable": self.proposable,
         }
         if self.derive is not None:
@@ -346,8 +410,10 @@ class SiteSpec:
             out["when"] = self.when.text
         if self.nullable:
             out["nullable"] = True
+        if self.relative is not None:
+            out["relative"] = self.relative.to_toml()
         if self.structure is not None:
-            out["kind"] = self.structure.placement.value
+            out["kind"] = str(self.structure.placement)
             out.update(self.structure.to_dict())
             del out["placement"]
         return out
@@ -365,7 +431,7 @@ class Invariant:
         return self.expression.text
 
 
-def _short(bound: float) -> str:
+def short_bound(bound: float) -> str:
     """A domain bound for people: 12 significant digits, so an inferred bound computed as
     1e-4 / 10 reads 1e-05, not 9.999999999999999e-06 (display only; values keep repr)."""
     if isinstance(bound, float) and not bound.is_integer():

@@ -19,8 +19,10 @@ import libcst as cst
 from deepphoenix.errors import GrammarError
 
 __all__ = [
+    "PLACEMENT_RULES",
     "Alternative",
     "Placement",
+    "PlacementRule",
     "Structure",
     "StructureError",
     "element_key",
@@ -76,7 +78,7 @@ class Structure:
     is the name a definition site's alternatives all define.
     """
 
-    placement: Placement
+    placement: str  # a `Placement`, or a placement registered with `register_placement`
     alternatives: tuple[Alternative, ...]
     within: str | None = None
     after: str | None = None
@@ -98,7 +100,7 @@ class Structure:
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "placement": self.placement.value,
+            "placement": str(self.placement),
             "alternatives": {a.name: a.code for a in self.alternatives},
         }
         for key in ("within", "after", "define"):
@@ -142,10 +144,77 @@ def _defines(code: str) -> set[str]:
     }
 
 
-def make_structure(placement: Placement, raw: dict[str, object], *, within: str | None,
+@dataclass(frozen=True, slots=True)
+class PlacementRule:
+    """What a placement's declaration may say and how its alternatives are parsed: one
+    entry of `PLACEMENT_RULES` per `Placement` (the mutator's locators are the other half:
+    how a site of that placement is found in a source and written there).
+
+    `selectable`: found by a selector (``select``); `takes_after`: placed after an anchor;
+    `needs_define`: names the class or def it swaps; `trailing_annotation`:
+    ``# deepphoenix: NAME`` at the end of a line marks it (else on its own line before it).
+    """
+
+    placement: str
+    selectable: bool = False
+    takes_after: bool = True
+    needs_define: bool = False
+    trailing_annotation: bool = False
+
+    def keys(self, name: str, code: str, define: str | None) -> tuple[str, ...]:
+        """The alternative's keys, one `ast.dump` per statement line (empty: absent);
+        `GrammarError` when the code is not of this placement's shape."""
+        try:
+            ast.parse(code)
+            return statement_keys(code)
+        except (SyntaxError, cst.ParserSyntaxError) as exc:
+            raise GrammarError(f"alternative {name!r} is not Python statements: "
+                               f"{_reason(exc)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _ExpressionRule(PlacementRule):
+    def keys(self, name: str, code: str, define: str | None) -> tuple[str, ...]:
+        what = f"alternative {name!r}"
+        if not code:
+            raise GrammarError(f"{what} is empty; an expression site cannot be absent (use a "
+                               "statement site with an empty alternative)")
+        try:
+            key = expression_key(code)  # Python's own message first: the one people know
+            cst.parse_expression(code if "\n" not in code else f"({code})")
+            return (key,)
+        except (SyntaxError, cst.ParserSyntaxError) as exc:
+            raise GrammarError(f"{what} is not one Python expression: {_reason(exc)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _DefinitionRule(PlacementRule):
+    def keys(self, name: str, code: str, define: str | None) -> tuple[str, ...]:
+        what = f"alternative {name!r}"
+        keys = PlacementRule.keys(self, name, code, define)
+        if not code:
+            raise GrammarError(f"{what} is empty; a definition site swaps one definition for "
+                               "another")
+        assert define is not None
+        if define not in _defines(code):
+            raise GrammarError(f"{what} does not define {define!r} at its top level (a class "
+                               f"or def named {define})")
+        return keys
+
+
+PLACEMENT_RULES: dict[str, PlacementRule] = {
+    Placement.EXPRESSION: _ExpressionRule(Placement.EXPRESSION, selectable=True,
+                                          takes_after=False, trailing_annotation=True),
+    Placement.STATEMENT: PlacementRule(Placement.STATEMENT),
+    Placement.DEFINITION: _DefinitionRule(Placement.DEFINITION, needs_define=True),
+}
+
+
+def make_structure(placement: str, raw: dict[str, object], *, within: str | None,
                    after: str | None, define: str | None) -> Structure:
     """Parse and check a site's alternatives; `GrammarError` says which and why (the
     caller adds the file, line and site)."""
+    rule = PLACEMENT_RULES[placement]
     if len(raw) < 2:
         raise StructureError("a structural site needs two or more alternatives (the file's "
                              "own code is one of them)")
@@ -160,7 +229,7 @@ def make_structure(placement: Placement, raw: dict[str, object], *, within: str 
                                  f"{value!r}", name)
         code = _tidy(value)
         try:
-            keys = _keys(placement, name, code, define)
+            keys = rule.keys(name, code, define)
         except GrammarError as exc:
             raise StructureError(str(exc), name) from None
         if keys in seen:
@@ -168,12 +237,11 @@ def make_structure(placement: Placement, raw: dict[str, object], *, within: str 
                                  name)
         seen[keys] = name
         alternatives.append(Alternative(name, code, keys))
-    empty = [a.name for a in alternatives if a.empty]
-    if empty and placement is Placement.STATEMENT and len(alternatives) - len(empty) < 1:
+    if all(a.empty for a in alternatives):
         raise StructureError("every alternative is empty")
     after_keys: tuple[str, ...] = ()
     if after is not None:
-        if placement is Placement.EXPRESSION:
+        if not rule.takes_after:
             raise StructureError("'after' places statements; an expression site uses "
                                  "'select'", "after")
         if not _IDENT.match(after.strip()):
@@ -191,34 +259,6 @@ def make_structure(placement: Placement, raw: dict[str, object], *, within: str 
     return Structure(placement, tuple(alternatives), within=within,
                      after=after.strip() if after is not None else None,
                      after_keys=after_keys, define=define)
-
-
-def _keys(placement: Placement, name: str, code: str, define: str | None) -> tuple[str, ...]:
-    what = f"alternative {name!r}"
-    if placement is Placement.EXPRESSION:
-        if not code:
-            raise GrammarError(f"{what} is empty; an expression site cannot be absent (use a "
-                               "statement site with an empty alternative)")
-        try:
-            key = expression_key(code)  # Python's own message first: the one people know
-            cst.parse_expression(code if "\n" not in code else f"({code})")
-            return (key,)
-        except (SyntaxError, cst.ParserSyntaxError) as exc:
-            raise GrammarError(f"{what} is not one Python expression: {_reason(exc)}") from None
-    try:
-        ast.parse(code)
-        keys = statement_keys(code)
-    except (SyntaxError, cst.ParserSyntaxError) as exc:
-        raise GrammarError(f"{what} is not Python statements: {_reason(exc)}") from None
-    if placement is Placement.DEFINITION:
-        if not code:
-            raise GrammarError(f"{what} is empty; a definition site swaps one definition for "
-                               "another")
-        assert define is not None
-        if define not in _defines(code):
-            raise GrammarError(f"{what} does not define {define!r} at its top level (a class "
-                               f"or def named {define})")
-    return keys
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ Every error names the key and, where the text is a file, its line. The format::
     max = 4096
     multiple_of = 64          # ints: only multiples of this (a grid)
     values = [256, 512, 768]  # numeric kinds: only these values (steps move along the list)
+    relative = { times = 4 }  # domain relative to the file's value: /4 .. x4 (see below)
     choices = ["relu", "gelu"]  # categorical; `dotted = true` for names like nn.ReLU
     mutation = "scale"        # step | scale | resample
     step = 1                  # step: moves of ±1..step
@@ -27,6 +28,30 @@ Every error names the key and, where the text is a file, its line. The format::
     when = "use_dropout"      # proposed and checked only while this holds
     optional = true           # may be missing from a source (default: true for bool sites)
     nullable = true           # may be written None in a source (unset until proposed)
+
+A domain relative to the file being searched, for knobs whose sensible range depends on
+the model at hand (a 2-layer, 64-wide file is searched around 2 x 64, a 12 x 768 one
+around that)::
+
+    [sites.n_embd]
+    kind = "int"
+    relative = { times = 4 }     # from a quarter to four times the file's value
+    multiple_of = 32             # still applies: the bounds round inwards onto the grid
+    [sites.n_layer]
+    kind = "int"
+    relative = { plus = 4 }      # the file's value ± 4 ...
+    min = 1                      # ... clamped by min and max, if given
+    mutation = "step"
+
+``times`` takes a factor F >= 1 (from value / F to value x F) or a pair ``[LOW, HIGH]``
+with ``0 < LOW <= 1 <= HIGH``; ``plus`` takes an amount K >= 0 (value ± K) or a pair with
+``LOW <= 0 <= HIGH`` (whole numbers for int sites; a log-float site uses ``times``). The
+domain is resolved once, against the seed program of a search (``deepphoenix sites FILE``
+prints it), never against each parent, so it does not drift; a resumed run resolves it
+against its stored seed. Int bounds round inwards, a log kind's lower bound stays
+positive, and without ``mutation`` the default operator is chosen for the resolved
+bounds. A file that cannot resolve it (the site written None, a value of 0 or below for
+``times``, an empty result) is refused with a line naming the site.
 
 A structural site (code alternatives; its value is the chosen alternative's name)::
 
@@ -55,6 +80,7 @@ from typing import Any, NoReturn
 from deepphoenix.errors import GrammarError, did_you_mean
 from deepphoenix.grammar._expr import Expression, compile_expression
 from deepphoenix.grammar._grammar import Grammar
+from deepphoenix.grammar._relative import Relation, Relative
 from deepphoenix.grammar._spec import (
     BINDING_FORMS,
     INT_KINDS,
@@ -68,8 +94,14 @@ from deepphoenix.grammar._spec import (
     Selector,
     SiteSpec,
     Value,
+    default_operator,
 )
-from deepphoenix.grammar._structure import Placement, Structure, StructureError, make_structure
+from deepphoenix.grammar._structure import (
+    PLACEMENT_RULES,
+    Structure,
+    StructureError,
+    make_structure,
+)
 
 __all__ = ["default_operator", "default_selectors", "parse_grammar", "read_grammar_file"]
 
@@ -78,10 +110,16 @@ _SITE_KEYS = (
     "select", "kind", "min", "max", "values", "multiple_of", "choices", "dotted", "mutation",
     "step", "scale", "weight", "default", "mutable", "derive", "description", "hidden", "read",
     "moves_with", "when", "optional", "nullable", "alternatives", "within", "after", "define",
+    "relative",
 )
 _STRUCTURAL_KEYS = ("alternatives", "within", "after", "define")
-_KIND_NAMES = (*(k.value for k in Kind), *(p.value for p in Placement))
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _kind_names() -> list[str]:
+    """A site's possible kinds: the literal kinds, then the placements (registered ones
+    included)."""
+    return [*(k.value for k in Kind), *PLACEMENT_RULES]
 
 
 def read_grammar_file(path: str | Path) -> Grammar:
@@ -139,23 +177,6 @@ def default_selectors(name: str) -> tuple[Selector, ...]:
     return tuple(
         Selector(form=form, target=name) for form in BINDING_FORMS  # owner "*" for all
     )
-
-
-def default_operator(kind: Kind, low: float | None, high: float | None,
-                     listed: bool = False, grid: int | None = None) -> Operator:
-    """Step ±1 for small int ranges (in grid steps), along the list for listed values,
-    scale ±1–50% for wide ranges, log kinds and floats, else resample."""
-    if listed:
-        return Operator(OperatorKind.STEP, k=1)
-    if kind is Kind.INT:
-        if grid and low is not None and high is not None and (high - low) / grid <= 32:
-            return Operator(OperatorKind.STEP, k=1)
-        if low is not None and high is not None and high - low <= 32:
-            return Operator(OperatorKind.STEP, k=1)
-        return Operator(OperatorKind.SCALE, low=0.01, high=0.5)
-    if kind in (Kind.FLOAT, Kind.LOG_FLOAT, Kind.LOG_INT):
-        return Operator(OperatorKind.SCALE, low=0.01, high=0.5)
-    return Operator(OperatorKind.RESAMPLE)
 
 
 class _Context:
@@ -216,9 +237,9 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     derive_text = get("derive", str)
     kind_text = get("kind", str, "int" if derive_text else None)
     if kind_text is None:
-        ctx.fail((*path, "kind"), "missing; one of " + ", ".join(_KIND_NAMES))
-    if kind_text in {p.value for p in Placement}:
-        return _structural_site(ctx, name, table, all_names, Placement(kind_text), get)
+        ctx.fail((*path, "kind"), "missing; one of " + ", ".join(_kind_names()))
+    if kind_text in PLACEMENT_RULES:
+        return _structural_site(ctx, name, table, all_names, kind_text, get)
     for key in _STRUCTURAL_KEYS:
         if key in table:
             ctx.fail((*path, key), f"{key!r} applies to structural sites (kind = "
@@ -227,7 +248,7 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         kind = Kind(kind_text)
     except ValueError:
         ctx.fail((*path, "kind"), f"unknown kind {kind_text!r}; one of "
-                 + ", ".join(_KIND_NAMES))
+                 + ", ".join(_kind_names()))
 
     hidden = get("hidden", bool, False)
     select = table.get("select")
@@ -257,8 +278,9 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     if grid is not None and (kind not in INT_KINDS or grid < 1):
         ctx.fail((*path, "multiple_of"), f"multiple_of needs an int site and an int >= 1, got "
                  f"{grid!r} for a {kind} site")
+    relative = _relative(ctx, path, table, kind, bool(listed), mutable)
     if kind in (Kind.LOG_FLOAT, Kind.LOG_INT) and mutable and not listed and (
-        low is None or low <= 0
+        (low is None and relative is None) or (low is not None and low <= 0)
     ):
         ctx.fail((*path, "min"), f"a {kind} site needs min > 0")
     choices = _choices(ctx, path, table, kind)
@@ -276,7 +298,7 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
     ):
         ctx.fail((*path, "multiple_of"), f"no multiple of {grid} lies in {low}..{high}")
 
-    operator = _operator(ctx, path, table, kind, domain, mutable, get)
+    operator = _operator(ctx, path, table, kind, domain, mutable, get, relative is not None)
     if mutable and kind is Kind.CATEGORICAL and len(choices) < 2:
         ctx.fail((*path, "choices"), "a mutable categorical site needs two or more choices")
 
@@ -318,12 +340,60 @@ def _site(ctx: _Context, name: str, table: object, all_names: list[str]) -> Site
         dotted=dotted, description=description, hidden=hidden, read=read,
         moves_with=tuple(partners), when=when,
         optional=get("optional", bool, kind is Kind.BOOL and default is None),
-        nullable=get("nullable", bool, False),
+        nullable=get("nullable", bool, False), relative=relative,
     )
 
 
+def _relative(ctx: _Context, path: tuple[str, ...], table: dict[str, Any], kind: Kind,
+              listed: bool, mutable: bool) -> Relative | None:
+    """A site's 'relative' domain: ``{ times = F }`` (the file's value / F .. x F),
+    ``{ times = [LOW, HIGH] }`` (x LOW .. x HIGH), ``{ plus = K }`` (± K) or
+    ``{ plus = [LOW, HIGH] }``."""
+    if "relative" not in table:
+        return None
+    key = (*path, "relative")
+    raw = table["relative"]
+    if kind not in NUMERIC_KINDS:
+        ctx.fail(key, f"a relative domain applies to numeric sites, not {kind}")
+    if listed:
+        ctx.fail(key, "a site lists 'values' or states a relative domain, not both")
+    if not mutable:
+        ctx.fail(key, "a relative domain applies to sites proposers change (not derived or "
+                 "fixed ones)")
+    relations = ", ".join(r.value for r in Relation)
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in tuple(Relation):
+        ctx.fail(key, f"expected a table with one of {relations}, e.g. {{ times = 4 }} (from "
+                 "a quarter to four times the file's value) or { plus = 2 } (its value ± 2), "
+                 f"got {raw!r}")
+    relation, amount = Relation(next(iter(raw))), next(iter(raw.values()))
+
+    def number(x: object) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+    pair = isinstance(amount, list) and len(amount) == 2 and all(number(x) for x in amount)
+    if not (number(amount) or pair):
+        ctx.fail(key, f"{relation.value} takes a number or a [low, high] pair, got "
+                 f"{amount!r}")
+    if relation is Relation.TIMES:
+        low, high = (1 / amount, float(amount)) if number(amount) and amount > 0 else (
+            tuple(amount) if pair else (0.0, 0.0))
+        if not 0 < low <= 1 <= high:
+            ctx.fail(key, f"times takes a factor >= 1, or [low, high] with 0 < low <= 1 <= "
+                     f"high (the file's value stays inside), got {amount!r}")
+    else:
+        low, high = (-amount, amount) if number(amount) else tuple(amount)
+        if not low <= 0 <= high:
+            ctx.fail(key, f"plus takes an amount >= 0, or [low, high] with low <= 0 <= high "
+                     f"(the file's value stays inside), got {amount!r}")
+        if kind in INT_KINDS and not (float(low).is_integer() and float(high).is_integer()):
+            ctx.fail(key, f"an {kind} site moves by whole amounts, got {amount!r}")
+        if kind is Kind.LOG_FLOAT:
+            ctx.fail(key, "a log-float site's relative domain is a factor: use times")
+    return Relative(relation, low, high, default_operator="mutation" not in table)
+
+
 _NOT_STRUCTURAL = ("min", "max", "values", "multiple_of", "choices", "dotted", "mutation",
-                   "step", "scale", "hidden", "read", "moves_with", "nullable")
+                   "step", "scale", "hidden", "read", "moves_with", "nullable", "relative")
 
 
 def _selectors(ctx: _Context, path: tuple[str, ...], select: Any) -> tuple[Selector, ...]:
@@ -338,7 +408,7 @@ def _selectors(ctx: _Context, path: tuple[str, ...], select: Any) -> tuple[Selec
 
 
 def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names: list[str],
-                     placement: Placement, get: Any) -> SiteSpec:
+                     placement: str, get: Any) -> SiteSpec:
     """A site whose value names one of its code alternatives (a categorical site)."""
     path = ("sites", name)
     for key in _NOT_STRUCTURAL:
@@ -349,18 +419,19 @@ def _structural_site(ctx: _Context, name: str, table: dict[str, Any], all_names:
     if not isinstance(raw, dict):
         ctx.fail((*path, "alternatives"), "a structural site needs an [sites."
                  f"{name}.alternatives] table: name = code, one of them the file's own code")
+    rule = PLACEMENT_RULES[placement]
     select = table.get("select")
     selectors: tuple[Selector, ...] = ()
     if select is not None:
-        if placement is not Placement.EXPRESSION:
-            ctx.fail((*path, "select"), f"a {placement.value} site is found by 'within', "
+        if not rule.selectable:
+            ctx.fail((*path, "select"), f"a {placement} site is found by 'within', "
                      "'after' or 'define' (or an annotation), not by a selector")
         selectors = _selectors(ctx, path, select)
     define = get("define", str)
-    if placement is Placement.DEFINITION:
+    if rule.needs_define:
         if define is None or not _IDENT.match(define):
-            ctx.fail((*path, "define"), "a definition site names the class or def it swaps: "
-                     "define = \"MLP\"")
+            ctx.fail((*path, "define"), f"a {placement} site names the class or def it "
+                     "swaps: define = \"MLP\"")
     elif define is not None:
         ctx.fail((*path, "define"), "'define' applies to definition sites")
     try:
@@ -443,7 +514,7 @@ def _choices(ctx: _Context, path: tuple[str, ...], table: dict[str, Any],
 
 def _operator(
     ctx: _Context, path: tuple[str, ...], table: dict[str, Any], kind: Kind, domain: Domain,
-    mutable: bool, get: Any,
+    mutable: bool, get: Any, relative: bool = False,
 ) -> Operator:
     mutation = get("mutation", str)
     if mutation is None:
@@ -480,7 +551,7 @@ def _operator(
         ctx.fail((*path, "mutation"), f"scale applies to numeric sites, not {kind}")
     if op.kind is OperatorKind.RESAMPLE and kind in NUMERIC_KINDS and not domain.values and (
         domain.low is None or domain.high is None
-    ):
+    ) and not relative:  # a relative domain resolves to both bounds
         ctx.fail((*path, "mutation"), "resample needs both min and max")
     return op
 

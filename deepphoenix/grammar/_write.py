@@ -66,6 +66,9 @@ def _site_keys(spec: SiteSpec) -> list[tuple[str, str]]:
         out.append(("multiple_of", _toml(dom.multiple_of)))
     if dom.values:
         out.append(("values", _toml(list(dom.values))))
+    if spec.unresolved:  # a resolved one is written as its absolute domain
+        assert spec.relative is not None
+        out.append(("relative", spec.relative.to_toml()))
     if dom.choices:
         out.append(("choices", _toml(list(dom.choices))))
     if spec.dotted and spec.kind is Kind.CATEGORICAL:
@@ -95,7 +98,7 @@ def _site_keys(spec: SiteSpec) -> list[tuple[str, str]]:
 def _structural_lines(spec: SiteSpec) -> list[str]:
     structure = spec.structure
     assert structure is not None
-    lines = [f"kind = {_toml(structure.placement.value)}"]
+    lines = [f"kind = {_toml(str(structure.placement))}"]
     if spec.selectors:
         lines.append(f"select = {_toml([str(s) for s in spec.selectors])}")
     for key in ("within", "after", "define"):
@@ -129,8 +132,10 @@ def _code(code: str) -> str:
 def _operator_keys(spec: SiteSpec) -> list[tuple[str, str]]:
     op, dom = spec.operator, spec.domain
     implied = default_operator(spec.kind, dom.low, dom.high, bool(dom.values), dom.multiple_of)
+    # An unresolved relative domain's default operator is chosen when it resolves.
+    chosen = spec.unresolved and spec.relative is not None and not spec.relative.default_operator
     out: list[tuple[str, str]] = []
-    if op.kind is not implied.kind:
+    if op.kind is not implied.kind or chosen:
         out.append(("mutation", _toml(op.kind.value)))
     if op.kind is OperatorKind.STEP and op.k != 1:
         out.append(("step", _toml(op.k)))

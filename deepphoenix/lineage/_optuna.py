@@ -23,7 +23,7 @@ from typing import Any
 
 from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.grammar import Grammar, Kind, SiteSpec, parse_grammar
-from deepphoenix.mutator import resolve_grammar
+from deepphoenix.mutator import parse_program, resolve_grammar
 from deepphoenix.objectives import Direction
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import apply_umask
@@ -52,9 +52,15 @@ def run_grammar(store: RunStore) -> Grammar | None:
     seed_text = store.get_meta("seed_text")
     try:
         if isinstance(toml_text, str):
-            return parse_grammar(toml_text, origin=spec, default_name=Path(spec).stem)
-        if isinstance(seed_text, str):
-            return resolve_grammar(spec, seed_text, "seed")
+            grammar = parse_grammar(toml_text, origin=spec, default_name=Path(spec).stem)
+        elif isinstance(seed_text, str):
+            grammar = resolve_grammar(spec, seed_text, "seed")
+        else:
+            return None
+        if grammar.unresolved and isinstance(seed_text, str):
+            # Domains relative to the file: resolved against the seed, as the run did.
+            grammar = parse_program(seed_text, grammar, "seed").grammar
+        return grammar
     except DeepPhoenixError as exc:
         log.warning("grammar %r cannot be rebuilt (%s); distributions from observed values",
                     spec, exc)

@@ -15,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from deepphoenix.lineage._graph import best_path, graph_direction
+from deepphoenix.lineage._layout import layout_lineage
 from deepphoenix.objectives import Direction
 from deepphoenix.store import RunStore
 
@@ -62,22 +63,9 @@ def plot_training(store: RunStore, path: Path) -> bool:
 
 def plot_lineage(graph: nx.MultiDiGraph, path: Path, batches_per_episode: int) -> None:
     plt = _pyplot()
-    scored = [d["score"] for _, d in graph.nodes(data=True) if "score" in d]
-    low = min(scored) if scored else 0.0
-    high = max(scored) if scored else 1.0
+    layout = layout_lineage(graph, batches_per_episode)
+    position, band = layout.position, layout.band
     maximize = graph_direction(graph) is Direction.MAXIMIZE
-    # Unscored things go on the worse side of every score, never among the better ones.
-    margin = 0.15 * (high - low or 1.0)
-    band = low - margin if maximize else high + margin
-    position: dict[str, tuple[float, float]] = {}
-    seed = graph.graph.get("seed")
-    for _, v, data in graph.edges(data=True):
-        x = (data["episode"] - 1) * batches_per_episode + data["batch"] + data["slot"] * 0.06
-        if v not in position:
-            score = graph.nodes[v].get("score")
-            position[v] = (x, score if score is not None else band)
-    if seed is not None and seed in graph:
-        position[seed] = (0.0, graph.nodes[seed].get("score", band))
     figure, axes = plt.subplots(figsize=(10, 5.5))
     for u, v, data in graph.edges(data=True):
         if u in position and v in position:

@@ -21,12 +21,14 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
 from deepphoenix.lineage._graph import best_path, build_graph, graph_direction
+from deepphoenix.lineage._layout import layout_lineage
 from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import (
@@ -35,9 +37,9 @@ from deepphoenix.lineage._summary import (
     constraint_counts,
     failure_counts,
 )
-from deepphoenix.mutator import unified_diff
+from deepphoenix.mutator import bundle_diff
 from deepphoenix.objectives import Direction
-from deepphoenix.scores import format_score
+from deepphoenix.scores import format_score, printable
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
 
@@ -111,6 +113,12 @@ def write_report(run_dirs: list[Path], out: Path) -> ReportSummary:
 
 
 # -- page ----------------------------------------------------------------------------------
+def _asset(name: str) -> str:
+    """The page's template, style or script: package data in ``lineage/report/``, kept as
+    the HTML, CSS and JavaScript files they are."""
+    return (files("deepphoenix.lineage") / "report" / name).read_text(encoding="utf-8")
+
+
 def render_report(runs: list[RunReport]) -> str:
     """The whole HTML page as text."""
     import plotly.offline
@@ -128,15 +136,15 @@ def render_report(runs: list[RunReport]) -> str:
     ]
     title = "deepphoenix report: " + ", ".join(run.name for run in runs)
     data = json.dumps(details, separators=(",", ":"), default=str).replace("<", "\\u003c")
-    return _PAGE.format(
+    return _asset("page.html").format(
         title=html.escape(title),
-        style=_STYLE,
+        style=_asset("report.css"),
         plotly=plotly.offline.get_plotlyjs(),
         header=_header(runs),
         comparison="\n".join(comparison),
         runs="\n".join(sections),
         data=data,
-        script=_SCRIPT,
+        script=_asset("report.js"),
     )
 
 
@@ -213,28 +221,13 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
 
     graph = run.graph
     batches = int(graph.graph.get("config", {}).get("batches", 1) or 1)
-    maximize = run.direction is Direction.MAXIMIZE
-    scores = [d["score"] for _, d in graph.nodes(data=True) if "score" in d]
-    low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
-    band = low - 0.15 * (high - low or 1.0) if maximize else high + 0.15 * (high - low or 1.0)
-    position: dict[str, tuple[float, float]] = {}
-    parent_of: dict[str, str] = {}
-    edits_of: dict[str, list[dict[str, Any]]] = {}
-    episode_of: dict[str, tuple[int, int]] = {}
-    for u, v, data in graph.edges(data=True):
-        if v in position:
-            continue
-        x = (data["episode"] - 1) * batches + data["batch"] + data["slot"] * 0.06
-        score = graph.nodes[v].get("score")
-        position[v] = (x, band if score is None else score)
-        parent_of[v] = u
-        edits_of[v] = data.get("edits", [])
-        episode_of[v] = (data["episode"], data["batch"])
+    layout = layout_lineage(graph, batches)
+    position, band = layout.position, layout.band
+    parent_of = {v: u for v, (u, _) in layout.proposed_by.items()}
+    edits_of = {v: data.get("edits", []) for v, (_, data) in layout.proposed_by.items()}
+    episode_of = {v: (data["episode"], data["batch"])
+                  for v, (_, data) in layout.proposed_by.items()}
     seed = graph.graph.get("seed")
-    for node, data in graph.nodes(data=True):  # the seed, and anything never proposed
-        if node not in position:
-            score = data.get("score")
-            position[node] = (0.0, band if score is None else score)
 
     details: dict[str, Any] = {}
     tracebacks = {v.hash: v.traceback for v in run.variants}
@@ -249,7 +242,7 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
             groups["failed"].append(node)
         details[node] = _node_details(graph, node, data, parent_of.get(node),
                                       edits_of.get(node, []), episode_of.get(node))
-        details[node]["traceback"] = tracebacks.get(node, "")
+        details[node]["traceback"] = printable(tracebacks.get(node, ""), multiline=True)
 
     figure = go.Figure()
     edge_x: list[float | None] = []
@@ -296,10 +289,9 @@ def _lineage_figure(run: RunReport, index: int) -> tuple[Any, dict[str, Any]]:
             figure.add_annotation(x=position[node][0], y=position[node][1], text=label,
                                   showarrow=True, arrowhead=0, ax=18, ay=-18,
                                   font={"color": _PATH_COLOR})
-    if any(position[n][1] == band for n in groups["failed"] + groups["pending"]
+    if any(layout.in_band(n) for n in groups["failed"] + groups["pending"]
            + groups["attempt"] + groups["pruned"]):
-        figure.add_hrect(y0=band - 0.04 * (high - low or 1.0),
-                         y1=band + 0.04 * (high - low or 1.0),
+        figure.add_hrect(y0=band - 0.04 * layout.spread, y1=band + 0.04 * layout.spread,
                          fillcolor="#eeeeee", line_width=0, layer="below")
     figure.update_layout(
         height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50}, clickmode="event",
@@ -330,14 +322,15 @@ def _node_details(graph: nx.MultiDiGraph, node: str, data: dict[str, Any],
     parent_source = graph.nodes[parent].get("source") if parent in graph else None
     diff = ""
     if text is not None and parent_source is not None:
-        diff = unified_diff(parent_source, str(text), f"a/{parent}", f"b/{node}")
+        diff = bundle_diff(parent_source, str(text), f"a/{parent}", f"b/{node}")
     return {
         "hash": node, "kind": data.get("kind"), "status": data.get("status"),
         "score": data.get("score"), "params": data.get("params"), "parent": parent,
         "episode": where[0] if where else None, "batch": where[1] if where else None,
-        "edits": [f"{e.get('site')}={e.get('value')!r}" for e in edits],
-        "stage": data.get("stage"), "reason": data.get("reason"),
-        "diff": diff, "best_path": bool(data.get("on_best_path")),
+        "edits": [printable(f"{e.get('site')}={e.get('value')!r}") for e in edits],
+        "stage": data.get("stage"),
+        "reason": printable(data["reason"]) if data.get("reason") else data.get("reason"),
+        "diff": printable(diff, multiline=True), "best_path": bool(data.get("on_best_path")),
     }
 
 
@@ -437,111 +430,8 @@ def _failures_html(run: RunReport, index: int) -> str:
     figure.update_layout(height=260, template="plotly_white",
                          margin={"l": 50, "r": 20, "t": 20, "b": 40},
                          yaxis={"title": "count"}, xaxis={"title": "stage"})
-    rows = "".join(f"<tr><td>{html.escape(stage)}</td><td>{html.escape(reason)}</td>"
+    rows = "".join(f"<tr><td>{html.escape(stage)}</td><td>{html.escape(printable(reason))}</td>"
                    f"<td>{count}</td></tr>" for stage, reason, count in run.failures)
     return (_figure_html(figure, f"failures-{index}", "figure small")
             + "<table class='failures'><thead><tr><th>stage</th><th>reason</th><th>count</th>"
             f"</tr></thead><tbody>{rows}</tbody></table>")
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px;
-       padding: 0 1em; color: #222; }
-h1 { font-size: 1.4em; } h2 { border-top: 2px solid #ccc; padding-top: .6em; }
-table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
-td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
-.hint, .where { color: #666; font-size: .9em; }
-.lineage { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1em; }
-.details { border: 1px solid #ddd; padding: .5em; max-height: 520px; overflow: auto;
-           font-size: .85em; }
-.details pre, pre.config { background: #f7f7f7; padding: .5em; overflow: auto;
-                           font-size: .85em; }
-pre.config { max-height: 300px; }
-.diff .add { color: #116611; } .diff .del { color: #aa1111; } .diff .hunk { color: #555; }
-"""
-
-_SCRIPT = """
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("deepphoenix-data").textContent);
-  function el(tag, text, cls) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) { node.textContent = String(text); }
-    if (cls) { node.className = cls; }
-    return node;
-  }
-  function show(run, hash) {
-    var d = data[run] && data[run][hash];
-    var panel = document.getElementById("details-" + run);
-    if (!d || !panel) { return; }
-    panel.textContent = "";
-    panel.appendChild(el("h4", d.hash + (d.best_path ? " (on the seed \u2192 best path)" : "")));
-    var facts = [["kind", d.kind], ["status", d.status], ["score", d.score],
-                 ["parameters", d.params], ["parent", d.parent], ["episode", d.episode],
-                 ["batch", d.batch], ["stage", d.stage], ["reason", d.reason]];
-    var table = el("table");
-    facts.forEach(function (f) {
-      if (f[1] === undefined || f[1] === null || f[1] === "") { return; }
-      var row = el("tr"); row.appendChild(el("th", f[0])); row.appendChild(el("td", f[1]));
-      table.appendChild(row);
-    });
-    panel.appendChild(table);
-    if (d.edits.length) { panel.appendChild(el("p", "edits: " + d.edits.join(", "))); }
-    if (d.diff) {
-      panel.appendChild(el("h5", "diff against its parent"));
-      var pre = el("pre", null, "diff");
-      d.diff.split("\\n").forEach(function (line) {
-        var cls = line.startsWith("@@") ? "hunk" : (line.startsWith("+") ? "add" :
-                  (line.startsWith("-") ? "del" : ""));
-        pre.appendChild(el("span", line + "\\n", cls));
-      });
-      panel.appendChild(pre);
-    } else if (d.kind === "variant" && d.parent) {
-      panel.appendChild(el("p", "(same text as its parent)", "hint"));
-    }
-    if (d.traceback) {
-      panel.appendChild(el("h5", "traceback"));
-      panel.appendChild(el("pre", d.traceback));
-    }
-    panel.setAttribute("data-selected", d.hash);
-  }
-  window.deepphoenixShow = show;
-  var total = 0;
-  document.querySelectorAll(".lineage").forEach(function (box) {
-    var run = box.getAttribute("data-run");
-    var gd = document.getElementById("lineage-" + run);
-    var drawn = 0;
-    (gd.data || []).forEach(function (trace) {
-      if (trace.meta === "lineage-node") { drawn += trace.x.length; }
-    });
-    box.setAttribute("data-nodes", String(drawn));
-    if (box.getAttribute("data-best")) { show(run, box.getAttribute("data-best")); }
-    total += drawn;
-    gd.on("plotly_click", function (event) {
-      var point = event.points && event.points[0];
-      if (point && point.customdata !== undefined && point.data.meta === "lineage-node") {
-        show(run, point.customdata);
-      }
-    });
-  });
-  document.body.setAttribute("data-lineage-nodes", String(total));
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{style}</style>
-<script type="text/javascript">{plotly}</script>
-</head><body>
-<h1>{title}</h1>
-{header}
-<h2>Comparison</h2>
-{comparison}
-{runs}
-<script type="application/json" id="deepphoenix-data">{data}</script>
-<script type="text/javascript">{script}</script>
-</body></html>
-"""

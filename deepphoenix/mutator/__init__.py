@@ -4,7 +4,19 @@ canonically, diff and ground untrusted text. It never writes a user's file and n
 imports torch."""
 
 from deepphoenix.mutator._bindings import Binding, collect_bindings
-from deepphoenix.mutator._bundle import Bundle, BundleMutation, BundleVariant, parse_bundle
+from deepphoenix.mutator._bundle import (
+    BUNDLE_HEADER,
+    Bundle,
+    BundleMutation,
+    BundleVariant,
+    bundle_diff,
+    bundle_hash,
+    bundle_text,
+    is_bundle_text,
+    parse_bundle,
+    parse_candidate,
+    split_bundle,
+)
 from deepphoenix.mutator._diff import Diff, diff_programs, diff_text, unified_diff
 from deepphoenix.mutator._ground import (
     TargetFormat,
@@ -27,11 +39,15 @@ from deepphoenix.mutator._program import (
     read_program,
 )
 from deepphoenix.mutator._resolve import resolve_grammar
+from deepphoenix.mutator._scan import Annotation, Source, Suite
 from deepphoenix.mutator._source import parse_module, read_source
+from deepphoenix.mutator._structure import Located, Locator, register_placement
 
 __all__ = [
+    "BUNDLE_HEADER",
     "GROUPS",
     "HASH_LENGTH",
+    "Annotation",
     "Binding",
     "Bundle",
     "BundleMutation",
@@ -39,12 +55,19 @@ __all__ = [
     "Diff",
     "Edit",
     "Inference",
+    "Located",
+    "Locator",
     "Mutation",
     "Program",
     "Site",
     "Skipped",
+    "Source",
+    "Suite",
     "TargetFormat",
     "Variant",
+    "bundle_diff",
+    "bundle_hash",
+    "bundle_text",
     "canonical_hash",
     "collect_bindings",
     "diff_programs",
@@ -55,14 +78,18 @@ __all__ = [
     "infer",
     "infer_grammar",
     "infer_spec",
+    "is_bundle_text",
     "parse_bundle",
+    "parse_candidate",
     "parse_edit_script",
     "parse_module",
     "parse_program",
     "parse_value_text",
     "read_program",
     "read_source",
+    "register_placement",
     "render_value",
     "resolve_grammar",
+    "split_bundle",
     "unified_diff",
 ]

@@ -182,9 +182,6 @@ class _Offsets:
         return line, offset - self.line_starts[line - 1] + 1
 
 
-_last: tuple[cst.Module, str, list[Binding]] | None = None
-
-
 def select_bindings(bindings: list[Binding], selector: Selector) -> list[Binding]:
     """The bindings `selector` selects, in document order; with ``#k``, only the k-th."""
     selected = [b for b in bindings if b.selected_by(selector)]
@@ -194,20 +191,7 @@ def select_bindings(bindings: list[Binding], selector: Selector) -> list[Binding
 
 
 def collect_bindings(module: cst.Module, text: str) -> list[Binding]:
-    """Every binding in document order. `text` must be the code `module` was parsed from.
-
-    The last module's bindings are kept (libcst nodes take no weak references): inferring
-    a grammar and then parsing against it walks the tree, the costly part, once.
-    """
-    global _last
-    if _last is not None and _last[0] is module and _last[1] is text:
-        return list(_last[2])
-    bindings = _collect(module, text)
-    _last = (module, text, bindings)
-    return list(bindings)
-
-
-def _collect(module: cst.Module, text: str) -> list[Binding]:
+    """Every binding in document order. `text` must be the code `module` was parsed from."""
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     collector = _Collector()
     wrapper.visit(collector)

@@ -1,8 +1,8 @@
 """Each selector form's worked examples: a source before, one edit, the source after.
 
-They document the forms (``deepphoenix grammars`` users read them in the README) and one
-test sweeps them all, so a form without an example, or an example that no longer holds,
-fails.
+They document the forms (``deepphoenix grammars`` users read them in the user guide's
+Grammars page) and one test sweeps them all, so a form without an example, or an example
+that no longer holds, fails.
 """
 
 from __future__ import annotations

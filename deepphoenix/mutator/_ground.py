@@ -120,6 +120,14 @@ def ground(parent: Program, text: str, fmt: TargetFormat | str = TargetFormat.SO
         return Mutation(Outcome.INVARIANT, f"derivation fails: {exc}")
     for spec in parent.grammar.sites:
         recompute = fmt is TargetFormat.EDITS or spec.name not in parent.present
-        if spec.derived and spec.name not in explicit and recompute:
+        # A derivation whose inputs include an optional site the parent lacks is not
+        # computed (nanogpt's min_lr in a model file without learning_rate).
+        if spec.derived and spec.name not in explicit and recompute and spec.name in derived:
             values[spec.name] = derived[spec.name]
+    for edit in written:  # as `Program.apply`: a conditional site changes only while active
+        spec = parent.grammar.site(edit.site)
+        if (not parent.grammar.active(spec, values)
+                and values[edit.site] != parent.values.get(edit.site)):
+            return Mutation(Outcome.INVARIANT, f"site {edit.site!r} is inactive (when "
+                            f"{spec.when.text if spec.when else ''} does not hold)")
     return parent.with_values(values)

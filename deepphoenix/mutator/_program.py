@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import hashlib
 import itertools
 import math
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 HASH_LENGTH = 16  # hex digits of SHA-256 kept as a variant's name
-_FRAGMENTS: dict[str, str] = {}
 _MARK = re.compile(r"Name\(id='__deepphoenix_site_(\d+)__', ctx=Load\(\)\)")
 _FRAGMENT_CACHE_LIMIT = 65_536
 
@@ -71,15 +71,11 @@ def _digest(dump: str) -> str:
     return hashlib.sha256(dump.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
+@functools.lru_cache(maxsize=_FRAGMENT_CACHE_LIMIT)
 def _fragment(literal: str) -> str:
-    """`ast.dump` of a literal expression, as it appears inside a module's dump."""
-    found = _FRAGMENTS.get(literal)
-    if found is None:
-        found = ast.dump(ast.parse(literal, mode="eval").body)
-        if len(_FRAGMENTS) >= _FRAGMENT_CACHE_LIMIT:
-            _FRAGMENTS.clear()
-        _FRAGMENTS[literal] = found
-    return found
+    """`ast.dump` of a literal expression, as it appears inside a module's dump (memoised:
+    a search renders the same few literals again and again)."""
+    return ast.dump(ast.parse(literal, mode="eval").body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,28 +133,39 @@ class Edit:
 @dataclass(frozen=True, slots=True)
 class Variant:
     """A program produced by edits: its text, canonical hash, all site values, and the
-    sites that differ from its parent (derived ones included)."""
+    sites that differ from its parent (derived ones included). A variant of a bundle of
+    several files (`Bundle`) also lists each file's text, in bundle order, in `files`;
+    its `source` is then the bundle's text (`bundle_text`)."""
 
     source: str
     hash: str
     values: tuple[tuple[str, Value], ...]
     changes: tuple[Edit, ...]
     parent: str
+    files: tuple[tuple[str, str], ...] = ()  # a bundle's (path, text) pairs
 
     def value(self, site: str) -> Value:
         return dict(self.values)[site]
 
+    def file(self, path: str) -> str:
+        """The text of one file of a bundle's variant."""
+        return dict(self.files)[path]
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "hash": self.hash, "parent": self.parent, "source": self.source,
             "values": dict(self.values), "changes": [e.to_dict() for e in self.changes],
         }
+        if self.files:
+            data["files"] = dict(self.files)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Variant:
         return cls(
             source=data["source"], hash=data["hash"], values=tuple(data["values"].items()),
             changes=tuple(Edit.from_dict(e) for e in data["changes"]), parent=data["parent"],
+            files=tuple((str(k), str(v)) for k, v in (data.get("files") or {}).items()),
         )
 
 
@@ -208,6 +215,11 @@ class Program:
             values = grammar.derive(grammar.read_hidden(values)) | values
         except EvaluationError:
             values = grammar.read_hidden(values)  # a derivation fails: checks will say so
+        if grammar.unresolved:
+            # Domains relative to the file resolve against this source, once: a program
+            # read with the resolved grammar (every variant of it) keeps them.
+            self.grammar = grammar = grammar.resolve(values, path or "the source",
+                                                     self.present)
         self._values = values
         self._specs = tuple(grammar.site(s.name) for s in self.sites)
         # What a variant's changes list: the written sites in document order, then hidden.
@@ -380,7 +392,12 @@ class Program:
 def parse_program(text: str, grammar: Grammar, path: str | None = None) -> Program:
     """Parse `text` and find the grammar's sites in it.
 
-    Raises `ParseError` for invalid Python and `SiteError` when the grammar does not fit.
+    A grammar with domains relative to the file's values is resolved against `text`: the
+    program's `grammar` is the resolved one; read later programs of a search (variants of
+    this one) with it, so their domains stay those of the search's seed.
+
+    Raises `ParseError` for invalid Python and `SiteError` when the grammar does not fit
+    (or a relative domain cannot resolve).
     """
     return Program(text, grammar, path=path)
 

@@ -13,35 +13,31 @@ writes its own code at a site is rejected as ungrounded.
 
 from __future__ import annotations
 
-import ast
-import builtins
 import difflib
-import re
-import symtable
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from dataclasses import dataclass
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
-from deepphoenix.errors import SiteError, did_you_mean
+from deepphoenix.errors import GrammarError, SiteError, did_you_mean
 from deepphoenix.grammar import (
+    PLACEMENT_RULES,
     Alternative,
     Grammar,
+    Kind,
     Placement,
+    PlacementRule,
     SiteSpec,
     Structure,
-    element_key,
     expression_key,
 )
 from deepphoenix.mutator._bindings import Binding, select_bindings
+from deepphoenix.mutator._names import check_names
+from deepphoenix.mutator._scan import Annotation, Source, Suite, annotation_name, in_scope
 
-__all__ = ["Located", "find_structural", "render_alternative"]
+__all__ = ["LOCATORS", "Located", "Locator", "find_structural", "register_placement",
+           "render_alternative"]
 
-_ANNOTATION = re.compile(r"^#\s*deepphoenix:\s*(\S+)\s*$")
-_BUILTINS = frozenset(dir(builtins)) | {"__name__", "__file__", "__doc__", "__spec__",
-                                        "__package__", "__builtins__", "__loader__"}
 _DEFINITIONS = ("ClassDef(name='{}'", "FunctionDef(name='{}'", "AsyncFunctionDef(name='{}'")
 
 
@@ -64,156 +60,8 @@ class Located:
 def render_alternative(spec: SiteSpec, value: str, indent: str | None) -> str:
     """The text a site holding alternative `value` has: the expression, or the lines."""
     assert spec.structure is not None
-    code = spec.structure.alternative(value).code
-    if indent is None:
-        return code if "\n" not in code else f"({code})"
-    return "".join((indent + line if line.strip() else "") + "\n" for line in code.split("\n")
-                   ) if code else ""
-
-
-@dataclass
-class _Suite:
-    scope: str | None
-    body: Sequence[cst.BaseStatement]
-
-
-@dataclass
-class _Annotation:
-    name: str
-    line: int
-    trailing: bool
-    suite: _Suite | None = None
-    index: int = 0
-    statement: cst.BaseStatement | None = None
-    comment: cst.Comment | None = None
-
-
-@dataclass
-class _Collector(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    scopes: list[str] = field(default_factory=list)
-    suites: list[_Suite] = field(default_factory=list)
-    annotations: list[_Annotation] = field(default_factory=list)
-    comments: list[cst.Comment] = field(default_factory=list)
-    want_expressions: bool = False  # some expression site is found by its code
-    expressions: list[tuple[cst.BaseExpression, str | None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__init__()
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if self.want_expressions and isinstance(node, cst.BaseExpression):
-            self.expressions.append((node, self._scope()))
-        return super().on_visit(node)
-
-    def _scope(self) -> str | None:
-        return ".".join(self.scopes) or None
-
-    def _suite(self, body: Sequence[cst.BaseStatement]) -> None:
-        suite = _Suite(self._scope(), body)
-        self.suites.append(suite)
-        for index, statement in enumerate(body):
-            leading: Sequence[cst.EmptyLine] = getattr(statement, "leading_lines", ())
-            for empty in leading:
-                found = _annotation(empty.comment)
-                if found is not None:
-                    line = self.get_metadata(PositionProvider, statement).start.line
-                    self.annotations.append(_Annotation(found, line, False, suite, index,
-                                                        statement, empty.comment))
-            if isinstance(statement, cst.SimpleStatementLine):
-                found = _annotation(statement.trailing_whitespace.comment)
-                if found is not None:
-                    line = self.get_metadata(PositionProvider, statement).start.line
-                    self.annotations.append(_Annotation(
-                        found, line, True, suite, index, statement,
-                        statement.trailing_whitespace.comment))
-
-    def visit_Module(self, node: cst.Module) -> None:
-        self._suite(node.body)
-
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self._suite(node.body)
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.scopes.append(node.name.value)
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self.scopes.pop()
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scopes.append(node.name.value)
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self.scopes.pop()
-
-    def visit_Comment(self, node: cst.Comment) -> None:
-        if _annotation(node) is not None:
-            self.comments.append(node)
-
-
-def _annotation(comment: cst.Comment | None) -> str | None:
-    if comment is None:
-        return None
-    found = _ANNOTATION.match(comment.value)
-    return found.group(1) if found else None
-
-
-class _Source:
-    """One pass of metadata over a module, and the keys of its statements (memoised)."""
-
-    def __init__(self, module: cst.Module, text: str, path: str | None,
-                 expressions: bool = False) -> None:
-        self.module, self.text, self.where = module, text, path or "the source"
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self.collector = _Collector(want_expressions=expressions)
-        wrapper.visit(self.collector)
-        self.positions = wrapper.resolve(PositionProvider)
-        self.line_starts = [0]
-        for index, char in enumerate(text):
-            if char == "\n":
-                self.line_starts.append(index + 1)
-        self._keys: dict[int, str] = {}
-
-    def key(self, statement: cst.BaseStatement) -> str:
-        found = self._keys.get(id(statement))
-        if found is None:
-            try:
-                found = element_key(self.module.code_for_node(statement))
-            except SyntaxError:  # libcst accepts it, this Python does not
-                found = f"<unparsed {id(statement)}>"
-            self._keys[id(statement)] = found
-        return found
-
-    def keys(self, statements: Sequence[cst.BaseStatement]) -> tuple[str, ...]:
-        return tuple(self.key(s) for s in statements)
-
-    def matches(self, body: Sequence[cst.BaseStatement], index: int,
-                keys: tuple[str, ...]) -> bool:
-        """Whether the statements from `index` have `keys` (computed only as needed)."""
-        if index + len(keys) > len(body):
-            return False
-        return all(self.key(body[index + i]) == key for i, key in enumerate(keys))
-
-    def offset(self, line: int, column: int) -> int:
-        return self.line_starts[line - 1] + column
-
-    def first_line(self, statement: cst.BaseStatement) -> int:
-        lines = [self.positions[statement].start.line]
-        for decorator in getattr(statement, "decorators", ()):
-            lines.append(self.positions[decorator].start.line)
-        return min(lines)
-
-    def line_start(self, line: int) -> int:
-        return self.line_starts[line - 1]
-
-    def after_line(self, line: int) -> int:
-        return self.line_starts[line] if line < len(self.line_starts) else len(self.text)
-
-    def indent(self, statement: cst.BaseStatement) -> str:
-        start = self.line_start(self.first_line(statement))
-        text = self.text[start:]
-        return text[: len(text) - len(text.lstrip(" \t"))]
+    return LOCATORS[spec.structure.placement].render(spec.structure.alternative(value).code,
+                                                     indent)
 
 
 def find_structural(module: cst.Module, text: str, grammar: Grammar, path: str | None,
@@ -226,13 +74,12 @@ def find_structural(module: cst.Module, text: str, grammar: Grammar, path: str |
     specs = [spec for spec in grammar.sites if spec.structural]
     if not specs:  # annotations belong to grammars with structural sites
         return []
-    by_code = any(s.structure is not None and s.structure.placement is Placement.EXPRESSION
-                  and not s.selectors for s in specs)
-    source = _Source(module, text, path, expressions=by_code)
+    by_code = any(_locator(s).needs_expressions(s) for s in specs)
+    source = Source(module, text, path, expressions=by_code)
     annotations = _check_annotations(source, grammar)
     found: list[Located] = []
     for spec in specs:
-        located = _locate(source, spec, annotations.get(spec.name), bindings)
+        located = _locator(spec).locate(source, spec, annotations.get(spec.name), bindings)
         if located is None:
             if spec.optional or spec.default is not None:
                 continue
@@ -241,13 +88,18 @@ def find_structural(module: cst.Module, text: str, grammar: Grammar, path: str |
     return found
 
 
-def _check_annotations(source: _Source, grammar: Grammar) -> dict[str, _Annotation]:
-    by_name: dict[str, _Annotation] = {}
+def _locator(spec: SiteSpec) -> Locator:
+    assert spec.structure is not None
+    return LOCATORS[spec.structure.placement]
+
+
+def _check_annotations(source: Source, grammar: Grammar) -> dict[str, Annotation]:
+    by_name: dict[str, Annotation] = {}
     placed = {id(a.comment) for a in source.collector.annotations}
     where = source.where
     for comment in source.collector.comments:
         line = source.positions[comment].start.line
-        name = _annotation(comment)
+        name = annotation_name(comment)
         if id(comment) not in placed:
             raise SiteError(f"{where}:{line}: the annotation '# deepphoenix: {name}' is not "
                             "before a statement or after a line's code; put it on its own "
@@ -268,28 +120,91 @@ def _check_annotations(source: _Source, grammar: Grammar) -> dict[str, _Annotati
         if name in by_name:
             raise SiteError(f"{at}: site {name!r} is annotated twice (also at line "
                             f"{by_name[name].line})")
-        if annotation.trailing and spec.structure.placement is not Placement.EXPRESSION:
-            raise SiteError(f"{at}: {name!r} is a {spec.structure.placement.value} site; put "
+        placement = spec.structure.placement
+        if annotation.trailing and not PLACEMENT_RULES[placement].trailing_annotation:
+            raise SiteError(f"{at}: {name!r} is a {placement} site; put "
                             f"'# deepphoenix: {name}' on its own line before its first "
                             "statement")
         by_name[name] = annotation
     return by_name
 
 
-def _locate(source: _Source, spec: SiteSpec, annotation: _Annotation | None,
-            bindings: list[Binding]) -> Located | None:
-    structure = spec.structure
-    assert structure is not None
-    if structure.placement is Placement.EXPRESSION:
+class Locator:
+    """How the sites of one `Placement` are found in a source and how a chosen
+    alternative's code is written there: one entry of `LOCATORS` per placement (the
+    grammar's `PLACEMENT_RULES` are the other half: what a declaration may say)."""
+
+    def locate(self, source: Source, spec: SiteSpec, annotation: Annotation | None,
+               bindings: list[Binding]) -> Located | None:
+        """The site in `source` (None: not there); `SiteError` when it is ambiguous or
+        holds code that is none of its alternatives."""
+        raise NotImplementedError
+
+    def render(self, code: str, indent: str | None) -> str:
+        """The text of a site holding `code`: whole lines, indented like the site."""
+        return "".join((indent or "") + line + "\n" if line.strip() else "\n"
+                       for line in code.split("\n")) if code else ""
+
+    def rule(self, spec: SiteSpec) -> str:
+        """What finds the site, for the message when nothing does."""
+        return "the code of one of its alternatives"
+
+    def needs_expressions(self, spec: SiteSpec) -> bool:
+        """Whether finding `spec` needs every expression of the source collected."""
+        return False
+
+
+class _ExpressionLocator(Locator):
+    """An expression: by its selector, by an annotation at the end of its line, or by the
+    one expression in `within` whose code is an alternative's."""
+
+    def locate(self, source: Source, spec: SiteSpec, annotation: Annotation | None,
+               bindings: list[Binding]) -> Located | None:
         return _locate_expression(source, spec, annotation, bindings)
-    if annotation is not None:
-        assert annotation.suite is not None
-        return _match_at(source, spec, annotation.suite, annotation.index, "annotation",
-                         allow_empty=structure.placement is Placement.STATEMENT)
-    suites = [s for s in source.collector.suites if _in_scope(structure.within, s.scope)]
-    if structure.placement is Placement.DEFINITION:
-        return _locate_definition(source, spec, suites)
-    if structure.after is not None:
+
+    def render(self, code: str, indent: str | None) -> str:
+        return code if "\n" not in code else f"({code})"
+
+    def rule(self, spec: SiteSpec) -> str:
+        return " | ".join(str(s) for s in spec.selectors) if spec.selectors else super().rule(spec)
+
+    def needs_expressions(self, spec: SiteSpec) -> bool:
+        return not spec.selectors
+
+
+class _StatementLocator(Locator):
+    """Consecutive statements: by an annotation on the line before them, right after an
+    `after` anchor (where an empty alternative is absent), or the one run of statements in
+    `within` that is an alternative's code."""
+
+    def locate(self, source: Source, spec: SiteSpec, annotation: Annotation | None,
+               bindings: list[Binding]) -> Located | None:
+        structure = spec.structure
+        assert structure is not None
+        if annotation is not None:
+            assert annotation.suite is not None
+            return _match_at(source, spec, annotation.suite, annotation.index, "annotation",
+                             allow_empty=True)
+        suites = _suites(source, structure)
+        if structure.after is not None:
+            return self._after(source, spec, suites)
+        if any(a.empty for a in structure.alternatives):
+            raise SiteError(f"site {spec.name!r} may be absent (an empty alternative) so it "
+                            "needs a place: give it 'after' in the grammar, or put "
+                            f"'# deepphoenix: {spec.name}' on its own line in {source.where} "
+                            "where it goes")
+        return self._by_code(source, spec, suites)
+
+    def rule(self, spec: SiteSpec) -> str:
+        assert spec.structure is not None
+        if spec.structure.after is not None:
+            return f"after = {spec.structure.after!r}"
+        return super().rule(spec)
+
+    @staticmethod
+    def _after(source: Source, spec: SiteSpec, suites: list[Suite]) -> Located | None:
+        structure = spec.structure
+        assert structure is not None
         anchors = [(suite, index) for suite in suites for index, statement in
                    enumerate(suite.body) if _is_anchor(source, structure, statement)]
         if not anchors:
@@ -302,52 +217,87 @@ def _locate(source: _Source, spec: SiteSpec, annotation: _Annotation | None,
         suite, index = anchors[0]
         return _match_at(source, spec, suite, index + 1, f"after {structure.after}",
                          allow_empty=True)
-    if any(a.empty for a in structure.alternatives):
-        raise SiteError(f"site {spec.name!r} may be absent (an empty alternative) so it needs "
-                        f"a place: give it 'after' in the grammar, or put '# deepphoenix: "
-                        f"{spec.name}' on its own line in {source.where} where it goes")
-    matches: list[tuple[_Suite, int, str, int]] = []
-    for suite in suites:
-        keys = source.keys(suite.body)
-        for index in range(len(keys)):
-            for alternative in _longest_first(structure.alternatives):
-                size = len(alternative.keys)
-                if size and keys[index:index + size] == alternative.keys:
-                    matches.append((suite, index, alternative.name, size))
-                    break
-    if not matches:
-        return None
-    if len(matches) > 1:
-        lines = ", ".join(str(source.first_line(s.body[i])) for s, i, _, _ in matches)
-        raise SiteError(f"site {spec.name!r} matches {len(matches)} places in {source.where} "
-                        f"(lines {lines}); narrow it with 'within' or 'after', or annotate it")
-    suite, index, value, size = matches[0]
-    how = f"within {structure.within}" if structure.within else "its code"
-    return _lines(source, spec, suite, index, size, value, how)
+
+    @staticmethod
+    def _by_code(source: Source, spec: SiteSpec, suites: list[Suite]) -> Located | None:
+        structure = spec.structure
+        assert structure is not None
+        matches: list[tuple[Suite, int, str, int]] = []
+        for suite in suites:
+            keys = source.keys(suite.body)
+            for index in range(len(keys)):
+                for alternative in _longest_first(structure.alternatives):
+                    size = len(alternative.keys)
+                    if size and keys[index:index + size] == alternative.keys:
+                        matches.append((suite, index, alternative.name, size))
+                        break
+        if not matches:
+            return None
+        if len(matches) > 1:
+            lines = ", ".join(str(source.first_line(s.body[i])) for s, i, _, _ in matches)
+            raise SiteError(f"site {spec.name!r} matches {len(matches)} places in "
+                            f"{source.where} (lines {lines}); narrow it with 'within' or "
+                            "'after', or annotate it")
+        suite, index, value, size = matches[0]
+        how = f"within {structure.within}" if structure.within else "its code"
+        return _lines(source, spec, suite, index, size, value, how)
+
+
+class _DefinitionLocator(Locator):
+    """A class or def named `define` (at module level, or in `within`) with the helpers an
+    alternative brings before or after it; or the definition after an annotation."""
+
+    def locate(self, source: Source, spec: SiteSpec, annotation: Annotation | None,
+               bindings: list[Binding]) -> Located | None:
+        structure = spec.structure
+        assert structure is not None
+        if annotation is not None:
+            assert annotation.suite is not None
+            return _match_at(source, spec, annotation.suite, annotation.index, "annotation",
+                             allow_empty=False)
+        return _locate_definition(source, spec, _suites(source, structure))
+
+    def rule(self, spec: SiteSpec) -> str:
+        assert spec.structure is not None
+        return f"define = {spec.structure.define!r}"
+
+
+LOCATORS: dict[str, Locator] = {
+    Placement.EXPRESSION: _ExpressionLocator(),
+    Placement.STATEMENT: _StatementLocator(),
+    Placement.DEFINITION: _DefinitionLocator(),
+}
+
+
+def register_placement(rule: PlacementRule, locator: Locator) -> None:
+    """Add a kind of structural site named `rule.placement`: `rule` says what its grammar
+    declaration may hold and how its alternatives are parsed, `locator` how a site of that
+    kind is found in a source and written there. Grammars loaded afterwards may use
+    ``kind = "<name>"``; call it when your package is imported. `GrammarError` if the name
+    is already a kind of site."""
+    name = str(rule.placement)
+    if name in PLACEMENT_RULES or name in {k.value for k in Kind}:
+        raise GrammarError(f"placement {name!r} is already a kind of site")
+    PLACEMENT_RULES[name] = rule
+    LOCATORS[name] = locator
+
+
+def _suites(source: Source, structure: Structure) -> list[Suite]:
+    return [s for s in source.collector.suites if in_scope(structure.within, s.scope)]
 
 
 def _longest_first(alternatives: Sequence[Alternative]) -> list[Alternative]:
     return sorted(alternatives, key=lambda a: -len(a.keys))
 
 
-def _in_scope(within: str | None, scope: str | None) -> bool:
-    if within is None:
-        return True
-    if scope is None:
-        return False
-    parts = scope.split(".")
-    return any(fnmatchcase(".".join(parts[i:j]), within)
-               for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
-
-
-def _is_anchor(source: _Source, structure: Structure, statement: cst.BaseStatement) -> bool:
+def _is_anchor(source: Source, structure: Structure, statement: cst.BaseStatement) -> bool:
     if structure.after_keys:
         return source.key(statement) == structure.after_keys[0]
     return (isinstance(statement, cst.ClassDef | cst.FunctionDef)
             and statement.name.value == structure.after)
 
 
-def _match_at(source: _Source, spec: SiteSpec, suite: _Suite, index: int, how: str,
+def _match_at(source: Source, spec: SiteSpec, suite: Suite, index: int, how: str,
               allow_empty: bool) -> Located:
     structure = spec.structure
     assert structure is not None
@@ -397,7 +347,7 @@ def _clip(text: str, limit: int = 50) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _lines(source: _Source, spec: SiteSpec, suite: _Suite, index: int, size: int,
+def _lines(source: Source, spec: SiteSpec, suite: Suite, index: int, size: int,
            value: str, how: str) -> Located:
     body = suite.body
     if size:
@@ -420,7 +370,7 @@ def _lines(source: _Source, spec: SiteSpec, suite: _Suite, index: int, size: int
     return Located(spec.name, value, start, end, line, len(indent) + 1, indent, how, label)
 
 
-def _locate_definition(source: _Source, spec: SiteSpec, suites: list[_Suite]) -> Located | None:
+def _locate_definition(source: Source, spec: SiteSpec, suites: list[Suite]) -> Located | None:
     structure = spec.structure
     assert structure is not None and structure.define is not None
     define = structure.define
@@ -444,13 +394,13 @@ def _locate_definition(source: _Source, spec: SiteSpec, suites: list[_Suite]) ->
             located = _lines(source, spec, suite, first, size, alternative.name,
                              f"define {define}")
             if suite.scope is None:
-                _check_names(source, spec, located)
+                check_names(source, spec, located.start, located.end)
             return located
     raise SiteError(_not_an_alternative(spec, source.where, source.first_line(suite.body[index]),
                                         source.module.code_for_node(suite.body[index])))
 
 
-def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation | None,
+def _locate_expression(source: Source, spec: SiteSpec, annotation: Annotation | None,
                        bindings: list[Binding]) -> Located | None:
     structure = spec.structure
     assert structure is not None
@@ -493,7 +443,7 @@ def _locate_expression(source: _Source, spec: SiteSpec, annotation: _Annotation 
     return Located(spec.name, value, start, end, line, column, None, how, label)
 
 
-def _expression_by_code(source: _Source, spec: SiteSpec) -> Located | None:
+def _expression_by_code(source: Source, spec: SiteSpec) -> Located | None:
     """The one expression in `within` (default: anywhere) whose code is an alternative's;
     an alternative nested in another's match belongs to the outer one."""
     structure = spec.structure
@@ -502,7 +452,7 @@ def _expression_by_code(source: _Source, spec: SiteSpec) -> Located | None:
     kinds = {type(cst.parse_expression(f"({a.code})")) for a in structure.alternatives}
     found: list[tuple[int, int, str, int, int]] = []
     for node, scope in source.collector.expressions:
-        if type(node) not in kinds or not _in_scope(structure.within, scope):
+        if type(node) not in kinds or not in_scope(structure.within, scope):
             continue
         position = source.positions[node]
         start = source.offset(position.start.line, position.start.column)
@@ -541,80 +491,8 @@ def _statement_value(statement: cst.BaseStatement | None) -> cst.BaseExpression 
 def _missing(spec: SiteSpec, grammar: Grammar, where: str) -> str:
     structure = spec.structure
     assert structure is not None
-    if structure.placement is Placement.EXPRESSION and spec.selectors:
-        rule = " | ".join(str(s) for s in spec.selectors)
-    elif structure.placement is Placement.DEFINITION:
-        rule = f"define = {structure.define!r}"
-    elif structure.after is not None:
-        rule = f"after = {structure.after!r}"
-    else:
-        rule = "the code of one of its alternatives"
+    rule = _locator(spec).rule(spec)
     scope = f" within {structure.within!r}" if structure.within else ""
-    return (f"site {spec.name!r} of grammar {grammar.name!r} ({structure.placement.value}): "
+    return (f"site {spec.name!r} of grammar {grammar.name!r} ({structure.placement}): "
             f"{rule}{scope} matches nothing in {where} (fix the grammar, annotate the site "
             f"with '# deepphoenix: {spec.name}', or make it optional = true)")
-
-
-def _check_names(source: _Source, spec: SiteSpec, located: Located) -> None:
-    """Every module-level name an alternative of a module-level definition site uses is
-    bound by the alternative itself, by the rest of the file, or is a builtin."""
-    try:
-        tree = ast.parse(source.text)
-    except SyntaxError:
-        return
-    bound: set[str] = set()
-    for node in tree.body:
-        if located.start <= source.line_start(node.lineno) < located.end:
-            continue  # inside the site's span: the alternative in place now
-        names = _bound_by(node)
-        if names is None:
-            return  # a star import: anything may be bound
-        bound |= names
-    assert spec.structure is not None
-    for alternative in spec.structure.alternatives:
-        for name in sorted(_needs(alternative.code)):
-            if name not in bound and name not in _BUILTINS:
-                raise SiteError(
-                    f"site {spec.name!r}: alternative {alternative.name!r} uses {name!r}, "
-                    f"which neither the alternative nor {source.where} defines or imports "
-                    "(add the helper to the alternative's code, or import it in the file)")
-
-
-def _bound_by(node: ast.stmt) -> set[str] | None:
-    names: set[str] = set()
-    if isinstance(node, ast.Import | ast.ImportFrom):
-        for alias in node.names:
-            if alias.name == "*":
-                return None
-            names.add(alias.asname or alias.name.split(".")[0])
-        return names
-    if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-        return {node.name}
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-            names.add(sub.id)
-        elif isinstance(sub, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            names.add(sub.name)
-        elif isinstance(sub, ast.Import | ast.ImportFrom):
-            names.update(a.asname or a.name.split(".")[0] for a in sub.names)
-    return names
-
-
-def _needs(code: str) -> set[str]:
-    """The global names `code` reads and does not bind itself."""
-    table = symtable.symtable(code + "\n", "<alternative>", "exec")
-    local = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()
-             or s.is_namespace()}
-    needs: set[str] = set()
-    stack = [table]
-    while stack:
-        current = stack.pop()
-        for symbol in current.get_symbols():
-            if not symbol.is_referenced():
-                continue
-            is_module = current is table
-            if (is_module and symbol.get_name() not in local) or (
-                    not is_module and symbol.is_global() and not symbol.is_declared_global()):
-                needs.add(symbol.get_name())
-        stack.extend(current.get_children())
-    return needs - local

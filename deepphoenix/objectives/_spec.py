@@ -18,6 +18,9 @@ A user objective is ``PATH.py:NAME`` or ``package.module:NAME`` (or a name regis
 the ``deepphoenix.objectives`` entry-point group): a function ``NAME(program, ctx)``
 returning a number or a mapping with a ``"score"`` key. It may declare its direction with
 ``NAME.direction = "maximize"`` at the top level of its file.
+
+A command objective is ``cmd:COMMAND`` with a metric (`_command`): the project's own
+training command, run in the candidate's workspace, its score read from what it prints.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 from deepphoenix.errors import ConfigError, SourceError, UnknownNameError, did_you_mean
 from deepphoenix.mutator import read_source
+from deepphoenix.objectives._command import command_argv, is_command, parse_metric
 
 __all__ = ["BUILTIN_OBJECTIVES", "ENTRY_POINT_GROUP", "Builtin", "Direction", "ObjectiveSpec",
            "objective_names", "read_function", "resolve_objective", "uses_task"]
@@ -111,10 +115,16 @@ class ObjectiveSpec:
     text: str = ""  # user objectives: the file's text
     origin: str = ""  # user objectives: the file it was read from
     pickled: str = ""  # a Python callable: its cloudpickle bytes, base64 (never loaded here)
+    metric: str = ""  # a command objective (cmd:…): where its score is read (--metric)
 
     @property
     def builtin(self) -> bool:
         return self.name in BUILTIN_OBJECTIVES
+
+    @property
+    def command(self) -> bool:
+        """A command objective (``cmd:…``): no program is executed in the worker."""
+        return is_command(self.name)
 
     @property
     def uses_task(self) -> bool:
@@ -126,6 +136,8 @@ class ObjectiveSpec:
                 "function": self.function, "text": self.text, "origin": self.origin}
         if self.pickled:
             data["pickled"] = self.pickled
+        if self.metric:
+            data["metric"] = self.metric
         return data
 
     @classmethod
@@ -133,7 +145,8 @@ class ObjectiveSpec:
         direction = Direction.parse(str(data.get("direction", Direction.MINIMIZE)))
         return cls(name=str(data["name"]), direction=direction,
                    function=str(data.get("function", "")), text=str(data.get("text", "")),
-                   origin=str(data.get("origin", "")), pickled=str(data.get("pickled", "")))
+                   origin=str(data.get("origin", "")), pickled=str(data.get("pickled", "")),
+                   metric=str(data.get("metric", "")))
 
 
 def _entry_points() -> dict[str, str]:
@@ -144,12 +157,25 @@ def objective_names() -> list[str]:
     return sorted(set(BUILTIN_OBJECTIVES) | set(_entry_points()))
 
 
-def resolve_objective(spec: str, direction: str | None = None) -> ObjectiveSpec:
+def resolve_objective(spec: str, direction: str | None = None,
+                      metric: str | None = None) -> ObjectiveSpec:
     """The objective `spec` names, checked without running it; `direction` (when given)
-    overrides what a user objective declares. Every failure is one line."""
+    overrides what a user objective declares; `metric` is where a command objective's
+    score is read. Every failure is one line."""
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"Expected an objective name or PATH.py:NAME but got {spec!r}")
     chosen = Direction.parse(direction) if direction is not None else None
+    if is_command(spec):
+        command_argv(spec)
+        if not metric:
+            raise ConfigError(f"objective {spec!r} needs --metric: where its score is read, "
+                              "a regular expression with one group (e.g. 'val loss "
+                              "([0-9.]+)') or json:PATH:KEY")
+        parse_metric(metric)
+        return ObjectiveSpec(spec, chosen or Direction.MINIMIZE, metric=metric)
+    if metric:
+        raise ConfigError(f"--metric reads the output of a command objective (cmd:…); "
+                          f"objective {spec!r} is not one")
     if spec in BUILTIN_OBJECTIVES:
         if chosen is Direction.MAXIMIZE:
             raise ConfigError(f"the {spec!r} objective is a loss and is minimized; "

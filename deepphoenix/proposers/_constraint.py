@@ -13,7 +13,9 @@ into a `ConstraintAutomaton` whose `allowed` method is the ``prefix_allowed_toke
   NAME one of its other alternatives (a trie over the token sequences of those items).
 
 Structural sites are searched in the edits format only: in the ``source`` format their
-code is held as the parent wrote it (the model never writes code).
+code is held as the parent wrote it (the model never writes code). A conditional site
+(``when``) whose condition is false under the parent is held as written in both formats:
+an edit to an inactive site is refused.
 
 A site whose literal does not start and end on token boundaries (or is not a number) stays
 as the parent wrote it. Float sites are written in decimal form (no exponent), at most a
@@ -66,6 +68,8 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
         sequences: list[list[int]] = []
         for site in program.sites:
             site_spec = grammar.site(site.name)
+            if not grammar.active(site_spec, program.values):
+                continue  # conditional, and its condition is false: it may not change
             if site_spec.proposable and site_spec.structure is not None:
                 sequences.extend(
                     tokenizer.encode(f"{site.name}={name}", add_special_tokens=False).ids
@@ -88,7 +92,9 @@ def build_constraint(program: Program, tokenizer: Any, fmt: TargetFormat | str,
     for site in program.sites:
         site_spec = grammar.site(site.name)
         numeric = site_spec.kind in NUMERIC_KINDS
-        free = site_spec.proposable or site_spec.derived
+        # A conditional site whose condition is false under the parent stays as written.
+        free = (site_spec.proposable and grammar.active(site_spec, program.values)
+                ) or site_spec.derived
         aligned = site.start in starts and site.end in ends and _NUMBERISH.match(site.literal)
         if not (numeric and free and aligned):
             continue

@@ -102,14 +102,25 @@ class RandomProposer:
 
     def sample_values(self, program: Program, rng: random.Random) -> dict[str, Value]:
         """Every proposable site drawn uniformly from its domain, derived sites recomputed,
-        redrawn until the grammar accepts (the dataset's unrefined programs)."""
-        for _ in range(_ATTEMPTS):
+        redrawn until the grammar accepts (the dataset's unrefined programs). Where
+        `_ATTEMPTS` draws all break an invariant (llama's three rules over heads, width and
+        key/value heads hold for one draw in ten), draws are mended by the grammar's joint
+        moves (`moves_with` partners to their nearest valid values)."""
+        grammar = program.grammar
+        partners = list(dict.fromkeys(partner for spec in program.proposable
+                                      for partner in spec.moves_with
+                                      if program.editable(partner)))
+        for attempt in range(2 * _ATTEMPTS if partners else _ATTEMPTS):
             values = program.values
             values.update((spec.name, draw_value(spec, rng)) for spec in program.proposable
-                          if program.grammar.active(spec, values))
-            values = program.grammar.derive(values)
-            if program.grammar.check(values, program.present).ok:
+                          if grammar.active(spec, values))
+            values = grammar.derive(values)
+            if grammar.check(values, program.present).ok:
                 return values
+            if attempt >= _ATTEMPTS:  # plain draws first: the datasets they made stand
+                mended = repair(grammar, values, partners, program.present)
+                if mended is not None:
+                    return grammar.derive(mended)
         raise ConfigError(
             f"no random draw of grammar {program.grammar.name!r} satisfies its invariants in "
             f"{_ATTEMPTS} tries; check the domains and invariants"

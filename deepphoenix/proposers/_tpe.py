@@ -1,14 +1,15 @@
 """`tpe`: Optuna's TPE sampler over a grammar's sites, as a proposer.
 
 Each proposable site becomes an Optuna distribution (int, float, log-float, categorical,
-bool); derived sites are derived by the grammar; a draw that breaks an invariant is mended
-by the grammar's joint moves where its sites have `moves_with` partners (the partner takes
-its nearest valid value), else recorded as rejected with its reason (and told to the
-study as failed). A candidate the run's constraints blocked before evaluation
+bool) that holds exactly the site's domain, so no draw lands outside it (a log-int site on
+a grid, `multiple_of`, is searched by its grid index: Optuna's log-scale ints take no
+step); derived sites are derived by the grammar; a draw that breaks an invariant is
+mended by the grammar's joint moves where its sites have `moves_with` partners (the
+partner takes its nearest valid value), else recorded as rejected with its reason (and
+told to the study as failed). A candidate the run's constraints blocked before evaluation
 (``--max-params``, ``--constraint``) is told to the study as an infeasible trial (Optuna's
-constraints), so both samplers learn where the cap lies. Candidates are
-asked in batches (the constant-liar strategy keeps one batch's asks apart), so parallel
-workers stay busy.
+constraints), so both samplers learn where the cap lies. Candidates are asked in batches
+(the constant-liar strategy keeps one batch's asks apart), so parallel workers stay busy.
 
 There is no state that lives only in memory: before each batch a fresh study is rebuilt
 from every observed result, in the order the run recorded them, with a sampler seeded by
@@ -32,7 +33,7 @@ from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
 from deepphoenix.proposers._random import Proposal
 
-__all__ = ["TPEProposer", "site_distributions"]
+__all__ = ["TPEProposer", "grid_steps", "site_distributions"]
 
 
 def _optuna() -> Any:
@@ -46,8 +47,9 @@ def _optuna() -> Any:
 
 def site_distributions(sites: Sequence[SiteSpec]) -> dict[str, Any]:
     """An Optuna distribution per site (listed values and categorical choices as
-    categorical, `multiple_of` as the int step, log kinds on a log scale); `ConfigError`
-    for a site TPE cannot search (a numeric site without both bounds)."""
+    categorical, `multiple_of` as the int step, log kinds on a log scale; a log-int site on
+    a grid as its grid index, see `grid_steps`); `ConfigError` for a site TPE cannot search
+    (a numeric site without both bounds)."""
     optuna = _optuna()
     dist = optuna.distributions
     found: dict[str, Any] = {}
@@ -65,23 +67,36 @@ def site_distributions(sites: Sequence[SiteSpec]) -> dict[str, Any]:
                               f"({spec.kind.value}); add them to the grammar")
         elif spec.kind in (Kind.INT, Kind.LOG_INT):
             step = domain.multiple_of or 1
-            low = math.ceil(domain.low / step) * step
-            high = math.floor(domain.high / step) * step
-            log = spec.kind is Kind.LOG_INT
-            found[spec.name] = (dist.IntDistribution(low, high, log=True) if log
-                                else dist.IntDistribution(low, high, step=step))
+            low = math.ceil(domain.low / step)
+            high = math.floor(domain.high / step)
+            if spec.kind is Kind.LOG_INT:
+                # Optuna's log-scale ints take no step: search the grid index k (the value
+                # is k * step), log-uniform like the value itself (log k*s = log k + log s).
+                found[spec.name] = dist.IntDistribution(low, high, log=True)
+            else:
+                found[spec.name] = dist.IntDistribution(low * step, high * step, step=step)
         else:
             found[spec.name] = dist.FloatDistribution(domain.low, domain.high,
                                                       log=spec.kind is Kind.LOG_FLOAT)
     return found
 
 
+def grid_steps(sites: Sequence[SiteSpec]) -> dict[str, int]:
+    """The sites `site_distributions` searches by grid index, with their grid: log-int
+    sites with a `multiple_of` above 1 (a parameter k stands for the value k * step)."""
+    return {spec.name: spec.domain.multiple_of for spec in sites
+            if spec.kind is Kind.LOG_INT and not spec.domain.values
+            and spec.domain.multiple_of and spec.domain.multiple_of > 1}
+
+
 def _inside(distribution: Any, value: Any) -> bool:
     choices = getattr(distribution, "choices", None)
     if choices is not None:
         return value in choices
+    step = getattr(distribution, "step", None) or 1
     return (isinstance(value, int | float) and not isinstance(value, bool)
-            and distribution.low <= value <= distribution.high)
+            and distribution.low <= value <= distribution.high
+            and (step == 1 or (value - distribution.low) % step == 0))
 
 
 class TPEProposer:
@@ -113,7 +128,11 @@ class TPEProposer:
         """The Optuna sampler of a batch (constant liar: asks of one batch stay apart)."""
         return self.optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
-    def _study(self, distributions: dict[str, Any], seed: int) -> Any:
+    def _study(self, distributions: dict[str, Any], seed: int,
+               grids: Mapping[str, int] | None = None) -> Any:
+        """A fresh study told every observation (and the running candidates); `grids`:
+        the sites searched by grid index (`grid_steps`)."""
+        grids = grids or {}
         optuna = self.optuna
         study = optuna.create_study(direction=self.direction, sampler=self._sampler(seed))
         states = optuna.trial.TrialState
@@ -126,7 +145,7 @@ class TPEProposer:
         worst = (max(scores) if self.direction is Direction.MINIMIZE else min(scores)
                  ) if scores else 0.0
         for seen in self.history.values():
-            params = _params(distributions, seen.values)
+            params = _params(distributions, seen.values, grids)
             if params is None:
                 continue  # outside the domain: nothing TPE can use
             margin = {"constraints": {"run": seen.violation if seen.violation is not None
@@ -151,7 +170,7 @@ class TPEProposer:
                 value=seen.score if seen.score is not None else None,
                 **(margin if seen.score is not None else {})))
         for values in self.running:
-            params = _params(distributions, values)
+            params = _params(distributions, values, grids)
             if params is not None:
                 study.add_trial(optuna.trial.create_trial(
                     params=params, distributions=distributions, state=states.RUNNING))
@@ -159,15 +178,16 @@ class TPEProposer:
 
     def propose(self, parent: Program, n: int, seed: int,
                 exclude: Collection[str] = ()) -> list[Proposal]:
-        distributions = site_distributions(
-            [spec for spec in parent.proposable if spec.name in parent.present])
-        study = self._study(distributions, seed)
+        searched = [spec for spec in parent.proposable if spec.name in parent.present]
+        distributions = site_distributions(searched)
+        grids = grid_steps(searched)
+        study = self._study(distributions, seed, grids)
 
         def draw(_round: int, count: int) -> list[Proposal]:
             proposals = []
             for _ in range(count):
                 trial = study.ask(distributions)
-                values = _keep_inactive(parent, dict(trial.params))
+                values = _keep_inactive(parent, _values(trial.params, grids))
                 edits = {k: v for k, v in values.items() if v != parent.values.get(k)}
                 mutation = parent.apply(edits)
                 if mutation.outcome is Outcome.INVARIANT:
@@ -197,13 +217,29 @@ def _keep_inactive(parent: Program, values: dict[str, Any]) -> dict[str, Any]:
                 parent.grammar.site(k), merged) else v for k, v in values.items()}
 
 
-def _params(distributions: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A trial's parameters from a variant's site values; None outside the domain."""
-    params = {k: values[k] for k in distributions if k in values}
+def _params(distributions: dict[str, Any], values: Mapping[str, Any],
+            grids: Mapping[str, int]) -> dict[str, Any] | None:
+    """A trial's parameters from a variant's site values (a grid index for a site in
+    `grids`); None outside the domain."""
+    params = {}
+    for name in distributions:
+        if name not in values:
+            continue
+        value, step = values[name], grids.get(name)
+        if step is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value % step:
+                return None  # off the grid: outside the domain
+            value //= step
+        params[name] = value
     if len(params) != len(distributions) or not all(
             _inside(distributions[k], v) for k, v in params.items()):
         return None
     return params
+
+
+def _values(params: Mapping[str, Any], grids: Mapping[str, int]) -> dict[str, Any]:
+    """A draw's site values from a trial's parameters (grid indices times their step)."""
+    return {k: v * grids[k] if k in grids else v for k, v in params.items()}
 
 
 def _joint_repair(parent: Program, values: dict[str, Any]) -> dict[str, Any] | None:

@@ -79,7 +79,7 @@ def ouroboros(run_dir: Path, source: str, generations: int, *, grammar: str = "q
     try:
         store = run.store
         store.set_meta("ouroboros", [])
-        parent: Program = run.seed_program
+        parent: Program = run.parse(run.seed_text)  # one file: no --with here
         with store.transaction():
             store.add_variant(parent.hash, parent.text, parent.values, 0)
         settings = ExecutorSettings(workers=1, worker=WorkerSettings(

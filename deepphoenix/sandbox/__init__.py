@@ -19,6 +19,7 @@ from deepphoenix.sandbox._records import (
     as_job,
 )
 from deepphoenix.sandbox._worker import (
+    DEFAULT_DISK_LIMIT,
     JobResult,
     JobStatus,
     SlotPool,
@@ -27,10 +28,12 @@ from deepphoenix.sandbox._worker import (
     WorkerSettings,
     default_memory_limit,
     isolation_summary,
+    sandbox_line,
     scrubbed_env,
 )
 
-__all__ = ["CheckJob", "Confinement", "EvalJob", "GenerateJob", "GenerateReport",
-           "GenerationJob", "Job", "JobPaths", "JobResult", "JobStatus", "NamedJob", "SlotPool",
-           "TrainJob", "TrainReport", "Worker", "WorkerPool", "WorkerSettings", "as_job",
-           "confinement", "default_memory_limit", "isolation_summary", "scrubbed_env"]
+__all__ = ["DEFAULT_DISK_LIMIT", "CheckJob", "Confinement", "EvalJob", "GenerateJob",
+           "GenerateReport", "GenerationJob", "Job", "JobPaths", "JobResult", "JobStatus",
+           "NamedJob", "SlotPool", "TrainJob", "TrainReport", "Worker", "WorkerPool",
+           "WorkerSettings", "as_job", "confinement", "default_memory_limit",
+           "isolation_summary", "sandbox_line", "scrubbed_env"]

@@ -9,6 +9,7 @@ check is forged or torn: the parent records a failure and retires the worker.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -26,8 +27,11 @@ __all__ = [
     "ProtocolError",
     "decode_signed",
     "encode_signed",
+    "encode_unsigned",
+    "failure_kind",
     "failure_text",
     "is_out_of_memory",
+    "is_out_of_space",
     "read_message",
     "write_all",
     "write_message",
@@ -81,6 +85,15 @@ def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
 
 def _tag(key: bytes, body: bytes) -> bytes:
     return hmac.new(key, body, hashlib.sha256).digest()
+
+
+def encode_unsigned(message: dict[str, Any]) -> bytes:
+    """One framed message from a job's own process to its worker's loop (a pipe only the
+    two share; the loop checks it and signs what it forwards)."""
+    body = json.dumps(message, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    if len(body) > MAX_MESSAGE:
+        raise ProtocolError(f"message of {len(body)} bytes is over the {MAX_MESSAGE} limit")
+    return _HEADER.pack(len(body)) + body
 
 
 def encode_signed(key: bytes, message: dict[str, Any]) -> bytes:
@@ -175,6 +188,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
     text = str(exc)
     return (isinstance(exc, MemoryError) or "out of memory" in text.lower()
             or "can't allocate memory" in text)
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """A full scratch space or workspace (ENOSPC, EDQUOT) or a file past the worker's
+    file-size limit (EFBIG)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """How a job's exception is reported: "memory", "disk" or "exception"."""
+    if is_out_of_memory(exc):
+        return "memory"
+    return "disk" if is_out_of_space(exc) else "exception"
 
 
 def failure_text(exc: BaseException) -> tuple[str, str]:

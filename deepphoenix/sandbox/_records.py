@@ -6,8 +6,10 @@ job table in `deepphoenix.jobs`) and declares which of its fields name an input 
 folder on the parent's machine and which name a folder the job writes. That one
 declaration is what a confined worker binds (`Worker`), what the Ray executor ships to
 its actors and brings back, and what either rewrites. On the wire a job is its kind and
-its `to_dict()`; the worker rebuilds the record with `from_dict`. Nothing here imports
-torch.
+its `to_dict()`; the worker rebuilds the record with `from_dict`. A record also says
+whether its job runs in a process of its own (`Job.ISOLATED`: the jobs that execute a
+candidate and report a score), forked for it from the worker's trusted loop. Nothing here
+imports torch.
 """
 
 from __future__ import annotations
@@ -42,10 +44,18 @@ class Job:
     INPUT_FILES: ClassVar[tuple[str, ...]] = ()  # fields naming a file the job reads
     INPUT_FOLDERS: ClassVar[tuple[str, ...]] = ()  # fields naming a folder it reads
     OUTPUT_FOLDERS: ClassVar[tuple[str, ...]] = ()  # fields naming a folder it writes
+    # Run in a process of its own, forked from the worker's trusted loop for this job: the
+    # candidate's code never runs where the result channel and its keys live, and nothing
+    # it changes (a patched torch, a thread, a cache) outlives its job (docs/sandbox.md).
+    ISOLATED: ClassVar[bool] = False
 
     @property
     def kind(self) -> str:
         return self.KIND
+
+    def in_own_process(self) -> bool:
+        """Whether the worker runs this job in a process of its own (`ISOLATED`)."""
+        return self.ISOLATED
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,17 +82,21 @@ class NamedJob(Job):
     """A job outside the built-in table: a ``module:function`` on the worker's
     `WorkerSettings.extra_jobs` allow-list (the sandbox's own tests and diagnostics), with
     a dict of arguments. `input_files`, `input_folders` and `output_folders` name the
-    arguments that are paths."""
+    arguments that are paths; `isolated` runs it in a process of its own, as `EvalJob`."""
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
     input_files: tuple[str, ...] = ()
     input_folders: tuple[str, ...] = ()
     output_folders: tuple[str, ...] = ()
+    isolated: bool = False
 
     @property
     def kind(self) -> str:
         return self.name
+
+    def in_own_process(self) -> bool:
+        return self.isolated
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.args)
@@ -109,10 +123,14 @@ def as_job(job: Job | str, args: Mapping[str, Any] | None = None) -> Job:
 
 @dataclass(frozen=True, slots=True)
 class EvalJob(Job):
-    """Score one candidate under the run's objective (`evaluator._jobs.evaluate_job`)."""
+    """Score one candidate under the run's objective (`evaluator._jobs.evaluate_job`). A
+    run over a project also names the project folder (read only: the candidate's
+    workspace is made from it) and the candidate's files, by their paths in it."""
 
     KIND: ClassVar[str] = "evaluate"
     INPUT_FILES: ClassVar[tuple[str, ...]] = ("rows",)
+    INPUT_FOLDERS: ClassVar[tuple[str, ...]] = ("project",)
+    ISOLATED: ClassVar[bool] = True
 
     source: str
     objective: dict[str, Any]  # ObjectiveSpec.to_dict()
@@ -128,6 +146,9 @@ class EvalJob(Job):
     max_params: int | None = None
     timeout: float | None = None  # the hard limit: a data-free built-in stops at 3/4 of it
     stop_step: int | None = None  # user objectives: ctx.should_stop() from this step on
+    project: str = ""  # the project folder a candidate's workspace is made from ("": none)
+    files: dict[str, str] = field(default_factory=dict)  # the candidate's files, by path
+    link_bytes: int = 1 << 20  # project files over this size are linked, never copied
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +231,7 @@ class GenerationJob(Job):
     scores (`quine._jobs.generation_job`)."""
 
     KIND: ClassVar[str] = "quine-generation"
+    ISOLATED: ClassVar[bool] = True
 
     source: str
     seed: int

@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 from deepphoenix.errors import WorkerError
-from deepphoenix.sandbox._confine import cgroup_layer, confine_command, confinement
+from deepphoenix.sandbox._confine import (
+    WORKER_ID,
+    cgroup_layer,
+    confine_command,
+    confinement,
+    drops_root,
+    gpu_devices,
+)
 from deepphoenix.sandbox._log import DEFAULT_LOG_CAP, LogDrain
 from deepphoenix.sandbox._protocol import (
     FrameReader,
@@ -48,8 +55,9 @@ from deepphoenix.sandbox._protocol import (
 from deepphoenix.sandbox._reaper import kill_tree
 from deepphoenix.sandbox._records import Job, as_job
 
-__all__ = ["JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool", "WorkerSettings",
-           "default_memory_limit", "isolation_summary", "scrubbed_env"]
+__all__ = ["DEFAULT_DISK_LIMIT", "JobResult", "JobStatus", "SlotPool", "Worker", "WorkerPool",
+           "WorkerSettings", "default_memory_limit", "isolation_summary", "sandbox_line",
+           "scratch_size", "scrubbed_env"]
 
 class _Runs(Protocol):
     def run(self, job: Job, *, timeout: float | None = None,
@@ -63,6 +71,13 @@ _START_TIMEOUT = 300.0
 _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
                  "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
 _RAM_SHARE = 0.8  # of physical memory, split between the workers that run at once
+# A confined worker's /tmp and /dev/shm are tmpfs of this share of its memory budget each;
+# its address-space limit is what the budget leaves (docs/sandbox.md, Memory).
+_SCRATCH_SHARE = 16
+_MIN_SCRATCH = 16 * 2**20
+DEFAULT_DISK_LIMIT = 10 * 2**30  # bytes a worker's workspace may hold, and a file's limit
+_DISK_POLL = 0.5  # seconds between looks at a running job's workspace
+_MAX_ENTRIES = 100_000  # files and folders a workspace may hold (inodes are a disk too)
 FORGED = "forged or malformed reply"
 # The worker's entry point: the job table, above every package whose job it runs.
 _ENTRY = "deepphoenix.jobs"
@@ -72,7 +87,8 @@ class JobStatus(StrEnum):
     ERROR = "error"  # the job raised (`kind` "exception"/"memory"), or its reply was forged
     #                  or malformed (`kind` "protocol"); `error` and `traceback` say what
     TIMEOUT = "timeout"  # killed at the hard timeout
-    DIED = "died"  # the worker process ended during the job (signal, OOM killer, exit)
+    DIED = "died"  # the worker, or the job's own process, ended during the job (signal,
+    #                OOM killer, exit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +97,7 @@ class JobResult:
     value: Any = None
     error: str = ""
     traceback: str = ""
-    kind: str = ""  # for errors: "exception", "memory" or "protocol"
+    kind: str = ""  # for errors: "exception", "memory", "disk" or "protocol"
     seconds: float = 0.0
     leftovers: int = 0  # processes the job left behind, killed after it
 
@@ -116,7 +132,13 @@ class WorkerSettings:
     installed and allowed; see `_confine`): the system and Python read-only, its workspace
     writable, nothing else of the host visible except `readable` (read-only) and
     `writable` paths. `hidden` paths (the run directory) stay invisible even where
-    Python's own paths would include them.
+    Python's own paths would include them. A confined worker's /tmp and /dev/shm are
+    tmpfs of `scratch` bytes each (None: 1/16 of its memory budget each, taken out of its
+    address-space limit).
+
+    `disk_limit` bounds, in bytes, what a job's workspace may hold (a job over it is
+    stopped and recorded with that reason) and every file a worker writes anywhere
+    (``RLIMIT_FSIZE``); None means `DEFAULT_DISK_LIMIT` (10 GiB), 0 no limit.
     """
 
     threads: int = 0
@@ -132,23 +154,52 @@ class WorkerSettings:
     hidden: tuple[str, ...] = ()
     readable: tuple[str, ...] = ()
     writable: tuple[str, ...] = ()
+    scratch: int | None = None
+    disk_limit: int | None = None
 
 
-def _memory_limit(settings: WorkerSettings, sharing: int) -> int | None:
-    if settings.device.startswith("cuda"):
-        return None  # "auto" is decided in the worker, after it sees whether CUDA is there
+def _memory_budget(settings: WorkerSettings, sharing: int) -> int | None:
+    """A worker's memory budget in bytes (None: unlimited)."""
     if settings.memory_limit is None:
         return default_memory_limit(sharing)
     return settings.memory_limit or None
 
 
+def scratch_size(settings: WorkerSettings, sharing: int = 1) -> int:
+    """The size of each of a confined worker's /tmp and /dev/shm (tmpfs) in bytes."""
+    if settings.scratch:
+        return settings.scratch
+    budget = _memory_budget(settings, sharing) or default_memory_limit(sharing) or 2**32
+    return max(_MIN_SCRATCH, budget // _SCRATCH_SHARE)
+
+
+def _disk_limit(settings: WorkerSettings) -> int | None:
+    if settings.disk_limit is None:
+        return DEFAULT_DISK_LIMIT
+    return settings.disk_limit or None
+
+
+def _memory_limit(settings: WorkerSettings, sharing: int, scratch: int = 0) -> int | None:
+    """The address-space limit: the budget less the scratch tmpfs (`scratch` bytes each of
+    /tmp and /dev/shm), which the kernel counts as memory but not as address space."""
+    if settings.device.startswith("cuda"):
+        return None  # "auto" is decided in the worker, after it sees whether CUDA is there
+    budget = _memory_budget(settings, sharing)
+    if budget is None:
+        return None
+    return max(budget - 2 * scratch, budget // 2)
+
+
 def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
                  fds: tuple[int, int] = (-1, -1), sharing: int = 1,
-                 lifeline: int | None = None) -> dict[str, str]:
+                 lifeline: int | None = None, scratch: int = 0,
+                 user: tuple[int, int] | None = None) -> dict[str, str]:
     """The environment of a worker: a few pass-throughs, offline Hugging Face, no proxy.
     `fds` are the worker's ends of the job and result pipes; `sharing` how many workers
     share the machine's memory; `lifeline` the read end of a pipe only the parent holds
-    (its supervisor sees the parent die when it reads as closed)."""
+    (its supervisor sees the parent die when it reads as closed); `scratch` the size of
+    each of a confined worker's /tmp and /dev/shm (0: not confined); `user` the uid and
+    gid its supervisor turns into (a confined worker of a root parent)."""
     env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
     home = workspace / ".home"
     env.update({
@@ -169,8 +220,12 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
         "PYTHONUNBUFFERED": "1",
         "NO_PROXY": "*",
         "no_proxy": "*",
+        # Whether CUDA is there, asked of NVML: the driver itself is initialised only in
+        # a job's own process (a CUDA driver initialised before a fork fails after it).
+        "PYTORCH_NVML_BASED_CUDA_CHECK": "1",
         "DEEPPHOENIX_WORKER": json.dumps({
-            "memory_limit": _memory_limit(settings, sharing),
+            "memory_limit": _memory_limit(settings, sharing, scratch),
+            "file_limit": _disk_limit(settings),
             "threads": settings.threads,
             "device": settings.device,
             "preload": list(settings.preload),
@@ -179,6 +234,8 @@ def scrubbed_env(workspace: Path, settings: WorkerSettings, *,
             "jobs_fd": fds[0],
             "results_fd": fds[1],
             "lifeline_fd": lifeline,
+            "user": list(user) if user else None,
+            "scratch": ["/tmp", "/dev/shm"] if scratch else [],
         }),
     })
     if settings.threads:
@@ -216,6 +273,9 @@ class Worker:
         self._lifeline: int | None = None  # the write end of the supervisor's lifeline
         self._also_readable: list[str] = []  # input paths jobs named (see _make_visible)
         self._also_writable: list[str] = []  # output folders jobs named (likewise)
+        self._scratch = 0  # bytes of each of /tmp and /dev/shm (0: not confined)
+        self._user: tuple[int, int] | None = None  # what a root parent's worker becomes
+        self._in_own_process = False  # the job in flight runs in a process of its own
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -256,9 +316,16 @@ class Worker:
         life_r, life_w = os.pipe()
         began = time.perf_counter()
         command, env_settings, outside = self._command(workspace)
+        if self._user is not None:  # the workspace and output folders are the worker's
+            for path in [str(workspace), str(workspace / ".home"), str(workspace / ".tmp"),
+                         *self.settings.writable, *self._also_writable]:
+                with contextlib.suppress(OSError):
+                    os.chown(path, *self._user)
+            workspace.chmod(0o711)  # bwrap, root without CAP_DAC_OVERRIDE, enters it
         try:
             env = scrubbed_env(workspace, env_settings, fds=(jobs_r, results_w),
-                               sharing=self.sharing, lifeline=life_r)
+                               sharing=self.sharing, lifeline=life_r,
+                               scratch=self._scratch, user=self._user)
             self._proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w,
@@ -299,7 +366,7 @@ class Worker:
                               f"{self.log_tail() or 'no output'}")
         isolation = ready.get("isolation")
         self.isolation = {**(isolation if isinstance(isolation, dict) else {}), **outside,
-                          "cgroup": cgroup_layer()}
+                          "cgroup": cgroup_layer(), "disk_limit": _disk_limit(self.settings)}
         self.startup_seconds.append(time.perf_counter() - began)
 
     def _command(self, workspace: Path) -> tuple[list[str], WorkerSettings, dict[str, Any]]:
@@ -307,6 +374,7 @@ class Worker:
         and the layers put in place from outside (filesystem, processes, network)."""
         command = [sys.executable, "-m", _ENTRY]
         settings = self.settings
+        self._scratch, self._user = 0, None
         if not settings.confine:
             self._confined = False
             why = "none (not asked)"
@@ -316,17 +384,25 @@ class Worker:
         if found.bwrap is None:
             why = f"none ({found.reason})"
             return command, settings, {"filesystem": why, "processes": why}
+        self._scratch = scratch_size(settings, self.sharing)
+        self._user = (WORKER_ID, WORKER_ID) if drops_root() else None
         outside: dict[str, Any] = {
-            "filesystem": "mount namespace (bubblewrap): read-only system and Python, "
-                          "writable workspace, host files hidden",
+            "filesystem": "mount namespace (bubblewrap): read-only system and Python "
+                          "packages, writable workspace, minimal /dev, read-only /proc/sys, "
+                          "host files hidden",
             "processes": "PID namespace (bubblewrap)",
+            "bwrap": found.describe(),
+            "scratch": self._scratch,
         }
         if settings.isolate_network:
             outside["network"] = "network namespace"
+        modules = [*settings.preload, *(name.partition(":")[0] for name in settings.extra_jobs)]
         command = confine_command(found.bwrap, command, workspace, hidden=settings.hidden,
                                   readable=(*settings.readable, *self._also_readable),
                                   writable=(*settings.writable, *self._also_writable),
-                                  isolate_network=settings.isolate_network)
+                                  isolate_network=settings.isolate_network,
+                                  scratch=self._scratch, gpu=_wants_gpu(settings),
+                                  modules=modules)
         # bwrap made the network namespace; the worker cannot (it has no capabilities).
         return command, replace(settings, isolate_network=False), outside
 
@@ -351,7 +427,9 @@ class Worker:
         killed = 0
         if proc.poll() is None:
             killed = kill_tree([proc.pid], keep_unreaped=[proc.pid])
-            killed = max(0, killed - (3 if self._confined else 2))  # bwrap, supervisor, worker
+            # bwrap, the supervisor, the worker, and a job's own process: none is the job's
+            ours = (3 if self._confined else 2) + (1 if self._in_own_process else 0)
+            killed = max(0, killed - ours)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -420,16 +498,18 @@ class Worker:
         self._oom_kills = _oom_kills()
         key = secrets.token_bytes(32)
         began = time.perf_counter()
+        self._in_own_process = job.in_own_process()
         try:
             write_message(jobs, {"type": "job", "id": job_id, "key": key.hex(),
-                                 "kind": job.kind, "args": job.to_dict()})
+                                 "kind": job.kind, "args": job.to_dict(),
+                                 "isolated": self._in_own_process})
         except (BrokenPipeError, OSError):
             return self._died(began)
         deadline = None if timeout is None else time.monotonic() + timeout
         seq = 0
         while True:
             try:
-                frame = reader.read(deadline, self._pidfd)
+                frame = self._read(reader, deadline)
                 if frame is None:
                     return self._died(began)
                 message = _check(decode_signed(key, frame), job_id, seq)
@@ -437,6 +517,10 @@ class Worker:
                 left = self.kill()
                 return JobResult(JobStatus.TIMEOUT, error=f"timed out after {timeout:g} s; "
                                  "the worker and every process it started were killed",
+                                 seconds=time.perf_counter() - began, leftovers=left)
+            except _OverBudget as over:
+                left = self.kill()
+                return JobResult(JobStatus.ERROR, error=str(over), kind="disk",
                                  seconds=time.perf_counter() - began, leftovers=left)
             except (ProtocolError, _Forged) as exc:
                 self.kill()
@@ -449,7 +533,27 @@ class Worker:
                 if on_progress is not None:
                     on_progress(message)
                 continue
+            self._in_own_process = False  # its process has ended
             return self._result(message, began)
+
+    def _read(self, reader: FrameReader, deadline: float | None) -> bytes | None:
+        """The next frame of the job's reply (see `FrameReader.read`), looking at the
+        workspace every `_DISK_POLL` seconds meanwhile: `_OverBudget` when it holds more
+        than the disk budget."""
+        limit = _disk_limit(self.settings)
+        if limit is None or self._workspace is None:
+            return reader.read(deadline, self._pidfd)
+        while True:
+            look = time.monotonic() + _DISK_POLL
+            try:
+                return reader.read(look if deadline is None else min(deadline, look),
+                                   self._pidfd)
+            except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            over = _workspace_over(self._workspace, limit, self._log_path())
+            if over:
+                raise _OverBudget(over)
 
     def _make_visible(self, job: Job) -> bool:
         """Add the existing inputs `job` declares to a confined worker's read-only binds,
@@ -458,8 +562,12 @@ class Worker:
         if not self.settings.confine:
             return False
         paths = job.paths()
+        mine = confinement().available and drops_root()
         for folder in paths.outputs.values():
             os.makedirs(folder, exist_ok=True)
+            if mine:  # a root parent's confined worker writes as WORKER_ID
+                with contextlib.suppress(OSError):
+                    os.chown(folder, WORKER_ID, WORKER_ID)
         writable = [*self.settings.writable, *self._also_writable]
         seen = [*self.settings.readable, *writable, *self._also_readable]
         added = False
@@ -486,6 +594,10 @@ class Worker:
         if message.get("ok") is True:
             return JobResult(JobStatus.OK, value=message.get("value"), seconds=seconds,
                              leftovers=leftovers)
+        if message.get("kind") == "died":  # the job's own process, not the worker
+            return JobResult(JobStatus.DIED, error=self._died_why(
+                str(message.get("error", "")), "SIGKILL" in str(message.get("error", ""))),
+                kind="died", seconds=seconds, leftovers=leftovers)
         return JobResult(JobStatus.ERROR, error=str(message.get("error", "")),
                          traceback=str(message.get("traceback", "")),
                          kind=str(message.get("kind", "exception")), seconds=seconds,
@@ -505,26 +617,79 @@ class Worker:
                 name = signal.Signals(-code).name
             except ValueError:
                 name = str(-code)
-            why = f"the worker was killed by {name}"
-            kills = _oom_kills()
-            if name == "SIGKILL" and kills is not None and self._oom_kills is not None \
-                    and kills > self._oom_kills:
-                why += " (the kernel's OOM killer killed a process during the job)"
+            why = self._died_why(f"the worker was killed by {name}", name == "SIGKILL")
         else:
             why = f"the worker exited with code {code}"
         tail = self.log_tail()
         return JobResult(JobStatus.DIED, error=why + (f": {tail}" if tail else ""),
                          kind="died", seconds=time.perf_counter() - began)
 
+    def _died_why(self, why: str, killed: bool) -> str:
+        """`why`, with the OOM killer named when a SIGKILL came while its count rose."""
+        kills = _oom_kills()
+        if killed and kills is not None and self._oom_kills is not None \
+                and kills > self._oom_kills:
+            why += " (the kernel's OOM killer killed a process during the job)"
+        if "SIGXFSZ" in why:
+            why += " (a file passed the worker's file-size limit, --disk-limit)"
+        return why
+
+
+class _OverBudget(Exception):
+    """A running job's workspace holds more than its disk budget."""
+
+
+def _wants_gpu(settings: WorkerSettings) -> bool:
+    """Whether a confined worker gets the GPU's device nodes: a CUDA device, or ``auto``
+    on a machine with one (not hidden from this worker by CUDA_VISIBLE_DEVICES)."""
+    if settings.device.startswith("cuda"):
+        return True
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
+    return settings.device == "auto" and not hidden and bool(gpu_devices())
+
+
+def _workspace_over(workspace: Path, limit: int, log: Path | None) -> str:
+    """Why `workspace` is over its budget (bytes on disk, or files and folders), or ""."""
+    used, entries = 0, 0
+    todo = [str(workspace)]
+    while todo:
+        try:
+            found = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in found:
+            entries += 1
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                todo.append(entry.path)
+            elif log is None or not entry.path.startswith(str(log)):
+                used += info.st_blocks * 512
+        if used > limit:
+            return (f"the job wrote more than {_size(limit)} to its workspace (the disk "
+                    "budget, --disk-limit); it was stopped")
+        if entries > _MAX_ENTRIES:
+            return (f"the job made more than {_MAX_ENTRIES:,} files and folders in its "
+                    "workspace; it was stopped")
+    return ""
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
 
 def _remove_orphaned_workspaces() -> None:
     """Remove the workspaces of parents that were killed. Their supervisors empty them, but
     a confined worker's workspace is a mount point in its sandbox, which cannot remove the
-    folder itself; the name carries the parent's process id."""
+    folder itself; the name carries the parent's process id. A root parent's workspaces
+    belong to the uid its workers run as."""
     for folder in Path(tempfile.gettempdir()).glob("deepphoenix-*-*-*"):
         owner = folder.name.rsplit("-", 2)[-2]
         try:
-            if (owner.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid()
+            ours = (os.getuid(), WORKER_ID) if drops_root() else (os.getuid(),)
+            if (owner.isdigit() and folder.is_dir() and folder.stat().st_uid in ours
                     and not Path(f"/proc/{owner}").exists()):
                 shutil.rmtree(folder, ignore_errors=True)
         except OSError:
@@ -544,16 +709,40 @@ def isolation_summary(isolation: dict[str, Any]) -> str:
             active.append(word)
     parts = []
     if active:
-        how = " (bubblewrap)" if "mount" in active else ""
+        how = ""
+        if "mount" in active:
+            bwrap = str(isolation.get("bwrap", ""))
+            how = f" ({bwrap})" if bwrap.startswith("bubblewrap ") else " (bubblewrap)"
         parts.append(f"{', '.join(active)} namespace{'s' if len(active) > 1 else ''}{how}")
     parts += [f"no {' or '.join(words)} namespace {why}" for why, words in missing.items()]
+    if isolation.get("user"):
+        parts.append(f"runs as {isolation['user']}")
     if isolation.get("memory_limit"):
         parts.append(f"memory limit {int(isolation['memory_limit']) / 2**30:.1f} GiB "
                      "per process")
+    if isolation.get("scratch"):
+        parts.append(f"/tmp and /dev/shm {_size(int(isolation['scratch']))} each")
+    if isolation.get("disk_limit"):
+        parts.append(f"disk {_size(int(isolation['disk_limit']))} per workspace")
     cgroup = str(isolation.get("cgroup", ""))
     if cgroup.startswith("none"):
         parts.append(f"no cgroup per worker {cgroup[len('none '):]}")
     return "sandbox: " + "; ".join(parts)
+
+
+def sandbox_line(settings: WorkerSettings, sharing: int = 1) -> str:
+    """What workers with `settings` will get, in one line, before any starts: which
+    bubblewrap (or why none), the user they run as, their scratch and disk limits."""
+    if not settings.confine:
+        return "sandbox: no mount or PID namespace (not asked)"
+    found = confinement()
+    if found.bwrap is None:
+        return f"sandbox: no mount or PID namespace ({found.reason})"
+    user = f"uid {WORKER_ID}" if drops_root() else f"uid {os.getuid()} in a user namespace"
+    disk = _disk_limit(settings)
+    return (f"sandbox: mount, PID, network namespaces ({found.describe()}); workers run as "
+            f"{user}, not root; /tmp and /dev/shm {_size(scratch_size(settings, sharing))} "
+            f"each; disk {_size(disk) if disk else 'unlimited'} per workspace")
 
 
 def _oom_kills() -> int | None:

@@ -9,13 +9,14 @@ The budget is the number of candidate evaluations: a run spends it as episodes Ã
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from deepphoenix.engine import PLACEMENT, Event, Run, RunConfig, preset
+from deepphoenix.engine import PLACEMENT, Event, Run, RunConfig, preset, project_folder
 from deepphoenix.errors import ConfigError, RunDirError, did_you_mean
 from deepphoenix.evaluator import ConstraintSpec, resolve_constraint
 from deepphoenix.objectives import Direction, ObjectiveSpec, callable_objective
@@ -58,7 +59,7 @@ class SearchPlan:
             seed_text = store.get_meta("seed_text")
             objective = store.objective
             constraint = store.get_meta("constraint")
-        mine = self.config.to_dict()
+        mine = json.loads(json.dumps(self.config.to_dict()))  # as the database holds it
         differ = [k for k in sorted(mine) if k not in PLACEMENT
                   and stored.get(k, mine[k]) != mine[k]]
         text = self.inputs.get("seed_text")
@@ -117,6 +118,9 @@ def plan_search(source: str | Path | None = None, *, objective: Any = None,
         changes.update(budget_shape(budget, base, settings))
     config = base.with_overrides(**changes)
     _check_strategy(config.strategy)
+    folder = project_folder(config)  # stored as an absolute path (a resume may run elsewhere)
+    if folder is not None and (config.project or Path(config.seed_source).is_file()):
+        config = config.with_overrides(project=str(folder))
     return SearchPlan(config, inputs)
 
 
@@ -216,7 +220,10 @@ def search(source: str | Path | None = None, *, objective: Any = None,
       ``max_params`` setting is checked the same way.
     - `quiet`: no progress bar. `on_event`: called with every run `Event`.
     - `preset` and `settings`: any `RunConfig` field (``seed=1``, ``workers=2``,
-      ``timeout=60.0``, ...), over the preset's values.
+      ``timeout=60.0``, ...), over the preset's values. A project's own training command
+      as the objective: ``objective="cmd:python train.py â€¦", metric="val loss
+      ([0-9.]+)"``; more files of the candidate: ``with_sources=["config/small.py"]``;
+      the folder its workspace is made from: ``project="."`` (default: the source's).
     """
     plan = plan_search(source, objective=objective, grammar=grammar, proposer=proposer,
                        strategy=strategy, budget=budget, direction=direction,

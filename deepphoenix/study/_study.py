@@ -9,14 +9,19 @@ run that is still going (in another process or notebook) reads what is recorded 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepphoenix.engine import Event, Run, RunConfig, RunSummary
-from deepphoenix.engine._render import Mismatch, render_source, stored_seed, verify_run
+from deepphoenix.engine._render import (
+    Mismatch,
+    render_files,
+    stored_paths,
+    stored_seed,
+    verify_run,
+)
 from deepphoenix.errors import RunDirError
 from deepphoenix.lineage import (
     ConstraintCounts,
@@ -31,8 +36,10 @@ from deepphoenix.lineage import (
     write_optuna,
     write_report,
 )
+from deepphoenix.mutator import bundle_diff, bundle_text
 from deepphoenix.objectives import Direction
 from deepphoenix.store import RunStore
+from deepphoenix.store_io import write_text_atomic
 from deepphoenix.study._execute import execute
 
 if TYPE_CHECKING:
@@ -53,7 +60,23 @@ class Best:
     params: dict[str, Any]  # every site's value (as Optuna's `best_params`)
     model_parameters: int | None  # the model's parameter count, when it built one
     edits: dict[str, Any]  # the sites whose value differs from the seed's
-    diff: str  # a unified diff of the seed's source to this one ('' for the seed itself)
+    diff: str  # a unified diff of the seed's source to this one ('' for the seed itself);
+    #            for several files, file by file
+    files: dict[str, str] = field(default_factory=dict)  # each file (path: text); a run over
+    #                    several files holds them all, one file is named by its project path
+
+    def write(self, folder: str | Path, force: bool = False) -> list[Path]:
+        """Write every file of the best variant into `folder`, at its path there; a file
+        already there is a `RunDirError` unless `force`. The files written."""
+        out = Path(folder)
+        targets = [(out / rel, text) for rel, text in self.files.items()]
+        there = [str(t) for t, _ in targets if t.exists()]
+        if there and not force:
+            raise RunDirError(f"{there[0]} exists; pass --force to overwrite "
+                              f"{'it' if len(there) == 1 else f'the {len(there)} files'}")
+        for target, text in targets:
+            write_text_atomic(target, text)
+        return [t for t, _ in targets]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +166,14 @@ class Study:
                 raise RunDirError(f"{self.given}: no variant recorded yet (the run stopped "
                                   "before its seed was stored); resume it or start a new one")
             seed_program = stored_seed(store)
-            source = render_source(seed_program, row)  # never the stored text
+            files = render_files(seed_program, row, stored_paths(store))  # never stored text
+        source = bundle_text(files)
         seed = variants[0]
         edits = {k: v for k, v in row.values.items() if seed.values.get(k) != v}
-        diff = "".join(difflib.unified_diff(
-            seed_program.text.splitlines(keepends=True), source.splitlines(keepends=True),
-            fromfile="seed", tofile=row.hash[:12]))
+        diff = bundle_diff(seed_program.text, source, "seed", row.hash[:12])
         params = row.metrics.get("params")
         return Best(row.hash, source, row.score, dict(row.values),
-                    params if isinstance(params, int) else None, edits, diff)
+                    params if isinstance(params, int) else None, edits, diff, dict(files))
 
     @property
     def trials(self) -> list[Trial]:

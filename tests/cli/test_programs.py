@@ -130,8 +130,9 @@ def test_grammars_lists_and_shows(invoke: Invoke) -> None:
     shown = invoke("grammars", "t5")
     assert "d_kv: int" in shown.stdout and "derive d_model // num_heads" in shown.stdout
     nanogpt = invoke("grammars", "nanogpt").stdout
-    assert "n_head: int 1..32, step ±1, moves with n_embd" in nanogpt
-    assert "n_embd: int 64..4096, multiple of 64" in nanogpt
+    assert ("n_head: int the file's value /4..x4, within 1..inf, step ±1, moves with n_embd"
+            in nanogpt)
+    assert "n_embd: int the file's value /4..x4, multiple of 32" in nanogpt
     assert "bias: bool True or False, resample, optional" in nanogpt
 
 
@@ -179,6 +180,47 @@ def test_bad_input_is_one_line_and_an_exit_code(invoke: Invoke, tmp_path: Path, 
     assert "Traceback" not in result.output
     assert result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no partial output
+
+
+def test_sites_prints_the_domain_resolved_against_the_file(invoke: Invoke,
+                                                           tmp_path: Path) -> None:
+    from tests.grammar.test_relative import shrunk_nanogpt
+
+    (tmp_path / "model.py").write_text(shrunk_nanogpt(), encoding="utf-8")
+    rows = {line.split()[0]: line for line in
+            invoke("sites", "model.py", "--grammar", "nanogpt").stdout.splitlines()}
+    assert "1..6 (2 ±4)" in rows["n_layer"]
+    assert "32..256, multiple of 32 (64 /4..x4)" in rows["n_embd"]
+    assert "64..256, multiple of 64 (64 x1..x4)" in rows["block_size"]
+    data = json.loads(invoke("sites", "model.py", "-g", "nanogpt", "--json").stdout)
+    found = {s["name"]: s["domain"] for s in data["sites"]}
+    assert found["n_head"] == "1..8 (2 /4..x4)"
+
+
+RELATIVE_GRAMMAR = "[sites.w]\nselect = 'name:w'\nkind = 'int'\nrelative = { times = 4 }\n"
+
+
+@pytest.mark.parametrize("command", [
+    ["sites", "f.py"], ["mutate", "f.py"], ["check", "f.py"],
+    ["run", "--source", "f.py", "--proposer", "random", "--run-dir", "r"],
+])
+@pytest.mark.parametrize(("source", "message"), [
+    ("w = 0\n", "site 'w' of grammar 'rel' has a domain /4..x4 of the file's value, which "
+     "needs a value above 0, but f.py has 0"),
+    ("w = None\n", "site 'w' of grammar 'rel': ['name:w'] matches no literal"),
+])
+def test_a_relative_domain_that_cannot_resolve_is_one_line_before_anything_runs(
+        invoke: Invoke, tmp_path: Path, command: list[str], source: str, message: str) -> None:
+    (tmp_path / "rel.toml").write_text(RELATIVE_GRAMMAR)
+    (tmp_path / "f.py").write_text(source)
+    result = invoke(*command, "--grammar", "rel.toml")
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message.replace("['name:w']", "name:w").replace("f.py", "f.py" if command[0] != "run"
+                                                           else "seed") in lines[0]
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.py", "rel.toml"]  # no run dir
 
 
 def test_python_dash_m_runs_the_cli() -> None:

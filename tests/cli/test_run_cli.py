@@ -99,7 +99,9 @@ def test_evaluate_scores_a_file(invoke: Invoke, tmp_path: Path) -> None:
     from deepphoenix.sandbox._confine import confinement
 
     if confinement().available:  # the layers in place, said once
-        assert layers.startswith("sandbox: mount, PID, network namespaces (bubblewrap)")
+        assert layers.startswith("sandbox: mount, PID, network namespaces (bubblewrap "
+                                 f"{confinement().version}, {confinement().origin}: ")
+        assert "runs as uid " in layers and "(not root)" in layers
     else:
         assert f"no mount or PID namespace ({confinement().reason})" in layers
 

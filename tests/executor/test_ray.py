@@ -265,3 +265,28 @@ def test_a_run_starts_and_stops_its_own_local_ray_instance(tmp_path: Path) -> No
             except OSError:
                 continue
     assert not left, f"Ray processes left behind: {left}"
+
+
+def test_a_project_travels_to_a_node_once(ray_head: str, tmp_path: Path) -> None:
+    """A run over a project (issue 32) on two Ray workers: the same scores as locally, and
+    every candidate's workspace links the one copy of the project the node holds."""
+    from click.testing import CliRunner
+
+    from deepphoenix.cli import cli
+    from deepphoenix.store import RunStore
+    from tests.search.project import run_args, write_project
+
+    project = write_project(tmp_path / "nanogpt")
+    for executor, extra in (("local", []), ("ray", ["--executor", "ray", "--ray-address",
+                                                      ray_head])):
+        result = CliRunner().invoke(cli, [*run_args(project), "--workers", "2", "--no-plots",
+                                          "--run-dir", str(tmp_path / executor), *extra])
+        assert result.exit_code == 0, result.output
+    assert _scores(tmp_path / "ray") == _scores(tmp_path / "local")
+    with RunStore.open(tmp_path / "ray") as store:
+        tails = [v.metrics["output_tail"] for v in store.variants()]
+    places = {line.split("data at ", 1)[1].split(":")[0] for tail in tails
+              for line in tail.splitlines() if line.startswith("data at ")}
+    assert len(places) == 1 and "deepphoenix-ray-shared" in places.pop()
+    assert all("git False" in tail for tail in tails)
+    assert not ray.is_initialized()

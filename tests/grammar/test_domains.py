@@ -76,6 +76,17 @@ def test_every_draw_and_move_stays_in_its_domain(seed: int) -> None:
         assert new is None or (new != start and spec.domain.contains(spec.kind, new))
 
 
+def test_float_draws_stay_inside_bounds_written_with_many_digits() -> None:
+    # Draws are tidied to six significant digits; between bounds written with seven (a
+    # domain resolved around a file's value can be) that rounding left every draw outside.
+    grammar = parse_grammar("[sites.x]\nkind = 'float'\nmin = 0.0001234567\n"
+                            "max = 0.0001234568\n[sites.y]\nkind = 'log-float'\n"
+                            "min = 0.0001234567\nmax = 0.0001234568\n")
+    rng = random.Random(0)
+    for spec in grammar.sites:
+        assert all(spec.domain.contains(spec.kind, draw_value(spec, rng)) for _ in range(200))
+
+
 def test_moves_follow_the_list_and_the_grid() -> None:
     head, embd = GRAMMAR.site("n_head"), GRAMMAR.site("n_embd")
     assert neighbours(head, 8) == (4, 12)

@@ -26,7 +26,7 @@ def test_a_structural_site_is_a_categorical_site_over_its_alternatives() -> None
     mlp = grammar.site("mlp")
     assert mlp.kind is Kind.CATEGORICAL and mlp.structural and mlp.proposable
     assert mlp.domain.choices == ("plain", "swiglu")
-    assert mlp.structure is not None and mlp.structure.placement is Placement.DEFINITION
+    assert mlp.structure is not None and mlp.structure.placement == Placement.DEFINITION
     assert mlp.structure.alternative("swiglu").code.startswith("def swish(x):")
     qk = grammar.site("qk_norm").structure
     assert qk is not None and qk.alternative("off").empty and not qk.alternative("on").empty

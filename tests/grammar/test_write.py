@@ -15,7 +15,7 @@ def test_random_grammars_round_trip(grammar: Grammar) -> None:
 
 
 def test_builtin_grammars_round_trip() -> None:
-    for name in ("t5", "nanogpt", "llama"):
+    for name in ("t5", "nanogpt", "llama", "resnet"):
         grammar = load_grammar(name)
         again = parse_grammar(format_grammar(grammar))
         assert again.sites == grammar.sites

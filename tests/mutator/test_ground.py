@@ -91,3 +91,30 @@ def test_edit_scripts_round_trip() -> None:
     assert script == "num_heads=7; d_kv=73"
     again = ground(PARENT, script, "edits")
     assert again.ok and again.variant is not None and again.variant.hash == result.variant.hash
+
+
+def test_an_edit_script_grounds_where_a_derivation_lacks_an_optional_input() -> None:
+    # nanogpt's min_lr derives from learning_rate, which a model file does not set: the
+    # derivation is skipped, not looked up (it raised KeyError on every edits sample).
+    model = (Path(__file__).parents[1] / "grammar" / "files" / "nanogpt_model.py").read_text(
+        encoding="utf-8")
+    parent = parse_program(model, load_grammar("nanogpt"))
+    assert "learning_rate" not in parent.values and "min_lr" not in parent.values
+    result = ground(parent, "n_layer=10", TargetFormat.EDITS)
+    assert result.outcome is Outcome.OK, result.reason
+    assert result.variant is not None and result.variant.value("n_layer") == 10
+    assert "min_lr" not in dict(result.variant.values)
+
+
+def test_an_edit_to_an_inactive_conditional_site_is_refused() -> None:
+    from deepphoenix.grammar import parse_grammar
+
+    grammar = parse_grammar("[sites.use]\nselect = 'name:use'\nkind = 'bool'\n"
+                            "[sites.rate]\nselect = 'name:rate'\nkind = 'float'\nmin = 0.0\n"
+                            "max = 0.5\nwhen = 'use'\n")
+    parent = parse_program("use = False\nrate = 0.1\n", grammar)
+    for fmt, text in (("edits", "rate=0.7"), ("source", "use = False\nrate = 0.7\n")):
+        result = ground(parent, text, fmt)  # 0.7: outside a domain no one checks while off
+        assert result.outcome is Outcome.INVARIANT and "'rate' is inactive" in result.reason
+        assert parent.apply({"rate": 0.7}).reason == result.reason  # as the mutator says
+    assert ground(parent, "use=True; rate=0.3", "edits").ok

@@ -177,3 +177,40 @@ def test_structural_sites_are_written_as_alternative_names() -> None:
         written.add(text.replace(" ", ""))
     assert {"mlp=swiglu", "block=parallel", "qk_norm=on"} <= written  # never the parent's
     assert not {"mlp=plain", "block=prenorm", "qk_norm=off"} & written
+
+
+CONDITIONAL = parse_grammar("""
+[sites.depth]
+select = "name:depth"
+kind = "int"
+min = 1
+max = 8
+[sites.rate]
+select = "name:rate"
+kind = "int"
+min = 1
+max = 90
+when = "depth > 2"
+""")
+
+
+@pytest.mark.parametrize("fmt", ["source", "edits"])
+def test_a_conditional_site_whose_condition_is_false_is_held(fmt: str) -> None:
+    text = "depth = {depth}\nrate = 50\nrun(depth, rate)\n"
+    corpus = [text.format(depth=d).replace("50", str(r)) for d in range(1, 9)
+              for r in range(1, 91, 7)]
+    tok = train_tokenizer(corpus, 400)
+    for depth, held in ((2, True), (5, False)):
+        parent = parse_program(text.format(depth=depth), CONDITIONAL)
+        automaton = ConstraintAutomaton(build_constraint(parent, tok, fmt),
+                                        lambda t: tok.encode(t, add_special_tokens=False).ids)
+        rng = random.Random(0)
+        rates = set()
+        for _ in range(60):
+            result = ground(parent, tok.decode(_walk(automaton, rng)), fmt)
+            if result.outcome is Outcome.INVARIANT:  # depth moved to 2 or below, rate too
+                assert "'rate' is inactive" in result.reason
+                continue
+            assert result.ok and result.variant is not None, result.reason
+            rates.add(result.variant.value("rate"))
+        assert (rates == {50}) is held

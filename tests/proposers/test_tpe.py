@@ -12,7 +12,14 @@ from deepphoenix.errors import ConfigError
 from deepphoenix.grammar import load_grammar, parse_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
-from deepphoenix.proposers import Observation, ProposerContext, TPEProposer, site_distributions
+from deepphoenix.proposers import (
+    GPProposer,
+    Observation,
+    ProposerContext,
+    TPEProposer,
+    site_distributions,
+)
+from deepphoenix.proposers._tpe import grid_steps
 from deepphoenix.seeds import seed_source
 
 TINY = parse_program(seed_source("tiny-train"), load_grammar("t5-train"))
@@ -45,6 +52,41 @@ def test_site_kinds_map_to_optuna_distributions() -> None:
     assert found["w"] == optuna.distributions.IntDistribution(64, 960, step=64)
     assert found["v"].choices == (0.0, 0.1, 0.2)
     assert found["n"] == optuna.distributions.IntDistribution(1, 4096, log=True)
+
+
+def test_a_log_int_site_on_a_grid_is_searched_by_its_grid_index() -> None:
+    # Optuna's log-scale ints take no step: nanogpt's block_size (log-int, multiple of 64)
+    # once mapped to IntDistribution(64, 4096, log=True) drew 116, outside its domain.
+    grammar = parse_grammar("[sites.b]\nselect = 'name:b'\nkind = 'log-int'\nmin = 64\n"
+                            "max = 4096\nmultiple_of = 64\n")
+    assert site_distributions(list(grammar.sites))["b"] == (
+        optuna.distributions.IntDistribution(1, 64, log=True))
+    assert grid_steps(list(grammar.sites)) == {"b": 64}
+
+
+@pytest.mark.parametrize("proposer", [TPEProposer, GPProposer])
+def test_grid_sites_get_only_grid_values_and_their_history_is_told(proposer: type) -> None:
+    grammar = parse_grammar(
+        "[sites.b]\nselect = 'name:b'\nkind = 'log-int'\nmin = 64\nmax = 4096\n"
+        "multiple_of = 64\n[sites.w]\nselect = 'name:w'\nkind = 'int'\nmin = 32\n"
+        "max = 1000\nmultiple_of = 32\n")
+    program = parse_program("b = 64\nw = 64\n", grammar)
+    tpe = proposer(ProposerContext(run_dir=Path("."), executor=None, seed=0))  # type: ignore[arg-type]
+    seen = []
+    for batch in range(2):
+        proposals = tpe.propose(program, 6, seed=batch)
+        assert [p.mutation.outcome for p in proposals] == [Outcome.OK] * 6, [
+            p.mutation.reason for p in proposals]
+        for p in proposals:
+            values = dict(p.mutation.variant.values)  # type: ignore[union-attr]
+            assert values["b"] % 64 == 0 and values["w"] % 32 == 0
+            seen.append(Observation(program.hash, p.mutation.variant.hash, values,  # type: ignore[union-attr]
+                                    "scored", float(values["b"])))
+        tpe.observe(seen[-6:])
+    study = tpe._study(site_distributions(list(program.proposable)), 0,
+                       grid_steps(list(program.proposable)))
+    assert len(study.trials) == 12  # every observation told, as its grid index
+    assert {t.params["b"] * 64 for t in study.trials} == {o.values["b"] for o in seen}
 
 
 def _history(proposer: TPEProposer, seed: int) -> list[Observation]:

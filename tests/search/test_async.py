@@ -23,8 +23,7 @@ from deepphoenix.engine import Async, Run, RunConfig, Scored, preset, rung_resou
 from deepphoenix.engine._config import PRESETS
 from deepphoenix.engine._fidelity import RungResult, promotable
 from deepphoenix.errors import ConfigError, UnknownNameError
-from deepphoenix.executor import ExecutorSettings, LocalExecutor
-from deepphoenix.executor._executor import EXECUTORS
+from deepphoenix.executor import EXECUTORS, Executor, ExecutorSettings, LocalExecutor
 from deepphoenix.objectives import Direction
 from deepphoenix.objectives._user import ObjectiveContext, ObjectiveUsageError, call_objective
 from deepphoenix.proposers._protocol import proposer_names
@@ -264,13 +263,15 @@ def test_one_worker_async_asha_killed_with_9_resumes_to_the_uninterrupted_run(
     assert _outcome(run_dir) == (variants, rungs, attempts)  # the same run, bit for bit
 
 
-class _BatchOnly:
-    """The local executor without `submit`: a third party's executor with only the batch
-    seam, which the asynchronous loop must still drive."""
+class _BatchOnly(Executor):
+    """The local executor without its own `submit`: a third party's executor that overrides
+    only the batch seam (and the lane), which the asynchronous loop must still drive
+    through the base class's default `submit`."""
 
     name = "batch-only"
 
     def __init__(self, settings: ExecutorSettings) -> None:
+        super().__init__(settings)
         self.inner = LocalExecutor(settings)
 
     def run_all(self, jobs: Iterable[Any], on_progress: Any = None,
@@ -282,6 +283,7 @@ class _BatchOnly:
 
     def close(self) -> None:
         self.inner.close()
+        super().close()
 
 
 def _config(folder: Path, **changes: Any) -> RunConfig:

@@ -15,6 +15,7 @@ import pytest
 from deepphoenix.engine import Run, preset
 from deepphoenix.engine._quarantine import QUARANTINED, Quarantine
 from deepphoenix.evaluator import EvalStatus
+from deepphoenix.executor import Executor
 from tests.search.test_run import _spawn
 
 
@@ -124,7 +125,7 @@ class _Death(BaseException):
     """The run's process dying, as far as the loop can tell: nothing after it runs."""
 
 
-class _DyingExecutor:
+class _DyingExecutor(Executor):
     """The local executor, whose `submit` kills "the run" at the submission numbers in
     `DIES_AT` (counted over the executor's life): the jobs started before it are left in
     flight, as when a candidate kills the process that runs the search."""
@@ -136,6 +137,7 @@ class _DyingExecutor:
     def __init__(self, settings: Any) -> None:
         from deepphoenix.executor import LocalExecutor
 
+        super().__init__(settings)
         self.inner = LocalExecutor(settings)
         self.count = 0
         self.futures: list[Any] = []
@@ -158,11 +160,12 @@ class _DyingExecutor:
 
     def close(self) -> None:
         self.inner.close()
+        super().close()
 
 
 def test_async_runs_quarantine_too(tmp_path: Path) -> None:
     from deepphoenix.engine import RunConfig
-    from deepphoenix.executor._executor import EXECUTORS
+    from deepphoenix.executor import EXECUTORS
     from tests.search import synthetic
 
     EXECUTORS.register("dying", _DyingExecutor)

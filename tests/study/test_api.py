@@ -86,11 +86,13 @@ def test_search_with_a_callable_returns_a_study(tmp_path: Path,
     exported = study.to_optuna(tmp_path / "study.db")
     assert len(exported.trials) == 4
     # The same search again: opened, not run again; a different one: refused.
+    ran = len(pids.read_text().split())  # the 4 evaluations and the best's re-score
+    assert ran == 5
     again = deepphoenix.search("tiny", objective=small_model_objective, proposer="random",
                                budget=3, run_dir=tmp_path / "run", quiet=True,
                                preset="smoke", workers=1)
     assert again.evaluations == 4 and again.best == best
-    assert len(pids.read_text().split()) == 4  # no evaluation ran again
+    assert len(pids.read_text().split()) == ran  # no evaluation ran again
     with pytest.raises(RunDirError, match=r"holds a different search .*proposer"):
         deepphoenix.search("tiny", objective=small_model_objective, proposer="tpe",
                            budget=3, run_dir=tmp_path / "run", quiet=True, preset="smoke")
