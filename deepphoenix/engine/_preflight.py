@@ -32,8 +32,8 @@ def preflight(run: RunDir, checker: Checker, emit: Callable[..., None]) -> None:
     (a built-in objective, no constraint, no parameter cap)."""
     rules = checker.settings
     objective = run.objective
-    if objective.builtin and not rules.active:
-        return
+    if (objective.builtin or objective.command) and not rules.active:
+        return  # nothing of the user's to load, no rule to check
     config = run.config
     seed = run.seed_program
     # A T5 on the refinement task is resized to the run's tokenizer, made after this.
@@ -52,8 +52,22 @@ def preflight(run: RunDir, checker: Checker, emit: Callable[..., None]) -> None:
                                f"{result.reason}; the search starts from the seed, so "
                                "loosen --max-params or --constraint, or start from another "
                                "seed")
+    if result.verdict is Verdict.UNKNOWN and result.rule == "build" and objective.command:
+        # The command never builds the program; the checks do, and cannot.
+        raise ConfigError(f"--max-params and --constraint check the program {_first(run)} "
+                          "executed on its own (a command objective never executes it), "
+                          f"and it fails there: {result.reason}; drop them, or search a "
+                          "file that runs on its own")
     if result.verdict is Verdict.UNKNOWN and result.rule == "build":
         raise DeepPhoenixError(f"the seed itself fails at the build stage: {result.reason}")
+    if rules.max_params is not None and count and result.verdict is Verdict.PASS \
+            and result.params is None and config.constraint_rounds and objective.command:
+        raise ConfigError(f"--max-params {rules.max_params:,} counts the parameters of the "
+                          f"`model` that {_first(run)} defines, and it defines none (a "
+                          "command objective builds its model in its own command); count "
+                          "it in a --constraint FILE.py:NAME instead: it gets what "
+                          f"{_first(run)} defines and the candidate's site values "
+                          "(ctx.values), on the meta device")
     if rules.max_params is not None and count and result.verdict is Verdict.PASS \
             and result.params is None and config.constraint_rounds:
         raise ConfigError(f"--max-params {rules.max_params:,} counts the parameters of the "
@@ -61,6 +75,11 @@ def preflight(run: RunDir, checker: Checker, emit: Callable[..., None]) -> None:
                           "named model); count what your objective builds in a --constraint "
                           "FILE.py:NAME instead (it runs on the meta device: building a "
                           "model there allocates no weights)")
+
+
+def _first(run: RunDir) -> str:
+    """The program a check executes: a project run's first file, by its path."""
+    return run.paths[0] if run.paths else "the seed"
 
 
 def proposer_preflight(run: RunDir, emit: Callable[..., Any]) -> None:

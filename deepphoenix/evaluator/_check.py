@@ -17,6 +17,7 @@ from typing import Any
 
 from deepphoenix.evaluator._constraint import ConstraintSpec
 from deepphoenix.executor import Executor, Submission
+from deepphoenix.mutator import split_bundle
 from deepphoenix.objectives import ObjectiveSpec
 from deepphoenix.sandbox import CheckJob, JobResult, JobStatus
 
@@ -86,7 +87,12 @@ class CheckSettings:
     def job(self, source: str, values: Mapping[str, Any], *, load_objective: bool = False,
             count: bool = True) -> CheckJob:
         """The check of `source`; `count=False` leaves the parameter cap out (the
-        model's size is not known yet: a T5 before the run's tokenizer exists)."""
+        model's size is not known yet: a T5 before the run's tokenizer exists). A
+        candidate of several files (a bundle's text) is checked as it is evaluated: its
+        first file is the program executed."""
+        files = split_bundle(source)
+        if files is not None:
+            source = files[0][1]
         return CheckJob(source=source, objective=self.objective.to_dict(), task=self.task,
                         vocab_size=self.vocab_size, seed=self.seed, values=dict(values),
                         max_params=self.max_params if count else None,

@@ -6,7 +6,10 @@ nothing; a program that cannot build there (it copies a tensor to a device, read
 value) is built again on the CPU. Then its ``model``'s parameters are counted against
 ``--max-params`` and the user's constraint, if any, is called as ``NAME(program, ctx)``,
 still on the meta device. At a run's start (``load_objective``) the objective's file is
-also loaded, so an objective that cannot import fails the run within seconds.
+also loaded, so an objective that cannot import fails the run within seconds. A command
+objective (``cmd:…``) never executes the program in its evaluation; it is executed here
+only to be checked (its ``model`` counted, the constraint given what it defines), as a
+user objective's program is (a candidate of several files: its first file).
 
 It never raises for a candidate's failure. It returns ``{"verdict": …, "rule": …,
 "reason": …, "traceback": …, "params": …, "built": …, "seconds": …}`` where the verdict is
@@ -69,7 +72,7 @@ def check_job(job: CheckJob, ctx: JobContext) -> dict[str, Any]:
         return {"verdict": verdict, "rule": rule, "reason": reason, "traceback": trace,
                 "seconds": time.perf_counter() - began, **extra}
 
-    if job.load_objective and not objective.builtin:
+    if job.load_objective and not objective.builtin and not objective.command:
         try:
             load_objective(objective.text, objective.function, objective.origin,
                            ctx.state.setdefault("objective", {}), objective.pickled)

@@ -172,3 +172,28 @@ def test_a_constraint_is_checked_before_it_is_stored(tmp_path: Path) -> None:
         resolve_constraint(lambda program: None)
     spec = resolve_constraint(lambda program, ctx: None)
     assert spec.pickled and spec.name.endswith("<lambda>")
+
+
+def test_a_candidate_of_several_files_is_checked_as_it_is_evaluated(
+        executor: LocalExecutor) -> None:
+    """A bundle's first file is the program (as its evaluation executes it), not the text
+    of every file run together."""
+    from deepphoenix.mutator import bundle_text
+
+    source = bundle_text([("model.py", PROGRAM),
+                          ("extra.py", "import torch\nmodel = torch.nn.Linear(100, 100)\n")])
+    (result,) = Checker(executor, _user(max_params=100)).check([("h", source, {})])
+    assert (result.verdict, result.params) == (Verdict.PASS, 12)
+
+
+def test_a_command_objective_is_not_loaded_but_its_program_is_checked(
+        executor: LocalExecutor) -> None:
+    """A command objective has no file to load in a worker; its run's rules still check
+    the program the candidate's first file defines."""
+    command = ObjectiveSpec("cmd:python train.py", metric="loss ([0-9.]+)")
+    checker = Checker(executor, CheckSettings(objective=command, max_params=100))
+    seed = checker.preflight("h", PROGRAM, {}, count=True)
+    assert (seed.verdict, seed.params) == (Verdict.PASS, 12)
+    (wide,) = Checker(executor, CheckSettings(objective=command, max_params=10)).check(
+        [("w", PROGRAM, {})])
+    assert (wide.verdict, wide.rule) == (Verdict.REJECT, "max-params")

@@ -314,3 +314,58 @@ def test_a_run_database_from_before_the_checks_reads_and_upgrades(tmp_path: Path
                                "reason": "", "raw_text": "", "redraw_of": 0}])
         assert [a.redraw_of for a in resumed.attempts()] == [None, 0]
         assert resumed.checks() == {}
+
+
+PROJECT_RULES = '''\
+def short(program, ctx):
+    # program: what model.py (the candidate's first file) defines; ctx.values: the sites
+    # of every file of the candidate
+    config = program["GPTConfig"](n_layer=ctx.values["n_layer"])
+    if ctx.values["block_size"] > 64:
+        return f"block_size {ctx.values['block_size']} for {program['parameters'](config)}"
+    return None
+'''
+
+
+def test_a_project_run_with_a_command_objective_is_checked_too(tmp_path: Path) -> None:
+    """Several files (--with) and a command objective (issue 32): the constraint gets what
+    the candidate's first file defines and every file's site values; a candidate it
+    rejects takes no slot and is drawn again."""
+    from tests.search.project import run_args, write_project
+
+    project = write_project(tmp_path / "nanogpt")
+    (tmp_path / "rules.py").write_text(PROJECT_RULES)
+    run_dir = tmp_path / "runs" / "x"
+    result = CliRunner().invoke(cli, [*run_args(project), "--constraint",
+                                      f"{tmp_path / 'rules.py'}:short", "--run-dir",
+                                      str(run_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with RunStore.open(run_dir) as store:
+        variants = store.variants()
+        attempts = store.attempts()
+        checks = store.checks()
+    scored = [v for v in variants if v.status == "scored"]
+    assert len(scored) == 5 and all(v.values["block_size"] <= 64 for v in scored)
+    rejected = [v for v in variants if v.status == "rejected"]
+    assert rejected and all(v.stage == "constraint" and v.values["block_size"] > 64
+                            and "for 401536" in v.reason for v in rejected)
+    assert all(checks[v.hash].verdict.value == "reject" for v in rejected)
+    assert sum(a.redraw_of is not None for a in attempts) == len(rejected)
+
+
+def test_max_params_with_a_command_objective_and_no_model_is_one_line(tmp_path: Path) -> None:
+    from tests.search.project import run_args, write_project
+
+    project = write_project(tmp_path / "nanogpt")
+    run_dir = tmp_path / "runs" / "x"
+    result = CliRunner().invoke(cli, [*run_args(project), "--max-params", "1000",
+                                      "--run-dir", str(run_dir)])
+    assert result.exit_code == 1
+    assert [line for line in result.stderr.splitlines() if "error" in line] == [
+        "error: --max-params 1,000 counts the parameters of the `model` that model.py "
+        "defines, and it defines none (a command objective builds its model in its own "
+        "command); count it in a --constraint FILE.py:NAME instead: it gets what model.py "
+        "defines and the candidate's site values (ctx.values), on the meta device"]
+    assert "Traceback" not in result.output
+    with RunStore.open(run_dir) as store:
+        assert store.evaluations_done() == 0
