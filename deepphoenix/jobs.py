@@ -1,17 +1,17 @@
 """The jobs a sandbox worker runs, and the worker's entry point.
 
-Each job kind is a record (`deepphoenix.sandbox`: `EvalJob`, `TrainJob`, `GenerateJob`,
-`GenerationJob`) and one function, named here by a real import, so the table sits above
-every package whose job it runs and the sandbox below it only serves it. `Worker` starts
-``python -m deepphoenix.jobs``. Each function's module is imported when its kind first
-runs, so a worker imports torch only for a job that needs it. A kind that is not in the
-table is refused (apart from a worker's `WorkerSettings.extra_jobs`).
+Each job kind is a record (`deepphoenix.sandbox`: `EvalJob`, `CheckJob`, `TrainJob`,
+`GenerateJob`, `GenerationJob`) and one function, named here by a real import, so the
+table sits above every package whose job it runs and the sandbox below it only serves it.
+`Worker` starts ``python -m deepphoenix.jobs``. Each function's module is imported when
+its kind first runs, so a worker imports torch only for a job that needs it. A kind that
+is not in the table is refused (apart from a worker's `WorkerSettings.extra_jobs`).
 """
 
 from __future__ import annotations
 
 from deepphoenix.sandbox._child import JobFunction, JobTable, serve
-from deepphoenix.sandbox._records import EvalJob, GenerateJob, GenerationJob, TrainJob
+from deepphoenix.sandbox._records import CheckJob, EvalJob, GenerateJob, GenerationJob, TrainJob
 
 __all__ = ["JOBS", "main"]
 
@@ -20,6 +20,12 @@ def _evaluate() -> JobFunction:
     from deepphoenix.evaluator._jobs import evaluate_job
 
     return evaluate_job
+
+
+def _check() -> JobFunction:
+    from deepphoenix.evaluator._check_job import check_job
+
+    return check_job
 
 
 def _train() -> JobFunction:
@@ -42,6 +48,7 @@ def _generation() -> JobFunction:
 
 JOBS: JobTable = {
     EvalJob: _evaluate,
+    CheckJob: _check,
     TrainJob: _train,
     GenerateJob: _generate,
     GenerationJob: _generation,

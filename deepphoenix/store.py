@@ -13,7 +13,13 @@ Tables:
   string "NaN", "Infinity" or "-Infinity").
 - ``attempts``: every candidate a proposer produced (episode, batch, slot), its parent,
   the variant it grounded to (none when the text was unparseable or ungrounded), the
-  outcome, the edits, and the raw text. These are the lineage graph's edges.
+  outcome, the edits, and the raw text. These are the lineage graph's edges. A candidate
+  drawn again because the one before it broke a constraint names that one's slot
+  (``redraw_of``; new slots are numbered after the batch's first draw).
+- ``checks`` (``--max-params``, ``--constraint``): each variant checked before it could
+  take an evaluation slot: the verdict (``pass``, ``reject``, ``error``, ``unknown``), the
+  rule that said so, its reason and the parameter count. A variant the check blocked is
+  also ``rejected`` at stage ``constraint`` in ``variants``, never evaluated.
 - ``batches`` and ``episodes``: the loop's progress, the RNG seed each batch drew from,
   the best variant after each, the training curve of each episode's model.
 - ``rungs`` (``--strategy async``, ``--fidelity asha``): every evaluation job, by variant
@@ -39,7 +45,7 @@ from typing import Any
 from urllib.parse import quote
 
 from deepphoenix.errors import RunDirError
-from deepphoenix.evaluator import EvalResult
+from deepphoenix.evaluator import CheckResult, EvalResult
 from deepphoenix.objectives import Direction
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "RunStore", "VariantRow"]
@@ -82,6 +88,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     edits TEXT NOT NULL DEFAULT '[]',
     raw_text TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
+    redraw_of INTEGER,
     UNIQUE (episode, batch, slot)
 );
 CREATE TABLE IF NOT EXISTS batches (
@@ -120,8 +127,22 @@ CREATE TABLE IF NOT EXISTS rungs (
     PRIMARY KEY (hash, rung)
 );
 """
-# The rungs table came after schema 2's first runs: a resume adds it (it is empty until
-# a run uses --strategy async or --fidelity asha), readers of older runs find none.
+_CHECKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checks (
+    hash TEXT PRIMARY KEY,
+    verdict TEXT NOT NULL,
+    rule TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    params INTEGER,
+    built TEXT NOT NULL DEFAULT '',
+    seconds REAL,
+    created_at REAL NOT NULL
+);
+"""
+_SCHEMA += _CHECKS_SCHEMA
+# The rungs table came after schema 2's first runs, and the checks table and the attempts'
+# redraw_of column after it: a resume adds them (empty until a run uses them), readers of
+# older runs find none.
 _RUNGS_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS rungs"):]
 
 
@@ -159,6 +180,7 @@ class AttemptRow:
     reason: str
     edits: list[dict[str, Any]]
     raw_text: str
+    redraw_of: int | None = None  # the slot this candidate was drawn again for
 
 
 class _Connection(sqlite3.Connection):
@@ -274,9 +296,10 @@ class RunStore:
 
     def upgrade(self) -> None:
         """Bring a schema-1 database to this schema (before a resume writes to it): the
-        score column, filled from the few-shot mean loss, and the fewshot objective."""
+        score column, filled from the few-shot mean loss, and the fewshot objective; and
+        add the tables and columns that came later in schema 2."""
         if self.get_meta("schema_version") == SCHEMA_VERSION:
-            self.db.executescript(_RUNGS_SCHEMA)
+            self._add_later_parts()
             return
         with self.transaction():
             self.db.execute("ALTER TABLE variants ADD COLUMN score REAL")
@@ -284,8 +307,14 @@ class RunStore:
             if self.get_meta("objective") is None:
                 self.set_meta("objective", _LEGACY_OBJECTIVE)
             self.set_meta("schema_version", SCHEMA_VERSION)
-        self.db.executescript(_RUNGS_SCHEMA)
+        self._add_later_parts()
         self._score_column = "score"
+
+    def _add_later_parts(self) -> None:
+        self.db.executescript(_RUNGS_SCHEMA)
+        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(attempts)")}
+        if "redraw_of" not in columns:
+            self.db.execute("ALTER TABLE attempts ADD COLUMN redraw_of INTEGER")
 
     @property
     def objective(self) -> dict[str, Any]:
@@ -416,14 +445,60 @@ class RunStore:
             return []
         return [{**dict(r), "metrics": json.loads(r["metrics"])} for r in rows]
 
+    # -- checks (--max-params, --constraint) ---------------------------------------------
+    def record_check(self, result: CheckResult) -> None:
+        """Store a check; a variant it blocks becomes ``rejected`` at stage
+        ``constraint`` (never evaluated)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO checks (hash, verdict, rule, reason, params, built, "
+            "seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (result.hash, result.verdict.value, result.rule, result.reason, result.params,
+             result.built, result.seconds, time.time()))
+        if result.blocks:
+            metrics = {"params": result.params} if result.params is not None else {}
+            self.db.execute(
+                "UPDATE variants SET status = 'rejected', stage = 'constraint', reason = ?, "
+                "traceback = ?, metrics = ? WHERE hash = ?",
+                (result.reason, result.traceback, metrics_json(metrics), result.hash))
+
+    def checks(self) -> dict[str, CheckResult]:
+        """Every check, by variant, in the order they were recorded (empty for a run
+        without constraints, or from before the checks table)."""
+        try:
+            rows = self.db.execute("SELECT * FROM checks ORDER BY created_at, rowid").fetchall()
+        except sqlite3.OperationalError:
+            return {}
+        return {r["hash"]: CheckResult.from_dict(dict(r)) for r in rows}
+
+    def blocked(self) -> list[tuple[float, str, int, int]]:
+        """Variants a check blocked, in the order they were checked: (when, hash, and the
+        episode and batch of the attempt that proposed it)."""
+        try:
+            rows = self.db.execute(
+                "SELECT c.created_at, c.hash, a.episode, a.batch FROM checks c JOIN attempts a "
+                "ON a.child = c.hash WHERE c.verdict IN ('reject', 'error') "
+                "GROUP BY c.hash ORDER BY c.created_at, c.rowid").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [(float(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def check(self, hash_: str) -> CheckResult | None:
+        try:
+            row = self.db.execute("SELECT * FROM checks WHERE hash = ?", (hash_,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else CheckResult.from_dict(dict(row))
+
     # -- attempts ------------------------------------------------------------------------
     def add_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
         now = time.time()
         self.db.executemany(
             "INSERT INTO attempts (episode, batch, slot, parent, child, proposer, outcome, "
-            "reason, edits, raw_text, created_at) VALUES (:episode, :batch, :slot, :parent, "
-            ":child, :proposer, :outcome, :reason, :edits, :raw_text, :created_at)",
-            [{**r, "edits": json.dumps(r.get("edits", [])), "created_at": now} for r in rows],
+            "reason, edits, raw_text, created_at, redraw_of) VALUES (:episode, :batch, "
+            ":slot, :parent, :child, :proposer, :outcome, :reason, :edits, :raw_text, "
+            ":created_at, :redraw_of)",
+            [{**r, "edits": json.dumps(r.get("edits", [])), "created_at": now,
+              "redraw_of": r.get("redraw_of")} for r in rows],
         )
 
     def attempts(self, episode: int | None = None, batch: int | None = None) -> list[AttemptRow]:
@@ -513,6 +588,7 @@ def _attempt(row: sqlite3.Row) -> AttemptRow:
         parent=row["parent"], child=row["child"], proposer=row["proposer"],
         outcome=row["outcome"], reason=row["reason"], edits=json.loads(row["edits"]),
         raw_text=row["raw_text"],
+        redraw_of=row["redraw_of"] if "redraw_of" in row.keys() else None,  # noqa: SIM118
     )
 
 

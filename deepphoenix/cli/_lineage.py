@@ -91,10 +91,12 @@ def show(run_dir: Path, as_json: bool) -> None:
         steps.append(step)
     objective = graph.graph.get("objective", "score")
     direction = graph_direction(graph)
+    constraints = study.constraints()
     if as_json:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
                    "direction": direction.value, "path": steps,
-                   "pruned": dict(sorted(pruned.items()))})
+                   "pruned": dict(sorted(pruned.items())),
+                   "constraints": constraints.to_dict()})
         return
     if status == "interrupted":
         click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
@@ -123,6 +125,8 @@ def show(run_dir: Path, as_json: bool) -> None:
     if pruned:
         by_rung = ", ".join(f"{n} at {stage}" for stage, n in sorted(pruned.items()))
         click.echo(f"stopped early (asha): {by_rung}; only full evaluations are compared")
+    if constraints.any:
+        click.echo(f"constraints: {constraints.describe()}")
 
 
 @lineage.command("best")

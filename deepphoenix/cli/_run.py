@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -29,21 +30,20 @@ from deepphoenix.engine import (
     Event,
     RunConfig,
     RunData,
+    eval_settings,
+    eval_worker,
+    needs_pairs,
     prepare_run_data,
     preset,
     strategy_names,
 )
 from deepphoenix.errors import ConfigError, RunDirError
-from deepphoenix.evaluator import EvalSettings, Evaluator
+from deepphoenix.evaluator import Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
-from deepphoenix.objectives import (
-    is_command,
-    objective_names,
-    resolve_objective,
-    uses_heldout,
-)
+from deepphoenix.mutator import read_source
+from deepphoenix.objectives import is_command, objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
-from deepphoenix.sandbox import WorkerSettings, isolation_summary
+from deepphoenix.sandbox import isolation_summary
 from deepphoenix.scores import format_score
 from deepphoenix.seeds import CODET5_DIR, codet5_config
 from deepphoenix.store import DB_NAME
@@ -134,6 +134,10 @@ class _RunDisplay:
         elif kind == "proposed":
             outcomes = ", ".join(f"{n} {k}" for k, n in sorted(f["outcomes"].items()))
             self.reporter.status(f"  batch {f['batch']}: proposed {outcomes}", force=True)
+        elif kind == "redraw":
+            self.reporter.status(f"  batch {f['batch']}: drawing {f['count']} again (draw "
+                                 f"{f['round'] + 1} of {f['rounds']}): {f['reasons']}",
+                                 force=True)
         elif kind == "evaluated":
             if f["status"] == "scored":
                 self.scored += 1
@@ -246,7 +250,17 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
               help="The data of the built-in objectives: refinement (seq2seq, the paper) or "
                    "code-lm (byte-level language modelling of Python source).")
 @click.option("--max-params", type=click.IntRange(min=1), default=None,
-              help="Reject a candidate with more parameters before it trains.")
+              help="Reject a candidate whose model has more parameters, before it takes "
+                   "an evaluation slot (counted without weights, on torch's meta device); "
+                   "its slot is drawn again.")
+@click.option("--constraint", type=str, default=None, metavar="PATH.py:FN|module:FN",
+              help="Your rule FN(program, ctx) -> reason or None, checked in a sandboxed "
+                   "worker before a candidate is evaluated (program built on the meta "
+                   "device; ctx.values, ctx.params); a candidate it rejects is drawn again.")
+@click.option("--constraint-rounds", type=click.IntRange(min=0, max=64), default=None,
+              help="Draws per slot whose candidate breaks --max-params or --constraint "
+                   "(0: check --max-params only when a candidate is evaluated).  "
+                   "[default: 8]")
 @click.option("--executor", type=click.Choice(executor_names()), default=None,
               help="Where sandboxed jobs run: local (this machine) or ray (a Ray cluster; "
                    "pip install 'deepphoenix[ray]').  [default: local]")
@@ -364,7 +378,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
             raise
     else:
         named = {k: settings.pop(k) for k in ("objective", "grammar", "proposer", "strategy",
-                                              "direction") if k in settings}
+                                              "direction", "constraint") if k in settings}
         plan = plan_search(preset_name=preset_name, **named, **settings)
         config = plan.config
         require_device(config.device)  # before any run directory is made
@@ -386,6 +400,13 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     several = summary.best_path.is_dir()  # a candidate of several files: best/
     standalone = None if several else _write_standalone(run_dir, summary.best_path,
                                                         config.vocab_size)
+    if summary.nothing_evaluated:  # not a search: say why, and exit non-zero
+        if as_json:
+            click.echo(json.dumps({"event": "summary", **summary.to_dict(), "plots": []}))
+        else:
+            click.echo(f"run directory: {_shown(run_dir)}")
+            click.echo(f"lineage:       deepphoenix lineage show {_shown(run_dir)}")
+        fail(summary.nothing_evaluated)
     plots = [] if no_plots else write_plots(run_dir, run_dir / "plots")
     if as_json:
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
@@ -465,57 +486,69 @@ def _shown(path: str | Path) -> str:
 
 @click.command(short_help="Score FILE as a run would score a candidate.")
 @click.argument("file", type=click.Path(path_type=str))
-@grammar_option
-@click.option("--objective", type=str, default="fewshot", show_default=True,
-              metavar="NAME|PATH.py:FN|module:FN",
-              help=f"How to score FILE: {', '.join(objective_names())}, or your own function.")
+@click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="cpu",
+              show_default=True,
+              help="Score FILE as a run of this preset scores its seed: the same data, "
+                   "few-shot budget, evaluation seed and worker threads.")
+@grammar_option(default=None)
+@click.option("--objective", type=str, default=None, metavar="NAME|PATH.py:FN|module:FN",
+              help=f"How to score FILE: {', '.join(objective_names())}, or your own function."
+                   + _per_preset("objective"))
 @click.option("--direction", type=str, default=None, metavar="minimize|maximize",
               help="Whether a lower or a higher score is better (reported, not used).")
-@click.option("--task", type=click.Choice(TASK_NAMES), default="refinement", show_default=True,
-              help="The data of the built-in objectives.")
-@click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Few-shot rows (one epoch): refinement pairs or code-lm blocks.")
-@click.option("--heldout-samples", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Held-out rows of the val-loss objective.")
-@click.option("--vocab-size", type=click.IntRange(min=261), default=1024, show_default=True,
-              help="Size of the BPE trained on the refinement pairs.")
-@click.option("--seed", "seed_", type=int, default=0, show_default=True,
-              help="Seed of the data and of the model's initialisation.")
-@click.option("--device", type=DEVICES, default="auto", show_default=True,
-              help="Where the model trains: auto uses CUDA when present.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
-              show_default=True, help="Seconds (wall clock) before the evaluation is killed.")
+@click.option("--task", type=click.Choice(TASK_NAMES), default=None,
+              help="The data of the built-in objectives." + _per_preset("task"))
+@click.option("--samples", type=click.IntRange(min=1), default=None,
+              help="Few-shot rows (one epoch): refinement pairs or code-lm blocks."
+                   + _per_preset("fewshot_samples"))
+@click.option("--heldout-samples", type=click.IntRange(min=1), default=None,
+              help="Held-out rows of the val-loss objective." + _per_preset("heldout_samples"))
+@click.option("--vocab-size", type=click.IntRange(min=261), default=None,
+              help="Size of the BPE trained on the refinement pairs."
+                   + _per_preset("vocab_size"))
+@click.option("--seed", "seed_", type=int, default=None,
+              help="Run seed: the data and the evaluation seed derive from it, as in a run."
+                   + _per_preset("seed"))
+@click.option("--device", type=DEVICES, default=None,
+              help="Where the model trains: auto uses CUDA when present." + _per_preset("device"))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds (wall clock) before the evaluation is killed."
+                   + _per_preset("timeout"))
 @click.option("--disk-limit", "disk_limit_gb", type=click.FloatRange(min=0), default=None,
               metavar="GB", help="What the worker's workspace may hold, and the largest "
                                  "file it may write, in GB (0: none).  [default: 10]")
 @json_option
-def evaluate(file: str, grammar: str, objective: str, direction: str | None, task: str,
-             samples: int, heldout_samples: int, vocab_size: int, seed_: int, device: str,
-             timeout: float, disk_limit_gb: float | None, as_json: bool) -> None:
+def evaluate(file: str, preset_name: str, grammar: str | None, objective: str | None,
+             direction: str | None, task: str | None, samples: int | None,
+             heldout_samples: int | None, vocab_size: int | None, seed_: int | None,
+             device: str | None, timeout: float | None, disk_limit_gb: float | None,
+             as_json: bool) -> None:
     """Score FILE as a run would score a candidate: build its model in a sandboxed worker,
     train one epoch on the first SAMPLES rows (refinement pairs in FILE's style, or Python
-    source blocks), and compute the objective."""
-    require_device(device)
-    spec = resolve_objective(objective, direction)
-    program = load_program(file, grammar)
-    config = RunConfig(
-        objective=objective, direction=direction, task=task, fewshot_samples=samples,
-        heldout_samples=heldout_samples, dataset_size=samples + heldout_samples,
-        vocab_size=vocab_size, seed=seed_, device=device, timeout=timeout,
-        disk_limit_gb=disk_limit_gb)
-    config.validate()
+    source blocks), and compute the objective. A grammar is read only where the data are
+    made from FILE's sites (the built-in objectives on the refinement task); an objective
+    that reads no task data (self-replication, your own) scores any file."""
+    base = preset(preset_name)
+    given = {"objective": objective, "direction": direction, "task": task,
+             "fewshot_samples": samples, "heldout_samples": heldout_samples,
+             "vocab_size": vocab_size, "seed": seed_, "device": device, "timeout": timeout,
+             "grammar": grammar, "disk_limit_gb": disk_limit_gb}
+    # The run's data, never fewer rows than the evaluation reads.
+    rows = (samples or base.fewshot_samples) + (heldout_samples or base.heldout_samples)
+    config = base.with_overrides(**given, dataset_size=max(base.dataset_size, rows))
+    require_device(config.device)
+    spec = resolve_objective(config.objective, config.direction)
+    text = read_source(file)
+    program = load_program(file, config.grammar) if needs_pairs(config) else None
+    key = program.hash if program is not None else hashlib.sha256(text.encode()).hexdigest()
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
         Path(folder).chmod(0o755)  # a worker that is not root reads its data
         data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
-        settings = ExecutorSettings(workers=1, worker=WorkerSettings(
-            device=device, memory_limit=config.memory_limit_bytes(), readable=(folder,),
-            disk_limit=config.disk_limit_bytes()))
+        settings = ExecutorSettings(workers=1, worker=eval_worker(config, spec, text,
+                                                                  readable=(folder,)))
         with LocalExecutor(settings) as executor:
-            evaluator = Evaluator(executor, EvalSettings(
-                objective=spec, task=task, rows=data.rows, vocab_size=data.vocab_size,
-                samples=samples, heldout=heldout_samples if uses_heldout(objective) else 0,
-                seed=seed_, timeout=timeout))
-            (result,) = list(evaluator.evaluate([(program.hash, program.text)]))
+            evaluator = Evaluator(executor, eval_settings(config, spec, data))
+            (result,) = list(evaluator.evaluate([(key, text)]))
             isolation = dict(executor.pool.workers[0].isolation)
     if as_json:
         echo_json({**result.to_dict(), "objective": spec.name,

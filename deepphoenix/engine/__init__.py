@@ -1,18 +1,21 @@
 """Runs: the self-reprogramming loop and the pieces around it, one module a stage —
 `RunConfig` and presets (`_config`), the run directory and its lock (`_rundir`), the data
 (`_data`), the loop (`_loop`; without batch barriers, `_async`), search strategies
-(`_strategy`), multi-fidelity rungs (`_fidelity`), a run's project (`_project`), and
+(`_strategy`), multi-fidelity rungs (`_fidelity`), the pre-flight checks (`_preflight`),
+the evaluation workers' settings (`_settings`, shared with ``deepphoenix evaluate`` and the
+final re-score, `_rescore`), a run's project (`_project`), and
 `Run`, which wires them up (`_run`)."""
 
 from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
-from deepphoenix.engine._data import RunData, prepare_run_data
+from deepphoenix.engine._data import RunData, needs_pairs, prepare_run_data
 from deepphoenix.engine._fidelity import FIDELITIES, rung_resources
 from deepphoenix.engine._loop import Event, SearchLoop
 from deepphoenix.engine._pretrain import RunPairs, pretraining_pairs
 from deepphoenix.engine._project import Project, project_folder, read_project
 from deepphoenix.engine._run import Run, RunSummary
 from deepphoenix.engine._rundir import RunDir, derive_seed, load_seed_text
+from deepphoenix.engine._settings import check_settings, eval_settings, eval_worker
 from deepphoenix.engine._strategy import (
     Async,
     BestOfN,
@@ -46,9 +49,13 @@ __all__ = [
     "SearchLoop",
     "Strategy",
     "best_of",
+    "check_settings",
     "derive_seed",
+    "eval_settings",
+    "eval_worker",
     "get_strategy",
     "load_seed_text",
+    "needs_pairs",
     "prepare_run_data",
     "preset",
     "pretraining_pairs",

@@ -39,7 +39,7 @@ from deepphoenix.engine._loop import SearchLoop
 from deepphoenix.engine._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
 from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.engine._strategy import Async, Scored, Strategy, best_of
-from deepphoenix.evaluator import EvalResult, EvalStatus, Evaluator
+from deepphoenix.evaluator import Checker, EvalResult, EvalStatus, Evaluator
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
 
@@ -50,8 +50,9 @@ class AsyncLoop(SearchLoop):
     """Evaluations started one at a time, whenever a worker frees (see the module)."""
 
     def __init__(self, run: RunDir, proposer: Proposer, evaluator: Evaluator,
-                 strategy: Strategy, emit: Callable[..., None]) -> None:
-        super().__init__(run, proposer, evaluator, strategy, emit)
+                 strategy: Strategy, emit: Callable[..., None],
+                 checker: Checker | None = None) -> None:
+        super().__init__(run, proposer, evaluator, strategy, emit, checker)
         c = self.config
         rungs = c.rungs()
         self.resources: list[int | None] = list(rungs) if rungs is not None else [None]
@@ -85,11 +86,30 @@ class AsyncLoop(SearchLoop):
         if row is None:
             return None
         parent = self.parents.get(hash_, self.run.seed_program.hash)
+        violation = self._violation(row)
         if status == EvalStatus.SCORED.value and rung < self.top:
-            return Observation(parent, hash_, row.values, "pruned", None, rung, score)
+            return Observation(parent, hash_, row.values, "pruned", None, rung, score,
+                               violation)
         return Observation(parent, hash_, row.values, status,
                            score if status == EvalStatus.SCORED.value else None,
-                           rung if self.resources[rung] is not None else None, score)
+                           rung if self.resources[rung] is not None else None, score,
+                           violation)
+
+    def _history(self, rows: list[dict[str, Any]]) -> list[tuple[float, Observation]]:
+        """Every result the proposer was told before this start, with when: each finished
+        rung, and each candidate a check blocked in a finished batch (a batch still open
+        replays its own when it is settled again)."""
+        found = [(float(row["finished_at"]), o) for row in rows if row["status"] != "running"
+                 for o in [self._observation(row["hash"], row["rung"], row["status"],
+                                             row["score"])] if o is not None]
+        finished = {(b["episode"], b["batch"]) for b in self.store.batches()
+                    if b["finished_at"] is not None}
+        for when, hash_, episode, batch in self.store.blocked():
+            row = self.store.variant(hash_)
+            if (episode, batch) in finished and row is not None:
+                found.append((when, self._seen(self.parents.get(
+                    hash_, self.run.seed_program.hash), row)))
+        return found
 
     def _best(self) -> str:
         """The best full evaluation so far (the seed on ties: the earliest stays)."""
@@ -125,9 +145,7 @@ class AsyncLoop(SearchLoop):
         c = self.config
         self._evaluate_seed()
         rows = self._load()
-        history = [o for row in rows if row["status"] != "running"
-                   for o in [self._observation(row["hash"], row["rung"], row["status"],
-                                               row["score"])] if o is not None]
+        history = [o for _, o in sorted(self._history(rows), key=lambda item: item[0])]
         if history:
             self.proposer.observe(history)
         steady = isinstance(self.strategy, Async)
@@ -168,7 +186,15 @@ class AsyncLoop(SearchLoop):
         steps = c.batches * c.candidates
         proposed = {a.batch for a in self.store.attempts() if a.episode == episode}
         step = len(proposed)
-        # Proposed candidates a killed run never started start now.
+        # A step a killed run left open (its candidate drawn, not yet checked or redrawn)
+        # is settled first, as it would have been; then proposed candidates a killed run
+        # never started start now.
+        for open_step in sorted(proposed):
+            record = self.store.batch(episode, open_step)
+            if record is not None and record["finished_at"] is None:
+                self._settle(episode, open_step, record["parent"], record["seed"], 1,
+                             warn=False)
+                self.store.finish_batch(episode, open_step, record["parent"])
         for attempt in self.store.attempts():
             if attempt.episode == episode:
                 self._start_new(attempt.child, attempt.outcome, episode)
@@ -200,7 +226,7 @@ class AsyncLoop(SearchLoop):
         seed = derive_seed(c.seed, "propose", episode, step)
         self.store.start_batch(episode, step, parent, seed)
         self.proposer.pending([self._values(h) for h in self._running_hashes()])
-        plan = self._propose(episode, step, parent, seed, count=1)
+        plan = self._settle(episode, step, parent, seed, 1, warn=False)
         self.emit("proposed", episode=episode, batch=step, outcomes=plan.outcomes)
         for child in plan.valid:
             self.parents.setdefault(child, parent)

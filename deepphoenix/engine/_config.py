@@ -63,6 +63,10 @@ class RunConfig:
     heldout_samples: int = 64  # val-loss: the last K rows, never trained on
     block_size: int = 64  # code-lm: bytes a model reads per row
     max_params: int | None = None  # reject a candidate above this many parameters
+    constraint: str | None = None  # PATH.py:NAME | module:NAME: NAME(program, ctx) -> reason
+    #                                 or None, checked before a candidate is evaluated
+    constraint_rounds: int = 8  # draws per slot whose candidate breaks --max-params or
+    #                             --constraint (0: no check before evaluation, as before)
     # -- how ------------------------------------------------------------------------------
     proposer: str = "learned"  # learned | t5 (the paper's) | tpe | random (grammar draws)
     proposer_source: str | None = None  # the T5 that proposes: self | a seed | a file
@@ -196,6 +200,14 @@ class RunConfig:
         _check_int("threads", self.threads, 0)
         _check_int("top_k", self.top_k, 0)
         _check_int("draw_rounds", self.draw_rounds, 1)
+        _check_int("constraint_rounds", self.constraint_rounds, 0)
+        if self.constraint is not None:
+            if not isinstance(self.constraint, str) or not self.constraint.strip():
+                raise ConfigError(f"Expected PATH.py:NAME or module:NAME but got "
+                                  f"constraint={self.constraint!r}")
+            if self.constraint_rounds < 1:
+                raise ConfigError("--constraint is checked before a candidate is evaluated: "
+                                  "it needs constraint_rounds >= 1")
         if self.train_samples is not None:
             _check_int("train_samples", self.train_samples, 1)
         slots = self.episodes * self.batches * self.candidates
@@ -337,8 +349,8 @@ _MAX_INT = {
     "fewshot_samples": 10_000_000, "heldout_samples": 1_000_000, "train_samples": 10_000_000,
     "train_epochs": 100_000, "train_batch_size": 65_536, "fewshot_batch_size": 65_536,
     "workers": 256, "block_size": 65_536, "vocab_size": 262_144, "threads": 4096,
-    "draw_rounds": 64, "top_k": 1_000_000, "eta": 64, "min_resource": 10_000_000,
-    "max_steps": 100_000_000,
+    "draw_rounds": 64, "constraint_rounds": 64, "top_k": 1_000_000, "eta": 64,
+    "min_resource": 10_000_000, "max_steps": 100_000_000,
 }
 
 

@@ -33,7 +33,7 @@ from deepphoenix.proposers import (
 )
 from deepphoenix.store_io import write_text_atomic
 
-__all__ = ["VIEW_DIR", "RunData", "prepare_run_data"]
+__all__ = ["VIEW_DIR", "RunData", "needs_pairs", "prepare_run_data"]
 
 _LM_FILE = "blocks.json"
 _META = "data.json"
@@ -52,12 +52,13 @@ class RunData:
     proposer_init: Path | None = None  # the run's copy of a pretrained proposer (--proposer-init)
 
 
-def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bundle,
+def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bundle | None,
                      refinement: bool, view: bool = False) -> RunData:
     """Make (or read back) the data a run needs. `refinement`: whether anything needs the
-    refinement pairs (a learned proposer, or the refinement task). `view`: the proposer
-    reads the program view, so its pairs are views, kept apart in ``data/view/`` (the
-    refinement task, if any, keeps its pairs of whole sources in ``data/``).
+    refinement pairs (a learned proposer, or the refinement task); only those are made
+    from `seed_program`'s sites (it may be None where they are not needed). `view`: the
+    proposer reads the program view, so its pairs are views, kept apart in ``data/view/``
+    (the refinement task, if any, keeps its pairs of whole sources in ``data/``).
 
     Before any pair is made, the first few pairs are tokenized: a program too long for
     the proposer (or the task) fails here, in seconds, with one line saying what to do."""
@@ -71,10 +72,14 @@ def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bu
         view = False
     task = config.task == "refinement" and _builtin(config)
     proposer = None
+    if needs_pairs(config, refinement) and seed_program is None:
+        raise ValueError("the refinement pairs are made from a seed program's sites")
     if refinement and view:
+        assert seed_program is not None
         proposer = _refinement(folder / VIEW_DIR, config, seed_program, init, "view")
     source = None
     if task or (refinement and not view):
+        assert seed_program is not None
         reader = "task" if not refinement or view else config.proposer
         source = _refinement(folder, config, seed_program, None if view else init, reader)
         if proposer is None and refinement:
@@ -89,6 +94,12 @@ def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bu
             rows, count = _lm_blocks(folder, config)
     vocab = source.vocab_size if source is not None else config.vocab_size
     return RunData(proposer, rows, vocab, count, init)
+
+
+def needs_pairs(config: RunConfig, refinement: bool = False) -> bool:
+    """Whether a run with `config` makes refinement pairs (from its seed's grammar sites):
+    for a learned proposer (`refinement`), or to score on the refinement task."""
+    return refinement or (config.task == "refinement" and _builtin(config))
 
 
 def _builtin(config: RunConfig) -> bool:

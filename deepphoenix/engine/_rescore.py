@@ -30,7 +30,6 @@ from deepphoenix.evaluator import (
     EvalSettings,
     EvalStatus,
     Evaluator,
-    evaluation_preload,
     inconsistency,
 )
 from deepphoenix.objectives import Direction, ObjectiveSpec, uses_task
@@ -196,10 +195,9 @@ def rescore_run(run_dir: Path, top: int, tolerance: float = DEFAULT_TOLERANCE,
     """Evaluate the `top` best-scored variants of the run in `run_dir` again, in a fresh
     sandbox worker with the run's own settings (threads, device, memory, data), each from
     its source rendered from the seed and its recorded values."""
-    from deepphoenix.engine._run import eval_settings
     from deepphoenix.engine._rundir import stored_project
+    from deepphoenix.engine._settings import eval_settings, eval_worker
     from deepphoenix.executor import ExecutorSettings, LocalExecutor
-    from deepphoenix.sandbox import WorkerSettings
 
     run_dir = Path(run_dir).resolve()
     with RunStore.open(run_dir) as store:
@@ -218,11 +216,8 @@ def rescore_run(run_dir: Path, top: int, tolerance: float = DEFAULT_TOLERANCE,
         raise RunDirError(f"{run_dir}: the run has no data yet, so nothing can be re-scored")
     data = prepare_run_data(data_dir, config, seed, refinement=False)
     settings: EvalSettings = eval_settings(config, objective, data, project, paths)
-    worker = WorkerSettings(threads=config.worker_threads(),
-                            memory_limit=config.memory_limit_bytes(), device=config.device,
-                            hidden=(str(run_dir),), readable=(str(data_dir),),
-                            preload=evaluation_preload(objective, seed.text),
-                            disk_limit=config.disk_limit_bytes())
+    worker = eval_worker(config, objective, seed.text, hidden=(str(run_dir),),
+                         readable=(str(data_dir),))
     found = []
     with LocalExecutor(ExecutorSettings(workers=1, worker=worker)) as executor:
         evaluator = Evaluator(executor, settings)

@@ -1,6 +1,7 @@
 """`Run`: one run directory, wired up. It creates or resumes the directory (`RunDir`),
-makes the data (`prepare_run_data`), starts the executor, the proposer and the evaluator
-from the config, hands them to the `SearchLoop`, and writes the summary."""
+starts the executor, runs the pre-flight checks (`_preflight`), makes the data
+(`prepare_run_data`), starts the proposer, the checker and the evaluator from the config,
+hands them to the `SearchLoop`, and writes the summary."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ from typing import Any
 from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, RunConfig
 from deepphoenix.engine._data import RunData, prepare_run_data
-from deepphoenix.engine._loop import Event, SearchLoop
+from deepphoenix.engine._loop import Event, SearchLoop, unevaluable
+from deepphoenix.engine._preflight import preflight, proposer_preflight
 from deepphoenix.engine._render import render_files, render_source
 from deepphoenix.engine._rescore import rescore_best
-from deepphoenix.engine._rundir import RunDir, derive_seed
+from deepphoenix.engine._rundir import RunDir
+from deepphoenix.engine._settings import check_settings, eval_settings, eval_worker
 from deepphoenix.engine._strategy import get_strategy
 from deepphoenix.errors import ConfigError
-from deepphoenix.evaluator import EvalSettings, Evaluator, evaluation_preload
+from deepphoenix.evaluator import Checker, EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, get_executor
 from deepphoenix.mutator import Bundle
-from deepphoenix.objectives import Direction, ObjectiveSpec
+from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
     ProposerContext,
     SampleSettings,
@@ -37,20 +40,6 @@ from deepphoenix.store import RunStore
 from deepphoenix.store_io import write_text_atomic, write_tree
 
 __all__ = ["Run", "RunSummary"]
-
-
-def eval_settings(c: RunConfig, objective: ObjectiveSpec, data: RunData,
-                  project: Path | None = None, paths: tuple[str, ...] = ()) -> EvalSettings:
-    """How a run's candidates are scored (and re-scored: `lineage verify --rescore`); a
-    project run's candidates are evaluated in a copy of `project` with their `paths`."""
-    return EvalSettings(
-        objective=objective, task=c.task, rows=data.rows, vocab_size=data.vocab_size,
-        samples=c.fewshot_samples,
-        heldout=c.heldout_samples if objective.uses_heldout else 0,
-        batch_size=c.fewshot_batch_size, lr=c.fewshot_lr,
-        seed=derive_seed(c.seed, "fewshot"), timeout=c.timeout, max_params=c.max_params,
-        project=project, path=paths[0] if len(paths) == 1 else None,
-        link_bytes=int(c.link_over_mb * 2**20))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +57,9 @@ class RunSummary:
     seconds: float
     best_path: Path
     rescore: str = ""  # the best's re-score in a fresh process: "reproduced", … (_rescore)
+    # Why the run evaluated nothing but its seed ("" when it evaluated more): its
+    # proposals' outcomes, most frequent first. The CLI exits non-zero with it.
+    nothing_evaluated: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "objective": self.objective,
@@ -76,7 +68,7 @@ class RunSummary:
                 "best_hash": self.best_hash, "best_score": self.best_score,
                 "best_params": self.best_params, "evaluations": self.evaluations,
                 "seconds": self.seconds, "best_path": str(self.best_path),
-                "rescore": self.rescore}
+                "rescore": self.rescore, "nothing_evaluated": self.nothing_evaluated}
 
 
 class Run:
@@ -155,6 +147,11 @@ class Run:
         # and remote workers start (import torch) while the data is made.
         executor = get_executor(c.executor, self._executor_settings())
         try:
+            # Every check that can end the run, before any data is made (_preflight).
+            checker = Checker(executor, check_settings(c, objective, self.dir.constraint,
+                                                       c.vocab_size))
+            preflight(self.dir, checker, self.emit)
+            proposer_preflight(self.dir, self.emit)
             data = prepare_run_data(self.run_dir / "data", c, self.dir.seed_program,
                                     needs_refinement_data(c.proposer),
                                     view=reads_program_view(c.proposer))
@@ -163,14 +160,21 @@ class Run:
                           vocab_size=data.proposer.vocab_size,
                           mean_input_tokens=data.proposer.mean_input_tokens,
                           view=data.proposer.view is not None)
+            checker = Checker(executor, check_settings(c, objective, self.dir.constraint,
+                                                       data.vocab_size))
+            # Checked before evaluation only where the run asks (runs from before the
+            # check, constraint_rounds 0, met --max-params at the build stage).
+            checks = checker if checker.settings.active and c.constraint_rounds else None
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))
                 loop: SearchLoop
                 if c.strategy == "async" or c.fidelity == "asha":
-                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
+                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
+                                     checks)
                 else:
-                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit)
+                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
+                                      checks)
                 best = loop.execute()
                 # Never reported on the word of the process that scored it (_rescore).
                 seed = self.dir.seed_program
@@ -195,11 +199,8 @@ class Run:
             (self.run_dir / folder).mkdir(exist_ok=True)
         return ExecutorSettings(
             workers=c.workers,
-            worker=WorkerSettings(threads=c.worker_threads(), memory_limit=c.memory_limit_bytes(),
-                                  device=c.device, hidden=hidden, readable=data,
-                                  disk_limit=c.disk_limit_bytes(),
-                                  preload=evaluation_preload(self.dir.objective,
-                                                             self.dir.seed_program.text)),
+            worker=eval_worker(c, self.dir.objective, self.dir.seed_program.text,
+                               hidden=hidden, readable=data),
             lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
                                 memory_limit=None, device=c.device, hidden=hidden,
                                 disk_limit=c.disk_limit_bytes(),
@@ -251,6 +252,7 @@ class Run:
             best_params=best_row.metrics.get("params"),
             evaluations=self.store.evaluations_done(), seconds=seconds, best_path=best_path,
             rescore=_verdict(self.store.get_meta("rescore"), best),
+            nothing_evaluated=self._nothing_evaluated(),
         )
         with self.store.transaction():
             self.store.set_meta("status", "finished")
@@ -259,6 +261,18 @@ class Run:
         write_text_atomic(self.run_dir / "summary.json",
                           json.dumps(summary.to_dict(), indent=2) + "\n")
         return summary
+
+    def _nothing_evaluated(self) -> str:
+        """Why the run evaluated nothing but its seed, or "" when it evaluated more."""
+        if self.store.evaluations_done() > 1:
+            return ""
+        attempts = self.store.attempts()
+        if not attempts:
+            return "the run evaluated nothing but its seed: no candidate was proposed"
+        proposers = ", ".join(dict.fromkeys(a.proposer for a in attempts))
+        return (f"the run evaluated nothing but its seed: none of the {len(attempts)} "
+                f"proposals of {proposers} could be evaluated: "
+                f"{unevaluable(self.store, attempts)}")
 
     def close(self) -> None:
         self.dir.close()

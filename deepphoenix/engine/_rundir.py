@@ -2,10 +2,11 @@
 
 Everything a resume needs is inside the directory, written before anything runs: the
 resolved config, the seed text (a bundle's text for a candidate of several files), the TOML
-text of a grammar given as a file, the objective (with a user objective's text), the text
-of a separate proposer source, and a project run's folder and file paths. So a resume
-from another working directory, or after editing any of those files, is the same run (a
-project's other files are read from the project when a candidate runs).
+text of a grammar given as a file, the objective (with a user objective's text), a
+constraint's text, the text of a separate proposer source, and a project run's folder and
+file paths. So a resume from another working directory, or after editing any of those
+files, is the same run (a project's other files are read from the project when a candidate
+runs).
 Everything that can be wrong with the input is found before anything is written: a bad
 grammar, seed or objective leaves no run directory behind.
 """
@@ -23,6 +24,7 @@ from typing import Any, cast
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._project import read_project
 from deepphoenix.errors import ConfigError, RunDirError
+from deepphoenix.evaluator import ConstraintSpec, resolve_constraint
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
 from deepphoenix.mutator import (
     Bundle,
@@ -44,7 +46,7 @@ __all__ = ["INIT_DIR", "RunDir", "derive_seed", "load_seed_text"]
 INIT_DIR = "proposer-init"  # in data/: the run's own copy of the --proposer-init model
 
 # RunConfig fields added after runs were first written, with the behaviour before them.
-_LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1}
+_LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1, "constraint_rounds": 0}
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -74,6 +76,7 @@ class RunDir:
     proposer_source: str | None  # the proposing T5's source text; None: self-reference
     warnings: list[str]
     _lock: RunLock | None
+    constraint: ConstraintSpec | None = None  # --constraint, as read when the run began
     project: Path | None = None  # the folder candidates are evaluated in (None: none)
     paths: tuple[str, ...] = ()  # the candidate's files, by their paths in the project
 
@@ -86,10 +89,11 @@ class RunDir:
     @classmethod
     def create(cls, path: Path, config: RunConfig, *, seed_text: str | None = None,
                grammar_toml: str | None = None, objective: ObjectiveSpec | None = None,
-               force: bool = False) -> RunDir:
+               constraint: ConstraintSpec | None = None, force: bool = False) -> RunDir:
         """A new run directory. The keywords give inputs that have no name or file (the
-        Python API's source string, TOML text, callable objective); by default they come
-        from the config's `seed_source`, `grammar` and `objective`. A folder that holds
+        Python API's source string, TOML text, callable objective or constraint); by
+        default they come from the config's `seed_source`, `grammar`, `objective` and
+        `constraint`. A folder that holds
         files deepphoenix did not create is refused unless `force`; even then a file of the
         user's that the run would write (``best.py``, ``summary.json``…) is refused, never
         overwritten."""
@@ -108,6 +112,8 @@ class RunDir:
         grammar = seed_program.grammar  # relative domains resolved against the seed
         if objective is None:
             objective = resolve_objective(config.objective, config.direction, config.metric)
+        if constraint is None and config.constraint is not None:
+            constraint = resolve_constraint(config.constraint)
         source_spec = config.proposer_source_spec()
         proposer_source = load_seed_text(source_spec) if source_spec is not None else None
         if config.proposer_init is not None:
@@ -116,6 +122,7 @@ class RunDir:
         try:
             meta = {"seed_text": seed_text, "grammar_toml": grammar_toml,
                     "objective": objective.to_dict(), "proposer_source": proposer_source,
+                    "constraint": constraint.to_dict() if constraint is not None else None,
                     "environment": _environment(config)}
             if project is not None:
                 meta["project"] = {"root": str(project.root), "paths": list(project.paths)}
@@ -128,7 +135,7 @@ class RunDir:
             raise
         write_text_atomic(path / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
         return cls(path, store, config, seed_text, grammar, seed_program, objective,
-                   proposer_source, [], lock,
+                   proposer_source, [], lock, constraint,
                    project.root if project is not None else None,
                    project.paths if project is not None else ())
 
@@ -150,6 +157,12 @@ class RunDir:
                 grammar = seed_program.grammar
                 objective = ObjectiveSpec.from_dict(store.objective)
                 proposer_source = store.get_meta("proposer_source")
+                stored = store.get_meta("constraint")
+                constraint = ConstraintSpec.from_dict(stored) if stored else None
+                if config.constraint is not None and constraint is None:
+                    raise RunDirError(f"{path}: the run names constraint "
+                                      f"{config.constraint} but its text was not stored; "
+                                      "start a new run")
                 root, paths = stored_project(store.get_meta("project"))
                 store.upgrade()
             except BaseException:
@@ -159,7 +172,7 @@ class RunDir:
             lock.release()
             raise
         run = cls(path, store, config, seed_text, grammar, seed_program, objective,
-                  proposer_source, [], lock, root, paths)
+                  proposer_source, [], lock, constraint, root, paths)
         run.check_environment()
         return run
 

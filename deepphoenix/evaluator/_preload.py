@@ -19,7 +19,7 @@ import sys
 
 from deepphoenix.objectives import ObjectiveSpec
 
-__all__ = ["TORCH_PRELOAD", "evaluation_preload"]
+__all__ = ["TORCH_PRELOAD", "evaluation_preload", "standard_only"]
 
 TORCH_PRELOAD = ("torch", "transformers")
 # Names that reach torch without an import statement: the program namespace's own
@@ -38,12 +38,12 @@ def evaluation_preload(objective: ObjectiveSpec, source: str) -> tuple[str, ...]
         return ()
     if objective.builtin or objective.pickled or not objective.text:
         return TORCH_PRELOAD
-    if _standard_only(source) and _standard_only(objective.text):
+    if standard_only(source) and standard_only(objective.text):
         return ()
     return TORCH_PRELOAD
 
 
-def _standard_only(text: str) -> bool:
+def standard_only(text: str) -> bool:
     """Whether `text` parses, imports only standard-library modules (absolutely) and names
     none of `_REACHING`."""
     try:

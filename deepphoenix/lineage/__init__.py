@@ -12,18 +12,21 @@ from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS, plot_lineage, plot_training
 from deepphoenix.lineage._report import ReportSummary, write_report
 from deepphoenix.lineage._state import lock_held, run_state
+from deepphoenix.lineage._summary import ConstraintCounts, constraint_counts
 
 FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "dot": write_dot}
 
 __all__ = [
     "FORMATS",
     "SKIP_STEPS",
+    "ConstraintCounts",
     "OptunaExport",
     "ParetoPoint",
     "ReportSummary",
     "best_hash",
     "best_path",
     "build_graph",
+    "constraint_counts",
     "graph_direction",
     "lock_held",
     "pareto_front",

@@ -31,7 +31,12 @@ from deepphoenix.lineage._graph import best_path, build_graph, graph_direction
 from deepphoenix.lineage._layout import layout_lineage
 from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS
-from deepphoenix.lineage._summary import best_so_far, failure_counts
+from deepphoenix.lineage._summary import (
+    ConstraintCounts,
+    best_so_far,
+    constraint_counts,
+    failure_counts,
+)
 from deepphoenix.mutator import bundle_diff
 from deepphoenix.objectives import Direction
 from deepphoenix.scores import format_score, printable
@@ -58,6 +63,7 @@ class RunReport:
     episodes: tuple[dict[str, Any], ...]
     created_at: float
     front: tuple[ParetoPoint, ...]
+    constraints: ConstraintCounts
 
     @property
     def direction(self) -> Direction:
@@ -81,14 +87,17 @@ def load_run(run_dir: Path, name: str | None = None) -> RunReport:
     with RunStore.open(run_dir) as store:
         graph = build_graph(store, include_source=True)
         variants = store.variants()
-        failures = failure_counts(variants, store.attempts())
+        attempts = store.attempts()
+        failures = failure_counts(variants, attempts)
+        constraints = constraint_counts(variants, attempts, store.checks())
         episodes = store.episodes()
         created = store.get_meta("created_at")
         front = pareto_front(store)
     start = float(created) if created is not None else min(
         (v.created_at for v in variants), default=0.0)
     return RunReport(name or Path(run_dir).name or str(run_dir), Path(run_dir), graph,
-                     tuple(variants), tuple(failures), tuple(episodes), start, tuple(front))
+                     tuple(variants), tuple(failures), tuple(episodes), start, tuple(front),
+                     constraints)
 
 
 def write_report(run_dirs: list[Path], out: Path) -> ReportSummary:
@@ -162,10 +171,12 @@ def _header(runs: list[RunReport]) -> str:
             str(scored),
             "-" if best_score is None else format_score(best_score),
             str(run.graph.number_of_nodes()),
+            (f"{run.constraints.rejected} / {run.constraints.redraws} / "
+             f"{run.constraints.lost}") if run.constraints.any else "-",
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = ("run", "status", "preset", "proposer", "strategy", "objective", "scored",
-            "best", "lineage nodes")
+            "best", "lineage nodes", "checked out / redrawn / lost")
     return ("<table class='runs'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
@@ -191,6 +202,11 @@ def _run_section(run: RunReport, index: int, lineage_figure: Any) -> str:
                  f"(proposer {html.escape(str(run.graph.graph.get('proposer', '?')))}).</p>")
     parts.append("<h3>Failures by stage and reason</h3>")
     parts.append(_failures_html(run, index))
+    if run.constraints.any:
+        parts.append("<h3>Constraints</h3><p class='constraints'>"
+                     f"{html.escape(run.constraints.describe())}: checked before "
+                     "evaluation in a worker (the model built without weights), a rejected "
+                     "candidate's slot drawn again.</p>")
     parts.append("<h3>Config</h3>")
     config = {**run.graph.graph.get("config", {}), "objective": run.objective,
               "direction": run.direction.value}

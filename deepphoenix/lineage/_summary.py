@@ -1,16 +1,21 @@
 """Direction-aware facts about a run that the report shows: the best score so far after
-each evaluation, and failures counted by stage and reason. Pure functions over store
-rows (the Pareto front is `lineage._pareto`)."""
+each evaluation, failures counted by stage and reason, and what the run's constraints
+cost (candidates checked out before evaluation, slots drawn again, slots lost). Pure
+functions over store rows (the Pareto front is `lineage._pareto`)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 
+from deepphoenix.evaluator import CheckResult
 from deepphoenix.objectives import Direction
 from deepphoenix.store import AttemptRow, VariantRow
 
-__all__ = ["BestSoFar", "best_so_far", "failure_counts"]
+__all__ = ["BestSoFar", "ConstraintCounts", "best_so_far", "constraint_counts",
+           "failure_counts"]
+
+_CHECKED_OUT = "constraint"  # the stage of a variant a check kept from evaluation
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +65,58 @@ def failure_counts(variants: list[VariantRow], attempts: list[AttemptRow]
 def _first_line(text: str, limit: int = 120) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ConstraintCounts:
+    """What a run's constraints (``--max-params``, ``--constraint``) did."""
+
+    checked: int  # candidates checked before evaluation
+    rejected: int  # of them, kept from an evaluation slot (never evaluated)
+    over_params: int  # of those, over --max-params (the rest broke the user's constraint)
+    redraws: int  # candidates drawn again for the slot of a rejected one
+    lost: int  # slots whose last draw was still rejected: no evaluation
+    evaluated_over: int  # candidates evaluated and then rejected over --max-params
+    #                      (at the build stage: runs that check only then, or a model
+    #                      the check could not build)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.checked or self.redraws or self.evaluated_over)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"checked": self.checked, "rejected": self.rejected,
+                "over_params": self.over_params, "redraws": self.redraws,
+                "lost": self.lost, "evaluated_over": self.evaluated_over}
+
+    def describe(self) -> str:
+        """One line: ``9 candidates rejected before evaluation (7 over --max-params, 2 by
+        the constraint), 9 drawn again, 0 slots lost``."""
+        user = self.rejected - self.over_params
+        rules = ", ".join(part for part in (
+            f"{self.over_params} over --max-params" if self.over_params else "",
+            f"{user} by the constraint" if user else "") if part)
+        text = (f"{self.rejected} of {self.checked} candidates rejected before evaluation"
+                + (f" ({rules})" if rules else "")
+                + f", {self.redraws} drawn again, {self.lost} slot"
+                + ("" if self.lost == 1 else "s") + " lost")
+        if self.evaluated_over:
+            text += f"; {self.evaluated_over} evaluated over --max-params"
+        return text
+
+
+def constraint_counts(variants: list[VariantRow], attempts: list[AttemptRow],
+                      checks: dict[str, CheckResult]) -> ConstraintCounts:
+    """The `ConstraintCounts` of a run from its rows."""
+    rejected = {v.hash for v in variants if v.status == "rejected" and v.stage == _CHECKED_OUT}
+    over = sum(1 for h in rejected if (c := checks.get(h)) is not None and c.rule == "max-params")
+    redrawn = {(a.episode, a.batch, a.redraw_of) for a in attempts if a.redraw_of is not None}
+    lost = sum(1 for a in attempts if a.child in rejected and a.outcome == "ok"
+               and (a.episode, a.batch, a.slot) not in redrawn)
+    evaluated_over = sum(1 for v in variants if v.status == "rejected" and v.stage == "build"
+                         and "over the limit of" in v.reason)
+    proposed = {a.child for a in attempts if a.child is not None}
+    return ConstraintCounts(
+        checked=sum(1 for h in checks if h in proposed),
+        rejected=len(rejected), over_params=over, redraws=len(redrawn), lost=lost,
+        evaluated_over=evaluated_over)

@@ -8,7 +8,7 @@ objective is ``PATH.py:NAME`` or ``package.module:NAME``, called in a worker as
 the candidate's workspace (`_command`).
 """
 
-from deepphoenix.objectives._callable import MAX_PICKLED_BYTES, callable_objective
+from deepphoenix.objectives._callable import MAX_PICKLED_BYTES, callable_objective, ship_callable
 from deepphoenix.objectives._command import (
     COMMAND_PREFIX,
     Metric,
@@ -24,6 +24,7 @@ from deepphoenix.objectives._spec import (
     ObjectiveSpec,
     fidelity_unit,
     objective_names,
+    read_function,
     resolve_objective,
     uses_heldout,
     uses_task,
@@ -44,7 +45,9 @@ __all__ = [
     "is_command",
     "objective_names",
     "parse_metric",
+    "read_function",
     "resolve_objective",
+    "ship_callable",
     "uses_heldout",
     "uses_task",
 ]

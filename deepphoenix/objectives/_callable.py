@@ -25,7 +25,7 @@ from typing import Any
 from deepphoenix.errors import ConfigError
 from deepphoenix.objectives._spec import Direction, ObjectiveSpec
 
-__all__ = ["MAX_PICKLED_BYTES", "callable_objective"]
+__all__ = ["MAX_PICKLED_BYTES", "callable_objective", "ship_callable"]
 
 MAX_PICKLED_BYTES = 64 * 2**20  # a pickle this large is a captured dataset, not a function
 
@@ -38,20 +38,27 @@ def callable_objective(function: Any, direction: str | Direction | None = None) 
         raise ConfigError(f"Expected an objective name, PATH.py:NAME or a function "
                           f"(program, ctx) -> score but got objective={function!r} "
                           f"(type={type(function).__name__})")
-    name = getattr(function, "__qualname__", None) or type(function).__name__
-    _check_signature(function, name)
     declared = direction if direction is not None else getattr(function, "direction", None)
     chosen = (declared if isinstance(declared, Direction)
               else Direction.parse(str(declared)) if declared is not None
               else Direction.MINIMIZE)
+    qualified, pickled = ship_callable(function, "objective")
+    name = qualified.rpartition(":")[2]
+    return ObjectiveSpec(qualified, chosen, function=name, origin=f"<callable {qualified}>",
+                         pickled=pickled)
+
+
+def ship_callable(function: Callable[..., Any], role: str) -> tuple[str, str]:
+    """A function ``(program, ctx)`` pickled by value for a worker: its ``module:name``
+    and its cloudpickle bytes as base64. `role` names it in every message."""
+    name = getattr(function, "__qualname__", None) or type(function).__name__
+    _check_signature(function, name, role)
     module = getattr(function, "__module__", None) or "__main__"
-    data = _pickle(function, module, name)
-    return ObjectiveSpec(f"{module}:{name}", chosen, function=name,
-                         origin=f"<callable {module}:{name}>",
-                         pickled=base64.b64encode(data).decode("ascii"))
+    data = _pickle(function, module, name, role)
+    return f"{module}:{name}", base64.b64encode(data).decode("ascii")
 
 
-def _check_signature(function: Callable[..., Any], name: str) -> None:
+def _check_signature(function: Callable[..., Any], name: str, role: str) -> None:
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
@@ -59,11 +66,15 @@ def _check_signature(function: Callable[..., Any], name: str) -> None:
     try:
         signature.bind(None, None)
     except TypeError:
-        raise ConfigError(f"the objective {name}{signature} has the wrong signature; an "
-                          f"objective is called as {name}(program, ctx)") from None
+        raise ConfigError(f"the {role} {name}{signature} has the wrong signature; "
+                          f"{_article(role)} is called as {name}(program, ctx)") from None
 
 
-def _pickle(function: Callable[..., Any], module_name: str, name: str) -> bytes:
+def _article(role: str) -> str:
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
+
+
+def _pickle(function: Callable[..., Any], module_name: str, name: str, role: str) -> bytes:
     """The callable's pickle. Its own module goes by value (a test module or a script the
     worker cannot import), unless that is an installed library's or deepphoenix's."""
     import cloudpickle
@@ -78,15 +89,15 @@ def _pickle(function: Callable[..., Any], module_name: str, name: str) -> bytes:
         data: bytes = cloudpickle.dumps(function, protocol=pickle.DEFAULT_PROTOCOL)
     except Exception as exc:  # cloudpickle raises TypeError, PicklingError, AttributeError
         raise ConfigError(
-            f"the objective {name} cannot be shipped to the sandboxed worker: {exc}. An "
-            "objective is pickled by value; it may use numbers, strings, containers, arrays "
-            "and importable modules, not open files, locks, connections or generators: "
-            "create those inside the function") from None
+            f"the {role} {name} cannot be shipped to the sandboxed worker: {exc}. "
+            f"{_article(role).capitalize()} is pickled by value; it may use numbers, strings, "
+            "containers, arrays and importable modules, not open files, locks, connections "
+            "or generators: create those inside the function") from None
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
     if len(data) > MAX_PICKLED_BYTES:
-        raise ConfigError(f"the objective {name} pickles to {len(data) / 2**20:.0f} MB (over "
+        raise ConfigError(f"the {role} {name} pickles to {len(data) / 2**20:.0f} MB (over "
                           f"{MAX_PICKLED_BYTES // 2**20} MB): it captures large data; load "
                           "the data inside the function instead")
     return data

@@ -38,7 +38,7 @@ from deepphoenix.mutator import read_source
 from deepphoenix.objectives._command import command_argv, is_command, parse_metric
 
 __all__ = ["BUILTIN_OBJECTIVES", "ENTRY_POINT_GROUP", "Builtin", "Direction", "ObjectiveSpec",
-           "objective_names", "resolve_objective", "uses_task"]
+           "objective_names", "read_function", "resolve_objective", "uses_task"]
 
 ENTRY_POINT_GROUP = "deepphoenix.objectives"
 
@@ -226,26 +226,41 @@ def resolve_objective(spec: str, direction: str | None = None,
                          origin)
 
 
-def _objective_text(where: str) -> tuple[str, str]:
+def read_function(spec: str, role: str) -> tuple[str, str, str]:
+    """The file text, origin and function name of ``PATH.py:NAME`` or
+    ``package.module:NAME``, a function ``NAME(program, ctx)`` checked with `ast` (never
+    run here); `role` names it in every message ("constraint")."""
+    where, colon, function = spec.rpartition(":") if isinstance(spec, str) else ("", "", "")
+    if not colon or not where or not function:
+        raise ConfigError(f"Expected {role}=PATH.py:NAME or package.module:NAME but got "
+                          f"{spec!r}")
+    origin, text = _objective_text(where, role)
+    _check_function(text, function, origin, role)
+    return text, origin, function
+
+
+def _objective_text(where: str, role: str = "objective") -> tuple[str, str]:
     """The text of the file an objective lives in: a path, or an importable module."""
     if where.endswith(".py") or "/" in where or Path(where).exists():
         try:
             return str(Path(where).resolve()), read_source(where)
         except SourceError as exc:
-            raise ConfigError(f"objective file: {exc}") from None
+            raise ConfigError(f"{role} file: {exc}") from None
     try:
         found = importlib.util.find_spec(where)
     except (ImportError, ValueError) as exc:
-        raise ConfigError(f"objective module {where!r} cannot be found ({exc})") from None
+        raise ConfigError(f"{role} module {where!r} cannot be found ({exc})") from None
     if found is None or not found.origin or not found.origin.endswith(".py"):
-        raise ConfigError(f"objective module {where!r} cannot be found as a Python file; "
+        raise ConfigError(f"{role} module {where!r} cannot be found as a Python file; "
                           "give PATH.py:NAME or an importable package.module:NAME")
     return found.origin, read_source(found.origin)
 
 
-def _check_function(text: str, name: str, origin: str) -> Direction | None:
+def _check_function(text: str, name: str, origin: str,
+                    role: str = "objective") -> Direction | None:
     """Check that `text` defines ``name(program, ctx)`` at its top level; the direction
-    it declares (``name.direction = "maximize"``), if any."""
+    it declares (``name.direction = "maximize"``), if any. `role` names the function in
+    the messages (an objective, a constraint)."""
     try:
         tree = ast.parse(text, filename=origin)
     except SyntaxError as exc:
@@ -260,8 +275,8 @@ def _check_function(text: str, name: str, origin: str) -> Direction | None:
         raise ConfigError(f"{origin} has no function {name!r}{listing}."
                           f"{did_you_mean(name, known)}")
     if isinstance(node, ast.AsyncFunctionDef):
-        raise ConfigError(f"{origin}: {name} is async; an objective is a plain function "
-                          f"{name}(program, ctx)")
+        raise ConfigError(f"{origin}: {name} is async; {_article(role)} is a plain "
+                          f"function {name}(program, ctx)")
     args = node.args
     positional = [*args.posonlyargs, *args.args]
     required = len(positional) - len(args.defaults)
@@ -270,9 +285,13 @@ def _check_function(text: str, name: str, origin: str) -> Direction | None:
                        if d is None]
     if required > 2 or not takes_two or required_kwonly:
         shown = ", ".join(a.arg for a in positional) or "no positional parameters"
-        raise ConfigError(f"{origin}: {name}({shown}) has the wrong signature; an objective "
-                          f"is called as {name}(program, ctx)")
+        raise ConfigError(f"{origin}: {name}({shown}) has the wrong signature; "
+                          f"{_article(role)} is called as {name}(program, ctx)")
     return _declared_direction(tree, name, origin)
+
+
+def _article(role: str) -> str:
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
 
 
 def _declared_direction(tree: ast.Module, name: str, origin: str) -> Direction | None:

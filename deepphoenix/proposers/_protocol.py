@@ -44,6 +44,10 @@ class Observation:
     score: float | None  # None unless scored (a full evaluation)
     rung: int | None = None  # asha: the rung this result is from (None: full fidelity)
     rung_score: float | None = None  # asha: the score at that rung (None: failed)
+    # How far past the run's constraints (--max-params, --constraint) the candidate is:
+    # > 0 broken (it was never evaluated), <= 0 within; None when the run has none.
+    # --max-params counts log(params / max_params); a user constraint 1 (broken) or -1.
+    violation: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

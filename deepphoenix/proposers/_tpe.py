@@ -6,8 +6,10 @@ a grid, `multiple_of`, is searched by its grid index: Optuna's log-scale ints ta
 step); derived sites are derived by the grammar; a draw that breaks an invariant is
 mended by the grammar's joint moves where its sites have `moves_with` partners (the
 partner takes its nearest valid value), else recorded as rejected with its reason (and
-told to the study as failed). Candidates are asked in batches (the constant-liar strategy
-keeps one batch's asks apart), so parallel workers stay busy.
+told to the study as failed). A candidate the run's constraints blocked before evaluation
+(``--max-params``, ``--constraint``) is told to the study as an infeasible trial (Optuna's
+constraints), so both samplers learn where the cap lies. Candidates are asked in batches
+(the constant-liar strategy keeps one batch's asks apart), so parallel workers stay busy.
 
 There is no state that lives only in memory: before each batch a fresh study is rebuilt
 from every observed result, in the order the run recorded them, with a sampler seeded by
@@ -25,6 +27,7 @@ from typing import Any
 from deepphoenix.errors import ConfigError
 from deepphoenix.grammar import Kind, SiteSpec, repair
 from deepphoenix.mutator import Program
+from deepphoenix.objectives import Direction
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers._distinct import draw_distinct
 from deepphoenix.proposers._protocol import (
@@ -134,10 +137,20 @@ class TPEProposer(Proposer):
         optuna = self.optuna
         study = optuna.create_study(direction=self.direction, sampler=self._sampler(seed))
         states = optuna.trial.TrialState
+        # The run's constraints (--max-params, --constraint), as Optuna's: a candidate a
+        # check blocked is a complete trial that breaks its constraint (TPE puts it among
+        # the worst; GP-BO models where candidates are feasible), scored the worst score
+        # seen, since it never ran; every other complete trial carries its own margin.
+        constrained = any(seen.violation is not None for seen in self.history.values())
+        scores = [seen.score for seen in self.history.values() if seen.score is not None]
+        worst = (max(scores) if self.direction is Direction.MINIMIZE else min(scores)
+                 ) if scores else 0.0
         for seen in self.history.values():
             params = _params(distributions, seen.values, grids)
             if params is None:
                 continue  # outside the domain: nothing TPE can use
+            margin = {"constraints": {"run": seen.violation if seen.violation is not None
+                                      else 0.0}} if constrained else {}
             if seen.status == "pruned" and seen.rung is not None:
                 # Stopped early: TPE ranks pruned trials by their last intermediate value,
                 # below every complete one.
@@ -145,12 +158,18 @@ class TPEProposer(Proposer):
                                 if seen.rung_score is not None else None)
                 study.add_trial(optuna.trial.create_trial(
                     params=params, distributions=distributions, state=states.PRUNED,
-                    intermediate_values=intermediate))
+                    intermediate_values=intermediate, **margin))
+                continue
+            if seen.score is None and seen.violation is not None and seen.violation > 0:
+                study.add_trial(optuna.trial.create_trial(
+                    params=params, distributions=distributions, state=states.COMPLETE,
+                    value=worst, **margin))
                 continue
             state = states.COMPLETE if seen.score is not None else states.FAIL
             study.add_trial(optuna.trial.create_trial(
                 params=params, distributions=distributions, state=state,
-                value=seen.score if seen.score is not None else None))
+                value=seen.score if seen.score is not None else None,
+                **(margin if seen.score is not None else {})))
         for values in self.running:
             params = _params(distributions, values, grids)
             if params is not None:

@@ -7,6 +7,7 @@ every executor and the confinement read one declaration of a job's paths."""
 from deepphoenix.sandbox._confine import Confinement, confinement
 from deepphoenix.sandbox._pool import SlotPool, WorkerPool
 from deepphoenix.sandbox._records import (
+    CheckJob,
     EvalJob,
     GenerateJob,
     GenerateReport,
@@ -28,8 +29,8 @@ from deepphoenix.sandbox._settings import (
 )
 from deepphoenix.sandbox._worker import JobResult, JobStatus, Worker
 
-__all__ = ["DEFAULT_DISK_LIMIT", "Confinement", "EvalJob", "GenerateJob", "GenerateReport",
-           "GenerationJob", "Job",
-           "JobPaths", "JobResult", "JobStatus", "NamedJob", "SlotPool", "TrainJob",
-           "TrainReport", "Worker", "WorkerPool", "WorkerSettings", "as_job", "confinement",
-           "default_memory_limit", "isolation_summary", "sandbox_line", "scrubbed_env"]
+__all__ = ["DEFAULT_DISK_LIMIT", "CheckJob", "Confinement", "EvalJob", "GenerateJob",
+           "GenerateReport", "GenerationJob", "Job", "JobPaths", "JobResult", "JobStatus",
+           "NamedJob", "SlotPool", "TrainJob", "TrainReport", "Worker", "WorkerPool",
+           "WorkerSettings", "as_job", "confinement", "default_memory_limit",
+           "isolation_summary", "sandbox_line", "scrubbed_env"]

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Self
 
-__all__ = ["EvalJob", "GenerateJob", "GenerateReport", "GenerationJob", "Job", "JobPaths",
-           "NamedJob", "TrainJob", "TrainReport", "as_job"]
+__all__ = ["CheckJob", "EvalJob", "GenerateJob", "GenerateReport", "GenerationJob", "Job",
+           "JobPaths", "NamedJob", "TrainJob", "TrainReport", "as_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +149,26 @@ class EvalJob(Job):
     project: str = ""  # the project folder a candidate's workspace is made from ("": none)
     files: dict[str, str] = field(default_factory=dict)  # the candidate's files, by path
     link_bytes: int = 1 << 20  # project files over this size are linked, never copied
+
+
+@dataclass(frozen=True, slots=True)
+class CheckJob(Job):
+    """Check one candidate against the run's constraints before it may take an evaluation
+    slot (`evaluator._check_job.check_job`): build its model without weights (torch's
+    meta device), count its parameters against `max_params`, call the user's
+    `constraint`; at a run's start (`preflight`) also load the objective."""
+
+    KIND: ClassVar[str] = "check"
+
+    source: str
+    objective: dict[str, Any]  # ObjectiveSpec.to_dict(): which model a run counts
+    task: str
+    vocab_size: int
+    seed: int
+    values: dict[str, Any] = field(default_factory=dict)  # the candidate's site values
+    max_params: int | None = None
+    constraint: dict[str, Any] | None = None  # ConstraintSpec.to_dict()
+    load_objective: bool = False  # pre-flight: the objective's file must load
 
 
 @dataclass(frozen=True, slots=True)

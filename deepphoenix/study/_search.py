@@ -18,6 +18,7 @@ from typing import Any
 
 from deepphoenix.engine import PLACEMENT, Event, Run, RunConfig, preset, project_folder
 from deepphoenix.errors import ConfigError, RunDirError, did_you_mean
+from deepphoenix.evaluator import ConstraintSpec, resolve_constraint
 from deepphoenix.objectives import Direction, ObjectiveSpec, callable_objective
 from deepphoenix.seeds import seed_names
 from deepphoenix.store import DB_NAME, RunStore
@@ -29,7 +30,8 @@ __all__ = ["RUNS_DIR", "SearchPlan", "budget_shape", "new_run_dir", "plan_search
 RUNS_DIR = Path("runs")  # where a run without a run_dir goes, under the working directory
 _CONFIG_FIELDS = {f.name for f in fields(RunConfig)} - {"preset"}
 # Fields the keyword arguments of `search` name (settings may not name them again).
-_NAMED = {"seed_source", "objective", "grammar", "proposer", "strategy", "direction"}
+_NAMED = {"seed_source", "objective", "grammar", "proposer", "strategy", "direction",
+          "constraint"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class SearchPlan:
     name or file (a source string, a callable objective) to store in the run."""
 
     config: RunConfig
-    inputs: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # RunDir.create's keywords
 
     def start(self, run_dir: str | Path | None = None,
               on_event: Callable[[Event], None] | None = None, force: bool = False) -> Run:
@@ -56,6 +58,7 @@ class SearchPlan:
             stored = store.get_meta("config", {})
             seed_text = store.get_meta("seed_text")
             objective = store.objective
+            constraint = store.get_meta("constraint")
         mine = json.loads(json.dumps(self.config.to_dict()))  # as the database holds it
         differ = [k for k in sorted(mine) if k not in PLACEMENT
                   and stored.get(k, mine[k]) != mine[k]]
@@ -65,14 +68,17 @@ class SearchPlan:
         spec = self.inputs.get("objective")
         if isinstance(spec, ObjectiveSpec) and spec.to_dict() != objective:
             differ.append("objective")
+        rule = self.inputs.get("constraint")
+        if isinstance(rule, ConstraintSpec) and rule.to_dict() != constraint:
+            differ.append("constraint")
         return sorted(set(differ))
 
 
 def plan_search(source: str | Path | None = None, *, objective: Any = None,
                 grammar: str | Path | None = None, proposer: str | None = None,
                 strategy: str | None = None, budget: int | None = None,
-                direction: str | Direction | None = None, preset_name: str = "cpu",
-                **settings: Any) -> SearchPlan:
+                direction: str | Direction | None = None, constraint: Any = None,
+                preset_name: str = "cpu", **settings: Any) -> SearchPlan:
     """Check a search's arguments and resolve them into a `SearchPlan`. Every bad value is
     a `DeepPhoenixError` with one line naming it; nothing is written."""
     unknown = sorted(set(settings) - _CONFIG_FIELDS)
@@ -99,6 +105,11 @@ def plan_search(source: str | Path | None = None, *, objective: Any = None,
         direction = spec.direction.value
     elif objective is not None:
         changes["objective"] = objective
+    if constraint is not None:
+        rule = resolve_constraint(constraint)  # a bad one fails here, before any run
+        if rule.pickled:
+            inputs["constraint"] = rule
+        changes["constraint"] = rule.name
     for name, value in (("grammar", grammar), ("proposer", proposer),
                         ("strategy", strategy), ("direction", direction)):
         if value is not None:
@@ -181,7 +192,7 @@ def search(source: str | Path | None = None, *, objective: Any = None,
            grammar: str | Path | None = None, proposer: str | None = None,
            strategy: str | None = None, budget: int | None = None,
            run_dir: str | Path | None = None, direction: str | Direction | None = None,
-           quiet: bool = False, preset: str = "cpu",
+           constraint: Any = None, quiet: bool = False, preset: str = "cpu",
            on_event: Callable[[Event], None] | None = None, **settings: Any) -> Study:
     """Run a search and return its `Study` when it ends.
 
@@ -201,6 +212,12 @@ def search(source: str | Path | None = None, *, objective: Any = None,
       opened; placement settings such as `workers` may differ); one that holds a
       different search is a `RunDirError`.
     - `direction`: ``"minimize"`` or ``"maximize"`` (default: the objective's own).
+    - `constraint`: ``"file.py:fn"``, ``"package.module:fn"`` or a Python callable
+      ``fn(program, ctx) -> reason or None``, checked in a sandboxed worker before a
+      candidate takes an evaluation slot (the program built on torch's meta device;
+      ``ctx.values``, ``ctx.params``); a candidate it rejects is drawn again, up to
+      ``constraint_rounds`` draws (see `deepphoenix.evaluator.ConstraintSpec`). The
+      ``max_params`` setting is checked the same way.
     - `quiet`: no progress bar. `on_event`: called with every run `Event`.
     - `preset` and `settings`: any `RunConfig` field (``seed=1``, ``workers=2``,
       ``timeout=60.0``, ...), over the preset's values. A project's own training command
@@ -210,7 +227,7 @@ def search(source: str | Path | None = None, *, objective: Any = None,
     """
     plan = plan_search(source, objective=objective, grammar=grammar, proposer=proposer,
                        strategy=strategy, budget=budget, direction=direction,
-                       preset_name=preset, **settings)
+                       constraint=constraint, preset_name=preset, **settings)
     if run_dir is not None and (Path(run_dir) / DB_NAME).exists():
         differ = plan.matches(Path(run_dir))
         if differ:

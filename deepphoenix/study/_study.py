@@ -24,9 +24,11 @@ from deepphoenix.engine._render import (
 )
 from deepphoenix.errors import RunDirError
 from deepphoenix.lineage import (
+    ConstraintCounts,
     ParetoPoint,
     best_hash,
     build_graph,
+    constraint_counts,
     pareto_front,
     plot_lineage,
     plot_training,
@@ -248,6 +250,12 @@ class Study:
         plot_lineage(graph, folder / f"lineage.{fmt}", batches)
         written.append(folder / f"lineage.{fmt}")
         return written
+
+    def constraints(self) -> ConstraintCounts:
+        """What the run's constraints (``max_params``, ``constraint``) cost: candidates
+        rejected before evaluation, slots drawn again and slots lost."""
+        with self._store() as store:
+            return constraint_counts(store.variants(), store.attempts(), store.checks())
 
     def pareto(self) -> list[ParetoPoint]:
         """The score / parameter-count Pareto front, fewest parameters first."""

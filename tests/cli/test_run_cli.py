@@ -106,6 +106,24 @@ def test_evaluate_scores_a_file(invoke: Invoke, tmp_path: Path) -> None:
         assert f"no mount or PID namespace ({confinement().reason})" in layers
 
 
+def test_evaluate_needs_no_grammar_when_the_objective_reads_no_task_data(
+        invoke: Invoke, tmp_path: Path) -> None:
+    """Files with no site of the default grammar (t5): an own objective and
+    self-replication read no task data, so no grammar is bound (issue 28, item 6)."""
+    from tests.cli.test_quine_cli import TABLE_QUINE
+
+    (tmp_path / "score.py").write_text("def evaluate(program, ctx):\n"
+                                       "    return float(program['w'])\n")
+    (tmp_path / "m.py").write_text("w = 3\n")
+    result = invoke("evaluate", "m.py", "--objective", "score.py:evaluate")
+    assert result.exit_code == 0, result.stderr
+    assert "m.py: score.py:evaluate 3" in result.stdout
+    (tmp_path / "zq.py").write_text(TABLE_QUINE)
+    quine = invoke("evaluate", "zq.py", "--objective", "self-replication", "--timeout", "120")
+    assert quine.exit_code == 0, quine.stderr
+    assert "zq.py: self-replication " in quine.stdout
+
+
 def test_an_objective_that_returns_a_string_fails_the_seed_in_one_line(
         invoke: Invoke, tmp_path: Path) -> None:
     (tmp_path / "score.py").write_text(OBJECTIVE)

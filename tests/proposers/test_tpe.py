@@ -161,3 +161,52 @@ def test_coupled_sites_are_mended_by_the_grammars_joint_move() -> None:
         "invariants = ['a + b <= 4']\n[sites.a]\nselect = 'name:a'\nkind = 'int'\nmin = 1\n"
         "max = 4\n[sites.b]\nselect = 'name:b'\nkind = 'int'\nmin = 1\nmax = 4\n")
     assert _joint_repair(parse_program("a = 1\nb = 1\n", grammar), {"a": 4, "b": 4}) is None
+
+
+def _told_the_cap(proposer: TPEProposer, violations: bool) -> list[Observation]:
+    """Observations of a run whose constraint allows at most 2 layers while its objective
+    prefers more: the candidates over the cap were never evaluated (a check blocked them),
+    those under it scored."""
+    seen = []
+    for batch in range(4):
+        for p in proposer.propose(TINY, 6, 100 + batch):
+            v = p.mutation.variant
+            if not (p.mutation.ok and v is not None):
+                continue
+            values = dict(v.values)
+            layers = int(values["num_layers"])
+            over = layers > 2
+            seen.append(Observation(
+                TINY.hash, v.hash, values, "rejected" if over else "scored",
+                None if over else -layers + abs(float(values["lr"]) - 3e-3) * 100,
+                violation=layers / 2 - 1 if violations else None))
+        proposer.observe(seen[-6:])
+    return seen
+
+
+def test_candidates_a_check_blocked_teach_the_sampler_where_the_cap_lies() -> None:
+    def over_share(violations: bool) -> float:
+        proposer = _tpe()
+        history = _told_the_cap(proposer, violations)
+        assert any(o.status == "rejected" for o in history)
+        drawn = [p.mutation.variant for p in proposer.propose(TINY, 12, 7)
+                 if p.mutation.ok and p.mutation.variant is not None]
+        return sum(int(dict(v.values)["num_layers"]) > 2 for v in drawn) / len(drawn)
+
+    # Told as Optuna constraints, the blocked candidates are infeasible trials the sampler
+    # moves away from; told as bare failures, they were ignored and the sampler kept
+    # drawing over the cap. (GP-BO reads the same trials: the next test.)
+    assert over_share(violations=True) < over_share(violations=False)
+
+
+def test_a_blocked_candidate_is_an_infeasible_trial_scored_the_worst_seen() -> None:
+    proposer = _tpe()
+    history = _told_the_cap(proposer, violations=True)
+    distributions = site_distributions([s for s in TINY.proposable if s.name in TINY.present])
+    study = proposer._study(distributions, 0)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    worst = max(o.score for o in history if o.score is not None)  # type: ignore[type-var]
+    blocked = [t for t in complete if t.constraints["run"] > 0]
+    assert blocked and all(t.value == worst for t in blocked)
+    assert all("run" in t.constraints for t in complete)
+    assert len(complete) == len({o.child for o in history})

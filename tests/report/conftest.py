@@ -15,7 +15,8 @@ LEGACY = Path(__file__).parent.parent / "fixtures" / "legacy_v1" / "partial"
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished smoke run with the random proposer; --max-params rejects some variants
-    at the build stage, so the report has failures to show. Made once per session."""
+    before they are evaluated, so the report has rejections to show. Made once per
+    session."""
     run_dir = tmp_path_factory.mktemp("report") / "smoke-random"
     result = CliRunner().invoke(cli, [
         "run", "--preset", "smoke", "--proposer", "random", "--max-params", "720000",

@@ -58,8 +58,12 @@ def test_report_cli(smoke_run: Path, legacy_run: Path, tmp_path: Path) -> None:
     assert len(data["0"]) == database_node_count(smoke_run)
     assert len(data["1"]) == database_node_count(legacy_run)
     failed = [d for d in data["0"].values() if d["status"] == "rejected"]
-    assert failed and all(d["stage"] == "build" and "over the limit" in str(d["reason"])
+    assert failed and all(d["stage"] == "constraint" and "over the limit" in str(d["reason"])
                           for d in failed)
+    # what the cap cost is counted: rejected before evaluation / drawn again / lost
+    page = out.read_text()
+    assert "checked out / redrawn / lost" in page
+    assert "<h3>Constraints</h3>" in page and "drawn again" in page
 
 
 def test_report_of_a_missing_run_is_one_line(tmp_path: Path) -> None:

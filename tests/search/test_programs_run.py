@@ -303,7 +303,8 @@ def test_the_pareto_front_of_score_and_parameters(user_run) -> None:  # type: ig
                              else f"{point['params'] / 1e6:.2f} M params")
 
 
-def test_candidates_over_max_params_are_rejected_before_they_train(tmp_path: Path) -> None:
+def test_candidates_over_max_params_are_rejected_before_they_are_evaluated(
+        tmp_path: Path) -> None:
     args = _user_files(tmp_path)
     result = CliRunner().invoke(cli, [*args, "--max-params", "40", "--episodes", "1",
                                       "--run-dir", str(tmp_path / "run")],
@@ -311,8 +312,12 @@ def test_candidates_over_max_params_are_rejected_before_they_train(tmp_path: Pat
     assert result.exit_code == 0, result.output
     with RunStore.open(tmp_path / "run") as store:
         variants = store.variants()
+        attempts = store.attempts()
     over = [v for v in variants if v.metrics.get("params", 0) > 40]
-    assert over and all(v.status == "rejected" and v.stage == "build" and
-                        "over the limit of 40" in v.reason and "reports" not in v.metrics
+    # Checked before an evaluation slot (the model counted without weights): never
+    # evaluated, and the slot drawn again.
+    assert over and all(v.status == "rejected" and v.stage == "constraint" and
+                        "over the limit of 40" in v.reason and v.scored_at is None
                         for v in over)
+    assert any(a.redraw_of is not None for a in attempts)
     assert all(v.metrics["params"] <= 40 for v in variants if v.status == "scored")

@@ -75,6 +75,23 @@ def test_smoke_run_finishes_and_says_where_everything_is(smoke_run) -> None:  # 
     assert summary["best_score"] == pytest.approx(min(scored))  # greedy ends at the minimum
 
 
+def test_evaluate_scores_a_file_as_the_run_scored_its_seed(smoke_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`deepphoenix evaluate --preset P` builds its data and its evaluation from the run's
+    own settings (the evaluation seed derived from the run seed, the few-shot batch size
+    and learning rate, the worker threads), so it gives the seed's score exactly."""
+    from deepphoenix.seeds import seed_source
+
+    run_dir, _ = smoke_run
+    (tmp_path / "tiny.py").write_text(seed_source("tiny"))
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "tiny.py"), "--preset",
+                                      "smoke", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    scored = json.loads(result.stdout)
+    assert scored["score"] == pytest.approx(summary["seed_score"], rel=1e-6)
+    assert scored["metrics"]["params"] == summary["seed_params"]
+
+
 def test_store_records_every_attempt(smoke_run) -> None:  # type: ignore[no-untyped-def]
     run_dir, _ = smoke_run
     store = RunStore.open(run_dir)
