@@ -25,6 +25,7 @@ from deepphoenix.mutator import (
     read_program,
 )
 from deepphoenix.outcome import Outcome
+from deepphoenix.status import VariantStatus
 
 if TYPE_CHECKING:
     from deepphoenix.study import Best, Study, Trial, load, search
@@ -55,6 +56,7 @@ __all__ = [
     "Study",
     "Trial",
     "Variant",
+    "VariantStatus",
     "__version__",
     "canonical_hash",
     "diff_text",

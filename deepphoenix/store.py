@@ -47,6 +47,7 @@ from urllib.parse import quote
 from deepphoenix.errors import RunDirError
 from deepphoenix.evaluator import CheckResult, EvalResult
 from deepphoenix.objectives import Direction
+from deepphoenix.status import RungStatus, VariantStatus, sql_list
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "RunStore", "VariantRow"]
 
@@ -151,7 +152,7 @@ class VariantRow:
     hash: str
     source: str
     values: dict[str, Any]
-    status: str
+    status: VariantStatus
     stage: str
     reason: str
     traceback: str
@@ -164,7 +165,7 @@ class VariantRow:
     @property
     def done(self) -> bool:
         """Evaluated (or rejected): never evaluated again."""
-        return self.status != "pending"
+        return self.status != VariantStatus.PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +359,8 @@ class RunStore:
 
     # -- variants ------------------------------------------------------------------------
     def add_variant(self, hash_: str, source: str, values: dict[str, Any], episode: int,
-                    status: str = "pending", stage: str = "", reason: str = "") -> None:
+                    status: VariantStatus = VariantStatus.PENDING, stage: str = "",
+                    reason: str = "") -> None:
         """Record a variant the first time it is seen (later sightings change nothing)."""
         self.db.execute(
             "INSERT OR IGNORE INTO variants (hash, source, site_values, status, stage, reason, "
@@ -383,7 +385,7 @@ class RunStore:
     def _variant(self, row: sqlite3.Row) -> VariantRow:
         return VariantRow(
             hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
-            status=row["status"], stage=row["stage"], reason=row["reason"],
+            status=VariantStatus(row["status"]), stage=row["stage"], reason=row["reason"],
             traceback=row["traceback"], score=row[self._score_column],
             metrics=_restored(json.loads(row["metrics"])), first_episode=row["first_episode"],
             created_at=row["created_at"], scored_at=row["scored_at"],
@@ -399,7 +401,8 @@ class RunStore:
     def evaluations_done(self) -> int:
         """Variants evaluated: scored, failed, or stopped early at a lower rung."""
         return int(self.db.execute(
-            "SELECT COUNT(*) FROM variants WHERE status IN ('scored', 'failed', 'pruned')"
+            "SELECT COUNT(*) FROM variants WHERE status IN "
+            + sql_list(VariantStatus.SCORED, VariantStatus.FAILED, VariantStatus.PRUNED)
         ).fetchone()[0])
 
     def set_pruned(self, hash_: str, rung: int, resource: int, score: float | None,
@@ -408,16 +411,17 @@ class RunStore:
         and not promoted. Its rung score is in the rungs table, never in `score`, which
         holds full evaluations only (so no view compares scores of different rungs)."""
         self.db.execute(
-            "UPDATE variants SET status = 'pruned', stage = ?, reason = ?, score = NULL, "
+            "UPDATE variants SET status = ?, stage = ?, reason = ?, score = NULL, "
             "scored_at = ? WHERE hash = ?",
-            (f"rung {rung}", f"stopped early at rung {rung} ({resource} {unit}): score "
+            (VariantStatus.PRUNED.value, f"rung {rung}",
+             f"stopped early at rung {rung} ({resource} {unit}): score "
              f"{score:.6g} not in its rung's top share" if score is not None
              else f"stopped early at rung {rung}", time.time(), hash_))
 
     def set_promoted(self, hash_: str, rung: int) -> None:
         """A pruned variant goes up to `rung`: pending again until that rung's result."""
-        self.db.execute("UPDATE variants SET status = 'pending', stage = ?, reason = '' "
-                        "WHERE hash = ?", (f"rung {rung}", hash_))
+        self.db.execute("UPDATE variants SET status = ?, stage = ?, reason = '' "
+                        "WHERE hash = ?", (VariantStatus.PENDING.value, f"rung {rung}", hash_))
 
     # -- rungs (multi-fidelity and asynchronous runs) ------------------------------------
     def start_rung(self, hash_: str, rung: int, resource: int, episode: int) -> None:
@@ -425,7 +429,8 @@ class RunStore:
         resume runs it again)."""
         self.db.execute(
             "INSERT OR IGNORE INTO rungs (hash, rung, resource, status, episode, started_at) "
-            "VALUES (?, ?, ?, 'running', ?, ?)", (hash_, rung, resource, episode, time.time()))
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (hash_, rung, resource, RungStatus.RUNNING.value, episode, time.time()))
 
     def finish_rung(self, result: EvalResult, rung: int) -> None:
         self.db.execute(
@@ -457,9 +462,10 @@ class RunStore:
         if result.blocks:
             metrics = {"params": result.params} if result.params is not None else {}
             self.db.execute(
-                "UPDATE variants SET status = 'rejected', stage = 'constraint', reason = ?, "
+                "UPDATE variants SET status = ?, stage = 'constraint', reason = ?, "
                 "traceback = ?, metrics = ? WHERE hash = ?",
-                (result.reason, result.traceback, metrics_json(metrics), result.hash))
+                (VariantStatus.REJECTED.value, result.reason, result.traceback,
+                 metrics_json(metrics), result.hash))
 
     def checks(self) -> dict[str, CheckResult]:
         """Every check, by variant, in the order they were recorded (empty for a run

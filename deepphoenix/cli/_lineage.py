@@ -18,6 +18,7 @@ from deepphoenix.lineage import (
     graph_direction,
 )
 from deepphoenix.scores import format_score
+from deepphoenix.status import VariantStatus
 from deepphoenix.study import load
 
 __all__ = ["lineage", "plot"]
@@ -76,7 +77,7 @@ def show(run_dir: Path, as_json: bool) -> None:
     study = load(run_dir)
     graph = study.graph(include_source=False)
     # --fidelity asha: candidates stopped early, by the rung they stopped at
-    pruned = Counter(t.stage for t in study.trials if t.status == "pruned")
+    pruned = Counter(t.stage for t in study.trials if t.status == VariantStatus.PRUNED)
     status = graph.graph.get("status")
     if not graph.graph.get("best"):
         raise _no_variant(run_dir)
@@ -250,7 +251,7 @@ def plot(run_dir: Path, out: Path | None, fmt: str) -> None:
     """Draw Figure 1 (each episode's training loss, first 3 steps omitted) and the lineage
     picture (the seed-to-best path highlighted, rejected attempts faint)."""
     study = load(run_dir)
-    if not any(t.status == "scored" for t in study.trials):
+    if not any(t.status == VariantStatus.SCORED for t in study.trials):
         raise RunDirError(f"{run_dir}: nothing is scored yet, so there is nothing to plot; "
                           "resume the run or start a new one")
     written = study.plots(out or run_dir / "plots", fmt)

@@ -17,6 +17,7 @@ from deepphoenix.cli._common import (
 )
 from deepphoenix.quine import Generation, ouroboros
 from deepphoenix.scores import printable
+from deepphoenix.status import VariantStatus
 
 __all__ = ["quine"]
 
@@ -59,7 +60,7 @@ def ouroboros_command(source: str, generations: int, run_dir: Path | None, gramm
     def shown(g: Generation) -> None:
         if as_json:
             return
-        if g.status != "scored":
+        if g.status != VariantStatus.SCORED:
             click.echo(printable(f"generation {g.number} {g.hash}: {g.reason}"))
             return
         click.echo(f"generation {g.number} {g.hash}: fidelity {g.fidelity:.4f}"
@@ -75,7 +76,7 @@ def ouroboros_command(source: str, generations: int, run_dir: Path | None, gramm
     else:
         click.echo(f"{len(chain)} generation(s) in {folder}")
     last = chain[-1]
-    if last.status != "scored":
+    if last.status != VariantStatus.SCORED:
         fail(last.reason)
     if last.child is None and len(chain) < generations:
         fail(f"the chain stopped at generation {last.number}: its print is {last.outcome}"

@@ -46,6 +46,7 @@ from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import isolation_summary
 from deepphoenix.scores import format_score
 from deepphoenix.seeds import CODET5_DIR, codet5_config
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import DB_NAME
 from deepphoenix.store_io import write_text_atomic
 from deepphoenix.study import RUNS_DIR, execute, load, plan_search
@@ -139,7 +140,7 @@ class _RunDisplay:
                                  f"{f['round'] + 1} of {f['rounds']}): {f['reasons']}",
                                  force=True)
         elif kind == "evaluated":
-            if f["status"] == "scored":
+            if f["status"] == VariantStatus.SCORED:
                 self.scored += 1
             else:
                 self.reporter.line(f"  {f['hash'][:8]} {f['status']} at {f['stage']}: "

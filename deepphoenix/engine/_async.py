@@ -42,6 +42,7 @@ from deepphoenix.engine._strategy import Async, Scored, Strategy, best_of
 from deepphoenix.evaluator import Checker, EvalResult, EvalStatus, Evaluator
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
+from deepphoenix.status import RungStatus, VariantStatus
 
 __all__ = ["AsyncLoop"]
 
@@ -76,7 +77,7 @@ class AsyncLoop(SearchLoop):
         rows = self.store.rungs()
         for row in rows:
             self.started.add((row["hash"], row["rung"]))
-            if row["status"] != "running":
+            if row["status"] != RungStatus.RUNNING:
                 self.results.append(RungResult(row["hash"], row["rung"], row["score"]))
         return rows
 
@@ -88,7 +89,7 @@ class AsyncLoop(SearchLoop):
         parent = self.parents.get(hash_, self.run.seed_program.hash)
         violation = self._violation(row)
         if status == EvalStatus.SCORED.value and rung < self.top:
-            return Observation(parent, hash_, row.values, "pruned", None, rung, score,
+            return Observation(parent, hash_, row.values, VariantStatus.PRUNED, None, rung, score,
                                violation)
         return Observation(parent, hash_, row.values, status,
                            score if status == EvalStatus.SCORED.value else None,
@@ -99,7 +100,8 @@ class AsyncLoop(SearchLoop):
         """Every result the proposer was told before this start, with when: each finished
         rung, and each candidate a check blocked in a finished batch (a batch still open
         replays its own when it is settled again)."""
-        found = [(float(row["finished_at"]), o) for row in rows if row["status"] != "running"
+        found = [(float(row["finished_at"]), o) for row in rows
+                 if row["status"] != RungStatus.RUNNING
                  for o in [self._observation(row["hash"], row["rung"], row["status"],
                                              row["score"])] if o is not None]
         finished = {(b["episode"], b["batch"]) for b in self.store.batches()
@@ -122,7 +124,7 @@ class AsyncLoop(SearchLoop):
         read every variant back for each new candidate."""
         if self.full is None:
             self.full = {v.hash: v.score for v in self.store.variants()
-                         if v.status == "scored" and v.score is not None}
+                         if v.status == VariantStatus.SCORED and v.score is not None}
         return [Scored(h, s) for h, s in self.full.items()]
 
     def _time_up(self) -> bool:
@@ -178,7 +180,7 @@ class AsyncLoop(SearchLoop):
     def _restart_interrupted(self, episode: int) -> None:
         """Evaluations a killed run left `running`: each runs again, from scratch."""
         for row in self.store.rungs():
-            if row["status"] == "running":
+            if row["status"] == RungStatus.RUNNING:
                 self._start(row["hash"], row["rung"], episode, again=True)
 
     def _steady(self, episode: int) -> None:
@@ -341,7 +343,7 @@ class AsyncLoop(SearchLoop):
                 self.emit("new_best", episode=episode, best=best, score=score)
         status, stage, reason = result.status.value, result.stage, result.reason
         if result.status is EvalStatus.SCORED and rung < self.top:
-            status, stage = "pruned", f"rung {rung}"
+            status, stage = VariantStatus.PRUNED, f"rung {rung}"
             reason = f"{resource} {self.unit}: score {result.score:.4g} (for now)"
         self.emit("evaluated", episode=episode, batch=0, hash=result.hash,
                   status=status, stage=stage, reason=reason,

@@ -41,6 +41,7 @@ from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.evaluator import Checker, CheckResult, EvalResult, Evaluator, Verdict
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposal, Proposer
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import AttemptRow, RunStore, VariantRow
 
 __all__ = ["CONSTRAINT_STAGE", "Event", "SearchLoop", "unevaluable"]
@@ -87,7 +88,7 @@ class SearchLoop:
     # -- scores --------------------------------------------------------------------------
     def score(self, hash_: str) -> float | None:
         row = self.store.variant(hash_)
-        return None if row is None or row.status != "scored" else row.score
+        return None if row is None or row.status != VariantStatus.SCORED else row.score
 
     def _evaluate(self, hashes: Sequence[str], episode: int, batch: int) -> None:
         pending = []
@@ -138,7 +139,7 @@ class SearchLoop:
     def _seen(self, parent: str, row: VariantRow) -> Observation:
         """The observation of a recorded variant (its status, score and violation)."""
         return Observation(parent, row.hash, row.values, row.status,
-                           row.score if row.status == "scored" else None,
+                           row.score if row.status == VariantStatus.SCORED else None,
                            violation=self._violation(row))
 
     def _violation(self, row: VariantRow) -> float | None:
@@ -176,7 +177,7 @@ class SearchLoop:
                                    f"{seed_row.reason}; the search starts from the seed, so "
                                    "loosen --max-params or --constraint, or start from "
                                    "another seed")
-        if seed_row.status != "scored":
+        if seed_row.status != VariantStatus.SCORED:
             raise DeepPhoenixError(f"the seed itself fails at the {seed_row.stage} stage: "
                                    f"{seed_row.reason}")
         self.emit("seed", hash=seed.hash, score=seed_row.score,
@@ -330,7 +331,7 @@ class SearchLoop:
                       if a.outcome == Outcome.OK.value and a.child is not None
                       for row in [self.store.variant(a.child)] if row is not None]
         todo = {row.hash: row for _, row in candidates
-                if row.status == "pending" and self.store.check(row.hash) is None}
+                if row.status == VariantStatus.PENDING and self.store.check(row.hash) is None}
         if todo:
             results = self.checker.check([(h, row.source, row.values)
                                           for h, row in todo.items()])
@@ -381,7 +382,7 @@ class SearchLoop:
                 child = m.variant.hash if m.variant is not None else None
                 if m.variant is not None and m.outcome in (Outcome.OK, Outcome.OUT_OF_DOMAIN,
                                                            Outcome.INVARIANT):
-                    status = "pending" if m.ok else "rejected"
+                    status = VariantStatus.PENDING if m.ok else VariantStatus.REJECTED
                     self.store.add_variant(
                         m.variant.hash, m.variant.source, dict(m.variant.values), episode,
                         status=status, stage="" if m.ok else "static",
@@ -401,7 +402,7 @@ class SearchLoop:
 
 def _blocked(row: VariantRow) -> bool:
     """Whether a check kept this variant from being evaluated."""
-    return row.status == "rejected" and row.stage == CONSTRAINT_STAGE
+    return row.status == VariantStatus.REJECTED and row.stage == CONSTRAINT_STAGE
 
 
 def unevaluable(store: RunStore, attempts: Sequence[AttemptRow], limit: int = 3) -> str:

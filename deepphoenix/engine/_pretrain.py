@@ -34,6 +34,7 @@ from deepphoenix.proposers import (
     view_target,
     view_text,
 )
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import RunStore
 
 __all__ = ["RunPairs", "pretraining_pairs"]
@@ -75,10 +76,11 @@ def pretraining_pairs(run_dirs: Sequence[Path], fmt: TargetFormat | str,
                 raise RunDirError(f"{run_dir}: its grammar or seed program cannot be read "
                                   "back here; pass runs this deepphoenix can resume")
             sign = store.direction.sign
-            variants = [v for v in store.variants() if v.status == "scored"
+            variants = [v for v in store.variants() if v.status == VariantStatus.SCORED
                         and v.score is not None]
         sources = {_key(v.values): v.source for v in variants}
-        observed = [Observation("", v.hash, v.values, "scored", v.score) for v in variants]
+        observed = [Observation("", v.hash, v.values, VariantStatus.SCORED, v.score)
+                    for v in variants]
         parsed: dict[str, Program] = {}  # each variant parsed once, not once per pair
         program_of = partial(_parse_once, parsed, grammar)
         hindsight = 0

@@ -33,6 +33,7 @@ from deepphoenix.evaluator import (
     inconsistency,
 )
 from deepphoenix.objectives import Direction, ObjectiveSpec, uses_task
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import RunStore, VariantRow
 
 __all__ = ["DEFAULT_TOLERANCE", "NONDETERMINISTIC", "NOT_REPRODUCED", "REPRODUCED", "UNCHECKED",
@@ -101,7 +102,7 @@ def best_scored(store: RunStore, skip: str = "") -> str | None:
     direction = store.direction
     best: VariantRow | None = None
     for row in store.variants():
-        if row.status != "scored" or row.score is None or row.hash == skip:
+        if row.status != VariantStatus.SCORED or row.score is None or row.hash == skip:
             continue
         if best is None or direction.better(row.score, best.score):  # type: ignore[arg-type]
             best = row
@@ -117,7 +118,7 @@ def rescore_best(store: RunStore, evaluator: Evaluator, best: str, seed: str,
     run's baseline) and the next best is re-scored, up to `tries` times; a nondeterministic
     or unchecked one is reported and kept. The best to report."""
     row = store.variant(best)
-    if row is None or row.status != "scored":  # resumed after such a demotion
+    if row is None or row.status != VariantStatus.SCORED:  # resumed after such a demotion
         best = best_scored(store) or best
     verdicts = []
     for _ in range(tries):
@@ -149,7 +150,7 @@ def score_mismatches(store: RunStore) -> tuple[int, list[Mismatch]]:
     its rung, the recorded best), and a user objective's score, which has no second
     copy; `rescore_run` checks those by evaluating again."""
     objective = str(store.objective.get("name", ""))
-    rows = [r for r in store.variants() if r.status == "scored" and r.score is not None]
+    rows = [r for r in store.variants() if r.status == VariantStatus.SCORED and r.score is not None]
     found = []
     for row in rows:
         why = inconsistency(objective, row.score, row.metrics)
@@ -206,7 +207,7 @@ def rescore_run(run_dir: Path, top: int, tolerance: float = DEFAULT_TOLERANCE,
         seed = stored_seed(store)
         project, paths = stored_project(store.get_meta("project"))
         direction: Direction = store.direction
-        rows = sorted((r for r in store.variants() if r.status == "scored"
+        rows = sorted((r for r in store.variants() if r.status == VariantStatus.SCORED
                        and r.score is not None),
                       key=lambda r: direction.sign * float(r.score))  # type: ignore[arg-type]
         chosen = [(r.hash, render_source(seed, r), r.score) for r in rows[:top]]

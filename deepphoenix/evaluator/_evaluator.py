@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import asdict, dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,15 @@ from deepphoenix.executor import Executor, Submission
 from deepphoenix.mutator import split_bundle
 from deepphoenix.objectives import BUILTIN_OBJECTIVES, ObjectiveSpec
 from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
+from deepphoenix.status import VariantStatus
 
 __all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "inconsistency",
            "static_check"]
 
 
-class EvalStatus(StrEnum):
-    SCORED = "scored"
-    REJECTED = "rejected"  # failed a static check, or over the parameter limit
-    FAILED = "failed"  # raised, hung, ran out of memory, produced NaN or no score
+# An evaluation ends scored, rejected (a static check, the parameter limit) or failed
+# (raised, hung, ran out of memory, produced NaN or no score): a variant's status.
+EvalStatus = VariantStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from deepphoenix.objectives._user import (
 from deepphoenix.sandbox._child import JobContext
 from deepphoenix.sandbox._protocol import failure_text, is_out_of_memory
 from deepphoenix.sandbox._records import EvalJob
+from deepphoenix.status import VariantStatus
 from deepphoenix.training import (
     BuildFailure,
     Dynamics,
@@ -92,7 +93,8 @@ def _cuda_peak() -> int:
 
 
 def _failed(stage: str, reason: str, trace: str = "", **extra: Any) -> dict[str, Any]:
-    return {"status": "failed", "stage": stage, "reason": reason, "traceback": trace, **extra}
+    return {"status": VariantStatus.FAILED.value, "stage": stage, "reason": reason,
+            "traceback": trace, **extra}
 
 
 def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
@@ -141,7 +143,7 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
             model = program.get("model")
         params = count_parameters(model) if _is_module(model) else None
         if job.max_params is not None and params is not None and params > job.max_params:
-            return {"status": "rejected", "stage": "build", "traceback": "",
+            return {"status": VariantStatus.REJECTED.value, "stage": "build", "traceback": "",
                     "reason": f"{params:,} parameters, over the limit of {job.max_params:,}",
                     "metrics": {"params": params}}
         dynamics = Dynamics.read(program, Dynamics(lr=job.lr, batch_size=job.batch_size,
@@ -156,7 +158,7 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
         outcome = _builtin(job, objective, program, model, dynamics, device, ctx, metrics)
     else:
         outcome = _user(job, objective, program, device, ctx, metrics)
-    if outcome["status"] == "scored":
+    if outcome["status"] == VariantStatus.SCORED:
         metrics.update(
             wall_seconds=time.perf_counter() - began,
             peak_memory=(_cuda_peak() if cuda else _peak_rss()),
@@ -208,7 +210,7 @@ def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
         if not math.isfinite(score):
             return _failed("heldout", f"non-finite held-out loss {score}")
         metrics["heldout_loss"] = score
-    return {"status": "scored", "score": score, "metrics": metrics}
+    return {"status": VariantStatus.SCORED.value, "score": score, "metrics": metrics}
 
 
 _CANDIDATE = "candidate"  # the candidate's workspace, in the worker's
@@ -246,7 +248,7 @@ def _command(job: EvalJob, objective: ObjectiveSpec, device: str, ctx: JobContex
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     metrics.update(device=device, wall_seconds=time.perf_counter() - began)
-    return {"status": "scored", "score": score, "metrics": metrics}
+    return {"status": VariantStatus.SCORED.value, "score": score, "metrics": metrics}
 
 
 def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
@@ -268,7 +270,8 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
                                    ctx.state.setdefault("objective", {}), objective.pickled))
         score, extra = call_objective(function, program, context)
     except TrivialQuine as trivial:
-        return {"status": "rejected", "stage": "objective", "reason": str(trivial),
+        return {"status": VariantStatus.REJECTED.value, "stage": "objective",
+                "reason": str(trivial),
                 "traceback": "", "metrics": {**metrics, **trivial.metrics}}
     except BaseException as exc:
         return _failure("objective", exc)
@@ -280,4 +283,4 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     if job.stop_step is not None:
         metrics["stop_step"] = job.stop_step
         metrics["asked_to_stop"] = context.asked_to_stop
-    return {"status": "scored", "score": score, "metrics": metrics}
+    return {"status": VariantStatus.SCORED.value, "score": score, "metrics": metrics}

@@ -9,6 +9,7 @@ from pathlib import Path
 import networkx as nx
 
 from deepphoenix.scores import format_score
+from deepphoenix.status import VariantStatus
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["to_dot", "write_dot"]
@@ -22,7 +23,7 @@ def to_dot(graph: nx.MultiDiGraph) -> str:
     lines = ["digraph lineage {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
     for node, data in graph.nodes(data=True):
         if data.get("kind") == "attempt":
-            label = data.get("status", "rejected")
+            label = data.get("status", VariantStatus.REJECTED)
             style = 'style=dashed, color=gray60, fontcolor=gray50'
         else:
             score = data.get("score")
@@ -30,7 +31,7 @@ def to_dot(graph: nx.MultiDiGraph) -> str:
             label = f"{str(node)[:8]}\n" + (f"{graph.graph.get('objective', 'score')} "
                                               + format_score(score) if score is not None
                                               else data.get("status", ""))
-            style = "color=gray40" if data.get("status") != "scored" else ""
+            style = "color=gray40" if data.get("status") != VariantStatus.SCORED else ""
             if data.get("on_best_path"):
                 style = "penwidth=2.5, color=firebrick"
         lines.append(f"  {_quote(node)} [label={_quote(label)}{', ' if style else ''}{style}];")

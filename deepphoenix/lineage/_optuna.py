@@ -25,13 +25,14 @@ from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.grammar import Grammar, Kind, SiteSpec, parse_grammar
 from deepphoenix.mutator import parse_candidate, resolve_grammar
 from deepphoenix.objectives import Direction
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import apply_umask
 
 __all__ = ["OptunaExport", "run_grammar", "write_optuna"]
 
 log = logging.getLogger(__name__)
-_EVALUATED = ("scored", "failed", "rejected")
+_EVALUATED = (VariantStatus.SCORED, VariantStatus.FAILED, VariantStatus.REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ def _trial(variant: VariantRow, distributions: dict[str, Any]) -> Any:
              "reason": variant.reason, "params_count": variant.metrics.get("params"),
              "first_episode": variant.first_episode}
     attrs = {k: v for k, v in attrs.items() if v not in (None, "")}
-    scored = (variant.status == "scored" and variant.score is not None
+    scored = (variant.status == VariantStatus.SCORED and variant.score is not None
               and math.isfinite(variant.score))
     losses = variant.metrics.get("losses") if scored else None
     steps = ({i: float(x) for i, x in enumerate(losses)

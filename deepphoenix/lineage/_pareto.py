@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepphoenix.objectives import Direction
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import RunStore
 
 __all__ = ["ParetoPoint", "pareto_front"]
@@ -23,7 +24,7 @@ def pareto_front(store: RunStore) -> list[ParetoPoint]:
     parameters first."""
     direction = store.direction
     points = [ParetoPoint(v.hash, v.score, int(v.metrics["params"])) for v in store.variants()
-              if v.status == "scored" and v.score is not None
+              if v.status == VariantStatus.SCORED and v.score is not None
               and isinstance(v.metrics.get("params"), int)]
     front: list[ParetoPoint] = []
     best: float | None = None

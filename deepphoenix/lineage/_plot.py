@@ -17,6 +17,7 @@ import networkx as nx
 from deepphoenix.lineage._graph import best_path, graph_direction
 from deepphoenix.lineage._layout import layout_lineage
 from deepphoenix.objectives import Direction
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import RunStore
 
 __all__ = ["SKIP_STEPS", "plot_lineage", "plot_training"]
@@ -69,7 +70,8 @@ def plot_lineage(graph: nx.MultiDiGraph, path: Path, batches_per_episode: int) -
     figure, axes = plt.subplots(figsize=(10, 5.5))
     for u, v, data in graph.edges(data=True):
         if u in position and v in position:
-            faint = data.get("outcome") != "ok" or graph.nodes[v].get("status") != "scored"
+            faint = (data.get("outcome") != "ok"
+                     or graph.nodes[v].get("status") != VariantStatus.SCORED)
             axes.plot(*zip(position[u], position[v], strict=True),
                       color="0.85" if faint else "0.6", linewidth=0.5, zorder=1)
     groups: dict[str, tuple[list[tuple[float, float]], str, float]] = {
@@ -78,7 +80,8 @@ def plot_lineage(graph: nx.MultiDiGraph, path: Path, batches_per_episode: int) -
     for node, data in graph.nodes(data=True):
         if node not in position:
             continue
-        key = data.get("status") if data.get("status") in ("scored", "failed") else "other"
+        status = data.get("status")
+        key = status if status in (VariantStatus.SCORED, VariantStatus.FAILED) else "other"
         groups[key][0].append(position[node])
     for label, (points, color, alpha) in groups.items():
         if points:

@@ -40,6 +40,7 @@ from deepphoenix.lineage._summary import (
 from deepphoenix.mutator import bundle_diff
 from deepphoenix.objectives import Direction
 from deepphoenix.scores import format_score, printable
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
 
@@ -158,7 +159,7 @@ def _header(runs: list[RunReport]) -> str:
     rows = []
     for index, run in enumerate(runs):
         config = run.graph.graph.get("config", {})
-        scored = sum(1 for v in run.variants if v.status == "scored")
+        scored = sum(1 for v in run.variants if v.status == VariantStatus.SCORED)
         best = run.graph.graph.get("best")
         best_score = run.graph.nodes[best].get("score") if best in run.graph else None
         cells = [
@@ -285,7 +286,8 @@ def _node_groups(run: RunReport, layout: Any) -> tuple[dict[str, list[str]], dic
     for node, data in graph.nodes(data=True):
         if data.get("kind") == "attempt":
             groups["attempt"].append(node)
-        elif data.get("status") in ("scored", "pending", "pruned"):
+        elif data.get("status") in (VariantStatus.SCORED, VariantStatus.PENDING,
+                                    VariantStatus.PRUNED):
             groups[str(data["status"])].append(node)
         else:
             groups["failed"].append(node)
@@ -323,7 +325,7 @@ def _hover(data: dict[str, Any], node: str, objective: str) -> str:
         lines.append(f"{html.escape(objective)} {format_score(data['score'])}")
     if data.get("params"):
         lines.append(f"{data['params'] / 1e6:.3f} M params")
-    if data.get("status") and data.get("status") != "scored":
+    if data.get("status") and data.get("status") != VariantStatus.SCORED:
         stage = f" at {data['stage']}" if data.get("stage") else ""
         lines.append(html.escape(f"{data['status']}{stage}"))
     return "<br>".join(lines)

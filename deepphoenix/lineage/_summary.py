@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from deepphoenix.evaluator import CheckResult
 from deepphoenix.objectives import Direction
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import AttemptRow, VariantRow
 
 __all__ = ["BestSoFar", "ConstraintCounts", "best_so_far", "constraint_counts",
@@ -31,7 +32,7 @@ class BestSoFar:
 def best_so_far(variants: list[VariantRow], direction: Direction, start: float) -> BestSoFar:
     """The best score after each evaluation; `start` is the run's creation time, so the
     wall-time axis counts from the run's start (proposer training included)."""
-    done = sorted((v for v in variants if v.status in ("scored", "failed", "pruned")
+    done = sorted((v for v in variants if VariantStatus(v.status).evaluated
                    and v.scored_at is not None), key=lambda v: (v.scored_at or 0.0, v.hash))
     better = direction.better
     best: float | None = None
@@ -52,7 +53,7 @@ def failure_counts(variants: list[VariantRow], attempts: list[AttemptRow]
     ``proposal``). Reasons are cut to their first line so near-identical ones group."""
     counts: Counter[tuple[str, str]] = Counter()
     for variant in variants:
-        if variant.status in ("failed", "rejected"):
+        if variant.status in (VariantStatus.FAILED, VariantStatus.REJECTED):
             counts[(variant.stage or variant.status, _first_line(variant.reason))] += 1
     for attempt in attempts:
         if attempt.child is None and attempt.outcome != "ok":
@@ -108,12 +109,14 @@ class ConstraintCounts:
 def constraint_counts(variants: list[VariantRow], attempts: list[AttemptRow],
                       checks: dict[str, CheckResult]) -> ConstraintCounts:
     """The `ConstraintCounts` of a run from its rows."""
-    rejected = {v.hash for v in variants if v.status == "rejected" and v.stage == _CHECKED_OUT}
+    rejected = {v.hash for v in variants
+                if v.status == VariantStatus.REJECTED and v.stage == _CHECKED_OUT}
     over = sum(1 for h in rejected if (c := checks.get(h)) is not None and c.rule == "max-params")
     redrawn = {(a.episode, a.batch, a.redraw_of) for a in attempts if a.redraw_of is not None}
     lost = sum(1 for a in attempts if a.child in rejected and a.outcome == "ok"
                and (a.episode, a.batch, a.slot) not in redrawn)
-    evaluated_over = sum(1 for v in variants if v.status == "rejected" and v.stage == "build"
+    evaluated_over = sum(1 for v in variants
+                         if v.status == VariantStatus.REJECTED and v.stage == "build"
                          and "over the limit of" in v.reason)
     proposed = {a.child for a in attempts if a.child is not None}
     return ConstraintCounts(

@@ -50,6 +50,7 @@ from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._t5 import MAX_TOKENS, T5Sampler
 from deepphoenix.proposers._tokenizer import load_tokenizer
 from deepphoenix.proposers._view import view_target, view_text
+from deepphoenix.status import VariantStatus
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["HindsightProposer", "hindsight_pairs"]
@@ -67,7 +68,7 @@ def hindsight_pairs(observations: Sequence[Observation], sign: float = 1.0,
     1-4 times by the improvement relative to the spread of scores. `sign` is -1 for a
     maximized score. Largest improvements first, at most `limit` rows in all."""
     scored = [(sign * o.score, o) for o in observations
-              if o.status == "scored" and o.score is not None]
+              if o.status == VariantStatus.SCORED and o.score is not None]
     if len(scored) < 2:
         return []
     scored.sort(key=lambda pair: pair[0])  # stable: ties keep the run's order

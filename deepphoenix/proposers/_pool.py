@@ -13,6 +13,7 @@ from deepphoenix.proposers._distinct import as_repeat
 from deepphoenix.proposers._protocol import Observation
 from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._surrogate import Surrogate, encode
+from deepphoenix.status import VariantStatus
 
 __all__ = ["MIN_SAMPLES", "MIN_SCORED", "WIDEN", "gather", "rank", "record", "width"]
 
@@ -59,7 +60,7 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
     score seen, so the ranking learns to avoid them. `running`: the values of candidates
     under evaluation (--strategy async), where the surrogate believes its own mean."""
     scored = [o for o in observed
-              if o.status in ("scored", "failed", "rejected", "pruned")]
+              if o.status is not VariantStatus.PENDING]
     good = [sign * o.score for o in scored if o.score is not None]
     if len(good) < MIN_SCORED or len(pool) <= n:
         return list(range(min(n, len(pool))))

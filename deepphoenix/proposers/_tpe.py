@@ -37,6 +37,7 @@ from deepphoenix.proposers._protocol import (
     register_proposer,
 )
 from deepphoenix.proposers._random import Proposal
+from deepphoenix.status import VariantStatus
 
 __all__ = ["TPEProposer", "grid_steps", "site_distributions"]
 
@@ -151,7 +152,7 @@ class TPEProposer(Proposer):
                 continue  # outside the domain: nothing TPE can use
             margin = {"constraints": {"run": seen.violation if seen.violation is not None
                                       else 0.0}} if constrained else {}
-            if seen.status == "pruned" and seen.rung is not None:
+            if seen.status == VariantStatus.PRUNED and seen.rung is not None:
                 # Stopped early: TPE ranks pruned trials by their last intermediate value,
                 # below every complete one.
                 intermediate = ({seen.rung: seen.rung_score}

@@ -17,6 +17,7 @@ from deepphoenix.objectives._user import ObjectiveContext
 from deepphoenix.sandbox._child import JobContext
 from deepphoenix.sandbox._protocol import failure_text
 from deepphoenix.sandbox._records import GenerationJob
+from deepphoenix.status import VariantStatus
 from deepphoenix.training import exec_program
 
 __all__ = ["generation_job"]
@@ -39,16 +40,16 @@ def generation_job(job: GenerationJob, ctx: JobContext) -> dict[str, Any]:
         pair, before, metrics = train_and_replicate(program, context)
         scores = replication_scores(pair, before)
         if "char_accuracy" not in scores:
-            return {"status": "failed", "stage": "objective", "traceback": "",
+            return {"status": VariantStatus.FAILED.value, "stage": "objective", "traceback": "",
                     "reason": "replicate(model) returned weights, not characters: the "
                               "ouroboros needs a source quine"}
         printed = printed_text(pair[0])
     except BaseException as exc:
         message, trace = failure_text(exc)
-        return {"status": "failed", "stage": "objective", "reason": message,
+        return {"status": VariantStatus.FAILED.value, "stage": "objective", "reason": message,
                 "traceback": trace}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     metrics.update(scores, wall_seconds=time.monotonic() - began)
-    return {"status": "scored", "score": scores["score"], "metrics": metrics,
+    return {"status": VariantStatus.SCORED.value, "score": scores["score"], "metrics": metrics,
             "printed": printed}

@@ -37,6 +37,7 @@ from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.mutator import Program, ground, parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.sandbox import GenerationJob, JobStatus, WorkerSettings
+from deepphoenix.status import VariantStatus
 
 __all__ = ["Generation", "ouroboros"]
 
@@ -117,7 +118,7 @@ def _generation(run: RunDir, executor: LocalExecutor, parent: Program,
     ((_, job),) = list(executor.run_all([(parent.hash, request, config.timeout)]))
     seconds = time.monotonic() - began
     value = job.value if job.status is JobStatus.OK and isinstance(job.value, dict) else {
-        "status": "failed", "stage": "objective",
+        "status": VariantStatus.FAILED.value, "stage": "objective",
         "reason": f"{job.status.value}: {job.error}", "traceback": job.traceback or ""}
     printed = value.pop("printed", None)
     result = EvalResult.from_dict({**value, "hash": parent.hash})
@@ -135,7 +136,7 @@ def _generation(run: RunDir, executor: LocalExecutor, parent: Program,
     elif mutation.ok and mutation.variant is not None:
         child = parse_program(mutation.variant.source, parent.grammar)
     fidelity = float(result.metrics.get("char_accuracy", 0.0))
-    generation = Generation(number, parent.hash, "scored", fidelity,
+    generation = Generation(number, parent.hash, VariantStatus.SCORED, fidelity,
                             bool(result.metrics.get("exact")), mutation.outcome.value,
                             mutation.reason, None if child is None else child.hash, seconds)
     _finish(run, number, parent.hash, printed, generation, mutation)

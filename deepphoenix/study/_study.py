@@ -38,6 +38,7 @@ from deepphoenix.lineage import (
 )
 from deepphoenix.mutator import bundle_diff, bundle_text
 from deepphoenix.objectives import Direction
+from deepphoenix.status import VariantStatus
 from deepphoenix.store import RunStore
 from deepphoenix.store_io import write_text_atomic
 from deepphoenix.study._execute import execute
@@ -86,7 +87,7 @@ class Trial:
 
     number: int
     hash: str
-    status: str  # scored | failed | rejected | pending
+    status: VariantStatus  # scored | failed | rejected | pruned | pending (a str too)
     score: float | None
     params: dict[str, Any]  # site values
     parent: str | None
