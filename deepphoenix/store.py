@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     raw_text TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
     redraw_of INTEGER,
+    source TEXT NOT NULL DEFAULT '',
     UNIQUE (episode, batch, slot)
 );
 CREATE TABLE IF NOT EXISTS batches (
@@ -182,6 +183,7 @@ class AttemptRow:
     edits: list[dict[str, Any]]
     raw_text: str
     redraw_of: int | None = None  # the slot this candidate was drawn again for
+    source: str = ""  # which of the proposer's drawers made it ("" where it has one)
 
 
 class _Connection(sqlite3.Connection):
@@ -316,6 +318,8 @@ class RunStore:
         columns = {r["name"] for r in self.db.execute("PRAGMA table_info(attempts)")}
         if "redraw_of" not in columns:
             self.db.execute("ALTER TABLE attempts ADD COLUMN redraw_of INTEGER")
+        if "source" not in columns:
+            self.db.execute("ALTER TABLE attempts ADD COLUMN source TEXT NOT NULL DEFAULT ''")
 
     @property
     def objective(self) -> dict[str, Any]:
@@ -500,11 +504,11 @@ class RunStore:
         now = time.time()
         self.db.executemany(
             "INSERT INTO attempts (episode, batch, slot, parent, child, proposer, outcome, "
-            "reason, edits, raw_text, created_at, redraw_of) VALUES (:episode, :batch, "
-            ":slot, :parent, :child, :proposer, :outcome, :reason, :edits, :raw_text, "
-            ":created_at, :redraw_of)",
+            "reason, edits, raw_text, created_at, redraw_of, source) VALUES (:episode, "
+            ":batch, :slot, :parent, :child, :proposer, :outcome, :reason, :edits, "
+            ":raw_text, :created_at, :redraw_of, :source)",
             [{**r, "edits": json.dumps(r.get("edits", [])), "created_at": now,
-              "redraw_of": r.get("redraw_of")} for r in rows],
+              "redraw_of": r.get("redraw_of"), "source": r.get("source", "")} for r in rows],
         )
 
     def attempts(self, episode: int | None = None, batch: int | None = None) -> list[AttemptRow]:
@@ -595,6 +599,7 @@ def _attempt(row: sqlite3.Row) -> AttemptRow:
         outcome=row["outcome"], reason=row["reason"], edits=json.loads(row["edits"]),
         raw_text=row["raw_text"],
         redraw_of=row["redraw_of"] if "redraw_of" in row.keys() else None,  # noqa: SIM118
+        source=row["source"] if "source" in row.keys() else "",  # noqa: SIM118
     )
 
 

@@ -15,6 +15,7 @@ from deepphoenix.grammar import format_value
 from deepphoenix.lineage import (
     FORMATS,
     best_path,
+    describe_sources,
     graph_direction,
 )
 from deepphoenix.scores import format_score
@@ -93,11 +94,13 @@ def show(run_dir: Path, as_json: bool) -> None:
     objective = graph.graph.get("objective", "score")
     direction = graph_direction(graph)
     constraints = study.constraints()
+    sources = study.sources()
     if as_json:
         echo_json({"run_dir": str(run_dir), "status": status, "objective": objective,
                    "direction": direction.value, "path": steps,
                    "pruned": dict(sorted(pruned.items())),
-                   "constraints": constraints.to_dict()})
+                   "constraints": constraints.to_dict(),
+                   "sources": [s.to_dict() for s in sources]})
         return
     if status == "interrupted":
         click.echo(f"(run interrupted: best so far; continue it with: deepphoenix run "
@@ -128,6 +131,8 @@ def show(run_dir: Path, as_json: bool) -> None:
         click.echo(f"stopped early (asha): {by_rung}; only full evaluations are compared")
     if constraints.any:
         click.echo(f"constraints: {constraints.describe()}")
+    if sources:
+        click.echo(f"proposed by: {describe_sources(sources)}")
 
 
 @lineage.command("best")

@@ -394,7 +394,7 @@ class SearchLoop:
                     "child": child, "proposer": proposer, "outcome": m.outcome.value,
                     "reason": m.reason,
                     "edits": [e.to_dict() for e in m.variant.changes] if m.variant else [],
-                    "raw_text": proposal.text,
+                    "raw_text": proposal.text, "source": proposal.source,
                     "redraw_of": redraws[index] if index < len(redraws) else None,
                 })
             self.store.add_attempts(rows)

@@ -12,7 +12,13 @@ from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS, plot_lineage, plot_training
 from deepphoenix.lineage._report import ReportSummary, write_report
 from deepphoenix.lineage._state import lock_held, run_state
-from deepphoenix.lineage._summary import ConstraintCounts, constraint_counts
+from deepphoenix.lineage._summary import (
+    ConstraintCounts,
+    SourceCount,
+    constraint_counts,
+    describe_sources,
+    source_counts,
+)
 
 FORMATS = {"json": write_json, "graphml": write_graphml, "gexf": write_gexf, "dot": write_dot}
 
@@ -23,10 +29,12 @@ __all__ = [
     "OptunaExport",
     "ParetoPoint",
     "ReportSummary",
+    "SourceCount",
     "best_hash",
     "best_path",
     "build_graph",
     "constraint_counts",
+    "describe_sources",
     "graph_direction",
     "lock_held",
     "pareto_front",
@@ -37,6 +45,7 @@ __all__ = [
     "read_json",
     "run_grammar",
     "run_state",
+    "source_counts",
     "to_dot",
     "write_dot",
     "write_gexf",

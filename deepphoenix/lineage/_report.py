@@ -33,9 +33,12 @@ from deepphoenix.lineage._pareto import ParetoPoint, pareto_front
 from deepphoenix.lineage._plot import SKIP_STEPS
 from deepphoenix.lineage._summary import (
     ConstraintCounts,
+    SourceCount,
     best_so_far,
     constraint_counts,
+    describe_sources,
     failure_counts,
+    source_counts,
 )
 from deepphoenix.mutator import bundle_diff
 from deepphoenix.objectives import Direction
@@ -65,6 +68,7 @@ class RunReport:
     created_at: float
     front: tuple[ParetoPoint, ...]
     constraints: ConstraintCounts
+    sources: tuple[SourceCount, ...] = ()  # learned's pool: each drawer's share and wins
 
     @property
     def direction(self) -> Direction:
@@ -91,6 +95,7 @@ def load_run(run_dir: Path, name: str | None = None) -> RunReport:
         attempts = store.attempts()
         failures = failure_counts(variants, attempts)
         constraints = constraint_counts(variants, attempts, store.checks())
+        sources = source_counts(variants, attempts, store.direction)
         episodes = store.episodes()
         created = store.get_meta("created_at")
         front = pareto_front(store)
@@ -98,7 +103,7 @@ def load_run(run_dir: Path, name: str | None = None) -> RunReport:
         (v.created_at for v in variants), default=0.0)
     return RunReport(name or Path(run_dir).name or str(run_dir), Path(run_dir), graph,
                      tuple(variants), tuple(failures), tuple(episodes), start, tuple(front),
-                     constraints)
+                     constraints, tuple(sources))
 
 
 def write_report(run_dirs: list[Path], out: Path) -> ReportSummary:
@@ -203,6 +208,10 @@ def _run_section(run: RunReport, index: int, lineage_figure: Any) -> str:
                  f"(proposer {html.escape(str(run.graph.graph.get('proposer', '?')))}).</p>")
     parts.append("<h3>Failures by stage and reason</h3>")
     parts.append(_failures_html(run, index))
+    if run.sources:
+        parts.append("<h3>Proposed by</h3><p class='sources'>"
+                     f"{html.escape(describe_sources(list(run.sources)))} (a win: a scored "
+                     "candidate that beat the best so far when it finished)</p>")
     if run.constraints.any:
         parts.append("<h3>Constraints</h3><p class='constraints'>"
                      f"{html.escape(run.constraints.describe())}: checked before "

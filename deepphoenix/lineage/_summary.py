@@ -7,14 +7,23 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from deepphoenix.evaluator import CheckResult
 from deepphoenix.objectives import Direction
 from deepphoenix.status import VariantStatus
 from deepphoenix.store import AttemptRow, VariantRow
 
-__all__ = ["BestSoFar", "ConstraintCounts", "best_so_far", "constraint_counts",
-           "failure_counts"]
+__all__ = [
+    "BestSoFar",
+    "ConstraintCounts",
+    "SourceCount",
+    "best_so_far",
+    "constraint_counts",
+    "describe_sources",
+    "failure_counts",
+    "source_counts",
+]
 
 _CHECKED_OUT = "constraint"  # the stage of a variant a check kept from evaluation
 
@@ -123,3 +132,54 @@ def constraint_counts(variants: list[VariantRow], attempts: list[AttemptRow],
         checked=sum(1 for h in checks if h in proposed),
         rejected=len(rejected), over_params=over, redraws=len(redrawn), lost=lost,
         evaluated_over=evaluated_over)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCount:
+    """One drawer of a proposer's pool (``learned``: ``t5``, ``gp``, ``draw``): how many
+    candidates it put in the batches, how many were scored, and how many of those beat
+    the best score so far when they finished (its wins)."""
+
+    source: str
+    proposed: int
+    scored: int
+    wins: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "proposed": self.proposed, "scored": self.scored,
+                "wins": self.wins}
+
+
+def source_counts(variants: list[VariantRow], attempts: list[AttemptRow],
+                  direction: Direction) -> list[SourceCount]:
+    """Per drawer, what it proposed, what was scored and what won (empty where no attempt
+    names a drawer: every proposer but ``learned``). The seed's score is the first best."""
+    source_of = {a.child: a.source for a in attempts if a.source and a.child}
+    if not source_of:
+        return []
+    proposed: dict[str, int] = {}
+    for attempt in attempts:
+        if attempt.source and attempt.child:
+            proposed[attempt.source] = proposed.get(attempt.source, 0) + 1
+    scored: dict[str, int] = {}
+    wins: dict[str, int] = {}
+    best: float | None = None
+    done = sorted((v for v in variants if v.status == VariantStatus.SCORED
+                   and v.score is not None), key=lambda v: (v.scored_at or 0.0, v.hash))
+    for variant in done:
+        assert variant.score is not None
+        source = source_of.get(variant.hash)
+        if source is not None:
+            scored[source] = scored.get(source, 0) + 1
+        if best is None or direction.better(variant.score, best):
+            if best is not None and source is not None:
+                wins[source] = wins.get(source, 0) + 1
+            best = variant.score
+    return [SourceCount(s, proposed[s], scored.get(s, 0), wins.get(s, 0))
+            for s in sorted(proposed)]
+
+
+def describe_sources(counts: list[SourceCount]) -> str:
+    """``t5 14 proposed, 9 scored, 2 wins; gp ...``: one line."""
+    return "; ".join(f"{c.source} {c.proposed} proposed, {c.scored} scored, {c.wins} "
+                     f"win{'' if c.wins == 1 else 's'}" for c in counts)

@@ -15,11 +15,15 @@ model, against 3 s for the seed's). This proposer uses what the run has measured
   mixed with as many refinement pairs (replay, so it keeps the grammar). The stage is
   sized by that data, not a fixed epoch count: no improving pair, no training (the
   previous weights are reused).
-* **Sample widely, then rank.** Each batch samples ``max(8 x C, 32)`` constrained
-  candidates in one call and spends the evaluation budget on the ``C`` that a
-  Gaussian-process surrogate fitted on the run's scored variants ranks best by expected
-  improvement (kriging believer between picks). Failed variants, and those rejected over
-  ``--max-params``, count as the worst score seen.
+* **Sample widely, then rank, in one pool with the GP's and the grammar's own picks.**
+  Each batch samples ``max(8 x C, 32)`` constrained candidates in one call; to them are
+  added ``C`` suggestions of Optuna's GP sampler (told every result, as ``gp`` is) and
+  ``C`` draws of the grammar's refinements, and the evaluation budget goes to the ``C``
+  of the pool that a Gaussian-process surrogate fitted on the run's scored variants ranks
+  best by expected improvement (kriging believer between picks; before three are scored,
+  the T5's samples first). Its floor is then the GP's, its ceiling what the T5 adds. Each
+  candidate records which drawer made it (``t5``, ``gp``, ``draw``). Failed variants, and
+  those rejected over ``--max-params``, count as the worst score seen.
 
 Its state is the stored observations (replayed on resume) and the per-episode model
 directories, so ``kill -9`` + ``--resume`` ends where an uninterrupted run ends.
@@ -44,8 +48,10 @@ from deepphoenix.mutator import (
 )
 from deepphoenix.proposers._builtin import PaperT5Proposer
 from deepphoenix.proposers._distinct import round_seed
+from deepphoenix.proposers._gp import GPProposer
 from deepphoenix.proposers._pool import gather, rank, record, width
 from deepphoenix.proposers._protocol import Observation, ProposerContext, register_proposer
+from deepphoenix.proposers._random import RandomProposer
 from deepphoenix.proposers._records import Proposal
 from deepphoenix.proposers._t5 import MAX_TOKENS, T5Sampler
 from deepphoenix.proposers._tokenizer import load_tokenizer
@@ -107,6 +113,10 @@ class HindsightProposer(PaperT5Proposer):
         self.sign = ctx.direction.sign
         self.observed: list[Observation] = []
         self.running: list[dict[str, Any]] = []  # values being evaluated (async runs)
+        # The pool's other drawers: the GP sampler (told what this proposer is told) and
+        # the grammar's refinements.
+        self.gp = GPProposer(ctx)
+        self.draws = RandomProposer(max_edits=1)
 
     # -- training ------------------------------------------------------------------------
     def _previous(self, episode: int) -> Path | None:
@@ -201,11 +211,28 @@ class HindsightProposer(PaperT5Proposer):
 
         def draw(round_: int) -> list[Proposal]:
             texts = model.sample_texts(parent, width(n), round_seed(seed, round_), prepared)
-            return [Proposal(model.ground(parent, text), text) for text in texts]
+            return [Proposal(model.ground(parent, text), text, "t5") for text in texts]
 
         pool, rest = gather(draw, n, self.ctx.sampling.rounds, exclude)
+        pool += self._companions(parent, n, seed, {*exclude, *_hashes(pool)})
         chosen = [pool[i] for i in self._rank(parent, pool, n)]
         return (chosen + rest)[:n]
+
+    def _companions(self, parent: Program, n: int, seed: int,
+                    exclude: Collection[str]) -> list[Proposal]:
+        """`n` suggestions of the GP sampler and `n` grammar draws, valid and new, for the
+        pool the surrogate ranks."""
+        found: list[Proposal] = []
+        seen = set(exclude)
+        rng = random.Random(round_seed(seed, 1 << 20))
+        suggested = [replace(p, source="gp") for p in self.gp.propose(parent, n, seed, exclude)]
+        drawn = [replace(p, source="draw") for p in self.draws.propose(parent, n, rng)]
+        for proposal in suggested + drawn:
+            variant = proposal.mutation.variant
+            if proposal.mutation.ok and variant is not None and variant.hash not in seen:
+                seen.add(variant.hash)
+                found.append(proposal)
+        return found
 
     def _rank(self, parent: Program, pool: Sequence[Proposal], n: int) -> list[int]:
         """Indices into `pool` of the `n` candidates to evaluate."""
@@ -213,11 +240,17 @@ class HindsightProposer(PaperT5Proposer):
 
     def observe(self, observations: Sequence[Observation]) -> None:
         record(self.observed, observations)
+        self.gp.observe(observations)
 
     def pending(self, values: Sequence[Mapping[str, Any]]) -> None:
         """Candidates under evaluation (--strategy async): the surrogate believes its own
         mean at each before it ranks, so a new pick moves away from them."""
         self.running = [dict(v) for v in values]
+        self.gp.pending(values)
+
+
+def _hashes(pool: Sequence[Proposal]) -> list[str]:
+    return [p.mutation.variant.hash for p in pool if p.mutation.variant is not None]
 
 
 register_proposer("learned", HindsightProposer)

@@ -60,7 +60,7 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
     score seen, so the ranking learns to avoid them. `running`: the values of candidates
     under evaluation (--strategy async), where the surrogate believes its own mean."""
     scored = [o for o in observed
-              if o.status is not VariantStatus.PENDING]
+              if o.status != VariantStatus.PENDING]
     good = [sign * o.score for o in scored if o.score is not None]
     if len(good) < MIN_SCORED or len(pool) <= n:
         return list(range(min(n, len(pool))))

@@ -23,6 +23,9 @@ class Proposal:
 
     mutation: Mutation
     text: str
+    # Which of a proposer's drawers made it (``learned``'s pool: "t5", "gp", "draw");
+    # recorded with the attempt, "" where a proposer has one drawer.
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

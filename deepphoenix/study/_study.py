@@ -26,6 +26,7 @@ from deepphoenix.errors import RunDirError
 from deepphoenix.lineage import (
     ConstraintCounts,
     ParetoPoint,
+    SourceCount,
     best_hash,
     build_graph,
     constraint_counts,
@@ -33,6 +34,7 @@ from deepphoenix.lineage import (
     plot_lineage,
     plot_training,
     run_state,
+    source_counts,
     write_optuna,
     write_report,
 )
@@ -257,6 +259,13 @@ class Study:
         rejected before evaluation, slots drawn again and slots lost."""
         with self._store() as store:
             return constraint_counts(store.variants(), store.attempts(), store.checks())
+
+    def sources(self) -> list[SourceCount]:
+        """Per drawer of the proposer's pool (``learned``: ``t5``, ``gp``, ``draw``): its
+        candidates proposed, scored and winning (beating the best so far); empty for a
+        proposer with one drawer."""
+        with self._store() as store:
+            return source_counts(store.variants(), store.attempts(), store.direction)
 
     def pareto(self) -> list[ParetoPoint]:
         """The score / parameter-count Pareto front, fewest parameters first."""

@@ -97,6 +97,8 @@ def test_a_learned_run_warm_starts_and_learns_from_its_lineage(tmp_path: Path) -
     attempts = run.store.attempts()
     run.close()
     assert {a.proposer for a in attempts} == {"learned"}
+    assert {a.source for a in attempts} <= {"t5", "gp", "draw"} and "t5" in {
+        a.source for a in attempts}  # each candidate names the drawer that made it
     assert summary.evaluations >= 10
     second = json.loads((tmp_path / "run" / "episodes" / "2" / "model" / "proposer.json")
                         .read_text())
@@ -137,6 +139,15 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
         proposer.observe([_obs("a", 4.0), _obs("bb", 3.0), _obs("ccc", 2.0)])
         assert proposer.begin_episode(3, TINY, seed=1, stored=report) == report
         assert not (run_dir / "episodes" / "3").exists()
+        # The pool the surrogate ranks: the T5's samples, the GP sampler's suggestions and
+        # the grammar's draws, each valid, new and named by its drawer.
+        companions = proposer._companions(TINY, 4, seed=5, exclude=())
+        assert {c.source for c in companions} == {"gp", "draw"}
+        assert all(c.mutation.ok for c in companions)
+        hashes = [c.mutation.variant.hash for c in companions if c.mutation.variant]
+        assert len(set(hashes)) == len(hashes) == len(companions)
+        chosen = proposer.propose(TINY, 4, seed=5)
+        assert len(chosen) == 4 and {c.source for c in chosen} <= {"t5", "gp", "draw"}
         proposer.close()
     finally:
         executor.close()
