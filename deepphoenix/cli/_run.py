@@ -25,6 +25,7 @@ from deepphoenix.engine import (
     FIDELITIES,
     PLACEMENT,
     PRESETS,
+    Run,
     TASK_NAMES,
     TRAIN_ON,
     Event,
@@ -197,6 +198,36 @@ def write_plots(run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
     return load(run_dir).plots(out, fmt)
 
 
+def _runner(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool,
+            force: bool, settings: dict[str, Any]) -> tuple[Run, RunConfig]:
+    """The run to execute and its config: a resumed one (which keeps its stored config) or
+    a new one planned from the preset and the given settings."""
+    if resume:
+        run_dir = run_dir or _latest_unfinished()
+        placement = {k: v for k, v in settings.items() if k in PLACEMENT}
+        given = [k for k in settings if k not in placement]
+        if ctx.get_parameter_source("preset_name") is click.core.ParameterSource.COMMANDLINE:
+            given.append("preset")
+        if given:
+            raise ConfigError(f"a resumed run keeps its stored config; drop "
+                              f"{', '.join(sorted(given))}")
+        runner = load(run_dir).continuation(**placement)
+        config = runner.config
+        try:
+            require_device(config.device)
+        except BaseException:
+            runner.close()
+            raise
+    else:
+        named = {k: settings.pop(k) for k in ("objective", "grammar", "proposer", "strategy",
+                                              "direction", "constraint") if k in settings}
+        plan = plan_search(preset_name=preset_name, **named, **settings)
+        config = plan.config
+        require_device(config.device)  # before any run directory is made
+        runner = plan.start(run_dir, force=force)
+    return runner, config
+
+
 @click.command()
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="cpu",
               show_default=True, help="smoke (CI), cpu (a few minutes), gpt-cpu (a GPT on "
@@ -361,29 +392,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     settings = {k: v for k, v in options.items() if v is not None and v != ()}
     if unconstrained:
         settings["constrained"] = False
-    if resume:
-        run_dir = run_dir or _latest_unfinished()
-        placement = {k: v for k, v in settings.items() if k in PLACEMENT}
-        given = [k for k in settings if k not in placement]
-        if ctx.get_parameter_source("preset_name") is click.core.ParameterSource.COMMANDLINE:
-            given.append("preset")
-        if given:
-            raise ConfigError(f"a resumed run keeps its stored config; drop "
-                              f"{', '.join(sorted(given))}")
-        runner = load(run_dir).continuation(**placement)
-        config = runner.config
-        try:
-            require_device(config.device)
-        except BaseException:
-            runner.close()
-            raise
-    else:
-        named = {k: settings.pop(k) for k in ("objective", "grammar", "proposer", "strategy",
-                                              "direction", "constraint") if k in settings}
-        plan = plan_search(preset_name=preset_name, **named, **settings)
-        config = plan.config
-        require_device(config.device)  # before any run directory is made
-        runner = plan.start(run_dir, force=force)
+    runner, config = _runner(ctx, preset_name, run_dir, resume, force, settings)
     run_dir = runner.run_dir if run_dir is None else run_dir
     reporter = Reporter("json" if as_json else "quiet" if quiet else "auto")
     display = _RunDisplay(reporter, config)
