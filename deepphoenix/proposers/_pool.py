@@ -71,7 +71,31 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
     candidates = [encode(specs, dict(p.mutation.variant.values)) for p in pool
                   if p.mutation.variant is not None]
     believed = [encode(specs, values) for values in running]
+    feasible = _feasible(specs, observed, candidates, n)
+    if feasible is not None:  # rank only those a model of the constraint expects to pass
+        chosen = Surrogate(x, y).choose([candidates[i] for i in feasible], n,
+                                        believed=believed)
+        picked = [feasible[i] for i in chosen]
+        return picked + [i for i in range(len(candidates)) if i not in picked][
+            :n - len(picked)]
     return Surrogate(x, y).choose(candidates, n, believed=believed)
+
+
+def _feasible(specs: Sequence[Any], observed: Sequence[Observation],
+              candidates: Sequence[Sequence[float]], n: int) -> list[int] | None:
+    """Indices of the candidates a Gaussian process of the observed constraint violations
+    (``Observation.violation``: > 0 broken, <= 0 within; --max-params or --constraint)
+    expects to keep the run's constraints, when at least one observation broke one and
+    `n` or more candidates are expected to pass; else None (rank them all). So the pool's
+    best-looking candidates are not the over-cap ones again and again."""
+    known = [o for o in observed if o.violation is not None]
+    if not any(o.violation > 0 for o in known if o.violation is not None):
+        return None
+    model = Surrogate([encode(specs, o.values) for o in known],
+                      [float(o.violation or 0.0) for o in known])
+    mean, _sd = model.predict(candidates)
+    passing = [i for i, m in enumerate(mean * model.std + model.mean) if m <= 0.0]
+    return passing if len(passing) >= n else None
 
 
 def record(observed: list[Observation], observations: Sequence[Observation]) -> None:

@@ -151,3 +151,27 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
         proposer.close()
     finally:
         executor.close()
+
+
+def test_the_ranking_keeps_to_candidates_a_model_of_the_constraint_expects_to_pass() -> None:
+    # Bigger scored better, and every variant of 5 layers or more broke the cap: the
+    # surrogate alone spends the slots up there; with the violations modelled it does not.
+    from deepphoenix.proposers import Proposal
+    from deepphoenix.proposers._pool import rank
+
+    def seen(layers: int, score: float | None, violation: float) -> Observation:
+        status = "scored" if score is not None else "rejected"
+        return Observation("p", f"v{layers}", {"num_layers": layers}, status, score,
+                           violation=violation)
+
+    observed = [seen(1, 3.0, -1.0), seen(2, 2.5, -0.6), seen(3, 2.2, -0.3),
+                seen(5, None, 0.2), seen(6, None, 0.4), seen(8, None, 0.8)]
+    pool = [Proposal(TINY.apply({"num_layers": k}), "") for k in (1, 3, 4, 5, 6, 7, 8)]
+    picked = [dict(pool[i].mutation.variant.values)["num_layers"] for i in rank(
+        TINY, observed, 1.0, pool, 2)]  # type: ignore[union-attr]
+    assert picked and all(k <= 4 for k in picked), picked
+    # The same results without their violations (a run before the check): an over-cap
+    # size is picked again.
+    blind = [Observation(o.parent, o.child, o.values, o.status, o.score) for o in observed]
+    assert max(dict(pool[i].mutation.variant.values)["num_layers"]  # type: ignore[union-attr]
+               for i in rank(TINY, blind, 1.0, pool, 2)) >= 5
