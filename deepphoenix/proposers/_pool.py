@@ -62,16 +62,22 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
     scored = [o for o in observed
               if o.status != VariantStatus.PENDING]
     good = [sign * o.score for o in scored if o.score is not None]
-    if len(good) < MIN_SCORED or len(pool) <= n:
-        return list(range(min(n, len(pool))))
-    worst = max(good)
     specs = parent.proposable
-    x = [encode(specs, o.values) for o in scored]
-    y = [sign * o.score if o.score is not None else worst for o in scored]
     candidates = [encode(specs, dict(p.mutation.variant.values)) for p in pool
                   if p.mutation.variant is not None]
+    feasible = _feasible(specs, observed, candidates, n) if len(pool) > n else None
+    if len(good) < MIN_SCORED or len(pool) <= n:
+        # The draw's order, those expected to keep the constraints first: before the
+        # surrogate has anything to rank by, a T5 that grows the model must not spend
+        # every draw of a capped run on candidates over the cap.
+        order = list(range(len(pool)))
+        if feasible is not None:
+            order = feasible + [i for i in order if i not in feasible]
+        return order[:n]
+    worst = max(good)
+    x = [encode(specs, o.values) for o in scored]
+    y = [sign * o.score if o.score is not None else worst for o in scored]
     believed = [encode(specs, values) for values in running]
-    feasible = _feasible(specs, observed, candidates, n)
     if feasible is not None:  # rank only those a model of the constraint expects to pass
         chosen = Surrogate(x, y).choose([candidates[i] for i in feasible], n,
                                         believed=believed)
@@ -91,10 +97,15 @@ def _feasible(specs: Sequence[Any], observed: Sequence[Observation],
     known = [o for o in observed if o.violation is not None]
     if not any(o.violation > 0 for o in known if o.violation is not None):
         return None
-    model = Surrogate([encode(specs, o.values) for o in known],
-                      [float(o.violation or 0.0) for o in known])
+    values = [float(o.violation or 0.0) for o in known]
+    model = Surrogate([encode(specs, o.values) for o in known], values)
     mean, _sd = model.predict(candidates)
-    passing = [i for i, m in enumerate(mean * model.std + model.mean) if m <= 0.0]
+    # The boundary: halfway between the largest violation seen within the constraints
+    # and the smallest seen past them (a variant right at the cap is 0, and its
+    # neighbours' smoothed predictions sit just above it).
+    within = [v for v in values if v <= 0.0]
+    bound = (max(within) + min(v for v in values if v > 0.0)) / 2 if within else 0.0
+    passing = [i for i, m in enumerate(mean * model.std + model.mean) if m <= bound]
     return passing if len(passing) >= n else None
 
 

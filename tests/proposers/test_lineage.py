@@ -175,3 +175,21 @@ def test_the_ranking_keeps_to_candidates_a_model_of_the_constraint_expects_to_pa
     blind = [Observation(o.parent, o.child, o.values, o.status, o.score) for o in observed]
     assert max(dict(pool[i].mutation.variant.values)["num_layers"]  # type: ignore[union-attr]
                for i in rank(TINY, blind, 1.0, pool, 2)) >= 5
+
+
+def test_before_anything_is_ranked_the_draws_expected_to_pass_come_first() -> None:
+    # One variant scored (the seed, at the cap) and two rejected over it: the pool's own
+    # order would spend both slots on the first two draws, both over the cap.
+    from deepphoenix.proposers import Proposal
+    from deepphoenix.proposers._pool import rank
+
+    observed = [Observation("", "seed", {"num_layers": 2}, "scored", 3.0, violation=0.0),
+                Observation("seed", "v6", {"num_layers": 6}, "rejected", None, violation=0.5),
+                Observation("seed", "v8", {"num_layers": 8}, "rejected", None, violation=0.9)]
+    pool = [Proposal(TINY.apply({"num_layers": k}), "") for k in (7, 8, 5, 1, 3)]
+    picked = [dict(pool[i].mutation.variant.values)["num_layers"]  # type: ignore[union-attr]
+              for i in rank(TINY, observed, 1.0, pool, 2)]
+    assert sorted(picked) == [1, 3]
+    blind = [Observation(o.parent, o.child, o.values, o.status, o.score) for o in observed]
+    assert [dict(pool[i].mutation.variant.values)["num_layers"]  # type: ignore[union-attr]
+            for i in rank(TINY, blind, 1.0, pool, 2)] == [7, 8]
