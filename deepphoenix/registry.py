@@ -24,6 +24,11 @@ class Registry(Generic[T]):
     def register(self, name: str, item: T) -> None:
         self._builtin[name] = item
 
+    def unregister(self, name: str) -> None:
+        """Forget a name registered in code (a plugin's tests, a toy one); no error if
+        it is not there."""
+        self._builtin.pop(name, None)
+
     def _entry_points(self) -> dict[str, metadata.EntryPoint]:
         return {ep.name: ep for ep in metadata.entry_points(group=self.group)}
 

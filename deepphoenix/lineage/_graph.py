@@ -41,7 +41,7 @@ def build_graph(store: RunStore, include_source: bool = True) -> nx.MultiDiGraph
     }))
     for v in variants:
         graph.add_node(v.hash, **_clean({
-            "kind": "variant", "status": v.status, "stage": v.stage or None,
+            "kind": "variant", "status": str(v.status), "stage": v.stage or None,
             "reason": v.reason or None, "score": v.score,
             "params": v.metrics.get("params"), "first_episode": v.first_episode,
             "values": v.values, "source": v.source if include_source else None,

@@ -47,6 +47,7 @@ from deepphoenix.proposers._protocol import (
     proposer_names,
     reads_program_view,
     register_proposer,
+    unregister_proposer,
 )
 from deepphoenix.proposers._random import DistinctVariants, Proposal, RandomProposer
 from deepphoenix.proposers._t5 import (
@@ -113,6 +114,7 @@ __all__ = [
     "register_proposer",
     "site_distributions",
     "too_long_message",
+    "unregister_proposer",
     "view_sites",
     "view_target",
     "view_text",

@@ -28,7 +28,8 @@ from deepphoenix.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "Observation", "Proposer", "ProposerContext",
            "ProposerFactory", "accepts_init", "get_proposer", "needs_refinement_data",
-           "proposer_factory", "proposer_names", "reads_program_view", "register_proposer"]
+           "proposer_factory", "proposer_names", "reads_program_view", "register_proposer",
+           "unregister_proposer"]
 
 ENTRY_POINT_GROUP = "deepphoenix.proposers"
 
@@ -130,6 +131,11 @@ PROPOSERS: Registry[ProposerFactory] = Registry("proposer", ENTRY_POINT_GROUP)
 def register_proposer(name: str, factory: ProposerFactory) -> None:
     """Register a built-in proposer (third parties use the entry-point group)."""
     PROPOSERS.register(name, factory)
+
+
+def unregister_proposer(name: str) -> None:
+    """Forget a proposer registered in code (a plugin's tests)."""
+    PROPOSERS.unregister(name)
 
 
 def proposer_names() -> list[str]:

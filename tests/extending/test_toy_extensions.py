@@ -198,10 +198,29 @@ class NudgeProposer(Proposer):
 
 
 def test_a_toy_proposer_searches_through_the_run_loop(tmp_path: Path) -> None:
-    from deepphoenix import search
-    from deepphoenix.proposers import get_proposer, register_proposer
+    from deepphoenix.proposers import get_proposer, register_proposer, unregister_proposer
 
     register_proposer("nudge", NudgeProposer)
+    try:
+        _search_with_nudge(tmp_path)
+    finally:
+        unregister_proposer("nudge")
+
+    class NotAProposer:
+        def __init__(self, ctx: ProposerContext) -> None:
+            pass
+
+    register_proposer("not-a-proposer", NotAProposer)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(ConfigError, match=r"not a deepphoenix\.proposers\.Proposer"):
+            get_proposer("not-a-proposer", ProposerContext(tmp_path, None, 0))  # type: ignore[arg-type]
+    finally:
+        unregister_proposer("not-a-proposer")
+
+
+def _search_with_nudge(tmp_path: Path) -> None:
+    from deepphoenix import search
+
     (tmp_path / "g.toml").write_text(
         'name = "w"\n[sites.width]\nselect = "name:width"\nkind = "int"\nmin = 1\n'
         'max = 40\n')
@@ -213,11 +232,3 @@ def test_a_toy_proposer_searches_through_the_run_loop(tmp_path: Path) -> None:
     assert widths[0] == 5 and len(widths) >= 4  # the seed and its proposals
     assert all(w > 5 for w in widths[1:])  # nudged up from 5, towards 12
     assert study.best.params["width"] > 5 and study.best.score is not None
-
-    class NotAProposer:
-        def __init__(self, ctx: ProposerContext) -> None:
-            pass
-
-    register_proposer("not-a-proposer", NotAProposer)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"not a deepphoenix\.proposers\.Proposer"):
-        get_proposer("not-a-proposer", ProposerContext(tmp_path, None, 0))  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import pytest
 
 from deepphoenix.jobs import JOBS
 from deepphoenix.sandbox import (
+    CheckJob,
     EvalJob,
     GenerateJob,
     GenerateReport,
@@ -34,7 +35,9 @@ GENERATE = GenerateJob(input_ids=(5, 6, 7), max_new_tokens=16, n=4, seed=1,
                        tokenizer="/run/model/tokenizer.json", model_dir="/run/model",
                        constraint={"pieces": ["a"]})
 GENERATION = GenerationJob(source="print(1)\n", seed=2, timeout=30.0)
-RECORDS: list[Job] = [EVAL, TRAIN, GENERATE, GENERATION]
+CHECK = CheckJob(source="x = 1\n", objective={"name": "fewshot", "direction": "minimize"},
+                 task="refinement", vocab_size=100, seed=0, max_params=1000)
+RECORDS: list[Job] = [EVAL, TRAIN, GENERATE, GENERATION, CHECK]
 
 
 @pytest.mark.parametrize("job", RECORDS, ids=lambda j: j.kind)
