@@ -78,12 +78,15 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
     x = [encode(specs, o.values) for o in scored]
     y = [sign * o.score if o.score is not None else worst for o in scored]
     believed = [encode(specs, values) for values in running]
-    if feasible is not None:  # rank only those a model of the constraint expects to pass
+    if feasible is not None and len(feasible) >= n:  # rank only those expected to pass
         chosen = Surrogate(x, y).choose([candidates[i] for i in feasible], n,
                                         believed=believed)
-        picked = [feasible[i] for i in chosen]
-        return picked + [i for i in range(len(candidates)) if i not in picked][
-            :n - len(picked)]
+        return [feasible[i] for i in chosen]
+    if feasible:  # too few expected to pass: all of them, then the rest by the surrogate
+        others = [i for i in range(len(candidates)) if i not in feasible]
+        chosen = Surrogate(x, y).choose([candidates[i] for i in others], n - len(feasible),
+                                        believed=believed)
+        return feasible + [others[i] for i in chosen]
     return Surrogate(x, y).choose(candidates, n, believed=believed)
 
 
@@ -91,9 +94,9 @@ def _feasible(specs: Sequence[Any], observed: Sequence[Observation],
               candidates: Sequence[Sequence[float]], n: int) -> list[int] | None:
     """Indices of the candidates a Gaussian process of the observed constraint violations
     (``Observation.violation``: > 0 broken, <= 0 within; --max-params or --constraint)
-    expects to keep the run's constraints, when at least one observation broke one and
-    `n` or more candidates are expected to pass; else None (rank them all). So the pool's
-    best-looking candidates are not the over-cap ones again and again."""
+    expects to keep the run's constraints, when at least one observation broke one (the
+    list may be short of `n`, or empty); else None. So the pool's best-looking candidates
+    are not the over-cap ones again and again."""
     known = [o for o in observed if o.violation is not None]
     if not any(o.violation > 0 for o in known if o.violation is not None):
         return None
@@ -106,7 +109,7 @@ def _feasible(specs: Sequence[Any], observed: Sequence[Observation],
     within = [v for v in values if v <= 0.0]
     bound = (max(within) + min(v for v in values if v > 0.0)) / 2 if within else 0.0
     passing = [i for i, m in enumerate(mean * model.std + model.mean) if m <= bound]
-    return passing if len(passing) >= n else None
+    return passing
 
 
 def record(observed: list[Observation], observations: Sequence[Observation]) -> None:
