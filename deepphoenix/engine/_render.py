@@ -1,7 +1,7 @@
 """Sources rendered from what a run trusts: its seed and the site values recorded for each
 variant (the trusted parent plus grounded edits), never a stored text that something
 could have rewritten. `best.py` (a run over several files: `best/`, each file at its
-path), `run_best.py` and `deepphoenix lineage best` come from here; `verify_run` re-renders
+path), `run_best.py` and `deepphoenix lineage best` come from here; `render_mismatches` re-renders
 every stored source (a bundle's every file) and hash, checks every stored score against
 the database's own records, and lists what does not match.
 """
@@ -15,8 +15,14 @@ from deepphoenix.errors import DeepPhoenixError, RunDirError
 from deepphoenix.mutator import Bundle, Program, parse_candidate, split_bundle
 from deepphoenix.store import RunStore, VariantRow
 
-__all__ = ["Mismatch", "render_files", "render_source", "stored_paths", "stored_seed",
-           "verify_run"]
+__all__ = [
+    "Mismatch",
+    "render_files",
+    "render_mismatches",
+    "render_source",
+    "stored_paths",
+    "stored_seed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +82,10 @@ def render_files(seed: Program | Bundle, row: VariantRow,
     return split_bundle(source) or ((paths[0] if paths else "best.py", source),)
 
 
-def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
-    """Re-render every stored variant, and check every stored score against the
-    database's own records (`engine._rescore.score_mismatches`): (how many variants were
-    checked, the mismatches)."""
-    from deepphoenix.engine._rescore import score_mismatches
-
+def render_mismatches(store: RunStore) -> tuple[int, list[Mismatch]]:
+    """Re-render every stored variant: (how many were checked, those whose values do not
+    render their stored source). `lineage verify` adds the score checks of
+    `engine._rescore.score_mismatches`."""
     seed = stored_seed(store)
     found: list[Mismatch] = []
     rows = store.variants()
@@ -96,4 +100,4 @@ def verify_run(store: RunStore) -> tuple[int, list[Mismatch]]:
         elif source != row.source:
             found.append(Mismatch(row.hash, "its stored source differs from the one its "
                                   "values render"))
-    return len(rows), found + score_mismatches(store)[1]
+    return len(rows), found

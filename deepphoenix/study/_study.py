@@ -18,10 +18,11 @@ from deepphoenix.engine import Event, Run, RunConfig, RunSummary
 from deepphoenix.engine._render import (
     Mismatch,
     render_files,
+    render_mismatches,
     stored_paths,
     stored_seed,
-    verify_run,
 )
+from deepphoenix.engine._rescore import score_mismatches
 from deepphoenix.errors import RunDirError
 from deepphoenix.lineage import (
     ConstraintCounts,
@@ -237,7 +238,8 @@ class Study:
         """Re-render every stored source from the seed and its recorded values: how many
         were checked, and those that do not match (a changed run database)."""
         with self._store() as store:
-            return verify_run(store)
+            checked, found = render_mismatches(store)
+            return checked, found + score_mismatches(store)[1]
 
     def plots(self, out: str | Path | None = None, fmt: str = "png") -> list[Path]:
         """Draw Figure 1 (each episode's training loss; only when the run trained a model)
