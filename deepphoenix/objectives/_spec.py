@@ -105,24 +105,30 @@ BUILTIN_OBJECTIVES: dict[str, Builtin] = {
 }
 
 
+# What every objective that is not a built-in is, as the table's questions go: a function
+# (or a command) scored on the program alone, its rungs counted in reported steps.
+_NOT_BUILTIN = Builtin("a user's objective", uses_task=False)
+
+
+def _entry(name: str) -> Builtin:
+    return BUILTIN_OBJECTIVES.get(name, _NOT_BUILTIN)
+
+
 def uses_task(name: str) -> bool:
     """Whether the objective `name` is scored on the run's task data (a built-in that
     trains on rows), so the run must prepare them."""
-    found = BUILTIN_OBJECTIVES.get(name)
-    return found is not None and found.uses_task
+    return _entry(name).uses_task
 
 
 def uses_heldout(name: str) -> bool:
     """Whether the objective `name` scores held-out rows (so the run sets some aside)."""
-    found = BUILTIN_OBJECTIVES.get(name)
-    return found is not None and found.heldout
+    return _entry(name).heldout
 
 
 def fidelity_unit(name: str) -> str:
     """What a rung of the objective `name` counts: ``rows`` for a built-in on task data,
     ``steps`` (reported by ``ctx.report``) for every other objective."""
-    found = BUILTIN_OBJECTIVES.get(name)
-    return found.unit if found is not None else "steps"
+    return _entry(name).unit
 
 
 @dataclass(frozen=True, slots=True)

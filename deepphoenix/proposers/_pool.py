@@ -65,7 +65,7 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
     specs = parent.proposable
     candidates = [encode(specs, dict(p.mutation.variant.values)) for p in pool
                   if p.mutation.variant is not None]
-    feasible = _feasible(specs, observed, candidates, n) if len(pool) > n else None
+    feasible = _feasible(specs, observed, candidates) if len(pool) > n else None
     if len(good) < MIN_SCORED or len(pool) <= n:
         # The draw's order, those expected to keep the constraints first: before the
         # surrogate has anything to rank by, a T5 that grows the model must not spend
@@ -91,7 +91,7 @@ def rank(parent: Program, observed: Sequence[Observation], sign: float,
 
 
 def _feasible(specs: Sequence[Any], observed: Sequence[Observation],
-              candidates: Sequence[Sequence[float]], n: int) -> list[int] | None:
+              candidates: Sequence[Sequence[float]]) -> list[int] | None:
     """Indices of the candidates a Gaussian process of the observed constraint violations
     (``Observation.violation``: > 0 broken, <= 0 within; --max-params or --constraint)
     expects to keep the run's constraints, when at least one observation broke one (the

@@ -251,6 +251,18 @@ def _supervise(worker: int, lifeline: int | None) -> NoReturn:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
+def _send_reply(send: Callable[[dict[str, Any]], None], reply: dict[str, Any],
+                **extra: Any) -> None:
+    """Send a job's reply; one JSON cannot carry is replaced by a failure that says so."""
+    try:
+        send(reply)
+    except (TypeError, ValueError, ProtocolError) as exc:
+        error, trace = failure_text(exc)
+        send({"type": "result", "ok": False, "kind": "exception",
+              "error": f"the job's value cannot be sent: {error}", "traceback": trace,
+              **extra})
+
+
 def _failure_reply(exc: BaseException) -> dict[str, Any]:
     error, trace = failure_text(exc)
     return {"type": "result", "ok": False, "kind": failure_kind(exc), "error": error,
@@ -284,13 +296,7 @@ def _job_process(function: Callable[[dict[str, Any], JobContext], Any],
         # The modules the job imported, so that the loop can import the trusted ones for
         # the next job (a lazily imported model class costs seconds in every fresh process).
         reply["modules"] = sorted(set(sys.modules) - loaded)[:_MAX_WARMED]
-        try:
-            sender.send(reply)
-        except (TypeError, ValueError, ProtocolError) as exc:  # JSON cannot carry it
-            error, trace = failure_text(exc)
-            sender.send({"type": "result", "ok": False, "kind": "exception",
-                         "error": f"the job's value cannot be sent: {error}",
-                         "traceback": trace})
+        _send_reply(sender.send, reply)
     finally:
         os._exit(0)
 
@@ -551,13 +557,7 @@ class _JobLoop:
         os.chdir(self.workspace)  # a job that changed directory does not move the next one
         if not isolated:
             gc.collect()
-        try:
-            channel.send(reply)
-        except (TypeError, ValueError, ProtocolError) as exc:  # JSON cannot carry it
-            error, trace = failure_text(exc)
-            channel.send({"type": "result", "ok": False, "kind": "exception",
-                          "error": f"the job's value cannot be sent: {error}",
-                          "traceback": trace, "seconds": reply["seconds"]})
+        _send_reply(channel.send, reply, seconds=reply["seconds"])
         if isolated:  # after the reply (the parent goes on meanwhile), before the next job
             _clean_after(self.workspace, self.scratch)
             if modules:
