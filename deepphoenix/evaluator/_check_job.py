@@ -41,9 +41,9 @@ from deepphoenix.sandbox._records import CheckJob
 from deepphoenix.training import (
     BuildFailure,
     count_parameters,
+    counted_model,
     exec_program,
-    program_model,
-    seq2seq_model,
+    is_module,
 )
 
 __all__ = ["ConstraintContext", "check_job"]
@@ -94,7 +94,7 @@ def check_job(job: CheckJob, ctx: JobContext) -> dict[str, Any]:
         except BaseException as again:
             message, trace = failure_text(again)
             return verdict("unknown", "build", message, trace)
-    params = count_parameters(model) if _is_module(model) else None
+    params = count_parameters(model) if is_module(model) else None
     found: dict[str, Any] = {"params": params, "built": device}
     if job.max_params is not None and params is not None and params > job.max_params:
         return verdict("reject", "max-params",
@@ -149,13 +149,4 @@ def _build(job: CheckJob, objective: ObjectiveSpec, ctx: JobContext) -> tuple[An
     the seq2seq model at the run's vocabulary on the refinement task, the program's
     ``model`` otherwise; None when it defines no model for a user objective)."""
     program = exec_program(job.source, ctx.workspace, job.seed, job.vocab_size)
-    if not objective.uses_task:
-        return program, program.get("model")
-    if job.task == "refinement":
-        return program, seq2seq_model(program, job.vocab_size)
-    return program, program_model(program)
-
-
-def _is_module(value: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.nn.Module)
+    return program, counted_model(program, objective.uses_task, job.task, job.vocab_size)

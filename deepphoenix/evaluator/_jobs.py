@@ -24,7 +24,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,11 +52,11 @@ from deepphoenix.training import (
     TrainContext,
     autocast,
     count_parameters,
+    counted_model,
     exec_program,
     get_task,
+    is_module,
     load_rows,
-    program_model,
-    seq2seq_model,
     train_model,
 )
 
@@ -78,12 +77,6 @@ def _peak_rss() -> int | None:
     except OSError:
         pass
     return None
-
-
-def _is_module(value: Any) -> bool:
-    """Whether `value` is a torch module (it cannot be where torch was never imported)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.nn.Module)
 
 
 def _cuda_peak() -> int:
@@ -136,19 +129,15 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
         return _command(job, objective, device, ctx, began)
     try:
         program = exec_program(job.source, ctx.workspace, job.seed, job.vocab_size)
-        if objective.uses_task:
-            model = (seq2seq_model(program, job.vocab_size) if job.task == "refinement"
-                     else program_model(program))
-        else:
-            model = program.get("model")
-        params = count_parameters(model) if _is_module(model) else None
+        model = counted_model(program, objective.uses_task, job.task, job.vocab_size)
+        params = count_parameters(model) if is_module(model) else None
         if job.max_params is not None and params is not None and params > job.max_params:
             return {"status": VariantStatus.REJECTED.value, "stage": "build", "traceback": "",
                     "reason": f"{params:,} parameters, over the limit of {job.max_params:,}",
                     "metrics": {"params": params}}
         dynamics = Dynamics.read(program, Dynamics(lr=job.lr, batch_size=job.batch_size,
                                                    weight_decay=job.weight_decay))
-        if _is_module(model):
+        if is_module(model):
             model.to(device)
     except BaseException as exc:
         return _failure("build", exc)

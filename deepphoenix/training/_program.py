@@ -104,6 +104,24 @@ def program_model(program: Mapping[str, Any]) -> Any:
     return model
 
 
+def counted_model(program: Mapping[str, Any], uses_task: bool, task: str,
+                  vocab_size: int) -> Any:
+    """The model a run counts and trains: on the run's task (a built-in objective) the
+    seq2seq model at its vocabulary (refinement) or the program's ``model`` (code-lm);
+    for any other objective whatever ``model`` is (None when the program defines none)."""
+    if not uses_task:
+        return program.get("model")
+    if task == "refinement":
+        return seq2seq_model(program, vocab_size)
+    return program_model(program)
+
+
+def is_module(value: Any) -> bool:
+    """Whether `value` is a ``torch.nn.Module`` (without importing torch when no code has)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
 def seq2seq_model(program: Mapping[str, Any], vocab_size: int) -> Any:
     """The program's ``model`` as a transformers encoder-decoder that can generate, its
     vocabulary sized to the tokenizer and its special-token ids set to ours."""
