@@ -70,9 +70,9 @@ def prepare_run_data(folder: Path, config: RunConfig, seed_program: Program | Bu
         # Written before program views (a run makes its view pairs first): its proposer
         # read whole sources, and a resume must propose as it would have.
         view = False
-    task = config.task == "refinement" and _builtin(config)
+    task = needs_pairs(config)  # the refinement task scores on whole-source pairs
     proposer = None
-    if needs_pairs(config, refinement) and seed_program is None:
+    if (refinement or task) and seed_program is None:
         raise ValueError("the refinement pairs are made from a seed program's sites")
     if refinement and view:
         assert seed_program is not None
