@@ -10,8 +10,16 @@ is not in the table is refused (apart from a worker's `WorkerSettings.extra_jobs
 
 from __future__ import annotations
 
-from deepphoenix.sandbox._child import JobFunction, JobTable, serve
-from deepphoenix.sandbox._records import CheckJob, EvalJob, GenerateJob, GenerationJob, TrainJob
+from deepphoenix.sandbox import (
+    CheckJob,
+    EvalJob,
+    GenerateJob,
+    GenerationJob,
+    JobFunction,
+    JobTable,
+    TrainJob,
+)
+from deepphoenix.sandbox._child import serve
 
 __all__ = ["JOBS", "main"]
 

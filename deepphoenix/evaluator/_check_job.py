@@ -33,11 +33,8 @@ from typing import Any
 
 from deepphoenix.evaluator._constraint import ConstraintSpec
 from deepphoenix.evaluator._preload import standard_only
-from deepphoenix.objectives._spec import ObjectiveSpec
-from deepphoenix.objectives._user import load_objective
-from deepphoenix.sandbox._child import JobContext
-from deepphoenix.sandbox._protocol import failure_text
-from deepphoenix.sandbox._records import CheckJob
+from deepphoenix.objectives import ObjectiveSpec, load_objective
+from deepphoenix.sandbox import CheckJob, JobContext, failure_text
 from deepphoenix.training import (
     BuildFailure,
     count_parameters,

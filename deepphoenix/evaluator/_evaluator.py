@@ -26,7 +26,7 @@ from deepphoenix.errors import ConfigError, SourceError
 from deepphoenix.executor import Executor, Submission
 from deepphoenix.mutator import split_bundle
 from deepphoenix.objectives import BUILTIN_OBJECTIVES, ObjectiveSpec
-from deepphoenix.sandbox import EvalJob, JobResult, JobStatus
+from deepphoenix.sandbox import EvalJob, EvalReport, JobResult, JobStatus
 from deepphoenix.status import VariantStatus
 
 __all__ = ["EvalJob", "EvalResult", "EvalSettings", "EvalStatus", "Evaluator", "inconsistency",
@@ -60,10 +60,8 @@ class EvalResult:
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         """A result from its dict (what a worker sends); a score that is not a finite
         number makes it a failure, never a score."""
-        status = EvalStatus(data["status"])
-        score = data.get("score")
-        metrics = data.get("metrics") or {}
-        stage, reason = str(data.get("stage", "")), str(data.get("reason", ""))
+        report = EvalReport.from_dict(data)
+        status, score, stage, reason = report.status, report.score, report.stage, report.reason
         if status is EvalStatus.SCORED:
             finite = (isinstance(score, int | float) and not isinstance(score, bool)
                       and math.isfinite(score))
@@ -73,9 +71,8 @@ class EvalResult:
         else:
             score = None
         return cls(hash=str(data["hash"]), status=status, stage=stage, reason=reason,
-                   traceback=str(data.get("traceback", "")),
-                   score=None if score is None else float(score),
-                   metrics=metrics if isinstance(metrics, dict) else {})
+                   traceback=report.traceback, score=None if score is None else float(score),
+                   metrics=report.metrics)
 
 
 @dataclass(frozen=True, slots=True)

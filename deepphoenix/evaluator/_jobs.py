@@ -8,13 +8,12 @@ A run over a project gets a fresh workspace per candidate (`_workspace`): the pr
 the candidate's files in place. A command runs there; a user objective finds it as
 ``ctx.workdir``.
 
-A trivial quine (self-replication) returns ``{"status": "rejected", "stage": "objective",
-…}`` with its metrics: recorded, never the best.
-
-It never raises for a candidate's failure: a stage that fails returns
-``{"status": "failed", "stage": …, "reason": …, "traceback": …}``; a scored candidate
-returns ``{"status": "scored", "score": …, "metrics": …}``. The parent records timeouts and
-worker deaths itself, at the stage this job last reported.
+Every outcome is an `EvalReport` (sent as its ``to_dict()``): a trivial quine
+(self-replication) is rejected at ``objective`` with its metrics (recorded, never the
+best). It never raises for a candidate's failure: a stage that fails gives a failed report
+with the stage, the reason and the traceback; a scored candidate gives its score and
+metrics. The parent records timeouts and worker deaths itself, at the stage this job last
+reported.
 """
 
 from __future__ import annotations
@@ -25,24 +24,25 @@ import math
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deepphoenix.evaluator._workspace import build_workspace
-from deepphoenix.objectives._command import CommandFailure, parse_metric, run_command
-from deepphoenix.objectives._replication import TrivialQuine
-from deepphoenix.objectives._spec import ObjectiveSpec
-from deepphoenix.objectives._user import (
+from deepphoenix.objectives import (
+    CommandFailure,
     ObjectiveContext,
     ObjectiveFailure,
+    ObjectiveSpec,
     ObjectiveUsageError,
+    TrivialQuine,
     builtin_function,
     call_objective,
     load_objective,
+    parse_metric,
+    run_command,
 )
-from deepphoenix.sandbox._child import JobContext
-from deepphoenix.sandbox._protocol import failure_text, is_out_of_memory
-from deepphoenix.sandbox._records import EvalJob
+from deepphoenix.sandbox import EvalJob, EvalReport, JobContext, failure_text, is_out_of_memory
 from deepphoenix.status import VariantStatus
 from deepphoenix.training import (
     BuildFailure,
@@ -85,19 +85,14 @@ def _cuda_peak() -> int:
     return int(torch.cuda.max_memory_allocated())
 
 
-def _failed(stage: str, reason: str, trace: str = "", **extra: Any) -> dict[str, Any]:
-    return {"status": VariantStatus.FAILED.value, "stage": stage, "reason": reason,
-            "traceback": trace, **extra}
-
-
-def _failure(stage: str, exc: BaseException) -> dict[str, Any]:
+def _failure(stage: str, exc: BaseException) -> EvalReport:
     if isinstance(exc, BuildFailure | ObjectiveFailure | ObjectiveUsageError | NoLossReported
                   | NonFiniteLoss):
-        return _failed(stage, str(exc))
+        return EvalReport.failed(stage, str(exc))
     message, trace = failure_text(exc)
     if is_out_of_memory(exc):
         message = f"out of memory: {message}{_memory_hint()}"
-    return _failed(stage, message, trace)
+    return EvalReport.failed(stage, message, trace)
 
 
 def _memory_hint() -> str:
@@ -113,8 +108,13 @@ def _memory_hint() -> str:
 
 
 def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
-    """Score one candidate source under the run's objective. Imports torch only when the
-    objective, the program or the device needs it (a worker may start without it)."""
+    """Score one candidate source under the run's objective (an `EvalReport`, sent as a
+    dict). Imports torch only when the objective, the program or the device needs it (a
+    worker may start without it)."""
+    return _evaluate(job, ctx).to_dict()
+
+
+def _evaluate(job: EvalJob, ctx: JobContext) -> EvalReport:
     objective = ObjectiveSpec.from_dict(job.objective)
     device = ctx.device()
     cuda = device.startswith("cuda")
@@ -132,9 +132,9 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
         model = counted_model(program, objective.uses_task, job.task, job.vocab_size)
         params = count_parameters(model) if is_module(model) else None
         if job.max_params is not None and params is not None and params > job.max_params:
-            return {"status": VariantStatus.REJECTED.value, "stage": "build", "traceback": "",
-                    "reason": f"{params:,} parameters, over the limit of {job.max_params:,}",
-                    "metrics": {"params": params}}
+            return EvalReport.rejected(
+                "build", f"{params:,} parameters, over the limit of {job.max_params:,}",
+                {"params": params})
         dynamics = Dynamics.read(program, Dynamics(lr=job.lr, batch_size=job.batch_size,
                                                    weight_decay=job.weight_decay))
         if is_module(model):
@@ -147,18 +147,19 @@ def evaluate_job(job: EvalJob, ctx: JobContext) -> dict[str, Any]:
         outcome = _builtin(job, objective, program, model, dynamics, device, ctx, metrics)
     else:
         outcome = _user(job, objective, program, device, ctx, metrics)
-    if outcome["status"] == VariantStatus.SCORED:
-        metrics.update(
-            wall_seconds=time.perf_counter() - began,
-            peak_memory=(_cuda_peak() if cuda else _peak_rss()),
-            peak_memory_kind="cuda allocated" if cuda else "process resident set",
-        )
+    if outcome.status is VariantStatus.SCORED:
+        outcome = replace(outcome, metrics={
+            **outcome.metrics,
+            "wall_seconds": time.perf_counter() - began,
+            "peak_memory": _cuda_peak() if cuda else _peak_rss(),
+            "peak_memory_kind": "cuda allocated" if cuda else "process resident set",
+        })
     return outcome
 
 
 def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
              dynamics: Dynamics, device: str, ctx: JobContext,
-             metrics: dict[str, Any]) -> dict[str, Any]:
+             metrics: dict[str, Any]) -> EvalReport:
     task = get_task(job.task)
     rows = load_rows(job.rows, ctx.state.setdefault("rows", {}))
     train_rows = rows[:job.samples]
@@ -173,7 +174,7 @@ def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
     except BaseException as exc:
         return _failure("smoke", exc)
     if not math.isfinite(smoke_loss):
-        return _failed("smoke", f"non-finite loss {smoke_loss} on the first batch")
+        return EvalReport.failed("smoke", f"non-finite loss {smoke_loss} on the first batch")
     stage = "train" if dynamics.train is not None else "fewshot"
     ctx.progress(stage=stage)
     training = TrainContext(task, train_rows, device=device, seed=job.seed,
@@ -183,9 +184,9 @@ def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
     except BaseException as exc:
         failed = _failure(stage, exc)
         if training.result.losses:  # what it trained on before it failed (compute spent)
-            failed["metrics"] = {"losses": training.result.losses,
-                                 "steps": training.result.steps,
-                                 "samples": training.result.samples}
+            failed = replace(failed, metrics={"losses": training.result.losses,
+                                              "steps": training.result.steps,
+                                              "samples": training.result.samples})
         return failed
     metrics.update(result.to_dict(), smoke_loss=smoke_loss, dynamics=dynamics.describe())
     score = result.mean_loss
@@ -197,9 +198,9 @@ def _builtin(job: EvalJob, objective: ObjectiveSpec, program: Any, model: Any,
         except BaseException as exc:
             return _failure("heldout", exc)
         if not math.isfinite(score):
-            return _failed("heldout", f"non-finite held-out loss {score}")
+            return EvalReport.failed("heldout", f"non-finite held-out loss {score}")
         metrics["heldout_loss"] = score
-    return {"status": VariantStatus.SCORED.value, "score": score, "metrics": metrics}
+    return EvalReport.scored(score, metrics)
 
 
 _CANDIDATE = "candidate"  # the candidate's workspace, in the worker's
@@ -214,14 +215,14 @@ def _threads() -> int:
 
 
 def _command(job: EvalJob, objective: ObjectiveSpec, device: str, ctx: JobContext,
-             began: float) -> dict[str, Any]:
+             began: float) -> EvalReport:
     """Run the project's command in the candidate's workspace; its metric is the score."""
     workdir = ctx.workspace / _CANDIDATE
     try:
         build_workspace(workdir, job.project, job.files, job.link_bytes)
     except OSError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
-        return _failed("build", f"the candidate's workspace cannot be made: {exc}")
+        return EvalReport.failed("build", f"the candidate's workspace cannot be made: {exc}")
     ctx.progress(stage="command")
     left = None
     if job.timeout:  # end it before the hard timeout, to keep its last lines
@@ -233,22 +234,23 @@ def _command(job: EvalJob, objective: ObjectiveSpec, device: str, ctx: JobContex
             threads=_threads(), stop_step=job.stop_step,
             report=lambda step, value: ctx.progress(step=step, value=value))
     except CommandFailure as failure:
-        return _failed("command", str(failure), metrics=failure.metrics)
+        return EvalReport.failed("command", str(failure), metrics=failure.metrics)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     metrics.update(device=device, wall_seconds=time.perf_counter() - began)
-    return {"status": VariantStatus.SCORED.value, "score": score, "metrics": metrics}
+    return EvalReport.scored(score, metrics)
 
 
 def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
-          ctx: JobContext, metrics: dict[str, Any]) -> dict[str, Any]:
+          ctx: JobContext, metrics: dict[str, Any]) -> EvalReport:
     ctx.progress(stage="objective")
     workdir = ctx.workspace / ("objective" if not (job.project or job.files) else _CANDIDATE)
     try:  # a run over a project: the candidate's workspace is the objective's workdir
         build_workspace(workdir, job.project, job.files, job.link_bytes)
     except OSError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
-        return _failed("objective", f"the candidate's workspace cannot be made: {exc}")
+        return EvalReport.failed("objective",
+                                 f"the candidate's workspace cannot be made: {exc}")
     deadline = (time.monotonic() + 0.75 * job.timeout) if job.timeout else None
     context = ObjectiveContext(device, job.seed, workdir,
                                lambda step, value: ctx.progress(step=step, value=value),
@@ -259,9 +261,7 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
                                    ctx.state.setdefault("objective", {}), objective.pickled))
         score, extra = call_objective(function, program, context)
     except TrivialQuine as trivial:
-        return {"status": VariantStatus.REJECTED.value, "stage": "objective",
-                "reason": str(trivial),
-                "traceback": "", "metrics": {**metrics, **trivial.metrics}}
+        return EvalReport.rejected("objective", str(trivial), {**metrics, **trivial.metrics})
     except BaseException as exc:
         return _failure("objective", exc)
     finally:
@@ -272,4 +272,4 @@ def _user(job: EvalJob, objective: ObjectiveSpec, program: Any, device: str,
     if job.stop_step is not None:
         metrics["stop_step"] = job.stop_step
         metrics["asked_to_stop"] = context.asked_to_stop
-    return {"status": VariantStatus.SCORED.value, "score": score, "metrics": metrics}
+    return EvalReport.scored(score, metrics)

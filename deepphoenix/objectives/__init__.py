@@ -11,10 +11,18 @@ the candidate's workspace (`_command`).
 from deepphoenix.objectives._callable import MAX_PICKLED_BYTES, callable_objective, ship_callable
 from deepphoenix.objectives._command import (
     COMMAND_PREFIX,
+    CommandFailure,
     Metric,
     check_command,
     is_command,
     parse_metric,
+    run_command,
+)
+from deepphoenix.objectives._replication import (
+    TrivialQuine,
+    printed_text,
+    replication_scores,
+    train_and_replicate,
 )
 from deepphoenix.objectives._spec import (
     BUILTIN_OBJECTIVES,
@@ -29,6 +37,14 @@ from deepphoenix.objectives._spec import (
     uses_heldout,
     uses_task,
 )
+from deepphoenix.objectives._user import (
+    ObjectiveContext,
+    ObjectiveFailure,
+    ObjectiveUsageError,
+    builtin_function,
+    call_objective,
+    load_objective,
+)
 
 __all__ = [
     "BUILTIN_OBJECTIVES",
@@ -36,18 +52,30 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_PICKLED_BYTES",
     "Builtin",
+    "CommandFailure",
     "Direction",
     "Metric",
+    "ObjectiveContext",
+    "ObjectiveFailure",
     "ObjectiveSpec",
+    "ObjectiveUsageError",
+    "TrivialQuine",
+    "builtin_function",
+    "call_objective",
     "callable_objective",
     "check_command",
     "fidelity_unit",
     "is_command",
+    "load_objective",
     "objective_names",
     "parse_metric",
+    "printed_text",
     "read_function",
+    "replication_scores",
     "resolve_objective",
+    "run_command",
     "ship_callable",
+    "train_and_replicate",
     "uses_heldout",
     "uses_task",
 ]

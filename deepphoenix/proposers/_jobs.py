@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deepphoenix.proposers._constraint import ConstraintAutomaton
-from deepphoenix.sandbox._child import JobContext
-from deepphoenix.sandbox._records import GenerateJob, GenerateReport, TrainJob, TrainReport
+from deepphoenix.sandbox import GenerateJob, GenerateReport, JobContext, TrainJob, TrainReport
 from deepphoenix.seeds import EOS_ID, PAD_ID
 from deepphoenix.training import (
     Dynamics,

@@ -8,15 +8,13 @@ import shutil
 import time
 from typing import Any
 
-from deepphoenix.objectives._replication import (
+from deepphoenix.objectives import (
+    ObjectiveContext,
     printed_text,
     replication_scores,
     train_and_replicate,
 )
-from deepphoenix.objectives._user import ObjectiveContext
-from deepphoenix.sandbox._child import JobContext
-from deepphoenix.sandbox._protocol import failure_text
-from deepphoenix.sandbox._records import GenerationJob
+from deepphoenix.sandbox import GenerationJob, JobContext, failure_text
 from deepphoenix.status import VariantStatus
 from deepphoenix.training import exec_program
 

@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Self
 
-__all__ = ["CheckJob", "EvalJob", "GenerateJob", "GenerateReport", "GenerationJob", "Job",
-           "JobPaths", "NamedJob", "TrainJob", "TrainReport", "as_job"]
+from deepphoenix.status import VariantStatus
+
+__all__ = ["CheckJob", "EvalJob", "EvalReport", "GenerateJob", "GenerateReport",
+           "GenerationJob", "Job", "JobPaths", "NamedJob", "TrainJob", "TrainReport", "as_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,3 +291,41 @@ class GenerateReport:
     def from_dict(cls, data: Mapping[str, Any]) -> GenerateReport:
         return cls(tuple(tuple(int(t) for t in s) for s in data["sequences"]),
                    float(data["seconds"]))
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    """What an evaluation job found (`evaluator._jobs.evaluate_job`): scored, with the
+    objective's value and the metrics; or rejected or failed at a stage, with the reason
+    (and the traceback where it raised). The parent adds the variant's hash and checks the
+    score (`evaluator.EvalResult.from_dict`)."""
+
+    status: VariantStatus
+    stage: str = ""
+    reason: str = ""
+    traceback: str = ""
+    score: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def scored(cls, score: float, metrics: dict[str, Any]) -> EvalReport:
+        return cls(VariantStatus.SCORED, score=score, metrics=metrics)
+
+    @classmethod
+    def failed(cls, stage: str, reason: str, traceback: str = "",
+               metrics: dict[str, Any] | None = None) -> EvalReport:
+        return cls(VariantStatus.FAILED, stage, reason, traceback, metrics=metrics or {})
+
+    @classmethod
+    def rejected(cls, stage: str, reason: str, metrics: dict[str, Any]) -> EvalReport:
+        return cls(VariantStatus.REJECTED, stage, reason, metrics=metrics)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalReport:
+        metrics = data.get("metrics")
+        return cls(VariantStatus(data["status"]), str(data.get("stage", "")),
+                   str(data.get("reason", "")), str(data.get("traceback", "")),
+                   data.get("score"), metrics if isinstance(metrics, dict) else {})

@@ -232,3 +232,43 @@ def _search_with_nudge(tmp_path: Path) -> None:
     assert widths[0] == 5 and len(widths) >= 4  # the seed and its proposals
     assert all(w > 5 for w in widths[1:])  # nudged up from 5, towards 12
     assert study.best.params["width"] > 5 and study.best.score is not None
+
+
+# -- a job: a function (args, ctx) written with deepphoenix.sandbox alone, run in a worker --
+def test_a_toy_job_runs_in_a_worker_and_reports_an_evaluation() -> None:
+    from deepphoenix.evaluator import EvalResult, EvalStatus
+    from deepphoenix.sandbox import Worker
+
+    kind = "tests.extending.toy_job:score_length"
+    with Worker(WorkerSettings(preload=(), threads=1, extra_jobs=(kind,))) as worker:
+        good = worker.run(NamedJob(kind, {"text": "four"}), timeout=60)
+        empty = worker.run(NamedJob(kind, {"text": ""}), timeout=60)
+    assert good.status is JobStatus.OK and empty.status is JobStatus.OK, (good, empty)
+    scored = EvalResult.from_dict({**good.value, "hash": "h"})
+    assert scored.status is EvalStatus.SCORED and scored.score == 4.0
+    assert scored.metrics["device"] == "cpu"
+    failed = EvalResult.from_dict({**empty.value, "hash": "h"})
+    assert failed.status is EvalStatus.FAILED and failed.stage == "objective"
+    assert "empty text" in failed.reason and "ValueError" in failed.traceback
+
+
+def test_the_built_in_jobs_use_only_public_names_of_other_packages() -> None:
+    """The worker-side façade is enough: the built-in job functions import nothing private
+    from another package (a job of one's own needs no more than they do)."""
+    import ast
+
+    import deepphoenix
+
+    root = Path(deepphoenix.__file__).parent
+    jobs = ["evaluator/_jobs.py", "evaluator/_check_job.py", "proposers/_jobs.py",
+            "quine/_jobs.py"]
+    private = []
+    for name in jobs:
+        own = f"deepphoenix.{name.split('/')[0]}"
+        for node in ast.walk(ast.parse((root / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                if (parts[0] == "deepphoenix" and not node.module.startswith(own + ".")
+                        and any(p.startswith("_") for p in parts)):
+                    private.append(f"{name}: {node.module}")
+    assert not private, private
