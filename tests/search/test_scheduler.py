@@ -1,14 +1,27 @@
 """The asynchronous loop's decisions (`engine/_scheduler.py`), with made-up results and a
 made-up clock: no worker, no proposer, no database. Which evaluation goes up a rung and
 when, what a stopped candidate is told (in its objective's unit), how many proposals an
-episode has and when the time is up, each proposal's parent, and the run's best."""
+episode has and when the time is up, each proposal's parent, and the run's best. Then the
+driver over a real run directory with a made-up evaluator: a run stopped as an evaluation
+starts resumes to the uninterrupted run, and a pruned quine is told its rung in steps."""
 
 from __future__ import annotations
 
-from deepphoenix.engine import RunConfig
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deepphoenix.engine import RunConfig, RunDir, get_strategy
+from deepphoenix.engine._async import make_loop
 from deepphoenix.engine._scheduler import Scheduler, SteadyScheduler
 from deepphoenix.engine._strategy import Scored
+from deepphoenix.evaluator import EvalResult, EvalStatus
 from deepphoenix.objectives import Direction, resolve_objective
+from deepphoenix.proposers import ProposerContext, get_proposer
+from deepphoenix.store import RunStore
+from tests.search import synthetic
 
 
 class _Clock:
@@ -130,3 +143,99 @@ def test_a_resume_knows_the_full_scores_recorded_before() -> None:
     steady.know(Scored("seed", 2.0), [Scored("seed", 2.0), Scored("a", 1.0)])
     assert steady.best("seed") == "a" and steady.parent(1, 1) == "a"
     assert not steady.finish("b", 0, 1.2)  # worse than the recorded best
+
+
+# -- the driver, with a made-up evaluator --------------------------------------------------
+
+
+class _Stop(Exception):
+    """The process "dies" (a crash or Ctrl-C) as an evaluation starts."""
+
+
+class _Scores:
+    """An evaluator that answers at once with a score made from the hash (a unit test's
+    stand-in for the sandboxed workers: the driver's bookkeeping is what is tested);
+    `dies_at`: the start it raises at."""
+
+    def __init__(self, dies_at: int = 0) -> None:
+        self.resources: list[int | None] = []
+        self.dies_at = dies_at
+
+    @staticmethod
+    def _result(hash_: str) -> EvalResult:
+        return EvalResult(hash_, EvalStatus.SCORED, score=int(hash_[:6], 16) % 97 / 10)
+
+    def evaluate(self, jobs: list[tuple[str, str]]) -> list[EvalResult]:
+        return [self._result(h) for h, _source in jobs]
+
+    def submit(self, hash_: str, source: str, resource: int | None) -> Future[EvalResult]:
+        self.resources.append(resource)
+        if len(self.resources) == self.dies_at:
+            raise _Stop
+        future: Future[EvalResult] = Future()
+        future.set_result(self._result(hash_))
+        return future
+
+
+def _quines(folder: Path, strategy: str) -> RunConfig:
+    """A self-replication run over the synthetic program (the made-up evaluator never runs
+    the objective; a quine's own source would only make the test slower)."""
+    synthetic.write(folder)
+    return RunConfig(seed_source=str(folder / "prog.py"), grammar=str(folder / "g.toml"),
+                     objective="self-replication", proposer="random", strategy=strategy,
+                     fidelity="asha", max_steps=90, workers=1, episodes=2, batches=3,
+                     candidates=3)
+
+
+def _drive(run: RunDir, scores: _Scores,
+           events: list[tuple[str, dict[str, Any]]] | None = None) -> str:
+    try:
+        proposer = get_proposer(run.config.proposer, ProposerContext(
+            run_dir=run.path, executor=None, seed=run.config.seed))  # type: ignore[arg-type]
+        loop = make_loop(run, proposer, scores,  # type: ignore[arg-type]
+                         get_strategy(run.config.strategy),
+                         lambda kind, **fields: events.append((kind, fields))
+                         if events is not None else None)
+        return loop.execute()
+    finally:
+        run.close()
+
+
+def _decided(run_dir: Path) -> tuple[Any, ...]:
+    """Everything a run decided: variants, rung results and attempts, without clocks."""
+    with RunStore.open(run_dir) as store:
+        return ([(v.hash, v.status, v.stage, v.score, v.reason) for v in store.variants()],
+                sorted((r["hash"], r["rung"], r["resource"], r["status"], r["score"])
+                       for r in store.rungs()),
+                [(a.episode, a.batch, a.slot, a.parent, a.child, a.outcome)
+                 for a in store.attempts()],
+                [(b["episode"], b["batch"], b["parent"], b["best"]) for b in store.batches()])
+
+
+@pytest.mark.parametrize("strategy", ["async", "greedy"])
+@pytest.mark.parametrize("dies_at", [3, 8, 20])
+def test_a_run_stopped_as_an_evaluation_starts_resumes_to_the_uninterrupted_run(
+        tmp_path: Path, strategy: str, dies_at: int) -> None:
+    config = _quines(tmp_path, strategy)
+    best = _drive(RunDir.create(tmp_path / "reference", config), _Scores())
+    with pytest.raises(_Stop):
+        _drive(RunDir.create(tmp_path / "stopped", config), _Scores(dies_at))
+    with RunStore.open(tmp_path / "stopped") as store:
+        assert any(r["status"] == "running" for r in store.rungs())  # left in flight
+    assert _drive(RunDir.open(tmp_path / "stopped"), _Scores()) == best
+    assert _decided(tmp_path / "stopped") == _decided(tmp_path / "reference")
+
+
+def test_the_driver_prunes_a_quine_in_steps_within_its_budget(tmp_path: Path) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    scores = _Scores()
+    _drive(RunDir.create(tmp_path / "run", _quines(tmp_path, "async")), scores, events)
+    with RunStore.open(tmp_path / "run") as store:
+        variants = store.variants()
+        attempts = store.attempts()
+    assert len({(a.episode, a.batch) for a in attempts}) == 18  # E x B x C proposals
+    assert set(scores.resources) <= {10, 30, 90} and 10 in scores.resources
+    pruned = [v for v in variants if v.status == "pruned"]
+    assert pruned and all("steps)" in v.reason and "rows" not in v.reason for v in pruned)
+    said = [f["reason"] for kind, f in events if kind == "evaluated" and f["status"] == "pruned"]
+    assert said and all(r.split(":")[0] in ("10 steps", "30 steps") for r in said)
