@@ -17,6 +17,12 @@ needs the workers' cores). ``--strategy greedy`` or ``best-of-n`` with ``--fidel
 keeps its batches (C candidates from one parent, the best kept), and inside a batch the
 candidates climb the rungs asynchronously; only full evaluations can become the best.
 
+The decisions (rungs, promotion, the budget, parents, the best) are a `Scheduler`'s
+(`_scheduler`); this module drives one: fill the free workers (a promotion first, else a
+proposal while the budget lasts), wait for a result, tell the scheduler, record it.
+`SteadyLoop` is ``--strategy async``, `RungBatchLoop` a batch strategy with rungs, and
+`make_loop` chooses once, from the strategy object (`Strategy.steady`) and the rungs.
+
 Every evaluation is a row of the ``rungs`` table: ``running`` from its start, then its
 result, committed as it arrives. Resuming rebuilds everything from the database: the
 proposer is told every finished rung result in the order they finished, an evaluation
@@ -28,57 +34,69 @@ workers the order results arrive in depends on timing, and so does the run.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from deepphoenix.engine._fidelity import RungResult, promotable
 from deepphoenix.engine._loop import SearchLoop
 from deepphoenix.engine._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
 from deepphoenix.engine._rundir import RunDir, derive_seed
-from deepphoenix.engine._strategy import Async, Scored, Strategy, best_of
+from deepphoenix.engine._scheduler import Scheduler, SteadyScheduler
+from deepphoenix.engine._strategy import Scored, Strategy
 from deepphoenix.evaluator import Checker, EvalResult, EvalStatus, Evaluator
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
 from deepphoenix.status import RungStatus, VariantStatus
 
-__all__ = ["AsyncLoop"]
+__all__ = ["AsyncLoop", "RungBatchLoop", "SteadyLoop", "make_loop"]
+
+
+def make_loop(run: RunDir, proposer: Proposer, evaluator: Evaluator, strategy: Strategy,
+              emit: Callable[..., None], checker: Checker | None = None) -> SearchLoop:
+    """The loop a run needs, chosen once: without batch barriers when the strategy says so
+    (`Strategy.steady`), batches whose candidates climb rungs when the run has rungs, else
+    the batch loop."""
+    if strategy.steady:
+        return SteadyLoop(run, proposer, evaluator, strategy, emit, checker)
+    if run.config.rungs() is not None:
+        return RungBatchLoop(run, proposer, evaluator, strategy, emit, checker)
+    return SearchLoop(run, proposer, evaluator, strategy, emit, checker)
 
 
 class AsyncLoop(SearchLoop):
-    """Evaluations started one at a time, whenever a worker frees (see the module)."""
+    """Evaluations started one at a time, whenever a worker frees (see the module): the
+    driver of a `Scheduler`. It reuses the batch loop's own steps (the seed, an episode's
+    start, drawing, checking and recording candidates) and replaces how they are run;
+    a subclass says what an episode is (`_episode`)."""
+
+    scheduler: Scheduler
 
     def __init__(self, run: RunDir, proposer: Proposer, evaluator: Evaluator,
                  strategy: Strategy, emit: Callable[..., None],
                  checker: Checker | None = None) -> None:
         super().__init__(run, proposer, evaluator, strategy, emit, checker)
-        c = self.config
-        rungs = c.rungs()
-        self.resources: list[int | None] = list(rungs) if rungs is not None else [None]
-        self.top = len(self.resources) - 1
-        self.unit = self.run.objective.unit
-        self.running: dict[Future[EvalResult], tuple[str, int, int]] = {}
-        self.results: list[RungResult] = []
-        self.started: set[tuple[str, int]] = set()
-        self.parents: dict[str, str] = {}
-        self.deadline = (time.monotonic() + c.time_limit if c.time_limit is not None
-                         else None)
-        self.stopped = ""  # why the run ended before its budget (the time limit)
-        self.full: dict[str, float | None] | None = None  # see _scored
+        self.scheduler = self._scheduler()
+        self.running: dict[Future[EvalResult], tuple[str, int]] = {}  # (hash, rung)
+        self.parents: dict[str, str] = {}  # child -> the parent it was proposed from
         self.values: dict[str, dict[str, Any]] = {}  # see _values
 
-    # -- state from the database ---------------------------------------------------------
+    def _scheduler(self) -> Scheduler:
+        return Scheduler.for_run(self.config, self.run.objective)
+
+    def _episode(self, episode: int, best: str) -> str:
+        """Run episode `episode` from `best`; the best at its end."""
+        raise NotImplementedError
+
+    # -- state from the database -------------------------------------------------------------
     def _load(self) -> list[dict[str, Any]]:
         for attempt in self.store.attempts():
             if attempt.child is not None:
                 self.parents.setdefault(attempt.child, attempt.parent)
         rows = self.store.rungs()
         for row in rows:
-            self.started.add((row["hash"], row["rung"]))
+            self.scheduler.start(row["hash"], row["rung"])
             if row["status"] != RungStatus.RUNNING:
-                self.results.append(RungResult(row["hash"], row["rung"], row["score"]))
+                self.scheduler.finish(row["hash"], row["rung"], row["score"])
         return rows
 
     def _observation(self, hash_: str, rung: int, status: str,
@@ -88,13 +106,12 @@ class AsyncLoop(SearchLoop):
             return None
         parent = self.parents.get(hash_, self.run.seed_program.hash)
         violation = self._violation(row)
-        if status == EvalStatus.SCORED.value and rung < self.top:
+        if self.scheduler.stops_early(rung, status == EvalStatus.SCORED.value):
             return Observation(parent, hash_, row.values, VariantStatus.PRUNED, None, rung, score,
                                violation)
         return Observation(parent, hash_, row.values, status,
                            score if status == EvalStatus.SCORED.value else None,
-                           rung if self.resources[rung] is not None else None, score,
-                           violation)
+                           self.scheduler.rung_of(rung), score, violation)
 
     def _history(self, rows: list[dict[str, Any]]) -> list[tuple[float, Observation]]:
         """Every result the proposer was told before this start, with when: each finished
@@ -113,29 +130,15 @@ class AsyncLoop(SearchLoop):
                     hash_, self.run.seed_program.hash), row)))
         return found
 
-    def _best(self) -> str:
-        """The best full evaluation so far (the seed on ties: the earliest stays)."""
-        best = Scored(self.run.seed_program.hash, self.score(self.run.seed_program.hash))
-        return best_of(best, self._scored(), self.direction).hash
-
-    def _scored(self) -> list[Scored]:
-        """Every full evaluation's score, in the order they were recorded. Kept in memory
-        (read once from the database), so a run of thousands of evaluations does not
-        read every variant back for each new candidate."""
-        if self.full is None:
-            self.full = {v.hash: v.score for v in self.store.variants()
-                         if v.status == VariantStatus.SCORED and v.score is not None}
-        return [Scored(h, s) for h, s in self.full.items()]
-
     def _time_up(self) -> bool:
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            if not self.stopped:
-                self.stopped = f"time limit of {self.config.time_limit:g} s"
-                self.emit("time_limit", seconds=self.config.time_limit)
-            return True
-        return False
+        said = bool(self.scheduler.stopped)
+        if not self.scheduler.time_up():
+            return False
+        if not said:
+            self.emit("time_limit", seconds=self.config.time_limit)
+        return True
 
-    # -- the loop ------------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------------
     def execute(self) -> str:
         try:
             return self._execute()
@@ -144,38 +147,28 @@ class AsyncLoop(SearchLoop):
                 future.cancel()
 
     def _execute(self) -> str:
-        c = self.config
         self._evaluate_seed()
         rows = self._load()
         history = [o for _, o in sorted(self._history(rows), key=lambda item: item[0])]
         if history:
             self.proposer.observe(history)
-        steady = isinstance(self.strategy, Async)
         best = self.run.seed_program.hash
-        for episode in range(1, c.episodes + 1):
+        for episode in range(1, self.config.episodes + 1):
             record = self.store.episode(episode)
             if record is not None and record["finished_at"] is not None:
                 best = record["best"]
                 continue
-            if steady:
-                best = self._best()
-            elif record is not None:
-                best = record["source_hash"]
+            best = self.scheduler.best(record["source_hash"] if record is not None else best)
             if self._time_up():
                 break
             self._begin_episode(episode, best, record)
             self._restart_interrupted(episode)
-            if steady:
-                self._steady(episode)
-                best = self._best()
-            else:
-                for batch in range(1, c.batches + 1):
-                    best = self._batch_asha(episode, batch, best)
-            if self.stopped:
+            best = self._episode(episode, best)
+            if self.scheduler.stopped:
                 break
             self.store.finish_episode(episode, best)
             self.emit("episode_done", episode=episode, best=best, score=self.score(best))
-        return self._best() if steady else best
+        return self.scheduler.best(best)
 
     def _restart_interrupted(self, episode: int) -> None:
         """Evaluations a killed run left `running`: each runs again, from scratch."""
@@ -183,9 +176,132 @@ class AsyncLoop(SearchLoop):
             if row["status"] == RungStatus.RUNNING:
                 self._start(row["hash"], row["rung"], episode, again=True)
 
-    def _steady(self, episode: int) -> None:
-        c = self.config
-        steps = c.batches * c.candidates
+    def _drain(self, episode: int, allowed: set[str] | None = None,
+               propose: Callable[[], bool] = lambda: False) -> None:
+        """Until nothing runs: fill every free worker (a promotion first, else `propose`
+        one new candidate, when it may), then wait for a result."""
+        while True:
+            while len(self.running) < self.config.workers:
+                if not self._promote(episode, allowed) and not propose():
+                    break
+            if not self.running:
+                return
+            self._wait(episode)
+
+    def _start_new(self, child: str | None, outcome: str, episode: int) -> None:
+        if (child is None or outcome != Outcome.OK.value
+                or (child, 0) in self.scheduler.started):
+            return
+        row = self.store.variant(child)
+        if row is not None and not row.done:
+            self._start(child, 0, episode)
+
+    def _values(self, hash_: str) -> dict[str, Any]:
+        """A variant's site values: read once (a variant's values never change), since
+        every proposal passes those of all W running candidates to the proposer."""
+        found = self.values.get(hash_)
+        if found is None:
+            row = self.store.variant(hash_)
+            found = self.values[hash_] = dict(row.values) if row is not None else {}
+        return dict(found)
+
+    # -- evaluations -------------------------------------------------------------------------
+    def _promote(self, episode: int, allowed: set[str] | None) -> bool:
+        found = self.scheduler.promotion(allowed)
+        if found is None:
+            return False
+        hash_, rung = found
+        with self.store.transaction():
+            self.store.set_promoted(hash_, rung)
+        self.emit("promoted", episode=episode, hash=hash_, rung=rung,
+                  resource=self.scheduler.resources[rung])
+        self._start(hash_, rung, episode)
+        return True
+
+    def _start(self, hash_: str, rung: int, episode: int, again: bool = False) -> None:
+        if (hash_, rung) in self.running.values():
+            return
+        deaths = self.quarantine.deaths(hash_)
+        if deaths:  # the run died while it was evaluated: alone now (see _quarantine)
+            while self.running:
+                self._wait(episode)
+        resource = self.scheduler.resources[rung]
+        with self.store.transaction():
+            self.store.start_rung(hash_, rung, resource if resource is not None
+                                  else self.config.fidelity_budget()[0], episode)
+            if deaths < DEATHS_BEFORE_QUARANTINE:
+                self.quarantine.set_in_flight([*self._running_hashes(), hash_])
+        self.scheduler.start(hash_, rung)
+        if deaths >= DEATHS_BEFORE_QUARANTINE:
+            self._record_result(EvalResult(hash_, EvalStatus.FAILED, stage="quarantine",
+                                           reason=QUARANTINED), rung, episode)
+            return
+        future = self.evaluator.submit(hash_, self._source(hash_), resource)
+        self.running[future] = (hash_, rung)
+        if again:
+            self.emit("restarted", hash=hash_, rung=rung)
+        if deaths:
+            while self.running:
+                self._wait(episode)
+
+    def _running_hashes(self) -> list[str]:
+        return [h for h, _rung in self.running.values()]
+
+    def _wait(self, episode: int) -> None:
+        done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=lambda f: self.running[f][0]):
+            _hash, rung = self.running.pop(future)
+            self._record_result(future.result(), rung, episode)
+
+    def _record_result(self, result: EvalResult, rung: int, episode: int) -> None:
+        scored = result.status is EvalStatus.SCORED
+        stopped = self.scheduler.stops_early(rung, scored)
+        resource = self.scheduler.resources[rung]
+        with self.store.transaction():
+            self.quarantine.set_in_flight(self._running_hashes())
+            self.store.finish_rung(result, rung)
+            if stopped:
+                self.store.set_pruned(result.hash, rung, resource or 0, result.score,
+                                      self.scheduler.unit)
+            else:
+                self.store.record_evaluation(result)
+        score = result.score if scored else None
+        new_best = self.scheduler.finish(result.hash, rung, score)
+        observation = self._observation(result.hash, rung, result.status.value, score)
+        if observation is not None:
+            self.proposer.observe([observation])
+        if new_best:
+            self.emit("new_best", episode=episode, best=result.hash, score=score)
+        status, stage, reason = result.status.value, result.stage, result.reason
+        if stopped and result.score is not None:
+            status, stage = VariantStatus.PRUNED, f"rung {rung}"
+            reason = self.scheduler.stop_reason(rung, result.score)
+        self.emit("evaluated", episode=episode, batch=0, hash=result.hash,
+                  status=status, stage=stage, reason=reason,
+                  score=result.score, params=result.metrics.get("params"),
+                  seconds=result.metrics.get("wall_seconds"),
+                  done=self.store.evaluations_done(), rung=rung, resource=resource,
+                  rungs=self.scheduler.top + 1)
+
+
+class SteadyLoop(AsyncLoop):
+    """``--strategy async``: an episode is B x C proposals, one at a time, each whenever a
+    worker is free and no promotion waits (`SteadyScheduler`)."""
+
+    scheduler: SteadyScheduler
+
+    def _scheduler(self) -> SteadyScheduler:
+        return SteadyScheduler.for_run(self.config, self.run.objective)
+
+    def _load(self) -> list[dict[str, Any]]:
+        rows = super()._load()
+        seed = self.run.seed_program.hash
+        self.scheduler.know(Scored(seed, self.score(seed)),
+                            [Scored(v.hash, v.score) for v in self.store.variants()
+                             if v.status == VariantStatus.SCORED])
+        return rows
+
+    def _episode(self, episode: int, best: str) -> str:
         proposed = {a.batch for a in self.store.attempts() if a.episode == episode}
         step = len(proposed)
         # A step a killed run left open (its candidate drawn, not yet checked or redrawn)
@@ -200,32 +316,21 @@ class AsyncLoop(SearchLoop):
         for attempt in self.store.attempts():
             if attempt.episode == episode:
                 self._start_new(attempt.child, attempt.outcome, episode)
-        while True:
-            while len(self.running) < c.workers:
-                if self._promote(episode, None):
-                    continue
-                if step < steps and not self._time_up():
-                    step += 1
-                    self._propose_one(episode, step)
-                    continue
-                break
-            if not self.running:
-                return
-            self._wait(episode)
 
-    def _start_new(self, child: str | None, outcome: str, episode: int) -> None:
-        if child is None or outcome != Outcome.OK.value or (child, 0) in self.started:
-            return
-        row = self.store.variant(child)
-        if row is not None and not row.done:
-            self._start(child, 0, episode)
+        def propose() -> bool:
+            nonlocal step
+            if not self.scheduler.proposals_left(step) or self._time_up():
+                return False
+            step += 1
+            self._propose_one(episode, step)
+            return True
+
+        self._drain(episode, propose=propose)
+        return self.scheduler.best(best)
 
     def _propose_one(self, episode: int, step: int) -> None:
-        c = self.config
-        pool = self._scored()
-        rng = random.Random(derive_seed(c.seed, "parent", episode, step))
-        parent = Async.tournament(pool, c.candidates, self.direction, rng)
-        seed = derive_seed(c.seed, "propose", episode, step)
+        parent = self.scheduler.parent(episode, step)
+        seed = derive_seed(self.config.seed, "propose", episode, step)
         self.store.start_batch(episode, step, parent, seed)
         self.proposer.pending([self._values(h) for h in self._running_hashes()])
         plan = self._settle(episode, step, parent, seed, 1, warn=False)
@@ -235,31 +340,26 @@ class AsyncLoop(SearchLoop):
             self._start_new(child, Outcome.OK.value, episode)
         self.store.finish_batch(episode, step, parent)
 
-    def _values(self, hash_: str) -> dict[str, Any]:
-        """A variant's site values: read once (a variant's values never change), since
-        every proposal passes those of all W running candidates to the proposer."""
-        found = self.values.get(hash_)
-        if found is None:
-            row = self.store.variant(hash_)
-            found = self.values[hash_] = dict(row.values) if row is not None else {}
-        return dict(found)
 
-    def _batch_asha(self, episode: int, batch: int, best: str) -> str:
-        """A greedy (or best-of-n) batch whose candidates climb the rungs."""
+class RungBatchLoop(AsyncLoop):
+    """A greedy (or best-of-n) run with rungs: its batches as the batch loop has them (C
+    candidates from the strategy's parent, the strategy's choice kept), and inside a batch
+    its candidates climb the rungs asynchronously."""
+
+    def _episode(self, episode: int, best: str) -> str:
+        for batch in range(1, self.config.batches + 1):
+            best = self._batch(episode, batch, best)
+        return best
+
+    def _batch(self, episode: int, batch: int, best: str) -> str:
         record = self.store.batch(episode, batch)
         if record is not None and record["finished_at"] is not None:
             return str(record["best"])
         parent, plan = self._open_batch(episode, batch, best)
-        members = set(plan.valid)
         for child in plan.valid:
             self.parents.setdefault(child, parent)
             self._start_new(child, Outcome.OK.value, episode)
-        while True:
-            while len(self.running) < self.config.workers and self._promote(episode, members):
-                pass
-            if not self.running:
-                break
-            self._wait(episode)
+        self._drain(episode, allowed=set(plan.valid))
         chosen = self.strategy.select(
             Scored(best, self.score(best)),
             [Scored(h, self.score(h)) for h in dict.fromkeys(plan.valid)], self.direction)
@@ -267,88 +367,3 @@ class AsyncLoop(SearchLoop):
         self.emit("batch_done", episode=episode, batch=batch, best=chosen.hash,
                   score=chosen.score, improved=chosen.hash != best)
         return chosen.hash
-
-    # -- evaluations ---------------------------------------------------------------------
-    def _promote(self, episode: int, allowed: set[str] | None) -> bool:
-        if self.top == 0:
-            return False
-        found = promotable(self.results, {(h, r - 1) for h, r in self.started if r > 0},
-                           self.config.eta, self.direction, self.top, allowed)
-        if found is None:
-            return False
-        hash_, rung = found
-        with self.store.transaction():
-            self.store.set_promoted(hash_, rung + 1)
-        self.emit("promoted", episode=episode, hash=hash_, rung=rung + 1,
-                  resource=self.resources[rung + 1])
-        self._start(hash_, rung + 1, episode)
-        return True
-
-    def _start(self, hash_: str, rung: int, episode: int, again: bool = False) -> None:
-        if any(h == hash_ and r == rung for h, r, _e in self.running.values()):
-            return
-        deaths = self.quarantine.deaths(hash_)
-        if deaths:  # the run died while it was evaluated: alone now (see _quarantine)
-            while self.running:
-                self._wait(episode)
-        resource = self.resources[rung]
-        with self.store.transaction():
-            self.store.start_rung(hash_, rung, resource if resource is not None
-                                  else self.config.fidelity_budget()[0], episode)
-            if deaths < DEATHS_BEFORE_QUARANTINE:
-                self.quarantine.set_in_flight([*self._running_hashes(), hash_])
-        self.started.add((hash_, rung))
-        if deaths >= DEATHS_BEFORE_QUARANTINE:
-            self._record_result(EvalResult(hash_, EvalStatus.FAILED, stage="quarantine",
-                                           reason=QUARANTINED), rung, episode)
-            return
-        future = self.evaluator.submit(hash_, self._source(hash_),
-                                       resource if self.top else None)
-        self.running[future] = (hash_, rung, episode)
-        if again:
-            self.emit("restarted", hash=hash_, rung=rung)
-        if deaths:
-            while self.running:
-                self._wait(episode)
-
-    def _running_hashes(self) -> list[str]:
-        return [h for h, _rung, _episode in self.running.values()]
-
-    def _wait(self, episode: int) -> None:
-        done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
-        for future in sorted(done, key=lambda f: self.running[f][0]):
-            _hash, rung, _started_in = self.running.pop(future)
-            self._record_result(future.result(), rung, episode)
-
-    def _record_result(self, result: EvalResult, rung: int, episode: int) -> None:
-        resource = self.resources[rung]
-        with self.store.transaction():
-            self.quarantine.set_in_flight(self._running_hashes())
-            self.store.finish_rung(result, rung)
-            if result.status is EvalStatus.SCORED and rung < self.top:
-                self.store.set_pruned(result.hash, rung, resource or 0, result.score,
-                                      self.unit)
-            else:
-                self.store.record_evaluation(result)
-        score = result.score if result.status is EvalStatus.SCORED else None
-        self.results.append(RungResult(result.hash, rung, score))
-        if rung == self.top and score is not None and self.full is not None:
-            self.full[result.hash] = score
-        observation = self._observation(result.hash, rung, result.status.value, score)
-        if observation is not None:
-            self.proposer.observe([observation])
-        if rung == self.top and score is not None and isinstance(self.strategy, Async):
-            best = self._best()
-            if best == result.hash:
-                self.emit("new_best", episode=episode, best=best, score=score)
-        status, stage, reason = result.status.value, result.stage, result.reason
-        if result.status is EvalStatus.SCORED and rung < self.top:
-            status, stage = VariantStatus.PRUNED, f"rung {rung}"
-            reason = f"{resource} {self.unit}: score {result.score:.4g} (for now)"
-        self.emit("evaluated", episode=episode, batch=0, hash=result.hash,
-                  status=status, stage=stage, reason=reason,
-                  score=result.score, params=result.metrics.get("params"),
-                  seconds=result.metrics.get("wall_seconds"),
-                  done=self.store.evaluations_done(), rung=rung, resource=resource,
-                  rungs=self.top + 1)
-

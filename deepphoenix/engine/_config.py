@@ -12,7 +12,7 @@ from typing import Any
 
 from deepphoenix.device import check_device
 from deepphoenix.engine._fidelity import check_fidelity, rung_resources
-from deepphoenix.engine._strategy import strategy_names
+from deepphoenix.engine._strategy import get_strategy, strategy_names
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import executor_names
 from deepphoenix.objectives import (
@@ -270,7 +270,7 @@ class RunConfig:
             _check_int("max_steps", self.max_steps, 1)
         if self.time_limit is not None:
             _check_positive("time_limit", self.time_limit, _MAX_SECONDS)
-            if self.strategy != "async":
+            if not get_strategy(self.strategy).steady:
                 raise ConfigError("--time-limit needs --strategy async (a batch strategy's "
                                   "budget is episodes x batches x candidates)")
         if self.fidelity == "asha":

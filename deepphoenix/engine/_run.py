@@ -1,7 +1,7 @@
 """`Run`: one run directory, wired up. It creates or resumes the directory (`RunDir`),
 starts the executor, runs the pre-flight checks (`_preflight`), makes the data
 (`prepare_run_data`), starts the proposer, the checker and the evaluator from the config,
-hands them to the `SearchLoop`, and writes the summary."""
+hands them to the search loop (`make_loop`), and writes the summary."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from deepphoenix.engine._async import AsyncLoop
+from deepphoenix.engine._async import make_loop
 from deepphoenix.engine._config import PLACEMENT, RunConfig
 from deepphoenix.engine._data import RunData, prepare_run_data
-from deepphoenix.engine._loop import Event, SearchLoop, unevaluable
+from deepphoenix.engine._loop import Event, unevaluable
 from deepphoenix.engine._preflight import preflight, proposer_preflight
 from deepphoenix.engine._render import render_files, render_source
 from deepphoenix.engine._rescore import rescore_best
@@ -168,13 +168,8 @@ class Run:
             proposer = get_proposer(c.proposer, self._proposer_context(executor, data))
             try:
                 evaluator = Evaluator(executor, self._eval_settings(data))
-                loop: SearchLoop
-                if c.strategy == "async" or c.fidelity == "asha":
-                    loop = AsyncLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
-                                     checks)
-                else:
-                    loop = SearchLoop(self.dir, proposer, evaluator, self.strategy, self.emit,
-                                      checks)
+                loop = make_loop(self.dir, proposer, evaluator, self.strategy, self.emit,
+                                 checks)
                 best = loop.execute()
                 # Never reported on the word of the process that scored it (_rescore).
                 seed = self.dir.seed_program

@@ -1,8 +1,10 @@
 """Search strategies: which program to propose from, and which one to keep.
 
-A strategy is a small object with a `name`, ``parent(best, seed)`` and
-``select(best, candidates, direction)``. Built-ins register here; third parties register a
-class or instance under the ``deepphoenix.strategies`` entry-point group.
+A strategy subclasses `Strategy` (a `name`, ``parent(best, seed)`` and
+``select(best, candidates, direction)``, greedy's by default; the class flag `steady` says
+it proposes without batch barriers, which the run reads once to choose its loop). Built-ins
+register here; third parties register a subclass or an instance of one under the
+``deepphoenix.strategies`` entry-point group.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar
 
+from deepphoenix.errors import ConfigError
 from deepphoenix.objectives import Direction
 from deepphoenix.registry import Registry
 
@@ -29,17 +32,22 @@ class Scored:
     score: float | None
 
 
-class Strategy(Protocol):
-    name: str
+class Strategy:
+    """The base class of every search strategy: which variant the next batch is proposed
+    from (`parent`) and which one is kept after it (`select`); the defaults are greedy's.
+    `steady`: no batch barrier (one candidate whenever a worker frees, `AsyncLoop`)."""
+
+    name: str = ""
+    steady: ClassVar[bool] = False
 
     def parent(self, best: str, seed: str) -> str:
         """The variant the next batch is proposed from."""
-        ...
+        return best
 
     def select(self, best: Scored, candidates: Sequence[Scored],
                direction: Direction = Direction.MINIMIZE) -> Scored:
         """The variant kept after a batch."""
-        ...
+        return best_of(best, candidates, direction)
 
 
 def best_of(best: Scored, candidates: Sequence[Scored],
@@ -56,18 +64,11 @@ def best_of(best: Scored, candidates: Sequence[Scored],
     return chosen
 
 
-class Greedy:
+class Greedy(Strategy):
     """The paper's greedy search: propose from the best so far; keep a candidate only if
-    its score is better."""
+    its score is better (the base class's rules)."""
 
     name = "greedy"
-
-    def parent(self, best: str, seed: str) -> str:
-        return best
-
-    def select(self, best: Scored, candidates: Sequence[Scored],
-               direction: Direction = Direction.MINIMIZE) -> Scored:
-        return best_of(best, candidates, direction)
 
 
 class BestOfN(Greedy):
@@ -88,6 +89,7 @@ class Async(Greedy):
     `AsyncLoop`."""
 
     name = "async"
+    steady = True
 
     @staticmethod
     def tournament(pool: Sequence[Scored], k: int, direction: Direction,
@@ -119,5 +121,8 @@ def strategy_names() -> list[str]:
 def get_strategy(name: str) -> Strategy:
     """A strategy instance: registered classes are instantiated, instances used as is."""
     found = STRATEGIES.get(name)
-    strategy: Strategy = found() if isinstance(found, type) else found  # type: ignore[assignment]
+    strategy = found() if isinstance(found, type) else found
+    if not isinstance(strategy, Strategy):
+        raise ConfigError(f"strategy {name!r} is a {type(strategy).__name__}, not a "
+                          "deepphoenix.engine.Strategy (subclass it)")
     return strategy

@@ -22,6 +22,7 @@ from deepphoenix.cli import cli
 from deepphoenix.engine import Async, Run, RunConfig, Scored, preset, rung_resources
 from deepphoenix.engine._config import PRESETS
 from deepphoenix.engine._fidelity import RungResult, promotable
+from deepphoenix.engine._strategy import STRATEGIES, get_strategy
 from deepphoenix.errors import ConfigError, UnknownNameError
 from deepphoenix.executor import EXECUTORS, Executor, ExecutorSettings, LocalExecutor
 from deepphoenix.objectives import Direction
@@ -395,3 +396,44 @@ def test_a_time_limit_stops_new_candidates_and_the_run_ends_with_what_it_has(
         run.close()
     assert "time_limit" in events and summary.best_hash == summary.seed_hash
     assert attempts == [] and episode is None  # nothing started after the limit
+
+
+# -- the loop is chosen by the strategy object, once ----------------------------------------
+
+
+class _Patient(Async):
+    """A third party's strategy without batch barriers, under a name of its own."""
+
+    name = "patient"
+
+
+def test_a_strategy_without_barriers_under_another_name_runs_without_barriers(
+        tmp_path: Path) -> None:
+    STRATEGIES.register("patient", _Patient)
+    try:
+        config = _config(tmp_path, strategy="patient", workers=1, fidelity="full",
+                         time_limit=0.001)  # a time limit is a steady strategy's budget
+        events: list[str] = []
+        run = Run(tmp_path / "run", config, on_event=lambda e: events.append(e.kind))
+        try:
+            summary = run.execute()
+        finally:
+            run.close()
+    finally:
+        STRATEGIES.unregister("patient")
+    assert "time_limit" in events and summary.best_hash == summary.seed_hash
+
+
+def test_a_strategy_that_is_not_a_strategy_is_one_clear_error() -> None:
+    class Loose:  # the old protocol's shape, without the base class
+        name = "loose"
+
+        def parent(self, best: str, seed: str) -> str:
+            return best
+
+    STRATEGIES.register("loose", Loose)
+    try:
+        with pytest.raises(ConfigError, match=r"not a deepphoenix\.engine\.Strategy"):
+            get_strategy("loose")
+    finally:
+        STRATEGIES.unregister("loose")
