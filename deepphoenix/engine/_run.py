@@ -103,9 +103,9 @@ class Run:
             self.dir.close()
             raise ConfigError(f"a resumed run keeps its stored config; drop {', '.join(other)}")
         config = self.dir.config
-        if placement.get("executor") == "local":  # back from a cluster: drop its options
-            config = config.with_executor_options(ExecutorOptions())
         try:
+            if placement.get("executor") == "local":  # back from a cluster: drop its options
+                config = config.with_executor_options(ExecutorOptions())
             self.dir.config = config.with_overrides(**placement)
         except BaseException:
             self.dir.close()
