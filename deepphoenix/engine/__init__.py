@@ -2,9 +2,9 @@
 `RunConfig` and presets (`_config`), the run directory and its lock (`_rundir`), the data
 (`_data`), the loop (`_loop`; without batch barriers, `_async`), search strategies
 (`_strategy`), multi-fidelity rungs (`_fidelity`), the pre-flight checks (`_preflight`),
-the settings builders, one a concern: executor, evaluation, proposer (`_settings`, shared
-with ``deepphoenix evaluate`` and the final re-score, `_rescore`), a run's project (`_project`), and
-`Run`, which wires them up (`_run`)."""
+the settings builders, one a concern: executor, evaluation, proposer (`_settings`,
+shared with ``deepphoenix evaluate`` and the final re-score, `_rescore`), a run's project
+(`_project`), and `Run`, which wires them up (`_run`)."""
 
 from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
