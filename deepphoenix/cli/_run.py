@@ -32,7 +32,7 @@ from deepphoenix.engine import (
     RunConfig,
     RunData,
     eval_settings,
-    eval_worker,
+    lone_evaluator,
     needs_pairs,
     prepare_run_data,
     preset,
@@ -40,7 +40,7 @@ from deepphoenix.engine import (
 )
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import Evaluator
-from deepphoenix.executor import ExecutorSettings, LocalExecutor, executor_names
+from deepphoenix.executor import LocalExecutor, executor_names
 from deepphoenix.mutator import read_source
 from deepphoenix.objectives import is_command, objective_names, resolve_objective
 from deepphoenix.proposers import proposer_names
@@ -554,9 +554,7 @@ def evaluate(file: str, preset_name: str, grammar: str | None, objective: str | 
     with tempfile.TemporaryDirectory(prefix="deepphoenix-eval-") as folder:
         Path(folder).chmod(0o755)  # a worker that is not root reads its data
         data: RunData = prepare_run_data(Path(folder), config, program, refinement=False)
-        settings = ExecutorSettings(workers=1, worker=eval_worker(config, spec, text,
-                                                                  readable=(folder,)))
-        with LocalExecutor(settings) as executor:
+        with LocalExecutor(lone_evaluator(config, spec, text, readable=(folder,))) as executor:
             evaluator = Evaluator(executor, eval_settings(config, spec, data))
             (result,) = list(evaluator.evaluate([(key, text)]))
             isolation = dict(executor.pool.workers[0].isolation)

@@ -2,9 +2,9 @@
 `RunConfig` and presets (`_config`), the run directory and its lock (`_rundir`), the data
 (`_data`), the loop (`_loop`; without batch barriers, `_async`), search strategies
 (`_strategy`), multi-fidelity rungs (`_fidelity`), the pre-flight checks (`_preflight`),
-the evaluation workers' settings (`_settings`, shared with ``deepphoenix evaluate`` and the
-final re-score, `_rescore`), a run's project (`_project`), and
-`Run`, which wires them up (`_run`)."""
+the settings builders, one a concern: executor, evaluation, proposer (`_settings`,
+shared with ``deepphoenix evaluate`` and the final re-score, `_rescore`), a run's project
+(`_project`), and `Run`, which wires them up (`_run`)."""
 
 from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
@@ -15,7 +15,16 @@ from deepphoenix.engine._pretrain import RunPairs, pretraining_pairs
 from deepphoenix.engine._project import Project, project_folder, read_project
 from deepphoenix.engine._run import Run, RunSummary
 from deepphoenix.engine._rundir import RunDir, derive_seed, load_seed_text
-from deepphoenix.engine._settings import check_settings, eval_settings, eval_worker
+from deepphoenix.engine._settings import (
+    check_settings,
+    eval_settings,
+    eval_worker,
+    executor_settings,
+    lone_evaluator,
+    proposer_context,
+    sample_settings,
+    train_settings,
+)
 from deepphoenix.engine._strategy import (
     Async,
     BestOfN,
@@ -53,14 +62,19 @@ __all__ = [
     "derive_seed",
     "eval_settings",
     "eval_worker",
+    "executor_settings",
     "get_strategy",
     "load_seed_text",
+    "lone_evaluator",
     "needs_pairs",
     "prepare_run_data",
     "preset",
     "pretraining_pairs",
     "project_folder",
+    "proposer_context",
     "read_project",
     "rung_resources",
+    "sample_settings",
     "strategy_names",
+    "train_settings",
 ]

@@ -4,7 +4,6 @@ it back from there."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
@@ -14,7 +13,7 @@ from deepphoenix.device import check_device
 from deepphoenix.engine._fidelity import check_fidelity, rung_resources
 from deepphoenix.engine._strategy import get_strategy, strategy_names
 from deepphoenix.errors import ConfigError, UnknownNameError
-from deepphoenix.executor import executor_names
+from deepphoenix.executor import OPTION_FIELDS, TRAIN_ON, ExecutorOptions
 from deepphoenix.objectives import (
     Direction,
     is_command,
@@ -31,13 +30,13 @@ from deepphoenix.proposers import (
 from deepphoenix.sandbox import default_memory_limit
 
 TASK_NAMES = ("refinement", "code-lm")  # the built-in objectives' data
-TRAIN_ON = ("cpu", "gpu")  # where a cluster executor puts the proposer's lane
 # Fields that say where and with how much jobs run, not what they compute: a resumed run
 # may change them (a run started with too many workers resumes with fewer, a time-limited
-# one resumes with a new limit). A change of
+# one resumes with a new limit, a local run moves onto a cluster: the executor's options,
+# `OPTION_FIELDS`). A change of
 # threads per worker can change float reduction order: the resume warns when it does.
-PLACEMENT = ("executor", "ray_address", "gpus_per_eval", "train_on", "workers", "threads",
-             "memory_limit_gb", "time_limit", "disk_limit_gb")
+PLACEMENT = (*OPTION_FIELDS, "workers", "threads", "memory_limit_gb", "time_limit",
+             "disk_limit_gb")
 
 __all__ = ["PLACEMENT", "PRESETS", "TRAIN_ON", "RunConfig", "preset"]
 
@@ -110,6 +109,7 @@ class RunConfig:
     # -- execution ------------------------------------------------------------------------
     seed: int = 0  # everything random derives from it: same seed, same run
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    # The executor's options (`ExecutorOptions`, validated by the executor package):
     executor: str = "local"  # where sandboxed jobs run: local (persistent workers) | ray
     ray_address: str | None = None  # ray: the head's HOST:PORT (None: a local instance)
     gpus_per_eval: float = 0.0  # ray: GPUs an evaluation worker reserves (0.25: 4 share one)
@@ -152,6 +152,16 @@ class RunConfig:
         return config
 
     # -- derived values -------------------------------------------------------------------
+    def executor_options(self) -> ExecutorOptions:
+        """The executor's options this config holds as flat fields (`OPTION_FIELDS`)."""
+        return ExecutorOptions.of(self)
+
+    def with_executor_options(self, options: ExecutorOptions) -> RunConfig:
+        """This config with the executor's options replaced by `options` (validated)."""
+        config = replace(self, **options.to_dict())
+        config.validate()
+        return config
+
     def worker_threads(self) -> int:
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
 
@@ -180,7 +190,6 @@ class RunConfig:
         choices = {
             "proposer": proposer_names(), "format": ("source", "edits"),
             "pre_tokenizer": ("digits", "none", "gpt2"), "task": tuple(TASK_NAMES),
-            "executor": executor_names(), "train_on": TRAIN_ON,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)
@@ -233,7 +242,7 @@ class RunConfig:
             _check_positive("memory_limit_gb", self.memory_limit_gb, 2.0**20, zero=True)
         if self.disk_limit_gb is not None:
             _check_positive("disk_limit_gb", self.disk_limit_gb, 2.0**20, zero=True)
-        self._validate_placement()
+        self.executor_options().validate()  # the executor's own rules
         self._validate_fidelity()
         self._validate_project()
         if self.proposer_init is not None and not accepts_init(self.proposer):
@@ -310,33 +319,6 @@ class RunConfig:
                                   "file; a run over several files (--with) proposes with one "
                                   "that reads site values or the program view: --proposer "
                                   "learned, tpe, gp or random")
-
-    def _validate_placement(self) -> None:
-        """Cluster options need a cluster executor; GPU shares are Ray's: a fraction of one
-        GPU, or whole GPUs."""
-        gpus = self.gpus_per_eval
-        if (not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus < 0
-                or not math.isfinite(gpus) or (gpus > 1 and gpus != int(gpus))):
-            raise ConfigError(f"Expected a fraction of one GPU or whole GPUs but got "
-                              f"gpus_per_eval={gpus!r} (type={type(gpus).__name__})")
-        if self.executor == "local":
-            asked = [name for name, value in (("--ray-address", self.ray_address),
-                                              ("--gpus-per-eval", gpus),
-                                              ("--train-on gpu", self.train_on == "gpu"))
-                     if value]
-            if asked:
-                raise ConfigError(f"{', '.join(asked)} needs --executor ray (placement on a "
-                                  "cluster; locally, --device picks the device)")
-        elif self.executor == "ray" and not _installed("ray"):
-            raise ConfigError("the ray executor needs Ray: pip install 'deepphoenix[ray]'")
-
-
-def _installed(module: str) -> bool:
-    """Whether `module` can be imported, without importing it."""
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
-        return False
 
 
 # Upper bounds: past them a value is a typo, and the run would crash or grow without bound

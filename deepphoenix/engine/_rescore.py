@@ -197,8 +197,8 @@ def rescore_run(run_dir: Path, top: int, tolerance: float = DEFAULT_TOLERANCE,
     sandbox worker with the run's own settings (threads, device, memory, data), each from
     its source rendered from the seed and its recorded values."""
     from deepphoenix.engine._rundir import stored_project
-    from deepphoenix.engine._settings import eval_settings, eval_worker
-    from deepphoenix.executor import ExecutorSettings, LocalExecutor
+    from deepphoenix.engine._settings import eval_settings, lone_evaluator
+    from deepphoenix.executor import LocalExecutor
 
     run_dir = Path(run_dir).resolve()
     with RunStore.open(run_dir) as store:
@@ -217,10 +217,9 @@ def rescore_run(run_dir: Path, top: int, tolerance: float = DEFAULT_TOLERANCE,
         raise RunDirError(f"{run_dir}: the run has no data yet, so nothing can be re-scored")
     data = prepare_run_data(data_dir, config, seed, refinement=False)
     settings: EvalSettings = eval_settings(config, objective, data, project, paths)
-    worker = eval_worker(config, objective, seed.text, hidden=(str(run_dir),),
-                         readable=(str(data_dir),))
     found = []
-    with LocalExecutor(ExecutorSettings(workers=1, worker=worker)) as executor:
+    with LocalExecutor(lone_evaluator(config, objective, seed.text, hidden=(str(run_dir),),
+                                      readable=(str(data_dir),))) as executor:
         evaluator = Evaluator(executor, settings)
         for hash_, source, stored in chosen:
             checked = rescore(evaluator, hash_, source, stored, tolerance)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,25 @@ from deepphoenix.engine._preflight import preflight, proposer_preflight
 from deepphoenix.engine._render import render_files, render_source
 from deepphoenix.engine._rescore import rescore_best
 from deepphoenix.engine._rundir import RunDir
-from deepphoenix.engine._settings import check_settings, eval_settings, eval_worker
+from deepphoenix.engine._settings import (
+    check_settings,
+    eval_settings,
+    executor_settings,
+    proposer_context,
+)
 from deepphoenix.engine._strategy import get_strategy
 from deepphoenix.errors import ConfigError
 from deepphoenix.evaluator import Checker, EvalSettings, Evaluator
-from deepphoenix.executor import ExecutorSettings, get_executor
+from deepphoenix.executor import ExecutorOptions, ExecutorSettings, get_executor
 from deepphoenix.mutator import Bundle
 from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
     ProposerContext,
-    SampleSettings,
-    TrainSettings,
     get_proposer,
     needs_refinement_data,
     reads_program_view,
 )
-from deepphoenix.sandbox import WorkerSettings, confinement, sandbox_line
+from deepphoenix.sandbox import confinement, sandbox_line
 from deepphoenix.store import RunStore
 from deepphoenix.store_io import write_text_atomic, write_tree
 
@@ -100,9 +103,9 @@ class Run:
             self.dir.close()
             raise ConfigError(f"a resumed run keeps its stored config; drop {', '.join(other)}")
         config = self.dir.config
-        if placement.get("executor") == "local":  # back from a cluster: drop its options
-            config = replace(config, ray_address=None, gpus_per_eval=0.0, train_on="cpu")
         try:
+            if placement.get("executor") == "local":  # back from a cluster: drop its options
+                config = config.with_executor_options(ExecutorOptions())
             self.dir.config = config.with_overrides(**placement)
         except BaseException:
             self.dir.close()
@@ -185,42 +188,19 @@ class Run:
 
     # -- wiring ------------------------------------------------------------------------------
     def _executor_settings(self) -> ExecutorSettings:
-        c = self.config
-        # Workers never see the run directory (its database above all): evaluation
-        # workers read the data, the proposer's worker writes its models' folders.
-        hidden = (str(self.run_dir),)
-        data = (str(self.run_dir / "data"),)
         for folder in ("data", "episodes"):  # a bind needs its folder before the worker
             (self.run_dir / folder).mkdir(exist_ok=True)
-        return ExecutorSettings(
-            workers=c.workers,
-            worker=eval_worker(c, self.dir.objective, self.dir.seed_program.text,
-                               hidden=hidden, readable=data),
-            lane=WorkerSettings(threads=max(1, c.worker_threads() * c.workers),
-                                memory_limit=None, device=c.device, hidden=hidden,
-                                disk_limit=c.disk_limit_bytes(),
-                                readable=data, writable=(str(self.run_dir / "episodes"),)),
-            log_dir=self.run_dir / "logs", address=c.ray_address,
-            gpus_per_worker=c.gpus_per_eval, lane_gpus=1.0 if c.train_on == "gpu" else 0.0)
+        return executor_settings(self.config, self.dir.objective, self.dir.seed_program.text,
+                                 self.run_dir)
 
     def _proposer_context(self, executor: Any, data: RunData) -> ProposerContext:
-        c = self.config
-
         def emit(kind: str, fields: dict[str, Any]) -> None:
             self.emit(kind, **fields)
 
-        return ProposerContext(
-            run_dir=self.run_dir, executor=executor, seed=c.seed,
-            direction=self.dir.objective.direction, draw_rounds=c.draw_rounds,
-            data=data.proposer,
-            sampling=SampleSettings(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
-                                    constrained=c.constrained, rounds=c.draw_rounds),
-            training=TrainSettings(epochs=c.train_epochs, batch_size=c.train_batch_size,
-                                   lr=c.train_lr, samples=c.train_samples,
-                                   max_seconds=c.train_max_seconds),
-            train_timeout=c.train_timeout, proposer_source=self.dir.proposer_source,
-            seed_source=self.dir.seed_program.text, emit=emit,
-            proposer_init=data.proposer_init)
+        return proposer_context(self.config, data, run_dir=self.run_dir, executor=executor,
+                                objective=self.dir.objective,
+                                proposer_source=self.dir.proposer_source,
+                                seed_source=self.dir.seed_program.text, emit=emit)
 
     def _eval_settings(self, data: RunData) -> EvalSettings:
         return eval_settings(self.config, self.dir.objective, data, self.dir.project,

@@ -4,7 +4,8 @@ learned proposer holds a `Lane` (a worker that keeps state between jobs: the tra
 model) for its training stage and its sampling. `local` (persistent sandbox workers on
 this machine) and `ray` (the same sandbox workers, each owned by a Ray actor on whichever
 node Ray picks; needs ``pip install 'deepphoenix[ray]'``) are built in; others subclass
-`Executor` and register by name."""
+`Executor` and register by name. `ExecutorOptions` is what a run asks of its executor (its
+name, a cluster's address, GPU reservations), validated here."""
 
 from deepphoenix.executor._base import (
     Executor,
@@ -15,6 +16,7 @@ from deepphoenix.executor._base import (
     Submission,
 )
 from deepphoenix.executor._local import LocalExecutor
+from deepphoenix.executor._options import OPTION_FIELDS, TRAIN_ON, ExecutorOptions
 from deepphoenix.executor._registry import (
     ENTRY_POINT_GROUP,
     EXECUTORS,
@@ -25,8 +27,11 @@ from deepphoenix.executor._registry import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "EXECUTORS",
+    "OPTION_FIELDS",
+    "TRAIN_ON",
     "Executor",
     "ExecutorError",
+    "ExecutorOptions",
     "ExecutorSettings",
     "Lane",
     "LocalExecutor",

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from deepphoenix.engine import PLACEMENT, Run, RunConfig, preset
-from deepphoenix.engine import _config as config_module
 from deepphoenix.errors import ConfigError
 from deepphoenix.executor import ExecutorError, ExecutorSettings, executor_names, get_executor
+from deepphoenix.executor import _options as options_module
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -51,7 +51,7 @@ def test_importing_deepphoenix_does_not_import_ray() -> None:
 
 
 def test_cluster_options_need_a_cluster_executor(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_module, "_installed", lambda _name: True)  # Ray or not
+    monkeypatch.setattr(options_module, "_installed", lambda _name: True)  # Ray or not
     base = preset("smoke")
     for change in ({"ray_address": "10.0.0.1:6379"}, {"gpus_per_eval": 0.25},
                    {"train_on": "gpu"}):
@@ -103,7 +103,7 @@ def test_a_malformed_address_is_named() -> None:
 
 def test_a_resume_may_move_the_run_but_change_nothing_else(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_module, "_installed", lambda _name: True)  # Ray or not
+    monkeypatch.setattr(options_module, "_installed", lambda _name: True)  # Ray or not
     run_dir = tmp_path / "run"
     shutil.copytree(FIXTURES / "legacy_v1" / "partial", run_dir)  # a run without the fields
     with pytest.raises(ConfigError, match="drop episodes"):
