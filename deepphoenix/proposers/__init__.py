@@ -18,12 +18,20 @@ release: using one warns (`DeprecationWarning`) and names the new name."""
 import warnings
 from typing import Any
 
-from deepphoenix.proposers._ablations import (
+from deepphoenix.proposers._as_drawn import AsDrawn
+from deepphoenix.proposers._builtin import (
+    T5_SITES_CHANGED,
+    GPProposer,
+    HindsightProposer,
+    PaperT5Proposer,
     RandomGPMultiProposer,
     RandomGPProposer,
+    RandomRefiner,
     T5OnlyProposer,
+    TPEProposer,
 )
-from deepphoenix.proposers._builtin import PaperT5Proposer, RandomRefiner
+from deepphoenix.proposers._composed_proposer import ComposedProposer
+from deepphoenix.proposers._composition import Composition
 from deepphoenix.proposers._dataset import (
     RefinementPair,
     iter_pairs,
@@ -32,8 +40,11 @@ from deepphoenix.proposers._dataset import (
     write_pairs,
 )
 from deepphoenix.proposers._distinct import draw_distinct
-from deepphoenix.proposers._gp import GPProposer
-from deepphoenix.proposers._lineage import HindsightProposer, hindsight_pairs
+from deepphoenix.proposers._drawer import Drawer
+from deepphoenix.proposers._gp_drawer import GPDrawer
+from deepphoenix.proposers._grammar_drawer import GrammarDrawer
+from deepphoenix.proposers._hindsight_training import HindsightTraining, hindsight_pairs
+from deepphoenix.proposers._paper_training import PaperTraining
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
     Observation,
@@ -50,6 +61,8 @@ from deepphoenix.proposers._protocol import (
     unregister_proposer,
 )
 from deepphoenix.proposers._random import DistinctVariants, Proposal, RandomProposer
+from deepphoenix.proposers._ranker import Ranker
+from deepphoenix.proposers._surrogate_ranker import SurrogateRanker
 from deepphoenix.proposers._t5 import (
     MAX_TOKENS,
     ProposerData,
@@ -62,7 +75,9 @@ from deepphoenix.proposers._t5 import (
     prepare_data,
     too_long_message,
 )
-from deepphoenix.proposers._tpe import TPEProposer, site_distributions
+from deepphoenix.proposers._t5_drawer import T5Drawer
+from deepphoenix.proposers._tpe import site_distributions
+from deepphoenix.proposers._tpe_drawer import TPEDrawer
 from deepphoenix.proposers._view import (
     VIEW_VERSION,
     full_script,
@@ -74,12 +89,21 @@ from deepphoenix.proposers._view import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_TOKENS",
+    "T5_SITES_CHANGED",
     "VIEW_VERSION",
+    "AsDrawn",
+    "ComposedProposer",
+    "Composition",
     "DistinctVariants",
+    "Drawer",
+    "GPDrawer",
     "GPProposer",
+    "GrammarDrawer",
     "HindsightProposer",
+    "HindsightTraining",
     "Observation",
     "PaperT5Proposer",
+    "PaperTraining",
     "Proposal",
     "Proposer",
     "ProposerContext",
@@ -89,10 +113,14 @@ __all__ = [
     "RandomGPProposer",
     "RandomProposer",
     "RandomRefiner",
+    "Ranker",
     "RefinementPair",
     "SampleSettings",
+    "SurrogateRanker",
+    "T5Drawer",
     "T5OnlyProposer",
     "T5Sampler",
+    "TPEDrawer",
     "TPEProposer",
     "TrainSettings",
     "accepts_init",

@@ -245,7 +245,7 @@ def test_hindsight_pairs_are_written_as_views(tmp_path: Path) -> None:
         Observation("p", "a", {**base, "d_ff": 512}, "scored", 3.0),
         Observation("p", "b", {**base, "d_ff": 1024, "num_heads": 8, "d_kv": 16}, "scored",
                     2.0)])
-    rows = proposer._hindsight_rows(TINY, seed=0)
+    rows = proposer.drawers[0].training.rows(data, TINY, seed=0)
     tokenizer = load_tokenizer(data.tokenizer_path)
     texts = {(tokenizer.decode(i), tokenizer.decode(o)) for i, o in rows}
     worse = view_text(TINY, {**base, "d_ff": 512})
