@@ -45,7 +45,7 @@ __all__ = [
     "PaperT5Proposer",
     "RandomGPMultiProposer",
     "RandomGPProposer",
-    "RandomRefiner",
+    "RandomProposer",
     "T5OnlyProposer",
     "TPEProposer",
     "gp_sampler",
@@ -98,13 +98,13 @@ def _surrogate(ctx: ProposerContext) -> Ranker:
 
 
 # -- the table -------------------------------------------------------------------------
-RandomRefiner = Composition("random", (grammar_draws(),), _as_drawn)
-PaperT5Proposer = Composition("t5", (paper_t5("t5"),), _as_drawn, fallback=RandomRefiner,
+RandomProposer = Composition("random", (grammar_draws(),), _as_drawn)
+PaperT5Proposer = Composition("t5", (paper_t5("t5"),), _as_drawn, fallback=RandomProposer,
                               needs_refinement_data=True)
 HindsightProposer = Composition(
     "learned", (hindsight_t5("learned", "t5"), gp_sampler("gp"),
                 grammar_draws(rounds=1, source="draw")),
-    _surrogate, fallback=RandomRefiner, needs_refinement_data=True, reads_view=True,
+    _surrogate, fallback=RandomProposer, needs_refinement_data=True, reads_view=True,
     accepts_init=True)
 T5OnlyProposer = HindsightProposer.with_parts(name="t5-only",
                                               drawers=(hindsight_t5("t5-only"),),
@@ -116,7 +116,7 @@ RandomGPMultiProposer = RandomGPProposer.with_parts(
 TPEProposer = Composition("tpe", (tpe_sampler(),), _as_drawn)
 GPProposer = Composition("gp", (gp_sampler(),), _as_drawn)
 
-BUILTIN = (RandomRefiner, PaperT5Proposer, HindsightProposer, T5OnlyProposer,
+BUILTIN = (RandomProposer, PaperT5Proposer, HindsightProposer, T5OnlyProposer,
            RandomGPProposer, RandomGPMultiProposer, TPEProposer, GPProposer)
 
 for _composition in BUILTIN:

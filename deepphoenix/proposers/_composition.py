@@ -41,6 +41,10 @@ class Composition:
         """The proposer for a run. `ctx` None: one outside any run (no worker, no
         refinement data: enough for the grammar's and Optuna's drawers); `rounds`: the
         draw rounds for repeats instead of the context's."""
+        if ctx is not None and not isinstance(ctx, ProposerContext):
+            raise TypeError(f"the {self.name} proposer is built from a ProposerContext, not "
+                            f"{ctx!r} (the grammar's refinement operator, once "
+                            "RandomProposer(max_edits), is Refiner(max_edits))")
         if ctx is None:
             ctx = ProposerContext(run_dir=Path("."), executor=_NO_EXECUTOR, seed=0)
         if rounds is not None:

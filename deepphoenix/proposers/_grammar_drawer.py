@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from deepphoenix.mutator import Mutation, Program, format_edit_script
 from deepphoenix.proposers._drawer import Drawer
-from deepphoenix.proposers._random import RandomProposer
 from deepphoenix.proposers._records import Proposal
+from deepphoenix.proposers._refiner import Refiner
 
 __all__ = ["GrammarDrawer"]
 
@@ -27,7 +27,7 @@ class GrammarDrawer(Drawer):
         self.rounds = rounds
         self.sites_changed = tuple(sites_changed) if sites_changed is not None else None
         self.source = source
-        self.refiner = RandomProposer(max_edits=1)
+        self.refiner = Refiner(max_edits=1)
         self.rng = random.Random(0)
 
     def draw(self, parent: Program, n: int, seed: int, round_: int = 0) -> list[Proposal]:

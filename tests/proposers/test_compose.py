@@ -22,6 +22,8 @@ from deepphoenix.proposers import (
     Observation,
     Proposal,
     ProposerContext,
+    RandomProposer,
+    Refiner,
     SurrogateRanker,
     TPEDrawer,
     get_proposer,
@@ -161,3 +163,55 @@ def test_a_composition_of_ones_own_parts_is_a_proposer_of_the_run() -> None:
         assert [d.told for d in proposer.drawers] == [1, 1]  # type: ignore[attr-defined]
     finally:
         unregister_proposer("test-mine")
+
+
+def test_random_is_the_proposer_named_for_it_and_the_refiner_is_not_a_proposer() -> None:
+    assert proposer_factory("random") is RandomProposer
+    proposer = RandomProposer(_ctx())
+    assert isinstance(proposer, ComposedProposer) and proposer.name == "random"
+    [drawer] = proposer.drawers
+    assert isinstance(drawer, GrammarDrawer) and isinstance(drawer.refiner, Refiner)
+    assert not hasattr(Refiner, "begin_episode")  # the operator, not a Proposer
+    with pytest.raises(TypeError, match=r"Refiner\(max_edits\)"):
+        RandomProposer(2)  # type: ignore[arg-type]  # the operator's old spelling
+
+
+def test_the_t5_drawer_samples_a_seeded_batch_a_round_and_prepares_once(tmp_path: Path) -> None:
+    from deepphoenix.errors import WorkerError
+    from deepphoenix.proposers import HindsightTraining, ProposerData, T5Drawer
+    from deepphoenix.proposers._distinct import round_seed
+
+    class NoLane:  # nothing runs in a worker: the model below is the test's own
+        def lane(self, name: str) -> object:
+            return object()
+
+    class Model:  # stands for a trained T5Sampler: what the drawer asks of one
+        def __init__(self) -> None:
+            self.prepared = 0
+            self.asked: list[tuple[int, int]] = []
+
+        def prepare(self, parent: Program) -> object:
+            self.prepared += 1
+            return object()
+
+        def sample_texts(self, parent: Program, n: int, seed: int, prepared: object) -> list[str]:
+            self.asked.append((n, seed))
+            return [f"a={1 + (seed + i) % 16}" for i in range(n)]
+
+        def ground(self, parent: Program, text: str) -> object:
+            return parent.apply({"a": int(text[2:])})
+
+    data = ProposerData(tmp_path / "t.json", tmp_path / "k.json", "edits",  # type: ignore[arg-type]
+                        400, 0, 0.0, 0.0, view=1)
+    ctx = ProposerContext(run_dir=tmp_path, executor=NoLane(), seed=0, data=data)  # type: ignore[arg-type]
+    drawer = T5Drawer(ctx, HindsightTraining(), "learned", source="t5")
+    assert not drawer.ready
+    with pytest.raises(WorkerError):
+        drawer.draw(SMALL, 2, seed=1)
+    model = Model()
+    drawer.model = model  # type: ignore[assignment]
+    first = drawer.draw(SMALL, 3, seed=7)
+    later = drawer.draw(SMALL, 3, seed=7, round_=2)
+    assert model.asked == [(3, 7), (3, round_seed(7, 2))] and model.prepared == 1
+    assert {p.source for p in first + later} == {"t5"} and all(p.mutation.ok for p in first)
+    assert drawer.whole_rounds and drawer.rounds == ctx.sampling.rounds
