@@ -68,6 +68,7 @@ def test_each_drawer_alone_draws_n_in_domain_candidates_fixed_by_the_seed(make: 
     # a later round continues the batch (new candidates), a new batch starts it again
     later = drawer.draw(SMALL, 6, seed=3, round_=1)
     assert len(later) == 6 and _texts(later) != _texts(first)
+    assert _texts(make().draw(SMALL, 12, seed=3)) == _texts(first + later)  # type: ignore[operator]
     assert _texts(drawer.draw(SMALL, 6, seed=3)) == _texts(first)
 
 
