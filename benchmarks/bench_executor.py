@@ -37,8 +37,7 @@ from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, get_executor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import Program, parse_program
-from deepphoenix.proposers import make_dataset
-from deepphoenix.proposers._random import RandomProposer
+from deepphoenix.proposers import Refiner, make_dataset
 from deepphoenix.proposers._t5 import prepare_data
 from deepphoenix.sandbox import NamedJob, WorkerSettings
 from deepphoenix.seeds import seed_source
@@ -52,7 +51,7 @@ def candidates(seed_name: str, count: int) -> tuple[Program, list[tuple[str, str
     rng = random.Random(0)
     found: dict[str, str] = {}
     while len(found) < count:
-        for proposal in RandomProposer(max_edits=1).propose(program, count, rng):
+        for proposal in Refiner(max_edits=1).propose(program, count, rng):
             variant = proposal.mutation.variant
             if proposal.mutation.ok and variant is not None and len(found) < count:
                 found.setdefault(variant.hash, variant.source)

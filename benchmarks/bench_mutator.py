@@ -1,6 +1,6 @@
 """Validated mutants per second: deepphoenix's splice path against a naive CST path.
 
-Both paths draw the same edits from the same RandomProposer and produce the same text;
+Both paths draw the same edits from the same Refiner and produce the same text;
 what differs is how a mutant is made and validated:
 
 - deepphoenix: parse once; per mutant, splice literals into fixed text pieces at
@@ -38,7 +38,7 @@ from deepphoenix.mutator import (
     render_value,
 )
 from deepphoenix.mutator._literal import literal_of
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 from deepphoenix.seeds import seed_source
 
 
@@ -148,7 +148,7 @@ def _rate(fn: Callable[[], object], seconds: float) -> tuple[float, int]:
 
 def bench(label: str, text: str, grammar: Grammar, seconds: float) -> dict[str, object]:
     program = parse_program(text, grammar)
-    proposer = RandomProposer(max_edits=1)
+    proposer = Refiner(max_edits=1)
     rng = random.Random(0)
     pool = [e for e in (proposer.draw_edits(program, rng) for _ in range(2000)) if e]
     site_index, _ = _naive_setup(program)

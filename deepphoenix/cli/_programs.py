@@ -27,7 +27,7 @@ from deepphoenix.mutator import (
     unified_diff,
 )
 from deepphoenix.mutator._resolve import INFER
-from deepphoenix.proposers import DistinctVariants, RandomProposer
+from deepphoenix.proposers import DistinctVariants, Refiner
 from deepphoenix.seeds import seed_names, seed_source
 from deepphoenix.store_io import write_text_atomic
 
@@ -123,7 +123,7 @@ def _load_bundle(file: str, also: tuple[str, ...], grammar: str) -> Bundle:
 
 def _mutate_bundle(bundle: Bundle, count: int, seed: int, max_edits: int,
                    out_dir: Path | None, as_json: bool) -> None:
-    proposer, rng = RandomProposer(max_edits), random.Random(seed)
+    proposer, rng = Refiner(max_edits), random.Random(seed)
     originals = {program.path: program.text for program in bundle.programs}
     seen: set[tuple[tuple[str, str], ...]] = set()
     records: list[dict[str, object]] = []
@@ -267,7 +267,7 @@ def mutate(file: str, grammar: str, count: int, seed_: int, max_edits: int,
                        as_json)
         return
     program = load_program(file, grammar)
-    variants = DistinctVariants(RandomProposer(max_edits), program, count, random.Random(seed_))
+    variants = DistinctVariants(Refiner(max_edits), program, count, random.Random(seed_))
     records = []
     produced = 0
     for mutation in variants:

@@ -1,29 +1,42 @@
 """Proposers produce candidate edits. The seam is a small ask/tell protocol (`Proposer`,
-made by a registered factory from a `ProposerContext`); built-ins are ``random`` (the
-grammar's refinements), ``t5`` (the paper's learned proposer, which drives a sandbox
-worker and grounds what it samples), ``learned`` (a T5 that also learns from the run's
-scored variants and ranks a wide sample with a surrogate), ``tpe`` and ``gp`` (Optuna's
-TPE and GP-BO over the sites), and the learned proposer's ablations ``random-gp``,
-``random-gp-multi`` and ``t5-only``. `RandomProposer` also
+made by a registered factory from a `ProposerContext`). The built-ins are compositions
+(`Composition`, built as a `ComposedProposer`): drawers that make candidates
+(`GrammarDrawer`: the grammar's refinements; `TPEDrawer`, `GPDrawer`: Optuna's samplers;
+`T5Drawer`: the run's trained T5, with `PaperTraining` or `HindsightTraining`) and a
+ranker that picks the batch (`AsDrawn`, `SurrogateRanker`). They are ``random``
+(`RandomProposer`, the grammar's refinements), ``t5`` (`PaperT5Proposer`, the paper's
+learned proposer), ``learned`` (`HindsightProposer`: a T5 that also learns from the run's
+scored variants, ranked in one pool with the GP sampler's and the grammar's candidates),
+``tpe`` and ``gp`` (Optuna's TPE and GP-BO over the sites), and the learned proposer's
+ablations ``random-gp``, ``random-gp-multi`` and ``t5-only`` (the table is in
+`_builtin`). `Refiner` is the grammar's refinement operator (not a proposer); it also
 builds the refinement dataset. ``learned`` and ``t5-only`` read the *program view*
 (`view_text`: each proposable site's name, value and domain, one line a site), so a long
 model file costs what its sites cost; ``t5`` reads the whole source, as the paper's does.
 Nothing here imports torch; the workers do.
 
-Classes are named after what they are: `PaperT5Proposer` (``t5``), `HindsightProposer`
-(``learned``), `T5Sampler` (the worker-held T5 both use; not a `Proposer`). The old names
-`LearnedProposer`, `LineageProposer` and `T5Proposer` are deprecated aliases, kept for one
-release: using one warns (`DeprecationWarning`) and names the new name."""
+`T5Sampler` is the worker-held T5 the T5 drawer samples (not a `Proposer`). The old names
+`LearnedProposer`, `LineageProposer`, `T5Proposer` and `RandomRefiner` are deprecated
+aliases, kept for one release: using one warns (`DeprecationWarning`) and names the new
+name. (`RandomProposer` was the refinement operator; that is `Refiner` now.)"""
 
 import warnings
 from typing import Any
 
-from deepphoenix.proposers._ablations import (
+from deepphoenix.proposers._as_drawn import AsDrawn
+from deepphoenix.proposers._builtin import (
+    T5_SITES_CHANGED,
+    GPProposer,
+    HindsightProposer,
+    PaperT5Proposer,
     RandomGPMultiProposer,
     RandomGPProposer,
+    RandomProposer,
     T5OnlyProposer,
+    TPEProposer,
 )
-from deepphoenix.proposers._builtin import PaperT5Proposer, RandomRefiner
+from deepphoenix.proposers._composed_proposer import ComposedProposer
+from deepphoenix.proposers._composition import Composition
 from deepphoenix.proposers._dataset import (
     RefinementPair,
     iter_pairs,
@@ -32,8 +45,12 @@ from deepphoenix.proposers._dataset import (
     write_pairs,
 )
 from deepphoenix.proposers._distinct import draw_distinct
-from deepphoenix.proposers._gp import GPProposer
-from deepphoenix.proposers._lineage import HindsightProposer, hindsight_pairs
+from deepphoenix.proposers._distinct_variants import DistinctVariants
+from deepphoenix.proposers._drawer import Drawer
+from deepphoenix.proposers._gp_drawer import GPDrawer
+from deepphoenix.proposers._grammar_drawer import GrammarDrawer
+from deepphoenix.proposers._hindsight_training import HindsightTraining, hindsight_pairs
+from deepphoenix.proposers._paper_training import PaperTraining
 from deepphoenix.proposers._protocol import (
     ENTRY_POINT_GROUP,
     Observation,
@@ -49,7 +66,10 @@ from deepphoenix.proposers._protocol import (
     register_proposer,
     unregister_proposer,
 )
-from deepphoenix.proposers._random import DistinctVariants, Proposal, RandomProposer
+from deepphoenix.proposers._ranker import Ranker
+from deepphoenix.proposers._records import Proposal
+from deepphoenix.proposers._refiner import Refiner
+from deepphoenix.proposers._surrogate_ranker import SurrogateRanker
 from deepphoenix.proposers._t5 import (
     MAX_TOKENS,
     ProposerData,
@@ -62,7 +82,9 @@ from deepphoenix.proposers._t5 import (
     prepare_data,
     too_long_message,
 )
-from deepphoenix.proposers._tpe import TPEProposer, site_distributions
+from deepphoenix.proposers._t5_drawer import T5Drawer
+from deepphoenix.proposers._tpe import site_distributions
+from deepphoenix.proposers._tpe_drawer import TPEDrawer
 from deepphoenix.proposers._view import (
     VIEW_VERSION,
     full_script,
@@ -74,12 +96,21 @@ from deepphoenix.proposers._view import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_TOKENS",
+    "T5_SITES_CHANGED",
     "VIEW_VERSION",
+    "AsDrawn",
+    "ComposedProposer",
+    "Composition",
     "DistinctVariants",
+    "Drawer",
+    "GPDrawer",
     "GPProposer",
+    "GrammarDrawer",
     "HindsightProposer",
+    "HindsightTraining",
     "Observation",
     "PaperT5Proposer",
+    "PaperTraining",
     "Proposal",
     "Proposer",
     "ProposerContext",
@@ -88,11 +119,15 @@ __all__ = [
     "RandomGPMultiProposer",
     "RandomGPProposer",
     "RandomProposer",
-    "RandomRefiner",
+    "Ranker",
     "RefinementPair",
+    "Refiner",
     "SampleSettings",
+    "SurrogateRanker",
+    "T5Drawer",
     "T5OnlyProposer",
     "T5Sampler",
+    "TPEDrawer",
     "TPEProposer",
     "TrainSettings",
     "accepts_init",
@@ -126,6 +161,7 @@ _RENAMED = {
     "LearnedProposer": ("PaperT5Proposer", PaperT5Proposer),
     "LineageProposer": ("HindsightProposer", HindsightProposer),
     "T5Proposer": ("T5Sampler", T5Sampler),
+    "RandomRefiner": ("RandomProposer", RandomProposer),
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from deepphoenix.errors import ConfigError, SourceError
 from deepphoenix.grammar import NUMERIC_KINDS, Value
 from deepphoenix.mutator import Edit, Program, TargetFormat, format_edit_script
-from deepphoenix.proposers._random import RandomProposer
+from deepphoenix.proposers._refiner import Refiner as RandomProposer
 from deepphoenix.proposers._view import view_sites, view_target, view_text
 from deepphoenix.store_io import write_text_atomic
 

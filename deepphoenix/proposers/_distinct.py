@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 
 from deepphoenix.mutator import Mutation
 from deepphoenix.outcome import Outcome
-from deepphoenix.proposers._random import Proposal
+from deepphoenix.proposers._records import Proposal
 
 __all__ = ["as_repeat", "draw_distinct", "round_seed"]
 

@@ -155,23 +155,25 @@ def get_proposer(name: str, ctx: ProposerContext) -> Proposer:
 
 
 def _declares(name: str, what: str) -> bool:
+    """A flag the factory declares: a `Proposer` subclass's class attribute, or the field
+    of a composition (`Composition`); a plain function declares none."""
     factory = proposer_factory(name)
-    return isinstance(factory, type) and issubclass(factory, Proposer) and bool(
-        getattr(factory, what))
+    return bool(getattr(factory, what, False))
 
 
 def reads_program_view(name: str) -> bool:
     """Whether the proposer's model reads the program view rather than the whole source,
-    so its refinement pairs are views (``reads_view = True`` on its class)."""
+    so its refinement pairs are views (``reads_view = True`` on its class or composition)."""
     return _declares(name, "reads_view")
 
 
 def needs_refinement_data(name: str) -> bool:
     """Whether the proposer trains on the run's refinement pairs
-    (``needs_refinement_data = True`` on its class)."""
+    (``needs_refinement_data = True`` on its class or composition)."""
     return _declares(name, "needs_refinement_data")
 
 
 def accepts_init(name: str) -> bool:
-    """Whether ``--proposer-init`` applies (``accepts_init = True`` on its class)."""
+    """Whether ``--proposer-init`` applies (``accepts_init = True`` on its class or
+    composition)."""
     return _declares(name, "accepts_init")

@@ -251,7 +251,7 @@ def test_propose_with_no_valid_candidate_exits_1(tmp_path: Path,
 
     from deepphoenix.mutator import Mutation
     from deepphoenix.outcome import Outcome
-    from deepphoenix.proposers._random import Proposal
+    from deepphoenix.proposers import Proposal
     from deepphoenix.seeds import seed_source
 
     class Rejecting:

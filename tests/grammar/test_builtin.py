@@ -11,7 +11,7 @@ import pytest
 
 from deepphoenix.grammar import grammar_names, load_grammar
 from deepphoenix.mutator import canonical_hash, diff_text, parse_program
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 
 FILES = Path(__file__).parent / "files"
 NANOGPT = load_grammar("nanogpt")
@@ -27,7 +27,7 @@ def _rates(grammar_name: str, file: str, n: int = 600) -> dict[str, float]:
     text = (FILES / file).read_text(encoding="utf-8")
     program = parse_program(text, grammar, file)
     assert grammar.check(program.values, program.present).ok
-    proposer, rng = RandomProposer(1), random.Random(2024)
+    proposer, rng = Refiner(1), random.Random(2024)
     counts: Counter[str] = Counter()
     for i in range(n):
         mutation = proposer.refine(program, rng)
@@ -74,7 +74,7 @@ def test_llama_reads_an_init_style_config() -> None:
     assert "num_key_value_heads" not in program.values
     rng = random.Random(0)
     for _ in range(200):
-        result = RandomProposer(1).refine(program, rng)
+        result = Refiner(1).refine(program, rng)
         assert result.ok and result.variant is not None
         values = dict(result.variant.values)
         assert values["hidden_size"] % values["num_attention_heads"] == 0  # type: ignore[operator]
@@ -87,6 +87,6 @@ def test_llama_reads_the_installed_transformers_llama_config() -> None:
     path = Path(transformers.__file__).parent / "models" / "llama" / "configuration_llama.py"
     program = parse_program(path.read_text(encoding="utf-8"), LLAMA, str(path))
     assert {"hidden_size", "num_attention_heads", "num_hidden_layers"} <= program.present
-    result = RandomProposer(2).refine(program, random.Random(1))
+    result = Refiner(2).refine(program, random.Random(1))
     assert result.ok and result.variant is not None
     assert diff_text(program, result.variant.source).grounded

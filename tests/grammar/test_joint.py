@@ -13,7 +13,7 @@ from deepphoenix.errors import GrammarError, SiteError
 from deepphoenix.grammar import Grammar, parse_grammar, repair
 from deepphoenix.mutator import canonical_hash, diff_text, parse_program
 from deepphoenix.outcome import Outcome
-from deepphoenix.proposers import DistinctVariants, RandomProposer
+from deepphoenix.proposers import DistinctVariants, Refiner
 
 FILES = Path(__file__).parent / "files"
 MODEL = (FILES / "nanogpt_model.py").read_text(encoding="utf-8")
@@ -98,7 +98,7 @@ def _change_rates(grammar: Grammar, n: int = 600) -> dict[str, float]:
     """The share of accepted single-step refinements (the paper's proposal) that change
     each site, over `n` refinements with a fixed seed."""
     program = parse_program(MODEL, grammar)
-    proposer, rng = RandomProposer(1), random.Random(1234)
+    proposer, rng = Refiner(1), random.Random(1234)
     counts: Counter[str] = Counter()
     for i in range(n):
         mutation = proposer.refine(program, rng)
@@ -124,7 +124,7 @@ def test_without_joint_moves_the_coupled_sites_are_frozen() -> None:
     # move n_head (every ±1 breaks n_embd % n_head == 0 at 768).
     grammar = parse_grammar(INVARIANTS + REJECTING)
     program = parse_program(MODEL, grammar)
-    found = list(DistinctVariants(RandomProposer(1), program, 200, random.Random(0)))
+    found = list(DistinctVariants(Refiner(1), program, 200, random.Random(0)))
     changed = Counter(e.site for m in found if m.variant for e in m.variant.changes)
     assert changed["n_head"] <= 2 < changed["n_layer"]
 
@@ -172,7 +172,7 @@ when = "use_dropout"
     assert off.apply({"use_dropout": False, "p": 0.7}).outcome is Outcome.INVARIANT
     rng = random.Random(0)
     for _ in range(50):
-        edits = RandomProposer(1).draw_edits(off, rng)
+        edits = Refiner(1).draw_edits(off, rng)
         assert edits is not None and [e.site for e in edits] == ["use_dropout"]
     on = parse_program("use_dropout = True\np = 0.9\n", grammar)  # p out of domain: checked
     assert not grammar.check(on.values, on.present).ok
@@ -268,7 +268,7 @@ nullable = true
     assert "kv_heads=4)" in result.variant.source
     assert diff_text(program, result.variant.source).edits == result.variant.changes
     rng = random.Random(0)
-    moved = {e.site for _ in range(100) for e in RandomProposer(1).draw_edits(program, rng) or ()}
+    moved = {e.site for _ in range(100) for e in Refiner(1).draw_edits(program, rng) or ()}
     assert moved == {"heads", "kv_heads"}  # the unset site is proposed by a fresh draw
     plain = parse_grammar("[sites.kv_heads]\nselect = 'parameter:*.kv_heads'\nkind = 'int'\n")
     with pytest.raises(SiteError, match="holding None; declare the site nullable"):

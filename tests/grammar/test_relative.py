@@ -15,7 +15,7 @@ from deepphoenix.engine import Run, preset
 from deepphoenix.errors import GrammarError, SiteError
 from deepphoenix.grammar import Domain, OperatorKind, format_grammar, load_grammar, parse_grammar
 from deepphoenix.mutator import parse_bundle, parse_program
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 from deepphoenix.seeds import seed_source
 from deepphoenix.testing import values
 
@@ -110,7 +110,7 @@ def test_domains_resolve_once_against_the_seed_and_do_not_drift() -> None:
     rng = random.Random(0)
     program = seed
     for _ in range(40):  # a walk of refinements, each parent read with the seed's grammar
-        mutation = RandomProposer(1).refine(program, rng)
+        mutation = Refiner(1).refine(program, rng)
         assert mutation.ok and mutation.variant is not None, mutation.reason
         program = parse_program(mutation.variant.source, seed.grammar)
         assert program.grammar is seed.grammar
@@ -203,7 +203,7 @@ def test_a_small_nanogpt_is_searched_around_its_own_size() -> None:
                        "block_size": Domain(64, 256, multiple_of=64)}
     rng, seen, values = random.Random(1), set(), program.values
     for _ in range(300):  # a random walk: each variant's values are the next parent's
-        step = RandomProposer(2).refine_values(program, values, rng)
+        step = Refiner(2).refine_values(program, values, rng)
         assert step is not None
         values = step[0]
         seen.add((values["n_layer"], values["n_embd"]))

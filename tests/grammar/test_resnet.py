@@ -15,7 +15,7 @@ import torch
 from deepphoenix.errors import EditError
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import Program, parse_program
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 
 FILE = Path(__file__).parent / "files" / "resnet_cifar_style.py"
 RESNET = load_grammar("resnet")
@@ -79,7 +79,7 @@ def test_every_drawn_variant_builds_keeps_the_size_and_classifies() -> None:
     pictures = torch.randn(1, 3, 32, 32)
     changed: set[str] = set()
     for _ in range(30):
-        mutation = RandomProposer(3).refine(program, rng)
+        mutation = Refiner(3).refine(program, rng)
         assert mutation.ok and mutation.variant is not None, mutation.reason
         values = dict(mutation.variant.values)
         assert values["width4"] == 128

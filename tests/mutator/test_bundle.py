@@ -20,7 +20,7 @@ from deepphoenix.mutator import (
     split_bundle,
 )
 from deepphoenix.outcome import Outcome
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 
 FILES = Path(__file__).parent.parent / "grammar" / "files"
 NANOGPT = load_grammar("nanogpt")
@@ -80,7 +80,7 @@ def test_random_moves_over_a_bundle_stay_valid() -> None:
     rng = random.Random(3)
     accepted = 0
     for _ in range(100):
-        edits = RandomProposer(2).draw_edits(bundle, rng)
+        edits = Refiner(2).draw_edits(bundle, rng)
         assert edits is not None
         result = bundle.apply(edits)
         if result.ok:

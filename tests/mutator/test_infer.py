@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deepphoenix.mutator import GROUPS, infer, parse_program
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 
 FILES = Path(__file__).parent.parent / "grammar" / "files"
 
@@ -84,7 +84,7 @@ def test_infer_and_mutate_only_change_literals(name: str) -> None:
     program = parse_program(text, grammar, name)
     rng = random.Random(0)
     for _ in range(20):
-        result = RandomProposer(3).refine(program, rng)
+        result = Refiner(3).refine(program, rng)
         assert result.variant is not None
         source = result.variant.source
         again = parse_program(source, grammar, name)  # re-parses, same sites

@@ -18,7 +18,7 @@ from deepphoenix.mutator import (
     parse_program,
 )
 from deepphoenix.outcome import Outcome
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 from deepphoenix.seeds import seed_source
 from deepphoenix.testing import edits, grammars, sources, template_source
 
@@ -166,9 +166,9 @@ def test_seeded_random_proposer_is_deterministic(family: tuple[Grammar, str], se
     grammar, text = family
     program = parse_program(text, grammar)
     first = [p.mutation.variant and p.mutation.variant.hash
-             for p in RandomProposer(2).propose(program, 4, random.Random(seed))]
+             for p in Refiner(2).propose(program, 4, random.Random(seed))]
     second = [p.mutation.variant and p.mutation.variant.hash
-              for p in RandomProposer(2).propose(program, 4, random.Random(seed))]
+              for p in Refiner(2).propose(program, 4, random.Random(seed))]
     assert first == second
 
 
@@ -177,7 +177,7 @@ def test_random_refinements_are_accepted_and_grounded(family: tuple[Grammar, str
                                                       seed: int) -> None:
     grammar, text = family
     program = parse_program(text, grammar)
-    result = RandomProposer().refine(program, random.Random(seed))
+    result = Refiner().refine(program, random.Random(seed))
     if result.ok:
         assert result.variant is not None
         assert diff_programs(program, parse_program(result.variant.source, grammar)).grounded

@@ -10,7 +10,7 @@ import pytest
 
 from deepphoenix.errors import SiteError
 from deepphoenix.mutator import Program, infer_grammar, parse_module, parse_program
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 
 transformers = pytest.importorskip("transformers")
 CONFIGS = sorted(Path(transformers.__file__).parent.glob("models/*/configuration_*.py"))
@@ -23,7 +23,7 @@ def test_there_are_configs_to_sweep() -> None:
 @pytest.mark.parametrize("chunk", range(4))
 def test_infer_and_edit_every_config(chunk: int) -> None:
     rng = random.Random(chunk)
-    proposer = RandomProposer(max_edits=3)
+    proposer = Refiner(max_edits=3)
     checked = 0
     for path in CONFIGS[chunk::4]:
         text = path.read_text(encoding="utf-8")

@@ -10,17 +10,22 @@ from deepphoenix.grammar import load_grammar, parse_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import (
+    T5_SITES_CHANGED,
+    AsDrawn,
+    Composition,
     GPProposer,
+    GrammarDrawer,
     HindsightProposer,
+    HindsightTraining,
     Observation,
     ProposerContext,
+    ProposerData,
     RandomGPMultiProposer,
     RandomGPProposer,
+    T5Drawer,
     T5OnlyProposer,
     proposer_factory,
 )
-from deepphoenix.proposers._ablations import T5_SITES_CHANGED
-from deepphoenix.proposers._builtin import PaperT5Proposer
 from deepphoenix.seeds import seed_source
 from tests.proposers.test_tpe import TINY
 
@@ -40,10 +45,27 @@ def test_the_ablations_are_registered_under_their_names() -> None:
     assert proposer_factory("random-gp") is RandomGPProposer
     assert proposer_factory("random-gp-multi") is RandomGPMultiProposer
     assert proposer_factory("t5-only") is T5OnlyProposer
-    # t5-only is the learned proposer (training, hindsight, fallback) sampled as t5 is
-    assert issubclass(T5OnlyProposer, HindsightProposer)
-    assert T5OnlyProposer._sample is PaperT5Proposer._sample
-    assert T5OnlyProposer.needs_refinement_data
+    assert T5OnlyProposer.needs_refinement_data and T5OnlyProposer.accepts_init
+
+
+def test_t5_only_is_a_row_of_configuration_not_a_subclass(tmp_path: Path) -> None:
+    # t5-only is the learned proposer's T5 (hindsight training, fallback) ranked as drawn
+    assert isinstance(T5OnlyProposer, Composition) and not isinstance(T5OnlyProposer, type)
+
+    class NoLane:  # nothing runs: the proposer is only built
+        def lane(self, name: str) -> object:
+            return object()
+
+    data = ProposerData(tmp_path / "tokenizer.json", tmp_path / "tokens.json", "edits",  # type: ignore[arg-type]
+                        400, 0, 0.0, 0.0, view=1)
+    ctx = ProposerContext(run_dir=tmp_path, executor=NoLane(), seed=0, data=data)  # type: ignore[arg-type]
+    only, learned = T5OnlyProposer(ctx), HindsightProposer(ctx)
+    assert type(only) is type(learned)  # one class, two configurations
+    [t5] = only.drawers
+    assert isinstance(t5, T5Drawer) and isinstance(t5.training, HindsightTraining)
+    assert isinstance(only.ranker, AsDrawn) and t5.source == ""
+    assert [d.source for d in learned.drawers] == ["t5", "gp", "draw"]
+    assert only.name == "t5-only" and learned.name == "learned"
 
 
 SMALL = parse_program("a = 12\nb = 0.9\n", parse_grammar(
@@ -121,7 +143,9 @@ def test_random_gp_multi_changes_as_many_sites_as_the_t5() -> None:
     import random
 
     rng = random.Random(0)
-    draws = [proposer._draw(TINY, rng) for _ in range(400)]
+    [drawer] = proposer.drawers
+    assert isinstance(drawer, GrammarDrawer)
+    draws = [drawer.one(TINY, rng) for _ in range(400)]
     assert all(p.mutation.ok for p in draws)
     counts = [_changed(p) for p in draws]
     shares = [counts.count(k) / len(counts) for k in (1, 2, 3)]

@@ -195,10 +195,10 @@ def test_t5_based_proposers_stay_in_every_domain(name: str, grammar: str, case: 
     proposer = get_proposer(name, _context(executor=InProcessExecutor(lane), data=data,
                                            sampling=SampleSettings(rounds=1)))
     # trained or not, it samples under the constraint: an untrained T5 stands for any
-    proposer.proposer = T5Sampler(lane, data.tokenizer_path, TargetFormat(fmt),  # type: ignore[attr-defined]
-                                  sampling=SampleSettings(rounds=1))
+    proposer.drawers[0].model = T5Sampler(lane, data.tokenizer_path, TargetFormat(fmt),  # type: ignore[attr-defined]
+                                          sampling=SampleSettings(rounds=1))
     _search(proposer, parent, seed=0, batches=1, n=2)
-    assert proposer.name == proposer.NAME  # type: ignore[attr-defined]  # not a fallback
+    assert proposer.name == name  # not a fallback
 
 
 @pytest.mark.parametrize(("grammar", "case"), FLAT)

@@ -132,8 +132,9 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
         # and the decision is a report the run stores.
         report = proposer.begin_episode(3, TINY, seed=1, stored=None)
         assert report == {"reused": 2, "losses": []}
-        assert proposer.proposer is not None
-        assert proposer.proposer.model_dir == (run_dir / "episodes" / "2" / "model").resolve()
+        t5 = proposer.drawers[0]
+        assert t5.model is not None
+        assert t5.model.model_dir == (run_dir / "episodes" / "2" / "model").resolve()
         assert not (run_dir / "episodes" / "3").exists()
         # A resume has seen more results by then (improving pairs), yet keeps the decision.
         proposer.observe([_obs("a", 4.0), _obs("bb", 3.0), _obs("ccc", 2.0)])
@@ -141,7 +142,7 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
         assert not (run_dir / "episodes" / "3").exists()
         # The pool the surrogate ranks: the T5's samples, the GP sampler's suggestions and
         # the grammar's draws, each valid, new and named by its drawer.
-        companions = proposer._companions(TINY, 4, seed=5, exclude=())
+        companions = proposer.ranker.companions(TINY, 4, 5, (), proposer.drawers[1:])
         assert {c.source for c in companions} == {"gp", "draw"}
         assert all(c.mutation.ok for c in companions)
         hashes = [c.mutation.variant.hash for c in companions if c.mutation.variant]

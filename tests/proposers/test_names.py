@@ -13,7 +13,8 @@ import deepphoenix.proposers as proposers
 
 @pytest.mark.parametrize(("old", "new"), [("LearnedProposer", "PaperT5Proposer"),
                                           ("LineageProposer", "HindsightProposer"),
-                                          ("T5Proposer", "T5Sampler")])
+                                          ("T5Proposer", "T5Sampler"),
+                                          ("RandomRefiner", "RandomProposer")])
 def test_an_old_name_warns_and_names_the_new_one(old: str, new: str) -> None:
     with pytest.warns(DeprecationWarning, match=f"deepphoenix.proposers.{new}"):
         found = getattr(proposers, old)

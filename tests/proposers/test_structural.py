@@ -9,7 +9,7 @@ import optuna
 
 from deepphoenix.grammar import read_grammar_file
 from deepphoenix.mutator import parse_program
-from deepphoenix.proposers import ProposerContext, RandomProposer, TPEProposer, site_distributions
+from deepphoenix.proposers import ProposerContext, Refiner, TPEProposer, site_distributions
 from deepphoenix.proposers._surrogate import encode
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "structural"
@@ -19,7 +19,7 @@ PARENT = parse_program((FIXTURES / "toy.py").read_text(),
 
 def test_random_draws_alternatives() -> None:
     rng = random.Random(0)
-    proposer = RandomProposer()
+    proposer = Refiner()
     changed = set()
     for _ in range(60):
         edits = proposer.draw_edits(PARENT, rng)

@@ -13,6 +13,8 @@ from deepphoenix.grammar import load_grammar, parse_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import (
+    ComposedProposer,
+    Composition,
     GPProposer,
     Observation,
     ProposerContext,
@@ -25,7 +27,7 @@ from deepphoenix.seeds import seed_source
 TINY = parse_program(seed_source("tiny-train"), load_grammar("t5-train"))
 
 
-def _tpe(direction: str = "minimize") -> TPEProposer:
+def _tpe(direction: str = "minimize") -> ComposedProposer:
     return TPEProposer(ProposerContext(run_dir=Path("."), executor=None, seed=0,  # type: ignore[arg-type]
                                        direction=direction))
 
@@ -65,7 +67,7 @@ def test_a_log_int_site_on_a_grid_is_searched_by_its_grid_index() -> None:
 
 
 @pytest.mark.parametrize("proposer", [TPEProposer, GPProposer])
-def test_grid_sites_get_only_grid_values_and_their_history_is_told(proposer: type) -> None:
+def test_grid_sites_get_only_grid_values_and_their_history_is_told(proposer: Composition) -> None:
     grammar = parse_grammar(
         "[sites.b]\nselect = 'name:b'\nkind = 'log-int'\nmin = 64\nmax = 4096\n"
         "multiple_of = 64\n[sites.w]\nselect = 'name:w'\nkind = 'int'\nmin = 32\n"
@@ -83,13 +85,13 @@ def test_grid_sites_get_only_grid_values_and_their_history_is_told(proposer: typ
             seen.append(Observation(program.hash, p.mutation.variant.hash, values,  # type: ignore[union-attr]
                                     "scored", float(values["b"])))
         tpe.observe(seen[-6:])
-    study = tpe._study(site_distributions(list(program.proposable)), 0,
+    study = tpe.drawers[0].study(site_distributions(list(program.proposable)), 0,
                        grid_steps(list(program.proposable)))
     assert len(study.trials) == 12  # every observation told, as its grid index
     assert {t.params["b"] * 64 for t in study.trials} == {o.values["b"] for o in seen}
 
 
-def _history(proposer: TPEProposer, seed: int) -> list[Observation]:
+def _history(proposer: ComposedProposer, seed: int) -> list[Observation]:
     """Score a few batches with a made-up objective (fewer layers and lr near 3e-3 win)."""
     history = []
     for batch in range(3):
@@ -155,15 +157,15 @@ def test_coupled_sites_are_mended_by_the_grammars_joint_move() -> None:
     assert {v.value("mlp") for v in ok} > {"plain"}  # type: ignore[union-attr]
     assert all(v.value("activation") == "gelu" for v in ok if v.value("mlp") != "plain")  # type: ignore[union-attr]
     # without partners to move, a broken draw is still rejected with its reason
-    from deepphoenix.proposers._tpe import _joint_repair
+    from deepphoenix.proposers._tpe import joint_repair
 
     grammar = parse_grammar(
         "invariants = ['a + b <= 4']\n[sites.a]\nselect = 'name:a'\nkind = 'int'\nmin = 1\n"
         "max = 4\n[sites.b]\nselect = 'name:b'\nkind = 'int'\nmin = 1\nmax = 4\n")
-    assert _joint_repair(parse_program("a = 1\nb = 1\n", grammar), {"a": 4, "b": 4}) is None
+    assert joint_repair(parse_program("a = 1\nb = 1\n", grammar), {"a": 4, "b": 4}) is None
 
 
-def _told_the_cap(proposer: TPEProposer, violations: bool) -> list[Observation]:
+def _told_the_cap(proposer: ComposedProposer, violations: bool) -> list[Observation]:
     """Observations of a run whose constraint allows at most 2 layers while its objective
     prefers more: the candidates over the cap were never evaluated (a check blocked them),
     those under it scored."""
@@ -203,7 +205,7 @@ def test_a_blocked_candidate_is_an_infeasible_trial_scored_the_worst_seen() -> N
     proposer = _tpe()
     history = _told_the_cap(proposer, violations=True)
     distributions = site_distributions([s for s in TINY.proposable if s.name in TINY.present])
-    study = proposer._study(distributions, 0)
+    study = proposer.drawers[0].study(distributions, 0)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     worst = max(o.score for o in history if o.score is not None)  # type: ignore[type-var]
     blocked = [t for t in complete if t.constraints["run"] > 0]

@@ -25,7 +25,7 @@ from deepphoenix.mutator import (
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import (
     MAX_TOKENS,
-    RandomProposer,
+    Refiner,
     make_dataset,
     prepare_data,
     view_sites,
@@ -101,7 +101,7 @@ def test_a_view_of_values_is_the_view_of_the_variant_they_make() -> None:
     pairs = make_dataset(MODEL, 20, seed=3, fmt="edits", view=True)
     rng = random.Random(0)
     for _ in range(5):
-        values = RandomProposer().sample_values(MODEL, rng)
+        values = Refiner().sample_values(MODEL, rng)
         variant = parse_program(MODEL.render(values)[0].source, MODEL.grammar)  # resolved
         assert view_text(MODEL, values) == view_text(variant)
     assert all(pair.input.startswith("n_layer=") for pair in pairs)
@@ -245,7 +245,7 @@ def test_hindsight_pairs_are_written_as_views(tmp_path: Path) -> None:
         Observation("p", "a", {**base, "d_ff": 512}, "scored", 3.0),
         Observation("p", "b", {**base, "d_ff": 1024, "num_heads": 8, "d_kv": 16}, "scored",
                     2.0)])
-    rows = proposer._hindsight_rows(TINY, seed=0)
+    rows = proposer.drawers[0].training.rows(data, TINY, seed=0)
     tokenizer = load_tokenizer(data.tokenizer_path)
     texts = {(tokenizer.decode(i), tokenizer.decode(o)) for i, o in rows}
     worse = view_text(TINY, {**base, "d_ff": 512})

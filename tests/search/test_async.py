@@ -372,12 +372,12 @@ def test_tpe_sees_pending_as_running_and_a_higher_rung_replaces_a_lower_one() ->
                  Observation("p", "b", {"width": 9, "rate": 0.2}, "scored", 1.0)])
     tpe.observe([Observation("p", "a", {"width": 5, "rate": 0.1}, "scored", 0.5, 1, 0.5)])
     tpe.pending([{"width": 20, "rate": 0.4}])
-    study = tpe._study(site_distributions(list(program.proposable)), 0)
+    study = tpe.drawers[0].study(site_distributions(list(program.proposable)), 0)
     states = sorted(t.state.name for t in study.trials)
     assert states == ["COMPLETE", "COMPLETE", "RUNNING"]  # "a" once, at its later rung
     assert sorted(t.value for t in study.trials if t.value is not None) == [0.5, 1.0]
     tpe.observe([Observation("p", "c", {"width": 7, "rate": 0.7}, "pruned", None, 0, 3.0)])
-    study = tpe._study(site_distributions(list(program.proposable)), 0)
+    study = tpe.drawers[0].study(site_distributions(list(program.proposable)), 0)
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     assert len(pruned) == 1 and pruned[0].intermediate_values == {0: 3.0}
 

@@ -17,7 +17,7 @@ from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.proposers import PaperT5Proposer, ProposerContext, ProposerData
-from deepphoenix.proposers._builtin import _report_from_checkpoint
+from deepphoenix.proposers._t5_drawer import report_from_checkpoint
 from deepphoenix.seeds import seed_source
 
 SMOKE = preset("smoke")
@@ -89,7 +89,7 @@ def test_a_curve_is_rebuilt_from_a_checkpoint_saved_just_before_a_kill(tmp_path:
         "format": "source", "params": 123, "mean_loss": 2.0, "final_loss": 1.0, "steps": 3,
         "seconds": 0.5, "device": "cpu", "stopped": False}))
     (tmp_path / "losses.json").write_text(json.dumps([3.0, 2.0, 1.0]))
-    report = _report_from_checkpoint(tmp_path)
+    report = report_from_checkpoint(tmp_path)
     assert report["losses"] == [3.0, 2.0, 1.0] and report["steps"] == 3
     assert report["params"] == 123 and report["sum_loss"] == 6.0
 

@@ -135,7 +135,7 @@ def test_random_baseline_draws_repeats_again_like_the_learned_proposer() -> None
     from deepphoenix.grammar import load_grammar
     from deepphoenix.mutator import parse_program
     from deepphoenix.outcome import Outcome
-    from deepphoenix.proposers import RandomRefiner as _RandomAdapter
+    from deepphoenix.proposers import RandomProposer as _RandomAdapter
     from deepphoenix.seeds import seed_source
 
     tiny = parse_program(seed_source("tiny"), load_grammar("t5"))
@@ -157,7 +157,7 @@ def test_random_baseline_draws_repeats_again_like_the_learned_proposer() -> None
 def test_random_baseline_skips_variants_the_run_has_met() -> None:
     from deepphoenix.grammar import load_grammar
     from deepphoenix.mutator import parse_program
-    from deepphoenix.proposers import RandomRefiner as _RandomAdapter
+    from deepphoenix.proposers import RandomProposer as _RandomAdapter
     from deepphoenix.seeds import seed_source
 
     tiny = parse_program(seed_source("tiny"), load_grammar("t5"))

@@ -16,7 +16,7 @@ import deepphoenix.seeds
 from deepphoenix.corpus import build_lm_dataset
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import Program, parse_program
-from deepphoenix.proposers import RandomProposer
+from deepphoenix.proposers import Refiner
 
 SEED_PATH = Path(deepphoenix.seeds.__file__).parent / "gpt.py"
 SEED_VALUES = {
@@ -147,7 +147,7 @@ def test_grammar_finds_every_site_once(program: Program) -> None:
 
 
 def test_random_single_site_mutations_cover_every_site(program: Program) -> None:
-    proposer = RandomProposer(max_edits=1)
+    proposer = Refiner(max_edits=1)
     rng = random.Random(0)
     mutations = [proposer.refine(program, rng) for _ in range(200)]
     assert all(m.ok and m.variant is not None for m in mutations)
@@ -170,7 +170,7 @@ def test_random_single_site_mutations_cover_every_site(program: Program) -> None
 
 def test_architecture_variants_build_and_run(program: Program, tmp_path: Path) -> None:
     """The first random variant at each architecture site executes and runs forward."""
-    proposer = RandomProposer(max_edits=1)
+    proposer = Refiner(max_edits=1)
     rng = random.Random(1)
     built: set[str] = set()
     for index in range(200):

@@ -1,12 +1,14 @@
-"""`RandomProposer`: the grammar-driven proposer. It draws the paper's refinement
+"""`Refiner`: the grammar's refinement operator. It draws the paper's refinement
 distribution (one site picked by weight, moved by its operator: depth or heads ±1, d_ff
-±1–50%), samples whole random programs for the refinement dataset, and is the baseline
-the learned proposer is compared with."""
+±1–50%) and samples whole random programs for the refinement dataset. It is not a
+proposer: the ``random`` proposer (`RandomProposer`, the baseline the learned proposer is
+compared with) draws with it through `GrammarDrawer`. It was called `RandomProposer`
+before the proposers became compositions."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from deepphoenix.errors import ConfigError
 from deepphoenix.grammar import Value, draw_value, move_value, repair
@@ -14,15 +16,13 @@ from deepphoenix.mutator import Bundle, Edit, Mutation, Program, format_edit_scr
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers._records import Proposal
 
-__all__ = ["DistinctVariants", "Proposal", "RandomProposer"]
+__all__ = ["Refiner"]
 
 _ATTEMPTS = 64
 
 
-class RandomProposer:
+class Refiner:
     """Draws edits from the grammar. `max_edits` > 1 chains up to that many moves."""
-
-    name = "random"
 
     def __init__(self, max_edits: int = 1) -> None:
         if not isinstance(max_edits, int) or isinstance(max_edits, bool) or max_edits < 1:
@@ -136,45 +136,3 @@ class RandomProposer:
             ) else ""
             out.append(Proposal(mutation, text))
         return out
-
-
-class DistinctVariants:
-    """Distinct accepted variants of a program, drawn until `n` or the draws stall.
-
-    Iterate for the variants; afterwards `exhausted` says whether fewer than `n` exist
-    within the proposer's reach (no new variant in `stall` consecutive draws).
-    """
-
-    def __init__(self, proposer: RandomProposer, program: Program, n: int,
-                 rng: random.Random, stall: int = 2_000) -> None:
-        self.proposer, self.program, self.n, self.rng, self.stall = proposer, program, n, rng, stall
-        self.exhausted = False
-        self.draws = 0
-        self.rejected: dict[Outcome, int] = {}
-
-    def __iter__(self) -> Iterator[Mutation]:
-        seen = {self.program.hash}
-        produced = 0
-        since_new = 0
-        while produced < self.n:
-            if since_new >= self.stall:
-                self.exhausted = True
-                return
-            self.draws += 1
-            since_new += 1
-            edits = self.proposer.draw_edits(self.program, self.rng)
-            if edits is None:
-                self.exhausted = True
-                return
-            if not edits:
-                continue
-            mutation = self.program.apply(edits)
-            if not mutation.ok or mutation.variant is None:
-                self.rejected[mutation.outcome] = self.rejected.get(mutation.outcome, 0) + 1
-                continue
-            if mutation.variant.hash in seen:
-                continue
-            seen.add(mutation.variant.hash)
-            produced += 1
-            since_new = 0
-            yield mutation
