@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import sys
@@ -15,17 +16,21 @@ from click.testing import CliRunner
 from deepphoenix.cli import cli
 from deepphoenix.corpus import HELDOUT_FILES, TRAIN_FILES, read_corpus
 from deepphoenix.engine import RunConfig, prepare_run_data
-from deepphoenix.grammar import load_grammar
-from deepphoenix.mutator import Program, parse_program
+from deepphoenix.grammar import NUMERIC_KINDS, load_grammar
+from deepphoenix.mutator import Program, TargetFormat, parse_program
+from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import (
     MAX_TOKENS,
+    T5Sampler,
     Vocabulary,
     build_vocabulary,
     make_dataset,
     shared_record,
     shared_tokenizer_path,
+    view_sites,
     view_text,
 )
+from deepphoenix.proposers._constraint import ConstraintAutomaton
 from deepphoenix.proposers._tokenizer import load_tokenizer, train_tokenizer
 from deepphoenix.proposers._vocab import SEEDED_GRAMMARS, vocabulary_difference
 from deepphoenix.seeds import seed_source
@@ -164,3 +169,32 @@ def test_a_vocabulary_that_differs_is_named_with_what_differs(built: Vocabulary,
     difference = vocabulary_difference(built, tmp_path)
     assert difference is not None and "views_sha256" in difference
     assert vocabulary_difference(built, tmp_path / "missing") is not None
+
+
+@pytest.mark.parametrize("fmt", ["source", "edits"])
+@pytest.mark.parametrize(("name", "program"), [("gpt/gpt", GPT), PROGRAMS[-1]],
+                         ids=["gpt", "nanogpt"])
+def test_constrained_walks_under_the_shared_vocabulary_ground_on_the_parent(
+        name: str, program: Program, fmt: str) -> None:
+    """The T5's constraint over a view, built on the shared tokenizer: any walk through it
+    is grounded inside every domain, and the walks reach every numeric site."""
+    sampler = T5Sampler(object(), shared_tokenizer_path(), TargetFormat(fmt),  # type: ignore[arg-type]
+                        view=1)
+    job = sampler.prepare(program)
+    assert SHARED.decode(list(job.input_ids)) == view_text(program)
+    assert job.constraint is not None
+    automaton = ConstraintAutomaton(job.constraint)
+    rng = random.Random(0)
+    changed: set[str] = set()
+    for _ in range(60):
+        generated: list[int] = []
+        for _step in range(job.max_new_tokens):
+            token = rng.choice(automaton.allowed(generated))
+            if token in (0, 2):
+                break
+            generated.append(token)
+        result = sampler.ground(program, SHARED.decode(generated))
+        assert result.outcome in (Outcome.OK, Outcome.INVARIANT), (name, result.reason)
+        assert result.variant is not None
+        changed.update(e.site for e in result.variant.changes)
+    assert {s.name for s in view_sites(program) if s.kind in NUMERIC_KINDS} <= changed
