@@ -19,11 +19,18 @@ you fetched yourself: the longest text of the program's view pairs (a run's firs
 
 The paper seed's whole source (what the paper's `t5` proposer reads) is measured the
 same way.
+
+`--train N`: the cost of the larger vocabulary in the learned proposer's training stage.
+The tiny seed's T5 trains one epoch on the first N view pairs of the gpt program (batch
+32), read with its own run's BPE (1,024) and with the shipped vocabulary, in a sandbox
+worker; printed: parameters, steps, seconds, final loss.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +39,14 @@ from _common import machine_header
 
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import Program, parse_program
-from deepphoenix.proposers import make_dataset
+from deepphoenix.proposers import T5Sampler, TrainSettings, make_dataset, prepare_data
 from deepphoenix.proposers._tokenizer import train_tokenizer
-from deepphoenix.proposers._vocab import SEEDED_GRAMMARS, build_vocabulary
+from deepphoenix.proposers._vocab import (
+    SEEDED_GRAMMARS,
+    build_vocabulary,
+    shared_tokenizer_path,
+)
+from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
 
 _PROJECT_FILE = Path(__file__).parents[1] / "tests" / "grammar" / "files" / "nanogpt_model.py"
@@ -54,8 +66,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1024,2048,4096")
     parser.add_argument("--pairs", type=int, default=4096)
     parser.add_argument("--nanogpt", type=Path, default=None)
+    parser.add_argument("--train", type=int, default=0, metavar="N")
     args = parser.parse_args()
     print(machine_header())
+    if args.train:
+        _train(args.train)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     shared = {}
     for size in sizes:
@@ -90,6 +106,23 @@ def main() -> None:
     row = ["paper whole source (t5)", max(len(t.encode()) for t in texts),
            _longest(own, texts), "", *[_longest(shared[s], texts) for s in sizes]]
     print("| " + " | ".join(str(x) for x in row) + " |")
+
+
+def _train(pairs: int) -> None:
+    program = parse_program(seed_source("gpt"), load_grammar("gpt"))
+    dataset = make_dataset(program, pairs, 0, "source", view=True)
+    print("| tokenizer | vocabulary | params | steps | seconds | final loss |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder, Worker(
+            WorkerSettings(threads=os.cpu_count() or 1), name="bench") as worker:
+        Path(folder).chmod(0o755)
+        for label, tokenizer in (("own run", None), ("shared", shared_tokenizer_path())):
+            data = prepare_data(dataset, "source", Path(folder) / label, 1024,
+                                tokenizer_from=tokenizer, view=1)
+            _, report = T5Sampler.train(seed_source("tiny"), data,
+                                        TrainSettings(epochs=1, batch_size=32, seed=0), worker)
+            print(f"| {label} | {data.vocab_size} | {report.params:,} | {report.steps} | "
+                  f"{report.seconds:.1f} | {report.final_loss:.3f} |")
 
 
 if __name__ == "__main__":
