@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ import click
 from deepphoenix.cli._common import (
     DEVICES,
     echo_json,
+    fail,
     json_option,
     require_device,
     staged_model,
@@ -19,8 +21,19 @@ from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.engine import load_seed_text, pretraining_pairs
 from deepphoenix.errors import RunDirError
 from deepphoenix.mutator import TargetFormat
-from deepphoenix.proposers import VIEW_VERSION, T5Sampler, TrainSettings, prepare_data
+from deepphoenix.proposers import (
+    VIEW_VERSION,
+    T5Sampler,
+    TrainSettings,
+    build_vocabulary,
+    prepare_data,
+    shared_record,
+    shared_tokenizer_path,
+    too_long_message,
+    write_vocabulary,
+)
 from deepphoenix.proposers._tokenizer import PreTokenizer
+from deepphoenix.proposers._vocab import vocabulary_difference, vocabulary_dir
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.store_io import write_text_atomic
 
@@ -44,8 +57,13 @@ def proposer() -> None:
               help="What the model writes; a run started from it needs the same --format.")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True,
               help="Passes over the pairs.")
+@click.option("--vocabulary", type=click.Choice(["shared", "run"]), default="shared",
+              show_default=True,
+              help="The model's tokenizer: shared (the one shipped, which every learned "
+                   "run reads with) or run (a BPE trained on these pairs).")
 @click.option("--vocab-size", type=click.IntRange(min=261, max=262_144), default=1024,
-              show_default=True, help="Size of the byte-level BPE trained on the pairs.")
+              show_default=True, help="Size of the BPE trained on the pairs (--vocabulary "
+                                      "run).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Pairs per optimizer step.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate.")
@@ -55,7 +73,7 @@ def proposer() -> None:
               help="Where the model trains: auto uses CUDA when present.")
 @json_option
 def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epochs: int,
-             vocab_size: int, batch_size: int, lr: float, seed_: int, device: str,
+             vocabulary: str, vocab_size: int, batch_size: int, lr: float, seed_: int, device: str,
              as_json: bool) -> None:
     """Train a proposer on the improving pairs of earlier runs (RUN_DIRS); save it to OUT.
 
@@ -73,8 +91,10 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
     settings.validate()
     reporter = Reporter("json" if as_json else "auto")
     with staged_model(out) as staging:
-        data = prepare_data(pairs, fmt, staging / "data", vocab_size,
-                            PreTokenizer.DIGITS, view=VIEW_VERSION)
+        data = prepare_data(pairs, fmt, staging / "data", vocab_size, PreTokenizer.DIGITS,
+                            shared_tokenizer_path() if vocabulary == "shared" else None,
+                            view=VIEW_VERSION,
+                            too_long=partial(too_long_message, view=VIEW_VERSION))
         bar = ProgressBar(reporter, "pretrain")
         with Worker(WorkerSettings(threads=os.cpu_count() or 1, device=device)) as worker:
             _, report = T5Sampler.train(
@@ -98,3 +118,44 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
                f"{report.steps} steps in {report.seconds:.1f} s: final loss "
                f"{report.final_loss:.4f}")
     click.echo(f"saved to {out}/ (start a run from it: deepphoenix run --proposer-init {out})")
+
+
+@proposer.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write tokenizer.json and record.json to (default: the "
+                   "package's own, deepphoenix/proposers/vocab/, for a developer).")
+@click.option("--check", is_flag=True,
+              help="Write nothing: build it and compare with the shipped vocabulary (exit 1 "
+                   "when they differ).")
+@json_option
+def vocab(out: Path | None, check: bool, as_json: bool) -> None:
+    """Build the shared vocabulary that learned proposers read with (offline, in seconds).
+
+    A byte-level BPE trained on the standard-library files the code-lm task reads and on
+    the program views of every built-in grammar; its record names the Python and
+    tokenizers versions, each file's SHA-256 and the views' hash. The same versions build
+    the same bytes.
+    """
+    built = build_vocabulary()
+    summary = {key: built.record[key] for key in
+               ("vocab_size", "tokenizer_bytes", "tokenizer_sha256", "python", "tokenizers",
+                "views")}
+    if check:
+        difference = vocabulary_difference(built)
+        if difference is not None:
+            shipped = shared_record()
+            fail(f"{difference} (shipped: Python {shipped.get('python')}, tokenizers "
+                 f"{shipped.get('tokenizers')}); rebuild it with `deepphoenix proposer vocab`")
+        if as_json:
+            echo_json({**summary, "same": True})
+        else:
+            click.echo(f"the shipped vocabulary ({vocabulary_dir()}) is what this builds")
+        return
+    path = write_vocabulary(built, out)
+    if as_json:
+        echo_json({**summary, "path": str(path)})
+        return
+    click.echo(f"wrote {path}: {summary['vocab_size']} tokens, "
+               f"{summary['tokenizer_bytes']:,} bytes, from {len(built.record['stdlib'])} "
+               f"standard-library files (Python {summary['python']}) and {summary['views']} "
+               "view texts")

@@ -331,6 +331,11 @@ def _runner(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: 
 @grammar_option(default=None)
 @click.option("--format", "format", type=click.Choice(["source", "edits"]), default=None,
               help="What the model writes.")
+@click.option("--vocabulary", type=click.Choice(["shared", "run"]), default=None,
+              help="The tokenizer of a proposer that reads the program view (learned, "
+                   "t5-only): shared (the one shipped, trained on the standard library "
+                   "and every built-in grammar's views) or run (a BPE trained on this "
+                   "run's pairs).  [default: shared]")
 @click.option("--unconstrained", is_flag=True, default=False,
               help="Sample freely, as the paper did (default: constrained decoding).")
 @click.option("--seed", "seed", type=int, default=None,

@@ -90,6 +90,7 @@ class RunConfig:
     dataset_size: int = 4096  # refinement pairs generated once per run
     vocab_size: int = 1024  # byte-level BPE size (CodeT5: 32100)
     pre_tokenizer: str = "digits"  # digits | none | gpt2
+    vocabulary: str = "shared"  # a view-reading proposer's tokenizer: shared (shipped) | run
     # -- training stage (the proposer model of each episode) -----------------------------
     train_epochs: int = 2
     train_samples: int | None = 2048  # first N pairs (None: all)
@@ -190,6 +191,7 @@ class RunConfig:
         choices = {
             "proposer": proposer_names(), "format": ("source", "edits"),
             "pre_tokenizer": ("digits", "none", "gpt2"), "task": tuple(TASK_NAMES),
+            "vocabulary": ("shared", "run"),
         }
         for name, allowed in choices.items():
             value = getattr(self, name)

@@ -28,6 +28,7 @@ from deepphoenix.proposers import (
     longest_pair,
     make_dataset,
     prepare_data,
+    shared_tokenizer_path,
     too_long_message,
     write_pairs,
 )
@@ -131,25 +132,39 @@ def _refinement(folder: Path, config: RunConfig, seed_program: Program | Bundle,
     # A `Bundle` answers what the view asks of a `Program` (its sites in every file).
     program = cast(Program, seed_program)
     seed = derive_seed(config.seed, "data")
-    # A pretrained proposer reads with its own tokenizer (its embeddings index it).
-    tokenizer = init / "tokenizer.json" if init is not None else None
+    tokenizer = _tokenizer(config, init, view is not None)
     sample = make_dataset(program, _CHECK_PAIRS, seed, config.format, view is not None)
     longest = longest_pair(sample, config.vocab_size, config.pre_tokenizer, tokenizer)
     # A BPE trained on a few pairs learns fewer merges than one trained on all of them
     # (tiny seed: 21 tokens against 19): only a clear excess fails before the dataset; the
     # dataset's own tokenizer decides the rest (`prepare_data`).
     if longest > MAX_TOKENS * 5 // 4 or (tokenizer is not None and longest > MAX_TOKENS):
-        raise ConfigError(_too_long(reader, longest, tokenizer=tokenizer))
+        raise ConfigError(_too_long(reader, longest, tokenizer=init))
     pairs = make_dataset(program, config.dataset_size, seed, config.format,
                          view is not None)
     folder.mkdir(parents=True, exist_ok=True)
     write_pairs(pairs, folder / "pairs.jsonl", config.format)
+    # The tokenizer is copied into `folder` (a resume and `lineage` read it from there).
     data = prepare_data(pairs, config.format, folder, config.vocab_size, config.pre_tokenizer,
-                        tokenizer, view, too_long=partial(_too_long, reader, tokenizer=tokenizer))
+                        tokenizer, view, too_long=partial(_too_long, reader, tokenizer=init))
     stored = {**data.to_dict(), "tokenizer_path": data.tokenizer_path.name,
               "tokens_path": data.tokens_path.name}  # relative to data/
     write_text_atomic(meta, json.dumps(stored, indent=2))
     return data
+
+
+def _tokenizer(config: RunConfig, init: Path | None, view: bool) -> Path | None:
+    """The tokenizer file the pairs are read with; None: one trained on them. A pretrained
+    proposer reads with its own (its embeddings index it); a view-reading proposer with
+    the shared vocabulary (`proposers._vocab`) unless the run asks for its own
+    (``vocabulary = "run"``). Whole-source pairs (the paper's ``t5``, the refinement task)
+    train their own: a BPE of the program's own pairs spells its whole source in a few
+    tokens a line, and the refinement task's models are sized to it."""
+    if init is not None:
+        return init / "tokenizer.json"
+    if view and config.vocabulary == "shared":
+        return shared_tokenizer_path()
+    return None
 
 
 def _too_long(reader: str, tokens: int, tokenizer: Path | None = None) -> str:

@@ -92,6 +92,13 @@ from deepphoenix.proposers._view import (
     view_target,
     view_text,
 )
+from deepphoenix.proposers._vocab import (
+    Vocabulary,
+    build_vocabulary,
+    shared_record,
+    shared_tokenizer_path,
+    write_vocabulary,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -130,7 +137,9 @@ __all__ = [
     "TPEDrawer",
     "TPEProposer",
     "TrainSettings",
+    "Vocabulary",
     "accepts_init",
+    "build_vocabulary",
     "draw_distinct",
     "full_script",
     "get_proposer",
@@ -147,6 +156,8 @@ __all__ = [
     "read_pairs",
     "reads_program_view",
     "register_proposer",
+    "shared_record",
+    "shared_tokenizer_path",
     "site_distributions",
     "too_long_message",
     "unregister_proposer",
@@ -154,6 +165,7 @@ __all__ = [
     "view_target",
     "view_text",
     "write_pairs",
+    "write_vocabulary",
 ]
 
 # The old names, kept for one release: (new name, the class).

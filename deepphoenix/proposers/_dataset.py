@@ -23,7 +23,7 @@ from typing import Any
 from deepphoenix.errors import ConfigError, SourceError
 from deepphoenix.grammar import NUMERIC_KINDS, Value
 from deepphoenix.mutator import Edit, Program, TargetFormat, format_edit_script
-from deepphoenix.proposers._refiner import Refiner as RandomProposer
+from deepphoenix.proposers._refiner import Refiner
 from deepphoenix.proposers._view import view_sites, view_target, view_text
 from deepphoenix.store_io import write_text_atomic
 
@@ -51,14 +51,14 @@ class RefinementPair:
 
 
 def iter_pairs(template: Program, seed: int, fmt: TargetFormat | str = TargetFormat.SOURCE,
-               proposer: RandomProposer | None = None,
+               proposer: Refiner | None = None,
                view: bool = False) -> Iterator[RefinementPair]:
     """An endless, deterministic stream of refinement pairs in the template's style.
     `view`: the input is the unrefined program's view and the target what a view-reading
     model writes (`view_target`); no source is rendered. In the ``source`` format such a
     model writes numeric sites only, so a refinement of another site is skipped."""
     fmt = TargetFormat(fmt)
-    proposer = proposer or RandomProposer(max_edits=1)
+    proposer = proposer or Refiner(max_edits=1)
     if not template.proposable:
         raise ConfigError("the template has no proposable sites to refine")
     if view and fmt is TargetFormat.SOURCE and not any(
@@ -85,7 +85,7 @@ def iter_pairs(template: Program, seed: int, fmt: TargetFormat | str = TargetFor
         yield RefinementPair(source_in.source, target, edits)
 
 
-def _view_pair(template: Program, unrefined: dict[str, Value], proposer: RandomProposer,
+def _view_pair(template: Program, unrefined: dict[str, Value], proposer: Refiner,
                rng: random.Random, fmt: TargetFormat) -> RefinementPair | None:
     """A view pair from `unrefined`: its refinement is drawn again (a few times) while it
     moves only sites the target does not write (the source format's non-numeric ones), as

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from deepphoenix.cli import cli
 from deepphoenix.errors import ConfigError
+from deepphoenix.proposers import shared_tokenizer_path
 from deepphoenix.store import RunStore
 from tests.search.test_run import _spawn, _variants, _wait_for
 
@@ -59,10 +60,13 @@ def test_pretrain_on_earlier_runs_then_start_a_run_from_it(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     model = tmp_path / "model"
     result = runner.invoke(cli, ["proposer", "pretrain", str(earlier), "--out", str(model),
-                                 "--epochs", "1", "--vocab-size", "400", "--json"],
+                                 "--epochs", "1", "--json"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index('{\n  "model"'):])
+    # pretrained with the shared vocabulary, which every learned run reads with
+    assert (model / "tokenizer.json").read_bytes() == (
+        shared_tokenizer_path().read_bytes())
     assert summary["hindsight"] > 0 and summary["pairs"] > summary["hindsight"]
     provenance = json.loads((model / "pretrain.json").read_text())
     assert provenance["runs"][0]["run_dir"] == str(earlier)
