@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -18,8 +20,14 @@ from deepphoenix.cli._common import (
     staged_model,
 )
 from deepphoenix.cli._progress import ProgressBar, Reporter
-from deepphoenix.engine import load_seed_text, pretraining_pairs
-from deepphoenix.errors import RunDirError
+from deepphoenix.engine import (
+    PER_PROGRAM,
+    BuiltinPairs,
+    builtin_pairs,
+    load_seed_text,
+    pretraining_pairs,
+)
+from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.mutator import TargetFormat
 from deepphoenix.proposers import (
     VIEW_VERSION,
@@ -46,8 +54,12 @@ def proposer() -> None:
 
 
 @proposer.command()
-@click.argument("run_dirs", nargs=-1, required=True,
-                type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--builtin", is_flag=True,
+              help="Also (or only) pretrain on the refinement pairs of every built-in "
+                   "program under its grammar (what the shipped proposer learned).")
+@click.option("--per-program", type=click.IntRange(min=1), default=PER_PROGRAM,
+              show_default=True, help="Refinement pairs of each built-in program (--builtin).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Model directory to write (must not exist, or be empty).")
 @click.option("--source", type=str, default="tiny", show_default=True,
@@ -72,21 +84,28 @@ def proposer() -> None:
 @click.option("--device", type=DEVICES, default="auto", show_default=True,
               help="Where the model trains: auto uses CUDA when present.")
 @json_option
-def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epochs: int,
-             vocabulary: str, vocab_size: int, batch_size: int, lr: float, seed_: int, device: str,
-             as_json: bool) -> None:
-    """Train a proposer on the improving pairs of earlier runs (RUN_DIRS); save it to OUT.
+def pretrain(run_dirs: tuple[Path, ...], builtin: bool, per_program: int, out: Path,
+             source: str, fmt: str, epochs: int, vocabulary: str, vocab_size: int,
+             batch_size: int, lr: float, seed_: int, device: str, as_json: bool) -> None:
+    """Train a proposer on the improving pairs of earlier runs (RUN_DIRS) and, with
+    --builtin, on every built-in program's refinements; save it to OUT.
 
     Each run gives its hindsight pairs (a worse variant and a better one, repeated by the
     gain), whatever its program or task, and as many refinement pairs of its seed, all
     in the program view (each site's name, value and domain) that `learned` reads. Start
     a run from the result with `deepphoenix run --proposer-init OUT`.
     """
+    if not run_dirs and not builtin:
+        raise ConfigError("name earlier runs (RUN_DIRS) to pretrain on, or --builtin")
     if out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out}: exists and is not empty; choose another --out")
     require_device(device)
     text = load_seed_text(source)
-    pairs, runs = pretraining_pairs(run_dirs, fmt, seed_)
+    pairs, runs = pretraining_pairs(run_dirs, fmt, seed_) if run_dirs else ([], [])
+    programs: list[BuiltinPairs] = []
+    if builtin:
+        made, programs = builtin_pairs(fmt, seed_, per_program)
+        pairs = [*made, *pairs]
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_)
     settings.validate()
     reporter = Reporter("json" if as_json else "auto")
@@ -102,10 +121,14 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
                 on_progress=lambda m: bar.update(m["step"], m["total"], loss=m["loss"]))
         reporter.done()
         write_text_atomic(staging / "model" / "pretrain.json", json.dumps(
-            {"runs": [r.to_dict() for r in runs], "pairs": len(pairs), "source": source},
+            {"runs": [r.to_dict() for r in runs], "builtin": [p.to_dict() for p in programs],
+             "pairs": len(pairs), "source": source, "format": fmt, "epochs": epochs,
+             "vocabulary": vocabulary, "vocab_size": data.vocab_size,
+             "batch_size": batch_size, "lr": lr, "seed": seed_,
+             "command": ["deepphoenix", *sys.argv[1:]], "versions": _versions()},
             indent=2))
     summary = {
-        "model": str(out), "runs": len(runs), "pairs": len(pairs),
+        "model": str(out), "runs": len(runs), "builtin": len(programs), "pairs": len(pairs),
         "hindsight": sum(r.hindsight for r in runs), "params": report.params,
         "steps": report.steps, "final_loss": report.final_loss,
         "seconds": report.seconds, "format": fmt, "vocab_size": data.vocab_size,
@@ -114,7 +137,8 @@ def pretrain(run_dirs: tuple[Path, ...], out: Path, source: str, fmt: str, epoch
         echo_json(summary)
         return
     click.echo(f"pretrained {report.params / 1e6:.2f} M parameters on {len(pairs)} pairs "
-               f"({summary['hindsight']} hindsight) from {len(runs)} runs, "
+               f"({summary['hindsight']} hindsight) from {len(runs)} runs and "
+               f"{len(programs)} built-in programs, "
                f"{report.steps} steps in {report.seconds:.1f} s: final loss "
                f"{report.final_loss:.4f}")
     click.echo(f"saved to {out}/ (start a run from it: deepphoenix run --proposer-init {out})")
@@ -159,3 +183,16 @@ def vocab(out: Path | None, check: bool, as_json: bool) -> None:
                f"{summary['tokenizer_bytes']:,} bytes, from {len(built.record['stdlib'])} "
                f"standard-library files (Python {summary['python']}) and {summary['views']} "
                "view texts")
+
+
+def _versions() -> dict[str, str]:
+    """What the pretraining ran with (a model is rebuilt with the same, on two cores)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("deepphoenix", "torch", "transformers", "tokenizers"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "-"
+    return found

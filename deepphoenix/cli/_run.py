@@ -251,7 +251,8 @@ def _runner(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: 
                    "file is named.  [default: self for the refinement task, else tiny]")
 @click.option("--proposer-init", type=click.Path(path_type=str), default=None, metavar="MODEL",
               help="Start the learned proposer from a model `deepphoenix proposer pretrain` "
-                   "wrote (on earlier runs) instead of from scratch; the run keeps a copy.")
+                   "wrote (on earlier runs) instead of from scratch; `builtin`: the one that "
+                   "ships, pretrained on every built-in program. The run keeps a copy.")
 @click.option("--objective", type=str, default=None,
               metavar="NAME|PATH.py:FN|module:FN|cmd:COMMAND",
               help=f"How a candidate is scored: {', '.join(objective_names())} (built-in "

@@ -7,6 +7,15 @@ shared with ``deepphoenix evaluate`` and the final re-score, `_rescore`), a run'
 (`_project`), and `Run`, which wires them up (`_run`)."""
 
 from deepphoenix.engine._async import AsyncLoop
+from deepphoenix.engine._builtin_init import (
+    BUILTIN_INIT,
+    BUILTIN_PROGRAMS,
+    PER_PROGRAM,
+    BuiltinPairs,
+    builtin_pairs,
+    resolve_init,
+    shipped_init,
+)
 from deepphoenix.engine._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
 from deepphoenix.engine._data import RunData, needs_pairs, prepare_run_data
 from deepphoenix.engine._fidelity import FIDELITIES, rung_resources
@@ -37,7 +46,10 @@ from deepphoenix.engine._strategy import (
 )
 
 __all__ = [
+    "BUILTIN_INIT",
+    "BUILTIN_PROGRAMS",
     "FIDELITIES",
+    "PER_PROGRAM",
     "PLACEMENT",
     "PRESETS",
     "TASK_NAMES",
@@ -45,6 +57,7 @@ __all__ = [
     "Async",
     "AsyncLoop",
     "BestOfN",
+    "BuiltinPairs",
     "Event",
     "Greedy",
     "Project",
@@ -58,6 +71,7 @@ __all__ = [
     "SearchLoop",
     "Strategy",
     "best_of",
+    "builtin_pairs",
     "check_settings",
     "derive_seed",
     "eval_settings",
@@ -73,8 +87,10 @@ __all__ = [
     "project_folder",
     "proposer_context",
     "read_project",
+    "resolve_init",
     "rung_resources",
     "sample_settings",
+    "shipped_init",
     "strategy_names",
     "train_settings",
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from deepphoenix.engine._builtin_init import resolve_init
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._project import read_project
 from deepphoenix.errors import ConfigError, RunDirError
@@ -116,8 +117,10 @@ class RunDir:
             constraint = resolve_constraint(config.constraint)
         source_spec = config.proposer_source_spec()
         proposer_source = load_seed_text(source_spec) if source_spec is not None else None
-        if config.proposer_init is not None:
-            _check_init(Path(config.proposer_init), config.format)
+        init = (resolve_init(config.proposer_init, config.format)
+                if config.proposer_init is not None else None)
+        if init is not None:
+            _check_init(init, config.format)
         lock = RunLock.acquire(path, create=True)
         try:
             meta = {"seed_text": seed_text, "grammar_toml": grammar_toml,
@@ -127,9 +130,9 @@ class RunDir:
             if project is not None:
                 meta["project"] = {"root": str(project.root), "paths": list(project.paths)}
             store = RunStore.create(path, config.to_dict(), meta)
-            if config.proposer_init is not None:
+            if init is not None:
                 # The run keeps its own copy: a resume must not depend on the original.
-                _copy_init(Path(config.proposer_init), path / "data" / INIT_DIR)
+                _copy_init(init, path / "data" / INIT_DIR)
         except BaseException:
             lock.release()
             raise
@@ -224,10 +227,14 @@ def _check_init(model: Path, fmt: str) -> None:
 
 
 def _copy_init(model: Path, to: Path) -> None:
+    """The run's own copy of a pretrained proposer, readable by the run's workers (a model
+    a worker saved is its user's alone, mode 0600: the copy is the run's, 0644)."""
     staging = to.with_name(f".{to.name}.partial")
     to.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(model, staging)
+    shutil.copytree(model, staging, copy_function=shutil.copyfile)
+    for path in staging.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
     staging.rename(to)
 
 

@@ -128,3 +128,71 @@ def test_a_pretrained_tokenizer_that_cannot_read_the_program_says_so(tmp_path: P
         prepare_data([pair], "source", tmp_path / "data", tokenizer_from=path)
     with pytest.raises(ConfigError, match="use a shorter seed source"):
         prepare_data([pair], "source", tmp_path / "cold", vocab_size=300)
+
+
+def test_the_builtin_pairs_cover_every_built_in_seed_in_the_view() -> None:
+    from deepphoenix.engine import BUILTIN_PROGRAMS, builtin_pairs
+    from deepphoenix.seeds import seed_names
+
+    pairs, programs = builtin_pairs("edits", seed=3, per_program=4)
+    assert {p.seed for p in programs} == set(seed_names())  # every built-in program
+    assert not {p.grammar for p in programs} & {"nanogpt", "resnet", "llama"}  # never seen
+    assert len(pairs) == 4 * len(BUILTIN_PROGRAMS) and all(p.sites for p in programs)
+    assert all("\n" in pair.input and "=" in pair.input for pair in pairs)  # views
+    again, _ = builtin_pairs("edits", seed=3, per_program=4)
+    assert [p.to_dict() for p in again] == [p.to_dict() for p in pairs]  # reproducible
+
+
+def test_pretraining_needs_runs_or_builtin(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["proposer", "pretrain", "--out", str(tmp_path / "m")])
+    _one_line_error(result, "RUN_DIRS", "--builtin")
+    assert not (tmp_path / "m").exists()
+
+
+def test_builtin_init_is_the_shipped_model_of_the_runs_format(tmp_path: Path) -> None:
+    from deepphoenix.engine import resolve_init, shipped_init
+
+    folder = shipped_init("source")  # the format learned writes by default
+    assert resolve_init("builtin", "source") == folder
+    provenance = json.loads((folder / "pretrain.json").read_text())
+    assert provenance["format"] == "source" and provenance["command"][:4] == [
+        "deepphoenix", "proposer", "pretrain", "--builtin"]
+    assert {p["seed"] for p in provenance["builtin"]} >= {"tiny", "gpt", "quine-coords"}
+    assert json.loads((folder / "proposer.json").read_text())["view"] == 1
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 8 * 2**20  # a few MB
+    assert resolve_init(str(tmp_path), "edits") == tmp_path
+    with pytest.raises(ConfigError, match="no pretrained proposer ships for --format edits"):
+        resolve_init("builtin", "edits")
+
+
+@pytest.mark.slow
+def test_a_run_starts_from_the_shipped_proposer(tmp_path: Path) -> None:
+    run_dir = tmp_path / "warm"
+    result = CliRunner().invoke(cli, [
+        "run", "--preset", "smoke", "--episodes", "1", "--batches", "1",
+        "--proposer-init", "builtin", "--run-dir", str(run_dir), "--no-plots", "--quiet"],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    copy = run_dir / "data" / "proposer-init"
+    assert json.loads((copy / "pretrain.json").read_text())["builtin"]
+    assert json.loads((run_dir / "config.json").read_text())["proposer_init"] == "builtin"
+
+
+def test_builtin_init_for_a_format_none_ships_gets_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "--preset", "smoke", "--format", "edits",
+                                      "--proposer-init", "builtin",
+                                      "--run-dir", str(tmp_path / "run")])
+    _one_line_error(result, "no pretrained proposer ships for --format edits")
+    assert not (tmp_path / "run" / "run.sqlite").exists()
+
+
+def test_the_runs_copy_of_its_init_model_is_readable_by_its_workers(tmp_path: Path) -> None:
+    from deepphoenix.engine._rundir import _copy_init
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    (model / "model.safetensors").chmod(0o600)  # as a sandbox worker saves it
+    _copy_init(model, tmp_path / "run" / "data" / "proposer-init")
+    copy = tmp_path / "run" / "data" / "proposer-init" / "model.safetensors"
+    assert copy.read_bytes() == b"weights" and copy.stat().st_mode & 0o777 == 0o644
