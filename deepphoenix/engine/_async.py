@@ -34,6 +34,16 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
+from deepphoenix.engine._events import (
+    BatchDone,
+    EpisodeDone,
+    NewBest,
+    Promoted,
+    Proposed,
+    Restarted,
+    RungEvaluated,
+    TimeLimit,
+)
 from deepphoenix.engine._fidelity import RungResult, promotable
 from deepphoenix.engine._loop import SearchLoop
 from deepphoenix.engine._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
@@ -43,6 +53,7 @@ from deepphoenix.evaluator import Checker, EvalResult, EvalStatus, Evaluator
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
 from deepphoenix.status import RungStatus, VariantStatus
+from deepphoenix.store import RungRow
 
 __all__ = ["AsyncLoop"]
 
@@ -70,7 +81,7 @@ class AsyncLoop(SearchLoop):
         self.values: dict[str, dict[str, Any]] = {}  # see _values
 
     # -- state from the database ---------------------------------------------------------
-    def _load(self) -> list[dict[str, Any]]:
+    def _load(self) -> list[RungRow]:
         for attempt in self.store.attempts():
             if attempt.child is not None:
                 self.parents.setdefault(attempt.child, attempt.parent)
@@ -96,7 +107,7 @@ class AsyncLoop(SearchLoop):
                            rung if self.resources[rung] is not None else None, score,
                            violation)
 
-    def _history(self, rows: list[dict[str, Any]]) -> list[tuple[float, Observation]]:
+    def _history(self, rows: list[RungRow]) -> list[tuple[float, Observation]]:
         """Every result the proposer was told before this start, with when: each finished
         rung, and each candidate a check blocked in a finished batch (a batch still open
         replays its own when it is settled again)."""
@@ -131,7 +142,7 @@ class AsyncLoop(SearchLoop):
         if self.deadline is not None and time.monotonic() >= self.deadline:
             if not self.stopped:
                 self.stopped = f"time limit of {self.config.time_limit:g} s"
-                self.emit("time_limit", seconds=self.config.time_limit)
+                self.emit(TimeLimit(seconds=self.config.time_limit))
             return True
         return False
 
@@ -174,7 +185,7 @@ class AsyncLoop(SearchLoop):
             if self.stopped:
                 break
             self.store.finish_episode(episode, best)
-            self.emit("episode_done", episode=episode, best=best, score=self.score(best))
+            self.emit(EpisodeDone(episode=episode, best=best, score=self.score(best)))
         return self._best() if steady else best
 
     def _restart_interrupted(self, episode: int) -> None:
@@ -229,7 +240,7 @@ class AsyncLoop(SearchLoop):
         self.store.start_batch(episode, step, parent, seed)
         self.proposer.pending([self._values(h) for h in self._running_hashes()])
         plan = self._settle(episode, step, parent, seed, 1, warn=False)
-        self.emit("proposed", episode=episode, batch=step, outcomes=plan.outcomes)
+        self.emit(Proposed(episode=episode, batch=step, outcomes=plan.outcomes))
         for child in plan.valid:
             self.parents.setdefault(child, parent)
             self._start_new(child, Outcome.OK.value, episode)
@@ -264,8 +275,8 @@ class AsyncLoop(SearchLoop):
             Scored(best, self.score(best)),
             [Scored(h, self.score(h)) for h in dict.fromkeys(plan.valid)], self.direction)
         self.store.finish_batch(episode, batch, chosen.hash)
-        self.emit("batch_done", episode=episode, batch=batch, best=chosen.hash,
-                  score=chosen.score, improved=chosen.hash != best)
+        self.emit(BatchDone(episode=episode, batch=batch, best=chosen.hash,
+                            score=chosen.score, improved=chosen.hash != best))
         return chosen.hash
 
     # -- evaluations ---------------------------------------------------------------------
@@ -279,8 +290,8 @@ class AsyncLoop(SearchLoop):
         hash_, rung = found
         with self.store.transaction():
             self.store.set_promoted(hash_, rung + 1)
-        self.emit("promoted", episode=episode, hash=hash_, rung=rung + 1,
-                  resource=self.resources[rung + 1])
+        self.emit(Promoted(episode=episode, hash=hash_, rung=rung + 1,
+                           resource=self.resources[rung + 1]))
         self._start(hash_, rung + 1, episode)
         return True
 
@@ -306,7 +317,7 @@ class AsyncLoop(SearchLoop):
                                        resource if self.top else None)
         self.running[future] = (hash_, rung, episode)
         if again:
-            self.emit("restarted", hash=hash_, rung=rung)
+            self.emit(Restarted(hash=hash_, rung=rung))
         if deaths:
             while self.running:
                 self._wait(episode)
@@ -340,15 +351,15 @@ class AsyncLoop(SearchLoop):
         if rung == self.top and score is not None and isinstance(self.strategy, Async):
             best = self._best()
             if best == result.hash:
-                self.emit("new_best", episode=episode, best=best, score=score)
+                self.emit(NewBest(episode=episode, best=best, score=score))
         status, stage, reason = result.status.value, result.stage, result.reason
         if result.status is EvalStatus.SCORED and rung < self.top:
             status, stage = VariantStatus.PRUNED, f"rung {rung}"
             reason = f"{resource} {self.unit}: score {result.score:.4g} (for now)"
-        self.emit("evaluated", episode=episode, batch=0, hash=result.hash,
-                  status=status, stage=stage, reason=reason,
-                  score=result.score, params=result.metrics.get("params"),
-                  seconds=result.metrics.get("wall_seconds"),
-                  done=self.store.evaluations_done(), rung=rung, resource=resource,
-                  rungs=self.top + 1)
+        self.emit(RungEvaluated(episode=episode, batch=0, hash=result.hash,
+                                status=VariantStatus(status), stage=stage, reason=reason,
+                                score=result.score, params=result.metrics.get("params"),
+                                seconds=result.metrics.get("wall_seconds"),
+                                done=self.store.evaluations_done(), rung=rung,
+                                resource=resource, rungs=self.top + 1))
 
