@@ -27,6 +27,10 @@ Tables:
   status, score and metrics. A variant stopped early has status ``pruned`` and stage
   ``rung K``; its ``score`` stays empty (only full evaluations are compared).
 
+Every JSON column is written one way (`store_rows.encode_json`: standard JSON, as the
+metrics above) and the batches, episodes and rungs come back as records
+(`store_rows`: `BatchRow`, `EpisodeRow`, `RungRow`).
+
 Nothing is ever evicted. Each evaluation is committed as it completes, so a crash, a
 ``kill -9`` or Ctrl-C loses no finished work.
 """
