@@ -27,19 +27,20 @@ Tables:
   status, score and metrics. A variant stopped early has status ``pruned`` and stage
   ``rung K``; its ``score`` stays empty (only full evaluations are compared).
 
+Every JSON column is written one way (`store_rows.encode_json`: standard JSON, as the
+metrics above) and the batches, episodes and rungs come back as records
+(`store_rows`: `BatchRow`, `EpisodeRow`, `RungRow`).
+
 Nothing is ever evicted. Each evaluation is committed as it completes, so a crash, a
 ``kill -9`` or Ctrl-C loses no finished work.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -48,10 +49,21 @@ from deepphoenix.errors import RunDirError
 from deepphoenix.evaluator import CheckResult, EvalResult
 from deepphoenix.objectives import Direction
 from deepphoenix.status import RungStatus, VariantStatus, sql_list
+from deepphoenix.store_rows import (
+    AttemptRow,
+    BatchRow,
+    EpisodeRow,
+    RungRow,
+    VariantRow,
+    decode_json,
+    encode_json,
+    row_of,
+)
 from deepphoenix.store_schema import RUNGS_SCHEMA as _RUNGS_SCHEMA
 from deepphoenix.store_schema import SCHEMA as _SCHEMA
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "RunStore", "VariantRow"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "AttemptRow", "BatchRow", "EpisodeRow", "RunStore",
+           "RungRow", "VariantRow"]
 
 DB_NAME = "run.sqlite"
 SCHEMA_VERSION = 2
@@ -61,44 +73,6 @@ SCHEMA_VERSION = 2
 _LEGACY_OBJECTIVE = {"name": "fewshot", "direction": Direction.MINIMIZE.value, "function": "",
                      "text": "", "origin": ""}
 
-
-
-@dataclass(frozen=True, slots=True)
-class VariantRow:
-    hash: str
-    source: str
-    values: dict[str, Any]
-    status: VariantStatus
-    stage: str
-    reason: str
-    traceback: str
-    score: float | None
-    metrics: dict[str, Any]
-    first_episode: int | None
-    created_at: float
-    scored_at: float | None
-
-    @property
-    def done(self) -> bool:
-        """Evaluated (or rejected): never evaluated again."""
-        return self.status != VariantStatus.PENDING
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRow:
-    id: int
-    episode: int
-    batch: int
-    slot: int
-    parent: str
-    child: str | None
-    proposer: str
-    outcome: str
-    reason: str
-    edits: list[dict[str, Any]]
-    raw_text: str
-    redraw_of: int | None = None  # the slot this candidate was drawn again for
-    source: str = ""  # which of the proposer's drawers made it ("" where it has one)
 
 
 class _Connection(sqlite3.Connection):
@@ -270,11 +244,11 @@ class RunStore:
     # -- meta ----------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                        (key, json.dumps(value)))
+                        (key, encode_json(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row["value"])
+        return default if row is None else decode_json(row["value"])
 
     # -- variants ------------------------------------------------------------------------
     def add_variant(self, hash_: str, source: str, values: dict[str, Any], episode: int,
@@ -284,7 +258,7 @@ class RunStore:
         self.db.execute(
             "INSERT OR IGNORE INTO variants (hash, source, site_values, status, stage, reason, "
             "first_episode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (hash_, source, json.dumps(values), status, stage, reason, episode, time.time()),
+            (hash_, source, encode_json(values), status, stage, reason, episode, time.time()),
         )
 
     def record_evaluation(self, result: EvalResult) -> None:
@@ -293,7 +267,7 @@ class RunStore:
             "UPDATE variants SET status = ?, stage = ?, reason = ?, traceback = ?, "
             "score = ?, metrics = ?, scored_at = ? WHERE hash = ?",
             (result.status.value, result.stage, result.reason, result.traceback,
-             result.score, metrics_json(result.metrics), time.time(),
+             result.score, encode_json(result.metrics), time.time(),
              result.hash),
         )
 
@@ -303,10 +277,10 @@ class RunStore:
 
     def _variant(self, row: sqlite3.Row) -> VariantRow:
         return VariantRow(
-            hash=row["hash"], source=row["source"], values=json.loads(row["site_values"]),
+            hash=row["hash"], source=row["source"], values=decode_json(row["site_values"]),
             status=VariantStatus(row["status"]), stage=row["stage"], reason=row["reason"],
             traceback=row["traceback"], score=row[self._score_column],
-            metrics=_restored(json.loads(row["metrics"])), first_episode=row["first_episode"],
+            metrics=decode_json(row["metrics"]), first_episode=row["first_episode"],
             created_at=row["created_at"], scored_at=row["scored_at"],
         )
 
@@ -355,10 +329,10 @@ class RunStore:
         self.db.execute(
             "UPDATE rungs SET status = ?, score = ?, metrics = ?, finished_at = ? "
             "WHERE hash = ? AND rung = ?",
-            (result.status.value, result.score, json.dumps(result.metrics, default=str),
+            (result.status.value, result.score, encode_json(result.metrics),
              time.time(), result.hash, rung))
 
-    def rungs(self) -> list[dict[str, Any]]:
+    def rungs(self) -> list[RungRow]:
         """Every rung evaluation, in the order they finished (running ones last, in the
         order they started); empty for a run without them."""
         try:
@@ -367,7 +341,8 @@ class RunStore:
                 "rowid").fetchall()
         except sqlite3.OperationalError:  # a run database from before the rungs table
             return []
-        return [{**dict(r), "metrics": json.loads(r["metrics"])} for r in rows]
+        return [row_of(RungRow, r, status=RungStatus(r["status"]),
+                       metrics=decode_json(r["metrics"])) for r in rows]
 
     # -- checks (--max-params, --constraint) ---------------------------------------------
     def record_check(self, result: CheckResult) -> None:
@@ -384,7 +359,7 @@ class RunStore:
                 "UPDATE variants SET status = ?, stage = 'constraint', reason = ?, "
                 "traceback = ?, metrics = ? WHERE hash = ?",
                 (VariantStatus.REJECTED.value, result.reason, result.traceback,
-                 metrics_json(metrics), result.hash))
+                 encode_json(metrics), result.hash))
 
     def checks(self) -> dict[str, CheckResult]:
         """Every check, by variant, in the order they were recorded (empty for a run
@@ -422,7 +397,7 @@ class RunStore:
             "reason, edits, raw_text, created_at, redraw_of, source) VALUES (:episode, "
             ":batch, :slot, :parent, :child, :proposer, :outcome, :reason, :edits, "
             ":raw_text, :created_at, :redraw_of, :source)",
-            [{**r, "edits": json.dumps(r.get("edits", [])), "created_at": now,
+            [{**r, "edits": encode_json(r.get("edits", [])), "created_at": now,
               "redraw_of": r.get("redraw_of"), "source": r.get("source", "")} for r in rows],
         )
 
@@ -447,13 +422,14 @@ class RunStore:
         self.db.execute("UPDATE batches SET best = ?, finished_at = ? WHERE episode = ? AND "
                         "batch = ?", (best, time.time(), episode, batch))
 
-    def batch(self, episode: int, batch: int) -> dict[str, Any] | None:
+    def batch(self, episode: int, batch: int) -> BatchRow | None:
         row = self.db.execute("SELECT * FROM batches WHERE episode = ? AND batch = ?",
                               (episode, batch)).fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else row_of(BatchRow, row)
 
-    def batches(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM batches ORDER BY episode, batch")]
+    def batches(self) -> list[BatchRow]:
+        return [row_of(BatchRow, r)
+                for r in self.db.execute("SELECT * FROM batches ORDER BY episode, batch")]
 
     def start_episode(self, episode: int, source_hash: str, seed: int) -> None:
         self.db.execute("INSERT OR IGNORE INTO episodes (episode, source_hash, seed, started_at) "
@@ -461,65 +437,30 @@ class RunStore:
 
     def record_training(self, episode: int, training: dict[str, Any]) -> None:
         self.db.execute("UPDATE episodes SET training = ?, trained_at = ? WHERE episode = ?",
-                        (json.dumps(training, default=str), time.time(), episode))
+                        (encode_json(training), time.time(), episode))
 
     def finish_episode(self, episode: int, best: str) -> None:
         self.db.execute("UPDATE episodes SET best = ?, finished_at = ? WHERE episode = ?",
                         (best, time.time(), episode))
 
-    def episode(self, episode: int) -> dict[str, Any] | None:
+    def episode(self, episode: int) -> EpisodeRow | None:
         row = self.db.execute("SELECT * FROM episodes WHERE episode = ?", (episode,)).fetchone()
         return None if row is None else _episode(row)
 
-    def episodes(self) -> list[dict[str, Any]]:
+    def episodes(self) -> list[EpisodeRow]:
         return [_episode(r) for r in self.db.execute("SELECT * FROM episodes ORDER BY episode")]
-
-
-def _standard(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {str(k): _standard(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_standard(v) for v in value]
-    return value
-
-
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def _restored(value: Any) -> Any:
-    """The inverse of `_standard` for readers in Python: the three strings are floats."""
-    if isinstance(value, str):
-        return _NON_FINITE.get(value, value)
-    if isinstance(value, dict):
-        return {k: _restored(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restored(v) for v in value]
-    return value
-
-
-def metrics_json(metrics: dict[str, Any]) -> str:
-    """`metrics` as standard JSON (what SQLite's `json_extract` and every JSON reader
-    accept): a non-finite number is stored as the string "NaN", "Infinity" or "-Infinity"
-    (``float()`` reads each back, and so does `VariantRow.metrics`); anything else JSON has
-    no type for, as its `str`."""
-    return json.dumps(_standard(metrics), default=str, allow_nan=False)
 
 
 def _attempt(row: sqlite3.Row) -> AttemptRow:
     return AttemptRow(
         id=row["id"], episode=row["episode"], batch=row["batch"], slot=row["slot"],
         parent=row["parent"], child=row["child"], proposer=row["proposer"],
-        outcome=row["outcome"], reason=row["reason"], edits=json.loads(row["edits"]),
+        outcome=row["outcome"], reason=row["reason"], edits=decode_json(row["edits"]),
         raw_text=row["raw_text"],
         redraw_of=row["redraw_of"] if "redraw_of" in row.keys() else None,  # noqa: SIM118
         source=row["source"] if "source" in row.keys() else "",  # noqa: SIM118
     )
 
 
-def _episode(row: sqlite3.Row) -> dict[str, Any]:
-    data = dict(row)
-    data["training"] = json.loads(data["training"])
-    return data
-
+def _episode(row: sqlite3.Row) -> EpisodeRow:
+    return row_of(EpisodeRow, row, training=decode_json(row["training"]))

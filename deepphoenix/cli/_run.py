@@ -20,14 +20,14 @@ from deepphoenix.cli._common import (
     load_program,
     require_device,
 )
-from deepphoenix.cli._progress import EtaEstimate, Reporter, _clock, crossed_quarter
+from deepphoenix.cli._display import RunDisplay, label, score_line, shown
+from deepphoenix.cli._progress import Reporter, _clock
 from deepphoenix.engine import (
     FIDELITIES,
     PLACEMENT,
     PRESETS,
     TASK_NAMES,
     TRAIN_ON,
-    Event,
     Run,
     RunConfig,
     RunData,
@@ -47,7 +47,6 @@ from deepphoenix.proposers import proposer_names
 from deepphoenix.sandbox import isolation_summary
 from deepphoenix.scores import format_score
 from deepphoenix.seeds import CODET5_DIR, codet5_config
-from deepphoenix.status import VariantStatus
 from deepphoenix.store import DB_NAME
 from deepphoenix.store_io import write_text_atomic
 from deepphoenix.study import RUNS_DIR, execute, load, plan_search
@@ -58,123 +57,6 @@ def _per_preset(field: str) -> str:
     """The help text's default of an option a preset decides."""
     values = ", ".join(f"{name} {getattr(preset(name), field)}" for name in sorted(PRESETS))
     return f"  [default: per preset: {values}]"
-
-
-class _RunDisplay:
-    """Turns run events into a status line (terminal), log lines, or JSON lines."""
-
-    def __init__(self, reporter: Reporter, config: RunConfig) -> None:
-        self.reporter = reporter
-        self.config = config
-        self.episode = 0
-        self.batch = 0
-        self.scored = 0
-        self.best: float | None = None
-        self.objective = _label(config.objective)
-        self._last_step = 0
-        self.eta = EtaEstimate(config.episodes, config.batches, trains_each_episode=(
-            config.proposer == "t5" and config.proposer_source_spec() is None))
-
-    def _eta(self) -> str:
-        left = self.eta.seconds_left()
-        return "ETA -" if left is None else f"ETA {_clock(left)}"
-
-    def _status(self, extra: str = "", milestone: bool = False) -> None:
-        c = self.config
-        best = f"best {format_score(self.best)}" if self.best is not None else "best -"
-        self.reporter.status(
-            f"episode {self.episode}/{c.episodes} batch {self.batch}/{c.batches} "
-            f"scored {self.scored} {best} {extra}{self._eta()}", force=milestone)
-
-    def __call__(self, event: Event) -> None:
-        f = event.fields
-        self.reporter.event(event.kind, **{k: v for k, v in f.items() if k != "config"})
-        kind = event.kind
-        if kind == "run":
-            self.objective = _label(f["objective"])
-            self.reporter.line(f"run directory: {_shown(f['run_dir'])}"
-                               + (" (resuming)" if f["resumed"] else ""))
-            self.reporter.line(f"objective: {f['objective']} ({f['direction']})")
-        elif kind == "warning":
-            self.reporter.line(f"warning: {f['message']}", warning=True)
-        elif kind == "sandbox":
-            self.reporter.line(f["line"])
-        elif kind == "rescored":
-            rescored = ", ".join("-" if x is None else format_score(x) for x in f["rescored"])
-            stored = "-" if f["stored"] is None else format_score(f["stored"])
-            self.reporter.line(f"  best {f['hash'][:8]} re-scored in a fresh process: "
-                               f"{f['verdict']} (stored {stored}, re-scored {rescored})",
-                               warning=f["verdict"] != "reproduced")
-        elif kind == "data":
-            self.reporter.line(f"data: {f['pairs']} refinement pairs, vocabulary "
-                               f"{f['vocab_size']}, {f['mean_input_tokens']:.1f} tokens/"
-                               + ("view" if f.get("view") else "source"))
-        elif kind == "seed":
-            self.best = f["score"]
-            self.reporter.line(f"seed {f['hash'][:8]}: "
-                               f"{_score_line(self.objective, f['score'], f.get('params'))}")
-        elif kind == "episode":
-            self.episode, self.batch, self._last_step = f["episode"], 0, 0
-            self.eta.on_episode(f["episode"])
-            self.reporter.line(f"episode {f['episode']}/{f['episodes']}: source "
-                               f"{f['source'][:8]}")
-        elif kind == "training":
-            self.eta.on_training(f["step"], f["total"])
-            milestone = crossed_quarter(f["step"], f["total"], self._last_step)
-            self._last_step = f["step"]
-            self._status(f"training {f['step']}/{f['total']} loss {f['loss']:.3f} ",
-                         milestone=milestone and f["step"] < f["total"])
-        elif kind == "trained":
-            self.eta.on_trained()
-            self.reporter.line(f"  trained the episode's model ({f['params'] / 1e6:.2f} M) for "
-                               f"{f['steps']} steps in {f['seconds']:.1f} s, final loss "
-                               f"{f['final_loss']:.4f}")
-        elif kind == "batch":
-            self.batch = f["batch"]
-            self.eta.on_batch(f["episode"], f["batch"])
-            self._status()
-        elif kind == "proposed":
-            outcomes = ", ".join(f"{n} {k}" for k, n in sorted(f["outcomes"].items()))
-            self.reporter.status(f"  batch {f['batch']}: proposed {outcomes}", force=True)
-        elif kind == "redraw":
-            self.reporter.status(f"  batch {f['batch']}: drawing {f['count']} again (draw "
-                                 f"{f['round'] + 1} of {f['rounds']}): {f['reasons']}",
-                                 force=True)
-        elif kind == "evaluated":
-            if f["status"] == VariantStatus.SCORED:
-                self.scored += 1
-            else:
-                self.reporter.line(f"  {f['hash'][:8]} {f['status']} at {f['stage']}: "
-                                   f"{f['reason'][:100]}")
-            self._status()
-        elif kind == "batch_done":
-            self.eta.on_batch_done()
-            if f["improved"]:
-                self.best = f["score"]
-                self.reporter.line(f"  batch {f['batch']}: new best {f['best'][:8]} "
-                                   f"{self.objective} {format_score(f['score'])}")
-            self._status(milestone=True)
-        elif kind == "new_best":
-            self.best = f["score"]
-            self.reporter.line(f"  new best {f['best'][:8]} {self.objective} {f['score']:.4f}")
-        elif kind == "proposer_failed":
-            self.reporter.line(f"  the episode's model failed ({f['reason'][:120]}); "
-                               "using random refinements instead", warning=True)
-        elif kind == "episode_done":
-            score = format_score(f["score"]) if f["score"] is not None else "-"
-            self.reporter.line(f"  episode {f['episode']} done: best {f['best'][:8]} "
-                               f"{self.objective} {score}")
-
-
-def _label(objective: str) -> str:
-    """How a score is named in progress lines: a command objective's command is long
-    (`run` prints it once, with the objective)."""
-    return "score" if is_command(objective) else objective
-
-
-def _score_line(objective: str, score: float | None, params: int | None) -> str:
-    text = f"{objective} {format_score(score)}" if score is not None else f"{objective} -"
-    return text + (f", {params / 1e6:.2f} M parameters" if params else "")
 
 
 def _change(before: float | None, after: float | None) -> str:
@@ -401,7 +283,7 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
     runner, config = _runner(ctx, preset_name, run_dir, resume, force, settings)
     run_dir = runner.run_dir if run_dir is None else run_dir
     reporter = Reporter("json" if as_json else "quiet" if quiet else "auto")
-    display = _RunDisplay(reporter, config)
+    display = RunDisplay(reporter, config)
     try:
         summary = execute(runner, quiet=True, on_event=display)
     except KeyboardInterrupt:
@@ -420,33 +302,33 @@ def run(ctx: click.Context, preset_name: str, run_dir: Path | None, resume: bool
         if as_json:
             click.echo(json.dumps({"event": "summary", **summary.to_dict(), "plots": []}))
         else:
-            click.echo(f"run directory: {_shown(run_dir)}")
-            click.echo(f"lineage:       deepphoenix lineage show {_shown(run_dir)}")
+            click.echo(f"run directory: {shown(run_dir)}")
+            click.echo(f"lineage:       deepphoenix lineage show {shown(run_dir)}")
         fail(summary.nothing_evaluated)
     plots = [] if no_plots else write_plots(run_dir, run_dir / "plots")
     if as_json:
         click.echo(json.dumps({"event": "summary", **summary.to_dict(),
                                "plots": [str(p) for p in plots]}))
         return
-    best = _score_line(_label(summary.objective), summary.best_score, summary.best_params)
-    seed = _score_line("seed", summary.seed_score, summary.seed_params)
+    best = score_line(label(summary.objective), summary.best_score, summary.best_params)
+    seed = score_line("seed", summary.seed_score, summary.seed_params)
     click.echo(f"finished in {_clock(summary.seconds)}: {summary.evaluations} evaluations, "
                f"best {best} ({seed}{_change(summary.seed_score, summary.best_score)})"
                + (f"; re-scored: {summary.rescore}" if summary.rescore else ""))
-    click.echo(f"run directory: {_shown(run_dir)}")
+    click.echo(f"run directory: {shown(run_dir)}")
     if standalone is None:
         files = sorted(str(p.relative_to(summary.best_path))
                        for p in summary.best_path.rglob("*") if p.is_file())
-        click.echo(f"best files:    {_shown(summary.best_path)}/ ({', '.join(files)})")
+        click.echo(f"best files:    {shown(summary.best_path)}/ ({', '.join(files)})")
     elif is_command(config.objective):
-        click.echo(f"best source:   {_shown(summary.best_path)}")
+        click.echo(f"best source:   {shown(summary.best_path)}")
     else:
-        click.echo(f"best source:   {_shown(summary.best_path)} (on its own: python "
-                   f"{_shown(standalone)})")
+        click.echo(f"best source:   {shown(summary.best_path)} (on its own: python "
+                   f"{shown(standalone)})")
     if plots:
-        click.echo(f"plots:         {', '.join(_shown(p) for p in plots)}")
-    click.echo(f"lineage:       deepphoenix lineage show {_shown(run_dir)}")
-    click.echo(f"report:        deepphoenix report {_shown(run_dir)} -o report.html")
+        click.echo(f"plots:         {', '.join(shown(p) for p in plots)}")
+    click.echo(f"lineage:       deepphoenix lineage show {shown(run_dir)}")
+    click.echo(f"report:        deepphoenix report {shown(run_dir)} -o report.html")
 
 
 _RUN_BEST = '''"""Run best.py on its own, outside deepphoenix: `python run_best.py`.
@@ -488,16 +370,6 @@ def _write_standalone(run_dir: Path, best: Path, vocab_size: int) -> Path:
                           json.dumps(codet5_config(vocab_size), indent=1) + "\n")
     write_text_atomic(run_dir / "run_best.py", _RUN_BEST)
     return run_dir / "run_best.py"
-
-
-def _shown(path: str | Path) -> str:
-    """A path as the summary prints it: relative to the working directory when it lies
-    under it, else absolute (never a mix of both)."""
-    resolved = Path(path).resolve()
-    try:
-        return str(resolved.relative_to(Path.cwd()))
-    except ValueError:
-        return str(resolved)
 
 
 @click.command(short_help="Score FILE as a run would score a candidate.")

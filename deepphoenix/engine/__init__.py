@@ -4,7 +4,8 @@
 (`_strategy`), multi-fidelity rungs (`_fidelity`), the pre-flight checks (`_preflight`),
 the settings builders, one a concern: executor, evaluation, proposer (`_settings`,
 shared with ``deepphoenix evaluate`` and the final re-score, `_rescore`), a run's project
-(`_project`), and `Run`, which wires them up (`_run`)."""
+(`_project`), and `Run`, which wires them up (`_run`); the records of what a run reports
+(`_events`)."""
 
 from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._builtin_init import (
@@ -18,8 +19,39 @@ from deepphoenix.engine._builtin_init import (
 )
 from deepphoenix.engine._config import PLACEMENT, PRESETS, TASK_NAMES, TRAIN_ON, RunConfig, preset
 from deepphoenix.engine._data import RunData, needs_pairs, prepare_run_data
+from deepphoenix.engine._events import (
+    EVENTS,
+    RECORDS,
+    BatchDone,
+    BatchStarted,
+    DataMade,
+    EpisodeDone,
+    EpisodeStarted,
+    Evaluated,
+    Event,
+    NewBest,
+    OtherEvent,
+    Preflighted,
+    Promoted,
+    Proposed,
+    ProposerFailed,
+    Redrawing,
+    Rescored,
+    Restarted,
+    RunDone,
+    RungEvaluated,
+    RunStarted,
+    SandboxLine,
+    Scoring,
+    SeedScored,
+    TimeLimit,
+    Trained,
+    TrainingStep,
+    Warned,
+    event_of,
+)
 from deepphoenix.engine._fidelity import FIDELITIES, rung_resources
-from deepphoenix.engine._loop import Event, SearchLoop
+from deepphoenix.engine._loop import SearchLoop
 from deepphoenix.engine._pretrain import RunPairs, pretraining_pairs
 from deepphoenix.engine._project import Project, project_folder, read_project
 from deepphoenix.engine._run import Run, RunSummary
@@ -48,34 +80,62 @@ from deepphoenix.engine._strategy import (
 __all__ = [
     "BUILTIN_INIT",
     "BUILTIN_PROGRAMS",
+    "EVENTS",
     "FIDELITIES",
     "PER_PROGRAM",
     "PLACEMENT",
     "PRESETS",
+    "RECORDS",
     "TASK_NAMES",
     "TRAIN_ON",
     "Async",
     "AsyncLoop",
+    "BatchDone",
+    "BatchStarted",
     "BestOfN",
     "BuiltinPairs",
+    "DataMade",
+    "EpisodeDone",
+    "EpisodeStarted",
+    "Evaluated",
     "Event",
     "Greedy",
+    "NewBest",
+    "OtherEvent",
+    "Preflighted",
     "Project",
+    "Promoted",
+    "Proposed",
+    "ProposerFailed",
+    "Redrawing",
+    "Rescored",
+    "Restarted",
     "Run",
     "RunConfig",
     "RunData",
     "RunDir",
+    "RunDone",
     "RunPairs",
+    "RunStarted",
     "RunSummary",
+    "RungEvaluated",
+    "SandboxLine",
     "Scored",
+    "Scoring",
     "SearchLoop",
+    "SeedScored",
     "Strategy",
+    "TimeLimit",
+    "Trained",
+    "TrainingStep",
+    "Warned",
     "best_of",
     "builtin_pairs",
     "check_settings",
     "derive_seed",
     "eval_settings",
     "eval_worker",
+    "event_of",
     "executor_settings",
     "get_strategy",
     "load_seed_text",

@@ -38,6 +38,16 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
+from deepphoenix.engine._events import (
+    BatchDone,
+    EpisodeDone,
+    NewBest,
+    Promoted,
+    Proposed,
+    Restarted,
+    RungEvaluated,
+    TimeLimit,
+)
 from deepphoenix.engine._loop import SearchLoop
 from deepphoenix.engine._quarantine import DEATHS_BEFORE_QUARANTINE, QUARANTINED
 from deepphoenix.engine._rundir import RunDir, derive_seed
@@ -47,6 +57,7 @@ from deepphoenix.evaluator import Checker, EvalResult, EvalStatus, Evaluator
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposer
 from deepphoenix.status import RungStatus, VariantStatus
+from deepphoenix.store import RungRow
 
 __all__ = ["AsyncLoop", "RungBatchLoop", "SteadyLoop", "make_loop"]
 
@@ -88,7 +99,7 @@ class AsyncLoop(SearchLoop):
         raise NotImplementedError
 
     # -- state from the database -------------------------------------------------------------
-    def _load(self) -> list[dict[str, Any]]:
+    def _load(self) -> list[RungRow]:
         for attempt in self.store.attempts():
             if attempt.child is not None:
                 self.parents.setdefault(attempt.child, attempt.parent)
@@ -113,7 +124,7 @@ class AsyncLoop(SearchLoop):
                            score if status == EvalStatus.SCORED.value else None,
                            self.scheduler.rung_of(rung), score, violation)
 
-    def _history(self, rows: list[dict[str, Any]]) -> list[tuple[float, Observation]]:
+    def _history(self, rows: list[RungRow]) -> list[tuple[float, Observation]]:
         """Every result the proposer was told before this start, with when: each finished
         rung, and each candidate a check blocked in a finished batch (a batch still open
         replays its own when it is settled again)."""
@@ -135,7 +146,7 @@ class AsyncLoop(SearchLoop):
         if not self.scheduler.time_up():
             return False
         if not said:
-            self.emit("time_limit", seconds=self.config.time_limit)
+            self.emit(TimeLimit(seconds=self.config.time_limit))
         return True
 
     # -- the loop ----------------------------------------------------------------------------
@@ -167,7 +178,7 @@ class AsyncLoop(SearchLoop):
             if self.scheduler.stopped:
                 break
             self.store.finish_episode(episode, best)
-            self.emit("episode_done", episode=episode, best=best, score=self.score(best))
+            self.emit(EpisodeDone(episode=episode, best=best, score=self.score(best)))
         return self.scheduler.best(best)
 
     def _restart_interrupted(self, episode: int) -> None:
@@ -213,8 +224,8 @@ class AsyncLoop(SearchLoop):
         hash_, rung = found
         with self.store.transaction():
             self.store.set_promoted(hash_, rung)
-        self.emit("promoted", episode=episode, hash=hash_, rung=rung,
-                  resource=self.scheduler.resources[rung])
+        self.emit(Promoted(episode=episode, hash=hash_, rung=rung,
+                           resource=self.scheduler.resources[rung]))
         self._start(hash_, rung, episode)
         return True
 
@@ -239,7 +250,7 @@ class AsyncLoop(SearchLoop):
         future = self.evaluator.submit(hash_, self._source(hash_), resource)
         self.running[future] = (hash_, rung)
         if again:
-            self.emit("restarted", hash=hash_, rung=rung)
+            self.emit(Restarted(hash=hash_, rung=rung))
         if deaths:
             while self.running:
                 self._wait(episode)
@@ -270,18 +281,18 @@ class AsyncLoop(SearchLoop):
         observation = self._observation(result.hash, rung, result.status.value, score)
         if observation is not None:
             self.proposer.observe([observation])
-        if new_best:
-            self.emit("new_best", episode=episode, best=result.hash, score=score)
+        if new_best and score is not None:  # a new best is a full score
+            self.emit(NewBest(episode=episode, best=result.hash, score=score))
         status, stage, reason = result.status.value, result.stage, result.reason
         if stopped and result.score is not None:
             status, stage = VariantStatus.PRUNED, f"rung {rung}"
             reason = self.scheduler.stop_reason(rung, result.score)
-        self.emit("evaluated", episode=episode, batch=0, hash=result.hash,
-                  status=status, stage=stage, reason=reason,
-                  score=result.score, params=result.metrics.get("params"),
-                  seconds=result.metrics.get("wall_seconds"),
-                  done=self.store.evaluations_done(), rung=rung, resource=resource,
-                  rungs=self.scheduler.top + 1)
+        self.emit(RungEvaluated(episode=episode, batch=0, hash=result.hash,
+                                status=VariantStatus(status), stage=stage, reason=reason,
+                                score=result.score, params=result.metrics.get("params"),
+                                seconds=result.metrics.get("wall_seconds"),
+                                done=self.store.evaluations_done(), rung=rung,
+                                resource=resource, rungs=self.scheduler.top + 1))
 
 
 class SteadyLoop(AsyncLoop):
@@ -293,7 +304,7 @@ class SteadyLoop(AsyncLoop):
     def _scheduler(self) -> SteadyScheduler:
         return SteadyScheduler.for_run(self.config, self.run.objective)
 
-    def _load(self) -> list[dict[str, Any]]:
+    def _load(self) -> list[RungRow]:
         rows = super()._load()
         seed = self.run.seed_program.hash
         self.scheduler.know(Scored(seed, self.score(seed)),
@@ -334,7 +345,7 @@ class SteadyLoop(AsyncLoop):
         self.store.start_batch(episode, step, parent, seed)
         self.proposer.pending([self._values(h) for h in self._running_hashes()])
         plan = self._settle(episode, step, parent, seed, 1, warn=False)
-        self.emit("proposed", episode=episode, batch=step, outcomes=plan.outcomes)
+        self.emit(Proposed(episode=episode, batch=step, outcomes=plan.outcomes))
         for child in plan.valid:
             self.parents.setdefault(child, parent)
             self._start_new(child, Outcome.OK.value, episode)
@@ -364,6 +375,6 @@ class RungBatchLoop(AsyncLoop):
             Scored(best, self.score(best)),
             [Scored(h, self.score(h)) for h in dict.fromkeys(plan.valid)], self.direction)
         self.store.finish_batch(episode, batch, chosen.hash)
-        self.emit("batch_done", episode=episode, batch=batch, best=chosen.hash,
-                  score=chosen.score, improved=chosen.hash != best)
+        self.emit(BatchDone(episode=episode, batch=batch, best=chosen.hash,
+                            score=chosen.score, improved=chosen.hash != best))
         return chosen.hash

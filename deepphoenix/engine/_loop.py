@@ -32,8 +32,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from deepphoenix.engine._events import (
+    BatchDone,
+    BatchStarted,
+    EpisodeDone,
+    EpisodeStarted,
+    Evaluated,
+    Event,
+    Proposed,
+    Redrawing,
+    Scoring,
+    SeedScored,
+    Trained,
+    Warned,
+)
 from deepphoenix.engine._quarantine import Quarantine
 from deepphoenix.engine._rundir import RunDir, derive_seed
 from deepphoenix.engine._strategy import Scored, Strategy
@@ -42,19 +55,11 @@ from deepphoenix.evaluator import Checker, CheckResult, EvalResult, Evaluator, V
 from deepphoenix.outcome import Outcome
 from deepphoenix.proposers import Observation, Proposal, Proposer
 from deepphoenix.status import VariantStatus
-from deepphoenix.store import AttemptRow, RunStore, VariantRow
+from deepphoenix.store import AttemptRow, EpisodeRow, RunStore, VariantRow
 
 __all__ = ["CONSTRAINT_STAGE", "Event", "SearchLoop", "unevaluable"]
 
 CONSTRAINT_STAGE = "constraint"  # the stage of a variant a check blocked (never evaluated)
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something that happened in a run, for progress displays and `--json` output."""
-
-    kind: str
-    fields: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,7 @@ class SearchLoop:
     """Episodes of batches over one run directory; returns the best variant's hash."""
 
     def __init__(self, run: RunDir, proposer: Proposer, evaluator: Evaluator,
-                 strategy: Strategy, emit: Callable[..., None],
+                 strategy: Strategy, emit: Callable[[Event], None],
                  checker: Checker | None = None) -> None:
         """`checker`: the run's constraints, checked before a candidate is evaluated (None:
         the run has none, or checks them only when it is evaluated, as runs did before)."""
@@ -98,7 +103,7 @@ class SearchLoop:
                 raise RunDirError(f"variant {hash_} is missing from the run database")
             if not row.done:
                 pending.append((hash_, row.source))
-        self.emit("scoring", episode=episode, batch=batch, count=len(pending))
+        self.emit(Scoring(episode=episode, batch=batch, count=len(pending)))
         quarantined, rounds = self.quarantine.rounds(pending)
         for result in quarantined:
             self._store_result(result, episode, batch)
@@ -109,11 +114,11 @@ class SearchLoop:
 
     def _store_result(self, result: EvalResult, episode: int, batch: int) -> None:
         self.store.record_evaluation(result)
-        self.emit("evaluated", episode=episode, batch=batch, hash=result.hash,
-                  status=result.status.value, stage=result.stage, reason=result.reason,
-                  score=result.score, params=result.metrics.get("params"),
-                  seconds=result.metrics.get("wall_seconds"),
-                  done=self.store.evaluations_done())
+        self.emit(Evaluated(episode=episode, batch=batch, hash=result.hash,
+                            status=result.status, stage=result.stage, reason=result.reason,
+                            score=result.score, params=result.metrics.get("params"),
+                            seconds=result.metrics.get("wall_seconds"),
+                            done=self.store.evaluations_done()))
 
     def _observations(self, episode: int, batch: int, blocked: bool = True,
                       evaluated: bool = True) -> list[Observation]:
@@ -180,8 +185,8 @@ class SearchLoop:
         if seed_row.status != VariantStatus.SCORED:
             raise DeepPhoenixError(f"the seed itself fails at the {seed_row.stage} stage: "
                                    f"{seed_row.reason}")
-        self.emit("seed", hash=seed.hash, score=seed_row.score,
-                  params=seed_row.metrics.get("params"))
+        self.emit(SeedScored(hash=seed.hash, score=seed_row.score,
+                             params=seed_row.metrics.get("params")))
         return seed.hash
 
     def execute(self) -> str:
@@ -190,41 +195,41 @@ class SearchLoop:
         self._evaluate_seed()
         # The proposer's state is rebuilt from the database: every finished batch's
         # results, in order (an unfinished batch is observed when it finishes).
-        finished = [(b["episode"], b["batch"]) for b in self.store.batches()
-                    if b["finished_at"] is not None]
+        finished = [(b.episode, b.batch) for b in self.store.batches()
+                    if b.finished_at is not None]
         history = [o for e, b in finished for o in self._observations(e, b)]
         if history:
             self.proposer.observe(history)
         best = seed.hash
         for episode in range(1, c.episodes + 1):
             record = self.store.episode(episode)
-            if record is not None and record["finished_at"] is not None:
-                best = record["best"]
+            if record is not None and record.finished_at is not None:
+                best = str(record.best)
                 continue
             if record is not None:
-                best = record["source_hash"]
+                best = record.source_hash
             self._begin_episode(episode, best, record)
             for batch in range(1, c.batches + 1):
                 best = self._batch(episode, batch, best)
             self.store.finish_episode(episode, best)
-            self.emit("episode_done", episode=episode, best=best, score=self.score(best))
+            self.emit(EpisodeDone(episode=episode, best=best, score=self.score(best)))
         return best
 
-    def _begin_episode(self, episode: int, best: str, record: dict[str, Any] | None) -> None:
+    def _begin_episode(self, episode: int, best: str, record: EpisodeRow | None) -> None:
         train_seed = derive_seed(self.config.seed, "train", episode)
         self.store.start_episode(episode, best, train_seed)
         program = self.run.parse(self._source(best))
-        self.emit("episode", episode=episode, episodes=self.config.episodes, source=best,
-                  score=self.score(best))
-        stored = (record["training"] if record is not None
-                  and record["trained_at"] is not None else None)
+        self.emit(EpisodeStarted(episode=episode, episodes=self.config.episodes, source=best,
+                                 score=self.score(best)))
+        stored = (record.training if record is not None
+                  and record.trained_at is not None else None)
         report = self.proposer.begin_episode(episode, program, train_seed, stored)
         if report is not None and stored is None:
             self.store.record_training(episode, report)
             if "steps" in report:  # a stage ran (not failed, not reused)
-                self.emit("trained", episode=episode, steps=report["steps"],
-                          final_loss=report["final_loss"], seconds=report["seconds"],
-                          params=report["params"])
+                self.emit(Trained(episode=episode, steps=report["steps"],
+                                  final_loss=report["final_loss"], seconds=report["seconds"],
+                                  params=report["params"]))
 
     def _source(self, hash_: str) -> str:
         row = self.store.variant(hash_)
@@ -234,8 +239,8 @@ class SearchLoop:
 
     def _batch(self, episode: int, batch: int, best: str) -> str:
         record = self.store.batch(episode, batch)
-        if record is not None and record["finished_at"] is not None:
-            return str(record["best"])
+        if record is not None and record.finished_at is not None:
+            return str(record.best)
         _parent, plan = self._open_batch(episode, batch, best)
         self._evaluate(plan.valid, episode, batch)
         self.proposer.observe(self._observations(episode, batch, blocked=False))
@@ -245,8 +250,8 @@ class SearchLoop:
             self.direction,
         )
         self.store.finish_batch(episode, batch, chosen.hash)
-        self.emit("batch_done", episode=episode, batch=batch, best=chosen.hash,
-                  score=chosen.score, improved=chosen.hash != best)
+        self.emit(BatchDone(episode=episode, batch=batch, best=chosen.hash,
+                            score=chosen.score, improved=chosen.hash != best))
         return chosen.hash
 
     def _open_batch(self, episode: int, batch: int, best: str) -> tuple[str, _Batch]:
@@ -255,10 +260,10 @@ class SearchLoop:
         parent = self.strategy.parent(best, self.run.seed_program.hash)
         seed = derive_seed(self.config.seed, "propose", episode, batch)
         self.store.start_batch(episode, batch, parent, seed)
-        self.emit("batch", episode=episode, batch=batch, batches=self.config.batches,
-                  parent=parent)
+        self.emit(BatchStarted(episode=episode, batch=batch, batches=self.config.batches,
+                               parent=parent))
         plan = self._settle(episode, batch, parent, seed, self.config.candidates)
-        self.emit("proposed", episode=episode, batch=batch, outcomes=plan.outcomes)
+        self.emit(Proposed(episode=episode, batch=batch, outcomes=plan.outcomes))
         return parent, plan
 
     def _settle(self, episode: int, batch: int, parent: str, seed: int, count: int,
@@ -288,9 +293,9 @@ class SearchLoop:
                 slots = [a.slot for a, _ in blocked]
                 current = [a for a in attempts if a.redraw_of in slots]
                 if not current:
-                    self.emit("redraw", episode=episode, batch=batch, round=round_,
-                              rounds=rounds, count=len(slots), reasons=unevaluable(
-                                  self.store, [a for a, _ in blocked]))
+                    self.emit(Redrawing(episode=episode, batch=batch, round=round_,
+                                        rounds=rounds, count=len(slots), reasons=unevaluable(
+                                            self.store, [a for a, _ in blocked])))
                     self._draw(episode, batch, parent,
                                derive_seed(self.config.seed, "redraw", episode, batch, round_),
                                len(slots), slots)
@@ -301,7 +306,7 @@ class SearchLoop:
         plan = self._plan(attempts)
         if warn and not plan.valid:
             proposers = ", ".join(dict.fromkeys(a.proposer for a in attempts)) or "-"
-            self.emit("warning", message=(
+            self.emit(Warned(
                 f"episode {episode} batch {batch}: none of the {len(attempts)} proposals of "
                 f"{proposers} can be evaluated: {unevaluable(self.store, attempts)}"))
         return plan
@@ -353,7 +358,7 @@ class SearchLoop:
         traceback is stored with it) and the run goes on, but it is said, once."""
         if result.verdict is Verdict.ERROR and result.reason not in self._warned:
             self._warned.add(result.reason)
-            self.emit("warning", message=(
+            self.emit(Warned(
                 f"the constraint failed on candidate {result.hash[:8]}: {result.reason}; the "
                 "candidate is rejected (its traceback is in the run database: deepphoenix "
                 "report shows it)"))

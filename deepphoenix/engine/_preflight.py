@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from deepphoenix.engine._events import Event, Preflighted
 from deepphoenix.engine._rundir import RunDir
 from deepphoenix.errors import ConfigError, DeepPhoenixError
 from deepphoenix.evaluator import Checker, Verdict
@@ -26,7 +27,7 @@ from deepphoenix.evaluator import Checker, Verdict
 __all__ = ["preflight", "proposer_preflight"]
 
 
-def preflight(run: RunDir, checker: Checker, emit: Callable[..., None]) -> None:
+def preflight(run: RunDir, checker: Checker, emit: Callable[[Event], None]) -> None:
     """The worker's checks of the seed (2. above); `ConfigError` or `DeepPhoenixError`
     with one line for the first that fails. Runs no job when there is nothing to check
     (a built-in objective, no constraint, no parameter cap)."""
@@ -39,8 +40,7 @@ def preflight(run: RunDir, checker: Checker, emit: Callable[..., None]) -> None:
     # A T5 on the refinement task is resized to the run's tokenizer, made after this.
     count = not (objective.uses_task and config.task == "refinement")
     result = checker.preflight(seed.hash, seed.text, seed.values, count)
-    emit("preflight", verdict=result.verdict.value, params=result.params,
-         seconds=result.seconds)
+    emit(Preflighted(verdict=result.verdict, params=result.params, seconds=result.seconds))
     if result.verdict is Verdict.ERROR and result.rule == "objective":
         raise ConfigError(f"the objective {objective.name} does not load in a worker: "
                           f"{result.reason}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._data import prepare_run_data
+from deepphoenix.engine._events import Event, Rescored
 from deepphoenix.engine._render import Mismatch, render_source, stored_seed
 from deepphoenix.engine._rundir import _stored_config
 from deepphoenix.errors import RunDirError
@@ -34,7 +35,7 @@ from deepphoenix.evaluator import (
 )
 from deepphoenix.objectives import Direction, ObjectiveSpec, uses_task
 from deepphoenix.status import VariantStatus
-from deepphoenix.store import RunStore, VariantRow
+from deepphoenix.store import RungRow, RunStore, VariantRow
 
 __all__ = ["DEFAULT_TOLERANCE", "NONDETERMINISTIC", "NOT_REPRODUCED", "REPRODUCED", "UNCHECKED",
            "Rescore", "best_scored", "rescore", "rescore_best", "rescore_run",
@@ -111,7 +112,7 @@ def best_scored(store: RunStore, skip: str = "") -> str | None:
 
 def rescore_best(store: RunStore, evaluator: Evaluator, best: str, seed: str,
                  source_of: Callable[[VariantRow], str],
-                 emit: Callable[..., None], tolerance: float = DEFAULT_TOLERANCE,
+                 emit: Callable[[Event], None], tolerance: float = DEFAULT_TOLERANCE,
                  tries: int = 3) -> str:
     """Re-score a finished run's best before it is reported. One whose score does not
     reproduce is recorded as failed at stage ``rescore`` (never the seed: it is the
@@ -126,7 +127,7 @@ def rescore_best(store: RunStore, evaluator: Evaluator, best: str, seed: str,
         assert row is not None
         checked = rescore(evaluator, best, source_of(row), row.score, tolerance)
         verdicts.append(checked.to_dict())
-        emit("rescored", **checked.to_dict())
+        emit(Rescored(checked))
         if checked.verdict != NOT_REPRODUCED or best == seed:
             break
         with store.transaction():
@@ -156,18 +157,18 @@ def score_mismatches(store: RunStore) -> tuple[int, list[Mismatch]]:
         why = inconsistency(objective, row.score, row.metrics)
         if why:
             found.append(Mismatch(row.hash, f"score: {why}", "score"))
-    rungs: dict[str, dict[str, Any]] = {}
+    rungs: dict[str, RungRow] = {}
     for rung in _rungs(store):
-        if rung.get("score") is not None:
-            top = rungs.get(rung["hash"])
-            if top is None or rung["rung"] > top["rung"]:
-                rungs[rung["hash"]] = rung
+        if rung.score is not None:
+            top = rungs.get(rung.hash)
+            if top is None or rung.rung > top.rung:
+                rungs[rung.hash] = rung
     for row in rows:
         top = rungs.get(row.hash)
-        if top is not None and row.score is not None \
-                and not _close(float(top["score"]), row.score, 1e-9):
+        if top is not None and top.score is not None and row.score is not None \
+                and not _close(top.score, row.score, 1e-9):
             found.append(Mismatch(row.hash, f"score: {row.score!r}, but its last rung "
-                                  f"recorded {top['score']!r}", "score"))
+                                  f"recorded {top.score!r}", "score"))
     recorded = store.get_meta("best")
     if store.get_meta("status") == "finished" and isinstance(recorded, str):
         chosen = store.variant(recorded)
@@ -184,7 +185,7 @@ def score_mismatches(store: RunStore) -> tuple[int, list[Mismatch]]:
     return len(rows), found
 
 
-def _rungs(store: RunStore) -> list[dict[str, Any]]:
+def _rungs(store: RunStore) -> list[RungRow]:
     try:
         return store.rungs()
     except Exception:  # a run from before the rungs table: nothing to compare

@@ -15,7 +15,16 @@ from typing import Any
 from deepphoenix.engine._async import make_loop
 from deepphoenix.engine._config import PLACEMENT, RunConfig
 from deepphoenix.engine._data import RunData, prepare_run_data
-from deepphoenix.engine._loop import Event, unevaluable
+from deepphoenix.engine._events import (
+    DataMade,
+    Event,
+    RunDone,
+    RunStarted,
+    SandboxLine,
+    Warned,
+    event_of,
+)
+from deepphoenix.engine._loop import unevaluable
 from deepphoenix.engine._preflight import preflight, proposer_preflight
 from deepphoenix.engine._render import render_files, render_source
 from deepphoenix.engine._rescore import rescore_best
@@ -125,27 +134,27 @@ class Run:
     def config(self) -> RunConfig:
         return self.dir.config
 
-    def emit(self, kind: str, **fields: Any) -> None:
+    def emit(self, event: Event) -> None:
         if self.on_event is not None:
-            self.on_event(Event(kind, fields))
+            self.on_event(event)
 
     def execute(self) -> RunSummary:
         began = time.monotonic()
         c = self.config
         objective = self.dir.objective
-        self.emit("run", run_dir=str(self.run_dir), config=c.to_dict(),
-                  objective=objective.name, direction=objective.direction.value,
-                  resumed=self.store.evaluations_done() > 0)
+        self.emit(RunStarted(run_dir=str(self.run_dir), config=c.to_dict(),
+                             objective=objective.name, direction=objective.direction.value,
+                             resumed=self.store.evaluations_done() > 0))
         for message in self.dir.warnings:
-            self.emit("warning", message=message)
+            self.emit(Warned(message))
         confined = confinement()
         if c.executor == "local":  # which sandbox, said once at the start
             settings = self._executor_settings()
-            self.emit("sandbox", line=sandbox_line(settings.worker, settings.workers))
+            self.emit(SandboxLine(sandbox_line(settings.worker, settings.workers)))
         if not confined.available and c.executor == "local":  # said once, plainly
-            self.emit("warning", message=f"workers run without mount and PID namespaces "
-                      f"({confined.reason}): candidates can see your files and processes "
-                      "(docs/sandbox.md)")
+            self.emit(Warned(f"workers run without mount and PID namespaces "
+                             f"({confined.reason}): candidates can see your files and "
+                             "processes (docs/sandbox.md)"))
         # The executor first: a cluster that cannot serve the run fails before any work,
         # and remote workers start (import torch) while the data is made.
         executor = get_executor(c.executor, self._executor_settings())
@@ -159,10 +168,10 @@ class Run:
                                     needs_refinement_data(c.proposer),
                                     view=reads_program_view(c.proposer))
             if data.proposer is not None:
-                self.emit("data", pairs=data.proposer.pairs,
-                          vocab_size=data.proposer.vocab_size,
-                          mean_input_tokens=data.proposer.mean_input_tokens,
-                          view=data.proposer.view is not None)
+                self.emit(DataMade(pairs=data.proposer.pairs,
+                                   vocab_size=data.proposer.vocab_size,
+                                   mean_input_tokens=data.proposer.mean_input_tokens,
+                                   view=data.proposer.view is not None))
             checker = Checker(executor, check_settings(c, objective, self.dir.constraint,
                                                        data.vocab_size))
             # Checked before evaluation only where the run asks (runs from before the
@@ -183,7 +192,7 @@ class Run:
         finally:
             executor.close()
         summary = self._finish(best, time.monotonic() - began)
-        self.emit("done", **summary.to_dict())
+        self.emit(RunDone(summary))
         return summary
 
     # -- wiring ------------------------------------------------------------------------------
@@ -194,8 +203,8 @@ class Run:
                                  self.run_dir)
 
     def _proposer_context(self, executor: Any, data: RunData) -> ProposerContext:
-        def emit(kind: str, fields: dict[str, Any]) -> None:
-            self.emit(kind, **fields)
+        def emit(kind: str, fields: dict[str, Any]) -> None:  # the proposer's: a record here
+            self.emit(event_of(kind, fields))
 
         return proposer_context(self.config, data, run_dir=self.run_dir, executor=executor,
                                 objective=self.dir.objective,

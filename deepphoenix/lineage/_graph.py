@@ -75,9 +75,9 @@ def best_hash(store: RunStore) -> str | None:
     best = store.get_meta("best")
     if best:
         return str(best)
-    finished = [b for b in store.batches() if b["best"]]
+    finished = [b for b in store.batches() if b.best]
     if finished:
-        return str(finished[-1]["best"])
+        return str(finished[-1].best)
     variants = store.variants()
     return variants[0].hash if variants else None
 

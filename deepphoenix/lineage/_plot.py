@@ -36,8 +36,7 @@ def _pyplot() -> Any:
 
 def plot_training(store: RunStore, path: Path) -> bool:
     """Write Figure 1; False (and no file) when no episode has a training curve."""
-    curves = [(e["episode"], e["training"]) for e in store.episodes()
-              if e["training"].get("losses")]
+    curves = [(e.episode, e.training) for e in store.episodes() if e.training.get("losses")]
     if not curves:
         return False
     plt = _pyplot()

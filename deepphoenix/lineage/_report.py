@@ -44,7 +44,7 @@ from deepphoenix.mutator import bundle_diff
 from deepphoenix.objectives import Direction
 from deepphoenix.scores import format_score, printable
 from deepphoenix.status import VariantStatus
-from deepphoenix.store import RunStore, VariantRow
+from deepphoenix.store import EpisodeRow, RunStore, VariantRow
 from deepphoenix.store_io import write_text_atomic
 
 __all__ = ["ReportSummary", "RunReport", "load_run", "render_report", "write_report"]
@@ -64,7 +64,7 @@ class RunReport:
     graph: nx.MultiDiGraph
     variants: tuple[VariantRow, ...]
     failures: tuple[tuple[str, str, int], ...]
-    episodes: tuple[dict[str, Any], ...]
+    episodes: tuple[EpisodeRow, ...]
     created_at: float
     front: tuple[ParetoPoint, ...]
     constraints: ConstraintCounts
@@ -363,8 +363,7 @@ def _node_details(graph: nx.MultiDiGraph, node: str, data: dict[str, Any],
 def _training_figure(run: RunReport) -> Any | None:
     import plotly.graph_objects as go
 
-    curves = [(e["episode"], e["training"]) for e in run.episodes
-              if e["training"].get("losses")]
+    curves = [(e.episode, e.training) for e in run.episodes if e.training.get("losses")]
     if not curves:
         return None
     figure = go.Figure()

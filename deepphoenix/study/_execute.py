@@ -7,7 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from deepphoenix.engine import Event, Run, RunConfig, RunSummary
+from deepphoenix.engine import (
+    BatchDone,
+    Evaluated,
+    Event,
+    Run,
+    RunConfig,
+    RunSummary,
+    SeedScored,
+)
 
 __all__ = ["ProgressBar", "execute"]
 
@@ -25,15 +33,14 @@ class ProgressBar:
         self.done = 0
 
     def __call__(self, event: Event) -> None:
-        f = event.fields
-        if event.kind == "seed":
-            self.best = f.get("score")
-        elif event.kind == "evaluated":
-            self.done = int(f.get("done", self.done))
-        elif event.kind == "batch_done":
-            if f.get("improved"):
-                self.best = f.get("score")
-            position = (int(f["episode"]) - 1) * self.batches + int(f["batch"])
+        if isinstance(event, SeedScored):
+            self.best = event.score
+        elif isinstance(event, Evaluated):
+            self.done = event.done
+        elif isinstance(event, BatchDone):
+            if event.improved:
+                self.best = event.score
+            position = (event.episode - 1) * self.batches + event.batch
             self.bar.update(max(0, position - self.bar.n))
         else:
             return

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import deepphoenix
-from deepphoenix.engine._loop import Event
+from deepphoenix.engine import Event
 from deepphoenix.evaluator import EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorSettings, LocalExecutor
 from deepphoenix.objectives import resolve_objective
@@ -350,15 +350,17 @@ HOSTILE_TEXT = "\x1b]0;pwned\x07\x1b[2J\x1b[1;32mall candidates verified OK\u202
 
 
 def test_progress_lines_show_a_candidates_control_characters_as_escapes() -> None:
+    from deepphoenix.cli._display import RunDisplay
     from deepphoenix.cli._progress import Reporter
-    from deepphoenix.cli._run import _RunDisplay
-    from deepphoenix.engine import preset
+    from deepphoenix.engine import Evaluated, Warned, preset
+    from deepphoenix.status import VariantStatus
 
     out = io.StringIO()
-    display = _RunDisplay(Reporter("line", stream=out), preset("smoke"))
-    display(Event("evaluated", {"hash": "0123456789abcdef", "status": "failed",
-                                "stage": "build", "reason": HOSTILE_TEXT}))
-    display(Event("warning", {"message": HOSTILE_TEXT}))
+    display = RunDisplay(Reporter("line", stream=out), preset("smoke"))
+    display(Evaluated(episode=1, batch=1, hash="0123456789abcdef",
+                      status=VariantStatus.FAILED, stage="build", reason=HOSTILE_TEXT,
+                      score=None, params=None, seconds=None, done=1))
+    display(Warned(HOSTILE_TEXT))
     text = out.getvalue()
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, repr(text)
     assert "\\x1b]0;pwned\\x07" in text and "\\u202e" in text
