@@ -194,7 +194,7 @@ def _drive(run: RunDir, scores: _Scores,
             run_dir=run.path, executor=None, seed=run.config.seed))  # type: ignore[arg-type]
         loop = make_loop(run, proposer, scores,  # type: ignore[arg-type]
                          get_strategy(run.config.strategy),
-                         lambda kind, **fields: events.append((kind, fields))
+                         lambda event: events.append((event.kind, event.fields))
                          if events is not None else None)
         return loop.execute()
     finally:
