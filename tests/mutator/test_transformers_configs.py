@@ -20,7 +20,9 @@ def test_there_are_configs_to_sweep() -> None:
     assert len(CONFIGS) > 100
 
 
-@pytest.mark.parametrize("chunk", range(4))
+# The first quarter of transformers' configs in the default run, the rest with -m slow.
+@pytest.mark.parametrize("chunk", [0, *(pytest.param(c, marks=pytest.mark.slow)
+                                        for c in range(1, 4))])
 def test_infer_and_edit_every_config(chunk: int) -> None:
     rng = random.Random(chunk)
     proposer = Refiner(max_edits=3)

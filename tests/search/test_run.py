@@ -284,6 +284,8 @@ def test_a_proposer_that_cannot_train_falls_back_and_the_run_goes_on(
     assert summary.evaluations >= 2
 
 
+@pytest.mark.slow  # ~1.5 min; the default run resumes smoke, constraint, project and
+# user-objective runs killed with -9
 def test_a_tpe_run_killed_with_9_resumes_to_the_same_result(tmp_path: Path) -> None:
     args = ["run", "--preset", "smoke", "--proposer", "tpe", "--batches", "1", "--json"]
     reference = tmp_path / "reference"
