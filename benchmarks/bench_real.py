@@ -38,7 +38,8 @@ repository's commit (when known), the file's and the shrunk file's sha256 and th
 licence's first line. Finished runs are appended to `--out` as JSON lines and skipped
 when the command is run again, so an interrupted benchmark continues (a run that failed
 is recorded with its error; `--redo-failed` runs it again); `--report` prints the tables
-from the file alone.
+from the file alone. `--final FILE ...` adds records measured later (a proposer again, at
+a later commit) that replace `--out`'s for the same task, proposer, arm and seed.
 """
 
 from __future__ import annotations
@@ -291,6 +292,17 @@ def _params(values: list[int | None]) -> str:
     return f"{statistics.median(known):,.0f}" if known else "-"
 
 
+def combine(*files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of several files as one table's: a record replaces an earlier file's
+    for the same task, proposer, arm and seed (a proposer measured again, at a later
+    commit, stands in for its first rows on the seeds it has)."""
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for records in files:
+        for r in records:
+            latest[(r["task"], r["proposer"], r["arm"], r["seed"])] = r
+    return list(latest.values())
+
+
 def report(results: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for task in dict.fromkeys(r["task"] for r in results):
@@ -306,7 +318,7 @@ def report(results: list[dict[str, Any]]) -> str:
                   + (f"cap {', '.join(f'{c:,}' for c in sorted(caps))} parameters" if caps
                      else "no cap"), "",
                   "| proposer | `--max-params` | runs | median best | range | seeds better "
-                  f"than {' / '.join(VERSUS)} | median params of best | evaluations scored "
+                  f"than {' / '.join(VERSUS)} / both | median params of best | evaluations scored "
                   "/ failed (median) | proposals out of domain / otherwise refused (sum) "
                   "| over the cap: evaluated / checked out / redraws / slots lost (sum) "
                   "| first proposal after (median) | median wall (process) |",
@@ -321,12 +333,16 @@ def report(results: list[dict[str, Any]]) -> str:
                     continue
                 bests = [r["best"] for r in mine if r["best"] is not None]
                 wins = []
-                for other in VERSUS:
-                    theirs = {r["seed"]: r["best"] for r in done if r["proposer"] == other
-                              and r["arm"] == arm and r["best"] is not None}
-                    paired = [r for r in mine if r["seed"] in theirs and r["best"] is not None]
-                    wins.append(f"{sum(r['best'] < theirs[r['seed']] for r in paired)}"
-                                f"/{len(paired)}")
+                theirs = {other: {r["seed"]: r["best"] for r in done if r["proposer"] == other
+                                  and r["arm"] == arm and r["best"] is not None}
+                          for other in VERSUS}
+                for other in (*VERSUS, None):  # None: better than every one of VERSUS
+                    against = [theirs[other]] if other else list(theirs.values())
+                    paired = [r for r in mine if r["best"] is not None
+                              and all(r["seed"] in t for t in against)]
+                    better = sum(all(r["best"] < t[r["seed"]] for t in against)
+                                 for r in paired)
+                    wins.append(f"{better}/{len(paired)}")
                 outcomes = [r.get("outcomes", {}) for r in mine]
                 domain = sum(o.get("out-of-domain", 0) for o in outcomes)
                 invalid = sum(n for o in outcomes for k, n in o.items()
@@ -390,6 +406,10 @@ def main() -> None:
                         help="episodes, batches, candidates [default: 2 3 4, 25 evaluations]"
                              " (a smoke test only: the table's rows need equal budgets)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/real.jsonl"))
+    parser.add_argument("--final", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="for the tables: records that replace --out's for the same "
+                             "task, proposer, arm and seed (a later file's win), e.g. a "
+                             "proposer measured again at a later commit")
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the run directories go [default: a temporary folder]")
     parser.add_argument("--prepare", type=Path, default=None, metavar="DIR",
@@ -440,6 +460,7 @@ def main() -> None:
                             f"), {result['scored']} scored, {result['failed']} failed, "
                             f"{result['slots_lost']} slots lost to the cap, "
                             f"{result['wall']:.0f} s"), flush=True)
+    results = combine(results, *(read_results(path) for path in args.final))
     wanted = [r for r in results if r["seed"] in args.seeds and r["proposer"] in args.proposers
               and r["arm"] in args.arms and (not paths or r["task"] in paths)]
     if wanted:
