@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepphoenix.engine._seeding import derive_seed
 from deepphoenix.errors import ConfigError
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import Program, TargetFormat
@@ -57,8 +58,6 @@ def builtin_pairs(fmt: TargetFormat | str, seed: int = 0, per_program: int = PER
                   ) -> tuple[list[RefinementPair], list[BuiltinPairs]]:
     """The refinement pairs of every built-in program, in the program view and `fmt`,
     `per_program` of each, seeded by `seed`; and what each program gave."""
-    from deepphoenix.engine._rundir import derive_seed  # _rundir resolves inits from here
-
     pairs: list[RefinementPair] = []
     found: list[BuiltinPairs] = []
     for index, (name, grammar) in enumerate(BUILTIN_PROGRAMS):

@@ -21,15 +21,13 @@ nothing).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 from deepphoenix.evaluator import Verdict
+from deepphoenix.objectives import Direction
 from deepphoenix.status import VariantStatus
-
-if TYPE_CHECKING:
-    from deepphoenix.engine._rescore import Rescore
-    from deepphoenix.engine._run import RunSummary
 
 __all__ = [
     "EVENTS",
@@ -48,10 +46,12 @@ __all__ = [
     "Proposed",
     "ProposerFailed",
     "Redrawing",
+    "Rescore",
     "Rescored",
     "Restarted",
     "RunDone",
     "RunStarted",
+    "RunSummary",
     "RungEvaluated",
     "SandboxLine",
     "Scoring",
@@ -62,6 +62,54 @@ __all__ = [
     "Warned",
     "event_of",
 ]
+
+
+# What a run and its final re-score report: the payloads of `RunDone` and `Rescored`
+# (here, below every module that makes them, so the records import nothing of the engine).
+@dataclass(frozen=True, slots=True)
+class Rescore:
+    """A stored score and what evaluating the variant again gave."""
+
+    hash: str
+    stored: float | None
+    rescored: tuple[float | None, ...]
+    verdict: str  # REPRODUCED, NONDETERMINISTIC, NOT_REPRODUCED or UNCHECKED
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rescored"] = list(self.rescored)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_dir: Path
+    objective: str
+    direction: Direction
+    seed_hash: str
+    seed_score: float | None
+    seed_params: int | None
+    best_hash: str
+    best_score: float | None
+    best_params: int | None
+    evaluations: int
+    seconds: float
+    best_path: Path
+    rescore: str = ""  # the best's re-score in a fresh process: "reproduced", … (_rescore)
+    # Why the run evaluated nothing but its seed ("" when it evaluated more): its
+    # proposals' outcomes, most frequent first. The CLI exits non-zero with it.
+    nothing_evaluated: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "objective": self.objective,
+                "direction": self.direction.value, "seed_hash": self.seed_hash,
+                "seed_score": self.seed_score, "seed_params": self.seed_params,
+                "best_hash": self.best_hash, "best_score": self.best_score,
+                "best_params": self.best_params, "evaluations": self.evaluations,
+                "seconds": self.seconds, "best_path": str(self.best_path),
+                "rescore": self.rescore, "nothing_evaluated": self.nothing_evaluated}
+
 
 _E = TypeVar("_E", bound="type[Event]")
 

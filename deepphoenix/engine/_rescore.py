@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._data import prepare_run_data
-from deepphoenix.engine._events import Event, Rescored
+from deepphoenix.engine._events import Event, Rescore, Rescored
 from deepphoenix.engine._render import Mismatch, render_source, stored_seed
 from deepphoenix.engine._rundir import _stored_config
 from deepphoenix.errors import RunDirError
@@ -48,22 +46,6 @@ REPRODUCED = "reproduced"
 NONDETERMINISTIC = "nondeterministic"
 NOT_REPRODUCED = "not reproduced"
 UNCHECKED = "not re-scored"  # the evaluation itself failed (a timeout on a loaded machine)
-
-
-@dataclass(frozen=True, slots=True)
-class Rescore:
-    """A stored score and what evaluating the variant again gave."""
-
-    hash: str
-    stored: float | None
-    rescored: tuple[float | None, ...]
-    verdict: str  # REPRODUCED, NONDETERMINISTIC, NOT_REPRODUCED or UNCHECKED
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["rescored"] = list(self.rescored)
-        return data
 
 
 def _close(a: float, b: float, tolerance: float) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from deepphoenix.engine._events import (
     Event,
     RunDone,
     RunStarted,
+    RunSummary,
     SandboxLine,
     Warned,
     event_of,
@@ -40,7 +40,6 @@ from deepphoenix.errors import ConfigError
 from deepphoenix.evaluator import Checker, EvalSettings, Evaluator
 from deepphoenix.executor import ExecutorOptions, ExecutorSettings, get_executor
 from deepphoenix.mutator import Bundle
-from deepphoenix.objectives import Direction
 from deepphoenix.proposers import (
     ProposerContext,
     get_proposer,
@@ -52,35 +51,6 @@ from deepphoenix.store import RunStore
 from deepphoenix.store_io import write_text_atomic, write_tree
 
 __all__ = ["Run", "RunSummary"]
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    run_dir: Path
-    objective: str
-    direction: Direction
-    seed_hash: str
-    seed_score: float | None
-    seed_params: int | None
-    best_hash: str
-    best_score: float | None
-    best_params: int | None
-    evaluations: int
-    seconds: float
-    best_path: Path
-    rescore: str = ""  # the best's re-score in a fresh process: "reproduced", … (_rescore)
-    # Why the run evaluated nothing but its seed ("" when it evaluated more): its
-    # proposals' outcomes, most frequent first. The CLI exits non-zero with it.
-    nothing_evaluated: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "objective": self.objective,
-                "direction": self.direction.value, "seed_hash": self.seed_hash,
-                "seed_score": self.seed_score, "seed_params": self.seed_params,
-                "best_hash": self.best_hash, "best_score": self.best_score,
-                "best_params": self.best_params, "evaluations": self.evaluations,
-                "seconds": self.seconds, "best_path": str(self.best_path),
-                "rescore": self.rescore, "nothing_evaluated": self.nothing_evaluated}
 
 
 class Run:

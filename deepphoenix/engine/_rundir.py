@@ -13,7 +13,6 @@ grammar, seed or objective leaves no run directory behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -24,6 +23,7 @@ from typing import Any, cast
 from deepphoenix.engine._builtin_init import resolve_init
 from deepphoenix.engine._config import RunConfig
 from deepphoenix.engine._project import read_project
+from deepphoenix.engine._seeding import derive_seed
 from deepphoenix.errors import ConfigError, RunDirError
 from deepphoenix.evaluator import ConstraintSpec, resolve_constraint
 from deepphoenix.grammar import Grammar, grammar_file, parse_grammar, read_grammar_text
@@ -48,12 +48,6 @@ INIT_DIR = "proposer-init"  # in data/: the run's own copy of the --proposer-ini
 
 # RunConfig fields added after runs were first written, with the behaviour before them.
 _LEGACY_DEFAULTS: dict[str, Any] = {"draw_rounds": 1, "constraint_rounds": 0}
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 31-bit seed for one purpose of a run (data, training, a batch's proposals)."""
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def load_seed_text(spec: str) -> str:
