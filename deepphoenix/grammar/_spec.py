@@ -7,14 +7,11 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deepphoenix.errors import GrammarError
 from deepphoenix.grammar._expr import Expression
 from deepphoenix.grammar._structure import Structure
-
-if TYPE_CHECKING:
-    from deepphoenix.grammar._relative import Relative
 
 __all__ = [
     "BINDING_FORMS",
@@ -26,6 +23,8 @@ __all__ = [
     "Kind",
     "Operator",
     "OperatorKind",
+    "Relation",
+    "Relative",
     "Selector",
     "SiteSpec",
     "Value",
@@ -446,3 +445,61 @@ def format_value(value: Value | float) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return repr(value)
     return str(value)
+
+
+# Domains relative to the file being searched (resolved in `_relative`).
+class Relation(StrEnum):
+    """How a relative domain's span applies to the file's value."""
+
+    TIMES = "times"  # the value times [low, high]
+    PLUS = "plus"  # the value plus [low, high]
+
+
+@dataclass(frozen=True, slots=True)
+class Relative:
+    """A site's domain as a span around the file's value: ``times`` factors (``0 < low
+    <= 1 <= high``) or ``plus`` offsets (``low <= 0 <= high``). `anchor` is the value it
+    was resolved against (None until resolved). `default_operator`: the grammar names no
+    mutation, so the site's operator is the default for the resolved bounds."""
+
+    relation: Relation
+    low: float
+    high: float
+    anchor: int | float | None = None
+    default_operator: bool = True
+
+    @property
+    def symmetric(self) -> bool:
+        if self.relation is Relation.TIMES:
+            return math.isclose(self.low * self.high, 1.0, rel_tol=1e-9)
+        return self.low == -self.high
+
+    def span(self) -> str:
+        """``/4..x4``, ``x0.5..x2``, ``±4``, ``-1..+4``."""
+        if self.relation is Relation.TIMES:
+            low = f"/{_amount(self.high)}" if self.symmetric and self.high != 1 else (
+                f"x{_amount(self.low)}")
+            return f"{low}..x{_amount(self.high)}"
+        if self.symmetric:
+            return f"±{_amount(self.high)}"
+        return f"{_signed(self.low)}..{_signed(self.high)}"
+
+    def describe(self) -> str:
+        """The rule, with the file's value once resolved: ``64 /4..x4``."""
+        anchor = "the file's value" if self.anchor is None else format_value(self.anchor)
+        return f"{anchor} {self.span()}"
+
+    def to_toml(self) -> str:
+        """The inline table a grammar file writes it as: ``{ times = 4 }``."""
+        amount = _amount(self.high) if self.symmetric else (
+            f"[{_amount(self.low)}, {_amount(self.high)}]")
+        return f"{{ {self.relation.value} = {amount} }}"
+
+
+def _amount(x: float) -> str:
+    """A factor or offset for people: 4, not 4.0; 0.5."""
+    return str(int(x)) if float(x).is_integer() else short_bound(x)
+
+
+def _signed(x: float) -> str:
+    return ("+" if x >= 0 else "") + _amount(x)
