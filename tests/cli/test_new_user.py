@@ -186,7 +186,7 @@ def test_out_of_memory_reason_says_how_to_raise_the_limit(
     from deepphoenix.evaluator._jobs import _failure
 
     monkeypatch.setattr(resource, "getrlimit", lambda which: (3 * 2**30, 3 * 2**30))
-    reason = _failure("smoke", MemoryError())["reason"]
+    reason = _failure("smoke", MemoryError()).reason
     assert reason.startswith("out of memory")
     assert "memory limit is 3.0 GB" in reason and "--memory-limit" in reason
 
