@@ -23,6 +23,7 @@ from deepphoenix.cli._progress import ProgressBar, Reporter
 from deepphoenix.engine import (
     PER_PROGRAM,
     BuiltinPairs,
+    builtin_init_dir,
     builtin_pairs,
     load_seed_text,
     pretraining_pairs,
@@ -60,8 +61,9 @@ def proposer() -> None:
                    "program under its grammar (what the shipped proposer learned).")
 @click.option("--per-program", type=click.IntRange(min=1), default=PER_PROGRAM,
               show_default=True, help="Refinement pairs of each built-in program (--builtin).")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Model directory to write (must not exist, or be empty).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model directory to write (must not exist, or be empty); with --builtin "
+                   "alone, default: the cache `run --proposer-init builtin` reads.")
 @click.option("--source", type=str, default="tiny", show_default=True,
               help="The seed or file that defines the proposing T5 (as --proposer-source).")
 @click.option("--format", "fmt", type=click.Choice([f.value for f in TargetFormat]),
@@ -84,7 +86,7 @@ def proposer() -> None:
 @click.option("--device", type=DEVICES, default="auto", show_default=True,
               help="Where the model trains: auto uses CUDA when present.")
 @json_option
-def pretrain(run_dirs: tuple[Path, ...], builtin: bool, per_program: int, out: Path,
+def pretrain(run_dirs: tuple[Path, ...], builtin: bool, per_program: int, out: Path | None,
              source: str, fmt: str, epochs: int, vocabulary: str, vocab_size: int,
              batch_size: int, lr: float, seed_: int, device: str, as_json: bool) -> None:
     """Train a proposer on the improving pairs of earlier runs (RUN_DIRS) and, with
@@ -97,6 +99,10 @@ def pretrain(run_dirs: tuple[Path, ...], builtin: bool, per_program: int, out: P
     """
     if not run_dirs and not builtin:
         raise ConfigError("name earlier runs (RUN_DIRS) to pretrain on, or --builtin")
+    if out is None:
+        if run_dirs or not builtin:
+            raise ConfigError("name the model directory to write with --out")
+        out = builtin_init_dir(fmt)
     if out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out}: exists and is not empty; choose another --out")
     require_device(device)

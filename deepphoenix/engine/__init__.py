@@ -11,8 +11,10 @@ from deepphoenix.engine._async import AsyncLoop
 from deepphoenix.engine._builtin_init import (
     BUILTIN_INIT,
     BUILTIN_PROGRAMS,
+    CACHE_ENV,
     PER_PROGRAM,
     BuiltinPairs,
+    builtin_init_dir,
     builtin_pairs,
     resolve_init,
     shipped_init,
@@ -80,6 +82,7 @@ from deepphoenix.engine._strategy import (
 __all__ = [
     "BUILTIN_INIT",
     "BUILTIN_PROGRAMS",
+    "CACHE_ENV",
     "EVENTS",
     "FIDELITIES",
     "PER_PROGRAM",
@@ -130,6 +133,7 @@ __all__ = [
     "TrainingStep",
     "Warned",
     "best_of",
+    "builtin_init_dir",
     "builtin_pairs",
     "check_settings",
     "derive_seed",

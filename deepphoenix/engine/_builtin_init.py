@@ -1,18 +1,20 @@
-"""The pretrained proposer that ships: what it is pretrained on, and where it lives.
+"""The built-in pretrained proposer: what it is pretrained on, and where it is kept.
 
 `deepphoenix proposer pretrain --builtin` trains on the refinement pairs of every built-in
 program under its own grammar (`BUILTIN_PROGRAMS`: the seeds of the presets), in the
-program view that ``learned`` reads, and on any earlier runs named with it. The result for
-each target format ships as package data in ``deepphoenix/pretrained/<format>/``, built by
-``deepphoenix proposer pretrain --builtin --format F --out deepphoenix/pretrained/F`` (its
-``pretrain.json`` records that command, the programs, the pairs and the versions); ``run
---proposer-init builtin`` starts a learned proposer from it. No nanoGPT file, no ResNet
-and none of the `nanogpt`, `resnet` or `llama` grammars is among the programs: a search of
-a real model file is a task the shipped proposer never saw.
+program view that ``learned`` reads, and on any earlier runs named with it. Without
+``--out`` it writes the model for its format into the user's cache
+(`builtin_init_dir`: ``$DEEPPHOENIX_CACHE`` or ``~/.cache/deepphoenix``, then
+``pretrained/<format>``; its ``pretrain.json`` records the command, the programs and the
+versions). No checkpoint ships with the package: it is built here, offline, by that
+command, and ``run --proposer-init builtin`` starts a learned proposer from it. No nanoGPT
+file, no ResNet and none of the `nanogpt`, `resnet` or `llama` grammars is among the
+programs: a search of a real model file is a task the built-in model never saw.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ from deepphoenix.mutator import Program, TargetFormat
 from deepphoenix.proposers import RefinementPair, make_dataset
 from deepphoenix.seeds import seed_source
 
-__all__ = ["BUILTIN_INIT", "BUILTIN_PROGRAMS", "PER_PROGRAM", "BuiltinPairs", "builtin_pairs",
-           "resolve_init", "shipped_init"]
+__all__ = ["BUILTIN_INIT", "BUILTIN_PROGRAMS", "CACHE_ENV", "PER_PROGRAM", "BuiltinPairs",
+           "builtin_init_dir", "builtin_pairs", "resolve_init", "shipped_init"]
 
 BUILTIN_INIT = "builtin"  # `--proposer-init builtin`: the shipped model of the run's format
 
@@ -37,7 +39,7 @@ BUILTIN_PROGRAMS: tuple[tuple[str, str], ...] = (
 )
 PER_PROGRAM = 512  # refinement pairs of each built-in program
 
-_SHIPPED = Path(__file__).resolve().parent.parent / "pretrained"
+CACHE_ENV = "DEEPPHOENIX_CACHE"  # where built models are kept (default ~/.cache/deepphoenix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +71,21 @@ def builtin_pairs(fmt: TargetFormat | str, seed: int = 0, per_program: int = PER
     return pairs, found
 
 
+def builtin_init_dir(fmt: TargetFormat | str) -> Path:
+    """Where `proposer pretrain --builtin` keeps the model that writes `fmt`."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "deepphoenix"
+    return Path(root) / "pretrained" / TargetFormat(fmt).value
+
+
 def shipped_init(fmt: TargetFormat | str) -> Path:
-    """The shipped pretrained proposer that writes `fmt`; `ConfigError` when none ships."""
-    fmt = TargetFormat(fmt)
-    folder = _SHIPPED / fmt.value
+    """The built-in pretrained proposer that writes `fmt`; `ConfigError` (naming the
+    command that builds it) when it has not been built on this machine."""
+    folder = builtin_init_dir(fmt)
     if not (folder / "proposer.json").is_file():
-        shipped = sorted(p.parent.name for p in _SHIPPED.glob("*/proposer.json"))
-        other = f"pass --format {' or '.join(shipped)}, or " if shipped else "pass "
-        raise ConfigError(f"no pretrained proposer ships for --format {fmt.value}; {other}"
-                          "--proposer-init with a model `deepphoenix proposer pretrain` wrote")
+        raise ConfigError(f"no built-in pretrained proposer for --format "
+                          f"{TargetFormat(fmt).value} in {folder.parent}; build it once with "
+                          f"`deepphoenix proposer pretrain --builtin --format "
+                          f"{TargetFormat(fmt).value}` (offline, minutes on two cores)")
     return folder
 
 

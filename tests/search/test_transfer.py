@@ -149,41 +149,46 @@ def test_pretraining_needs_runs_or_builtin(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
-def test_builtin_init_is_the_shipped_model_of_the_runs_format(tmp_path: Path) -> None:
-    from deepphoenix.engine import resolve_init, shipped_init
+def test_builtin_init_resolves_to_the_cache_and_says_how_to_build_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepphoenix.engine import CACHE_ENV, builtin_init_dir, resolve_init
 
-    folder = shipped_init("source")  # the format learned writes by default
-    assert resolve_init("builtin", "source") == folder
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    assert builtin_init_dir("edits") == tmp_path / "cache" / "pretrained" / "edits"
+    assert resolve_init(str(tmp_path), "edits") == tmp_path
+    with pytest.raises(ConfigError, match="proposer pretrain --builtin --format edits"):
+        resolve_init("builtin", "edits")  # not built on this machine: one line says how
+    result = CliRunner().invoke(cli, ["run", "--preset", "smoke", "--format", "edits",
+                                      "--proposer-init", "builtin",
+                                      "--run-dir", str(tmp_path / "run")])
+    _one_line_error(result, "no built-in pretrained proposer for --format edits")
+    assert not (tmp_path / "run" / "run.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_a_run_starts_from_the_builtin_proposer_built_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepphoenix.engine import CACHE_ENV, builtin_init_dir
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["proposer", "pretrain", "--builtin", "--per-program", "8",
+                                 "--epochs", "1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    folder = builtin_init_dir("source")
     provenance = json.loads((folder / "pretrain.json").read_text())
     assert provenance["format"] == "source" and provenance["command"][:4] == [
         "deepphoenix", "proposer", "pretrain", "--builtin"]
     assert {p["seed"] for p in provenance["builtin"]} >= {"tiny", "gpt", "quine-coords"}
-    assert json.loads((folder / "proposer.json").read_text())["view"] == 1
-    assert sum(f.stat().st_size for f in folder.iterdir()) < 8 * 2**20  # a few MB
-    assert resolve_init(str(tmp_path), "edits") == tmp_path
-    with pytest.raises(ConfigError, match="no pretrained proposer ships for --format edits"):
-        resolve_init("builtin", "edits")
-
-
-@pytest.mark.slow
-def test_a_run_starts_from_the_shipped_proposer(tmp_path: Path) -> None:
     run_dir = tmp_path / "warm"
-    result = CliRunner().invoke(cli, [
+    result = runner.invoke(cli, [
         "run", "--preset", "smoke", "--episodes", "1", "--batches", "1",
         "--proposer-init", "builtin", "--run-dir", str(run_dir), "--no-plots", "--quiet"],
         catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    copy = run_dir / "data" / "proposer-init"
-    assert json.loads((copy / "pretrain.json").read_text())["builtin"]
+    assert json.loads((run_dir / "data" / "proposer-init" / "pretrain.json").read_text())[
+        "builtin"]
     assert json.loads((run_dir / "config.json").read_text())["proposer_init"] == "builtin"
-
-
-def test_builtin_init_for_a_format_none_ships_gets_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["run", "--preset", "smoke", "--format", "edits",
-                                      "--proposer-init", "builtin",
-                                      "--run-dir", str(tmp_path / "run")])
-    _one_line_error(result, "no pretrained proposer ships for --format edits")
-    assert not (tmp_path / "run" / "run.sqlite").exists()
 
 
 def test_the_runs_copy_of_its_init_model_is_readable_by_its_workers(tmp_path: Path) -> None:
