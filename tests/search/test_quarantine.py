@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -128,10 +129,13 @@ class _Death(BaseException):
 class _DyingExecutor(Executor):
     """The local executor, whose `submit` kills "the run" at the submission numbers in
     `DIES_AT` (counted over the executor's life): the jobs started before it are left in
-    flight, as when a candidate kills the process that runs the search."""
+    flight, as when a candidate kills the process that runs the search. The answers of
+    the submissions in `HOLD` reach the loop only once a later job is submitted, so which
+    jobs are in flight at a death does not depend on how fast this machine is."""
 
     name = "dying"
     DIES_AT: ClassVar[set[int]] = set()
+    HOLD: ClassVar[set[int]] = set()
     LAST: ClassVar[_DyingExecutor | None] = None
 
     def __init__(self, settings: Any) -> None:
@@ -142,15 +146,24 @@ class _DyingExecutor(Executor):
         self.count = 0
         self.futures: list[Any] = []
         self.busy: list[int] = []  # jobs running when each job was submitted
+        self.held: list[tuple[Any, Future[Any]]] = []  # (inner future, what the loop sees)
 
     def submit(self, job: Any, on_progress: Any = None) -> Any:
         self.count += 1
         self.busy.append(sum(1 for f in self.futures if not f.done()))
         _DyingExecutor.LAST = self
+        for inner, seen in self.held:
+            inner.add_done_callback(lambda f, seen=seen: _copy_future(f, seen))
+        self.held.clear()
         if self.count in self.DIES_AT:
             raise _Death(job[0])
-        self.futures.append(self.inner.submit(job, on_progress))
-        return self.futures[-1]
+        future = self.inner.submit(job, on_progress)
+        if self.count in self.HOLD:
+            outer: Future[Any] = Future()
+            self.held.append((future, outer))
+            future = outer
+        self.futures.append(future)
+        return future
 
     def run_all(self, jobs: Any, on_progress: Any = None) -> Any:
         return self.inner.run_all(jobs, on_progress=on_progress)
@@ -161,6 +174,14 @@ class _DyingExecutor(Executor):
     def close(self) -> None:
         self.inner.close()
         super().close()
+
+
+def _copy_future(source: Future[Any], target: Future[Any]) -> None:
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
 
 
 def test_async_runs_quarantine_too(tmp_path: Path) -> None:
@@ -177,13 +198,14 @@ def test_async_runs_quarantine_too(tmp_path: Path) -> None:
         executor="dying")
     run_dir = tmp_path / "run"
 
-    def start(dies_at: set[int], resume: bool) -> Run:
+    def start(dies_at: set[int], resume: bool, hold: frozenset[int] = frozenset()) -> Run:
         _DyingExecutor.DIES_AT = dies_at
+        _DyingExecutor.HOLD = set(hold)
         return Run(run_dir, None if resume else config, resume=resume)
 
-    # 1: the seed goes through run_all; two candidates start, one ends, the third starts
-    # and kills the run: two evaluations are left in flight
-    run = start({3}, resume=False)
+    # 1: the seed goes through run_all; two candidates start, the first ends (the second's
+    # answer is held back), the third starts and kills the run: two are left in flight
+    run = start({3}, resume=False, hold=frozenset({2}))
     with pytest.raises(_Death):
         run.execute()
     in_flight = [r["hash"] for r in run.store.rungs() if r["status"] == "running"]
