@@ -71,6 +71,12 @@ def train_job(job: TrainJob, ctx: JobContext) -> dict[str, Any]:
         shutil.copyfile(job.tokenizer, folder / "tokenizer.json")
         (folder / "source.py").write_text(job.source, encoding="utf-8")
         (folder / "losses.json").write_text(json.dumps(result.losses))
+        # Readable by any user, as the run's other files are: `save_pretrained` writes the
+        # weights 0600, so a run directory copied by its owner (`cp -r`, a backup restored)
+        # gave the unprivileged workers that resume it a model they could not read.
+        for path in folder.iterdir():
+            if path.is_file():
+                path.chmod(0o644)
     ctx.state["proposer"] = {"model": model, "key": str(job.out or "memory"), "device": device}
     if device.startswith("cuda"):
         torch.cuda.empty_cache()

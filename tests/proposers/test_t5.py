@@ -52,6 +52,8 @@ def test_training_reports_every_step_and_saves_a_checkpoint(trained) -> None:  #
     for name in ("model.safetensors", "config.json", "tokenizer.json", "source.py",
                  "losses.json", "proposer.json"):
         assert (model_dir / name).exists(), name
+        # Readable by others: a copy of the run stays readable by the unprivileged workers
+        assert (model_dir / name).stat().st_mode & 0o044 == 0o044, name
     assert (model_dir / "source.py").read_text() == TINY.text
     meta = json.loads((model_dir / "proposer.json").read_text())
     assert meta["format"] == proposer.format.value and meta["vocab_size"] == 400
