@@ -6,17 +6,18 @@ tests/search/test_run.py.)"""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from deepphoenix.engine import Run, preset
 from deepphoenix.grammar import load_grammar
 from deepphoenix.mutator import parse_program
 from deepphoenix.proposers import Observation, hindsight_pairs
 from deepphoenix.proposers._surrogate import Surrogate, encode
 from deepphoenix.sandbox import Worker, WorkerSettings
 from deepphoenix.seeds import seed_source
+from deepphoenix.store import RunStore
 
 T5 = load_grammar("t5")
 TINY = parse_program(seed_source("tiny"), T5)
@@ -91,21 +92,28 @@ def test_a_loaded_proposer_model_keeps_its_worker(tmp_path: Path) -> None:
         assert worker.pid == pid
 
 
-def test_a_learned_run_warm_starts_and_learns_from_its_lineage(tmp_path: Path) -> None:
-    run = Run(tmp_path / "run", preset("smoke").with_overrides(proposer="learned"))
-    summary = run.execute()
-    attempts = run.store.attempts()
-    run.close()
+def test_a_learned_run_warm_starts_and_learns_from_its_lineage(
+        smoke_run: tuple[Path, str], tmp_path: Path) -> None:
+    # The session's `deepphoenix run --preset smoke`, whose default proposer is `learned`;
+    # copied (by this process's user, as `cp -r` would), since the second half below works
+    # in the run's directory: the workers must still read the copied proposer model.
+    shutil.copytree(smoke_run[0], tmp_path / "run")
+    store = RunStore.open(tmp_path / "run")
+    try:
+        attempts = store.attempts()
+        evaluations = store.evaluations_done()
+    finally:
+        store.close()
     assert {a.proposer for a in attempts} == {"learned"}
     assert {a.source for a in attempts} <= {"t5", "gp", "draw"} and "t5" in {
         a.source for a in attempts}  # each candidate names the drawer that made it
-    assert summary.evaluations >= 10
+    assert evaluations >= 10
     second = json.loads((tmp_path / "run" / "episodes" / "2" / "model" / "proposer.json")
                         .read_text())
     first = json.loads((tmp_path / "run" / "episodes" / "1" / "model" / "proposer.json")
                        .read_text())
     assert first["warm_start"] is None
-    assert second["warm_start"] == str(tmp_path / "run" / "episodes" / "1" / "model")
+    assert second["warm_start"] == str(smoke_run[0] / "episodes" / "1" / "model")  # the original
     hindsight = json.loads((tmp_path / "run" / "episodes" / "2" / "hindsight.json").read_text())
     assert len(hindsight["input_ids"]) == len(hindsight["labels"]) >= 32
     # The proposer read program views (its own pairs, beside the task's source pairs).
@@ -148,7 +156,8 @@ def _an_episode_with_nothing_to_learn_reuses_the_weights_and_says_so(run_dir: Pa
         hashes = [c.mutation.variant.hash for c in companions if c.mutation.variant]
         assert len(set(hashes)) == len(hashes) == len(companions)
         chosen = proposer.propose(TINY, 4, seed=5)
-        assert len(chosen) == 4 and {c.source for c in chosen} <= {"t5", "gp", "draw"}
+        assert len(chosen) == 4, proposer.failure
+        assert {c.source for c in chosen} <= {"t5", "gp", "draw"}, proposer.failure
         proposer.close()
     finally:
         executor.close()

@@ -48,16 +48,6 @@ def _evaluated(run_dir: Path) -> int:
         return 0
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`deepphoenix run --preset smoke` through the CLI, once for this module."""
-    run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    result = CliRunner().invoke(cli, ["run", "--preset", "smoke", "--run-dir", str(run_dir)],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return run_dir, result.stdout
-
-
 def test_smoke_run_finishes_and_says_where_everything_is(smoke_run) -> None:  # type: ignore[no-untyped-def]
     run_dir, stdout = smoke_run
     assert f"run directory: {run_dir}" in stdout
@@ -245,7 +235,8 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(smoke_run, tmp_path: Path)
 
 def test_ctrl_c_saves_work_and_says_how_to_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "interrupted"
-    args = ["run", "--preset", "smoke", "--proposer", "random", "--run-dir", str(run_dir)]
+    args = ["run", "--preset", "smoke", "--proposer", "random", "--episodes", "1",
+            "--run-dir", str(run_dir)]
     proc = _spawn(args, tmp_path)
     _wait_for(run_dir, 3, proc)
     proc.send_signal(signal.SIGINT)
