@@ -156,10 +156,13 @@ def _shares(counts: list[int]) -> str:
     return " / ".join(f"{100 * c / total:.0f}%" for c in counts) if total else "-"
 
 
-def report(results: list[dict[str, Any]]) -> str:
+def report(results: list[dict[str, Any]], reference: str = "tpe",
+           versus: tuple[str, ...] = VERSUS) -> str:
+    """The tables; `reference` is the row whose median run time and median best the
+    equal-wall and time-to columns use, `versus` the rows each row is counted against."""
     lines = []
     for preset, runs, seeds, sign in by_preset(results):
-        tpe = [r for r in runs if r["row"] == "tpe"]
+        tpe = [r for r in runs if r["row"] == reference]
         tpe_best = statistics.median(r["best"] for r in tpe) if tpe else None
         # Equal wall clock on the runs' own clock (from the run's creation, as the curves
         # are; the process wall adds ~3 s of start-up).
@@ -167,12 +170,12 @@ def report(results: list[dict[str, Any]]) -> str:
         lines += [f"### {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
                   f"{runs[0]['direction']} the score", "",
                   "| search | median best | range | seeds better than "
-                  f"{' / '.join(VERSUS)} "
+                  f"{' / '.join(versus)} "
                   f"| median best of the first {EARLY} evaluations "
                   "| median params of best | sites changed 1 / 2 / 3+ "
                   "| median variants evaluated | median wall (process) "
-                  f"| best by tpe's median run time ({fmt(tpe_wall, 0)} s) "
-                  f"| time to tpe's median best ({fmt(tpe_best)}) |",
+                  f"| best by {reference}'s median run time ({fmt(tpe_wall, 0)} s) "
+                  f"| time to {reference}'s median best ({fmt(tpe_best)}) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in ROWS:
             mine = sorted((r for r in runs if r["row"] == row), key=lambda r: r["seed"])
@@ -181,7 +184,7 @@ def report(results: list[dict[str, Any]]) -> str:
             bests = [r["best"] for r in mine]
             wins = [sum(1 for r in mine for t in runs if t["row"] == other
                         and t["seed"] == r["seed"] and sign * r["best"] < sign * t["best"])
-                    for other in VERSUS]
+                    for other in versus]
             early = [r["early"] for r in mine if r.get("early") is not None]
             changed = [sum(r.get("sites_changed", {}).get(k, 0) for r in mine)
                        for k in ("1", "2", "3+")]
@@ -223,6 +226,11 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only print the tables")
     parser.add_argument("--proposer-init", type=Path, default=None,
                         help="the pretrained proposer the learned-pretrained row starts from")
+    parser.add_argument("--reference", choices=list(ROWS), default="tpe",
+                        help="the row whose median run time and median best the "
+                             "equal-wall columns use [default: tpe]")
+    parser.add_argument("--versus", nargs="+", choices=list(ROWS), default=list(VERSUS),
+                        help="the rows each row's seed-by-seed wins are counted against")
     parser.add_argument("--run-args", nargs=argparse.REMAINDER, default=[],
                         help="passed on to every `deepphoenix run`, last on the line "
                              "(e.g. --timeout 900 on a loaded machine)")
@@ -246,7 +254,7 @@ def main() -> None:
                           f"{result['evaluations']} evaluations, {result['wall']:.0f} s",
                           flush=True)
     wanted = [r for r in results if r["preset"] in args.presets and r["seed"] in args.seeds]
-    print(report(wanted))
+    print(report(wanted, args.reference, tuple(args.versus)))
 
 
 if __name__ == "__main__":
