@@ -222,7 +222,8 @@ def _check_init(model: Path, fmt: str) -> None:
 
 def _copy_init(model: Path, to: Path) -> None:
     """The run's own copy of a pretrained proposer, readable by the run's workers (a model
-    a worker saved is its user's alone, mode 0600: the copy is the run's, 0644)."""
+    saved before the training job made its files 0644 may be its user's alone, mode 0600:
+    the copy is the run's, 0644)."""
     staging = to.with_name(f".{to.name}.partial")
     to.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
