@@ -126,7 +126,7 @@ def test_only_edited_literals_change(family: tuple[Grammar, str], data: st.DataO
         fixed = text[cursor_a:site.start]
         assert source[cursor_b:cursor_b + len(fixed)] == fixed
         cursor_b += len(fixed)
-        new_literal = parse_program(source, grammar).site(site.name).literal
+        new_literal = parse_program(source, program.grammar).site(site.name).literal
         if site.name not in changed:
             assert new_literal == site.literal
         cursor_b += len(new_literal)
@@ -154,10 +154,14 @@ def test_every_accepted_variant_reparses_and_holds(family: tuple[Grammar, str],
     result = program.apply(data.draw(edits(program, in_domain=data.draw(st.booleans()))))
     assume(result.variant is not None)
     assert result.variant is not None
-    again = parse_program(result.variant.source, grammar)  # re-parses, sites still found
+    # Re-parsed with the grammar it was checked against: the parent's, its relative domains
+    # resolved around the parent's values (an out-of-domain variant's own values may leave
+    # a relative domain nothing: n_layer -4 with "the file's value ± 4" from 1 up).
+    resolved = program.grammar
+    again = parse_program(result.variant.source, resolved)  # re-parses, sites still found
     assert again.hash == result.variant.hash == canonical_hash(result.variant.source)
     assert again.values == dict(result.variant.values) or not result.ok
-    verdict = grammar.check(again.values, again.present)
+    verdict = resolved.check(again.values, again.present)
     assert verdict.outcome is result.outcome
 
 
@@ -180,7 +184,8 @@ def test_random_refinements_are_accepted_and_grounded(family: tuple[Grammar, str
     result = Refiner().refine(program, random.Random(seed))
     if result.ok:
         assert result.variant is not None
-        assert diff_programs(program, parse_program(result.variant.source, grammar)).grounded
+        assert diff_programs(program, parse_program(result.variant.source,
+                                                    program.grammar)).grounded
 
 
 @given(grammars())
