@@ -3,21 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_search.py"
+from tests.benchmarks import load_bench
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_search", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_search", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_search")
 
 
 def _record(row: str, seed: int, best: float, curve: list[list[float]],
