@@ -98,12 +98,9 @@ def test_a_learned_run_warm_starts_and_learns_from_its_lineage(
     # copied (by this process's user, as `cp -r` would), since the second half below works
     # in the run's directory: the workers must still read the copied proposer model.
     shutil.copytree(smoke_run[0], tmp_path / "run")
-    store = RunStore.open(tmp_path / "run")
-    try:
+    with RunStore.open(tmp_path / "run") as store:
         attempts = store.attempts()
         evaluations = store.evaluations_done()
-    finally:
-        store.close()
     assert {a.proposer for a in attempts} == {"learned"}
     assert {a.source for a in attempts} <= {"t5", "gp", "draw"} and "t5" in {
         a.source for a in attempts}  # each candidate names the drawer that made it
