@@ -162,11 +162,11 @@ def report(results: list[dict[str, Any]], reference: str = "tpe",
     equal-wall and time-to columns use, `versus` the rows each row is counted against."""
     lines = []
     for preset, runs, seeds, sign in by_preset(results):
-        tpe = [r for r in runs if r["row"] == reference]
-        tpe_best = statistics.median(r["best"] for r in tpe) if tpe else None
+        ref = [r for r in runs if r["row"] == reference]
+        ref_best = statistics.median(r["best"] for r in ref) if ref else None
         # Equal wall clock on the runs' own clock (from the run's creation, as the curves
         # are; the process wall adds ~3 s of start-up).
-        tpe_wall = statistics.median(r["run_seconds"] for r in tpe) if tpe else None
+        ref_wall = statistics.median(r["run_seconds"] for r in ref) if ref else None
         lines += [f"### {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
                   f"{runs[0]['direction']} the score", "",
                   "| search | median best | range | seeds better than "
@@ -174,8 +174,8 @@ def report(results: list[dict[str, Any]], reference: str = "tpe",
                   f"| median best of the first {EARLY} evaluations "
                   "| median params of best | sites changed 1 / 2 / 3+ "
                   "| median variants evaluated | median wall (process) "
-                  f"| best by {reference}'s median run time ({fmt(tpe_wall, 0)} s) "
-                  f"| time to {reference}'s median best ({fmt(tpe_best)}) |",
+                  f"| best by {reference}'s median run time ({fmt(ref_wall, 0)} s) "
+                  f"| time to {reference}'s median best ({fmt(ref_best)}) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in ROWS:
             mine = sorted((r for r in runs if r["row"] == row), key=lambda r: r["seed"])
@@ -188,9 +188,9 @@ def report(results: list[dict[str, Any]], reference: str = "tpe",
             early = [r["early"] for r in mine if r.get("early") is not None]
             changed = [sum(r.get("sites_changed", {}).get(k, 0) for r in mine)
                        for k in ("1", "2", "3+")]
-            by_wall = [best_by(r["curve"], tpe_wall) for r in mine] if tpe_wall else []
+            by_wall = [best_by(r["curve"], ref_wall) for r in mine] if ref_wall else []
             by_wall_known = [b for b in by_wall if b is not None]
-            reached = [reach(r["curve"], tpe_best, sign) for r in mine] if tpe_best else []
+            reached = [reach(r["curve"], ref_best, sign) for r in mine] if ref_best else []
             times = [t for t in reached if t is not None]
             lines.append(
                 f"| {row} | {fmt(statistics.median(bests))} | {fmt(min(bests))}–"
